@@ -1,0 +1,84 @@
+"""Argument checking that needs Python: dtype rules and array coercion.
+
+Shape and mode rules live in the Rust specs (``convcore._core``); this module only
+decides which float type a call computes in and rejects types that cannot be computed.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def as_float_arrays(func: str, names, arrays):
+    """Coerce ``arrays`` to one float dtype, following the package's dtype rule.
+
+    float32 stays float32 (float16 is computed in float32), float64 stays float64, and
+    integer and bool inputs are computed in float64. Complex, object and other dtypes
+    raise TypeError. Arrays already of the chosen dtype are passed through without a
+    copy, whatever their strides.
+    """
+    out = []
+    for name, a in zip(names, arrays):
+        if isinstance(a, np.ndarray):
+            arr = a
+        else:
+            try:
+                arr = np.asarray(a)
+            except Exception as e:  # ragged lists and the like
+                raise ValueError(f"{func}: {name} could not be converted to an array: {e}") from None
+        kind = arr.dtype.kind
+        if kind == "c":
+            raise TypeError(
+                f"{func}: complex input is not supported ({name} has dtype {arr.dtype}); "
+                "pass the real and imaginary parts separately"
+            )
+        if kind not in "biuf":
+            raise TypeError(f"{func}: {name} must be a numeric array (bool, int or float), got dtype {arr.dtype}")
+        out.append(arr)
+    if all(a.dtype.kind == "f" and a.dtype.itemsize <= 4 for a in out):
+        dtype = np.dtype(np.float32)
+    else:
+        dtype = np.dtype(np.float64)
+    return [np.asarray(a, dtype=dtype) for a in out], dtype
+
+
+def as_float_array(func: str, name: str, a):
+    (arr,), dtype = as_float_arrays(func, [name], [a])
+    return arr
+
+
+def normalize_axis(func: str, axis, ndim: int) -> int:
+    try:
+        axis = int(axis)
+    except (TypeError, ValueError):
+        raise TypeError(f"{func}: axis must be an integer, got {axis!r}") from None
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{func}: axis {axis} is out of bounds for an array of dimension {ndim}")
+    return axis % ndim
+
+
+def per_axis(func: str, name: str, value, ndim: int, cast=int):
+    """Expand a scalar or sequence argument to one value per axis."""
+    if np.isscalar(value):
+        return [cast(value)] * ndim
+    vals = list(value)
+    if len(vals) != ndim:
+        raise ValueError(f"{func}: {name} must be a scalar or have one entry per axis ({ndim}), got {value!r}")
+    return [cast(v) for v in vals]
+
+
+def finish_output(func: str, result: np.ndarray, output):
+    """Apply scipy.ndimage's ``output`` argument: None, a dtype, or an array to fill."""
+    if output is None:
+        return result
+    if isinstance(output, np.ndarray):
+        if output.shape != result.shape:
+            raise ValueError(f"{func}: output array has shape {output.shape}, expected {result.shape}")
+        output[...] = result
+        return output
+    try:
+        dt = np.dtype(output)
+    except TypeError:
+        raise TypeError(f"{func}: output must be None, a dtype or an ndarray, got {output!r}") from None
+    if dt.kind == "c":
+        raise TypeError(f"{func}: complex output is not supported")
+    return result.astype(dt)

@@ -1,0 +1,61 @@
+//! The one error type of the crate. Each variant maps to one Python exception in the
+//! bindings (ValueError, TypeError, MemoryError); messages name what was expected and
+//! what came, so they can be shown to the user unchanged.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// Bad shapes, modes or values: Python `ValueError`.
+    Value(String),
+    /// Unsupported element type: Python `TypeError`.
+    Type(String),
+    /// An allocation the machine cannot satisfy: Python `MemoryError`.
+    Memory(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Value(m) | Error::Type(m) | Error::Memory(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// `Err(Error::Value(format!(...)))` in one line.
+#[macro_export]
+macro_rules! value_err {
+    ($($arg:tt)*) => { Err($crate::error::Error::Value(format!($($arg)*))) };
+}
+
+/// Number of elements of `shape`, or a MemoryError when the product overflows.
+pub fn checked_numel(shape: &[usize]) -> Result<usize> {
+    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| {
+        Error::Memory(format!("an array of shape {shape:?} has more elements than this machine can address"))
+    })
+}
+
+/// A vector of `n` copies of `fill`, allocated fallibly: a request the machine cannot
+/// satisfy becomes `Error::Memory` instead of an abort.
+pub fn try_filled<T: Clone>(n: usize, fill: T, what: &str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        Error::Memory(format!(
+            "cannot allocate {what}: {n} elements of {} bytes ({:.1} GiB)",
+            std::mem::size_of::<T>(),
+            (n as f64) * (std::mem::size_of::<T>() as f64) / (1u64 << 30) as f64
+        ))
+    })?;
+    v.resize(n, fill);
+    Ok(v)
+}
+
+/// A zero-filled vector for `shape`, allocated fallibly.
+pub fn try_zeros<T: Clone + num_traits::Zero>(shape: &[usize], what: &str) -> Result<Vec<T>> {
+    let n = checked_numel(shape)?;
+    try_filled(n, T::zero(), what)
+}

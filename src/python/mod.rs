@@ -1,0 +1,202 @@
+//! PyO3 bindings: numpy <-> slices, error mapping, GIL release. No computation here:
+//! each function builds a spec from `crate::ops`, then hands it to a `crate::cpu` kernel
+//! inside the crate's rayon pool with the GIL released.
+
+use crate::cpu;
+use crate::element::Element;
+use crate::error::Error;
+use crate::ops::correlate::{Boundary, CorrPlan, Mode};
+use crate::threads;
+use ndarray::{ArrayD, IxDyn};
+use numpy::{IntoPyArray, PyArrayDyn, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use std::borrow::Cow;
+
+impl From<Error> for PyErr {
+    fn from(e: Error) -> PyErr {
+        match e {
+            Error::Value(m) => PyValueError::new_err(m),
+            Error::Type(m) => PyTypeError::new_err(m),
+            Error::Memory(m) => PyMemoryError::new_err(m),
+        }
+    }
+}
+
+/// A C-contiguous view of `a`: borrowed when the layout allows, copied otherwise
+/// (Fortran order, negative or gapped strides).
+fn contiguous<'a, T: Element + numpy::Element>(a: &'a PyReadonlyArrayDyn<'_, T>) -> Result<Cow<'a, [T]>, Error> {
+    if let Ok(s) = a.as_slice() {
+        return Ok(Cow::Borrowed(s));
+    }
+    let v = a.as_array();
+    let mut buf = crate::error::try_filled(v.len(), T::zero(), "a contiguous copy of the input")?;
+    for (d, s) in buf.iter_mut().zip(v.iter()) {
+        *d = *s;
+    }
+    Ok(Cow::Owned(buf))
+}
+
+/// Run `f` without the GIL, in the crate's pool, turning a panic into RuntimeError.
+fn run_native<R: Send>(py: Python<'_>, f: impl FnOnce() -> Result<R, Error> + Send) -> PyResult<R> {
+    let r = py.detach(|| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| threads::install(f)))
+    });
+    match r {
+        Ok(Ok(Ok(v))) => Ok(v),
+        Ok(Ok(Err(e))) | Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(PyRuntimeError::new_err(
+            "convcore internal error: a native kernel panicked (please report this with the input shapes)",
+        )),
+    }
+}
+
+fn to_numpy<'py, T: Element + numpy::Element>(
+    py: Python<'py>,
+    v: Vec<T>,
+    shape: &[usize],
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    let a = ArrayD::from_shape_vec(IxDyn(shape), v)
+        .map_err(|e| PyRuntimeError::new_err(format!("convcore internal error: {e}")))?;
+    Ok(a.into_pyarray(py))
+}
+
+/// Dispatch a two-array function on the common float dtype of its inputs.
+macro_rules! dispatch_float2 {
+    ($py:expr, $a:expr, $b:expr, $name:literal, |$x:ident, $k:ident| $body:expr) => {{
+        if let (Ok($x), Ok($k)) = ($a.extract::<PyReadonlyArrayDyn<f32>>(), $b.extract::<PyReadonlyArrayDyn<f32>>()) {
+            $body.map(|r| r.into_any())
+        } else if let (Ok($x), Ok($k)) =
+            ($a.extract::<PyReadonlyArrayDyn<f64>>(), $b.extract::<PyReadonlyArrayDyn<f64>>())
+        {
+            $body.map(|r| r.into_any())
+        } else {
+            Err(PyTypeError::new_err(concat!(
+                $name,
+                ": expected two numpy arrays of the same dtype, float32 or float64"
+            )))
+        }
+    }};
+}
+
+fn correlate_impl<'py, T: Element + numpy::Element>(
+    py: Python<'py>,
+    x: PyReadonlyArrayDyn<'py, T>,
+    k: PyReadonlyArrayDyn<'py, T>,
+    plan: CorrPlan,
+    method: &str,
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    let use_fft = match method {
+        "direct" => false,
+        "fft" => {
+            if plan.boundary != Boundary::Constant || plan.cval != 0.0 {
+                return Err(PyValueError::new_err("method='fft' needs a zero-fill boundary"));
+            }
+            true
+        }
+        "auto" => cpu::fft::prefer_fft::<T>(&plan),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "method must be 'auto', 'direct' or 'fft', got {other:?}"
+            )))
+        }
+    };
+    let xs = contiguous(&x)?;
+    let ks = contiguous(&k)?;
+    let out = run_native(py, || {
+        if use_fft {
+            cpu::fft::correlate_fft(&xs, &ks, &plan)
+        } else {
+            cpu::correlate::correlate_direct(&xs, &ks, &plan)
+        }
+    })?;
+    to_numpy(py, out, &plan.out_shape)
+}
+
+/// scipy.signal.correlate(in1, in2, mode, method) for float arrays of one dtype.
+#[pyfunction]
+#[pyo3(signature = (in1, in2, mode="full", method="auto"))]
+fn correlate<'py>(
+    py: Python<'py>,
+    in1: &Bound<'py, PyAny>,
+    in2: &Bound<'py, PyAny>,
+    mode: &str,
+    method: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let mode = Mode::parse(mode)?;
+    dispatch_float2!(py, in1, in2, "correlate", |x, k| {
+        let plan = CorrPlan::signal(x.shape(), k.shape(), mode)?;
+        correlate_impl(py, x, k, plan, method)
+    })
+}
+
+/// The method `correlate(..., method='auto')` would use: 'direct' or 'fft'.
+#[pyfunction]
+#[pyo3(signature = (in1_shape, in2_shape, mode="full", double=false))]
+fn choose_method(in1_shape: Vec<usize>, in2_shape: Vec<usize>, mode: &str, double: bool) -> PyResult<&'static str> {
+    let plan = CorrPlan::signal(&in1_shape, &in2_shape, Mode::parse(mode)?)?;
+    let fft = if double { cpu::fft::prefer_fft::<f64>(&plan) } else { cpu::fft::prefer_fft::<f32>(&plan) };
+    Ok(if fft { "fft" } else { "direct" })
+}
+
+/// scipy.signal.correlate2d(in1, in2, mode, boundary, fillvalue).
+#[pyfunction]
+#[pyo3(signature = (in1, in2, mode="full", boundary="fill", fillvalue=0.0))]
+fn correlate2d<'py>(
+    py: Python<'py>,
+    in1: &Bound<'py, PyAny>,
+    in2: &Bound<'py, PyAny>,
+    mode: &str,
+    boundary: &str,
+    fillvalue: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let mode = Mode::parse(mode)?;
+    let boundary = Boundary::parse_signal2d(boundary)?;
+    dispatch_float2!(py, in1, in2, "correlate2d", |x, k| {
+        let plan = CorrPlan::signal2d(x.shape(), k.shape(), mode, boundary, fillvalue)?;
+        correlate_impl(py, x, k, plan, "direct")
+    })
+}
+
+/// scipy.ndimage.correlate(input, weights, mode, cval, origin); origin has one entry per axis.
+#[pyfunction]
+#[pyo3(signature = (input, weights, mode="reflect", cval=0.0, origin=None))]
+fn ndimage_correlate<'py>(
+    py: Python<'py>,
+    input: &Bound<'py, PyAny>,
+    weights: &Bound<'py, PyAny>,
+    mode: &str,
+    cval: f64,
+    origin: Option<Vec<isize>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let boundary = Boundary::parse_ndimage(mode)?;
+    dispatch_float2!(py, input, weights, "correlate", |x, k| {
+        let origin = origin.clone().unwrap_or_else(|| vec![0; x.ndim()]);
+        let plan = CorrPlan::ndimage(x.shape(), k.shape(), &origin, boundary, cval)?;
+        correlate_impl(py, x, k, plan, "direct")
+    })
+}
+
+#[pyfunction]
+fn set_num_threads(n: usize) -> PyResult<()> {
+    Ok(threads::set_num_threads(n)?)
+}
+
+#[pyfunction]
+fn get_num_threads() -> usize {
+    threads::get_num_threads()
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(correlate, m)?)?;
+    m.add_function(wrap_pyfunction!(choose_method, m)?)?;
+    m.add_function(wrap_pyfunction!(correlate2d, m)?)?;
+    m.add_function(wrap_pyfunction!(ndimage_correlate, m)?)?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    pool_bindings::register(m)?;
+    Ok(())
+}
+
+mod pool_bindings;
