@@ -55,7 +55,35 @@ pub fn try_filled<T: Clone>(n: usize, fill: T, what: &str) -> Result<Vec<T>> {
 }
 
 /// A zero-filled vector for `shape`, allocated fallibly.
-pub fn try_zeros<T: Clone + num_traits::Zero>(shape: &[usize], what: &str) -> Result<Vec<T>> {
+pub fn try_zeros<T: crate::Element>(shape: &[usize], what: &str) -> Result<Vec<T>> {
     let n = checked_numel(shape)?;
-    try_filled(n, T::zero(), what)
+    try_zeroed(n, what)
+}
+
+/// `n` zeros of a float type, allocated fallibly with `alloc_zeroed` so that large
+/// buffers come as fresh zero pages from the OS (no single-threaded memset; the pages
+/// are first touched by the worker threads that fill them).
+pub fn try_zeroed<T: crate::Element>(n: usize, what: &str) -> Result<Vec<T>> {
+    use std::alloc::{alloc_zeroed, Layout};
+    if n == 0 || std::mem::size_of::<T>() == 0 {
+        return Ok(Vec::new());
+    }
+    let fail = || {
+        Error::Memory(format!(
+            "cannot allocate {what}: {n} elements of {} bytes ({:.1} GiB)",
+            std::mem::size_of::<T>(),
+            (n as f64) * (std::mem::size_of::<T>() as f64) / (1u64 << 30) as f64
+        ))
+    };
+    let layout = Layout::array::<T>(n).map_err(|_| fail())?;
+    // SAFETY: layout has non-zero size; T is f32 or f64 (the only Element types), for
+    // which the all-zero bit pattern is 0.0, so the memory is a valid [T; n]. The Vec
+    // takes ownership with the same layout it will free with.
+    unsafe {
+        let p = alloc_zeroed(layout) as *mut T;
+        if p.is_null() {
+            return Err(fail());
+        }
+        Ok(Vec::from_raw_parts(p, n, n))
+    }
 }

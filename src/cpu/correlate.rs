@@ -13,7 +13,7 @@
 
 use crate::cpu::simd::has_avx2_fma;
 use crate::element::Element;
-use crate::error::{checked_numel, try_filled, Result};
+use crate::error::{checked_numel, try_zeroed, Result};
 use crate::ops::correlate::CorrPlan;
 use rayon::prelude::*;
 
@@ -78,7 +78,7 @@ fn row_strides(shape: &[usize]) -> Vec<usize> {
 pub fn correlate_direct<T: Element>(x: &[T], k: &[T], plan: &CorrPlan) -> Result<Vec<T>> {
     let d = plan.ndim();
     let out_n = checked_numel(&plan.out_shape)?;
-    let mut out = try_filled(out_n, T::zero(), "the correlation output")?;
+    let mut out = try_zeroed(out_n, "the correlation output")?;
     if out_n == 0 || x.is_empty() {
         return Ok(out);
     }

@@ -319,7 +319,7 @@ pub fn correlate_fft<T: Element>(x: &[T], k: &[T], plan: &CorrPlan) -> Result<Ve
         Error::Memory(format!("correlate_fft: FFT sizes for shape {:?} overflow", plan.in_shape))
     })?;
     match strategy {
-        Strategy::Padded { lens } => padded(x, k, &axes, &lens, &mut out)?,
+        Strategy::Padded { lens } => { let t=std::time::Instant::now(); padded(x, k, &axes, &lens, &mut out)?; eprintln!("padded total incl drop {:?}", t.elapsed()); }
         Strategy::Blocked { block } => blocked(x, k, &axes[0], block, &mut out)?,
     }
     Ok(out)
@@ -484,6 +484,7 @@ fn padded<T: Element>(x: &[T], k: &[T], axes: &[Axis], lens: &[usize], out: &mut
         .try_fold(lh, |acc, &l| acc.checked_mul(l))
         .ok_or_else(|| Error::Memory(format!("correlate_fft: padded FFT size {lens:?} is too large")))?;
     let zero = Complex::new(T::zero(), T::zero());
+    let ta=std::time::Instant::now();
     let mut xs = try_filled(spec_len, zero, "the FFT spectrum of the input")?;
     let mut ks = try_filled(spec_len, zero, "the FFT spectrum of the kernel")?;
     let mut tmp = if n > 1 { try_filled(spec_len, zero, "the FFT transpose buffer")? } else { Vec::new() };
@@ -493,6 +494,7 @@ fn padded<T: Element>(x: &[T], k: &[T], axes: &[Axis], lens: &[usize], out: &mut
         fwd: lens[..n - 1].iter().map(|&l| p.complex.plan_fft_forward(l)).collect(),
         inv: lens[..n - 1].iter().map(|&l| p.complex.plan_fft_inverse(l)).collect(),
     });
+    eprintln!("alloc {:?}", ta.elapsed());
     let n1: Vec<usize> = axes.iter().map(|a| a.n1).collect();
     let n2: Vec<usize> = axes.iter().map(|a| a.n2).collect();
     let t0=std::time::Instant::now();
@@ -572,6 +574,7 @@ fn padded<T: Element>(x: &[T], k: &[T], axes: &[Axis], lens: &[usize], out: &mut
             }
         },
     );
+    eprintln!("irfft {:?}", t0.elapsed());
     Ok(())
 }
 

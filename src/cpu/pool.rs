@@ -8,7 +8,7 @@
 //! keeps channels == 1 (plain images) as fast as wide channel counts.
 
 use crate::element::Element;
-use crate::error::{try_zeros, Error, Result};
+use crate::error::{try_filled, try_zeros, Error, Result};
 use crate::ops::pool::{PoolKind, PoolPlan};
 use rayon::prelude::*;
 
@@ -221,7 +221,7 @@ pub fn max_pool_forward_argmax<T: Element>(x: &[T], plan: &PoolPlan) -> Result<(
     }
     let shape = plan.out_shape();
     let mut out = try_zeros::<T>(&shape, "the pooled output")?;
-    let mut idx = try_zeros::<u32>(&shape, "the argmax indices")?;
+    let mut idx = try_filled(out.len(), 0u32, "the argmax indices")?;
     let (ro, c) = (g.row_out(), g.c);
     if ro == 0 {
         return Ok((out, idx));
