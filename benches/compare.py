@@ -1,0 +1,170 @@
+"""convcore against the libraries people use for the same job, measured in one run.
+
+    python benches/compare.py [--quick] [--threads N]
+
+Prints one markdown table: median wall time of each call on float32 data, and the
+ratio anchor_time / convcore_time (above 1: convcore is faster), with the target the
+issue set. Anchors: scipy.ndimage.correlate, scipy.signal.correlate (method 'auto'),
+numpy.correlate and OpenCV cv2.filter2D (opencv-python-headless), each skipped with a
+note when not importable. Then the peak memory of a 2-D filter call, measured in a
+fresh subprocess from its peak resident set size.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import convcore
+from convcore import ndimage as cnd
+
+try:
+    import scipy.ndimage as snd
+    import scipy.signal as ssig
+except ImportError:  # pragma: no cover
+    snd = ssig = None
+try:
+    import cv2
+except ImportError:  # pragma: no cover
+    cv2 = None
+
+
+def median_time(f, repeat):
+    f()  # warm up (thread pool, FFT plans, page faults)
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts))
+
+
+def row(case, ours, anchor_name, anchor_t, target):
+    ratio = anchor_t / ours
+    status = "" if target is None else ("met" if ratio >= target else "MISSED")
+    tgt = "" if target is None else f">= {target:g}x"
+    return f"| {case} | {ours * 1e3:.2f} | {anchor_name} | {anchor_t * 1e3:.2f} | {ratio:.2f}x | {tgt} {status} |"
+
+
+def bench_2d(rng, repeat, lines):
+    a = rng.random((2048, 2048), dtype=np.float32)
+    for k in (3, 5, 15):
+        w = rng.random((k, k), dtype=np.float32)
+        case = f"2-D 2048x2048, {k}x{k}, same, zero fill"
+        t_nd = median_time(lambda: cnd.correlate(a, w, mode="constant"), repeat)
+        t_sig = median_time(lambda: convcore.correlate(a, w, mode="same"), repeat)
+        method = convcore.signal.choose_conv_method(a, w, "same")
+        t_ours = min(t_nd, t_sig)
+        if snd is not None:
+            lines.append(row(case + " (convcore.ndimage.correlate)", t_nd, "scipy.ndimage.correlate",
+                             median_time(lambda: snd.correlate(a, w, mode="constant"), max(1, repeat // 3)),
+                             10 if k <= 5 else None))
+            lines.append(row(case + f" (convcore.correlate, {method})", t_sig, "scipy.signal.correlate (auto)",
+                             median_time(lambda: ssig.correlate(a, w, mode="same"), repeat),
+                             1.0 if k >= 15 else None))
+        if cv2 is not None:
+            lines.append(row(case + " (fastest convcore)", t_ours, "cv2.filter2D",
+                             median_time(lambda: cv2.filter2D(a, -1, w, borderType=cv2.BORDER_CONSTANT), repeat),
+                             1.0))
+
+
+def bench_1d(rng, repeat, lines):
+    s = rng.random(1 << 20, dtype=np.float32)
+    for k in (8, 64, 512):
+        w = rng.random(k, dtype=np.float32)
+        case = f"1-D 2^20, k={k}, same"
+        method = convcore.signal.choose_conv_method(s, w, "same")
+        t = median_time(lambda: convcore.correlate(s, w, mode="same"), repeat)
+        lines.append(row(case + f" ({method})", t, "numpy.correlate",
+                         median_time(lambda: np.correlate(s, w, mode="same"), max(1, repeat // 2)), 1.0))
+        if ssig is not None:
+            lines.append(row(case + f" ({method})", t, "scipy.signal.correlate (auto)",
+                             median_time(lambda: ssig.correlate(s, w, mode="same"), repeat), 1.0))
+
+
+def bench_3d(rng, repeat, lines):
+    v = rng.random((128, 128, 128), dtype=np.float32)
+    for k in (3, 5):
+        w = rng.random((k, k, k), dtype=np.float32)
+        t = median_time(lambda: cnd.correlate(v, w, mode="reflect"), repeat)
+        if snd is not None:
+            lines.append(row(f"3-D 128^3, {k}^3, reflect", t, "scipy.ndimage.correlate",
+                             median_time(lambda: snd.correlate(v, w, mode="reflect"), max(1, repeat // 3)), 5))
+
+
+MEM_CHILD = r"""
+import resource, sys, numpy as np
+import convcore
+lib = sys.argv[1]
+n = int(sys.argv[2])
+if lib == "scipy":
+    import scipy.ndimage as snd
+a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+w = np.random.default_rng(1).random((5, 5), dtype=np.float32)
+small = np.ones((8, 8), np.float32)
+convcore.ndimage.correlate(small, w[:3, :3], mode="constant")   # start the pool
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if lib == "scipy":
+    out = snd.correlate(a, w, mode="constant")
+else:
+    out = convcore.ndimage.correlate(a, w, mode="constant")
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((peak - base) * 1024)
+"""
+
+
+def bench_memory(lines, n=4096):
+    """Peak memory of a 2-D filter call beyond the input: it must hold the output; the
+    target is (input + extra) <= 1.5 x (input + output)."""
+    in_bytes = out_bytes = n * n * 4
+    res = {}
+    for lib in ("convcore", "scipy"):
+        if lib == "scipy" and snd is None:
+            continue
+        r = subprocess.run([sys.executable, "-c", MEM_CHILD, lib, str(n)], capture_output=True, text=True)
+        if r.returncode != 0:
+            lines.append(f"| memory ({lib}) | failed: {r.stderr.strip()[-200:]} |")
+            continue
+        extra = int(r.stdout.strip())
+        res[lib] = (in_bytes + extra) / (in_bytes + out_bytes)
+    for lib, ratio in res.items():
+        tgt = " (target <= 1.5x: " + ("met" if ratio <= 1.5 else "MISSED") + ")" if lib == "convcore" else ""
+        lines.append(f"- peak memory of `{lib}` 2-D 5x5 filter on {n}x{n} float32: "
+                     f"{ratio:.2f}x (input + output){tgt}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer repeats")
+    ap.add_argument("--threads", type=int, default=None, help="convcore threads (default: all cores)")
+    args = ap.parse_args()
+    if args.threads:
+        convcore.set_num_threads(args.threads)
+    repeat = 3 if args.quick else 9
+    rng = np.random.default_rng(0)
+    print(f"# convcore {convcore.__version__}, {convcore.get_num_threads()} threads, "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"numpy {np.__version__}" + (f", scipy {__import__('scipy').__version__}" if snd else "")
+          + (f", OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads)" if cv2 else ", OpenCV not installed"))
+    print()
+    print("| case | convcore ms | anchor | anchor ms | speed-up | target |")
+    print("|---|---:|---|---:|---:|---|")
+    lines = []
+    for bench in (bench_2d, bench_1d, bench_3d):
+        bench(rng, repeat, lines)
+        for line in lines:
+            print(line, flush=True)
+        lines.clear()
+    print()
+    bench_memory(lines)
+    for line in lines:
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
