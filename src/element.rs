@@ -10,20 +10,150 @@ pub trait Element:
     /// Human name used in messages ("float32").
     const NAME: &'static str;
     fn from_f64_lossy(v: f64) -> Self;
+    /// `self * a + b` rounded once. Only call it from code compiled with FMA enabled:
+    /// elsewhere it becomes a slow libm call.
+    fn fused_mul_add(self, a: Self, b: Self) -> Self;
+
+    /// A 256-bit AVX vector of this type, and the handful of operations the
+    /// hand-vectorised kernels use. Only call these from functions compiled with
+    /// `#[target_feature(enable = "avx2,fma")]` after checking the CPU has them.
+    #[cfg(target_arch = "x86_64")]
+    type V: Copy;
+    #[cfg(target_arch = "x86_64")]
+    const LANES: usize;
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn vzero() -> Self::V;
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn vsplat(x: Self) -> Self::V;
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn vload(p: *const Self) -> Self::V;
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn vstore(p: *mut Self, v: Self::V);
+    /// a * b + c, fused.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn vfmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
 }
 
 impl Element for f32 {
     const NAME: &'static str = "float32";
+    #[cfg(target_arch = "x86_64")]
+    type V = std::arch::x86_64::__m256;
+    #[cfg(target_arch = "x86_64")]
+    const LANES: usize = 8;
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn vzero() -> Self::V {
+        std::arch::x86_64::_mm256_setzero_ps()
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn vsplat(x: Self) -> Self::V {
+        std::arch::x86_64::_mm256_set1_ps(x)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn vload(p: *const Self) -> Self::V {
+        std::arch::x86_64::_mm256_loadu_ps(p)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn vstore(p: *mut Self, v: Self::V) {
+        std::arch::x86_64::_mm256_storeu_ps(p, v)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn vfmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V {
+        std::arch::x86_64::_mm256_fmadd_ps(a, b, c)
+    }
     #[inline(always)]
     fn from_f64_lossy(v: f64) -> Self {
         v as f32
+    }
+    #[inline(always)]
+    fn fused_mul_add(self, a: Self, b: Self) -> Self {
+        #[cfg(all(target_arch = "x86_64", target_feature = "fma"))]
+        {
+            self.mul_add(a, b)
+        }
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "fma")))]
+        {
+            // SAFETY: only reached from functions compiled with the `fma` target feature.
+            unsafe { fma_f32(self, a, b) }
+        }
     }
 }
 
 impl Element for f64 {
     const NAME: &'static str = "float64";
+    #[cfg(target_arch = "x86_64")]
+    type V = std::arch::x86_64::__m256d;
+    #[cfg(target_arch = "x86_64")]
+    const LANES: usize = 4;
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn vzero() -> Self::V {
+        std::arch::x86_64::_mm256_setzero_pd()
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn vsplat(x: Self) -> Self::V {
+        std::arch::x86_64::_mm256_set1_pd(x)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn vload(p: *const Self) -> Self::V {
+        std::arch::x86_64::_mm256_loadu_pd(p)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn vstore(p: *mut Self, v: Self::V) {
+        std::arch::x86_64::_mm256_storeu_pd(p, v)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn vfmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V {
+        std::arch::x86_64::_mm256_fmadd_pd(a, b, c)
+    }
     #[inline(always)]
     fn from_f64_lossy(v: f64) -> Self {
         v
     }
+    #[inline(always)]
+    fn fused_mul_add(self, a: Self, b: Self) -> Self {
+        #[cfg(all(target_arch = "x86_64", target_feature = "fma"))]
+        {
+            self.mul_add(a, b)
+        }
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "fma")))]
+        {
+            // SAFETY: only reached from functions compiled with the `fma` target feature.
+            unsafe { fma_f64(self, a, b) }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "fma")]
+unsafe fn fma_f32(a: f32, b: f32, c: f32) -> f32 {
+    use std::arch::x86_64::*;
+    _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "fma")]
+unsafe fn fma_f64(a: f64, b: f64, c: f64) -> f64 {
+    use std::arch::x86_64::*;
+    _mm_cvtsd_f64(_mm_fmadd_sd(_mm_set_sd(a), _mm_set_sd(b), _mm_set_sd(c)))
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn fma_f32(a: f32, b: f32, c: f32) -> f32 {
+    a.mul_add(b, c)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn fma_f64(a: f64, b: f64, c: f64) -> f64 {
+    a.mul_add(b, c)
 }

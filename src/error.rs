@@ -87,3 +87,28 @@ pub fn try_zeroed<T: crate::Element>(n: usize, what: &str) -> Result<Vec<T>> {
         Ok(Vec::from_raw_parts(p, n, n))
     }
 }
+
+/// `n` uninitialised slots, allocated fallibly. The caller writes every slot and then
+/// calls [`assume_init_vec`].
+pub fn try_uninit<T>(n: usize, what: &str) -> Result<Vec<std::mem::MaybeUninit<T>>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        Error::Memory(format!(
+            "cannot allocate {what}: {n} elements of {} bytes ({:.1} GiB)",
+            std::mem::size_of::<T>(),
+            (n as f64) * (std::mem::size_of::<T>() as f64) / (1u64 << 30) as f64
+        ))
+    })?;
+    // SAFETY: capacity >= n, and MaybeUninit needs no initialisation.
+    unsafe { v.set_len(n) };
+    Ok(v)
+}
+
+/// Turn a fully written `Vec<MaybeUninit<T>>` into `Vec<T>` without copying.
+///
+/// # Safety
+/// Every element must have been initialised.
+pub unsafe fn assume_init_vec<T>(v: Vec<std::mem::MaybeUninit<T>>) -> Vec<T> {
+    let mut v = std::mem::ManuallyDrop::new(v);
+    Vec::from_raw_parts(v.as_mut_ptr() as *mut T, v.len(), v.capacity())
+}

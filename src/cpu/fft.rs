@@ -20,7 +20,7 @@
 //! kernel, which is what the FFT computes.
 
 use crate::element::Element;
-use crate::error::{checked_numel, try_filled, try_zeros, Error, Result};
+use crate::error::{checked_numel, try_filled, Error, Result};
 use crate::ops::correlate::{Boundary, CorrPlan};
 use rayon::prelude::*;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
@@ -34,20 +34,33 @@ use std::sync::Arc;
 // Cost model constants.
 //
 // The FFT cost is counted in "units": `len * log2(len)` per complex line FFT (half that
-// for a real line FFT), plus `MEM_UNITS` per element for every memory pass (transposes,
-// spectrum multiply, copies in and out). Seconds = units * NS_PER_UNIT * 1e-9 / threads.
+// for a real line FFT), plus, per element of every memory pass over the spectrum
+// (transposes, spectrum multiply, copies in and out), `MEM_UNITS` when the spectrum fits
+// in cache or `STREAM_NS_PER_BYTE` nanoseconds per byte when it does not. Seconds =
+// (units * NS_PER_UNIT + streaming ns) * 1e-9 / threads.
 //
 // Calibrated with `cargo test --release --lib fft::tests::calibrate -- --ignored
-// --nocapture` (which prints ns/unit for the benchmark shapes) on the 2-core dev
-// machine, 2 rayon threads; see the report in the test for the figures.
+// --nocapture` (best of 5, 2 rayon threads) on the 2-core dev machine while other jobs
+// shared it (load average 2-6, so figures are noisy, +-50%):
+//   cache-resident shapes (512x512*64x64 full, 1-D 2^20*512 and 1e5*64 overlap-save,
+//   4096*256): 0.44-0.74 of the old model at 0.9 ns/unit (f32), 0.45-0.5 of it at
+//   1.5 ns/unit (f64)  ->  NS_PER_UNIT 0.5 (f32), 0.75 (f64);
+//   2048x2048*15x15 same (17 MB f32 / 34 MB f64 spectra): 100-124 ms f32, 157-316 ms
+//   f64 (best runs at lower load first); the excess over the cache-resident rate,
+//   spread over 11 element-passes (read or write) of the spectrum, is 0.6-1.6 ns/byte
+//   per thread  ->  STREAM_NS_PER_BYTE 0.8.
 // ---------------------------------------------------------------------------------------
 
-/// Per-element cost of one memory pass, in FFT units.
+/// Per-element cost of one memory pass over a cache-resident spectrum, in FFT units.
 const MEM_UNITS: f64 = 4.0;
+/// Spectra larger than this are treated as streaming from main memory.
+const CACHE_BYTES: f64 = 4.0 * 1024.0 * 1024.0;
+/// Per-thread cost of one memory pass over an out-of-cache spectrum, ns per byte.
+const STREAM_NS_PER_BYTE: f64 = 0.8;
 /// Measured nanoseconds per unit per thread, f32.
-const NS_PER_UNIT_F32: f64 = 0.9;
+const NS_PER_UNIT_F32: f64 = 0.5;
 /// Measured nanoseconds per unit per thread, f64.
-const NS_PER_UNIT_F64: f64 = 1.5;
+const NS_PER_UNIT_F64: f64 = 0.75;
 /// Direct kernel throughput per core, multiply-adds per second (from the brief:
 /// SIMD direct correlation runs at roughly 8-16 GFLOP/s per core for f32, half for f64).
 const DIRECT_MACS_PER_S_F32: f64 = 4e9;
@@ -191,6 +204,41 @@ fn fast_len(n: usize, even: bool) -> Option<usize> {
     best.and_then(|b| usize::try_from(b).ok())
 }
 
+/// A zero-filled vector of `n` elements taken from the allocator's zeroed memory
+/// (calloc): big requests get fresh, lazily zeroed pages from the OS, so there is no
+/// serial memset and the pages are first touched inside the parallel passes. Fallible
+/// like `try_filled`. Only for element types whose zero is the all-zero bit pattern; the
+/// callers use `T: Element` (f32/f64, +0.0 is all zero bits) and `Complex<T>`
+/// (`#[repr(C)]` pair of `T`, no padding).
+fn try_zeroed<E: Copy>(n: usize, zero: E, what: &str) -> Result<Vec<E>> {
+    let size = std::mem::size_of::<E>();
+    if n == 0 || size == 0 {
+        return try_filled(n, zero, what);
+    }
+    let layout = std::alloc::Layout::array::<E>(n).map_err(|_| {
+        Error::Memory(format!("cannot allocate {what}: {n} elements of {size} bytes"))
+    })?;
+    // SAFETY: layout has non-zero size; a null return is handled; the memory is zeroed
+    // and all-zero bits are a valid `E` equal to `zero` for the types used here (checked
+    // in debug builds); `Vec::from_raw_parts` takes memory from the global allocator
+    // with exactly this layout, capacity and length.
+    unsafe {
+        let ptr = std::alloc::alloc_zeroed(layout) as *mut E;
+        if ptr.is_null() {
+            return Err(Error::Memory(format!(
+                "cannot allocate {what}: {n} elements of {size} bytes ({:.1} GiB)",
+                (n as f64) * (size as f64) / (1u64 << 30) as f64
+            )));
+        }
+        let v = Vec::from_raw_parts(ptr, n, n);
+        debug_assert!({
+            let zb = std::slice::from_raw_parts(&zero as *const E as *const u8, size);
+            zb.iter().all(|&b| b == 0)
+        });
+        Ok(v)
+    }
+}
+
 fn fft_units(len: usize) -> f64 {
     let l = len as f64;
     if len <= 1 {
@@ -207,8 +255,9 @@ enum Strategy {
     Blocked { block: usize },
 }
 
-/// Cost of the padded strategy in units, and the per-axis lengths.
-fn padded_cost(axes: &[Axis]) -> Option<(f64, Vec<usize>)> {
+/// Cost of the padded strategy: FFT units, element-passes over the spectrum, spectrum
+/// length (complex elements), and the per-axis lengths.
+fn padded_cost(axes: &[Axis]) -> Option<(f64, f64, f64, Vec<usize>)> {
     let n = axes.len();
     let mut lens = Vec::with_capacity(n);
     for (d, a) in axes.iter().enumerate() {
@@ -217,6 +266,7 @@ fn padded_cost(axes: &[Axis]) -> Option<(f64, Vec<usize>)> {
     let lh = lens[n - 1] / 2 + 1;
     let spec: f64 = lens[..n - 1].iter().map(|&l| l as f64).product::<f64>() * lh as f64;
     let mut units = 0.0;
+    let mut passes = 0.0;
     // Forward of x (zero lines skipped) and of the kernel, then inverse (unneeded lines
     // skipped). Count lines per pass.
     for which in 0..3 {
@@ -236,11 +286,11 @@ fn padded_cost(axes: &[Axis]) -> Option<(f64, Vec<usize>)> {
             let full: f64 = (a + 1..n - 1).map(|d| lens[d] as f64).product::<f64>() * lh as f64;
             units += restricted * full * fft_units(lens[a]);
         }
-        // Transposes (n-1 per array) plus one copy in or out.
-        units += MEM_UNITS * spec * n as f64;
+        // Transposes (n-1 per array, each a read and a write) plus one copy in or out.
+        passes += spec * (2.0 * (n - 1) as f64 + 1.0);
     }
-    units += MEM_UNITS * spec; // multiply
-    Some((units, lens))
+    passes += 2.0 * spec; // multiply: read two, write one
+    Some((units, passes, spec, lens))
 }
 
 /// Cost of 1-D overlap-save with FFT length `block`, in units, and the number of blocks.
@@ -259,10 +309,16 @@ fn blocked_cost(a: &Axis, block: usize) -> Option<(f64, usize)> {
 fn choose<T: Element>(axes: &[Axis], threads: usize) -> Option<(Strategy, f64)> {
     let ns = if is_f32::<T>() { NS_PER_UNIT_F32 } else { NS_PER_UNIT_F64 };
     let threads = threads.max(1) as f64;
-    let (units, lens) = padded_cost(axes)?;
+    let (units, passes, spec, lens) = padded_cost(axes)?;
+    let complex_bytes = 2.0 * std::mem::size_of::<T>() as f64;
+    let mem_ns = if spec * complex_bytes > CACHE_BYTES {
+        passes * complex_bytes * STREAM_NS_PER_BYTE
+    } else {
+        passes * MEM_UNITS * ns
+    };
     // The padded strategy parallelises over lines; a 1-D problem is a single FFT.
     let par = if axes.len() == 1 { 1.0 } else { threads };
-    let mut best = (Strategy::Padded { lens }, units * ns * 1e-9 / par);
+    let mut best = (Strategy::Padded { lens }, (units * ns + mem_ns) * 1e-9 / par);
     if axes.len() == 1 {
         let a = &axes[0];
         let mut block = (2 * a.n2).next_power_of_two().max(256);
@@ -309,7 +365,7 @@ pub fn correlate_fft<T: Element>(x: &[T], k: &[T], plan: &CorrPlan) -> Result<Ve
             plan.k_shape
         )));
     }
-    let mut out: Vec<T> = try_zeros(&plan.out_shape, "the correlation output")?;
+    let mut out: Vec<T> = try_zeroed(checked_numel(&plan.out_shape)?, T::zero(), "the correlation output")?;
     let axes = match geom {
         Geometry::Zero => return Ok(out),
         Geometry::Axes(a) => a,
@@ -319,7 +375,7 @@ pub fn correlate_fft<T: Element>(x: &[T], k: &[T], plan: &CorrPlan) -> Result<Ve
         Error::Memory(format!("correlate_fft: FFT sizes for shape {:?} overflow", plan.in_shape))
     })?;
     match strategy {
-        Strategy::Padded { lens } => { let t=std::time::Instant::now(); padded(x, k, &axes, &lens, &mut out)?; eprintln!("padded total incl drop {:?}", t.elapsed()); }
+        Strategy::Padded { lens } => padded(x, k, &axes, &lens, &mut out)?,
         Strategy::Blocked { block } => blocked(x, k, &axes[0], block, &mut out)?,
     }
     Ok(out)
@@ -332,7 +388,8 @@ pub fn prefer_fft<T: Element>(plan: &CorrPlan) -> bool {
         return false;
     }
     let direct = plan.direct_cost();
-    if !(direct >= DIRECT_ALWAYS_BELOW) {
+    // Also rejects a NaN cost.
+    if direct.is_nan() || direct < DIRECT_ALWAYS_BELOW {
         return false;
     }
     let axes = match geometry(plan) {
@@ -454,10 +511,8 @@ fn forward<T: Element>(
     for a in (0..n - 1).rev() {
         let last = if a + 1 == n - 1 { lh } else { lens[a + 1] };
         let rows = buf.len() / last;
-        let t1=std::time::Instant::now();
         transpose(buf, rows, last, tmp);
         std::mem::swap(buf, tmp);
-        eprintln!("  transpose {:?}", t1.elapsed());
         // Layout now [a+1, ..., n-1, 0, ..., a]; axes 0..a are untouched (still padded
         // with zeros beyond dims).
         let la = lens[a];
@@ -484,24 +539,19 @@ fn padded<T: Element>(x: &[T], k: &[T], axes: &[Axis], lens: &[usize], out: &mut
         .try_fold(lh, |acc, &l| acc.checked_mul(l))
         .ok_or_else(|| Error::Memory(format!("correlate_fft: padded FFT size {lens:?} is too large")))?;
     let zero = Complex::new(T::zero(), T::zero());
-    let ta=std::time::Instant::now();
-    let mut xs = try_filled(spec_len, zero, "the FFT spectrum of the input")?;
-    let mut ks = try_filled(spec_len, zero, "the FFT spectrum of the kernel")?;
-    let mut tmp = if n > 1 { try_filled(spec_len, zero, "the FFT transpose buffer")? } else { Vec::new() };
+    let mut xs = try_zeroed(spec_len, zero, "the FFT spectrum of the input")?;
+    let mut ks = try_zeroed(spec_len, zero, "the FFT spectrum of the kernel")?;
+    let mut tmp = if n > 1 { try_zeroed(spec_len, zero, "the FFT transpose buffer")? } else { Vec::new() };
     let plans = with_planners::<T, _>(|p| Plans {
         r2c: p.real.plan_fft_forward(ll),
         c2r: p.real.plan_fft_inverse(ll),
         fwd: lens[..n - 1].iter().map(|&l| p.complex.plan_fft_forward(l)).collect(),
         inv: lens[..n - 1].iter().map(|&l| p.complex.plan_fft_inverse(l)).collect(),
     });
-    eprintln!("alloc {:?}", ta.elapsed());
     let n1: Vec<usize> = axes.iter().map(|a| a.n1).collect();
     let n2: Vec<usize> = axes.iter().map(|a| a.n2).collect();
-    let t0=std::time::Instant::now();
     forward(x, &n1, false, lens, &plans, &mut xs, &mut tmp);
-    eprintln!("fx {:?}", t0.elapsed());
     forward(k, &n2, true, lens, &plans, &mut ks, &mut tmp);
-    eprintln!("fk {:?}", t0.elapsed());
     drop(tmp);
 
     let scale = T::one() / T::from_f64_lossy(lens.iter().map(|&l| l as f64).product());
@@ -510,9 +560,8 @@ fn padded<T: Element>(x: &[T], k: &[T], axes: &[Axis], lens: &[usize], out: &mut
             *u = *u * *v * scale;
         }
     });
-    drop(ks);
-    eprintln!("mul {:?}", t0.elapsed());
-    let mut tmp = if n > 1 { try_filled(spec_len, zero, "the FFT transpose buffer")? } else { Vec::new() };
+    // The kernel spectrum is spent; its buffer becomes the transpose target.
+    let mut tmp = ks;
 
     // Inverse complex FFTs along axes 0, ..., n-2 (only lines the output needs), rotating
     // the first axis to the back after each.
@@ -538,7 +587,6 @@ fn padded<T: Element>(x: &[T], k: &[T], axes: &[Axis], lens: &[usize], out: &mut
     }
     drop(tmp);
 
-    eprintln!("inv cols {:?}", t0.elapsed());
     // Inverse real FFT per output line, reading only the requested region.
     let nout = axes[n - 1].out;
     let last = axes[n - 1];
@@ -564,7 +612,7 @@ fn padded<T: Element>(x: &[T], k: &[T], axes: &[Axis], lens: &[usize], out: &mut
             }
             cbuf.copy_from_slice(&xs[src..src + lh]);
             cbuf[0].im = T::zero();
-            if ll % 2 == 0 {
+            if ll.is_multiple_of(2) {
                 cbuf[lh - 1].im = T::zero();
             }
             let _ = c2r.process_with_scratch(cbuf, rbuf, scratch);
@@ -574,7 +622,6 @@ fn padded<T: Element>(x: &[T], k: &[T], axes: &[Axis], lens: &[usize], out: &mut
             }
         },
     );
-    eprintln!("irfft {:?}", t0.elapsed());
     Ok(())
 }
 
@@ -599,7 +646,7 @@ fn blocked<T: Element>(x: &[T], k: &[T], a: &Axis, block: usize, out: &mut [T]) 
     drop(kr);
     let scale = T::one() / T::from_f64_lossy(block as f64);
     for v in ks.iter_mut() {
-        *v = *v * scale;
+        *v *= scale;
     }
     // Output positions with non-zero values: o in o_lo..o_hi.
     let o_lo = (a.lo as i128 - a.s) as usize;
@@ -625,10 +672,10 @@ fn blocked<T: Element>(x: &[T], k: &[T], a: &Axis, block: usize, out: &mut [T]) 
             }
             let _ = r2c.process_with_scratch(rbuf, cbuf, scratch);
             for (u, v) in cbuf.iter_mut().zip(ks) {
-                *u = *u * *v;
+                *u *= *v;
             }
             cbuf[0].im = T::zero();
-            if block % 2 == 0 {
+            if block.is_multiple_of(2) {
                 cbuf[bh - 1].im = T::zero();
             }
             let _ = c2r.process_with_scratch(cbuf, rbuf, scratch);

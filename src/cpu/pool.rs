@@ -133,9 +133,15 @@ fn reduce_rows<'a, T: Element>(
 }
 
 /// Max pooling along `w` of one reduced row into one output row.
-fn max_along_w<T: Element>(src: &[T], orow: &mut [T], win: &[(usize, usize)], c: usize) {
+fn max_along_w<T: Element>(src: &[T], orow: &mut [T], win: &[(usize, usize)], c: usize, pairs: usize) {
     if c == 1 {
-        for (o, &(w0, w1)) in orow.iter_mut().zip(win) {
+        // Leading outputs whose window is exactly (2*ow, 2*ow+2) — the 2-wide, stride-2
+        // case — go pairwise, which LLVM vectorizes with a deinterleave.
+        for (o, ab) in orow[..pairs].iter_mut().zip(src.chunks_exact(2)) {
+            let (a, b) = (ab[0], ab[1]);
+            *o = if b > a || b.is_nan() { b } else { a };
+        }
+        for (o, &(w0, w1)) in orow[pairs..].iter_mut().zip(&win[pairs..]) {
             let mut a = src[w0];
             for &v in &src[w0 + 1..w1] {
                 if v > a || v.is_nan() {
@@ -192,6 +198,7 @@ pub fn pool_forward<T: Element>(x: &[T], plan: &PoolPlan) -> Result<Vec<T>> {
     if ro == 0 {
         return Ok(out);
     }
+    let pairs = g.win[2].iter().enumerate().take_while(|&(i, &w)| w == (2 * i, 2 * i + 2)).count();
     out.par_chunks_mut(ro)
         .enumerate()
         .with_min_len(g.min_rows(g.row_in()))
@@ -200,7 +207,7 @@ pub fn pool_forward<T: Element>(x: &[T], plan: &PoolPlan) -> Result<Vec<T>> {
             let (dw, hw) = (g.win[0][od], g.win[1][oh]);
             let src = reduce_rows(x, &g, kind, b, dw, hw, tmp);
             match kind {
-                PoolKind::Max => max_along_w(src, orow, &g.win[2], c),
+                PoolKind::Max => max_along_w(src, orow, &g.win[2], c, pairs),
                 PoolKind::Avg => avg_along_w(src, orow, &g.win[2], c, (dw.1 - dw.0) * (hw.1 - hw.0)),
             }
         });
