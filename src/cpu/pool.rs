@@ -179,7 +179,7 @@ fn avg_along_w<T: Element>(src: &[T], orow: &mut [T], win: &[(usize, usize)], c:
         }
         let n = count::<T>(rows * (w1 - w0));
         for a in cell.iter_mut() {
-            *a = *a / n;
+            *a /= n;
         }
     }
 }
