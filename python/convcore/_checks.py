@@ -16,29 +16,32 @@ def as_float_arrays(func: str, names, arrays):
     raise TypeError. Arrays already of the chosen dtype are passed through without a
     copy, whatever their strides.
     """
-    out = []
-    for name, a in zip(names, arrays):
-        if isinstance(a, np.ndarray):
-            arr = a
-        else:
-            try:
-                arr = np.asarray(a)
-            except Exception as e:  # ragged lists and the like
-                raise ValueError(f"{func}: {name} could not be converted to an array: {e}") from None
-        kind = arr.dtype.kind
-        if kind == "c":
-            raise TypeError(
-                f"{func}: complex input is not supported ({name} has dtype {arr.dtype}); "
-                "pass the real and imaginary parts separately"
-            )
-        if kind not in "biuf":
-            raise TypeError(f"{func}: {name} must be a numeric array (bool, int or float), got dtype {arr.dtype}")
-        out.append(arr)
+    out = [_numeric_array(func, name, a) for name, a in zip(names, arrays)]
     if all(a.dtype.kind == "f" and a.dtype.itemsize <= 4 for a in out):
         dtype = np.dtype(np.float32)
     else:
         dtype = np.dtype(np.float64)
     return [np.asarray(a, dtype=dtype) for a in out], dtype
+
+
+def _numeric_array(func: str, name: str, a) -> np.ndarray:
+    """``a`` as an ndarray of a bool, integer or real float dtype, or a clear error."""
+    if isinstance(a, np.ndarray):
+        arr = a
+    else:
+        try:
+            arr = np.asarray(a)
+        except Exception as e:  # ragged lists and the like
+            raise ValueError(f"{func}: {name} could not be converted to an array: {e}") from None
+    kind = arr.dtype.kind
+    if kind == "c":
+        raise TypeError(
+            f"{func}: complex input is not supported ({name} has dtype {arr.dtype}); "
+            "pass the real and imaginary parts separately"
+        )
+    if kind not in "biuf":
+        raise TypeError(f"{func}: {name} must be a numeric array (bool, int or float), got dtype {arr.dtype}")
+    return arr
 
 
 def as_float_array(func: str, name: str, a):
@@ -82,3 +85,12 @@ def finish_output(func: str, result: np.ndarray, output):
     if dt.kind == "c":
         raise TypeError(f"{func}: complex output is not supported")
     return result.astype(dt)
+
+
+def as_input_and_weights(func: str, input, weights):
+    """scipy.ndimage's dtype rule: the result has the input's float type (float32 for
+    float16/float32 input, float64 for everything else numeric); the weights are cast to
+    it."""
+    a = as_float_array(func, "input", input)
+    w = _numeric_array(func, "weights", weights)
+    return a, np.asarray(w, dtype=a.dtype)

@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from . import _core
-from ._checks import as_float_array, as_float_arrays, finish_output, normalize_axis, per_axis
+from ._checks import _numeric_array, as_float_array, as_input_and_weights, finish_output, normalize_axis, per_axis
 from . import signal as _signal
 
 __all__ = [
@@ -69,7 +69,7 @@ def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0):
     >>> convcore.ndimage.correlate(np.arange(5.0), np.array([1.0, 1.0, 1.0]), mode='constant')
     array([1., 3., 6., 9., 7.])
     """
-    (a, w), _ = as_float_arrays("correlate", ("input", "weights"), (input, weights))
+    a, w = as_input_and_weights("correlate", input, weights)
     if w.ndim != a.ndim:
         raise ValueError(
             f"correlate: weights must have the same number of dimensions as the input, "
@@ -89,9 +89,9 @@ def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0):
     --------
     >>> import numpy as np, convcore
     >>> convcore.ndimage.convolve(np.arange(5.0), np.array([1.0, 0.0, 0.0]), mode='constant')
-    array([0., 0., 1., 2., 3.])
+    array([1., 2., 3., 4., 0.])
     """
-    (a, w), _ = as_float_arrays("convolve", ("input", "weights"), (input, weights))
+    a, w = as_input_and_weights("convolve", input, weights)
     if w.ndim != a.ndim:
         raise ValueError(
             f"convolve: weights must have the same number of dimensions as the input, "
@@ -103,7 +103,7 @@ def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0):
 
 
 def _weights1d(func, weights):
-    w = np.asarray(weights)
+    w = _numeric_array(func, "weights", weights)
     if w.ndim != 1:
         raise ValueError(f"{func}: weights must be a 1-D sequence, got shape {w.shape}")
     if w.size == 0:
@@ -126,7 +126,7 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
     >>> convcore.ndimage.correlate1d(np.array([2.0, 8, 0, 4, 1, 9, 9, 0]), [1.0, 3.0])
     array([ 8., 26.,  8., 12.,  7., 28., 36.,  9.])
     """
-    (a, w), _ = as_float_arrays("correlate1d", ("input", "weights"), (input, _weights1d("correlate1d", weights)))
+    a, w = as_input_and_weights("correlate1d", input, _weights1d("correlate1d", weights))
     if a.ndim == 0:
         raise ValueError("correlate1d: input must have at least one dimension, got a 0-d array")
     axis = normalize_axis("correlate1d", axis, a.ndim)
@@ -269,9 +269,9 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
     --------
     >>> import numpy as np, convcore
     >>> convcore.ndimage.gaussian_filter(np.array([[0.0, 0, 0], [0, 1, 0], [0, 0, 0]]), 1, mode='constant').round(4)
-    array([[0.0751, 0.1238, 0.0751],
-           [0.1238, 0.2042, 0.1238],
-           [0.0751, 0.1238, 0.0751]])
+    array([[0.0586, 0.0965, 0.0586],
+           [0.0965, 0.1592, 0.0965],
+           [0.0586, 0.0965, 0.0586]])
     """
     a = as_float_array("gaussian_filter", "input", input)
     if a.ndim == 0:

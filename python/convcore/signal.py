@@ -124,7 +124,7 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
     """
     a, b = _pair("convolve2d", in1, in2)
     fill = _fillvalue("convolve2d", fillvalue)
-    return _core.correlate2d(a, np.flip(b), mode, boundary, fill)
+    return _core.correlate2d(a, np.flip(b), mode, boundary, fill, True)
 
 
 def choose_conv_method(in1, in2, mode="full"):

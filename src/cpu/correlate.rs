@@ -15,7 +15,7 @@ use crate::cpu::simd::has_avx2_fma;
 use crate::element::Element;
 use crate::error::{assume_init_vec, checked_numel, try_uninit, try_zeroed, Result};
 use std::mem::MaybeUninit;
-use crate::ops::correlate::CorrPlan;
+use crate::ops::correlate::{Boundary, CorrPlan};
 use rayon::prelude::*;
 
 /// Outputs accumulated in registers at once.
@@ -26,6 +26,8 @@ const CHUNK: usize = 2048;
 const TAPS: usize = 1024;
 /// Kernel rows accumulated per pass over a block.
 const GROUP: usize = 16;
+/// Rows at least this long read their interior in place and pad only the edges.
+const SPLIT_MIN: usize = 512;
 
 /// Where one kernel row reads from, for one output row.
 #[derive(Clone, Copy)]
@@ -57,6 +59,7 @@ struct Ctx<'a, T> {
     kw: usize,
     k_rows: usize,
     cval: T,
+    kernel_finite: bool,
     /// Row strides (in rows) of the leading axes of input, output and kernel.
     in_row_strides: Vec<usize>,
     out_row_strides: Vec<usize>,
@@ -82,6 +85,9 @@ pub fn correlate_direct<T: Element>(x: &[T], k: &[T], plan: &CorrPlan) -> Result
     if out_n == 0 || x.is_empty() {
         return try_zeroed(out_n, "the correlation output");
     }
+    if d == 1 && plan.boundary == Boundary::Constant && plan.cval == 0.0 && !k.iter().all(|v| v.is_finite()) {
+        return correlate_overlap_1d(x, k, plan);
+    }
     // Every output is written by `chunk` before it is read, so the buffer starts
     // uninitialised: no memset, and a recycled heap block costs no page faults.
     let mut out: Vec<MaybeUninit<T>> = try_uninit(out_n, "the correlation output")?;
@@ -95,6 +101,7 @@ pub fn correlate_direct<T: Element>(x: &[T], k: &[T], plan: &CorrPlan) -> Result
         kw,
         k_rows: k.len() / kw,
         cval: T::from_f64_lossy(plan.cval),
+        kernel_finite: k.iter().all(|v| v.is_finite()),
         in_row_strides: row_strides(&plan.in_shape),
         out_row_strides: row_strides(&plan.out_shape),
         k_row_strides: row_strides(&plan.k_shape),
@@ -119,12 +126,33 @@ pub fn correlate_direct<T: Element>(x: &[T], k: &[T], plan: &CorrPlan) -> Result
     Ok(unsafe { assume_init_vec(out) })
 }
 
+/// 1-D zero-fill correlation summing products only where the inputs overlap, as
+/// numpy.correlate (scipy's 1-D path) does: it differs from multiplying zero padding only
+/// when the kernel holds inf or NaN, the one case this slow path is used for.
+fn correlate_overlap_1d<T: Element>(x: &[T], k: &[T], plan: &CorrPlan) -> Result<Vec<T>> {
+    let mut out = try_zeroed(plan.out_shape[0], "the correlation output")?;
+    let off = plan.offset[0];
+    out.par_iter_mut().enumerate().for_each(|(o, y)| {
+        let mut acc = T::zero();
+        for (j, &w) in k.iter().enumerate() {
+            let i = o as isize + j as isize - off;
+            if i >= 0 && (i as usize) < x.len() {
+                acc += x[i as usize] * w;
+            }
+        }
+        *y = acc;
+    });
+    Ok(out)
+}
+
 impl<T: Element> Ctx<'_, T> {
     /// Fill `s.active` with the kernel rows that contribute to output row `r`.
     fn collect_sources(&self, r: usize, s: &mut Scratch<T>) {
         s.active.clear();
         let lead = self.plan.ndim() - 1;
-        let skip_constant = self.cval == T::zero();
+        // Rows that are all zero padding add nothing, unless the kernel holds inf or NaN
+        // (0 * inf is NaN, and scipy's N-D direct method multiplies the padding too).
+        let skip_constant = self.cval == T::zero() && self.kernel_finite;
         // Output row multi-index.
         let mut o_idx = [0usize; 16];
         let mut o_vec;
@@ -182,8 +210,14 @@ impl<T: Element> Ctx<'_, T> {
             // edges (left, right) go through padded scratch lines.
             let lo = o0 as isize;
             let hi = (o0 + n) as isize;
-            let a = (off - t0 as isize).clamp(lo, hi);
-            let b = (self.iw as isize + off - t0 as isize - taps as isize + 1).clamp(a, hi);
+            let (a, b) = if n >= SPLIT_MIN {
+                let a = (off - t0 as isize).clamp(lo, hi);
+                (a, (self.iw as isize + off - t0 as isize - taps as isize + 1).clamp(a, hi))
+            } else {
+                // Short rows: one padded copy per line costs less than vector-unfriendly
+                // edge pieces.
+                (lo, lo)
+            };
             for group in active.chunks(GROUP) {
                 for (r0, r1) in [(lo, a), (a, b), (b, hi)] {
                     if r1 <= r0 {
@@ -295,6 +329,18 @@ unsafe fn accumulate_avx2<T: Element>(dst: &mut [MaybeUninit<T>], srcs: &[&[T]],
         }
         o += block;
     }
+    // Short rows and row ends: one vector of outputs at a time.
+    while o + l <= n {
+        let mut acc = if init { T::vzero() } else { T::vload(dp.add(o)) };
+        for (src, w) in srcs.iter().zip(ws) {
+            let sp = src.as_ptr().add(o);
+            for (j, &wj) in w.iter().enumerate() {
+                acc = T::vfmadd(T::vsplat(wj), T::vload(sp.add(j)), acc);
+            }
+        }
+        T::vstore(dp.add(o), acc);
+        o += l;
+    }
     if o < n {
         accumulate_generic::<T, true>(&mut dst[o..], &shifted(srcs, o)[..srcs.len()], ws, init);
     }
@@ -364,7 +410,7 @@ fn accumulate_generic<T: Element, const FMA: bool>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::correlate::{Boundary, Mode};
+    use crate::ops::correlate::Mode;
 
     /// Textbook evaluation of a plan, for reference.
     pub(crate) fn naive(x: &[f64], k: &[f64], p: &CorrPlan) -> Vec<f64> {

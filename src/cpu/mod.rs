@@ -1,6 +1,8 @@
 //! CPU backend: rayon-parallel kernels for the specs in `crate::ops`.
 
+pub mod conv;
 pub mod correlate;
 pub mod fft;
+pub mod gemm;
 pub mod pool;
 pub(crate) mod simd;

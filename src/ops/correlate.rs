@@ -148,19 +148,31 @@ impl CorrPlan {
     }
 
     /// scipy.signal.correlate2d(in1, in2, mode, boundary, fillvalue).
+    ///
+    /// scipy computes correlate2d as convolve2d with the kernel rotated, so its 'same'
+    /// window starts at `n2 // 2` of the full correlation, one later than `correlate`'s
+    /// `(n2 - 1) // 2` for even kernel sizes. `convolve2d` (a correlation with the kernel
+    /// already flipped by the caller) passes `flipped = true` to keep `correlate`'s start.
     pub fn signal2d(
         in_shape: &[usize],
         k_shape: &[usize],
         mode: Mode,
         boundary: Boundary,
         fillvalue: f64,
+        flipped: bool,
     ) -> Result<CorrPlan> {
         if in_shape.len() != 2 || k_shape.len() != 2 {
             return Err(Error::Value(format!(
                 "correlate2d: in1 and in2 must be 2-D arrays, got shapes {in_shape:?} and {k_shape:?}"
             )));
         }
-        Self::signal2d_like("correlate2d", in_shape, k_shape, mode, boundary, fillvalue)
+        let mut plan = Self::signal2d_like("correlate2d", in_shape, k_shape, mode, boundary, fillvalue)?;
+        if mode == Mode::Same && !flipped {
+            for (off, &n2) in plan.offset.iter_mut().zip(k_shape) {
+                *off = ((n2 - 1) / 2) as isize;
+            }
+        }
+        Ok(plan)
     }
 
     fn signal2d_like(

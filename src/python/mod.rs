@@ -26,8 +26,11 @@ impl From<Error> for PyErr {
 /// A C-contiguous view of `a`: borrowed when the layout allows, copied otherwise
 /// (Fortran order, negative or gapped strides).
 fn contiguous<'a, T: Element + numpy::Element>(a: &'a PyReadonlyArrayDyn<'_, T>) -> Result<Cow<'a, [T]>, Error> {
-    if let Ok(s) = a.as_slice() {
-        return Ok(Cow::Borrowed(s));
+    // as_slice() also accepts Fortran order; only C order may be borrowed as is.
+    if a.is_c_contiguous() {
+        if let Ok(s) = a.as_slice() {
+            return Ok(Cow::Borrowed(s));
+        }
     }
     let v = a.as_array();
     let mut buf = crate::error::try_filled(v.len(), T::zero(), "a contiguous copy of the input")?;
@@ -140,8 +143,9 @@ fn choose_method(in1_shape: Vec<usize>, in2_shape: Vec<usize>, mode: &str, doubl
 }
 
 /// scipy.signal.correlate2d(in1, in2, mode, boundary, fillvalue).
+/// `flipped`: in2 is an already flipped kernel (convolve2d), which changes the 'same' centring.
 #[pyfunction]
-#[pyo3(signature = (in1, in2, mode="full", boundary="fill", fillvalue=0.0))]
+#[pyo3(signature = (in1, in2, mode="full", boundary="fill", fillvalue=0.0, flipped=false))]
 fn correlate2d<'py>(
     py: Python<'py>,
     in1: &Bound<'py, PyAny>,
@@ -149,11 +153,12 @@ fn correlate2d<'py>(
     mode: &str,
     boundary: &str,
     fillvalue: f64,
+    flipped: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let mode = Mode::parse(mode)?;
     let boundary = Boundary::parse_signal2d(boundary)?;
     dispatch_float2!(py, in1, in2, "correlate2d", |x, k| {
-        let plan = CorrPlan::signal2d(x.shape(), k.shape(), mode, boundary, fillvalue)?;
+        let plan = CorrPlan::signal2d(x.shape(), k.shape(), mode, boundary, fillvalue, flipped)?;
         correlate_impl(py, x, k, plan, "direct")
     })
 }

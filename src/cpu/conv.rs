@@ -1,0 +1,741 @@
+//! Convolution and dense kernels, forward and backward, for a validated `ConvPlan`
+//! (channels-last, 1 to 3 spatial axes). Callers run them inside the crate's pool.
+//!
+//! Convolution is im2col + GEMM. With channels last, the im2col row of one output
+//! position is the `(*kernel, c_in)` block of input cells its window covers, which is
+//! exactly the row order of Keras' `(*kernel, c_in, c_out)` weights, so
+//!
+//! ```text
+//! Y (rows x c_out)   = Col (rows x K) * W (K x c_out) + bias      rows = batch * positions
+//! dW (K x c_out)    += Col^T * dY                                  (summed over all rows)
+//! dCol (rows x K)    = dY * W^T,  then col2im scatter-adds dCol into dX
+//! ```
+//!
+//! The column buffer is never built for the whole batch: the batch is split into one
+//! contiguous range of images per pool thread, and each range is processed in pieces
+//! of rows whose column buffers together stay under a fixed byte budget. Per-thread
+//! ranges, each with a single-threaded GEMM, beat one multi-threaded GEMM over the whole
+//! batch on the 2-core test machine (see the `conv_throughput` test), and give
+//! race-free col2im since no two threads share an image. A 1x1 kernel with stride 1
+//! needs no im2col: the input rows are the column matrix.
+
+use crate::cpu::gemm::{matmul, MatMut, MatRef};
+use crate::element::Element;
+use crate::error::{try_zeroed, Error, Result};
+use crate::ops::conv::ConvPlan;
+use rayon::prelude::*;
+
+/// Default ceiling on the bytes of im2col buffers alive at once (all threads together).
+pub const COL_BUDGET_BYTES: usize = 32 << 20;
+
+/// How the work is split; tests and the timing test vary it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tuning {
+    pub budget_bytes: usize,
+    /// Process the batch as one range and let the GEMM use every thread instead.
+    pub gemm_threads_only: bool,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning { budget_bytes: COL_BUDGET_BYTES, gemm_threads_only: false }
+    }
+}
+
+/// The plan's geometry padded to three spatial axes (missing leading axes of size 1).
+struct Geo {
+    batch: usize,
+    n: [usize; 3],
+    o: [usize; 3],
+    k: [usize; 3],
+    s: [isize; 3],
+    d: [isize; 3],
+    p: [isize; 3],
+    c_in: usize,
+    c_out: usize,
+    /// Output positions per image.
+    positions: usize,
+    /// im2col row length, prod(kernel) * c_in.
+    kw: usize,
+    /// 1x1 kernel, stride 1: Col is x itself.
+    direct: bool,
+}
+
+impl Geo {
+    fn new(plan: &ConvPlan) -> Geo {
+        let nd = plan.ndim();
+        let lead = 3 - nd;
+        let (mut n, mut o, mut k) = ([1; 3], [1; 3], [1; 3]);
+        let (mut s, mut d, mut p) = ([1isize; 3], [1isize; 3], [0isize; 3]);
+        for a in 0..nd {
+            n[lead + a] = plan.spatial[a];
+            o[lead + a] = plan.out_spatial[a];
+            k[lead + a] = plan.kernel[a];
+            // The plan keeps every size within isize (checked in ConvPlan::new); strides
+            // and dilations larger than that only ever multiply index 0.
+            s[lead + a] = plan.strides[a].min(isize::MAX as usize) as isize;
+            d[lead + a] = plan.dilation[a].min(isize::MAX as usize) as isize;
+            p[lead + a] = plan.pad_before[a] as isize;
+        }
+        let direct = k == [1; 3] && s == [1; 3] && p == [0; 3];
+        Geo {
+            batch: plan.batch,
+            n,
+            o,
+            k,
+            s,
+            d,
+            p,
+            c_in: plan.c_in,
+            c_out: plan.c_out,
+            positions: plan.out_positions(),
+            kw: plan.col_width(),
+            direct,
+        }
+    }
+
+    fn in_len(&self) -> usize {
+        self.batch * self.n[0] * self.n[1] * self.n[2] * self.c_in
+    }
+
+    fn image_len(&self) -> usize {
+        self.n[0] * self.n[1] * self.n[2] * self.c_in
+    }
+
+    fn out_len(&self) -> usize {
+        self.batch * self.positions * self.c_out
+    }
+
+    /// Input index on axis `a` of output index `o` and kernel index `j`, if inside.
+    #[inline(always)]
+    fn src(&self, a: usize, o: usize, j: usize) -> Option<usize> {
+        let i = o as isize * self.s[a] + j as isize * self.d[a] - self.p[a];
+        (i >= 0 && (i as usize) < self.n[a]).then_some(i as usize)
+    }
+
+    /// Calls `f(col_offset, x_offset, len)` for every run of real input cells of the
+    /// window of output row `r` (a global row `b * positions + pos`), with `x_offset`
+    /// relative to image `b - b0`, and `z(col_offset, len)` for every padded run.
+    #[inline(always)]
+    fn walk_row(&self, r: usize, b0: usize, mut f: impl FnMut(usize, usize, usize), mut z: impl FnMut(usize, usize)) {
+        let c = self.c_in;
+        let ow = r % self.o[2];
+        let oh = (r / self.o[2]) % self.o[1];
+        let od = (r / (self.o[2] * self.o[1])) % self.o[0];
+        let b = r / self.positions - b0;
+        let run = self.k[2] * c;
+        let plane = self.k[1] * run;
+        let iw0 = ow as isize * self.s[2] - self.p[2];
+        let w_inside = self.d[2] == 1 && iw0 >= 0 && iw0 as usize + self.k[2] <= self.n[2];
+        for kd in 0..self.k[0] {
+            let off_d = kd * plane;
+            let Some(id) = self.src(0, od, kd) else {
+                z(off_d, plane);
+                continue;
+            };
+            for kh in 0..self.k[1] {
+                let off = off_d + kh * run;
+                let Some(ih) = self.src(1, oh, kh) else {
+                    z(off, run);
+                    continue;
+                };
+                let pix = ((b * self.n[0] + id) * self.n[1] + ih) * self.n[2];
+                if w_inside {
+                    f(off, (pix + iw0 as usize) * c, run);
+                } else {
+                    for kw in 0..self.k[2] {
+                        match self.src(2, ow, kw) {
+                            Some(iw) => f(off + kw * c, (pix + iw) * c, c),
+                            None => z(off + kw * c, c),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fill `col` with the im2col rows `r0 ..` (as many as fit), reading images from
+    /// `x`, which starts at image `b0`.
+    fn im2col<T: Element>(&self, x: &[T], b0: usize, r0: usize, col: &mut [T]) {
+        for (i, row) in col.chunks_exact_mut(self.kw).enumerate() {
+            // Both closures need `row`; a raw pointer keeps one borrow.
+            let rp = row.as_mut_ptr();
+            self.walk_row(
+                r0 + i,
+                b0,
+                // SAFETY: walk_row's runs lie inside one row of length kw and inside the
+                // image range of x (the plan's geometry guarantees both).
+                |co, xo, len| unsafe { std::ptr::copy_nonoverlapping(x[xo..xo + len].as_ptr(), rp.add(co), len) },
+                |co, len| unsafe { std::ptr::write_bytes(rp.add(co), 0, len) },
+            );
+        }
+    }
+
+    /// Scatter-add the rows of `dcol` (rows `r0 ..`) into `dx`, which starts at image `b0`.
+    fn col2im<T: Element>(&self, dcol: &[T], b0: usize, r0: usize, dx: &mut [T]) {
+        for (i, row) in dcol.chunks_exact(self.kw).enumerate() {
+            self.walk_row(
+                r0 + i,
+                b0,
+                |co, xo, len| {
+                    for (d, &v) in dx[xo..xo + len].iter_mut().zip(&row[co..co + len]) {
+                        *d += v;
+                    }
+                },
+                |_, _| {},
+            );
+        }
+    }
+}
+
+fn check_len(what: &str, got: usize, want: usize, shape: &[usize], plan: &ConvPlan) -> Result<()> {
+    if got != want {
+        return Err(Error::Value(format!(
+            "{what} has {got} elements but the convolution plan (input shape {:?}, kernel {:?}) expects \
+             shape {shape:?} ({want} elements)",
+            plan.in_shape(),
+            plan.weight_shape()
+        )));
+    }
+    Ok(())
+}
+
+/// One contiguous range of images handled by one thread.
+struct Task {
+    b0: usize,
+    b1: usize,
+}
+
+/// Split the batch into ranges, and say how many rows a piece holds and how many
+/// threads each GEMM gets.
+fn schedule(g: &Geo, t: Tuning, buffers: usize, elem: usize) -> (Vec<Task>, usize, usize) {
+    let nt = rayon::current_num_threads().max(1);
+    let ntasks = if t.gemm_threads_only { 1 } else { nt.min(g.batch) };
+    let gemm_threads = if ntasks < nt { nt } else { 1 };
+    let tasks = (0..ntasks)
+        .map(|i| Task { b0: i * g.batch / ntasks, b1: (i + 1) * g.batch / ntasks })
+        .collect();
+    let per_row = (buffers * ntasks * g.kw * elem).max(1);
+    let piece_rows = (t.budget_bytes / per_row).max(1);
+    (tasks, piece_rows, gemm_threads)
+}
+
+/// Split `buf` into one slice per task, `per_image` elements per image.
+fn split_by_tasks<'a, T>(mut buf: &'a mut [T], tasks: &[Task], per_image: usize) -> Vec<&'a mut [T]> {
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        let (head, tail) = std::mem::take(&mut buf).split_at_mut((t.b1 - t.b0) * per_image);
+        out.push(head);
+        buf = tail;
+    }
+    out
+}
+
+/// Convolution forward: `y` of shape `(batch, *out_spatial, c_out)`.
+pub fn conv_forward<T: Element>(x: &[T], w: &[T], bias: Option<&[T]>, plan: &ConvPlan) -> Result<Vec<T>> {
+    conv_forward_tuned(x, w, bias, plan, Tuning::default())
+}
+
+pub(crate) fn conv_forward_tuned<T: Element>(
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    plan: &ConvPlan,
+    tuning: Tuning,
+) -> Result<Vec<T>> {
+    let g = Geo::new(plan);
+    check_len("x", x.len(), g.in_len(), &plan.in_shape(), plan)?;
+    check_len("the kernel", w.len(), g.kw * g.c_out, &plan.weight_shape(), plan)?;
+    if let Some(b) = bias {
+        check_len("the bias", b.len(), g.c_out, &[g.c_out], plan)?;
+    }
+    let mut y = try_zeroed::<T>(g.out_len(), "the convolution output")?;
+    let (tasks, piece_rows, gemm_threads) = schedule(&g, tuning, 1, std::mem::size_of::<T>());
+    let ys = split_by_tasks(&mut y, &tasks, g.positions * g.c_out);
+    let wm = MatRef::row_major(w, g.kw, g.c_out);
+    tasks.par_iter().zip(ys).try_for_each(|(t, yt)| -> Result<()> {
+        let (r_begin, r_end) = (t.b0 * g.positions, t.b1 * g.positions);
+        let mut col = if g.direct {
+            Vec::new()
+        } else {
+            try_zeroed::<T>(piece_rows.min(r_end - r_begin) * g.kw, "the im2col buffer")?
+        };
+        let xt = &x[t.b0 * g.image_len()..t.b1 * g.image_len()];
+        let mut r0 = r_begin;
+        while r0 < r_end {
+            let rows = piece_rows.min(r_end - r0);
+            let a = if g.direct {
+                &xt[(r0 - r_begin) * g.kw..][..rows * g.kw]
+            } else {
+                g.im2col(xt, t.b0, r0, &mut col[..rows * g.kw]);
+                &col[..rows * g.kw]
+            };
+            let yp = &mut yt[(r0 - r_begin) * g.c_out..][..rows * g.c_out];
+            let beta = match bias {
+                Some(b) => {
+                    for row in yp.chunks_exact_mut(g.c_out) {
+                        row.copy_from_slice(b);
+                    }
+                    T::one()
+                }
+                None => T::zero(),
+            };
+            matmul(MatMut::row_major(yp, rows, g.c_out), T::one(), MatRef::row_major(a, rows, g.kw), wm, beta, gemm_threads)?;
+            r0 += rows;
+        }
+        Ok(())
+    })?;
+    Ok(y)
+}
+
+/// Gradients of a convolution: `dx` (input shape, when asked for), `dw` (Keras kernel
+/// layout) and `db` (c_out).
+#[derive(Debug)]
+pub struct ConvGrads<T> {
+    pub dx: Option<Vec<T>>,
+    pub dw: Vec<T>,
+    pub db: Vec<T>,
+}
+
+/// Convolution backward from `dy` (output shape). `need_dx = false` skips the input
+/// gradient (a first layer does not need it), saving about half the work.
+pub fn conv_backward<T: Element>(x: &[T], w: &[T], dy: &[T], plan: &ConvPlan, need_dx: bool) -> Result<ConvGrads<T>> {
+    conv_backward_tuned(x, w, dy, plan, need_dx, Tuning::default())
+}
+
+pub(crate) fn conv_backward_tuned<T: Element>(
+    x: &[T],
+    w: &[T],
+    dy: &[T],
+    plan: &ConvPlan,
+    need_dx: bool,
+    tuning: Tuning,
+) -> Result<ConvGrads<T>> {
+    let g = Geo::new(plan);
+    check_len("x", x.len(), g.in_len(), &plan.in_shape(), plan)?;
+    check_len("the kernel", w.len(), g.kw * g.c_out, &plan.weight_shape(), plan)?;
+    check_len("dy", dy.len(), g.out_len(), &plan.out_shape(), plan)?;
+    let mut dx = if need_dx { Some(try_zeroed::<T>(g.in_len(), "the input gradient")?) } else { None };
+    let buffers = if need_dx { 2 } else { 1 };
+    let (tasks, piece_rows, gemm_threads) = schedule(&g, tuning, buffers, std::mem::size_of::<T>());
+    let dxs: Vec<Option<&mut [T]>> = match dx.as_mut() {
+        Some(d) => split_by_tasks(d, &tasks, g.image_len()).into_iter().map(Some).collect(),
+        None => tasks.iter().map(|_| None).collect(),
+    };
+    let wt = MatRef::row_major(w, g.kw, g.c_out).t();
+    let partials: Vec<(Vec<T>, Vec<T>)> = tasks
+        .par_iter()
+        .zip(dxs)
+        .map(|(t, mut dxt)| -> Result<(Vec<T>, Vec<T>)> {
+            let (r_begin, r_end) = (t.b0 * g.positions, t.b1 * g.positions);
+            let mut dw = try_zeroed::<T>(g.kw * g.c_out, "the kernel gradient")?;
+            let mut db = vec![T::zero(); g.c_out];
+            let cap = piece_rows.min(r_end - r_begin) * g.kw;
+            let mut col = if g.direct { Vec::new() } else { try_zeroed::<T>(cap, "the im2col buffer")? };
+            let mut dcol =
+                if g.direct || !need_dx { Vec::new() } else { try_zeroed::<T>(cap, "the im2col gradient buffer")? };
+            let xt = &x[t.b0 * g.image_len()..t.b1 * g.image_len()];
+            let mut r0 = r_begin;
+            while r0 < r_end {
+                let rows = piece_rows.min(r_end - r0);
+                let dyp = &dy[r0 * g.c_out..][..rows * g.c_out];
+                let dym = MatRef::row_major(dyp, rows, g.c_out);
+                for row in dyp.chunks_exact(g.c_out) {
+                    for (s, &v) in db.iter_mut().zip(row) {
+                        *s += v;
+                    }
+                }
+                let a = if g.direct {
+                    &xt[(r0 - r_begin) * g.kw..][..rows * g.kw]
+                } else {
+                    g.im2col(xt, t.b0, r0, &mut col[..rows * g.kw]);
+                    &col[..rows * g.kw]
+                };
+                let dwm = MatMut::row_major(&mut dw[..], g.kw, g.c_out);
+                matmul(dwm, T::one(), MatRef::row_major(a, rows, g.kw).t(), dym, T::one(), gemm_threads)?;
+                if let Some(dxt) = dxt.as_deref_mut() {
+                    if g.direct {
+                        let dxp = &mut dxt[(r0 - r_begin) * g.kw..][..rows * g.kw];
+                        matmul(MatMut::row_major(dxp, rows, g.kw), T::one(), dym, wt, T::zero(), gemm_threads)?;
+                    } else {
+                        let dc = &mut dcol[..rows * g.kw];
+                        matmul(MatMut::row_major(&mut dc[..], rows, g.kw), T::one(), dym, wt, T::zero(), gemm_threads)?;
+                        g.col2im(dc, t.b0, r0, dxt);
+                    }
+                }
+                r0 += rows;
+            }
+            Ok((dw, db))
+        })
+        .collect::<Result<_>>()?;
+    let mut it = partials.into_iter();
+    let (mut dw, mut db) = it.next().unwrap_or_default();
+    for (pw, pb) in it {
+        for (a, b) in dw.iter_mut().zip(pw) {
+            *a += b;
+        }
+        for (a, b) in db.iter_mut().zip(pb) {
+            *a += b;
+        }
+    }
+    Ok(ConvGrads { dx, dw, db })
+}
+
+fn dense_check(what: &str, got: usize, shape: [usize; 2]) -> Result<usize> {
+    let want = crate::error::checked_numel(&shape)?;
+    if got != want {
+        return Err(Error::Value(format!(
+            "dense: {what} has {got} elements but shape {shape:?} ({want} elements) was expected"
+        )));
+    }
+    Ok(want)
+}
+
+/// Dense layer forward: `y (n, d_out) = x (n, d_in) * w (d_in, d_out) + bias`.
+pub fn dense_forward<T: Element>(
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    n: usize,
+    d_in: usize,
+    d_out: usize,
+) -> Result<Vec<T>> {
+    dense_check("x", x.len(), [n, d_in])?;
+    dense_check("the kernel", w.len(), [d_in, d_out])?;
+    let len = dense_check("y", n.saturating_mul(d_out), [n, d_out])?;
+    let mut y = try_zeroed::<T>(len, "the dense output")?;
+    let beta = match bias {
+        Some(b) => {
+            dense_check("the bias", b.len(), [1, d_out])?;
+            if d_out > 0 {
+                for row in y.chunks_exact_mut(d_out) {
+                    row.copy_from_slice(b);
+                }
+            }
+            T::one()
+        }
+        None => T::zero(),
+    };
+    let nt = rayon::current_num_threads();
+    matmul(MatMut::row_major(&mut y, n, d_out), T::one(), MatRef::row_major(x, n, d_in), MatRef::row_major(w, d_in, d_out), beta, nt)?;
+    Ok(y)
+}
+
+/// Dense layer backward from `dy (n, d_out)`: returns `(dx, dw, db)`, `dx` only when
+/// `need_dx`.
+#[allow(clippy::type_complexity)]
+pub fn dense_backward<T: Element>(
+    x: &[T],
+    w: &[T],
+    dy: &[T],
+    n: usize,
+    d_in: usize,
+    d_out: usize,
+    need_dx: bool,
+) -> Result<(Option<Vec<T>>, Vec<T>, Vec<T>)> {
+    dense_check("x", x.len(), [n, d_in])?;
+    let wl = dense_check("the kernel", w.len(), [d_in, d_out])?;
+    dense_check("dy", dy.len(), [n, d_out])?;
+    let nt = rayon::current_num_threads();
+    let dym = MatRef::row_major(dy, n, d_out);
+    let dx = if need_dx {
+        let mut dx = try_zeroed::<T>(x.len(), "the dense input gradient")?;
+        matmul(MatMut::row_major(&mut dx, n, d_in), T::one(), dym, MatRef::row_major(w, d_in, d_out).t(), T::zero(), nt)?;
+        Some(dx)
+    } else {
+        None
+    };
+    let mut dw = try_zeroed::<T>(wl, "the dense kernel gradient")?;
+    matmul(MatMut::row_major(&mut dw, d_in, d_out), T::one(), MatRef::row_major(x, n, d_in).t(), dym, T::zero(), nt)?;
+    let mut db = vec![T::zero(); d_out];
+    if d_out > 0 {
+        for row in dy.chunks_exact(d_out) {
+            for (s, &v) in db.iter_mut().zip(row) {
+                *s += v;
+            }
+        }
+    }
+    Ok((dx, dw, db))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::pool::Padding;
+
+    fn lcg(seed: &mut u64) -> f64 {
+        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((*seed >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    }
+
+    fn rand_vec(n: usize, seed: &mut u64) -> Vec<f64> {
+        (0..n).map(|_| lcg(seed)).collect()
+    }
+
+    /// Direct loop over the definition, independent of Geo.
+    fn naive(x: &[f64], w: &[f64], bias: Option<&[f64]>, p: &ConvPlan) -> Vec<f64> {
+        let nd = p.ndim();
+        let mut y = vec![0.0; p.out_shape().iter().product()];
+        let out_n = p.out_positions();
+        let kn: usize = p.kernel.iter().product();
+        let mut yi = 0;
+        for b in 0..p.batch {
+            for pos in 0..out_n {
+                // unravel pos over out_spatial
+                let mut o = vec![0; nd];
+                let mut rem = pos;
+                for a in (0..nd).rev() {
+                    o[a] = rem % p.out_spatial[a];
+                    rem /= p.out_spatial[a];
+                }
+                for co in 0..p.c_out {
+                    let mut s = bias.map_or(0.0, |b| b[co]);
+                    for kj in 0..kn {
+                        let mut j = vec![0; nd];
+                        let mut rem = kj;
+                        for a in (0..nd).rev() {
+                            j[a] = rem % p.kernel[a];
+                            rem /= p.kernel[a];
+                        }
+                        let mut flat = b;
+                        let mut inside = true;
+                        for a in 0..nd {
+                            let i = (o[a] * p.strides[a] + j[a] * p.dilation[a]) as isize - p.pad_before[a] as isize;
+                            if i < 0 || i as usize >= p.spatial[a] {
+                                inside = false;
+                            }
+                            flat = flat * p.spatial[a] + i.max(0) as usize;
+                        }
+                        if !inside {
+                            continue;
+                        }
+                        for ci in 0..p.c_in {
+                            s += x[flat * p.c_in + ci] * w[(kj * p.c_in + ci) * p.c_out + co];
+                        }
+                    }
+                    y[yi] = s;
+                    yi += 1;
+                }
+            }
+        }
+        y
+    }
+
+    fn max_rel(got: &[f64], want: &[f64]) -> f64 {
+        assert_eq!(got.len(), want.len());
+        let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-300);
+        got.iter().zip(want).fold(0.0f64, |m, (a, b)| m.max((a - b).abs())) / scale
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn cases() -> Vec<(usize, Vec<usize>, usize, usize, Vec<usize>, Vec<usize>, Vec<usize>, Padding)> {
+        use Padding::*;
+        vec![
+            (2, vec![9], 3, 4, vec![3], vec![1], vec![1], Valid),
+            (3, vec![10], 2, 3, vec![3], vec![2], vec![2], Same),
+            (1, vec![7], 1, 2, vec![4], vec![1], vec![1], Same),
+            (2, vec![7, 6], 3, 5, vec![3, 3], vec![1, 1], vec![1, 1], Valid),
+            (2, vec![7, 8], 2, 3, vec![3, 2], vec![2, 2], vec![1, 1], Same),
+            (2, vec![9, 7], 3, 4, vec![3, 3], vec![1, 2], vec![2, 1], Same),
+            (3, vec![11, 9], 1, 4, vec![3, 3], vec![2, 1], vec![2, 2], Valid),
+            (2, vec![5, 5], 4, 3, vec![1, 1], vec![1, 1], vec![1, 1], Valid),
+            (2, vec![5, 6], 3, 2, vec![1, 1], vec![2, 2], vec![1, 1], Same),
+            (2, vec![3, 4], 2, 3, vec![5, 6], vec![1, 1], vec![1, 1], Same),
+            (2, vec![5, 6, 4], 2, 3, vec![3, 2, 2], vec![1, 2, 1], vec![1, 1, 2], Same),
+            (1, vec![6, 5, 7], 3, 2, vec![2, 3, 3], vec![2, 1, 2], vec![2, 1, 1], Valid),
+        ]
+    }
+
+    #[test]
+    fn conv_forward_matches_naive() {
+        let mut seed = 7;
+        for (batch, sp, ci, co, k, s, d, pad) in cases() {
+            let p = ConvPlan::new(batch, &sp, ci, co, &k, &s, &d, pad).unwrap();
+            let x = rand_vec(p.in_shape().iter().product(), &mut seed);
+            let w = rand_vec(p.weight_shape().iter().product(), &mut seed);
+            let b = rand_vec(co, &mut seed);
+            let want = naive(&x, &w, Some(&b), &p);
+            for tuning in [Tuning::default(), Tuning { budget_bytes: 64, gemm_threads_only: false }, Tuning { budget_bytes: 1 << 20, gemm_threads_only: true }] {
+                let got = crate::threads::install(|| conv_forward_tuned(&x, &w, Some(&b), &p, tuning)).unwrap().unwrap();
+                assert!(max_rel(&got, &want) < 1e-13, "{p:?} {tuning:?}: {}", max_rel(&got, &want));
+            }
+            let got = conv_forward(&x, &w, None, &p).unwrap();
+            assert!(max_rel(&got, &naive(&x, &w, None, &p)) < 1e-13, "{p:?}");
+            // float32
+            let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let wf: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+            let bf: Vec<f32> = b.iter().map(|&v| v as f32).collect();
+            let got: Vec<f64> = conv_forward(&xf, &wf, Some(&bf), &p).unwrap().iter().map(|&v| v as f64).collect();
+            assert!(max_rel(&got, &want) < 1e-5, "{p:?}");
+        }
+    }
+
+    /// Central differences of L = sum(y * r) with respect to every entry of `v`.
+    fn numeric(v: &[f64], f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
+        let h = 1e-4;
+        let mut v = v.to_vec();
+        (0..v.len())
+            .map(|i| {
+                let keep = v[i];
+                v[i] = keep + h;
+                let up = f(&v);
+                v[i] = keep - h;
+                let down = f(&v);
+                v[i] = keep;
+                (up - down) / (2.0 * h)
+            })
+            .collect()
+    }
+
+    fn dot(a: &[f64], b: &[f64]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    #[test]
+    fn conv_backward_matches_finite_differences() {
+        let mut seed = 11;
+        for (batch, sp, ci, co, k, s, d, pad) in cases() {
+            let p = ConvPlan::new(batch, &sp, ci, co, &k, &s, &d, pad).unwrap();
+            let x = rand_vec(p.in_shape().iter().product(), &mut seed);
+            let w = rand_vec(p.weight_shape().iter().product(), &mut seed);
+            let b = rand_vec(co, &mut seed);
+            let r = rand_vec(p.out_shape().iter().product(), &mut seed);
+            let loss = |x: &[f64], w: &[f64], b: &[f64]| dot(&conv_forward(x, w, Some(b), &p).unwrap(), &r);
+            let ndx = numeric(&x, |v| loss(v, &w, &b));
+            let ndw = numeric(&w, |v| loss(&x, v, &b));
+            let ndb = numeric(&b, |v| loss(&x, &w, v));
+            for tuning in [Tuning::default(), Tuning { budget_bytes: 64, gemm_threads_only: false }, Tuning { budget_bytes: 1 << 20, gemm_threads_only: true }] {
+                let gr = crate::threads::install(|| conv_backward_tuned(&x, &w, &r, &p, true, tuning)).unwrap().unwrap();
+                let (e_dx, e_dw, e_db) =
+                    (max_rel(gr.dx.as_ref().unwrap(), &ndx), max_rel(&gr.dw, &ndw), max_rel(&gr.db, &ndb));
+                assert!(e_dx <= 1e-6 && e_dw <= 1e-6 && e_db <= 1e-6, "{p:?} {tuning:?}: {e_dx} {e_dw} {e_db}");
+            }
+            let gr = conv_backward(&x, &w, &r, &p, false).unwrap();
+            assert!(gr.dx.is_none());
+            assert!(max_rel(&gr.dw, &ndw) <= 1e-6);
+        }
+    }
+
+    #[test]
+    fn conv_chunked_batch_equals_one_chunk() {
+        let p = ConvPlan::new(37, &[12, 11], 3, 5, &[3, 3], &[1, 1], &[1, 1], Padding::Same).unwrap();
+        let mut seed = 3;
+        let x = rand_vec(p.in_shape().iter().product(), &mut seed);
+        let w = rand_vec(p.weight_shape().iter().product(), &mut seed);
+        let b = rand_vec(5, &mut seed);
+        let dy = rand_vec(p.out_shape().iter().product(), &mut seed);
+        let one = Tuning { budget_bytes: usize::MAX / 2, gemm_threads_only: false };
+        // 4 KiB: a piece is a few rows, so each image takes several pieces.
+        let small = Tuning { budget_bytes: 4096, gemm_threads_only: false };
+        let y1 = conv_forward_tuned(&x, &w, Some(&b), &p, one).unwrap();
+        let y2 = conv_forward_tuned(&x, &w, Some(&b), &p, small).unwrap();
+        assert!(max_rel(&y2, &y1) < 1e-14);
+        let g1 = conv_backward_tuned(&x, &w, &dy, &p, true, one).unwrap();
+        let g2 = conv_backward_tuned(&x, &w, &dy, &p, true, small).unwrap();
+        assert!(max_rel(g2.dx.as_ref().unwrap(), g1.dx.as_ref().unwrap()) < 1e-14);
+        assert!(max_rel(&g2.dw, &g1.dw) < 1e-13);
+        assert!(max_rel(&g2.db, &g1.db) < 1e-13);
+        // and both against the reference
+        assert!(max_rel(&y2, &naive(&x, &w, Some(&b), &p)) < 1e-13);
+    }
+
+    #[test]
+    fn conv_bad_lengths_are_errors() {
+        let p = ConvPlan::new(2, &[5, 5], 3, 4, &[3, 3], &[1, 1], &[1, 1], Padding::Valid).unwrap();
+        let x = vec![0f32; 2 * 25 * 3];
+        let w = vec![0f32; 9 * 12];
+        let e = conv_forward(&x[1..], &w, None, &p).unwrap_err();
+        assert!(e.to_string().contains("[2, 5, 5, 3]") && e.to_string().contains("149"), "{e}");
+        let e = conv_forward(&x, &w[1..], None, &p).unwrap_err();
+        assert!(e.to_string().contains("[3, 3, 3, 4]"), "{e}");
+        assert!(conv_forward(&x, &w, Some(&[0.0; 3]), &p).is_err());
+        let e = conv_backward(&x, &w, &[0.0; 5], &p, true).unwrap_err();
+        assert!(e.to_string().contains("[2, 3, 3, 4]"), "{e}");
+        assert!(dense_forward(&x, &w, None, 2, 74, 4).is_err());
+        assert!(dense_backward(&x, &w, &[0.0; 3], 2, 75, 4, true).is_err());
+    }
+
+    #[test]
+    fn conv_dense_matches_finite_differences() {
+        let mut seed = 5;
+        for &(n, di, dout) in &[(1, 1, 1), (5, 7, 3), (17, 33, 9)] {
+            let x = rand_vec(n * di, &mut seed);
+            let w = rand_vec(di * dout, &mut seed);
+            let b = rand_vec(dout, &mut seed);
+            let r = rand_vec(n * dout, &mut seed);
+            let y = dense_forward(&x, &w, Some(&b), n, di, dout).unwrap();
+            for i in 0..n {
+                for o in 0..dout {
+                    let want = b[o] + (0..di).map(|j| x[i * di + j] * w[j * dout + o]).sum::<f64>();
+                    assert!((y[i * dout + o] - want).abs() < 1e-12);
+                }
+            }
+            let loss = |x: &[f64], w: &[f64], b: &[f64]| dot(&dense_forward(x, w, Some(b), n, di, dout).unwrap(), &r);
+            let (dx, dw, db) = dense_backward(&x, &w, &r, n, di, dout, true).unwrap();
+            assert!(max_rel(&dx.unwrap(), &numeric(&x, |v| loss(v, &w, &b))) <= 1e-6);
+            assert!(max_rel(&dw, &numeric(&w, |v| loss(&x, v, &b))) <= 1e-6);
+            assert!(max_rel(&db, &numeric(&b, |v| loss(&x, &w, v))) <= 1e-6);
+            let (dx, _, _) = dense_backward(&x, &w, &r, n, di, dout, false).unwrap();
+            assert!(dx.is_none());
+        }
+        // zero-sized: y is just the bias / empty, no panic
+        assert_eq!(dense_forward::<f64>(&[], &[], Some(&[1.0, 2.0]), 1, 0, 2).unwrap(), vec![1.0, 2.0]);
+        assert!(dense_forward::<f64>(&[], &[], None, 0, 3, 0).unwrap().is_empty());
+    }
+
+    /// cargo test --release --lib conv_throughput -- --ignored --nocapture
+    #[test]
+    #[ignore]
+    fn conv_throughput() {
+        let shapes = [(128, 28, 1, 32, 3), (128, 13, 32, 64, 3), (64, 32, 64, 64, 3), (64, 32, 32, 64, 5)];
+        let variants: [(&str, Tuning); 4] = [
+            ("chunks/32MB", Tuning::default()),
+            ("chunks/4MB", Tuning { budget_bytes: 4 << 20, gemm_threads_only: false }),
+            ("chunks/1MB", Tuning { budget_bytes: 1 << 20, gemm_threads_only: false }),
+            ("gemm-thr/32MB", Tuning { budget_bytes: 32 << 20, gemm_threads_only: true }),
+        ];
+        println!("threads: {}", crate::threads::get_num_threads());
+        let reps = std::env::var("CONV_REPS").ok().and_then(|s| s.parse().ok()).unwrap_or(5usize);
+        for (n, hw, ci, co, k) in shapes {
+            let p = ConvPlan::new(n, &[hw, hw], ci, co, &[k, k], &[1, 1], &[1, 1], Padding::Valid).unwrap();
+            let mut seed = 1;
+            let x: Vec<f32> = rand_vec(p.in_shape().iter().product(), &mut seed).iter().map(|&v| v as f32).collect();
+            let w: Vec<f32> = rand_vec(p.weight_shape().iter().product(), &mut seed).iter().map(|&v| v as f32).collect();
+            let b: Vec<f32> = vec![0.1; co];
+            let dy: Vec<f32> = rand_vec(p.out_shape().iter().product(), &mut seed).iter().map(|&v| v as f32).collect();
+            let fl = p.flops();
+            for (name, t) in variants {
+                let best = |f: &dyn Fn()| {
+                    f();
+                    (0..reps)
+                        .map(|_| {
+                            let t0 = std::time::Instant::now();
+                            f();
+                            t0.elapsed().as_secs_f64()
+                        })
+                        .fold(f64::INFINITY, f64::min)
+                };
+                let tf = best(&|| {
+                    crate::threads::install(|| conv_forward_tuned(&x, &w, Some(&b), &p, t).unwrap()).unwrap();
+                });
+                let tb = best(&|| {
+                    crate::threads::install(|| conv_backward_tuned(&x, &w, &dy, &p, true, t).unwrap()).unwrap();
+                });
+                let tbw = best(&|| {
+                    crate::threads::install(|| conv_backward_tuned(&x, &w, &dy, &p, false, t).unwrap()).unwrap();
+                });
+                println!(
+                    "({n},{hw},{hw},{ci}->{co},k{k}) {name:14} fwd {:7.2} ms {:6.1} GF/s | bwd(dx,dw) {:7.2} ms {:6.1} GF/s | \
+                     bwd(dw only) {:7.2} ms | fwd+bwd {:7.2} ms {:6.1} GF/s",
+                    tf * 1e3,
+                    fl / tf / 1e9,
+                    tb * 1e3,
+                    2.0 * fl / tb / 1e9,
+                    tbw * 1e3,
+                    (tf + tb) * 1e3,
+                    3.0 * fl / (tf + tb) / 1e9
+                );
+            }
+        }
+    }
+}
