@@ -61,10 +61,13 @@ const STREAM_NS_PER_BYTE: f64 = 0.8;
 const NS_PER_UNIT_F32: f64 = 0.5;
 /// Measured nanoseconds per unit per thread, f64.
 const NS_PER_UNIT_F64: f64 = 0.75;
-/// Direct kernel throughput per core, multiply-adds per second (from the brief:
-/// SIMD direct correlation runs at roughly 8-16 GFLOP/s per core for f32, half for f64).
-const DIRECT_MACS_PER_S_F32: f64 = 4e9;
-const DIRECT_MACS_PER_S_F64: f64 = 2e9;
+/// Direct kernel throughput per thread, multiply-adds per second: the AVX2 kernel of
+/// `cpu::correlate` measured 18-19e9 on 2 threads for 2-D kernels of 9x9 to 31x31 on a
+/// 2048x2048 float32 image, and 24-29e9 for 1-D (2026-11-27, AMD EPYC, 2 vCPUs; see
+/// BENCHMARKS.md). The 2-D figure is used: it is the conservative one. f64 has half the
+/// lanes.
+const DIRECT_MACS_PER_S_F32: f64 = 9e9;
+const DIRECT_MACS_PER_S_F64: f64 = 4.5e9;
 /// Below this many multiply-adds the direct kernel always wins (FFT setup dominates).
 const DIRECT_ALWAYS_BELOW: f64 = 1e5;
 
