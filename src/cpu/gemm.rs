@@ -23,12 +23,24 @@ pub struct MatRef<'a, T> {
 impl<'a, T> MatRef<'a, T> {
     /// A C-order `(rows, cols)` matrix at the start of `data`.
     pub fn row_major(data: &'a [T], rows: usize, cols: usize) -> Self {
-        MatRef { data, rows, cols, rs: cols, cs: 1 }
+        MatRef {
+            data,
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        }
     }
 
     /// The transposed view (no copy).
     pub fn t(self) -> Self {
-        MatRef { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
+        MatRef {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+        }
     }
 }
 
@@ -46,7 +58,13 @@ pub struct MatMut<'a, T> {
 impl<'a, T> MatMut<'a, T> {
     /// A C-order `(rows, cols)` matrix at the start of `data`.
     pub fn row_major(data: &'a mut [T], rows: usize, cols: usize) -> Self {
-        MatMut { data, rows, cols, rs: cols, cs: 1 }
+        MatMut {
+            data,
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        }
     }
 }
 
@@ -55,7 +73,10 @@ fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<usize> {
     if rows == 0 || cols == 0 {
         return Some(0);
     }
-    (rows - 1).checked_mul(rs)?.checked_add((cols - 1).checked_mul(cs)?)?.checked_add(1)
+    (rows - 1)
+        .checked_mul(rs)?
+        .checked_add((cols - 1).checked_mul(cs)?)?
+        .checked_add(1)
 }
 
 fn check_view(what: &str, len: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> Result<()> {
@@ -70,7 +91,14 @@ fn check_view(what: &str, len: usize, rows: usize, cols: usize, rs: usize, cs: u
 /// `C = alpha * A * B + beta * C` with `A: m x k`, `B: k x n`, `C: m x n`. When `beta`
 /// is zero `C` is not read (it may hold garbage or NaN). `threads > 1` lets the product
 /// split its work over that many rayon threads of the current pool.
-pub fn matmul<T: Element>(c: MatMut<'_, T>, alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, threads: usize) -> Result<()> {
+pub fn matmul<T: Element>(
+    c: MatMut<'_, T>,
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    beta: T,
+    threads: usize,
+) -> Result<()> {
     let (m, n, k) = (c.rows, c.cols, a.cols);
     if a.rows != m || b.rows != k || b.cols != n {
         return Err(Error::Value(format!(
@@ -103,9 +131,16 @@ pub fn matmul<T: Element>(c: MatMut<'_, T>, alpha: T, a: MatRef<'_, T>, b: MatRe
     }
     let id = TypeId::of::<T>();
     if id != TypeId::of::<f32>() && id != TypeId::of::<f64>() {
-        return Err(Error::Type(format!("matmul supports float32 and float64, got {}", T::NAME)));
+        return Err(Error::Type(format!(
+            "matmul supports float32 and float64, got {}",
+            T::NAME
+        )));
     }
-    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
     // SAFETY: every view was checked to lie inside its slice, C's elements are distinct
     // and C is borrowed mutably (so it aliases neither A nor B); T is f32 or f64, which
     // gemm supports. gemm computes dst = alpha' * dst + beta' * lhs * rhs, reading dst
@@ -160,8 +195,16 @@ mod tests {
         let a: Vec<f64> = (0..m * k).map(|i| ((i * 7919) % 13) as f64 - 6.0).collect();
         let b: Vec<f64> = (0..k * n).map(|i| ((i * 104729) % 11) as f64 - 5.0).collect();
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-            let av = if ta { MatRef::row_major(&a, k, m).t() } else { MatRef::row_major(&a, m, k) };
-            let bv = if tb { MatRef::row_major(&b, n, k).t() } else { MatRef::row_major(&b, k, n) };
+            let av = if ta {
+                MatRef::row_major(&a, k, m).t()
+            } else {
+                MatRef::row_major(&a, m, k)
+            };
+            let bv = if tb {
+                MatRef::row_major(&b, n, k).t()
+            } else {
+                MatRef::row_major(&b, k, n)
+            };
             let want = naive(&av, &bv);
             for threads in [1, 2] {
                 let mut c = vec![f64::NAN; m * n];
@@ -177,8 +220,22 @@ mod tests {
         let af: Vec<f32> = a.iter().map(|&v| v as f32).collect();
         let bf: Vec<f32> = b.iter().map(|&v| v as f32).collect();
         let mut cf = vec![0f32; m * n];
-        let cm = MatMut { data: &mut cf, rows: m, cols: n, rs: 1, cs: m };
-        matmul(cm, 1.0, MatRef::row_major(&af, m, k), MatRef::row_major(&bf, k, n), 0.0, 1).unwrap();
+        let cm = MatMut {
+            data: &mut cf,
+            rows: m,
+            cols: n,
+            rs: 1,
+            cs: m,
+        };
+        matmul(
+            cm,
+            1.0,
+            MatRef::row_major(&af, m, k),
+            MatRef::row_major(&bf, k, n),
+            0.0,
+            1,
+        )
+        .unwrap();
         let want = naive(&MatRef::row_major(&a, m, k), &MatRef::row_major(&b, k, n));
         for i in 0..m {
             for j in 0..n {
@@ -191,18 +248,54 @@ mod tests {
     fn conv_gemm_matmul_rejects_bad_views() {
         let a = vec![0f64; 6];
         let mut c = vec![0f64; 4];
-        let e = matmul(MatMut::row_major(&mut c, 2, 2), 1.0, MatRef::row_major(&a, 2, 3), MatRef::row_major(&a, 2, 3), 0.0, 1)
-            .unwrap_err();
+        let e = matmul(
+            MatMut::row_major(&mut c, 2, 2),
+            1.0,
+            MatRef::row_major(&a, 2, 3),
+            MatRef::row_major(&a, 2, 3),
+            0.0,
+            1,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("do not chain"), "{e}");
-        let e = matmul(MatMut::row_major(&mut c, 2, 2), 1.0, MatRef::row_major(&a, 2, 4), MatRef::row_major(&a, 4, 2), 0.0, 1)
-            .unwrap_err();
+        let e = matmul(
+            MatMut::row_major(&mut c, 2, 2),
+            1.0,
+            MatRef::row_major(&a, 2, 4),
+            MatRef::row_major(&a, 4, 2),
+            0.0,
+            1,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("does not fit"), "{e}");
-        let cm = MatMut { data: &mut c, rows: 2, cols: 2, rs: 1, cs: 1 };
-        let e = matmul(cm, 1.0, MatRef::row_major(&a, 2, 3), MatRef::row_major(&a, 3, 2), 0.0, 1).unwrap_err();
+        let cm = MatMut {
+            data: &mut c,
+            rows: 2,
+            cols: 2,
+            rs: 1,
+            cs: 1,
+        };
+        let e = matmul(
+            cm,
+            1.0,
+            MatRef::row_major(&a, 2, 3),
+            MatRef::row_major(&a, 3, 2),
+            0.0,
+            1,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("overlapping"), "{e}");
         // k == 0: C = beta * C
         let mut c = vec![2f64; 4];
-        matmul(MatMut::row_major(&mut c, 2, 2), 1.0, MatRef::row_major(&a, 2, 0), MatRef::row_major(&a, 0, 2), 0.5, 1).unwrap();
+        matmul(
+            MatMut::row_major(&mut c, 2, 2),
+            1.0,
+            MatRef::row_major(&a, 2, 0),
+            MatRef::row_major(&a, 0, 2),
+            0.5,
+            1,
+        )
+        .unwrap();
         assert_eq!(c, vec![1.0; 4]);
     }
 }

@@ -66,10 +66,14 @@ impl ConvPlan {
             )));
         }
         if kernel.contains(&0) {
-            return Err(Error::Value(format!("kernel_size entries must be >= 1, got kernel_size={kernel:?}")));
+            return Err(Error::Value(format!(
+                "kernel_size entries must be >= 1, got kernel_size={kernel:?}"
+            )));
         }
         if strides.contains(&0) {
-            return Err(Error::Value(format!("strides entries must be >= 1, got strides={strides:?}")));
+            return Err(Error::Value(format!(
+                "strides entries must be >= 1, got strides={strides:?}"
+            )));
         }
         if dilation.contains(&0) {
             return Err(Error::Value(format!(
@@ -82,7 +86,9 @@ impl ConvPlan {
             )));
         }
         if c_out == 0 {
-            return Err(Error::Value("convolution needs filters (c_out) >= 1, got 0".to_string()));
+            return Err(Error::Value(
+                "convolution needs filters (c_out) >= 1, got 0".to_string(),
+            ));
         }
         // Slices hold at most isize::MAX elements; bigger shapes cannot be real arrays.
         let fits = |shape: &[usize]| -> Result<()> {
@@ -244,7 +250,10 @@ mod tests {
         let e = plan(&[4, 4], &[3, 3], &[1, 1], &[2, 1], Padding::Valid).unwrap_err();
         let m = e.to_string();
         assert!(matches!(e, Error::Value(_)));
-        assert!(m.contains("5 > 4") && m.contains("[2, 4, 4, 3]") && m.contains("[3, 3]"), "{m}");
+        assert!(
+            m.contains("5 > 4") && m.contains("[2, 4, 4, 3]") && m.contains("[3, 3]"),
+            "{m}"
+        );
         assert!(plan(&[], &[], &[], &[], Padding::Valid).is_err());
         assert!(plan(&[2; 4], &[1; 4], &[1; 4], &[1; 4], Padding::Valid).is_err());
         let e = plan(&[4, 4], &[2], &[1, 1], &[1, 1], Padding::Valid).unwrap_err();
