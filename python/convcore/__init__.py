@@ -13,12 +13,19 @@ from . import _core
 from . import ndimage, pooling, signal
 from .pooling import avg_pool, max_pool
 from .signal import convolve, convolve2d, correlate, correlate2d
+from . import activations, backend, callbacks, datasets, initializers, layers, losses, optimizers
+from .backend import set_floatx, set_seed
+from .layers import Input
+from .models import Model, Sequential
+from .saving import load_model
 
 __version__ = "0.1.0"
 
 __all__ = [
     "correlate", "convolve", "correlate2d", "convolve2d", "max_pool", "avg_pool",
     "signal", "ndimage", "pooling", "set_num_threads", "get_num_threads", "__version__",
+    "Sequential", "Model", "Input", "layers", "optimizers", "losses", "callbacks", "datasets",
+    "load_model", "set_seed", "set_floatx",
 ]
 
 

@@ -1,4 +1,8 @@
-"""Command line: ``python -m convcore demo [OUTDIR]``."""
+"""Command line.
+
+    python -m convcore demo [OUTDIR] [--epochs N]   train the MNIST convnet, draw what it learned
+    python -m convcore filters [OUTDIR]             the filtering story (smoothing, edges, matching)
+"""
 from __future__ import annotations
 
 import sys
@@ -7,13 +11,28 @@ import sys
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: python -m convcore demo [OUTDIR]   (default OUTDIR: ./convcore-demo)")
+        print(__doc__.strip())
         return 0 if argv else 2
-    if argv[0] == "demo":
-        from .demo import run
-        run(argv[1] if len(argv) > 1 else "convcore-demo")
+    cmd, rest = argv[0], argv[1:]
+    epochs = 10
+    if "--epochs" in rest:
+        i = rest.index("--epochs")
+        try:
+            epochs = int(rest[i + 1])
+        except (IndexError, ValueError):
+            print("--epochs needs an integer", file=sys.stderr)
+            return 2
+        rest = rest[:i] + rest[i + 2:]
+    outdir = rest[0] if rest else "convcore-demo"
+    if cmd == "demo":
+        from .mnist_demo import run
+        run(outdir, epochs=epochs)
         return 0
-    print(f"unknown command {argv[0]!r}; try: python -m convcore demo", file=sys.stderr)
+    if cmd == "filters":
+        from .demo import run
+        run(outdir)
+        return 0
+    print(f"unknown command {cmd!r}; try: python -m convcore demo | filters", file=sys.stderr)
     return 2
 
 

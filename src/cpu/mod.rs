@@ -4,5 +4,6 @@ pub mod conv;
 pub mod correlate;
 pub mod fft;
 pub mod gemm;
+pub mod nn;
 pub mod pool;
 pub(crate) mod simd;

@@ -201,7 +201,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     pool_bindings::register(m)?;
+    nn_bindings::register(m)?;
     Ok(())
 }
 
 mod pool_bindings;
+mod nn_bindings;

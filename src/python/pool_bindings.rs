@@ -64,6 +64,28 @@ fn pool<'py>(
     }
 }
 
+/// Output spatial shape of a pooling layer (the spec's rule, for Python's shape inference).
+#[pyfunction]
+fn pool_out_spatial(spatial: Vec<usize>, pool: Vec<usize>, strides: Vec<usize>, padding: &str) -> PyResult<Vec<usize>> {
+    let plan = PoolPlan::new(PoolKind::Max, 1, &spatial, 1, &pool, &strides, Padding::parse(padding)?)?;
+    Ok(plan.out_spatial)
+}
+
+/// Output spatial shape of a convolution layer.
+#[pyfunction]
+fn conv_out_spatial(
+    spatial: Vec<usize>,
+    kernel: Vec<usize>,
+    strides: Vec<usize>,
+    dilation: Vec<usize>,
+    padding: &str,
+) -> PyResult<Vec<usize>> {
+    let plan = crate::ops::conv::ConvPlan::new(1, &spatial, 1, 1, &kernel, &strides, &dilation, Padding::parse(padding)?)?;
+    Ok(plan.out_spatial)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(pool, m)?)
+    m.add_function(wrap_pyfunction!(pool, m)?)?;
+    m.add_function(wrap_pyfunction!(pool_out_spatial, m)?)?;
+    m.add_function(wrap_pyfunction!(conv_out_spatial, m)?)
 }

@@ -1,0 +1,70 @@
+"""Batch normalization over the channel (last) axis."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core, initializers
+from .core import Layer
+
+
+class BatchNormalization(Layer):
+    """Normalize each channel by batch statistics in training (updating the moving
+    statistics as Keras does: ``moving = moving * momentum + batch * (1 - momentum)``)
+    and by the moving statistics in inference; then scale by ``gamma`` and shift by
+    ``beta``. Weights (Keras order): gamma, beta, moving_mean, moving_variance."""
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
+                 beta_initializer="zeros", gamma_initializer="ones", moving_mean_initializer="zeros",
+                 moving_variance_initializer="ones", **kw):
+        super().__init__(**kw)
+        if axis not in (-1,):
+            raise ValueError(f"BatchNormalization: only the channels-last axis (-1) is supported, got axis={axis!r}")
+        self.axis = -1
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        if not 0.0 <= self.momentum <= 1.0 or self.epsilon <= 0:
+            raise ValueError(f"BatchNormalization: need 0 <= momentum <= 1 and epsilon > 0, got {momentum}, {epsilon}")
+        self.center, self.scale = bool(center), bool(scale)
+        self._inits = dict(beta_initializer=beta_initializer, gamma_initializer=gamma_initializer,
+                           moving_mean_initializer=moving_mean_initializer,
+                           moving_variance_initializer=moving_variance_initializer)
+
+    def build(self, input_shape):
+        c = (input_shape[-1],)
+        self.gamma = self.add_weight("gamma", c, self._inits["gamma_initializer"], trainable=self.scale)
+        self.beta = self.add_weight("beta", c, self._inits["beta_initializer"], trainable=self.center)
+        self.moving_mean = self.add_weight("moving_mean", c, self._inits["moving_mean_initializer"], trainable=False)
+        self.moving_variance = self.add_weight("moving_variance", c, self._inits["moving_variance_initializer"],
+                                               trainable=False)
+        self.built = True
+
+    def forward(self, x, training=False):
+        y, mean, var = _core.batchnorm_forward(x, self.gamma, self.beta, self.epsilon, bool(training),
+                                               self.moving_mean, self.moving_variance)
+        if training:
+            m = self.momentum
+            self.moving_mean *= m
+            self.moving_mean += (1 - m) * mean
+            self.moving_variance *= m
+            self.moving_variance += (1 - m) * var
+        return y, (x, mean, var, training)
+
+    def backward(self, cache, dy, need_dx=True):
+        x, mean, var, training = cache
+        if not training:
+            # Inference: an affine map per channel.
+            inv = 1.0 / np.sqrt(self.moving_variance + self.epsilon)
+            xhat = (x - self.moving_mean) * inv
+            axes = tuple(range(x.ndim - 1))
+            dgamma = (dy * xhat).sum(axis=axes).astype(self.dtype)
+            dbeta = dy.sum(axis=axes).astype(self.dtype)
+            dx = (dy * (self.gamma * inv)).astype(self.dtype)
+        else:
+            dx, dgamma, dbeta = _core.batchnorm_backward(x, self.gamma, mean, var, self.epsilon,
+                                                         np.ascontiguousarray(dy))
+        return dx, [dgamma if self.scale else None, dbeta if self.center else None, None, None]
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale,
+                **{k: (v if isinstance(v, str) else "zeros") for k, v in self._inits.items()}}

@@ -1,0 +1,105 @@
+"""Pooling layers (local max/average, and global)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core
+from .conv import _padding, _tuple
+from .core import Layer
+
+
+class _Pool(Layer):
+    rank = 2
+    kind = "max"
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", **kw):
+        super().__init__(**kw)
+        cls = type(self).__name__
+        self.pool_size = _tuple("pool_size", pool_size, self.rank, cls)
+        self.strides = self.pool_size if strides is None else _tuple("strides", strides, self.rank, cls)
+        self.padding = _padding(padding, cls)
+        self._input_rank = self.rank + 1
+
+    def compute_output_shape(self, input_shape):
+        out = _core.pool_out_spatial(list(input_shape[:-1]), list(self.pool_size), list(self.strides), self.padding)
+        return tuple(out) + (input_shape[-1],)
+
+    def forward(self, x, training=False):
+        y, argmax = _core.pool_train_forward(x, self.kind, list(self.pool_size), list(self.strides), self.padding)
+        return y, (x.shape, argmax)
+
+    def backward(self, cache, dy, need_dx=True):
+        shape, argmax = cache
+        dx = _core.pool_backward(np.ascontiguousarray(dy), self.kind, argmax, list(shape), list(self.pool_size),
+                                 list(self.strides), self.padding)
+        return dx, []
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": list(self.pool_size), "strides": list(self.strides),
+                "padding": self.padding}
+
+
+class MaxPooling1D(_Pool):
+    rank, kind = 1, "max"
+
+
+class MaxPooling2D(_Pool):
+    rank, kind = 2, "max"
+
+
+class MaxPooling3D(_Pool):
+    rank, kind = 3, "max"
+
+
+class AveragePooling1D(_Pool):
+    rank, kind = 1, "avg"
+
+
+class AveragePooling2D(_Pool):
+    rank, kind = 2, "avg"
+
+
+class AveragePooling3D(_Pool):
+    rank, kind = 3, "avg"
+
+
+class _GlobalPool(Layer):
+    rank = 2
+    kind = "avg"
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self._input_rank = self.rank + 1
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[-1],)
+
+    def forward(self, x, training=False):
+        return _core.global_pool_forward(self.kind, x), x
+
+    def backward(self, cache, dy, need_dx=True):
+        return _core.global_pool_backward(self.kind, cache, np.ascontiguousarray(dy)), []
+
+
+class GlobalAveragePooling1D(_GlobalPool):
+    rank, kind = 1, "avg"
+
+
+class GlobalAveragePooling2D(_GlobalPool):
+    rank, kind = 2, "avg"
+
+
+class GlobalAveragePooling3D(_GlobalPool):
+    rank, kind = 3, "avg"
+
+
+class GlobalMaxPooling1D(_GlobalPool):
+    rank, kind = 1, "max"
+
+
+class GlobalMaxPooling2D(_GlobalPool):
+    rank, kind = 2, "max"
+
+
+class GlobalMaxPooling3D(_GlobalPool):
+    rank, kind = 3, "max"

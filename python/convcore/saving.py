@@ -1,0 +1,171 @@
+"""Saving and loading models without pickle.
+
+A saved model is one zip file holding ``config.json`` (architecture, compile settings)
+and one ``.npy`` file per weight array, read back with ``allow_pickle=False``: loading
+never executes code from the file. Files are written to a temporary file in the same
+folder and renamed over the target, so an interrupted save leaves the previous file
+intact.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+FORMAT = "convcore-model"
+VERSION = 1
+
+
+def _atomic_write(path, write):
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def model_config(model):
+    from .layers import serialize
+    from .models import Sequential
+    model._require_graph()
+    if isinstance(model, Sequential):
+        return {"class_name": "Sequential", "name": model.name,
+                "input_shape": list(model.inputs[0].shape[1:]),
+                "input_dtype": model.inputs[0].node.layer.dtype,
+                "layers": [serialize(l) for l in model.layers]}
+    layers = []
+    for l in model.layers:
+        if len(l._inbound_nodes) > 1:
+            raise ValueError(f"save: layer {l.name!r} is called more than once; shared layers cannot be saved yet")
+        node = l.output.node
+        layers.append({**serialize(l), "inbound": [t.node.layer.name for t in node.inputs]})
+    return {"class_name": "Model", "name": model.name, "layers": layers,
+            "inputs": [t.node.layer.name for t in model.inputs],
+            "outputs": [t.node.layer.name for t in model.outputs]}
+
+
+def model_from_config(cfg):
+    from .layers import Input, InputLayer, deserialize
+    from .models import Model, Sequential
+    if cfg.get("class_name") == "Sequential":
+        m = Sequential(name=cfg.get("name"))
+        m.add(Input(tuple(cfg["input_shape"]), dtype=cfg.get("input_dtype")))
+        for d in cfg["layers"]:
+            m.add(deserialize(d))
+        return m
+    if cfg.get("class_name") != "Model":
+        raise ValueError(f"Unknown model class {cfg.get('class_name')!r}")
+    tensors = {}
+    for d in cfg["layers"]:
+        layer = deserialize(d)
+        if isinstance(layer, InputLayer):
+            tensors[layer.name] = layer.output
+            continue
+        ins = [tensors[n] for n in d["inbound"]]
+        tensors[layer.name] = layer(ins if len(ins) > 1 else ins[0])
+    return Model([tensors[n] for n in cfg["inputs"]], [tensors[n] for n in cfg["outputs"]], name=cfg.get("name"))
+
+
+def _npy_bytes(a):
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.ascontiguousarray(a), allow_pickle=False)
+    return buf.getvalue()
+
+
+def save_model(model, path):
+    from . import losses, optimizers
+    cfg = {"format": FORMAT, "version": VERSION, "model": model_config(model)}
+    if model._compiled:
+        cfg["compile"] = {"optimizer": model.optimizer.get_config(), "loss": losses.serialize(model.loss),
+                          "metrics": list(model.metrics_names)}
+    weights = model.get_weights()
+
+    def write(f):
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as z:
+            z.writestr("config.json", json.dumps(cfg, indent=1))
+            for i, w in enumerate(weights):
+                z.writestr(f"weights/{i:05d}.npy", _npy_bytes(w))
+
+    _atomic_write(path, write)
+
+
+def _read_zip(path):
+    try:
+        z = zipfile.ZipFile(os.fspath(path))
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise ValueError(f"{path!s} is not a convcore model file (or it is truncated): {e}") from None
+    return z
+
+
+def _read_weights(z, names, path):
+    out = []
+    for n in names:
+        try:
+            with z.open(n) as f:
+                out.append(np.lib.format.read_array(io.BytesIO(f.read()), allow_pickle=False))
+        except (ValueError, zipfile.BadZipFile, OSError, EOFError, KeyError) as e:
+            raise ValueError(f"{path!s}: weight entry {n!r} is damaged or not a plain array: {e}") from None
+    return out
+
+
+def load_model(path, compile=True):
+    """Load a model saved by ``model.save(path)``."""
+    from . import losses, optimizers
+    with _read_zip(path) as z:
+        try:
+            cfg = json.loads(z.read("config.json").decode("utf-8"))
+        except (KeyError, ValueError, zipfile.BadZipFile, OSError, EOFError) as e:
+            raise ValueError(f"{path!s} is not a convcore model file: {e}") from None
+        if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
+            raise ValueError(f"{path!s} is not a convcore model file (format {cfg.get('format') if isinstance(cfg, dict) else None!r})")
+        names = sorted(n for n in z.namelist() if n.startswith("weights/"))
+        weights = _read_weights(z, names, path)
+    model = model_from_config(cfg["model"])
+    model.set_weights(weights)
+    if compile and "compile" in cfg:
+        c = cfg["compile"]
+        model.compile(optimizer=optimizers.deserialize(c["optimizer"]), loss=losses.deserialize(c["loss"]),
+                      metrics=c.get("metrics") or None)
+    return model
+
+
+def save_weights(model, path):
+    weights = model.get_weights()
+
+    def write(f):
+        np.savez(f, **{f"w{i:05d}": w for i, w in enumerate(weights)})
+
+    _atomic_write(path, write)
+
+
+def load_weights(model, path):
+    try:
+        with np.load(os.fspath(path), allow_pickle=False) as z:
+            keys = sorted(k for k in z.files if k.startswith("w"))
+            weights = [z[k] for k in keys]
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        # A full model file also carries the weights.
+        try:
+            with _read_zip(path) as zz:
+                weights = _read_weights(zz, sorted(n for n in zz.namelist() if n.startswith("weights/")), path)
+        except ValueError:
+            raise ValueError(f"{path!s} is not a convcore weights file (or it is truncated): {e}") from None
+    model.set_weights(weights)
