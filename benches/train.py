@@ -1,0 +1,176 @@
+"""Training benchmarks: convcore against PyTorch CPU, measured in one run.
+
+    python benches/train.py [--quick]
+
+Prints (float32, batch 128, all cores):
+1. training throughput of the course's MNIST convnet (samples/s) vs the same model in
+   PyTorch (skipped with a note when torch is not importable);
+2. forward and forward+backward time of Conv2D on the issue's shapes vs
+   torch.nn.functional.conv2d;
+3. peak resident memory of a full ``fit`` of the convnet on the 10,000 shipped digits
+   (fresh process each), for convcore and, when available, PyTorch.
+Ratios are torch_time / convcore_time (above 1: convcore is faster).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import convcore
+from convcore import _core, mnist_demo
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # pragma: no cover
+    torch = None
+
+
+def median_time(f, repeat, warmup=2):
+    for _ in range(warmup):
+        f()
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts))
+
+
+def torch_convnet():
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 32, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(32, 64, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Dropout(0.5), torch.nn.Linear(1600, 10))
+
+
+def bench_step(repeat):
+    convcore.set_seed(0)
+    (xtr, ytr), _ = mnist_demo.load_scaled()
+    xb, yb = xtr[:128], ytr[:128]
+    m = mnist_demo.build_convnet()
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    ours = median_time(lambda: m.train_on_batch(xb, yb), repeat, warmup=3)
+    print(f"| convnet training step, batch 128 | {ours * 1e3:.1f} ms | {128 / ours:,.0f} samples/s |", end="")
+    if torch is None:
+        print(" torch not importable: skipped | | |")
+        return
+    net = torch_convnet()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    tx = torch.from_numpy(xb.transpose(0, 3, 1, 2).copy())
+    ty = torch.from_numpy(yb)
+
+    def step():
+        opt.zero_grad()
+        loss = F.cross_entropy(net(tx), ty)
+        loss.backward()
+        opt.step()
+
+    t = median_time(step, repeat, warmup=3)
+    ratio = t / ours
+    print(f" {t * 1e3:.1f} ms | {ratio:.2f}x | >= 1.0x {'met' if ratio >= 1 else 'MISSED'} (goal 2x) |")
+
+
+CONV_SHAPES = [(128, 28, 28, 1, 32, 3), (128, 13, 13, 32, 64, 3), (64, 32, 32, 64, 64, 3), (64, 32, 32, 32, 64, 5)]
+
+
+def bench_conv(repeat):
+    rng = np.random.default_rng(0)
+    for (n, h, w, ci, co, k) in CONV_SHAPES:
+        x = rng.standard_normal((n, h, w, ci), dtype=np.float32)
+        wt = rng.standard_normal((k, k, ci, co), dtype=np.float32) * 0.1
+        b = np.zeros(co, np.float32)
+        y = _core.conv_forward(x, wt, b, [1, 1], [1, 1], "valid")
+        dy = np.ones_like(y)
+        fwd = median_time(lambda: _core.conv_forward(x, wt, b, [1, 1], [1, 1], "valid"), repeat)
+        fb = median_time(lambda: (_core.conv_forward(x, wt, b, [1, 1], [1, 1], "valid"),
+                                  _core.conv_backward(x, wt, dy, [1, 1], [1, 1], "valid", True)), repeat)
+        flops = 2.0 * y.size * k * k * ci
+        name = f"Conv2D ({n}, {h}, {w}, {ci} -> {co}, {k})"
+        line = f"| {name} | {fwd * 1e3:.2f} ({flops / fwd / 1e9:.0f} GFLOP/s) | {fb * 1e3:.2f} |"
+        if torch is None:
+            print(line + " torch not importable | | | |")
+            continue
+        tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).requires_grad_(True)
+        tw = torch.from_numpy(wt.transpose(3, 2, 0, 1).copy()).requires_grad_(True)
+        tb = torch.zeros(co, requires_grad=True)
+        with torch.no_grad():
+            tf = median_time(lambda: F.conv2d(tx, tw, tb), repeat)
+
+        def tfb():
+            out = F.conv2d(tx, tw, tb)
+            out.backward(torch.ones_like(out))
+
+        tfb_t = median_time(tfb, repeat)
+        r1, r2 = tf / fwd, tfb_t / fb
+        st = lambda r: "met" if r >= 0.8 else "MISSED"
+        print(line + f" {tf * 1e3:.2f} | {tfb_t * 1e3:.2f} | {r1:.2f}x {st(r1)} | {r2:.2f}x {st(r2)} |")
+
+
+MEM_CHILD = r"""
+import resource, sys, numpy as np
+lib = sys.argv[1]
+if lib == "convcore":
+    import convcore
+    from convcore import mnist_demo
+    convcore.set_seed(0)
+    (xtr, ytr), (xts, yts) = mnist_demo.load_scaled()
+    x = np.concatenate([xtr, xts]); y = np.concatenate([ytr, yts])
+    m = mnist_demo.build_convnet()
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    m.fit(x, y, epochs=1, batch_size=128, verbose=0)
+else:
+    import torch, torch.nn.functional as F
+    sys.path.insert(0, sys.argv[2])
+    from train import torch_convnet
+    from convcore.datasets import mnist
+    (xtr, ytr), (xts, yts) = mnist.load_data()
+    x = torch.from_numpy((np.concatenate([xtr, xts]).astype(np.float32) / 255.0)[:, None])
+    y = torch.from_numpy(np.concatenate([ytr, yts]).astype(np.int64))
+    net = torch_convnet(); opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for s in range(0, len(y), 128):
+        opt.zero_grad(); F.cross_entropy(net(x[s:s+128]), y[s:s+128]).backward(); opt.step()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def bench_memory():
+    libs = ["convcore"] + (["torch"] if torch is not None else [])
+    for lib in libs:
+        r = subprocess.run([sys.executable, "-c", MEM_CHILD, lib, os.path.dirname(os.path.abspath(__file__))],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            print(f"- peak memory ({lib}): child failed: {r.stderr.strip()[-300:]}")
+            continue
+        mb = int(r.stdout.strip().splitlines()[-1]) / 2**20
+        tgt = f" (target <= 400 MB: {'met' if mb <= 400 else 'MISSED'})" if lib == "convcore" else ""
+        print(f"- peak resident memory of a full fit (1 epoch, 10,000 digits, batch 128), {lib}: {mb:.0f} MB{tgt}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    repeat = 5 if args.quick else 15
+    tv = f"torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else "torch not installed"
+    print(f"# convcore {convcore.__version__}, {convcore.get_num_threads()} threads, {platform.machine()}, "
+          f"{os.cpu_count()} CPUs, {tv}\n")
+    print("| case | convcore | throughput | torch | speed-up | target |")
+    print("|---|---:|---:|---:|---:|---|")
+    bench_step(repeat)
+    print("\n| Conv2D (N, H, W, C_in -> C_out, k), valid | convcore fwd ms | convcore fwd+bwd ms | torch fwd ms | "
+          "torch fwd+bwd ms | fwd speed-up (target >= 0.8x) | fwd+bwd speed-up (target >= 0.8x) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    bench_conv(repeat)
+    print()
+    bench_memory()
+
+
+if __name__ == "__main__":
+    main()
