@@ -215,14 +215,16 @@ class Model:
     # ------------------------------------------------------------------ compile / train
     def compile(self, optimizer="adam", loss=None, metrics=None):
         """Choose the optimizer, the loss and the metrics (``['accuracy']``)."""
-        self.optimizer = optimizers_mod.get(optimizer)
+        # Resolve everything first: a compile that raises leaves the model as it was.
+        opt = optimizers_mod.get(optimizer)
         if loss is None:
             raise ValueError("compile: a loss is required, e.g. loss='sparse_categorical_crossentropy'")
-        self.loss = losses_mod.get(loss)
+        loss_obj = losses_mod.get(loss)
         metrics = list(metrics or [])
         for m in metrics:
             if m not in ("accuracy", "acc"):
                 raise ValueError(f"Unknown metric {m!r}; valid metrics are 'accuracy'")
+        self.optimizer, self.loss = opt, loss_obj
         self.metrics_names = ["accuracy"] if metrics else []
         self._compiled = True
 
@@ -336,7 +338,7 @@ class Model:
         if validation_data is None and validation_split:
             if not 0.0 < validation_split < 1.0:
                 raise ValueError(f"fit: validation_split must be in (0, 1), got {validation_split}")
-            cut = int(n * (1.0 - validation_split))
+            cut = int(np.ceil(n * (1.0 - validation_split)))  # Keras rounds the training part up
             if cut == 0 or cut == n:
                 raise ValueError(f"fit: validation_split={validation_split} leaves no training or validation data")
             val = ([v[cut:] for v in xs], y[cut:])
