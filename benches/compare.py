@@ -116,7 +116,10 @@ if lib == "scipy":
     out = snd.correlate(a, w, mode="constant")
 else:
     out = convcore.ndimage.correlate(a, w, mode="constant")
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM (this process's peak resident set), not ru_maxrss: Linux carries ru_maxrss
+# across exec, so a child of a large parent would report the parent's peak.
+with open("/proc/self/status") as f:
+    peak = [int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM:")][0]
 print(max(peak - base, 0))
 """
 

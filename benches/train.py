@@ -136,7 +136,10 @@ else:
     net = torch_convnet(); opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     for s in range(0, len(y), 128):
         opt.zero_grad(); F.cross_entropy(net(x[s:s+128]), y[s:s+128]).backward(); opt.step()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child of a large
+# parent would report the parent's peak.
+with open("/proc/self/status") as f:
+    print([int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM:")][0])
 """
 
 
