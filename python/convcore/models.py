@@ -321,6 +321,31 @@ class Model:
         dxs = [np.zeros_like(v) if d is None else d for v, d in zip(xs, dxs)]
         return dxs[0] if len(dxs) == 1 else dxs
 
+    def _output_of(self, layer):
+        """The symbolic output of ``layer`` inside this model's graph."""
+        for node in self._nodes:
+            if node.layer is layer:
+                return node.output
+        if isinstance(layer, InputLayer) and layer.output in self.inputs:
+            return layer.output
+        raise ValueError(f"Layer {layer.name!r} is not part of model {self.name!r}")
+
+    def _input_vjp(self, x, d_out_fn, training=False, from_logits_of_softmax=False):
+        """Vector-Jacobian product through the model: ``(outputs, dL/dx)`` where the
+        output gradient is ``d_out_fn(outputs)``. With ``from_logits_of_softmax`` and a
+        final softmax, the gradient is taken with respect to the pre-softmax scores."""
+        xs = self._check_x(x)
+        outs, caches, _ = self._forward(xs, training)
+        last = self._nodes[-1].layer
+        if from_logits_of_softmax and getattr(last, "activation", None) == "softmax" and hasattr(last, "_dz"):
+            dz = np.ascontiguousarray(d_out_fn(caches[-1]["z"]), dtype=outs[0].dtype)
+            _, dxs = self._backward(caches, None, need_input_grad=True, fused_dz=dz)
+        else:
+            d_out = np.ascontiguousarray(d_out_fn(outs[0]), dtype=outs[0].dtype)
+            _, dxs = self._backward(caches, d_out, need_input_grad=True)
+        dxs = [np.zeros_like(v) if d is None else d for v, d in zip(xs, dxs)]
+        return outs, dxs
+
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
         """Train for ``epochs`` epochs; returns a :class:`History`."""
