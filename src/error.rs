@@ -39,17 +39,20 @@ pub fn checked_numel(shape: &[usize]) -> Result<usize> {
     })
 }
 
+/// The MemoryError for a failed request of `n` elements of `T`.
+fn alloc_error<T>(n: usize, what: &str) -> Error {
+    Error::Memory(format!(
+        "cannot allocate {what}: {n} elements of {} bytes ({:.1} GiB)",
+        std::mem::size_of::<T>(),
+        (n as f64) * (std::mem::size_of::<T>() as f64) / (1u64 << 30) as f64
+    ))
+}
+
 /// A vector of `n` copies of `fill`, allocated fallibly: a request the machine cannot
 /// satisfy becomes `Error::Memory` instead of an abort.
 pub fn try_filled<T: Clone>(n: usize, fill: T, what: &str) -> Result<Vec<T>> {
     let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| {
-        Error::Memory(format!(
-            "cannot allocate {what}: {n} elements of {} bytes ({:.1} GiB)",
-            std::mem::size_of::<T>(),
-            (n as f64) * (std::mem::size_of::<T>() as f64) / (1u64 << 30) as f64
-        ))
-    })?;
+    v.try_reserve_exact(n).map_err(|_| alloc_error::<T>(n, what))?;
     v.resize(n, fill);
     Ok(v)
 }
@@ -68,13 +71,7 @@ pub fn try_zeroed<T: crate::Element>(n: usize, what: &str) -> Result<Vec<T>> {
     if n == 0 || std::mem::size_of::<T>() == 0 {
         return Ok(Vec::new());
     }
-    let fail = || {
-        Error::Memory(format!(
-            "cannot allocate {what}: {n} elements of {} bytes ({:.1} GiB)",
-            std::mem::size_of::<T>(),
-            (n as f64) * (std::mem::size_of::<T>() as f64) / (1u64 << 30) as f64
-        ))
-    };
+    let fail = || alloc_error::<T>(n, what);
     let layout = Layout::array::<T>(n).map_err(|_| fail())?;
     // SAFETY: layout has non-zero size; T is f32 or f64 (the only Element types), for
     // which the all-zero bit pattern is 0.0, so the memory is a valid [T; n]. The Vec
@@ -92,13 +89,7 @@ pub fn try_zeroed<T: crate::Element>(n: usize, what: &str) -> Result<Vec<T>> {
 /// calls [`assume_init_vec`].
 pub fn try_uninit<T>(n: usize, what: &str) -> Result<Vec<std::mem::MaybeUninit<T>>> {
     let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| {
-        Error::Memory(format!(
-            "cannot allocate {what}: {n} elements of {} bytes ({:.1} GiB)",
-            std::mem::size_of::<T>(),
-            (n as f64) * (std::mem::size_of::<T>() as f64) / (1u64 << 30) as f64
-        ))
-    })?;
+    v.try_reserve_exact(n).map_err(|_| alloc_error::<T>(n, what))?;
     // SAFETY: capacity >= n, and MaybeUninit needs no initialisation.
     unsafe { v.set_len(n) };
     Ok(v)

@@ -61,8 +61,8 @@ class CategoricalCrossentropy(Loss):
         return y
 
 
-class BinaryCrossentropy(Loss):
-    name = native = "binary_crossentropy"
+class _ElementwiseLoss(Loss):
+    """Targets shaped like the output (a 1-D vector is accepted for one output)."""
     fusable = False
 
     def check_labels(self, y, out_shape):
@@ -70,22 +70,17 @@ class BinaryCrossentropy(Loss):
         if y.ndim == 1 and tuple(out_shape) == (1,):
             y = y.reshape(-1, 1)
         if tuple(y.shape[1:]) != tuple(out_shape):
-            raise ValueError(f"binary_crossentropy: labels must have shape (N,) + {tuple(out_shape)}, got {y.shape}")
+            raise ValueError(f"{self.native}: targets must have shape (N,) + {tuple(out_shape)}, got {y.shape}")
         return y
 
 
-class MeanSquaredError(Loss):
+class BinaryCrossentropy(_ElementwiseLoss):
+    name = native = "binary_crossentropy"
+
+
+class MeanSquaredError(_ElementwiseLoss):
     name = "mean_squared_error"
     native = "mse"
-    fusable = False
-
-    def check_labels(self, y, out_shape):
-        y = np.asarray(y)
-        if y.ndim == 1 and tuple(out_shape) == (1,):
-            y = y.reshape(-1, 1)
-        if tuple(y.shape[1:]) != tuple(out_shape):
-            raise ValueError(f"mse: targets must have shape (N,) + {tuple(out_shape)}, got {y.shape}")
-        return y
 
 
 _LOSSES = {
