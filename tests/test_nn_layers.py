@@ -270,6 +270,12 @@ def test_dropout_rate_zero_and_bad_rate():
 # ---------------------------------------------------------------------- configs
 def _config_instances():
     return [
+        layers.RandomFlip("vertical", seed=1, name="cfg_flip"),
+        layers.RandomTranslation((-0.1, 0.2), 0.1, fill_mode="constant", name="cfg_trans"),
+        layers.RandomRotation(0.1, name="cfg_rot"),
+        layers.RandomZoom(0.2, name="cfg_zoom"),
+        layers.RandomContrast(0.3, name="cfg_contrast"),
+        layers.RandomBrightness(0.2, value_range=(0, 1), name="cfg_bright"),
         layers.Dense(5, activation="tanh", use_bias=False, kernel_initializer="he_normal", name="cfg_dense",
                      input_shape=(3,)),
         layers.Conv1D(3, 2, strides=2, padding="same", dilation_rate=1, activation="relu", name="cfg_c1"),

@@ -1,5 +1,6 @@
 //! CPU backend: rayon-parallel kernels for the specs in `crate::ops`.
 
+pub mod augment;
 pub mod conv;
 pub mod correlate;
 pub mod fft;

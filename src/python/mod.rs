@@ -202,8 +202,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     pool_bindings::register(m)?;
     nn_bindings::register(m)?;
+    augment_bindings::register(m)?;
     Ok(())
 }
 
 mod pool_bindings;
 mod nn_bindings;
+mod augment_bindings;

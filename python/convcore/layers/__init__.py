@@ -20,6 +20,7 @@ from .pooling import (AveragePooling1D, AveragePooling2D, AveragePooling3D, Glob
 from .basic import Activation, Dense, Dropout, Flatten, ReLU, Reshape, Softmax
 from .normalization import BatchNormalization
 from .merge import Add, Concatenate
+from .augmentation import RandomFlip, RandomTranslation, RandomRotation, RandomZoom, RandomContrast, RandomBrightness
 
 __all__ = [
     "Layer", "Input", "InputLayer", "KerasTensor", "Dense", "Conv1D", "Conv2D", "Conv3D",
@@ -27,6 +28,7 @@ __all__ = [
     "AveragePooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
     "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D", "Flatten", "Reshape",
     "Activation", "ReLU", "Softmax", "BatchNormalization", "Dropout", "Add", "Concatenate",
+    "RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom", "RandomContrast", "RandomBrightness",
     "deserialize", "serialize",
 ]
 
