@@ -108,7 +108,8 @@ def maximize_activation(model, layer, unit, steps=200, lr=0.05, l2=1e-3, tv=0.0,
     ``blur_every`` steps the image is blurred with a Gaussian of ``blur_sigma`` pixels;
     ``jitter`` randomly shifts the image by up to that many pixels before each gradient
     (and back after), which discourages high-frequency patterns; ``value_range`` clips
-    the pixels.
+    the pixels. Without ``x0`` the ascent starts from the most exciting of 16 random
+    images of growing contrast (a ReLU unit that is silent at the start would have no gradient).
 
     Returns ``(image, trace)``: the image (the model's input shape, no batch axis) and
     the unit's activation ``h`` before each step and after the last one.
@@ -125,9 +126,16 @@ def maximize_activation(model, layer, unit, steps=200, lr=0.05, l2=1e-3, tv=0.0,
     shape = tuple(model.inputs[0].shape[1:])
     dtype = model.inputs[0].node.layer.dtype
     if x0 is None:
-        x = rng.normal(0.0, 0.01, size=(1,) + shape)
+        # Start from the best of a few random images: a ReLU unit that is silent at the
+        # start has no gradient to follow.
+        mid = 0.0 if value_range is None else 0.5 * (value_range[0] + value_range[1])
+        spread = 0.1 if value_range is None else 0.1 * (value_range[1] - value_range[0])
+        scales = spread * np.geomspace(1.0, 10.0, 16).reshape((16,) + (1,) * len(shape))
+        cands = (mid + scales * rng.normal(0.0, 1.0, size=(16,) + shape)).astype(dtype)
         if value_range is not None:
-            x += 0.5 * (value_range[0] + value_range[1])
+            np.clip(cands, value_range[0], value_range[1], out=cands)
+        h0, _ = _objective_and_grad(sub, cands, unit)
+        x = cands[int(np.argmax(np.abs(h0)))][None].astype(np.float64)
     else:
         x = np.asarray(x0, dtype=np.float64).reshape((1,) + shape).copy()
     x = x.astype(dtype)
@@ -140,7 +148,7 @@ def maximize_activation(model, layer, unit, steps=200, lr=0.05, l2=1e-3, tv=0.0,
         if shift:
             g = np.roll(g, tuple(-v for v in shift), axis=spatial)
         trace.append(float(h[0]))
-        g = np.sign(h[0]) * g - l2 * x
+        g = (1.0 if h[0] >= 0 else -1.0) * g - l2 * x
         if tv:
             g = g - tv * _tv_grad(x)
         rms = float(np.sqrt(np.mean(g * g))) + 1e-12
