@@ -250,6 +250,64 @@ pub fn conv_forward<T: Element>(x: &[T], w: &[T], bias: Option<&[T]>, plan: &Con
     conv_forward_tuned(x, w, bias, plan, Tuning::default())
 }
 
+/// `y (+)= a @ w` for a short inner dimension (K <= 32, e.g. the 3x3x1 first layer) and
+/// C_out a multiple of the vector width (at most 8 vectors): each output row stays in
+/// registers over all K, where a general GEMM spends its time packing. Returns false
+/// (nothing done) when the shape or the CPU does not fit this path.
+fn small_k_product<T: Element>(y: &mut [T], a: &[T], w: &[T], k: usize, c_out: usize, accumulate: bool) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let l = T::LANES;
+        if k <= 32 && c_out % l == 0 && c_out / l <= 8 && crate::cpu::simd::has_avx2_fma() {
+            let rows = y.len() / c_out;
+            if a.len() < rows * k || w.len() < k * c_out {
+                return false;
+            }
+            // SAFETY: AVX2+FMA checked above; lengths checked above bound every access.
+            unsafe {
+                match c_out / l {
+                    1 => small_k_avx2::<T, 1>(y, a, w, k, accumulate),
+                    2 => small_k_avx2::<T, 2>(y, a, w, k, accumulate),
+                    4 => small_k_avx2::<T, 4>(y, a, w, k, accumulate),
+                    8 => small_k_avx2::<T, 8>(y, a, w, k, accumulate),
+                    _ => return false,
+                }
+            }
+            return true;
+        }
+    }
+    let _ = (y, a, w, k, c_out, accumulate);
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn small_k_avx2<T: Element, const NV: usize>(y: &mut [T], a: &[T], w: &[T], k: usize, accumulate: bool) {
+    let l = T::LANES;
+    let c_out = NV * l;
+    let wp = w.as_ptr();
+    for (r, yr) in y.chunks_exact_mut(c_out).enumerate() {
+        let yp = yr.as_mut_ptr();
+        let mut acc = [T::vzero(); NV];
+        if accumulate {
+            for (v, acc_v) in acc.iter_mut().enumerate() {
+                *acc_v = T::vload(yp.add(v * l));
+            }
+        }
+        let ar = &a[r * k..(r + 1) * k];
+        for (j, &aj) in ar.iter().enumerate() {
+            let s = T::vsplat(aj);
+            let wr = wp.add(j * c_out);
+            for (v, acc_v) in acc.iter_mut().enumerate() {
+                *acc_v = T::vfmadd(s, T::vload(wr.add(v * l)), *acc_v);
+            }
+        }
+        for (v, acc_v) in acc.iter().enumerate() {
+            T::vstore(yp.add(v * l), *acc_v);
+        }
+    }
+}
+
 pub(crate) fn conv_forward_tuned<T: Element>(
     x: &[T],
     w: &[T],
@@ -294,14 +352,16 @@ pub(crate) fn conv_forward_tuned<T: Element>(
                 }
                 None => T::zero(),
             };
-            matmul(
-                MatMut::row_major(yp, rows, g.c_out),
-                T::one(),
-                MatRef::row_major(a, rows, g.kw),
-                wm,
-                beta,
-                gemm_threads,
-            )?;
+            if !small_k_product(yp, a, w, g.kw, g.c_out, beta != T::zero()) {
+                matmul(
+                    MatMut::row_major(yp, rows, g.c_out),
+                    T::one(),
+                    MatRef::row_major(a, rows, g.kw),
+                    wm,
+                    beta,
+                    gemm_threads,
+                )?;
+            }
             r0 += rows;
         }
         Ok(())
@@ -615,6 +675,10 @@ mod tests {
         use Padding::*;
         vec![
             (2, vec![9], 3, 4, vec![3], vec![1], vec![1], Valid),
+            // Short K and C_out a multiple of the vector width: the small-K path.
+            (2, vec![9, 8], 1, 32, vec![3, 3], vec![1, 1], vec![1, 1], Valid),
+            (2, vec![6, 7], 2, 16, vec![2, 2], vec![1, 1], vec![1, 1], Same),
+            (1, vec![8], 1, 8, vec![5], vec![1], vec![1], Valid),
             (3, vec![10], 2, 3, vec![3], vec![2], vec![2], Same),
             (1, vec![7], 1, 2, vec![4], vec![1], vec![1], Same),
             (2, vec![7, 6], 3, 5, vec![3, 3], vec![1, 1], vec![1, 1], Valid),
