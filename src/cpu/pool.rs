@@ -273,6 +273,39 @@ pub fn max_pool_forward_argmax<T: Element>(x: &[T], plan: &PoolPlan) -> Result<(
 
 /// Gradient of max pooling: `dx[argmax[i]] += dy[i]`, `dx` of `x_len` zeros otherwise.
 pub fn max_pool_backward<T: Element>(dy: &[T], argmax: &[u32], x_len: usize) -> Result<Vec<T>> {
+    max_pool_backward_batched(dy, argmax, x_len, 1)
+}
+
+/// [`max_pool_backward`] for a batch of `batch` images, in parallel over the images:
+/// pooling windows never cross images, so image `b`'s outputs scatter only into image
+/// `b`'s part of `dx` (an index outside it is an error).
+pub fn max_pool_backward_batched<T: Element>(dy: &[T], argmax: &[u32], x_len: usize, batch: usize) -> Result<Vec<T>> {
+    if batch > 1 && x_len % batch == 0 && dy.len() % batch == 0 && dy.len() == argmax.len() {
+        let (img, oimg) = (x_len / batch, dy.len() / batch);
+        let mut dx = try_zeros::<T>(&[x_len], "the max pooling gradient")?;
+        if img == 0 || oimg == 0 {
+            return Ok(dx);
+        }
+        dx.par_chunks_mut(img).zip(dy.par_chunks(oimg).zip(argmax.par_chunks(oimg))).enumerate().try_for_each(
+            |(b, (dxi, (dyi, ai)))| -> Result<()> {
+                let base = b * img;
+                for (&g, &i) in dyi.iter().zip(ai) {
+                    match dxi.get_mut((i as usize).wrapping_sub(base)) {
+                        Some(d) => *d += g,
+                        None => {
+                            return Err(Error::Value(format!(
+                                "max pooling backward: argmax index {i} of image {b} lies outside that image \
+                                 (elements {base}..{})",
+                                base + img
+                            )))
+                        }
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        return Ok(dx);
+    }
     if dy.len() != argmax.len() {
         return Err(Error::Value(format!(
             "max pooling backward: dy has {} elements but argmax has {}",
@@ -588,5 +621,22 @@ mod tests {
                 crate::threads::get_num_threads()
             );
         }
+    }
+
+    #[test]
+    fn batched_max_backward_equals_sequential() {
+        use crate::ops::pool::{Padding, PoolKind, PoolPlan};
+        for (pool, strides, pad) in [([2, 2], [2, 2], Padding::Valid), ([3, 2], [1, 2], Padding::Same)] {
+            let plan = PoolPlan::new(PoolKind::Max, 3, &[7, 6], 2, &pool, &strides, pad).unwrap();
+            let n: usize = plan.in_shape().iter().product();
+            let x: Vec<f64> = (0..n).map(|i| ((i * 7919) % 101) as f64 - 50.0).collect();
+            let (y, idx) = max_pool_forward_argmax(&x, &plan).unwrap();
+            let dy: Vec<f64> = (0..y.len()).map(|i| (i % 13) as f64 + 0.5).collect();
+            let a = max_pool_backward(&dy, &idx, n).unwrap();
+            let b = max_pool_backward_batched(&dy, &idx, n, 3).unwrap();
+            assert_eq!(a, b);
+        }
+        // An index outside its image is an error, not a write into another image.
+        assert!(max_pool_backward_batched(&[1.0f64, 1.0], &[0, 0], 4, 2).is_err());
     }
 }

@@ -508,7 +508,8 @@ fn pool_backward_t<'py, T: Element + numpy::Element>(
             };
             let (idx, ishape) = argmax_indices(argmax, F)?;
             check_shape(F, "argmax", &ishape, &plan.out_shape())?;
-            run_native(py, || cpu::pool::max_pool_backward(&gs, &idx, x_len))?
+            let batch = plan.batch;
+            run_native(py, || cpu::pool::max_pool_backward_batched(&gs, &idx, x_len, batch))?
         }
         PoolKind::Avg => run_native(py, || cpu::pool::avg_pool_backward(&gs, &plan))?,
     };
