@@ -10,8 +10,8 @@ pub trait Element:
     /// Human name used in messages ("float32").
     const NAME: &'static str;
     fn from_f64_lossy(v: f64) -> Self;
-    /// `self * a + b` rounded once. Only call it from code compiled with FMA enabled:
-    /// elsewhere it becomes a slow libm call.
+    /// `self * a + b` rounded once: the FMA instruction where the CPU has it (checked at
+    /// run time), else the (slower) library fused multiply-add.
     fn fused_mul_add(self, a: Self, b: Self) -> Self;
 
     /// A 256-bit AVX vector of this type, and the handful of operations the
@@ -77,8 +77,12 @@ impl Element for f32 {
         }
         #[cfg(not(all(target_arch = "x86_64", target_feature = "fma")))]
         {
-            // SAFETY: only reached from functions compiled with the `fma` target feature.
-            unsafe { fma_f32(self, a, b) }
+            if crate::cpu::simd::has_avx2_fma() {
+                // SAFETY: the CPU has FMA (checked at run time, cached).
+                unsafe { fma_f32(self, a, b) }
+            } else {
+                self.mul_add(a, b)
+            }
         }
     }
 }
@@ -126,8 +130,12 @@ impl Element for f64 {
         }
         #[cfg(not(all(target_arch = "x86_64", target_feature = "fma")))]
         {
-            // SAFETY: only reached from functions compiled with the `fma` target feature.
-            unsafe { fma_f64(self, a, b) }
+            if crate::cpu::simd::has_avx2_fma() {
+                // SAFETY: the CPU has FMA (checked at run time, cached).
+                unsafe { fma_f64(self, a, b) }
+            } else {
+                self.mul_add(a, b)
+            }
         }
     }
 }

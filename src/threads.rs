@@ -6,11 +6,14 @@ use std::sync::{Arc, RwLock};
 
 static POOL: RwLock<Option<Arc<rayon::ThreadPool>>> = RwLock::new(None);
 
+/// More threads than this is a mistake (and starting them could take minutes).
+pub const MAX_THREADS: usize = 1024;
+
 fn default_threads() -> usize {
     std::env::var("CONVCORE_NUM_THREADS")
         .ok()
         .and_then(|s| s.parse::<usize>().ok())
-        .filter(|&n| n > 0)
+        .filter(|&n| n > 0 && n <= MAX_THREADS)
         .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
 }
 
@@ -37,8 +40,8 @@ pub fn pool() -> Result<Arc<rayon::ThreadPool>> {
 
 /// Replace the pool with one of `n` threads (n >= 1).
 pub fn set_num_threads(n: usize) -> Result<()> {
-    if n == 0 {
-        return Err(Error::Value("set_num_threads expects n >= 1, got 0".into()));
+    if n == 0 || n > MAX_THREADS {
+        return Err(Error::Value(format!("set_num_threads expects 1 <= n <= {MAX_THREADS}, got {n}")));
     }
     let p = build(n)?;
     *POOL.write().unwrap_or_else(|e| e.into_inner()) = Some(p);

@@ -12,6 +12,8 @@ import scipy.signal as ss
 import convcore
 from convcore import ndimage as cn
 
+ORIGINAL_THREADS = convcore.get_num_threads()
+
 
 def test_num_threads_round_trip(restore_threads):
     assert restore_threads >= 1
@@ -130,3 +132,36 @@ def test_gil_released_during_native_call(restore_threads):
     q = (t1 - t0) / 4
     inside = [s for s in stamps if t0 + q < s < t1 - q]
     assert len(inside) > 0, f"no Python progress during a {t1 - t0:.2f} s native call ({len(stamps)} stamps)"
+
+
+def test_training_is_identical_on_1_and_2_threads():
+    """Convolution weight gradients are reduced over a split that depends on the shape
+    only, so a training step gives the same bits on any number of threads."""
+    from convcore import Input, Sequential, layers
+
+    def run(threads):
+        convcore.set_num_threads(threads)
+        try:
+            convcore.set_seed(3)
+            m = Sequential([Input((12, 12, 2)), layers.Conv2D(8, 3, activation="relu"), layers.MaxPooling2D(2),
+                            layers.Conv2D(16, 3), layers.Flatten(), layers.Dense(4, activation="softmax")])
+            m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+            rng = np.random.default_rng(0)
+            x = rng.random((37, 12, 12, 2), dtype=np.float32)
+            y = rng.integers(0, 4, 37)
+            loss, grads = m.loss_and_gradients(x, y)
+            m.fit(x, y, epochs=2, batch_size=16, verbose=0)
+            return loss, grads, m.get_weights()
+        finally:
+            convcore.set_num_threads(ORIGINAL_THREADS)
+
+    l1, g1, w1 = run(1)
+    l2, g2, w2 = run(2)
+    assert l1 == l2
+    for a, b in zip(g1 + w1, g2 + w2):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_set_num_threads_rejects_absurd_counts():
+    with pytest.raises(ValueError, match="1024"):
+        convcore.set_num_threads(30000)

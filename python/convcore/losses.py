@@ -95,8 +95,8 @@ _LOSSES = {
 def get(identifier):
     if isinstance(identifier, Loss):
         return identifier
-    if isinstance(identifier, str) and identifier in _LOSSES:
-        return _LOSSES[identifier]()
+    if isinstance(identifier, str) and identifier.lower() in _LOSSES:
+        return _LOSSES[identifier.lower()]()
     raise ValueError(f"Unknown loss {identifier!r}; valid losses are {', '.join(sorted(_LOSSES))} or a Loss object")
 
 

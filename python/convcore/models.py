@@ -214,7 +214,9 @@ class Model:
 
     # ------------------------------------------------------------------ compile / train
     def compile(self, optimizer="adam", loss=None, metrics=None):
-        """Choose the optimizer, the loss and the metrics (``['accuracy']``)."""
+        """Choose the optimizer ('sgd', 'adam' or an optimizer object; the default is
+        'adam' — Keras's default 'rmsprop' is not implemented), the loss and the metrics
+        (``['accuracy']``)."""
         # Resolve everything first: a compile that raises leaves the model as it was.
         opt = optimizers_mod.get(optimizer)
         if loss is None:

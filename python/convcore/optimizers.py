@@ -23,7 +23,10 @@ class Optimizer:
 
     @lr.setter
     def lr(self, v):
-        self.learning_rate = float(v)
+        v = float(v)
+        if not v > 0:
+            raise ValueError(f"{type(self).__name__}: learning_rate must be > 0, got {v}")
+        self.learning_rate = v
 
     def _slot(self, key, name, like):
         k = (key, name)

@@ -218,9 +218,14 @@ struct Task {
 
 /// Split the batch into ranges, and say how many rows a piece holds and how many
 /// threads each GEMM gets.
+///
+/// The split depends on the shape only, never on the thread count: the weight
+/// gradient is summed task by task, so the same split gives the same bits on any
+/// number of threads (rayon spreads the tasks over whatever threads there are).
 fn schedule(g: &Geo, t: Tuning, buffers: usize, elem: usize) -> (Vec<Task>, usize, usize) {
+    const TASKS: usize = 32;
     let nt = rayon::current_num_threads().max(1);
-    let ntasks = if t.gemm_threads_only { 1 } else { nt.min(g.batch) };
+    let ntasks = if t.gemm_threads_only { 1 } else { TASKS.min(g.batch) };
     let gemm_threads = if ntasks < nt { nt } else { 1 };
     let tasks = (0..ntasks)
         .map(|i| Task {

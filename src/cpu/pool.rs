@@ -306,6 +306,10 @@ pub fn max_pool_backward_batched<T: Element>(dy: &[T], argmax: &[u32], x_len: us
         )?;
         return Ok(dx);
     }
+    max_pool_backward_sequential(dy, argmax, x_len)
+}
+
+fn max_pool_backward_sequential<T: Element>(dy: &[T], argmax: &[u32], x_len: usize) -> Result<Vec<T>> {
     if dy.len() != argmax.len() {
         return Err(Error::Value(format!(
             "max pooling backward: dy has {} elements but argmax has {}",
