@@ -7,50 +7,12 @@
 //! deltas, flip flags) are converted to float64 / bool. The random parameters are drawn
 //! by the caller: every function here is deterministic.
 
-use super::{contiguous, run_native, to_numpy};
+use super::{contiguous, describe, lead_dtype, run_native, to_numpy, Dt};
 use crate::cpu::augment::{self, ColorSpec, FillMode, ImageBatch, Interpolation, WarpSpec};
 use crate::element::Element;
-use numpy::{PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-
-fn describe(obj: &Bound<'_, PyAny>) -> String {
-    if let Ok(a) = obj.cast::<PyUntypedArray>() {
-        return format!("a {} array of shape {:?}", a.dtype(), a.shape());
-    }
-    match obj.get_type().name() {
-        Ok(n) => format!("an object of type {n}"),
-        Err(_) => "an object of unknown type".to_string(),
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Dt {
-    F32,
-    F64,
-}
-
-fn lead_dtype(obj: &Bound<'_, PyAny>, fname: &str, what: &str) -> PyResult<Dt> {
-    if obj.cast::<PyArrayDyn<f32>>().is_ok() {
-        Ok(Dt::F32)
-    } else if obj.cast::<PyArrayDyn<f64>>().is_ok() {
-        Ok(Dt::F64)
-    } else {
-        Err(PyTypeError::new_err(format!(
-            "{fname}: {what} must be a float32 or float64 numpy array, got {}",
-            describe(obj)
-        )))
-    }
-}
-
-macro_rules! dispatch {
-    ($lead:expr, $fname:expr, $what:expr, $f:ident ( $($arg:expr),* $(,)? )) => {
-        match lead_dtype($lead, $fname, $what)? {
-            Dt::F32 => $f::<f32>($($arg),*),
-            Dt::F64 => $f::<f64>($($arg),*),
-        }
-    };
-}
 
 /// A read-only image array of dtype `T` and its batch dimensions.
 fn images<'py, T: Element + numpy::Element>(

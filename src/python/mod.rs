@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::ops::correlate::{Boundary, CorrPlan, Mode};
 use crate::threads;
 use ndarray::{ArrayD, IxDyn};
-use numpy::{IntoPyArray, PyArrayDyn, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArrayDyn, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use std::borrow::Cow;
@@ -204,6 +204,49 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     nn_bindings::register(m)?;
     augment_bindings::register(m)?;
     Ok(())
+}
+
+// Shared by the NN and augmentation bindings (the macro must precede their `mod` lines).
+
+/// "float32 array of shape [2, 3]" or the Python type name, for messages.
+pub(crate) fn describe(obj: &Bound<'_, PyAny>) -> String {
+    if let Ok(a) = obj.cast::<PyUntypedArray>() {
+        return format!("a {} array of shape {:?}", a.dtype(), a.shape());
+    }
+    match obj.get_type().name() {
+        Ok(n) => format!("an object of type {n}"),
+        Err(_) => "an object of unknown type".to_string(),
+    }
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum Dt {
+    F32,
+    F64,
+}
+
+/// The float dtype that decides the kernel's element type.
+pub(crate) fn lead_dtype(obj: &Bound<'_, PyAny>, fname: &str, what: &str) -> PyResult<Dt> {
+    if obj.cast::<PyArrayDyn<f32>>().is_ok() {
+        Ok(Dt::F32)
+    } else if obj.cast::<PyArrayDyn<f64>>().is_ok() {
+        Ok(Dt::F64)
+    } else {
+        Err(PyTypeError::new_err(format!(
+            "{fname}: {what} must be a float32 or float64 numpy array, got {}",
+            describe(obj)
+        )))
+    }
+}
+
+/// Call `$f::<T>(args)` with T the float type of `$lead`.
+macro_rules! dispatch {
+    ($lead:expr, $fname:expr, $what:expr, $f:ident ( $($arg:expr),* $(,)? )) => {
+        match lead_dtype($lead, $fname, $what)? {
+            Dt::F32 => $f::<f32>($($arg),*),
+            Dt::F64 => $f::<f64>($($arg),*),
+        }
+    };
 }
 
 mod pool_bindings;

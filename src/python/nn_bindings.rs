@@ -8,7 +8,7 @@
 //! kernel's layout and reported as ValueError naming the expected and received shapes.
 //! Optimizer steps update C-contiguous writeable arrays in place.
 
-use super::{contiguous, run_native, to_numpy};
+use super::{contiguous, describe, lead_dtype, run_native, to_numpy, Dt};
 use crate::cpu;
 use crate::cpu::nn::{Activation, Loss};
 use crate::element::Element;
@@ -27,47 +27,6 @@ use std::borrow::Cow;
 
 fn value_error(msg: String) -> PyErr {
     PyValueError::new_err(msg)
-}
-
-/// "float32 array of shape [2, 3]" or the Python type name, for messages.
-fn describe(obj: &Bound<'_, PyAny>) -> String {
-    if let Ok(a) = obj.cast::<PyUntypedArray>() {
-        return format!("a {} array of shape {:?}", a.dtype(), a.shape());
-    }
-    match obj.get_type().name() {
-        Ok(n) => format!("an object of type {n}"),
-        Err(_) => "an object of unknown type".to_string(),
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Dt {
-    F32,
-    F64,
-}
-
-/// The float dtype that decides the kernel's element type.
-fn lead_dtype(obj: &Bound<'_, PyAny>, fname: &str, what: &str) -> PyResult<Dt> {
-    if obj.cast::<PyArrayDyn<f32>>().is_ok() {
-        Ok(Dt::F32)
-    } else if obj.cast::<PyArrayDyn<f64>>().is_ok() {
-        Ok(Dt::F64)
-    } else {
-        Err(PyTypeError::new_err(format!(
-            "{fname}: {what} must be a float32 or float64 numpy array, got {}",
-            describe(obj)
-        )))
-    }
-}
-
-/// Call `$f::<T>(args)` with T the float type of `$lead`.
-macro_rules! dispatch {
-    ($lead:expr, $fname:expr, $what:expr, $f:ident ( $($arg:expr),* $(,)? )) => {
-        match lead_dtype($lead, $fname, $what)? {
-            Dt::F32 => $f::<f32>($($arg),*),
-            Dt::F64 => $f::<f64>($($arg),*),
-        }
-    };
 }
 
 /// A read-only view of an array that must have the dtype `T` of the lead array.
