@@ -48,10 +48,7 @@ impl ConvPlan {
         padding: Padding,
     ) -> Result<ConvPlan> {
         let nd = spatial.len();
-        let mut in_shape = Vec::with_capacity(nd + 2);
-        in_shape.push(batch);
-        in_shape.extend_from_slice(spatial);
-        in_shape.push(c_in);
+        let in_shape = super::channels_last_shape(batch, spatial, c_in);
         if !(1..=3).contains(&nd) {
             return Err(Error::Value(format!(
                 "convolution expects 1 to 3 spatial dimensions (input of shape (batch, *spatial, channels)), \
@@ -118,27 +115,16 @@ impl ConvPlan {
                          {a}: kernel_size={kernel:?}, dilation_rate={dilation:?}"
                     ))
                 })?;
-            match padding {
-                Padding::Valid => {
-                    if ke > n {
-                        return Err(Error::Value(format!(
-                            "the effective kernel ({ke} = (kernel_size - 1) * dilation_rate + 1 with \
-                             kernel_size={kernel:?}, dilation_rate={dilation:?}) is larger than the input on \
-                             spatial axis {a} ({ke} > {n}) with padding='valid'; input shape {in_shape:?} \
-                             (batch, *spatial, channels)"
-                        )));
-                    }
-                    out_spatial.push((n - ke) / s + 1);
-                    pad_before.push(0);
-                }
-                Padding::Same => {
-                    let out = n / s + usize::from(n % s != 0);
-                    // (out - 1) * s < n, and ke <= isize::MAX: no overflow.
-                    let total = ((out - 1) * s + ke).saturating_sub(n);
-                    out_spatial.push(out);
-                    pad_before.push(total / 2);
-                }
-            }
+            let (out, pad) = padding.out_and_pad(n, ke, s).ok_or_else(|| {
+                Error::Value(format!(
+                    "the effective kernel ({ke} = (kernel_size - 1) * dilation_rate + 1 with \
+                     kernel_size={kernel:?}, dilation_rate={dilation:?}) is larger than the input on \
+                     spatial axis {a} ({ke} > {n}) with padding='valid'; input shape {in_shape:?} \
+                     (batch, *spatial, channels)"
+                ))
+            })?;
+            out_spatial.push(out);
+            pad_before.push(pad);
         }
         let plan = ConvPlan {
             batch,
@@ -165,18 +151,12 @@ impl ConvPlan {
 
     /// `(batch, *spatial, c_in)`.
     pub fn in_shape(&self) -> Vec<usize> {
-        let mut s = vec![self.batch];
-        s.extend_from_slice(&self.spatial);
-        s.push(self.c_in);
-        s
+        super::channels_last_shape(self.batch, &self.spatial, self.c_in)
     }
 
     /// `(batch, *out_spatial, c_out)`.
     pub fn out_shape(&self) -> Vec<usize> {
-        let mut s = vec![self.batch];
-        s.extend_from_slice(&self.out_spatial);
-        s.push(self.c_out);
-        s
+        super::channels_last_shape(self.batch, &self.out_spatial, self.c_out)
     }
 
     /// Keras kernel layout `(*kernel, c_in, c_out)`.

@@ -4,3 +4,12 @@
 pub mod conv;
 pub mod correlate;
 pub mod pool;
+
+/// `(batch, *spatial, channels)`: the channels-last layout of pooling and convolution.
+pub(crate) fn channels_last_shape(batch: usize, spatial: &[usize], channels: usize) -> Vec<usize> {
+    let mut s = Vec::with_capacity(spatial.len() + 2);
+    s.push(batch);
+    s.extend_from_slice(spatial);
+    s.push(channels);
+    s
+}

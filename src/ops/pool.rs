@@ -47,6 +47,25 @@ impl Padding {
             _ => Err(Error::Value(format!("padding must be 'valid' or 'same', got {s:?}"))),
         }
     }
+
+    /// Keras/TensorFlow window arithmetic on one axis of length `n` for a window of
+    /// `window` cells (a pool, or a dilated kernel) moving by `stride`: the output
+    /// length and the padding before the input. 'valid': `floor((n - window) / stride) + 1`
+    /// and no padding, `None` when the window is longer than the axis; 'same':
+    /// `ceil(n / stride)` outputs and `total / 2` padding before, with
+    /// `total = max((out - 1) * stride + window - n, 0)`. Shared by pooling and
+    /// convolution specs. `stride >= 1`.
+    pub fn out_and_pad(self, n: usize, window: usize, stride: usize) -> Option<(usize, usize)> {
+        match self {
+            Padding::Valid => (window <= n).then(|| ((n - window) / stride + 1, 0)),
+            Padding::Same => {
+                // ceil(n / stride) without overflow for huge strides; (out - 1) * stride < n.
+                let out = n / stride + usize::from(n % stride != 0);
+                let total = ((out - 1) * stride).saturating_add(window).saturating_sub(n);
+                Some((out, total / 2))
+            }
+        }
+    }
 }
 
 /// One pooling, fully described and validated.
@@ -77,10 +96,7 @@ impl PoolPlan {
         padding: Padding,
     ) -> Result<PoolPlan> {
         let nd = spatial.len();
-        let mut in_shape = Vec::with_capacity(nd + 2);
-        in_shape.push(batch);
-        in_shape.extend_from_slice(spatial);
-        in_shape.push(channels);
+        let in_shape = super::channels_last_shape(batch, spatial, channels);
         if !(1..=3).contains(&nd) {
             return Err(Error::Value(format!(
                 "pooling expects 1 to 3 spatial dimensions (input of shape (batch, *spatial, channels)), \
@@ -114,28 +130,16 @@ impl PoolPlan {
         let mut out_spatial = Vec::with_capacity(nd);
         let mut pad_before = Vec::with_capacity(nd);
         for a in 0..nd {
-            let (n, p, s) = (spatial[a], pool[a], strides[a]);
-            match padding {
-                Padding::Valid => {
-                    if p > n {
-                        return Err(Error::Value(format!(
-                            "pool_size {pool:?} is larger than the input on spatial axis {a} \
-                             ({p} > {n}) with padding='valid'; input shape {in_shape:?} \
-                             (batch, *spatial, channels)"
-                        )));
-                    }
-                    out_spatial.push((n - p) / s + 1);
-                    pad_before.push(0);
-                }
-                Padding::Same => {
-                    // ceil(n / s) without overflow for huge strides.
-                    let out = n / s + usize::from(n % s != 0);
-                    // (out - 1) * s < n, so only `+ p` can overflow.
-                    let total = ((out - 1) * s).saturating_add(p).saturating_sub(n);
-                    out_spatial.push(out);
-                    pad_before.push(total / 2);
-                }
-            }
+            let (n, p) = (spatial[a], pool[a]);
+            let (out, pad) = padding.out_and_pad(n, p, strides[a]).ok_or_else(|| {
+                Error::Value(format!(
+                    "pool_size {pool:?} is larger than the input on spatial axis {a} \
+                     ({p} > {n}) with padding='valid'; input shape {in_shape:?} \
+                     (batch, *spatial, channels)"
+                ))
+            })?;
+            out_spatial.push(out);
+            pad_before.push(pad);
         }
         let plan = PoolPlan {
             kind,
@@ -159,18 +163,12 @@ impl PoolPlan {
 
     /// `(batch, *spatial, channels)`.
     pub fn in_shape(&self) -> Vec<usize> {
-        let mut s = vec![self.batch];
-        s.extend_from_slice(&self.spatial);
-        s.push(self.channels);
-        s
+        super::channels_last_shape(self.batch, &self.spatial, self.channels)
     }
 
     /// `(batch, *out_spatial, channels)`.
     pub fn out_shape(&self) -> Vec<usize> {
-        let mut s = vec![self.batch];
-        s.extend_from_slice(&self.out_spatial);
-        s.push(self.channels);
-        s
+        super::channels_last_shape(self.batch, &self.out_spatial, self.channels)
     }
 
     /// The real (non-padded) input indices `start..end` that output index `o` covers on
