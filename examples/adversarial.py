@@ -33,36 +33,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 import convcore
-from convcore import adversarial, mnist_demo, optimizers
-
-DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "output")
-
-
-def parse(argv):
-    quick = "--quick" in argv
-    rest = [a for a in argv if a != "--quick"]
-    return (rest[0] if rest else DEFAULT_OUT), quick
+from _shared import parse, get_model
+from convcore import adversarial, mnist_demo
 
 
-def get_model(outdir, quick, xtr, ytr):
-    """The convnet trained by mnist_convnet.py, or a quickly trained one."""
-    full = os.path.join(outdir, "convnet.convcore")
-    fast = os.path.join(outdir, "convnet-quick.convcore")
-    for path in (full, fast) if quick else (full,):
-        if os.path.exists(path):
-            print(f"loaded {path}")
-            return convcore.load_model(path)
-    epochs, n = (1, 2000) if quick else (3, len(xtr))
-    print(f"no {full}: training the convnet for {epochs} epoch(s) on {n:,} digits "
-          f"(run examples/mnist_convnet.py first for the 10-epoch model)")
-    convcore.set_seed(0)
-    model = mnist_demo.build_convnet()
-    model.compile(optimizer=optimizers.Adam(learning_rate=1e-3), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    model.fit(xtr[:n], ytr[:n], epochs=epochs, batch_size=128, verbose=0)
-    if quick:
-        model.save(fast)
-    return model
+
 
 
 def main(argv):

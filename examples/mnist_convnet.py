@@ -28,15 +28,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 import convcore
+from _shared import parse
 from convcore import inspect, mnist_demo, optimizers
 
-DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "output")
 
-
-def parse(argv):
-    quick = "--quick" in argv
-    rest = [a for a in argv if a != "--quick"]
-    return (rest[0] if rest else DEFAULT_OUT), quick
 
 
 def main(argv):
