@@ -12,6 +12,8 @@ pub enum Error {
     Type(String),
     /// An allocation the machine cannot satisfy: Python `MemoryError`.
     Memory(String),
+    /// A device (GPU) that is missing, lost or failed: Python `RuntimeError`.
+    Device(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -19,7 +21,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Value(m) | Error::Type(m) | Error::Memory(m) => f.write_str(m),
+            Error::Value(m) | Error::Type(m) | Error::Memory(m) | Error::Device(m) => f.write_str(m),
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod cpu;
 pub mod element;
 pub mod error;
+pub mod gpu;
 pub mod ops;
 pub mod threads;
 

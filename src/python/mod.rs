@@ -19,6 +19,7 @@ impl From<Error> for PyErr {
             Error::Value(m) => PyValueError::new_err(m),
             Error::Type(m) => PyTypeError::new_err(m),
             Error::Memory(m) => PyMemoryError::new_err(m),
+            Error::Device(m) => pyo3::exceptions::PyRuntimeError::new_err(m),
         }
     }
 }
@@ -203,6 +204,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     pool_bindings::register(m)?;
     nn_bindings::register(m)?;
     augment_bindings::register(m)?;
+    gpu_bindings::register(m)?;
     Ok(())
 }
 
@@ -252,3 +254,4 @@ macro_rules! dispatch {
 mod pool_bindings;
 mod nn_bindings;
 mod augment_bindings;
+mod gpu_bindings;

@@ -138,7 +138,7 @@ fn check_shape(fname: &str, what: &str, got: &[usize], want: &[usize]) -> PyResu
     Ok(())
 }
 
-fn to_numpy_u32<'py>(py: Python<'py>, v: Vec<u32>, shape: &[usize]) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn to_numpy_u32<'py>(py: Python<'py>, v: Vec<u32>, shape: &[usize]) -> PyResult<Bound<'py, PyAny>> {
     let a = ArrayD::from_shape_vec(IxDyn(shape), v)
         .map_err(|e| PyRuntimeError::new_err(format!("convcore internal error: {e}")))?;
     Ok(a.into_pyarray(py).into_any())
@@ -157,7 +157,7 @@ fn spatial_params(nd: usize, v: Option<Vec<usize>>) -> Vec<usize> {
 // ---------------------------------------------------------------------------------
 
 /// Validate x (batch, *spatial, c_in) and w (*kernel, c_in, c_out) and build the plan.
-fn conv_plan(
+pub(crate) fn conv_plan(
     fname: &str,
     xs: &[usize],
     ws: &[usize],
@@ -354,7 +354,7 @@ fn dense_backward<'py>(
 // Windowed pooling for training (argmax kept for the backward pass)
 // ---------------------------------------------------------------------------------
 
-fn pool_plan(
+pub(crate) fn pool_plan(
     fname: &str,
     x_shape: &[usize],
     kind: PoolKind,

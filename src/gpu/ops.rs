@@ -1,0 +1,1067 @@
+//! The GPU op drivers: validate against the same specs as the CPU (`crate::ops`), split
+//! the work so each binding fits the device's window, and dispatch the WGSL kernels.
+
+use super::{gpu, Gpu, GpuTensor, Kernel, Win, ALIGN, PARAMS};
+use crate::error::{Error, Result};
+use crate::ops::conv::ConvPlan;
+use crate::ops::correlate::{Boundary, CorrPlan};
+use crate::ops::pool::{PoolKind, PoolPlan};
+
+const ELEM: &str = include_str!("shaders/elementwise.wgsl");
+const GEMM: &str = include_str!("shaders/gemm.wgsl");
+const NN: &str = include_str!("shaders/nn.wgsl");
+const POOL: &str = include_str!("shaders/pool.wgsl");
+const CORR: &str = include_str!("shaders/correlate.wgsl");
+
+macro_rules! kernels {
+    ($($id:ident = $file:ident :: $entry:literal),* $(,)?) => {
+        $(const $id: Kernel = Kernel { name: stringify!($file), src: $file, entry: $entry };)*
+        /// Every kernel, for the build-all test.
+        pub const ALL_KERNELS: &[Kernel] = &[$($id),*];
+    };
+}
+
+kernels! {
+    K_FILL = ELEM::"fill",
+    K_AXPBY = ELEM::"axpby",
+    K_AXPBY_IN = ELEM::"axpby_inplace",
+    K_MUL = ELEM::"mul",
+    K_ACT = ELEM::"act_fwd",
+    K_ACT_BWD = ELEM::"act_bwd",
+    K_DROPOUT = ELEM::"dropout",
+    K_SGD = ELEM::"sgd",
+    K_ADAM = ELEM::"adam",
+    K_COPY_COLS = ELEM::"copy_cols",
+    K_GEMM = GEMM::"gemm",
+    K_COL = NN::"col_stats",
+    K_BN = NN::"bn_apply",
+    K_BN_BWD = NN::"bn_backward",
+    K_SOFTMAX = NN::"softmax",
+    K_SOFTMAX_BWD = NN::"softmax_bwd",
+    K_GPOOL = NN::"global_pool",
+    K_GPOOL_BWD = NN::"global_pool_bwd",
+    K_LOSS_ROWS = NN::"loss_rows",
+    K_LOSS_ELEMS = NN::"loss_elems",
+    K_LOSS_REDUCE = NN::"loss_reduce",
+    K_POOL = POOL::"pool_fwd",
+    K_POOL_BWD = POOL::"pool_bwd",
+    K_CORR = CORR::"correlate",
+}
+
+fn p() -> [u32; PARAMS] {
+    [0; PARAMS]
+}
+
+fn f(x: f64) -> u32 {
+    (x as f32).to_bits()
+}
+
+fn u(x: usize, what: &str) -> Result<u32> {
+    u32::try_from(x).map_err(|_| Error::Value(format!("{what} = {x} is too large for the GPU kernels (max 2^32 - 1)")))
+}
+
+fn groups(n: usize) -> u64 {
+    (n as u64).div_ceil(256)
+}
+
+/// Words one binding may cover, less one alignment block for the window start.
+fn window_words(g: &Gpu) -> usize {
+    ((g.binding_limit() - ALIGN) / 4) as usize
+}
+
+/// Element ranges of at most the window size (multiples of 64 words, so every chunk
+/// starts on an aligned offset).
+fn elem_chunks(g: &Gpu, n: usize) -> Vec<(usize, usize)> {
+    let step = (window_words(g) / 64 * 64).max(64);
+    (0..n).step_by(step).map(|s| (s, step.min(n - s))).collect()
+}
+
+/// Batch ranges such that every per-sample size times the range fits a window.
+fn batch_chunks(g: &Gpu, batch: usize, per_sample: &[usize], what: &str) -> Result<Vec<(usize, usize)>> {
+    let big = per_sample.iter().copied().max().unwrap_or(1).max(1);
+    let room = window_words(g);
+    if big > room {
+        return Err(Error::Memory(format!(
+            "{what}: one sample needs {:.1} MiB in one GPU binding, more than the device allows ({:.1} MiB)",
+            big as f64 * 4.0 / 1048576.0,
+            g.binding_limit() as f64 / 1048576.0
+        )));
+    }
+    let per = (room / big).max(1);
+    Ok((0..batch).step_by(per).map(|s| (s, per.min(batch - s))).collect())
+}
+
+fn whole(g: &Gpu, t: &GpuTensor, what: &str) -> Result<()> {
+    if (t.numel() as u64) * 4 + ALIGN > g.binding_limit() {
+        return Err(Error::Memory(format!(
+            "{what} of shape {:?} does not fit one GPU binding ({:.1} MiB max)",
+            t.shape,
+            g.binding_limit() as f64 / 1048576.0
+        )));
+    }
+    Ok(())
+}
+
+fn same_len(a: &GpuTensor, b: &GpuTensor, what: &str) -> Result<()> {
+    if a.numel() != b.numel() {
+        return Err(Error::Value(format!("{what}: shapes {:?} and {:?} differ", a.shape, b.shape)));
+    }
+    Ok(())
+}
+
+/// A fresh copy of `t` (used where one buffer would be bound twice).
+pub fn copy(t: &GpuTensor) -> Result<GpuTensor> {
+    let g = gpu()?;
+    let mut o = g.empty(&t.shape, "a copy")?;
+    o.int = t.int;
+    if t.numel() > 0 {
+        let mut enc = g.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(t.buf.raw(), 0, o.buf.raw(), 0, (t.numel() as u64) * 4);
+        g.submit(enc)?;
+    }
+    Ok(o)
+}
+
+/// Copy `words` 32-bit words between buffers (offsets in words).
+fn copy_words(g: &Gpu, src: &GpuTensor, so: usize, dst: &GpuTensor, d_o: usize, words: usize) -> Result<()> {
+    if words == 0 {
+        return Ok(());
+    }
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(src.buf.raw(), so as u64 * 4, dst.buf.raw(), d_o as u64 * 4, words as u64 * 4);
+    g.submit(enc)
+}
+
+pub fn fill(t: &GpuTensor, v: f64) -> Result<()> {
+    let g = gpu()?;
+    for (s, n) in elem_chunks(&g, t.numel()) {
+        let mut q = p();
+        q[8] = u(n, "size")?;
+        q[9] = f(v);
+        g.dispatch(&K_FILL, &[Win::part(t, s, n)], q, groups(n))?;
+    }
+    Ok(())
+}
+
+/// `alpha * a + beta * b` as a new tensor.
+pub fn axpby(a: &GpuTensor, b: &GpuTensor, alpha: f64, beta: f64) -> Result<GpuTensor> {
+    same_len(a, b, "elementwise operation")?;
+    let g = gpu()?;
+    let b2;
+    let b = if a.buf.same(&b.buf) {
+        b2 = copy(b)?;
+        &b2
+    } else {
+        b
+    };
+    let out = g.empty(&a.shape, "an elementwise result")?;
+    for (s, n) in elem_chunks(&g, a.numel()) {
+        let mut q = p();
+        q[8] = u(n, "size")?;
+        q[9] = f(alpha);
+        q[10] = f(beta);
+        g.dispatch(&K_AXPBY, &[Win::part(a, s, n), Win::part(b, s, n), Win::part(&out, s, n)], q, groups(n))?;
+    }
+    Ok(out)
+}
+
+/// `p = alpha * p + beta * v` in place.
+pub fn axpby_inplace(pt: &GpuTensor, v: &GpuTensor, alpha: f64, beta: f64) -> Result<()> {
+    same_len(pt, v, "in-place update")?;
+    let g = gpu()?;
+    for (s, n) in elem_chunks(&g, pt.numel()) {
+        let mut q = p();
+        q[8] = u(n, "size")?;
+        q[9] = f(alpha);
+        q[10] = f(beta);
+        g.dispatch(&K_AXPBY_IN, &[Win::part(pt, s, n), Win::part(v, s, n)], q, groups(n))?;
+    }
+    Ok(())
+}
+
+pub fn mul(a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
+    same_len(a, b, "multiply")?;
+    let g = gpu()?;
+    let b2;
+    let b = if a.buf.same(&b.buf) {
+        b2 = copy(b)?;
+        &b2
+    } else {
+        b
+    };
+    let out = g.empty(&a.shape, "a product")?;
+    for (s, n) in elem_chunks(&g, a.numel()) {
+        let mut q = p();
+        q[8] = u(n, "size")?;
+        g.dispatch(&K_MUL, &[Win::part(a, s, n), Win::part(b, s, n), Win::part(&out, s, n)], q, groups(n))?;
+    }
+    Ok(out)
+}
+
+/// Activation kinds of the shaders (softmax is row-wise, handled apart).
+fn act_code(name: &str) -> Result<u32> {
+    Ok(match name {
+        "linear" => 0,
+        "relu" => 1,
+        "sigmoid" => 2,
+        "tanh" => 3,
+        "softmax" => 4,
+        _ => {
+            return Err(Error::Value(format!(
+                "unknown activation {name:?}; valid activations are linear, relu, sigmoid, softmax, tanh"
+            )))
+        }
+    })
+}
+
+fn rows(t: &GpuTensor) -> (usize, usize) {
+    let last = *t.shape.last().unwrap_or(&1);
+    let r = if last == 0 { 0 } else { t.numel() / last };
+    (r, last)
+}
+
+pub fn activation_forward(name: &str, x: &GpuTensor) -> Result<GpuTensor> {
+    let code = act_code(name)?;
+    let g = gpu()?;
+    let out = g.empty(&x.shape, "the activation output")?;
+    if code == 4 {
+        let (r, k) = rows(x);
+        for (b0, nb) in batch_chunks(&g, r, &[k], "softmax")? {
+            let mut q = p();
+            q[8] = u(nb, "rows")?;
+            q[9] = u(k, "classes")?;
+            g.dispatch(&K_SOFTMAX, &[Win::part(x, b0 * k, nb * k), Win::part(&out, b0 * k, nb * k)], q, groups(nb))?;
+        }
+        return Ok(out);
+    }
+    for (s, n) in elem_chunks(&g, x.numel()) {
+        let mut q = p();
+        q[8] = u(n, "size")?;
+        q[9] = code;
+        g.dispatch(&K_ACT, &[Win::part(x, s, n), Win::part(&out, s, n)], q, groups(n))?;
+    }
+    Ok(out)
+}
+
+pub fn activation_backward(name: &str, x: &GpuTensor, y: &GpuTensor, dy: &GpuTensor) -> Result<GpuTensor> {
+    let code = act_code(name)?;
+    same_len(x, dy, "activation backward")?;
+    same_len(y, dy, "activation backward")?;
+    let g = gpu()?;
+    let out = g.empty(&dy.shape, "the activation gradient")?;
+    if code == 4 {
+        let (r, k) = rows(y);
+        for (b0, nb) in batch_chunks(&g, r, &[k], "softmax backward")? {
+            let mut q = p();
+            q[8] = u(nb, "rows")?;
+            q[9] = u(k, "classes")?;
+            let w = |t| Win::part(t, b0 * k, nb * k);
+            g.dispatch(&K_SOFTMAX_BWD, &[w(y), w(dy), w(&out)], q, groups(nb))?;
+        }
+        return Ok(out);
+    }
+    // x, y and dy may share a buffer (linear activations): bind copies then.
+    let (x2, y2);
+    let x = if x.buf.same(&dy.buf) || x.buf.same(&y.buf) {
+        x2 = copy(x)?;
+        &x2
+    } else {
+        x
+    };
+    let y = if y.buf.same(&dy.buf) {
+        y2 = copy(y)?;
+        &y2
+    } else {
+        y
+    };
+    for (s, n) in elem_chunks(&g, dy.numel()) {
+        let mut q = p();
+        q[8] = u(n, "size")?;
+        q[9] = code;
+        let w = |t| Win::part(t, s, n);
+        g.dispatch(&K_ACT_BWD, &[w(x), w(y), w(dy), w(&out)], q, groups(n))?;
+    }
+    Ok(out)
+}
+
+/// Inverted dropout with the CPU's counter-based stream (the same mask for the same seed).
+pub fn dropout_forward(x: &GpuTensor, rate: f64, seed: u64) -> Result<(GpuTensor, GpuTensor)> {
+    if !(0.0..=1.0).contains(&rate) {
+        return Err(Error::Value(format!("dropout rate must be in [0, 1], got {rate}")));
+    }
+    let g = gpu()?;
+    let y = g.empty(&x.shape, "the dropout output")?;
+    let mask = g.empty(&x.shape, "the dropout mask")?;
+    let key = crate::cpu::nn::splitmix64(seed ^ 0x5851_F42D_4C95_7F2D);
+    let th = (rate * (1u64 << 53) as f64).ceil() as u64;
+    let keep = if rate < 1.0 { 1.0 / (1.0 - rate) } else { 0.0 };
+    for (s, n) in elem_chunks(&g, x.numel()) {
+        let mut q = p();
+        q[8] = u(n, "size")?;
+        q[9] = key as u32;
+        q[10] = (key >> 32) as u32;
+        q[11] = th as u32;
+        q[12] = (th >> 32) as u32;
+        q[13] = f(keep);
+        q[14] = u(s, "dropout index")?;
+        q[15] = (rate >= 1.0) as u32;
+        let w = |t| Win::part(t, s, n);
+        g.dispatch(&K_DROPOUT, &[w(x), w(&y), w(&mask)], q, groups(n))?;
+    }
+    Ok((y, mask))
+}
+
+pub fn sgd_update(pt: &GpuTensor, gr: &GpuTensor, v: Option<&GpuTensor>, lr: f64, momentum: f64, nesterov: bool) -> Result<()> {
+    same_len(pt, gr, "sgd: grad")?;
+    if let Some(v) = v {
+        same_len(pt, v, "sgd: velocity")?;
+    } else if momentum != 0.0 {
+        return Err(Error::Value(format!("sgd: momentum={momentum} needs a velocity buffer")));
+    }
+    let g = gpu()?;
+    for (s, n) in elem_chunks(&g, pt.numel()) {
+        let mut q = p();
+        q[8] = u(n, "size")?;
+        q[9] = f(lr);
+        q[10] = f(momentum);
+        q[11] = v.is_some() as u32;
+        q[12] = nesterov as u32;
+        let mut wins = vec![Win::part(pt, s, n), Win::part(gr, s, n)];
+        if let Some(v) = v {
+            wins.push(Win::part(v, s, n));
+        }
+        g.dispatch(&K_SGD, &wins, q, groups(n))?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn adam_update(
+    pt: &GpuTensor,
+    gr: &GpuTensor,
+    m: &GpuTensor,
+    v: &GpuTensor,
+    lr: f64,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    t: u64,
+) -> Result<()> {
+    same_len(pt, gr, "adam: grad")?;
+    same_len(pt, m, "adam: m")?;
+    same_len(pt, v, "adam: v")?;
+    if t == 0 {
+        return Err(Error::Value("adam: the step t counts from 1, got 0".into()));
+    }
+    let tf = t as f64;
+    let alpha = lr * (1.0 - beta2.powf(tf)).sqrt() / (1.0 - beta1.powf(tf));
+    let g = gpu()?;
+    for (s, n) in elem_chunks(&g, pt.numel()) {
+        let mut q = p();
+        q[8] = u(n, "size")?;
+        q[9] = f(alpha);
+        q[10] = f(1.0 - beta1);
+        q[11] = f(1.0 - beta2);
+        q[12] = f(eps);
+        let w = |t| Win::part(t, s, n);
+        g.dispatch(&K_ADAM, &[w(pt), w(gr), w(m), w(v)], q, groups(n))?;
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ GEMM family
+
+struct Gemm<'a> {
+    a: Win<'a>,
+    b: Win<'a>,
+    c: Win<'a>,
+    bias: Option<Win<'a>>,
+    m: usize,
+    n: usize,
+    k: usize,
+    amode: u32,
+    bmode: u32,
+    accumulate: bool,
+    geom: [u32; PARAMS],
+}
+
+fn run_gemm(g: &Gpu, s: Gemm<'_>) -> Result<()> {
+    if s.m == 0 || s.n == 0 {
+        return Ok(());
+    }
+    let mut q = s.geom;
+    q[8] = u(s.m, "rows")?;
+    q[9] = u(s.n, "columns")?;
+    q[10] = u(s.k, "inner size")?;
+    q[11] = s.amode;
+    q[12] = s.bmode;
+    q[13] = s.accumulate as u32 | if s.bias.is_some() { 2 } else { 0 };
+    let tm = s.m.div_ceil(64);
+    q[14] = u(tm, "tiles")?;
+    let tiles = (tm as u64) * (s.n.div_ceil(64) as u64);
+    let mut wins = vec![s.a, s.b, s.c];
+    if let Some(b) = s.bias {
+        wins.push(b);
+    }
+    g.dispatch(&K_GEMM, &wins, q, tiles)
+}
+
+/// Convolution geometry words (3 spatial axes, leading ones).
+fn conv_geom(plan: &ConvPlan) -> Result<[u32; PARAMS]> {
+    let nd = plan.ndim();
+    let pad3 = |v: &[usize], fillv: usize| -> [usize; 3] {
+        let mut o = [fillv; 3];
+        o[3 - nd..].copy_from_slice(v);
+        o
+    };
+    let mut q = p();
+    let sets: [([usize; 3], usize); 6] = [
+        (pad3(&plan.spatial, 1), 16),
+        (pad3(&plan.out_spatial, 1), 19),
+        (pad3(&plan.kernel, 1), 22),
+        (pad3(&plan.strides, 1), 25),
+        (pad3(&plan.dilation, 1), 28),
+        (pad3(&plan.pad_before, 0), 32),
+    ];
+    for (v, at) in sets {
+        for i in 0..3 {
+            q[at + i] = u(v[i], "a convolution size")?;
+        }
+    }
+    q[35] = u(plan.c_in, "input channels")?;
+    q[36] = u(plan.c_out, "filters")?;
+    Ok(q)
+}
+
+fn check_len(t: &GpuTensor, want: usize, what: &str) -> Result<()> {
+    if t.numel() != want {
+        return Err(Error::Value(format!("{what}: expected {want} elements, got shape {:?}", t.shape)));
+    }
+    Ok(())
+}
+
+/// `x (rows, k) @ w (k, m) + b`.
+pub fn dense_forward(x: &GpuTensor, w: &GpuTensor, b: Option<&GpuTensor>, k: usize, m: usize) -> Result<GpuTensor> {
+    let g = gpu()?;
+    check_len(w, k * m, "dense: kernel")?;
+    if x.numel() % k.max(1) != 0 {
+        return Err(Error::Value(format!("dense: input of shape {:?} does not have {k} features", x.shape)));
+    }
+    let r = if k == 0 { 0 } else { x.numel() / k };
+    if let Some(b) = b {
+        check_len(b, m, "dense: bias")?;
+    }
+    whole(&g, w, "a dense kernel")?;
+    let out = g.empty(&[r, m], "the dense output")?;
+    for (r0, nr) in batch_chunks(&g, r, &[k, m], "dense")? {
+        run_gemm(&g, Gemm {
+            a: Win::part(x, r0 * k, nr * k),
+            b: Win::all(w),
+            c: Win::part(&out, r0 * m, nr * m),
+            bias: b.map(Win::all),
+            m: nr,
+            n: m,
+            k,
+            amode: 0,
+            bmode: 0,
+            accumulate: false,
+            geom: p(),
+        })?;
+    }
+    Ok(out)
+}
+
+/// Column sums of `t` viewed as (rows, cols), accumulated over row chunks.
+pub fn col_sums(t: &GpuTensor, cols: usize) -> Result<GpuTensor> {
+    let g = gpu()?;
+    let r = if cols == 0 { 0 } else { t.numel() / cols };
+    let out = g.zeros(&[cols], "column sums")?;
+    for (i, (r0, nr)) in batch_chunks(&g, r, &[cols], "column sums")?.into_iter().enumerate() {
+        let mut q = p();
+        q[8] = u(nr, "rows")?;
+        q[9] = u(cols, "columns")?;
+        q[10] = 0;
+        q[11] = (i > 0) as u32;
+        g.dispatch(&K_COL, &[Win::part(t, r0 * cols, nr * cols), Win::all(&out)], q, cols as u64)?;
+    }
+    Ok(out)
+}
+
+/// `(dx, dw, db)` of a dense layer.
+pub fn dense_backward(
+    x: &GpuTensor,
+    w: &GpuTensor,
+    dz: &GpuTensor,
+    k: usize,
+    m: usize,
+    need_dx: bool,
+) -> Result<(Option<GpuTensor>, GpuTensor, GpuTensor)> {
+    let g = gpu()?;
+    check_len(w, k * m, "dense backward: kernel")?;
+    let r = if m == 0 { 0 } else { dz.numel() / m };
+    check_len(x, r * k, "dense backward: x")?;
+    let dw = g.zeros(&[k, m], "the dense kernel gradient")?;
+    whole(&g, &dw, "a dense kernel gradient")?;
+    let dx = if need_dx { Some(g.empty(&[r, k], "the dense input gradient")?) } else { None };
+    for (i, (r0, nr)) in batch_chunks(&g, r, &[k, m], "dense backward")?.into_iter().enumerate() {
+        // dW (k, m) += x^T (k, nr) @ dz (nr, m)
+        run_gemm(&g, Gemm {
+            a: Win::part(x, r0 * k, nr * k),
+            b: Win::part(dz, r0 * m, nr * m),
+            c: Win::all(&dw),
+            bias: None,
+            m: k,
+            n: m,
+            k: nr,
+            amode: 1,
+            bmode: 0,
+            accumulate: i > 0,
+            geom: p(),
+        })?;
+        if let Some(dx) = &dx {
+            // dx (nr, k) = dz (nr, m) @ W^T
+            run_gemm(&g, Gemm {
+                a: Win::part(dz, r0 * m, nr * m),
+                b: Win::all(w),
+                c: Win::part(dx, r0 * k, nr * k),
+                bias: None,
+                m: nr,
+                n: k,
+                k: m,
+                amode: 0,
+                bmode: 1,
+                accumulate: false,
+                geom: p(),
+            })?;
+        }
+    }
+    let db = col_sums(dz, m)?;
+    Ok((dx, dw, db))
+}
+
+pub fn conv_forward(x: &GpuTensor, w: &GpuTensor, b: Option<&GpuTensor>, plan: &ConvPlan) -> Result<GpuTensor> {
+    let g = gpu()?;
+    let in_img: usize = plan.spatial.iter().product::<usize>() * plan.c_in;
+    let pos: usize = plan.out_spatial.iter().product();
+    let kq: usize = plan.kernel.iter().product();
+    check_len(x, plan.batch * in_img, "convolution: x")?;
+    check_len(w, kq * plan.c_in * plan.c_out, "convolution: kernel")?;
+    if let Some(b) = b {
+        check_len(b, plan.c_out, "convolution: bias")?;
+    }
+    whole(&g, w, "a convolution kernel")?;
+    let out = g.empty(&plan.out_shape(), "the convolution output")?;
+    let geom = conv_geom(plan)?;
+    let out_img = pos * plan.c_out;
+    for (b0, nb) in batch_chunks(&g, plan.batch, &[in_img, out_img], "convolution")? {
+        run_gemm(&g, Gemm {
+            a: Win::part(x, b0 * in_img, nb * in_img),
+            b: Win::all(w),
+            c: Win::part(&out, b0 * out_img, nb * out_img),
+            bias: b.map(Win::all),
+            m: nb * pos,
+            n: plan.c_out,
+            k: kq * plan.c_in,
+            amode: 2,
+            bmode: 0,
+            accumulate: false,
+            geom,
+        })?;
+    }
+    Ok(out)
+}
+
+/// `(dx, dw, db)` of a convolution.
+pub fn conv_backward(
+    x: &GpuTensor,
+    w: &GpuTensor,
+    dz: &GpuTensor,
+    plan: &ConvPlan,
+    need_dx: bool,
+) -> Result<(Option<GpuTensor>, GpuTensor, GpuTensor)> {
+    let g = gpu()?;
+    let in_img: usize = plan.spatial.iter().product::<usize>() * plan.c_in;
+    let in_pos: usize = plan.spatial.iter().product();
+    let pos: usize = plan.out_spatial.iter().product();
+    let kq: usize = plan.kernel.iter().product();
+    check_len(x, plan.batch * in_img, "convolution backward: x")?;
+    check_len(w, kq * plan.c_in * plan.c_out, "convolution backward: kernel")?;
+    check_len(dz, plan.batch * pos * plan.c_out, "convolution backward: dz")?;
+    let dw = g.zeros(&plan.weight_shape(), "the convolution kernel gradient")?;
+    whole(&g, &dw, "a convolution kernel gradient")?;
+    let dx = if need_dx { Some(g.empty(&plan.in_shape(), "the convolution input gradient")?) } else { None };
+    let geom = conv_geom(plan)?;
+    let out_img = pos * plan.c_out;
+    for (i, (b0, nb)) in batch_chunks(&g, plan.batch, &[in_img, out_img], "convolution backward")?.into_iter().enumerate() {
+        run_gemm(&g, Gemm {
+            a: Win::part(x, b0 * in_img, nb * in_img),
+            b: Win::part(dz, b0 * out_img, nb * out_img),
+            c: Win::all(&dw),
+            bias: None,
+            m: kq * plan.c_in,
+            n: plan.c_out,
+            k: nb * pos,
+            amode: 3,
+            bmode: 0,
+            accumulate: i > 0,
+            geom,
+        })?;
+        if let Some(dx) = &dx {
+            run_gemm(&g, Gemm {
+                a: Win::part(dz, b0 * out_img, nb * out_img),
+                b: Win::all(w),
+                c: Win::part(dx, b0 * in_img, nb * in_img),
+                bias: None,
+                m: nb * in_pos,
+                n: plan.c_in,
+                k: kq * plan.c_out,
+                amode: 4,
+                bmode: 2,
+                accumulate: false,
+                geom,
+            })?;
+        }
+    }
+    let db = col_sums(dz, plan.c_out)?;
+    Ok((dx, dw, db))
+}
+
+// ------------------------------------------------------------------ pooling
+
+fn pool_geom(plan: &PoolPlan) -> Result<[u32; PARAMS]> {
+    let nd = plan.ndim();
+    let pad3 = |v: &[usize], fillv: usize| -> [usize; 3] {
+        let mut o = [fillv; 3];
+        o[3 - nd..].copy_from_slice(v);
+        o
+    };
+    let mut q = p();
+    let sets: [([usize; 3], usize); 5] = [
+        (pad3(&plan.spatial, 1), 16),
+        (pad3(&plan.out_spatial, 1), 19),
+        (pad3(&plan.pool, 1), 22),
+        (pad3(&plan.strides, 1), 25),
+        (pad3(&plan.pad_before, 0), 32),
+    ];
+    for (v, at) in sets {
+        for i in 0..3 {
+            q[at + i] = u(v[i], "a pooling size")?;
+        }
+    }
+    q[9] = match plan.kind {
+        PoolKind::Max => 0,
+        PoolKind::Avg => 1,
+    };
+    q[10] = u(plan.channels, "channels")?;
+    Ok(q)
+}
+
+/// `(y, argmax)`; argmax (max pooling only) holds flat indices inside each image.
+pub fn pool_forward(x: &GpuTensor, plan: &PoolPlan) -> Result<(GpuTensor, Option<GpuTensor>)> {
+    let g = gpu()?;
+    let img: usize = plan.spatial.iter().product::<usize>() * plan.channels;
+    let oimg: usize = plan.out_spatial.iter().product::<usize>() * plan.channels;
+    check_len(x, plan.batch * img, "pooling: x")?;
+    u(img, "the image size")?;
+    let y = g.empty(&plan.out_shape(), "the pooling output")?;
+    let mut am = g.empty(&plan.out_shape(), "the pooling argmax")?;
+    am.int = true;
+    let geom = pool_geom(plan)?;
+    for (b0, nb) in batch_chunks(&g, plan.batch, &[img, oimg], "pooling")? {
+        let mut q = geom;
+        q[8] = u(nb * oimg, "outputs")?;
+        g.dispatch(
+            &K_POOL,
+            &[Win::part(x, b0 * img, nb * img), Win::part(&y, b0 * oimg, nb * oimg), Win::part(&am, b0 * oimg, nb * oimg)],
+            q,
+            groups(nb * oimg),
+        )?;
+    }
+    Ok((y, if plan.kind == PoolKind::Max { Some(am) } else { None }))
+}
+
+pub fn pool_backward(dy: &GpuTensor, argmax: Option<&GpuTensor>, plan: &PoolPlan) -> Result<GpuTensor> {
+    let g = gpu()?;
+    let img: usize = plan.spatial.iter().product::<usize>() * plan.channels;
+    let oimg: usize = plan.out_spatial.iter().product::<usize>() * plan.channels;
+    check_len(dy, plan.batch * oimg, "pooling backward: dy")?;
+    let dummy;
+    let am = match (plan.kind, argmax) {
+        (PoolKind::Max, Some(a)) => {
+            check_len(a, plan.batch * oimg, "pooling backward: argmax")?;
+            a
+        }
+        (PoolKind::Max, None) => return Err(Error::Value("max pooling backward needs the argmax indices".into())),
+        _ => {
+            dummy = g.empty(&[1], "a placeholder")?;
+            &dummy
+        }
+    };
+    let dx = g.empty(&plan.in_shape(), "the pooling gradient")?;
+    let geom = pool_geom(plan)?;
+    for (b0, nb) in batch_chunks(&g, plan.batch, &[img, oimg], "pooling backward")? {
+        let mut q = geom;
+        q[8] = u(nb * img, "inputs")?;
+        let aw = if plan.kind == PoolKind::Max { Win::part(am, b0 * oimg, nb * oimg) } else { Win::all(am) };
+        g.dispatch(
+            &K_POOL_BWD,
+            &[Win::part(dy, b0 * oimg, nb * oimg), aw, Win::part(&dx, b0 * img, nb * img)],
+            q,
+            groups(nb * img),
+        )?;
+    }
+    Ok(dx)
+}
+
+/// Global pooling over `positions` cells: `(y (batch, c), argmax for max)`.
+pub fn global_pool_forward(kind: PoolKind, x: &GpuTensor, batch: usize, positions: usize, c: usize) -> Result<(GpuTensor, GpuTensor)> {
+    let g = gpu()?;
+    check_len(x, batch * positions * c, "global pooling: x")?;
+    if positions == 0 {
+        return Err(Error::Value("global pooling needs at least one spatial position".into()));
+    }
+    let y = g.empty(&[batch, c], "the global pooling output")?;
+    let mut am = g.empty(&[batch, c], "the global pooling argmax")?;
+    am.int = true;
+    let img = positions * c;
+    for (b0, nb) in batch_chunks(&g, batch, &[img], "global pooling")? {
+        let mut q = p();
+        q[8] = u(nb * c, "outputs")?;
+        q[9] = u(positions, "positions")?;
+        q[10] = u(c, "channels")?;
+        q[11] = (kind == PoolKind::Avg) as u32;
+        g.dispatch(
+            &K_GPOOL,
+            &[Win::part(x, b0 * img, nb * img), Win::part(&y, b0 * c, nb * c), Win::part(&am, b0 * c, nb * c)],
+            q,
+            groups(nb * c),
+        )?;
+    }
+    Ok((y, am))
+}
+
+pub fn global_pool_backward(kind: PoolKind, dy: &GpuTensor, argmax: &GpuTensor, batch: usize, positions: usize, c: usize) -> Result<GpuTensor> {
+    let g = gpu()?;
+    check_len(dy, batch * c, "global pooling backward: dy")?;
+    let dx = g.empty(&[batch, positions, c], "the global pooling gradient")?;
+    let img = positions * c;
+    for (b0, nb) in batch_chunks(&g, batch, &[img], "global pooling backward")? {
+        let mut q = p();
+        q[8] = u(nb * img, "inputs")?;
+        q[9] = u(positions, "positions")?;
+        q[10] = u(c, "channels")?;
+        q[11] = (kind == PoolKind::Avg) as u32;
+        g.dispatch(
+            &K_GPOOL_BWD,
+            &[Win::part(dy, b0 * c, nb * c), Win::part(argmax, b0 * c, nb * c), Win::part(&dx, b0 * img, nb * img)],
+            q,
+            groups(nb * img),
+        )?;
+    }
+    Ok(dx)
+}
+
+// ------------------------------------------------------------------ batch normalization
+
+fn bn_rows(x: &GpuTensor, c: usize, what: &str) -> Result<usize> {
+    if c == 0 || x.numel() % c != 0 {
+        return Err(Error::Value(format!("{what}: x of shape {:?} does not have {c} channels", x.shape)));
+    }
+    Ok(x.numel() / c)
+}
+
+fn concat2(a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
+    let g = gpu()?;
+    let out = g.empty(&[a.numel() + b.numel()], "statistics")?;
+    copy_words(&g, a, 0, &out, 0, a.numel())?;
+    copy_words(&g, b, 0, &out, a.numel(), b.numel())?;
+    Ok(out)
+}
+
+/// Slice `[start, start+len)` of a flat tensor as a new tensor.
+fn slice(t: &GpuTensor, start: usize, len: usize) -> Result<GpuTensor> {
+    let g = gpu()?;
+    let out = g.empty(&[len], "a slice")?;
+    copy_words(&g, t, start, &out, 0, len)?;
+    Ok(out)
+}
+
+/// Batch normalization forward: training uses the batch statistics (returned as
+/// `(mean, var)`), inference the moving ones.
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_forward(
+    x: &GpuTensor,
+    gamma: Option<&GpuTensor>,
+    beta: Option<&GpuTensor>,
+    eps: f64,
+    training: bool,
+    moving_mean: &GpuTensor,
+    moving_var: &GpuTensor,
+) -> Result<(GpuTensor, GpuTensor, GpuTensor)> {
+    let g = gpu()?;
+    let c = *x.shape.last().unwrap_or(&0);
+    let r = bn_rows(x, c, "batch normalization")?;
+    whole(&g, x, "a batch-normalization input")?;
+    let stats = if training {
+        if r == 0 {
+            return Err(Error::Value("batch normalization in training mode needs a non-empty batch".into()));
+        }
+        let st = g.empty(&[2 * c], "batch statistics")?;
+        let mut q = p();
+        q[8] = u(r, "rows")?;
+        q[9] = u(c, "channels")?;
+        q[10] = 1;
+        g.dispatch(&K_COL, &[Win::all(x), Win::all(&st)], q, c as u64)?;
+        st
+    } else {
+        concat2(moving_mean, moving_var)?
+    };
+    let y = g.empty(&x.shape, "the batch normalization output")?;
+    let one = g.empty(&[1], "a placeholder")?;
+    let mut q = p();
+    q[8] = u(x.numel(), "size")?;
+    q[9] = u(c, "channels")?;
+    q[10] = f(eps);
+    q[11] = gamma.is_some() as u32;
+    q[12] = beta.is_some() as u32;
+    g.dispatch(
+        &K_BN,
+        &[Win::all(x), Win::all(&y), Win::all(&stats), Win::all(gamma.unwrap_or(&one)), Win::all(beta.unwrap_or(&one))],
+        q,
+        groups(x.numel()),
+    )?;
+    Ok((y, slice(&stats, 0, c)?, slice(&stats, c, c)?))
+}
+
+/// `(dx, dgamma, dbeta)`; with `training = false` the statistics are the moving ones
+/// and the map is affine per channel.
+pub fn batchnorm_backward(
+    x: &GpuTensor,
+    gamma: Option<&GpuTensor>,
+    mean: &GpuTensor,
+    var: &GpuTensor,
+    eps: f64,
+    dy: &GpuTensor,
+    training: bool,
+) -> Result<(GpuTensor, GpuTensor, GpuTensor)> {
+    let g = gpu()?;
+    let c = *x.shape.last().unwrap_or(&0);
+    let r = bn_rows(x, c, "batch normalization backward")?;
+    same_len(x, dy, "batch normalization backward")?;
+    whole(&g, x, "a batch-normalization input")?;
+    let stats = concat2(mean, var)?;
+    let sums = g.empty(&[2 * c], "batch-norm gradient sums")?;
+    let mut q = p();
+    q[8] = u(r, "rows")?;
+    q[9] = u(c, "channels")?;
+    q[10] = 2;
+    q[12] = f(eps);
+    g.dispatch(&K_COL, &[Win::all(x), Win::all(dy), Win::all(&stats), Win::all(&sums)], q, c as u64)?;
+    let dx = g.empty(&x.shape, "the batch normalization input gradient")?;
+    let one = g.empty(&[1], "a placeholder")?;
+    let mut q = p();
+    q[8] = u(x.numel(), "size")?;
+    q[9] = u(c, "channels")?;
+    q[10] = f(eps);
+    q[11] = gamma.is_some() as u32;
+    q[12] = u(r, "rows")?;
+    q[13] = training as u32;
+    g.dispatch(
+        &K_BN_BWD,
+        &[Win::all(x), Win::all(dy), Win::all(&stats), Win::all(gamma.unwrap_or(&one)), Win::all(&sums), Win::all(&dx)],
+        q,
+        groups(x.numel()),
+    )?;
+    Ok((dx, slice(&sums, c, c)?, slice(&sums, 0, c)?))
+}
+
+// ------------------------------------------------------------------ losses
+
+/// Loss kinds of the shaders.
+pub fn loss_code(name: &str) -> Result<u32> {
+    Ok(match name {
+        "sparse_categorical_crossentropy" => 0,
+        "categorical_crossentropy" => 1,
+        "binary_crossentropy" => 2,
+        "mse" | "mean_squared_error" => 3,
+        _ => {
+            return Err(Error::Value(format!(
+                "unknown loss {name:?}; valid losses are sparse_categorical_crossentropy, \
+                 categorical_crossentropy, binary_crossentropy, mse"
+            )))
+        }
+    })
+}
+
+/// `(stats, grad)`: `stats` holds `[mean loss, accuracy]` (two floats, read back at
+/// once), `grad` is dLoss/dpred. Sparse labels come as uint32 tensors (validated by the
+/// caller).
+pub fn loss(name: &str, target: &GpuTensor, pred: &GpuTensor, from_logits: bool) -> Result<(GpuTensor, GpuTensor)> {
+    let code = loss_code(name)?;
+    let g = gpu()?;
+    let (r, k) = rows(pred);
+    let grad = g.empty(&pred.shape, "the loss gradient")?;
+    let stats = g.zeros(&[2], "the loss value")?;
+    let (count, per_item) = if code <= 1 { (r, k) } else { (pred.numel(), 1) };
+    if code == 0 {
+        check_len(target, r, "sparse_categorical_crossentropy: labels")?;
+    } else {
+        same_len(target, pred, "loss: y_true and y_pred")?;
+    }
+    if count == 0 {
+        fill(&stats, f64::NAN)?;
+        return Ok((stats, grad));
+    }
+    let inv = 1.0 / count as f64;
+    let tgt_per = if code == 0 { 1 } else { per_item };
+    for (i, (b0, nb)) in batch_chunks(&g, count, &[per_item, 2], "loss")?.into_iter().enumerate() {
+        let pairs = g.empty(&[nb, 2], "per-sample losses")?;
+        let mut q = p();
+        q[8] = u(nb, "rows")?;
+        q[9] = u(k, "classes")?;
+        q[10] = code;
+        q[11] = from_logits as u32;
+        q[12] = f(inv);
+        let wins = [
+            Win::part(pred, b0 * per_item, nb * per_item),
+            Win::part(target, b0 * tgt_per, nb * tgt_per),
+            Win::part(&grad, b0 * per_item, nb * per_item),
+            Win::all(&pairs),
+        ];
+        g.dispatch(if code <= 1 { &K_LOSS_ROWS } else { &K_LOSS_ELEMS }, &wins, q, groups(nb))?;
+        let mut q = p();
+        q[8] = u(nb, "rows")?;
+        q[9] = f(inv);
+        q[10] = f(inv);
+        q[11] = (i > 0) as u32;
+        g.dispatch(&K_LOSS_REDUCE, &[Win::all(&pairs), Win::all(&stats)], q, 1)?;
+    }
+    Ok((stats, grad))
+}
+
+// ------------------------------------------------------------------ concatenation
+
+/// Copy a (rows, width) block between tensors with row strides and column offsets
+/// (concatenate / split on the last axis).
+#[allow(clippy::too_many_arguments)]
+pub fn copy_cols(src: &GpuTensor, src_stride: usize, src_col: usize, dst: &GpuTensor, dst_stride: usize, dst_col: usize, rows: usize, width: usize) -> Result<()> {
+    let g = gpu()?;
+    whole(&g, src, "a concatenation input")?;
+    whole(&g, dst, "a concatenation output")?;
+    let mut q = p();
+    q[8] = u(rows * width, "size")?;
+    q[9] = u(src_stride, "stride")?;
+    q[10] = u(src_col, "offset")?;
+    q[11] = u(dst_stride, "stride")?;
+    q[12] = u(dst_col, "offset")?;
+    q[13] = u(width.max(1), "width")?;
+    g.dispatch(&K_COPY_COLS, &[Win::all(src), Win::all(dst)], q, groups(rows * width))
+}
+
+// ------------------------------------------------------------------ correlation
+
+fn boundary_code(b: Boundary) -> u32 {
+    match b {
+        Boundary::Constant => 0,
+        Boundary::Reflect => 1,
+        Boundary::Mirror => 2,
+        Boundary::Nearest => 3,
+        Boundary::Wrap => 4,
+    }
+}
+
+/// The correlation of `plan` (up to 4 axes). Outputs are split along axis 0 when the
+/// input or output exceeds one binding; each chunk's input rows (with the boundary rule
+/// of axis 0 already applied) are gathered into a slice first.
+pub fn correlate(x: &GpuTensor, k: &GpuTensor, plan: &CorrPlan) -> Result<GpuTensor> {
+    let g = gpu()?;
+    let nd = plan.ndim();
+    if nd > 4 {
+        return Err(Error::Value(format!(
+            "the GPU correlation supports up to 4 dimensions, got {nd} (shape {:?}); use device='cpu'",
+            plan.in_shape
+        )));
+    }
+    check_len(x, plan.in_shape.iter().product(), "correlate: input")?;
+    check_len(k, plan.k_shape.iter().product(), "correlate: kernel")?;
+    whole(&g, k, "a correlation kernel")?;
+    let pad4 = |v: &[usize]| -> [usize; 4] {
+        let mut o = [1usize; 4];
+        o[4 - nd..].copy_from_slice(v);
+        o
+    };
+    let ins = pad4(&plan.in_shape);
+    let ks = pad4(&plan.k_shape);
+    let outs = pad4(&plan.out_shape);
+    let mut off = [0isize; 4];
+    off[4 - nd..].copy_from_slice(&plan.offset);
+    let out = g.empty(&plan.out_shape, "the correlation output")?;
+    let n_out: usize = outs.iter().product();
+    if n_out == 0 {
+        return Ok(out);
+    }
+    let in_row: usize = ins[1..].iter().product();
+    let out_row: usize = outs[1..].iter().product();
+    let mut q = p();
+    q[9] = boundary_code(plan.boundary);
+    q[10] = f(plan.cval);
+    for i in 0..4 {
+        q[12 + i] = u(ins[i], "an input size")?;
+        q[16 + i] = u(ks[i], "a kernel size")?;
+        q[20 + i] = u(outs[i], "an output size")?;
+        q[24 + i] = i32::try_from(off[i]).map_err(|_| Error::Value("a correlation offset is too large".into()))? as u32;
+    }
+    let fits = (x.numel() as u64) * 4 + ALIGN <= g.binding_limit() && (n_out as u64) * 4 + ALIGN <= g.binding_limit();
+    if fits {
+        q[8] = u(n_out, "outputs")?;
+        q[11] = 0;
+        g.dispatch(&K_CORR, &[Win::all(x), Win::all(k), Win::all(&out)], q, groups(n_out))?;
+        return Ok(out);
+    }
+    // Chunked: output rows [r0, r0 + nr) need input rows r0 - off0 .. r0 + nr + k0 - 1 - off0.
+    let room = window_words(&g);
+    let per = room.saturating_div(in_row.max(out_row).max(1));
+    if per <= ks[0] {
+        return Err(Error::Memory(format!(
+            "correlate: one row of shape {:?} is too large for a GPU binding; use device='cpu'",
+            &plan.in_shape[1..]
+        )));
+    }
+    let nr_max = per - ks[0] + 1;
+    let mut r0 = 0;
+    while r0 < outs[0] {
+        let nr = nr_max.min(outs[0] - r0);
+        let rows_in = nr + ks[0] - 1;
+        let slab = g.empty(&[rows_in * in_row], "a correlation slice")?;
+        let first = r0 as isize - off[0];
+        // Contiguous run of in-range rows, then each out-of-range row by the rule.
+        let lo = first.max(0);
+        let hi = (first + rows_in as isize).min(ins[0] as isize);
+        if hi > lo {
+            copy_words(&g, x, lo as usize * in_row, &slab, (lo - first) as usize * in_row, (hi - lo) as usize * in_row)?;
+        }
+        for j in 0..rows_in {
+            let src = first + j as isize;
+            if src >= 0 && src < ins[0] as isize {
+                continue;
+            }
+            match plan.boundary.map(src, ins[0]) {
+                Some(s) => copy_words(&g, x, s * in_row, &slab, j * in_row, in_row)?,
+                None => {
+                    let mut q2 = p();
+                    q2[8] = u(in_row, "size")?;
+                    q2[9] = f(plan.cval);
+                    g.dispatch(&K_FILL, &[Win::part(&slab, j * in_row, in_row)], q2, groups(in_row))?;
+                }
+            }
+        }
+        let mut qc = q;
+        qc[8] = u(nr * out_row, "outputs")?;
+        qc[11] = 1;
+        qc[12] = u(rows_in, "rows")?;
+        qc[20] = u(nr, "rows")?;
+        g.dispatch(&K_CORR, &[Win::all(&slab), Win::all(k), Win::part(&out, r0 * out_row, nr * out_row)], qc, groups(nr * out_row))?;
+        r0 += nr;
+    }
+    Ok(out)
+}

@@ -1,0 +1,63 @@
+// N-D correlation (up to 4 axes, leading axes padded with 1), the CorrPlan of the CPU:
+// out[o] = sum_j x[o + j - offset] k[j], input indices outside resolved by the boundary
+// rule. s1 x, s2 kernel, s3 out. Words: 8 outputs, 9 boundary (0 constant, 1 reflect,
+// 2 mirror, 3 nearest, 4 wrap), 10 cval, 11 axis 0 already resolved (chunked slices),
+// 12..15 input shape, 16..19 kernel shape, 20..23 output shape, 24..27 offsets (i32),
+// 28 first output row of this chunk on axis 0 (the slice's axis-0 index is
+// o0 - word 28 + j0).
+
+fn map_index(i: i32, n: i32, mode: u32) -> i32 {
+    if (i >= 0 && i < n) { return i; }
+    switch mode {
+        case 0u: { return -1; }
+        case 3u: { return select(n - 1, 0, i < 0); }
+        case 4u: { return ((i % n) + n) % n; }
+        case 1u: {
+            let p = ((i % (2 * n)) + 2 * n) % (2 * n);
+            return select(2 * n - 1 - p, p, p < n);
+        }
+        default: {
+            if (n == 1) { return 0; }
+            let per = 2 * n - 2;
+            let p = ((i % per) + per) % per;
+            return select(per - p, p, p < n);
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn correlate(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let i = lin(w, g, l);
+    if (i >= pu(8u)) { return; }
+    let mode = pu(9u);
+    let ins = vec4<i32>(pi(12u), pi(13u), pi(14u), pi(15u));
+    let ks = vec4<u32>(pu(16u), pu(17u), pu(18u), pu(19u));
+    let outs = vec4<u32>(pu(20u), pu(21u), pu(22u), pu(23u));
+    let off = vec4<i32>(pi(24u), pi(25u), pi(26u), pi(27u));
+    let o = vec4<u32>(i / (outs.y * outs.z * outs.w), (i / (outs.z * outs.w)) % outs.y, (i / outs.w) % outs.z, i % outs.w);
+    let pre = pu(11u) == 1u;
+    var acc = 0.0;
+    let cval = pf(10u);
+    for (var a = 0u; a < ks.x; a++) {
+        var r0: i32;
+        if (pre) { r0 = i32(o.x + a); } else { r0 = map_index(i32(o.x + a) - off.x, ins.x, mode); }
+        for (var b = 0u; b < ks.y; b++) {
+            let r1 = map_index(i32(o.y + b) - off.y, ins.y, mode);
+            for (var c = 0u; c < ks.z; c++) {
+                let r2 = map_index(i32(o.z + c) - off.z, ins.z, mode);
+                let kb = ((a * ks.y + b) * ks.z + c) * ks.w;
+                for (var d = 0u; d < ks.w; d++) {
+                    let r3 = map_index(i32(o.w + d) - off.w, ins.w, mode);
+                    let kv = s2[o2() + kb + d];
+                    if (r0 < 0 || r1 < 0 || r2 < 0 || r3 < 0) {
+                        acc += cval * kv;
+                    } else {
+                        let xi = ((u32(r0) * u32(ins.y) + u32(r1)) * u32(ins.z) + u32(r2)) * u32(ins.w) + u32(r3);
+                        acc = fma(s1[o1() + xi], kv, acc);
+                    }
+                }
+            }
+        }
+    }
+    s3[o3() + i] = acc;
+}

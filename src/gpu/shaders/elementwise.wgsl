@@ -1,0 +1,170 @@
+// Elementwise kernels. Word 8 is the element count n of the dispatch.
+
+@compute @workgroup_size(256)
+fn fill(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let i = lin(w, g, l);
+    if (i >= pu(8u)) { return; }
+    s1[o1() + i] = pf(9u);
+}
+
+// s3 = a * s1 + b * s2
+@compute @workgroup_size(256)
+fn axpby(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let i = lin(w, g, l);
+    if (i >= pu(8u)) { return; }
+    s3[o3() + i] = pf(9u) * s1[o1() + i] + pf(10u) * s2[o2() + i];
+}
+
+// s1 = a * s1 + b * s2 (in place)
+@compute @workgroup_size(256)
+fn axpby_inplace(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let i = lin(w, g, l);
+    if (i >= pu(8u)) { return; }
+    s1[o1() + i] = pf(9u) * s1[o1() + i] + pf(10u) * s2[o2() + i];
+}
+
+// s3 = s1 * s2
+@compute @workgroup_size(256)
+fn mul(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let i = lin(w, g, l);
+    if (i >= pu(8u)) { return; }
+    s3[o3() + i] = s1[o1() + i] * s2[o2() + i];
+}
+
+fn sigmoid(x: f32) -> f32 {
+    if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
+    let e = exp(x);
+    return e / (1.0 + e);
+}
+
+// s2 = act(s1); word 9: 1 relu, 2 sigmoid, 3 tanh
+@compute @workgroup_size(256)
+fn act_fwd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let i = lin(w, g, l);
+    if (i >= pu(8u)) { return; }
+    let x = s1[o1() + i];
+    var y = x;
+    switch pu(9u) {
+        case 1u: { y = max(x, 0.0); if (x != x) { y = x; } }
+        case 2u: { y = sigmoid(x); }
+        case 3u: { y = tanh(x); }
+        default: {}
+    }
+    s2[o2() + i] = y;
+}
+
+// s4 = d act: x in s1, y in s2, dy in s3
+@compute @workgroup_size(256)
+fn act_bwd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let i = lin(w, g, l);
+    if (i >= pu(8u)) { return; }
+    let x = s1[o1() + i];
+    let y = s2[o2() + i];
+    let dy = s3[o3() + i];
+    var d = dy;
+    switch pu(9u) {
+        case 1u: { d = select(0.0, dy, x > 0.0); }
+        case 2u: { d = dy * y * (1.0 - y); }
+        case 3u: { d = dy * (1.0 - y * y); }
+        default: {}
+    }
+    s4[o4() + i] = d;
+}
+
+// ---- 64-bit integer helpers for the counter-based generator (splitmix64), the same
+// stream as the CPU's uniform_at(seed, i): a u64 is vec2(lo, hi).
+fn mul32(a: u32, b: u32) -> vec2<u32> {
+    let a0 = a & 0xffffu; let a1 = a >> 16u;
+    let b0 = b & 0xffffu; let b1 = b >> 16u;
+    let p00 = a0 * b0; let p01 = a0 * b1; let p10 = a1 * b0; let p11 = a1 * b1;
+    let mid = (p00 >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
+    let lo = (p00 & 0xffffu) | (mid << 16u);
+    let hi = p11 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
+    return vec2<u32>(lo, hi);
+}
+fn mul64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    let p = mul32(a.x, b.x);
+    return vec2<u32>(p.x, p.y + a.x * b.y + a.y * b.x);
+}
+fn add64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    let lo = a.x + b.x;
+    return vec2<u32>(lo, a.y + b.y + select(0u, 1u, lo < a.x));
+}
+fn shr64(a: vec2<u32>, s: u32) -> vec2<u32> {
+    // 0 < s < 32
+    return vec2<u32>((a.x >> s) | (a.y << (32u - s)), a.y >> s);
+}
+fn splitmix(zin: vec2<u32>) -> vec2<u32> {
+    var z = add64(zin, vec2<u32>(0x7F4A7C15u, 0x9E3779B9u));
+    z = mul64(z ^ shr64(z, 30u), vec2<u32>(0x1CE4E5B9u, 0xBF58476Du));
+    z = mul64(z ^ shr64(z, 27u), vec2<u32>(0x133111EBu, 0x94D049BBu));
+    return z ^ shr64(z, 31u);
+}
+
+// Dropout: s1 x -> s2 y, s3 mask. Words: 8 n, 9/10 key (lo, hi) = splitmix(seed ^ C),
+// 11/12 threshold (lo, hi) of the 53-bit draw, 13 keep scale, 14 global index base,
+// 15 drop-all flag.
+@compute @workgroup_size(256)
+fn dropout(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let i = lin(w, g, l);
+    if (i >= pu(8u)) { return; }
+    let gi = pu(14u) + i;
+    let key = vec2<u32>(pu(9u), pu(10u));
+    let bits = splitmix(add64(key, mul64(vec2<u32>(gi, 0u), vec2<u32>(0x7F4A7C15u, 0x9E3779B9u))));
+    let u = shr64(bits, 11u);
+    let th = vec2<u32>(pu(11u), pu(12u));
+    let keep = (u.y > th.y) || (u.y == th.y && u.x >= th.x);
+    var m = 0.0;
+    if (keep && pu(15u) == 0u) { m = pf(13u); }
+    s3[o3() + i] = m;
+    s2[o2() + i] = s1[o1() + i] * m;
+}
+
+// SGD: p s1, g s2, v s3. Words: 9 lr, 10 momentum, 11 use velocity, 12 nesterov.
+@compute @workgroup_size(256)
+fn sgd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let i = lin(w, g, l);
+    if (i >= pu(8u)) { return; }
+    let lr = pf(9u);
+    let gr = s2[o2() + i];
+    if (pu(11u) == 0u) {
+        s1[o1() + i] = s1[o1() + i] - lr * gr;
+        return;
+    }
+    let mo = pf(10u);
+    let v = mo * s3[o3() + i] - lr * gr;
+    s3[o3() + i] = v;
+    if (pu(12u) == 1u) {
+        s1[o1() + i] = s1[o1() + i] + (mo * v - lr * gr);
+    } else {
+        s1[o1() + i] = s1[o1() + i] + v;
+    }
+}
+
+// Adam: p s1, g s2, m s3, v s4. Words: 9 alpha, 10 1-beta1, 11 1-beta2, 12 eps.
+@compute @workgroup_size(256)
+fn adam(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let i = lin(w, g, l);
+    if (i >= pu(8u)) { return; }
+    let gr = s2[o2() + i];
+    var m = s3[o3() + i];
+    var v = s4[o4() + i];
+    m = m + (gr - m) * pf(10u);
+    v = v + (gr * gr - v) * pf(11u);
+    s3[o3() + i] = m;
+    s4[o4() + i] = v;
+    s1[o1() + i] = s1[o1() + i] - pf(9u) * m / (sqrt(v) + pf(12u));
+}
+
+// Strided column copy (concatenate / split on the last axis): rows x width values from
+// s1 (row stride word 9, column offset word 10) to s2 (row stride 11, offset 12).
+// Word 8 is rows * width; word 13 is width.
+@compute @workgroup_size(256)
+fn copy_cols(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let i = lin(w, g, l);
+    if (i >= pu(8u)) { return; }
+    let wd = pu(13u);
+    let r = i / wd;
+    let c = i % wd;
+    s2[o2() + r * pu(11u) + pu(12u) + c] = s1[o1() + r * pu(9u) + pu(10u) + c];
+}

@@ -1,0 +1,313 @@
+// Reductions and row-wise kernels of the networks: column statistics (bias gradients,
+// batch normalization), softmax, global pooling and the losses with their metrics.
+
+var<workgroup> red_a: array<f32, 256>;
+var<workgroup> red_b: array<f32, 256>;
+
+fn reduce2(l: u32) {
+    workgroupBarrier();
+    for (var s = 128u; s > 0u; s = s >> 1u) {
+        if (l < s) {
+            red_a[l] += red_a[l + s];
+            red_b[l] += red_b[l + s];
+        }
+        workgroupBarrier();
+    }
+}
+
+// One workgroup per column c of a rows x cols matrix (words 8 rows, 9 cols).
+// Word 10 mode: 0 column sums of s1 into s2 (word 11: 1 accumulate);
+// 1 batch-norm statistics of s1 into s2 = [mean (cols), var (cols)];
+// 2 batch-norm backward sums: x s1, dy s2, stats s3, eps word 12 -> s4 = [sum dy, sum dy xhat].
+@compute @workgroup_size(256)
+fn col_stats(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let c = group_id(w, g);
+    let rows = pu(8u);
+    let cols = pu(9u);
+    let mode = pu(10u);
+    if (c >= cols) { return; }
+    var a = 0.0;
+    var b = 0.0;
+    if (mode == 0u) {
+        for (var r = l; r < rows; r += 256u) { a += s1[o1() + r * cols + c]; }
+        red_a[l] = a; red_b[l] = 0.0;
+        reduce2(l);
+        if (l == 0u) {
+            var v = red_a[0];
+            if (pu(11u) == 1u) { v += s2[o2() + c]; }
+            s2[o2() + c] = v;
+        }
+    } else if (mode == 1u) {
+        for (var r = l; r < rows; r += 256u) { a += s1[o1() + r * cols + c]; }
+        red_a[l] = a; red_b[l] = 0.0;
+        reduce2(l);
+        let mean = red_a[0] / f32(rows);
+        workgroupBarrier();
+        for (var r = l; r < rows; r += 256u) {
+            let d = s1[o1() + r * cols + c] - mean;
+            b += d * d;
+        }
+        red_a[l] = 0.0; red_b[l] = b;
+        reduce2(l);
+        if (l == 0u) {
+            s2[o2() + c] = mean;
+            s2[o2() + cols + c] = red_b[0] / f32(rows);
+        }
+    } else {
+        let mean = s3[o3() + c];
+        let inv = 1.0 / sqrt(s3[o3() + cols + c] + pf(12u));
+        for (var r = l; r < rows; r += 256u) {
+            let dy = s2[o2() + r * cols + c];
+            a += dy;
+            b += dy * (s1[o1() + r * cols + c] - mean) * inv;
+        }
+        red_a[l] = a; red_b[l] = b;
+        reduce2(l);
+        if (l == 0u) {
+            s4[o4() + c] = red_a[0];
+            s4[o4() + cols + c] = red_b[0];
+        }
+    }
+}
+
+// y = gamma (x - mean) / sqrt(var + eps) + beta. s1 x, s2 y, s3 [mean, var], s4 gamma,
+// s5 beta. Words 8 n, 9 C, 10 eps, 11 has gamma, 12 has beta.
+@compute @workgroup_size(256)
+fn bn_apply(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let i = lin(w, g, l);
+    if (i >= pu(8u)) { return; }
+    let C = pu(9u);
+    let c = i % C;
+    var gm = 1.0;
+    if (pu(11u) == 1u) { gm = s4[o4() + c]; }
+    var bt = 0.0;
+    if (pu(12u) == 1u) { bt = s5[o5() + c]; }
+    let s = gm / sqrt(s3[o3() + C + c] + pf(10u));
+    s2[o2() + i] = (s1[o1() + i] - s3[o3() + c]) * s + bt;
+}
+
+// Batch-norm input gradient. s1 x, s2 dy, s3 [mean, var], s4 gamma, s5 [sum dy, sum dy
+// xhat], s6 dx. Words 8 n, 9 C, 10 eps, 11 has gamma, 12 rows m, 13 training.
+@compute @workgroup_size(256)
+fn bn_backward(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let i = lin(w, g, l);
+    if (i >= pu(8u)) { return; }
+    let C = pu(9u);
+    let c = i % C;
+    var gm = 1.0;
+    if (pu(11u) == 1u) { gm = s4[o4() + c]; }
+    let inv = 1.0 / sqrt(s3[o3() + C + c] + pf(10u));
+    let a = gm * inv;
+    let dy = s2[o2() + i];
+    if (pu(13u) == 0u) {
+        s6[o6() + i] = a * dy;
+        return;
+    }
+    let m = f32(pu(12u));
+    let xhat = (s1[o1() + i] - s3[o3() + c]) * inv;
+    s6[o6() + i] = a * (dy - s5[o5() + c] / m - xhat * s5[o5() + C + c] / m);
+}
+
+// Row softmax: s1 z -> s2 y. Words 8 rows, 9 cols. One thread per row.
+@compute @workgroup_size(256)
+fn softmax(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let r = lin(w, g, l);
+    if (r >= pu(8u)) { return; }
+    let k = pu(9u);
+    let b1 = o1() + r * k;
+    let b2 = o2() + r * k;
+    var m = s1[b1];
+    for (var j = 1u; j < k; j++) { m = max(m, s1[b1 + j]); }
+    var s = 0.0;
+    for (var j = 0u; j < k; j++) { let e = exp(s1[b1 + j] - m); s2[b2 + j] = e; s += e; }
+    for (var j = 0u; j < k; j++) { s2[b2 + j] = s2[b2 + j] / s; }
+}
+
+// Softmax backward: y s1, dy s2 -> dx s3 = y (dy - sum(dy y)).
+@compute @workgroup_size(256)
+fn softmax_bwd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let r = lin(w, g, l);
+    if (r >= pu(8u)) { return; }
+    let k = pu(9u);
+    var d = 0.0;
+    for (var j = 0u; j < k; j++) { d += s1[o1() + r * k + j] * s2[o2() + r * k + j]; }
+    for (var j = 0u; j < k; j++) {
+        let y = s1[o1() + r * k + j];
+        s3[o3() + r * k + j] = y * (s2[o2() + r * k + j] - d);
+    }
+}
+
+// Global pooling: s1 x (batch, P, C) -> s2 y (batch, C). Words 8 batch*C, 9 P, 10 C,
+// 11 kind (0 max, 1 avg). s3 receives the argmax position (bits) for max.
+@compute @workgroup_size(256)
+fn global_pool(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let i = lin(w, g, l);
+    if (i >= pu(8u)) { return; }
+    let P = pu(9u);
+    let C = pu(10u);
+    let n = i / C;
+    let c = i % C;
+    let base = o1() + n * P * C + c;
+    if (pu(11u) == 1u) {
+        var s = 0.0;
+        for (var p = 0u; p < P; p++) { s += s1[base + p * C]; }
+        s2[o2() + i] = s / f32(P);
+    } else {
+        var best = s1[base];
+        var at = 0u;
+        for (var p = 1u; p < P; p++) {
+            let v = s1[base + p * C];
+            if (best != best) { break; }
+            if (v > best || v != v) { best = v; at = p; }
+        }
+        s2[o2() + i] = best;
+        s3[o3() + i] = bitcast<f32>(at);
+    }
+}
+
+// Global pooling backward: dy s1 (batch, C), argmax s2 -> dx s3 (batch, P, C).
+// Words 8 batch*P*C, 9 P, 10 C, 11 kind.
+@compute @workgroup_size(256)
+fn global_pool_bwd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let i = lin(w, g, l);
+    if (i >= pu(8u)) { return; }
+    let P = pu(9u);
+    let C = pu(10u);
+    let c = i % C;
+    let p = (i / C) % P;
+    let n = i / (C * P);
+    let d = s1[o1() + n * C + c];
+    if (pu(11u) == 1u) {
+        s3[o3() + i] = d / f32(P);
+    } else {
+        s3[o3() + i] = select(0.0, d, bitcast<u32>(s2[o2() + n * C + c]) == p);
+    }
+}
+
+const KERAS_EPS: f32 = 1e-7;
+
+fn row_argmax(base: u32, k: u32, which: u32) -> u32 {
+    var best = 0u;
+    for (var j = 1u; j < k; j++) {
+        var b: f32; var v: f32;
+        if (which == 1u) { b = s1[base + best]; v = s1[base + j]; } else { b = s2[base + best]; v = s2[base + j]; }
+        if (b != b) { break; }
+        if (v > b || v != v) { best = j; }
+    }
+    return best;
+}
+
+// Row losses: pred s1, target s2 (labels as bits for sparse), grad s3, per row
+// [loss, hit] into s4. Words 8 rows, 9 classes, 10 kind (0 sparse CE, 1 categorical CE),
+// 11 from logits, 12 1/rows.
+@compute @workgroup_size(256)
+fn loss_rows(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let r = lin(w, g, l);
+    if (r >= pu(8u)) { return; }
+    let k = pu(9u);
+    let kind = pu(10u);
+    let inv_n = pf(12u);
+    let bp = o1() + r * k;
+    let bg = o3() + r * k;
+    var label = 0u;
+    var tsum = 1.0;
+    if (kind == 0u) {
+        label = bitcast<u32>(s2[o2() + r]);
+    } else {
+        tsum = 0.0;
+        for (var j = 0u; j < k; j++) { tsum += s2[o2() + r * k + j]; }
+    }
+    var loss = 0.0;
+    if (pu(11u) == 1u) {
+        var m = s1[bp];
+        for (var j = 1u; j < k; j++) { m = max(m, s1[bp + j]); }
+        var s = 0.0;
+        for (var j = 0u; j < k; j++) { s += exp(s1[bp + j] - m); }
+        let lse = log(s);
+        for (var j = 0u; j < k; j++) {
+            let z = s1[bp + j];
+            var t = 0.0;
+            if (kind == 0u) { t = select(0.0, 1.0, j == label); } else { t = s2[o2() + r * k + j]; }
+            loss += t * (m + lse - z);
+            s3[bg + j] = (exp(z - m - lse) * tsum - t) * inv_n;
+        }
+    } else {
+        var s = 0.0;
+        for (var j = 0u; j < k; j++) { s += s1[bp + j]; }
+        var dot = 0.0;
+        for (var j = 0u; j < k; j++) {
+            let q = s1[bp + j] / s;
+            var t = 0.0;
+            if (kind == 0u) { t = select(0.0, 1.0, j == label); } else { t = s2[o2() + r * k + j]; }
+            let c = clamp(q, KERAS_EPS, 1.0 - KERAS_EPS);
+            if (t != 0.0) { loss -= t * log(c); }
+            var gq = 0.0;
+            if (q > KERAS_EPS && q < 1.0 - KERAS_EPS) { gq = -t / q; }
+            dot += gq * q;
+            s3[bg + j] = gq;
+        }
+        for (var j = 0u; j < k; j++) { s3[bg + j] = (s3[bg + j] - dot) / s * inv_n; }
+    }
+    var want = label;
+    if (kind == 1u) { want = row_argmax(o2() + r * k, k, 2u); }
+    let hit = select(0.0, 1.0, row_argmax(bp, k, 1u) == want);
+    s4[o4() + 2u * r] = loss;
+    s4[o4() + 2u * r + 1u] = hit;
+}
+
+fn sigm(x: f32) -> f32 {
+    if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
+    let e = exp(x);
+    return e / (1.0 + e);
+}
+
+// Elementwise losses: pred s1, target s2, grad s3, per element [loss, hit] s4.
+// Words 8 n, 10 kind (2 binary CE, 3 MSE), 11 from logits, 12 1/n.
+@compute @workgroup_size(256)
+fn loss_elems(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let i = lin(w, g, l);
+    if (i >= pu(8u)) { return; }
+    let p = s1[o1() + i];
+    let y = s2[o2() + i];
+    let inv_n = pf(12u);
+    var loss = 0.0;
+    var d = 0.0;
+    var hit = 0.0;
+    if (pu(10u) == 3u) {
+        loss = (p - y) * (p - y);
+        d = 2.0 * (p - y);
+        hit = select(0.0, 1.0, p == y);
+    } else {
+        if (pu(11u) == 1u) {
+            loss = max(p, 0.0) - p * y + log(1.0 + exp(-abs(p)));
+            d = sigm(p) - y;
+        } else {
+            let c = clamp(p, KERAS_EPS, 1.0 - KERAS_EPS);
+            loss = -(y * log(c) + (1.0 - y) * log(1.0 - c));
+            if (p > KERAS_EPS && p < 1.0 - KERAS_EPS) { d = -(y / p) + (1.0 - y) / (1.0 - p); }
+        }
+        hit = select(0.0, 1.0, select(0.0, 1.0, p > 0.5) == y);
+    }
+    s3[o3() + i] = d * inv_n;
+    s4[o4() + 2u * i] = loss;
+    s4[o4() + 2u * i + 1u] = hit;
+}
+
+// Sum the [loss, hit] pairs of s1 (word 8 pairs) into s2 = [sum loss * w9, sum hit * w10]
+// (word 11: 1 accumulate). One workgroup.
+@compute @workgroup_size(256)
+fn loss_reduce(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let n = pu(8u);
+    var a = 0.0;
+    var b = 0.0;
+    for (var i = l; i < n; i += 256u) { a += s1[o1() + 2u * i]; b += s1[o1() + 2u * i + 1u]; }
+    red_a[l] = a; red_b[l] = b;
+    reduce2(l);
+    if (l == 0u) {
+        var x = red_a[0] * pf(9u);
+        var y = red_b[0] * pf(10u);
+        if (pu(11u) == 1u) { x += s2[o2()]; y += s2[o2() + 1u]; }
+        s2[o2()] = x;
+        s2[o2() + 1u] = y;
+    }
+}

@@ -1,0 +1,92 @@
+// Local pooling over (batch, *spatial, C), spatial padded to 3 axes with leading ones.
+// Words: 8 outputs (or inputs for the backward), 9 kind (0 max, 1 avg), 10 C,
+// 16..18 input spatial, 19..21 output spatial, 22..24 pool, 25..27 strides,
+// 32..34 padding before. Windows are clipped to the input; an average divides by the
+// number of cells inside it (Keras).
+
+fn v3(i: u32) -> vec3<u32> { return vec3<u32>(pu(i), pu(i + 1u), pu(i + 2u)); }
+
+// Forward: s1 x -> s2 y, s3 argmax (flat index inside the image, bits).
+@compute @workgroup_size(256)
+fn pool_fwd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let i = lin(w, g, l);
+    if (i >= pu(8u)) { return; }
+    let C = pu(10u);
+    let ins = v3(16u);
+    let outs = v3(19u);
+    let c = i % C;
+    let op = (i / C) % (outs.x * outs.y * outs.z);
+    let n = i / (C * outs.x * outs.y * outs.z);
+    let o = vec3<u32>(op / (outs.y * outs.z), (op / outs.z) % outs.y, op % outs.z);
+    let st = vec3<i32>(o * v3(25u)) - vec3<i32>(v3(32u));
+    let lo = vec3<u32>(max(st, vec3<i32>(0)));
+    let hi = vec3<u32>(min(st + vec3<i32>(v3(22u)), vec3<i32>(ins)));
+    let img = ins.x * ins.y * ins.z * C;
+    let base = o1() + n * img;
+    var best = 0.0;
+    var at = 0xffffffffu;
+    var sum = 0.0;
+    for (var a = lo.x; a < hi.x; a++) {
+        for (var b = lo.y; b < hi.y; b++) {
+            for (var d = lo.z; d < hi.z; d++) {
+                let idx = ((a * ins.y + b) * ins.z + d) * C + c;
+                let v = s1[base + idx];
+                sum += v;
+                if (at == 0xffffffffu) { best = v; at = idx; }
+                else if (best == best && (v > best || v != v)) { best = v; at = idx; }
+            }
+        }
+    }
+    if (pu(9u) == 1u) {
+        let cnt = (hi.x - lo.x) * (hi.y - lo.y) * (hi.z - lo.z);
+        s2[o2() + i] = sum / f32(cnt);
+    } else {
+        s2[o2() + i] = best;
+        s3[o3() + i] = bitcast<f32>(at);
+    }
+}
+
+// Backward by gathering: dx[n, p, c] sums dy over the windows that contain p.
+// s1 dy, s2 argmax, s3 dx. Word 8 counts inputs.
+@compute @workgroup_size(256)
+fn pool_bwd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let i = lin(w, g, l);
+    if (i >= pu(8u)) { return; }
+    let C = pu(10u);
+    let ins = v3(16u);
+    let outs = v3(19u);
+    let ps = vec3<i32>(v3(22u));
+    let sd = vec3<i32>(v3(25u));
+    let pad = vec3<i32>(v3(32u));
+    let c = i % C;
+    let idx = i % (ins.x * ins.y * ins.z * C);
+    let ip = idx / C;
+    let n = i / (ins.x * ins.y * ins.z * C);
+    let p = vec3<i32>(vec3<u32>(ip / (ins.y * ins.z), (ip / ins.z) % ins.y, ip % ins.z));
+    // windows o with o*s - pad <= p < o*s - pad + pool
+    let t = p + pad;
+    let olo = max((t - ps + sd) / sd, vec3<i32>(0));
+    let lo = select(olo, vec3<i32>(0), t - ps + vec3<i32>(1) <= vec3<i32>(0));
+    let hi = min(t / sd + vec3<i32>(1), vec3<i32>(outs));
+    let nout = outs.x * outs.y * outs.z * C;
+    var acc = 0.0;
+    for (var a = lo.x; a < hi.x; a++) {
+        for (var b = lo.y; b < hi.y; b++) {
+            for (var d = lo.z; d < hi.z; d++) {
+                let o = vec3<i32>(a, b, d);
+                let st = o * sd - pad;
+                if (any(p < st) || any(p >= st + ps)) { continue; }
+                let oi = n * nout + ((u32(a) * outs.y + u32(b)) * outs.z + u32(d)) * C + c;
+                let dy = s1[o1() + oi];
+                if (pu(9u) == 1u) {
+                    let lo2 = vec3<u32>(max(st, vec3<i32>(0)));
+                    let hi2 = vec3<u32>(min(st + ps, vec3<i32>(ins)));
+                    acc += dy / f32((hi2.x - lo2.x) * (hi2.y - lo2.y) * (hi2.z - lo2.z));
+                } else if (bitcast<u32>(s2[o2() + oi]) == idx) {
+                    acc += dy;
+                }
+            }
+        }
+    }
+    s3[o3() + i] = acc;
+}

@@ -1,0 +1,24 @@
+// Shared by every convcore shader: binding 0 is a block of 48 words of parameters
+// (words 0..5 hold the element offset of each bound window inside its binding);
+// bindings 1..6 are storage windows. Integer data (argmax, labels) is stored as bits.
+struct Params { v: array<vec4<u32>, 12> }
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read_write> s1: array<f32>;
+@group(0) @binding(2) var<storage, read_write> s2: array<f32>;
+@group(0) @binding(3) var<storage, read_write> s3: array<f32>;
+@group(0) @binding(4) var<storage, read_write> s4: array<f32>;
+@group(0) @binding(5) var<storage, read_write> s5: array<f32>;
+@group(0) @binding(6) var<storage, read_write> s6: array<f32>;
+
+fn pu(i: u32) -> u32 { return P.v[i / 4u][i % 4u]; }
+fn pf(i: u32) -> f32 { return bitcast<f32>(pu(i)); }
+fn pi(i: u32) -> i32 { return bitcast<i32>(pu(i)); }
+fn o1() -> u32 { return pu(0u); }
+fn o2() -> u32 { return pu(1u); }
+fn o3() -> u32 { return pu(2u); }
+fn o4() -> u32 { return pu(3u); }
+fn o5() -> u32 { return pu(4u); }
+fn o6() -> u32 { return pu(5u); }
+// Linear index of a thread in a 256-wide 1-D layout spread over x and y groups.
+fn lin(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 { return (wid.x + wid.y * nwg.x) * 256u + lid; }
+fn group_id(wid: vec3<u32>, nwg: vec3<u32>) -> u32 { return wid.x + wid.y * nwg.x; }
