@@ -16,6 +16,7 @@ from .signal import convolve, convolve2d, correlate, correlate2d
 from . import activations, backend, callbacks, datasets, initializers, layers, losses, optimizers
 from . import adversarial, inspect
 from .backend import set_floatx, set_seed
+from .device import devices, get_device, set_device
 from .layers import Input
 from .models import Model, Sequential
 from .saving import load_model
@@ -26,7 +27,7 @@ __all__ = [
     "correlate", "convolve", "correlate2d", "convolve2d", "max_pool", "avg_pool",
     "signal", "ndimage", "pooling", "set_num_threads", "get_num_threads", "__version__",
     "Sequential", "Model", "Input", "layers", "optimizers", "losses", "callbacks", "datasets",
-    "load_model", "set_seed", "set_floatx", "inspect", "adversarial",
+    "load_model", "set_seed", "set_floatx", "inspect", "adversarial", "devices", "set_device", "get_device",
 ]
 
 

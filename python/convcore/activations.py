@@ -1,7 +1,7 @@
 """Activation functions by name; forward and backward are computed in Rust."""
 from __future__ import annotations
 
-from . import _core
+from . import _ops
 
 ACTIVATIONS = ("linear", "relu", "sigmoid", "softmax", "tanh")
 
@@ -20,10 +20,10 @@ def get(name):
 def forward(name, x):
     if name == "linear":
         return x
-    return _core.activation_forward(name, x)
+    return _ops.activation_forward(name, x)
 
 
 def backward(name, x, y, dy):
     if name == "linear":
         return dy
-    return _core.activation_backward(name, x, y, dy)
+    return _ops.activation_backward(name, x, y, dy)

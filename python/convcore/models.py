@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 
-from . import _core, backend, losses as losses_mod, optimizers as optimizers_mod, saving
+from . import _core, backend, device as device_mod, losses as losses_mod, optimizers as optimizers_mod, saving
+from .device import is_gpu, to_gpu, to_host
 from .callbacks import Callback, History
 from .layers import Add, Concatenate, InputLayer, KerasTensor, Layer, Input
 
@@ -32,6 +33,7 @@ class Model:
         self.loss = None
         self.metrics_names = []
         self._compiled = False
+        self._device = None  # 'cpu' or 'gpu' once compiled (None: the default device)
         self.history = None
         if inputs is not None:
             if outputs is None:
@@ -146,7 +148,33 @@ class Model:
             raise ValueError(f"Model inputs have different numbers of samples: {sorted(n)}")
         return out
 
+    # ------------------------------------------------------------------ device
+    @property
+    def device(self):
+        """Where the model computes: 'cpu' or 'gpu'."""
+        return self._device or device_mod.get_device()
+
+    def _place(self):
+        """Move the layers to the model's device (weights are uploaded once and stay)."""
+        dev = self.device
+        for l in self._all_layers:
+            if dev == "gpu":
+                if l.dtype != "float32":
+                    raise TypeError(f"Model {self.name!r}: layer {l.name!r} computes in {l.dtype} but the GPU computes "
+                                    "in float32; build the model with float32 layers, or use device='cpu'")
+                l._to_gpu()
+            elif l._on_gpu():
+                l._to_cpu()
+        return dev
+
+    def _mark_stale(self):
+        for l in self._weighted_layers():
+            if l._on_gpu():
+                l._host_stale = True
+
     def _forward(self, xs, training):
+        if self._place() == "gpu":
+            xs = [to_gpu(v, f"Model {self.name!r}") for v in xs]
         values = {id(t): v for t, v in zip(self.inputs, xs)}
         caches = []
         for node in self._nodes:
@@ -154,7 +182,9 @@ class Model:
             layer = node.layer
             arg = ins if isinstance(layer, (Add, Concatenate)) else ins[0]
             if isinstance(arg, list):
-                arg = [np.asarray(a, dtype=layer.dtype) for a in arg]
+                arg = [a if is_gpu(a) else np.asarray(a, dtype=layer.dtype) for a in arg]
+            elif is_gpu(arg):
+                pass
             elif arg.dtype != np.dtype(layer.dtype):
                 arg = arg.astype(layer.dtype)
             y, cache = layer.forward(arg, training)
@@ -195,10 +225,23 @@ class Model:
         return (getattr(self.loss, "fusable", False) and not self.loss.from_logits
                 and getattr(last, "activation", None) == "softmax" and hasattr(last, "_dz"))
 
+    def _gpu_loss(self, y, pred, from_logits):
+        """(stats GpuArray [loss, accuracy], grad) on the GPU."""
+        yg = to_gpu(y if y.dtype.kind in "iub" else np.asarray(y, dtype=np.float32), "targets")
+        return _core.gpu_loss(self.loss.native, yg, pred, bool(from_logits))
+
     def _loss_and_output_grad(self, y, outputs, caches):
+        """(loss, dL/doutput or None, dL/dz of the fused softmax or None). On the GPU the
+        loss is a GpuArray [loss, accuracy], read back by the caller."""
         if self._fusable():
+            if is_gpu(outputs[0]):
+                stats, dz = self._gpu_loss(y, caches[-1]["z"], True)
+                return stats, None, dz
             loss, dz = self.loss.value_and_grad(y, caches[-1]["z"], True)
             return loss, None, dz
+        if is_gpu(outputs[0]):
+            stats, dy = self._gpu_loss(y, outputs[0], self.loss.from_logits)
+            return stats, dy, None
         loss, dy = self.loss.value_and_grad(y, outputs[0], self.loss.from_logits)
         return loss, dy, None
 
@@ -207,17 +250,26 @@ class Model:
             raise TypeError("Calling a model on symbolic tensors is not supported; call its layers instead")
         self._ensure_built_for(x)
         outs, _, _ = self._forward(self._check_x(x), training)
+        outs = [to_host(o) for o in outs]
         return outs[0] if len(outs) == 1 else outs
 
     def _ensure_built_for(self, x):
         self._require_graph()
 
     # ------------------------------------------------------------------ compile / train
-    def compile(self, optimizer="adam", loss=None, metrics=None):
+    def compile(self, optimizer="adam", loss=None, metrics=None, device=None):
         """Choose the optimizer ('sgd', 'adam' or an optimizer object; the default is
-        'adam' — Keras's default 'rmsprop' is not implemented), the loss and the metrics
-        (``['accuracy']``)."""
+        'adam' — Keras's default 'rmsprop' is not implemented), the loss, the metrics
+        (``['accuracy']``) and the device ('cpu', 'gpu', 'auto'; default: the one set by
+        :func:`convcore.set_device`). On the GPU, weights, activations, gradients and
+        optimizer state stay on the device; ``get_weights()`` reads them back."""
         # Resolve everything first: a compile that raises leaves the model as it was.
+        dev = None if device is None else device_mod.resolve(device, "compile")
+        if dev == "gpu" and hasattr(self, "_all_layers"):
+            bad = [l.name for l in self._all_layers if l.dtype != "float32"]
+            if bad:
+                raise TypeError(f"compile(device='gpu'): layers {bad} compute in float64 but the GPU computes in "
+                                "float32; build them with dtype='float32' (set_floatx('float32')), or use device='cpu'")
         opt = optimizers_mod.get(optimizer)
         if loss is None:
             raise ValueError("compile: a loss is required, e.g. loss='sparse_categorical_crossentropy'")
@@ -227,6 +279,7 @@ class Model:
             if m not in ("accuracy", "acc"):
                 raise ValueError(f"Unknown metric {m!r}; valid metrics are 'accuracy'")
         self.optimizer, self.loss = opt, loss_obj
+        self._device = dev
         self.metrics_names = ["accuracy"] if metrics else []
         self._compiled = True
 
@@ -248,6 +301,7 @@ class Model:
         return np.ascontiguousarray(y)
 
     def _accuracy(self, y, pred):
+        pred = to_host(pred)
         name = self.loss.name
         if name == "sparse_categorical_crossentropy":
             return float(_core.accuracy("sparse", y, pred))
@@ -266,10 +320,15 @@ class Model:
             gs = wgrads.get(id(layer))
             if gs is None:
                 continue
-            for i, (p, g, tr) in enumerate(zip(layer.weights, gs, layer.trainable_mask)):
+            live = layer._dev if layer._on_gpu() else layer.weights
+            for i, (p, g, tr) in enumerate(zip(live, gs, layer.trainable_mask)):
                 if tr and g is not None:
                     updates.append(((id(layer), i), p, g))
         self.optimizer.apply_gradients(updates)
+        if is_gpu(outs[0]):
+            self._mark_stale()
+            lv, av = loss.numpy()  # the one read-back of the step
+            return float(lv), (float(av) if self.metrics_names else None)
         acc = self._accuracy(y, outs[0]) if self.metrics_names else None
         return float(loss), acc
 
@@ -288,9 +347,8 @@ class Model:
         xs = self._check_x(x)
         y = self._prepare_y(y)
         _check_len(xs, y)
-        outs, caches, _ = self._forward(xs, False)
-        loss = self.loss.value_and_grad(y, outs[0], self.loss.from_logits)[0]
-        return float(loss) if not self.metrics_names else [float(loss), self._accuracy(y, outs[0])]
+        loss, acc = self._eval_batch(xs, y)
+        return float(loss) if not self.metrics_names else [float(loss), acc]
 
     def loss_and_gradients(self, x, y, training=False):
         """``(loss, grads)`` with ``grads`` aligned with :meth:`get_weights` (zeros for
@@ -304,11 +362,16 @@ class Model:
         outs, caches, _ = self._forward(xs, training)
         loss, dy, dz = self._loss_and_output_grad(y, outs, caches)
         wgrads, _ = self._backward(caches, dy, fused_dz=dz)
+        if is_gpu(outs[0]):
+            loss = loss.numpy()[0]
+            if training:
+                self._mark_stale()
         grads = []
         for layer in self._weighted_layers():
             gs = wgrads.get(id(layer), [None] * len(layer._params))
             for w, g, tr in zip(layer.weights, gs, layer.trainable_mask):
-                grads.append(np.zeros_like(w) if (g is None or not tr) else np.asarray(g, dtype=w.dtype))
+                grads.append(np.zeros_like(w) if (g is None or not tr) else
+                             np.asarray(to_host(g), dtype=w.dtype).reshape(w.shape))
         return float(loss), grads
 
     def input_gradient(self, x, y, training=False):
@@ -320,7 +383,7 @@ class Model:
         outs, caches, _ = self._forward(xs, training)
         loss, dy, dz = self._loss_and_output_grad(y, outs, caches)
         _, dxs = self._backward(caches, dy, need_input_grad=True, fused_dz=dz)
-        dxs = [np.zeros_like(v) if d is None else d for v, d in zip(xs, dxs)]
+        dxs = [np.zeros_like(v) if d is None else to_host(d) for v, d in zip(xs, dxs)]
         return dxs[0] if len(dxs) == 1 else dxs
 
     def _output_of(self, layer):
@@ -339,14 +402,18 @@ class Model:
         xs = self._check_x(x)
         outs, caches, _ = self._forward(xs, training)
         last = self._nodes[-1].layer
+        gpu = is_gpu(outs[0])
+        back = (lambda a: to_gpu(np.asarray(a, dtype=np.float32))) if gpu else (lambda a: a)
         if from_logits_of_softmax and getattr(last, "activation", None) == "softmax" and hasattr(last, "_dz"):
-            dz = np.ascontiguousarray(d_out_fn(caches[-1]["z"]), dtype=outs[0].dtype)
+            z = to_host(caches[-1]["z"])
+            dz = back(np.ascontiguousarray(d_out_fn(z), dtype=z.dtype))
             _, dxs = self._backward(caches, None, need_input_grad=True, fused_dz=dz)
         else:
-            d_out = np.ascontiguousarray(d_out_fn(outs[0]), dtype=outs[0].dtype)
+            o = to_host(outs[0])
+            d_out = back(np.ascontiguousarray(d_out_fn(o), dtype=o.dtype))
             _, dxs = self._backward(caches, d_out, need_input_grad=True)
-        dxs = [np.zeros_like(v) if d is None else d for v, d in zip(xs, dxs)]
-        return outs, dxs
+        dxs = [np.zeros_like(v) if d is None else to_host(d) for v, d in zip(xs, dxs)]
+        return [to_host(o) for o in outs], dxs
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
@@ -443,12 +510,21 @@ class Model:
         for s in range(0, n, batch_size):
             bx = [v[s:s + batch_size] for v in xs]
             by = y[s:s + batch_size]
-            outs, _, _ = self._forward(bx, False)
-            loss = self.loss.value_and_grad(by, outs[0], self.loss.from_logits)[0]
+            loss, acc = self._eval_batch(bx, by)
             tot_loss += float(loss) * len(by)
             if self.metrics_names:
-                tot_acc += self._accuracy(by, outs[0]) * len(by)
+                tot_acc += acc * len(by)
         return [tot_loss / n, tot_acc / n] if self.metrics_names else [tot_loss / n]
+
+    def _eval_batch(self, xs, y):
+        """(loss, accuracy or None) of one batch in inference mode."""
+        outs, _, _ = self._forward(xs, False)
+        if is_gpu(outs[0]):
+            stats, _ = self._gpu_loss(y, outs[0], self.loss.from_logits)
+            lv, av = stats.numpy()
+            return float(lv), (float(av) if self.metrics_names else None)
+        loss = self.loss.value_and_grad(y, outs[0], self.loss.from_logits)[0]
+        return float(loss), (self._accuracy(y, outs[0]) if self.metrics_names else None)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):
         """Loss (and accuracy) over ``x, y`` in inference mode."""
@@ -477,7 +553,7 @@ class Model:
         for s in range(0, n, bs):
             outs, _, _ = self._forward([v[s:s + bs] for v in xs], False)
             for c, o in zip(chunks, outs):
-                c.append(o)
+                c.append(to_host(o))
         res = [np.concatenate(c) if c else np.zeros((0,) + t.shape[1:], dtype=t.node.layer.dtype)
                for c, t in zip(chunks, self.outputs)]
         return res[0] if len(res) == 1 else res

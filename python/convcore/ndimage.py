@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from . import _core
+from .device import call_device, device_arg, gpu_f32
 from ._checks import _numeric_array, as_float_array, as_input_and_weights, finish_output, normalize_axis, per_axis
 from . import signal as _signal
 
@@ -43,9 +44,13 @@ def _correlate_nd(func, a, w, mode, cval, origins):
         raise ValueError(f"{func}: input must have at least one dimension, got a 0-d array")
     if a.size == 0:
         raise ValueError(f"{func}: input must not be empty, got shape {a.shape}")
+    if call_device() == "gpu":
+        return _core.gpu_correlate(gpu_f32(a), gpu_f32(w), "ndimage", mode=mode, fillvalue=_cval(func, cval),
+                                   origin=[int(o) for o in origins]).numpy()
     return _core.ndimage_correlate(a, w, mode, _cval(func, cval), [int(o) for o in origins])
 
 
+@device_arg
 def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0):
     """Multidimensional correlation, as ``scipy.ndimage.correlate``.
 
@@ -79,6 +84,7 @@ def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0):
     return finish_output("correlate", _correlate_nd("correlate", a, w, mode, cval, origins), output)
 
 
+@device_arg
 def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0):
     """Multidimensional convolution, as ``scipy.ndimage.convolve``.
 
@@ -117,6 +123,7 @@ def _along_axis(w, axis, ndim):
     return w.reshape(shape)
 
 
+@device_arg
 def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0):
     """One-dimensional correlation along ``axis``, as ``scipy.ndimage.correlate1d``.
 
@@ -136,6 +143,7 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
     return finish_output("correlate1d", out, output)
 
 
+@device_arg
 def convolve1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0):
     """One-dimensional convolution along ``axis``, as ``scipy.ndimage.convolve1d``.
 
@@ -150,6 +158,7 @@ def convolve1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, o
     return correlate1d(input, w[::-1], axis, output, mode, cval, origin)
 
 
+@device_arg
 def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0, origin=0):
     """Moving average of ``size`` values along ``axis``, as ``scipy.ndimage.uniform_filter1d``.
 
@@ -179,6 +188,7 @@ def _axes(func, axes, ndim):
     return axes
 
 
+@device_arg
 def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=0, axes=None):
     """Multidimensional moving average, as ``scipy.ndimage.uniform_filter``.
 
@@ -232,6 +242,7 @@ def _gaussian_kernel1d(sigma, order, radius):
     return poly * phi
 
 
+@device_arg
 def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect", cval=0.0,
                       truncate=4.0, *, radius=None):
     """One-dimensional Gaussian filter, as ``scipy.ndimage.gaussian_filter1d``.
@@ -258,6 +269,7 @@ def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect
     return correlate1d(input, w, axis, output, mode, cval, 0)
 
 
+@device_arg
 def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0, truncate=4.0,
                     *, radius=None, axes=None):
     """Multidimensional Gaussian filter, as ``scipy.ndimage.gaussian_filter``.
@@ -306,6 +318,7 @@ def _derivative_filter(func, input, axis, mode, cval, smooth):
     return out
 
 
+@device_arg
 def sobel(input, axis=-1, output=None, mode="reflect", cval=0.0):
     """Sobel derivative along ``axis``, as ``scipy.ndimage.sobel``.
 
@@ -323,6 +336,7 @@ def sobel(input, axis=-1, output=None, mode="reflect", cval=0.0):
     return finish_output("sobel", _derivative_filter("sobel", input, axis, mode, cval, [1.0, 2.0, 1.0]), output)
 
 
+@device_arg
 def prewitt(input, axis=-1, output=None, mode="reflect", cval=0.0):
     """Prewitt derivative along ``axis``, as ``scipy.ndimage.prewitt``.
 
@@ -398,6 +412,7 @@ def sobel_kernels(dtype=np.float64):
     return kx, kx.T.copy()
 
 
+@device_arg
 def edge_filter(image, angle_degrees, mode="reflect", cval=0.0):
     """Sobel edge response in any direction.
 
@@ -428,6 +443,7 @@ def edge_filter(image, angle_degrees, mode="reflect", cval=0.0):
     return correlate(a, k, mode=mode, cval=cval)
 
 
+@device_arg
 def match_template(image, template):
     """Normalized cross-correlation of ``template`` over every position of ``image``,
     as ``skimage.feature.match_template(image, template, pad_input=False)``.

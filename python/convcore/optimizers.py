@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
+from .device import is_gpu
 
 
 class Optimizer:
@@ -31,14 +32,14 @@ class Optimizer:
     def _slot(self, key, name, like):
         k = (key, name)
         if k not in self._slots:
-            self._slots[k] = np.zeros_like(like)
+            self._slots[k] = _core.gpu_zeros(list(like.shape)) if is_gpu(like) else np.zeros_like(like)
         return self._slots[k]
 
     def apply_gradients(self, params_and_grads):
         """Update each (key, param, grad) in place."""
         self.iterations += 1
         for key, p, g in params_and_grads:
-            self._update(key, p, np.ascontiguousarray(g, dtype=p.dtype))
+            self._update(key, p, g if is_gpu(p) else np.ascontiguousarray(g, dtype=p.dtype))
 
     def get_config(self):
         return {"name": type(self).__name__, "learning_rate": self.learning_rate}
@@ -56,7 +57,8 @@ class SGD(Optimizer):
 
     def _update(self, key, p, g):
         v = self._slot(key, "velocity", p) if self.momentum > 0 else None
-        _core.sgd_update(p, g, v, self.learning_rate, self.momentum, self.nesterov)
+        f = _core.gpu_sgd_update if is_gpu(p) else _core.sgd_update
+        f(p, g, v, self.learning_rate, self.momentum, self.nesterov)
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -74,7 +76,8 @@ class Adam(Optimizer):
     def _update(self, key, p, g):
         m = self._slot(key, "m", p)
         v = self._slot(key, "v", p)
-        _core.adam_update(p, g, m, v, self.learning_rate, self.beta_1, self.beta_2, self.epsilon, self.iterations)
+        f = _core.gpu_adam_update if is_gpu(p) else _core.adam_update
+        f(p, g, m, v, self.learning_rate, self.beta_1, self.beta_2, self.epsilon, self.iterations)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
+from .device import call_device, device_arg, gpu_f32
 from ._checks import as_float_arrays
 
 __all__ = ["correlate", "convolve", "correlate2d", "convolve2d", "choose_conv_method"]
@@ -22,6 +23,7 @@ def _pair(func, in1, in2):
     return a, b
 
 
+@device_arg
 def correlate(in1, in2, mode="full", method="auto"):
     """Cross-correlate two N-dimensional arrays, as ``scipy.signal.correlate``.
 
@@ -59,9 +61,12 @@ def correlate(in1, in2, mode="full", method="auto"):
     a, b = _pair("correlate", in1, in2)
     if a.ndim == 0 and b.ndim == 0:
         return a * b
+    if call_device() == "gpu":
+        return _core.gpu_correlate(gpu_f32(a), gpu_f32(b), "signal", mode=mode).numpy()
     return _core.correlate(a, b, mode, method)
 
 
+@device_arg
 def convolve(in1, in2, mode="full", method="auto"):
     """Convolve two N-dimensional arrays, as ``scipy.signal.convolve``.
 
@@ -79,9 +84,12 @@ def convolve(in1, in2, mode="full", method="auto"):
     a, b = _pair("convolve", in1, in2)
     if a.ndim == 0 and b.ndim == 0:
         return a * b
+    if call_device() == "gpu":
+        return _core.gpu_correlate(gpu_f32(a), gpu_f32(np.flip(b)), "signal", mode=mode).numpy()
     return _core.correlate(a, np.flip(b), mode, method)
 
 
+@device_arg
 def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
     """Cross-correlate two 2-D arrays, as ``scipy.signal.correlate2d``.
 
@@ -107,9 +115,13 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
     """
     a, b = _pair("correlate2d", in1, in2)
     fill = _fillvalue("correlate2d", fillvalue)
+    if call_device() == "gpu":
+        return _core.gpu_correlate(gpu_f32(a), gpu_f32(b), "signal2d", mode=mode, boundary=boundary,
+                                   fillvalue=fill).numpy()
     return _core.correlate2d(a, b, mode, boundary, fill)
 
 
+@device_arg
 def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
     """Convolve two 2-D arrays, as ``scipy.signal.convolve2d``.
 
@@ -124,6 +136,9 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
     """
     a, b = _pair("convolve2d", in1, in2)
     fill = _fillvalue("convolve2d", fillvalue)
+    if call_device() == "gpu":
+        return _core.gpu_correlate(gpu_f32(a), gpu_f32(np.flip(b)), "signal2d", mode=mode, boundary=boundary,
+                                   fillvalue=fill, flipped=True).numpy()
     return _core.correlate2d(a, np.flip(b), mode, boundary, fill, True)
 
 

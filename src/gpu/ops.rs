@@ -985,16 +985,17 @@ pub fn correlate(x: &GpuTensor, k: &GpuTensor, plan: &CorrPlan) -> Result<GpuTen
     check_len(x, plan.in_shape.iter().product(), "correlate: input")?;
     check_len(k, plan.k_shape.iter().product(), "correlate: kernel")?;
     whole(&g, k, "a correlation kernel")?;
+    // Trailing unit axes (the layout is unchanged), so axis 0 is the real first axis.
     let pad4 = |v: &[usize]| -> [usize; 4] {
         let mut o = [1usize; 4];
-        o[4 - nd..].copy_from_slice(v);
+        o[..nd].copy_from_slice(v);
         o
     };
     let ins = pad4(&plan.in_shape);
     let ks = pad4(&plan.k_shape);
     let outs = pad4(&plan.out_shape);
     let mut off = [0isize; 4];
-    off[4 - nd..].copy_from_slice(&plan.offset);
+    off[..nd].copy_from_slice(&plan.offset);
     let out = g.empty(&plan.out_shape, "the correlation output")?;
     let n_out: usize = outs.iter().product();
     if n_out == 0 {

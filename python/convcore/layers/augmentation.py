@@ -37,6 +37,7 @@ import math
 import numpy as np
 
 from .. import _core, backend
+from ..device import is_gpu, to_gpu
 from .core import KerasTensor, Layer
 
 __all__ = ["RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom", "RandomContrast",
@@ -119,6 +120,11 @@ class _Augmentation(Layer):
         self._check_images(x.shape)
         if not training:
             return x, None
+        if is_gpu(x):
+            # Augmentation runs on the CPU (its kernels are Rust, not yet WGSL): a round
+            # trip per batch for the images only.
+            y, cache = self._augment(np.ascontiguousarray(x.numpy(), dtype=np.float32))
+            return to_gpu(y), cache
         return self._augment(np.ascontiguousarray(x, dtype=self.dtype))
 
     def backward(self, cache, dy, need_dx=True):
@@ -126,6 +132,8 @@ class _Augmentation(Layer):
             return None, []
         if cache is None:
             return dy, []
+        if is_gpu(dy):
+            return to_gpu(self._augment_backward(cache, np.ascontiguousarray(dy.numpy(), dtype=np.float32))), []
         return self._augment_backward(cache, np.ascontiguousarray(dy, dtype=self.dtype)), []
 
     def _augment(self, x):

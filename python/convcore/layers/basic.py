@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _core, activations, backend, initializers
+from .. import _ops, activations, backend, initializers
+from ..device import is_gpu
 from .core import Layer
 
 
@@ -49,16 +50,16 @@ class Dense(_WithActivation):
     def forward(self, x, training=False):
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1])
-        z = _core.dense_forward(x2, self.kernel, self.bias if self.use_bias else None)
+        z = _ops.dense_forward(x2, self._w("kernel"), self._w("bias") if self.use_bias else None)
         y = self._activate(z)
         return y.reshape(lead + (self.units,)), {"x": x2, "z": z, "y": y, "lead": lead}
 
     def backward(self, cache, dy, need_dx=True, dz=None):
         dz = self._dz(cache, None if dy is None else dy.reshape(-1, self.units), dz)
-        dx, dw, db = _core.dense_backward(cache["x"], self.kernel, np.ascontiguousarray(dz), need_dx)
+        dx, dw, db = _ops.dense_backward(cache["x"], self._w("kernel"), dz, need_dx)
         grads = [dw, db] if self.use_bias else [dw]
         if dx is not None:
-            dx = dx.reshape(cache["lead"] + (self.kernel.shape[0],))
+            dx = dx.reshape(tuple(cache["lead"]) + (self.kernel.shape[0],))
         return dx, grads
 
     def get_config(self):
@@ -136,7 +137,7 @@ class Dropout(Layer):
         else:
             seed = (int(self.seed) * 1_000_003 + self._calls) % (2**63)
         self._calls += 1
-        y, mask = _core.dropout_forward(x, self.rate, seed)
+        y, mask = _ops.dropout_forward(x, self.rate, seed)
         return y, mask
 
     def backward(self, cache, dy, need_dx=True):
@@ -153,7 +154,7 @@ class Flatten(Layer):
         return (int(np.prod(input_shape)),)
 
     def forward(self, x, training=False):
-        return x.reshape(x.shape[0], -1), x.shape
+        return x.reshape(x.shape[0], -1), tuple(x.shape)
 
     def backward(self, cache, dy, need_dx=True):
         return dy.reshape(cache), []
@@ -181,7 +182,7 @@ class Reshape(Layer):
         return self.target_shape
 
     def forward(self, x, training=False):
-        return x.reshape((x.shape[0],) + self.compute_output_shape(x.shape[1:])), x.shape
+        return x.reshape((x.shape[0],) + self.compute_output_shape(tuple(x.shape[1:]))), tuple(x.shape)
 
     def backward(self, cache, dy, need_dx=True):
         return dy.reshape(cache), []

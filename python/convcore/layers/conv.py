@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _core, activations, initializers
+from .. import _core, _ops, activations, initializers
 from .basic import _WithActivation, _init_name
 
 
@@ -54,15 +54,15 @@ class _Conv(_WithActivation):
         return tuple(out) + (self.filters,)
 
     def forward(self, x, training=False):
-        z = _core.conv_forward(x, self.kernel, self.bias if self.use_bias else None,
-                               list(self.strides), list(self.dilation_rate), self.padding)
+        z = _ops.conv_forward(x, self._w("kernel"), self._w("bias") if self.use_bias else None,
+                              list(self.strides), list(self.dilation_rate), self.padding)
         y = self._activate(z)
         return y, {"x": x, "z": z, "y": y}
 
     def backward(self, cache, dy, need_dx=True, dz=None):
-        dz = np.ascontiguousarray(self._dz(cache, dy, dz))
-        dx, dw, db = _core.conv_backward(cache["x"], self.kernel, dz, list(self.strides),
-                                         list(self.dilation_rate), self.padding, need_dx)
+        dz = self._dz(cache, dy, dz)
+        dx, dw, db = _ops.conv_backward(cache["x"], self._w("kernel"), dz, list(self.strides),
+                                        list(self.dilation_rate), self.padding, need_dx)
         return dx, ([dw, db] if self.use_bias else [dw])
 
     def get_config(self):

@@ -76,6 +76,8 @@ class Layer:
         self.input_shape: Optional[tuple] = None
         self.output_shape: Optional[tuple] = None
         self._params = []  # [name, array, trainable]
+        self._dev = None  # GpuArrays mirroring _params while the layer lives on the GPU
+        self._host_stale = False
         self._inbound_nodes = []
 
     # ------------------------------------------------------------------ weights
@@ -86,13 +88,43 @@ class Layer:
 
     @property
     def weights(self):
+        self._sync_host()
         return [p[1] for p in self._params]
+
+    # ------------------------------------------------------------------ device placement
+    def _w(self, name):
+        """The weight ``name`` where the layer computes (GpuArray on the GPU)."""
+        for i, p in enumerate(self._params):
+            if p[0] == name:
+                return self._dev[i] if self._dev is not None else p[1]
+        raise KeyError(name)
+
+    def _on_gpu(self):
+        return self._dev is not None
+
+    def _to_gpu(self):
+        from ..device import to_gpu
+        if self._dev is None:
+            self._dev = [to_gpu(p[1], f"layer {self.name!r}") for p in self._params]
+            self._host_stale = False
+
+    def _to_cpu(self):
+        self._sync_host()
+        self._dev = None
+
+    def _sync_host(self):
+        """Read device weights back into the host arrays (in place) when they changed."""
+        if self._dev is not None and self._host_stale:
+            for p, d in zip(self._params, self._dev):
+                p[1][...] = d.numpy().reshape(p[1].shape)
+            self._host_stale = False
 
     @property
     def trainable_mask(self):
         return [p[2] and self.trainable for p in self._params]
 
     def get_weights(self):
+        self._sync_host()
         return [p[1].copy() for p in self._params]
 
     def set_weights(self, weights):
@@ -107,6 +139,11 @@ class Layer:
             if w.shape != p[1].shape:
                 raise ValueError(f"Layer {self.name!r}: weight {p[0]!r} has shape {p[1].shape}, got {w.shape}")
             p[1][...] = w
+        if self._dev is not None:
+            self._sync_host()
+            from .. import _core
+            for p, d in zip(self._params, self._dev):
+                _core.gpu_write(d, np.ascontiguousarray(p[1], dtype=np.float32))
 
     def count_params(self):
         return int(sum(p[1].size for p in self._params))
@@ -145,6 +182,9 @@ class Layer:
         raise NotImplementedError(f"{type(self).__name__} must implement backward")
 
     def _cast(self, x):
+        from ..device import is_gpu
+        if is_gpu(x):
+            return x
         return np.asarray(x, dtype=self.dtype)
 
     def __call__(self, inputs, training=False):
@@ -157,6 +197,10 @@ class Layer:
         if not isinstance(x, list):
             self._check_input(shape)
         self._ensure_built(shape)
+        if self._on_gpu():
+            from ..device import is_gpu, to_gpu
+            if not isinstance(x, list) and not is_gpu(x):
+                return self.forward(to_gpu(x, f"layer {self.name!r}"), training)[0].numpy()
         return self.forward(x, training)[0]
 
     def _call_symbolic(self, inputs):

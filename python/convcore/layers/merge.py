@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _ops
+from ..device import is_gpu
 from .core import Layer
 
 
@@ -16,10 +18,7 @@ class Add(Layer):
         return shapes[0]
 
     def forward(self, xs, training=False):
-        out = xs[0].copy()
-        for x in xs[1:]:
-            out += x
-        return out, len(xs)
+        return _ops.add_all(xs), len(xs)
 
     def backward(self, cache, dy, need_dx=True):
         return [dy] * cache, []
@@ -49,10 +48,17 @@ class Concatenate(Layer):
 
     def forward(self, xs, training=False):
         ax = self._axis(xs[0].ndim - 1) + 1
+        if is_gpu(xs[0]):
+            if ax != xs[0].ndim - 1:
+                raise ValueError(f"Concatenate {self.name!r}: on the GPU only the last axis is supported, got axis={self.axis}")
+            return _ops.concat_last(xs), (ax, [x.shape[ax] for x in xs])
         return np.concatenate(xs, axis=ax), (ax, [x.shape[ax] for x in xs])
 
     def backward(self, cache, dy, need_dx=True):
         ax, sizes = cache
+        if is_gpu(dy):
+            starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+            return [_ops.slice_last(dy, int(s), int(w)) for s, w in zip(starts, sizes)], []
         return np.split(dy, np.cumsum(sizes)[:-1], axis=ax), []
 
     def get_config(self):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _core, initializers
+from .. import _ops, initializers
 from .core import Layer
 
 
@@ -39,19 +39,22 @@ class BatchNormalization(Layer):
         self.built = True
 
     def forward(self, x, training=False):
-        y, mean, var = _core.batchnorm_forward(x, self.gamma, self.beta, self.epsilon, bool(training),
-                                               self.moving_mean, self.moving_variance)
+        mm, mv = self._w("moving_mean"), self._w("moving_variance")
+        y, mean, var = _ops.batchnorm_forward(x, self._w("gamma"), self._w("beta"), self.epsilon, bool(training),
+                                              mm, mv)
         if training:
-            m = self.momentum
-            self.moving_mean *= m
-            self.moving_mean += (1 - m) * mean
-            self.moving_variance *= m
-            self.moving_variance += (1 - m) * var
+            _ops.moving_update(mm, mean, self.momentum)
+            _ops.moving_update(mv, var, self.momentum)
+            if self._on_gpu():
+                self._host_stale = True
         return y, (x, mean, var, training)
 
     def backward(self, cache, dy, need_dx=True):
         x, mean, var, training = cache
-        if not training:
+        if self._on_gpu():
+            # (in inference the cached statistics are the moving ones)
+            dx, dgamma, dbeta = _ops.batchnorm_backward(x, self._w("gamma"), mean, var, self.epsilon, dy, training)
+        elif not training:
             # Inference: an affine map per channel.
             inv = 1.0 / np.sqrt(self.moving_variance + self.epsilon)
             xhat = (x - self.moving_mean) * inv
@@ -60,8 +63,7 @@ class BatchNormalization(Layer):
             dbeta = dy.sum(axis=axes).astype(self.dtype)
             dx = (dy * (self.gamma * inv)).astype(self.dtype)
         else:
-            dx, dgamma, dbeta = _core.batchnorm_backward(x, self.gamma, mean, var, self.epsilon,
-                                                         np.ascontiguousarray(dy))
+            dx, dgamma, dbeta = _ops.batchnorm_backward(x, self.gamma, mean, var, self.epsilon, dy, True)
         return dx, [dgamma if self.scale else None, dbeta if self.center else None, None, None]
 
     def get_config(self):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _core
+from .. import _core, _ops
 from .conv import _padding, _tuple
 from .core import Layer
 
@@ -25,13 +25,13 @@ class _Pool(Layer):
         return tuple(out) + (input_shape[-1],)
 
     def forward(self, x, training=False):
-        y, argmax = _core.pool_train_forward(x, self.kind, list(self.pool_size), list(self.strides), self.padding)
-        return y, (x.shape, argmax)
+        y, argmax = _ops.pool_forward(x, self.kind, list(self.pool_size), list(self.strides), self.padding)
+        return y, (tuple(x.shape), argmax)
 
     def backward(self, cache, dy, need_dx=True):
         shape, argmax = cache
-        dx = _core.pool_backward(np.ascontiguousarray(dy), self.kind, argmax, list(shape), list(self.pool_size),
-                                 list(self.strides), self.padding)
+        dx = _ops.pool_backward(dy, self.kind, argmax, list(shape), list(self.pool_size),
+                                list(self.strides), self.padding)
         return dx, []
 
     def get_config(self):
@@ -75,10 +75,10 @@ class _GlobalPool(Layer):
         return (input_shape[-1],)
 
     def forward(self, x, training=False):
-        return _core.global_pool_forward(self.kind, x), x
+        return _ops.global_pool_forward(self.kind, x)
 
     def backward(self, cache, dy, need_dx=True):
-        return _core.global_pool_backward(self.kind, cache, np.ascontiguousarray(dy)), []
+        return _ops.global_pool_backward(self.kind, cache, dy), []
 
 
 class GlobalAveragePooling1D(_GlobalPool):
