@@ -676,3 +676,70 @@ pub fn build_all_pipelines() -> Result<usize> {
     }
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The GPU against the CPU in `cargo test`, on whatever adapter exists (lavapipe in
+    //! CI, where CONVCORE_CI=1 makes a missing adapter a failure instead of a skip).
+    use super::*;
+    use crate::ops::conv::ConvPlan;
+    use crate::ops::pool::Padding;
+
+    fn device() -> Option<Arc<Gpu>> {
+        match gpu() {
+            Ok(g) => Some(g),
+            Err(e) => {
+                assert!(std::env::var("CONVCORE_CI").is_err(), "CI needs a GPU adapter: {e}");
+                eprintln!("skipping GPU test: {e}");
+                None
+            }
+        }
+    }
+
+    fn data(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(12345);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn all_pipelines_build() {
+        if device().is_none() {
+            return;
+        }
+        assert_eq!(build_all_pipelines().unwrap(), ops::ALL_KERNELS.len());
+    }
+
+    #[test]
+    fn conv_forward_matches_cpu() {
+        let Some(g) = device() else { return };
+        let plan = ConvPlan::new(5, &[9, 11], 3, 7, &[3, 3], &[2, 1], &[1, 1], Padding::Same).unwrap();
+        let x = data(plan.in_shape().iter().product(), 1);
+        let w = data(plan.weight_shape().iter().product(), 2);
+        let want = crate::cpu::conv::conv_forward(&x, &w, None, &plan).unwrap();
+        let xg = g.upload_f32(&x, &plan.in_shape()).unwrap();
+        let wg = g.upload_f32(&w, &plan.weight_shape()).unwrap();
+        let got = g.download_f32(&ops::conv_forward(&xg, &wg, None, &plan).unwrap()).unwrap();
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (a, b) in got.iter().zip(&want) {
+            assert!((a - b).abs() <= 1e-4 * scale, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn oversized_kernel_is_an_error_not_a_panic() {
+        let Some(g) = device() else { return };
+        let t = g.empty(&[4], "x").unwrap();
+        let plan = ConvPlan::new(1, &[2], 1, 1, &[1], &[1], &[1], Padding::Valid).unwrap();
+        // a kernel of the wrong size is a ValueError
+        assert!(matches!(ops::conv_forward(&t, &t, None, &plan), Err(Error::Value(_))));
+        // a buffer past the adapter's limit is a MemoryError
+        assert!(matches!(g.alloc(g.limits.max_buffer_size + 1, "huge"), Err(Error::Memory(_))));
+    }
+}

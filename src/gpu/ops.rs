@@ -33,6 +33,7 @@ kernels! {
     K_ADAM = ELEM::"adam",
     K_COPY_COLS = ELEM::"copy_cols",
     K_GEMM = GEMM::"gemm",
+    K_SPLIT_REDUCE = GEMM::"split_reduce",
     K_COL = NN::"col_stats",
     K_BN = NN::"bn_apply",
     K_BN_BWD = NN::"bn_backward",
@@ -399,12 +400,39 @@ fn run_gemm(g: &Gpu, s: Gemm<'_>) -> Result<()> {
     let tm = s.m.div_ceil(64);
     q[14] = u(tm, "tiles")?;
     let tiles = (tm as u64) * (s.n.div_ceil(64) as u64);
+    // Few output tiles and a long K (weight gradients): split K over workgroups so the
+    // whole device works, then reduce the partial products.
+    let want = (TARGET_GROUPS / tiles.max(1)).min((s.k / 64) as u64);
+    let room = (window_words(g) / (s.m * s.n).max(1)) as u64;
+    let splits = want.min(room).min(256);
+    if splits >= 2 {
+        let kps = s.k.div_ceil(splits as usize).div_ceil(16) * 16;
+        let splits = s.k.div_ceil(kps);
+        let part = g.empty(&[splits * s.m * s.n], "split-K partial sums")?;
+        q[13] = 4;
+        q[15] = u(kps, "split size")?;
+        g.dispatch(&K_GEMM, &[s.a, s.b, Win::all(&part)], q, tiles * splits as u64)?;
+        let mut r = p();
+        r[8] = u(s.m * s.n, "size")?;
+        r[9] = u(splits, "splits")?;
+        r[10] = u(s.n, "columns")?;
+        r[13] = s.accumulate as u32 | if s.bias.is_some() { 2 } else { 0 };
+        let mut wins = vec![Win::all(&part), s.c];
+        if let Some(b) = s.bias {
+            wins.push(b);
+        }
+        return g.dispatch(&K_SPLIT_REDUCE, &wins, r, groups(s.m * s.n));
+    }
     let mut wins = vec![s.a, s.b, s.c];
     if let Some(b) = s.bias {
         wins.push(b);
     }
     g.dispatch(&K_GEMM, &wins, q, tiles)
 }
+
+/// Workgroups a GEMM should spread over before K is split (a few per compute unit on
+/// large GPUs).
+const TARGET_GROUPS: u64 = 512;
 
 /// Convolution geometry words (3 spatial axes, leading ones).
 fn conv_geom(plan: &ConvPlan) -> Result<[u32; PARAMS]> {

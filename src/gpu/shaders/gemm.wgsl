@@ -93,13 +93,23 @@ fn load_b(k: u32, n: u32) -> f32 {
 
 @compute @workgroup_size(256)
 fn gemm(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
-    let tile = group_id(w, g);
-    let tiles_m = pu(14u);
-    let m0 = (tile % tiles_m) * 64u;
-    let n0 = (tile / tiles_m) * 64u;
     let M = pu(8u);
     let N = pu(9u);
     let K = pu(10u);
+    let tiles_m = pu(14u);
+    let tiles = tiles_m * ((N + 63u) / 64u);
+    let gid = group_id(w, g);
+    let split = gid / tiles;
+    let tile = gid % tiles;
+    let m0 = (tile % tiles_m) * 64u;
+    let n0 = (tile / tiles_m) * 64u;
+    // Split-K: this group sums k in [kbeg, kend) (word 15, a multiple of 16; 0 = all).
+    var kbeg = 0u;
+    var kend = K;
+    if (pu(15u) != 0u) {
+        kbeg = split * pu(15u);
+        kend = min(K, kbeg + pu(15u));
+    }
     let tx = l % 16u;
     let ty = l / 16u;
     let amode = pu(11u);
@@ -107,7 +117,7 @@ fn gemm(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u3
     let b_kfast = pu(12u) != 0u;
     var acc: array<array<f32, 4>, 4>;
     for (var i = 0u; i < 4u; i++) { for (var j = 0u; j < 4u; j++) { acc[i][j] = 0.0; } }
-    for (var k0 = 0u; k0 < K; k0 += 16u) {
+    for (var k0 = kbeg; k0 < kend; k0 += 16u) {
         for (var r = 0u; r < 4u; r++) {
             let idx = l + 256u * r;
             var kk = idx % 16u;
@@ -138,10 +148,30 @@ fn gemm(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u3
             let n = n0 + tx + 16u * j;
             if (n >= N) { continue; }
             var v = acc[i][j];
+            if ((flags & 4u) != 0u) {
+                // partial sums of one split, reduced by split_reduce
+                s3[o3() + split * M * N + m * N + n] = v;
+                continue;
+            }
             if ((flags & 2u) != 0u) { v += s4[o4() + n]; }
             let at = o3() + m * N + n;
             if ((flags & 1u) != 0u) { v += s3[at]; }
             s3[at] = v;
         }
     }
+}
+
+// C (+)= sum over splits of the partial products (+ bias). s1 partials, s2 C, s3 bias.
+// Words 8 M*N, 9 splits, 10 N, 13 flags (1 accumulate, 2 bias).
+@compute @workgroup_size(256)
+fn split_reduce(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let i = lin(w, g, l);
+    let mn = pu(8u);
+    if (i >= mn) { return; }
+    var v = 0.0;
+    for (var s = 0u; s < pu(9u); s++) { v += s1[o1() + s * mn + i]; }
+    let flags = pu(13u);
+    if ((flags & 2u) != 0u) { v += s3[o3() + i % pu(10u)]; }
+    if ((flags & 1u) != 0u) { v += s2[o2() + i]; }
+    s2[o2() + i] = v;
 }
