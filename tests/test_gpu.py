@@ -429,3 +429,25 @@ def test_residual_and_concat_on_gpu():
     assert lg == pytest.approx(lc, rel=1e-4)
     for a_, b_ in zip(gg, gc):
         np.testing.assert_allclose(a_, b_, atol=1e-5, rtol=1e-3)
+
+
+def test_out_of_gpu_memory_is_an_exception_and_everything_still_works():
+    too_big = _core.gpu_info()["max_buffer_bytes"] // 4 + 1
+    with pytest.raises(MemoryError, match="GPU"):
+        _core.gpu_zeros([too_big])
+    with pytest.raises(MemoryError):
+        _core.gpu_set_binding_limit(4096)
+        try:
+            _core.gpu_dense_forward(up(R(4, 40)), up(R(40, 40)))  # a 6.4 KB kernel cannot fit 4 KB windows
+        finally:
+            _core.gpu_set_binding_limit(None)
+    x = R(5, 6)
+    close(_core.gpu_activation_forward("relu", up(x)), np.maximum(x, 0))
+    np.testing.assert_allclose(cc.ndimage.uniform_filter(x, 3, device="cpu"), cc.ndimage.uniform_filter(x, 3))
+
+
+def test_no_adapter_message_lists_what_exists(monkeypatch):
+    monkeypatch.setattr(_core, "gpu_available", lambda: False)
+    monkeypatch.setattr(_core, "gpu_info", lambda: (_ for _ in ()).throw(RuntimeError("no GPU adapter is available")))
+    with pytest.raises(RuntimeError, match="adapters found"):
+        cc.device.resolve("gpu")
