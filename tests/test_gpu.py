@@ -451,3 +451,23 @@ def test_no_adapter_message_lists_what_exists(monkeypatch):
     monkeypatch.setattr(_core, "gpu_info", lambda: (_ for _ in ()).throw(RuntimeError("no GPU adapter is available")))
     with pytest.raises(RuntimeError, match="adapters found"):
         cc.device.resolve("gpu")
+
+
+def test_worked_examples_exact_on_gpu():
+    """The filtering issue's worked examples give their exact values on the GPU."""
+    x1 = np.array([1, 4, 3, -1, 2, -4, 1, 0, 2, -1], np.float32)
+    w1 = np.array([1, 2, 1], np.float32)
+    np.testing.assert_array_equal(cc.correlate(x1, w1, mode="valid", device="gpu"), [12, 9, 3, -1, -5, -2, 3, 3])
+    x2 = np.array([[3, 3, 2, 1, 0], [0, 0, 1, 3, 1], [3, 1, 2, 2, 3], [2, 0, 0, 2, 2], [2, 0, 0, 0, 1]], np.float32)
+    w2 = np.array([[0, 1, 2], [2, 2, 0], [0, 1, 2]], np.float32)
+    y2 = [[12, 12, 17], [10, 17, 19], [9, 6, 14]]
+    np.testing.assert_array_equal(cc.correlate(x2, w2, mode="valid", device="gpu"), y2)
+    np.testing.assert_array_equal(cc.correlate2d(x2, w2, mode="valid", device="gpu"), y2)
+    np.testing.assert_array_equal(cc.convolve2d(x2, np.flip(w2), mode="valid", device="gpu"), y2)
+    pool = np.array([[29, 15, 28, 184], [0, 100, 70, 38], [12, 12, 7, 2], [12, 12, 45, 6]], np.float32)
+    np.testing.assert_array_equal(cc.max_pool(pool, (2, 2), device="gpu"), [[100, 184], [12, 45]])
+    pool[0, 0] = 31
+    np.testing.assert_array_equal(cc.avg_pool(pool, 2, device="gpu"), [[36.5, 80], [12, 15]])
+    # integer inputs are computed in float32 on the GPU (only float64 arrays are refused)
+    np.testing.assert_array_equal(cc.correlate(x1.astype(np.int64), w1.astype(np.int64), mode="valid", device="gpu"),
+                                  [12, 9, 3, -1, -5, -2, 3, 3])
