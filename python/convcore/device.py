@@ -81,6 +81,11 @@ def is_gpu(x):
     return isinstance(x, _core.GpuArray)
 
 
+def _float64_error(where):
+    return TypeError(f"{where}: the GPU computes in float32 but got a float64 array; convert it with "
+                     "x.astype(np.float32), or use device='cpu' for float64")
+
+
 def to_gpu(x, where="GPU"):
     """Upload a numpy array (float32; integers become uint32 indices). float64 raises a
     TypeError suggesting ``astype(np.float32)`` or ``device='cpu'``."""
@@ -88,8 +93,7 @@ def to_gpu(x, where="GPU"):
         return x
     a = np.asarray(x)
     if a.dtype == np.float64:
-        raise TypeError(f"{where}: the GPU computes in float32 but got a float64 array; convert it with "
-                        "x.astype(np.float32), or use device='cpu' for float64")
+        raise _float64_error(where)
     if a.dtype.kind == "f" and a.dtype != np.float32:
         a = a.astype(np.float32)
     return _core.gpu_upload(np.ascontiguousarray(a))
@@ -125,8 +129,7 @@ def device_arg(func):
         if dev == "gpu":
             for a in list(args) + list(kw.values()):
                 if isinstance(a, np.ndarray) and a.dtype == np.float64:
-                    raise TypeError(f"{func.__name__}: the GPU computes in float32 but got a float64 array; convert it "
-                                    "with x.astype(np.float32), or use device='cpu' for float64")
+                    raise _float64_error(func.__name__)
         token = _CALL_DEVICE.set(dev)
         try:
             return func(*args, **kw)

@@ -123,6 +123,16 @@ pub fn copy(t: &GpuTensor) -> Result<GpuTensor> {
     Ok(o)
 }
 
+/// A copy of `t` when it shares its buffer with `other` (one buffer may not be bound to
+/// two read-write slots of a dispatch), else `None`.
+fn unshared(t: &GpuTensor, other: &GpuTensor) -> Result<Option<GpuTensor>> {
+    if t.buf.same(&other.buf) {
+        copy(t).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 /// Copy `words` 32-bit words between buffers (offsets in words).
 fn copy_words(g: &Gpu, src: &GpuTensor, so: usize, dst: &GpuTensor, d_o: usize, words: usize) -> Result<()> {
     if words == 0 {
@@ -148,13 +158,8 @@ pub fn fill(t: &GpuTensor, v: f64) -> Result<()> {
 pub fn axpby(a: &GpuTensor, b: &GpuTensor, alpha: f64, beta: f64) -> Result<GpuTensor> {
     same_len(a, b, "elementwise operation")?;
     let g = gpu()?;
-    let b2;
-    let b = if a.buf.same(&b.buf) {
-        b2 = copy(b)?;
-        &b2
-    } else {
-        b
-    };
+    let b2 = unshared(b, a)?;
+    let b = b2.as_ref().unwrap_or(b);
     let out = g.empty(&a.shape, "an elementwise result")?;
     for (s, n) in elem_chunks(&g, a.numel()) {
         let mut q = p();
@@ -183,13 +188,8 @@ pub fn axpby_inplace(pt: &GpuTensor, v: &GpuTensor, alpha: f64, beta: f64) -> Re
 pub fn mul(a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
     same_len(a, b, "multiply")?;
     let g = gpu()?;
-    let b2;
-    let b = if a.buf.same(&b.buf) {
-        b2 = copy(b)?;
-        &b2
-    } else {
-        b
-    };
+    let b2 = unshared(b, a)?;
+    let b = b2.as_ref().unwrap_or(b);
     let out = g.empty(&a.shape, "a product")?;
     for (s, n) in elem_chunks(&g, a.numel()) {
         let mut q = p();
@@ -262,19 +262,13 @@ pub fn activation_backward(name: &str, x: &GpuTensor, y: &GpuTensor, dy: &GpuTen
         return Ok(out);
     }
     // x, y and dy may share a buffer (linear activations): bind copies then.
-    let (x2, y2);
-    let x = if x.buf.same(&dy.buf) || x.buf.same(&y.buf) {
-        x2 = copy(x)?;
-        &x2
-    } else {
-        x
+    let y2 = unshared(y, dy)?;
+    let y = y2.as_ref().unwrap_or(y);
+    let x2 = match unshared(x, dy)? {
+        Some(c) => Some(c),
+        None => unshared(x, y)?,
     };
-    let y = if y.buf.same(&dy.buf) {
-        y2 = copy(y)?;
-        &y2
-    } else {
-        y
-    };
+    let x = x2.as_ref().unwrap_or(x);
     for (s, n) in elem_chunks(&g, dy.numel()) {
         let mut q = p();
         q[8] = u(n, "size")?;
@@ -434,28 +428,33 @@ fn run_gemm(g: &Gpu, s: Gemm<'_>) -> Result<()> {
 /// large GPUs).
 const TARGET_GROUPS: u64 = 512;
 
-/// Convolution geometry words (3 spatial axes, leading ones).
-fn conv_geom(plan: &ConvPlan) -> Result<[u32; PARAMS]> {
-    let nd = plan.ndim();
-    let pad3 = |v: &[usize], fillv: usize| -> [usize; 3] {
-        let mut o = [fillv; 3];
-        o[3 - nd..].copy_from_slice(v);
-        o
-    };
-    let mut q = p();
-    let sets: [([usize; 3], usize); 6] = [
-        (pad3(&plan.spatial, 1), 16),
-        (pad3(&plan.out_spatial, 1), 19),
-        (pad3(&plan.kernel, 1), 22),
-        (pad3(&plan.strides, 1), 25),
-        (pad3(&plan.dilation, 1), 28),
-        (pad3(&plan.pad_before, 0), 32),
-    ];
-    for (v, at) in sets {
+/// Write spatial vectors (1 to 3 axes) into 3-word groups of the parameter block, with
+/// leading axes filled by `fill` (1 for sizes, 0 for padding): `(values, fill, word)`.
+fn put_spatial(q: &mut [u32; PARAMS], sets: &[(&[usize], usize, usize)], what: &str) -> Result<()> {
+    for &(v, fill, at) in sets {
+        let lead = 3 - v.len();
         for i in 0..3 {
-            q[at + i] = u(v[i], "a convolution size")?;
+            q[at + i] = u(if i < lead { fill } else { v[i - lead] }, what)?;
         }
     }
+    Ok(())
+}
+
+/// Convolution geometry words (3 spatial axes, leading ones).
+fn conv_geom(plan: &ConvPlan) -> Result<[u32; PARAMS]> {
+    let mut q = p();
+    put_spatial(
+        &mut q,
+        &[
+            (&plan.spatial, 1, 16),
+            (&plan.out_spatial, 1, 19),
+            (&plan.kernel, 1, 22),
+            (&plan.strides, 1, 25),
+            (&plan.dilation, 1, 28),
+            (&plan.pad_before, 0, 32),
+        ],
+        "a convolution size",
+    )?;
     q[35] = u(plan.c_in, "input channels")?;
     q[36] = u(plan.c_out, "filters")?;
     Ok(q)
@@ -657,25 +656,18 @@ pub fn conv_backward(
 // ------------------------------------------------------------------ pooling
 
 fn pool_geom(plan: &PoolPlan) -> Result<[u32; PARAMS]> {
-    let nd = plan.ndim();
-    let pad3 = |v: &[usize], fillv: usize| -> [usize; 3] {
-        let mut o = [fillv; 3];
-        o[3 - nd..].copy_from_slice(v);
-        o
-    };
     let mut q = p();
-    let sets: [([usize; 3], usize); 5] = [
-        (pad3(&plan.spatial, 1), 16),
-        (pad3(&plan.out_spatial, 1), 19),
-        (pad3(&plan.pool, 1), 22),
-        (pad3(&plan.strides, 1), 25),
-        (pad3(&plan.pad_before, 0), 32),
-    ];
-    for (v, at) in sets {
-        for i in 0..3 {
-            q[at + i] = u(v[i], "a pooling size")?;
-        }
-    }
+    put_spatial(
+        &mut q,
+        &[
+            (&plan.spatial, 1, 16),
+            (&plan.out_spatial, 1, 19),
+            (&plan.pool, 1, 22),
+            (&plan.strides, 1, 25),
+            (&plan.pad_before, 0, 32),
+        ],
+        "a pooling size",
+    )?;
     q[9] = match plan.kind {
         PoolKind::Max => 0,
         PoolKind::Avg => 1,
