@@ -1,7 +1,8 @@
 // One tiled matrix product C[M, N] (+)= A[M, K] B[K, N] (+ bias) for dense layers and
 // for convolutions as implicit GEMMs: the A operand is gathered from the image on the
 // fly (no im2col matrix is ever stored). 64 x 64 tiles, 16-deep slices in workgroup
-// memory, 4 x 4 outputs per thread.
+// memory held as vec4s, 4 x 4 outputs per thread kept in four vec4 accumulators (no
+// private arrays: software rasterizers spill those to memory).
 //
 // Bindings: s1 A source, s2 B source, s3 C, s4 bias.
 // Words: 8 M, 9 N, 10 K, 11 A mode, 12 B mode, 13 flags (1 accumulate, 2 bias),
@@ -12,92 +13,189 @@
 // 3 im2col transposed (weight gradient), 4 input-gradient gather of dz.
 // B modes: 0 row-major, 1 transposed (B[k,n] = b[n*K+k]), 2 conv weights for the input
 // gradient (B[(q, co), ci] = w[(q*Cin + ci)*Cout + co]).
+//
+// Index arithmetic: the row decomposition of each thread's A rows is computed once per
+// tile, the column decomposition once per 16-deep slice, and divisions by the geometry
+// use a float reciprocal with one exact integer correction.
 
-var<workgroup> As: array<array<f32, 64>, 16>;
-var<workgroup> Bs: array<array<f32, 64>, 16>;
+var<workgroup> As: array<vec4<f32>, 256>; // As[kk * 16 + i] = A[m0 + 4i .. 4i + 3, k0 + kk]
+var<workgroup> Bs: array<vec4<f32>, 256>; // Bs[kk * 16 + j] = B[k0 + kk, n0 + 4j .. 4j + 3]
+
+var<private> gM: u32;
+var<private> gN: u32;
+var<private> gK: u32;
+var<private> g_ins: vec3<i32>;
+var<private> g_outs: vec3<i32>;
+var<private> g_ks: vec3<u32>;
+var<private> g_st: vec3<i32>;
+var<private> g_dil: vec3<i32>;
+var<private> g_pad: vec3<i32>;
+var<private> g_cin: u32;
+var<private> g_cout: u32;
+var<private> g_nin: u32;
+var<private> g_nout: u32;
+var<private> r_ins: vec2<f32>;
+var<private> r_outs: vec2<f32>;
+var<private> r_ks: vec2<f32>;
+var<private> r_cin: f32;
+var<private> r_cout: f32;
+var<private> r_nin: f32;
+var<private> r_nout: f32;
+var<private> g_strided: bool;
 
 fn sp(i: u32) -> vec3<u32> { return vec3<u32>(pu(i), pu(i + 1u), pu(i + 2u)); }
 
-// Input value x[n, pos, ci] with zero outside the image (pos signed).
-fn x_at(n: u32, pos: vec3<i32>, ci: u32) -> f32 {
-    let ins = vec3<i32>(sp(16u));
-    if (any(pos < vec3<i32>(0)) || any(pos >= ins)) { return 0.0; }
-    let p = (u32(pos.x) * u32(ins.y) + u32(pos.y)) * u32(ins.z) + u32(pos.z);
-    let nin = u32(ins.x * ins.y * ins.z);
-    return s1[o1() + (n * nin + p) * pu(35u) + ci];
+// floor(a / b) for b > 0 and a / b < 2^22; rb = 1 / b.
+fn fdiv(a: u32, b: u32, rb: f32) -> u32 {
+    var q = u32(f32(a) * rb);
+    let r = i32(a) - i32(q * b);
+    if (r < 0) { q -= 1u; } else if (r >= i32(b)) { q += 1u; }
+    return q;
 }
 
-// im2col value for output row m (= n, output position) and column k (= q, ci).
-fn im2col(m: u32, k: u32) -> f32 {
-    let outs = sp(19u);
-    let ks = sp(22u);
-    let np = outs.x * outs.y * outs.z;
-    let n = m / np;
-    let p = m % np;
-    let o = vec3<u32>(p / (outs.y * outs.z), (p / outs.z) % outs.y, p % outs.z);
-    let cin = pu(35u);
-    let q = k / cin;
-    let ci = k % cin;
-    let kq = vec3<u32>(q / (ks.y * ks.z), (q / ks.z) % ks.y, q % ks.z);
-    let pos = vec3<i32>(o * sp(25u) + kq * sp(28u)) - vec3<i32>(sp(32u));
-    return x_at(n, pos, ci);
+fn recips(d: vec3<u32>) -> vec2<f32> { return vec2<f32>(1.0 / f32(d.y * d.z), 1.0 / f32(d.z)); }
+
+// Coordinates of flat position p in a grid d (rd = recips(d)).
+fn unflat(p: u32, d: vec3<u32>, rd: vec2<f32>) -> vec3<u32> {
+    let yz = d.y * d.z;
+    let x = fdiv(p, yz, rd.x);
+    let r = p - x * yz;
+    let y = fdiv(r, d.z, rd.y);
+    return vec3<u32>(x, y, r - y * d.z);
 }
 
-// dz gathered for the input gradient: row m = (n, input position), column k = (q, co).
-fn dx_gather(m: u32, k: u32) -> f32 {
+fn flat(p: vec3<i32>, d: vec3<i32>) -> i32 { return (p.x * d.y + p.y) * d.z + p.z; }
+
+fn setup() {
+    gM = pu(8u);
+    gN = pu(9u);
+    gK = pu(10u);
     let ins = sp(16u);
     let outs = sp(19u);
-    let ks = sp(22u);
-    let st = vec3<i32>(sp(25u));
-    let nin = ins.x * ins.y * ins.z;
-    let n = m / nin;
-    let p = m % nin;
-    let ip = vec3<i32>(vec3<u32>(p / (ins.y * ins.z), (p / ins.z) % ins.y, p % ins.z));
-    let cout = pu(36u);
-    let q = k / cout;
-    let co = k % cout;
-    let kq = vec3<i32>(vec3<u32>(q / (ks.y * ks.z), (q / ks.z) % ks.y, q % ks.z));
-    let t = ip + vec3<i32>(sp(32u)) - kq * vec3<i32>(sp(28u));
+    g_ks = sp(22u);
+    g_ins = vec3<i32>(ins);
+    g_outs = vec3<i32>(outs);
+    g_st = vec3<i32>(sp(25u));
+    g_dil = vec3<i32>(sp(28u));
+    g_pad = vec3<i32>(sp(32u));
+    g_cin = max(pu(35u), 1u);
+    g_cout = max(pu(36u), 1u);
+    g_nin = ins.x * ins.y * ins.z;
+    g_nout = outs.x * outs.y * outs.z;
+    r_ins = recips(ins);
+    r_outs = recips(outs);
+    r_ks = recips(g_ks);
+    r_cin = 1.0 / f32(g_cin);
+    r_cout = 1.0 / f32(g_cout);
+    r_nin = 1.0 / f32(g_nin);
+    r_nout = 1.0 / f32(g_nout);
+    g_strided = any(g_st != vec3<i32>(1));
+}
+
+// An im2col row i (< lim) = (image n, output position): (n * pixels, first input
+// position of its window); x = -1 past the end.
+fn im2col_row(i: u32, lim: u32) -> vec4<i32> {
+    if (i >= lim || g_nout == 0u) { return vec4<i32>(-1, 0, 0, 0); }
+    let n = fdiv(i, g_nout, r_nout);
+    let o = unflat(i - n * g_nout, vec3<u32>(g_outs), r_outs);
+    return vec4<i32>(i32(n * g_nin), vec3<i32>(o) * g_st - g_pad);
+}
+
+// An im2col column j (< lim) = (tap q, channel ci): (ci, tap offset); x = -1 past the end.
+fn im2col_col(j: u32, lim: u32) -> vec4<i32> {
+    if (j >= lim) { return vec4<i32>(-1, 0, 0, 0); }
+    let q = fdiv(j, g_cin, r_cin);
+    let kq = unflat(q, g_ks, r_ks);
+    return vec4<i32>(i32(j - q * g_cin), vec3<i32>(kq) * g_dil);
+}
+
+fn im2col_at(row: vec4<i32>, col: vec4<i32>) -> f32 {
+    if (row.x < 0 || col.x < 0) { return 0.0; }
+    let pos = row.yzw + col.yzw;
+    if (any(pos < vec3<i32>(0)) || any(pos >= g_ins)) { return 0.0; }
+    return s1[o1() + u32(row.x + flat(pos, g_ins)) * g_cin + u32(col.x)];
+}
+
+// Input-gradient rows m = (image n, input position): (n * output pixels, position + pad).
+fn dx_row(i: u32) -> vec4<i32> {
+    if (i >= gM || g_nin == 0u) { return vec4<i32>(-1, 0, 0, 0); }
+    let n = fdiv(i, g_nin, r_nin);
+    let p = unflat(i - n * g_nin, vec3<u32>(g_ins), r_ins);
+    return vec4<i32>(i32(n * g_nout), vec3<i32>(p) + g_pad);
+}
+
+// Input-gradient columns k = (tap q, output channel co): (co, tap offset).
+fn dx_col(j: u32) -> vec4<i32> {
+    if (j >= gK) { return vec4<i32>(-1, 0, 0, 0); }
+    let q = fdiv(j, g_cout, r_cout);
+    let kq = unflat(q, g_ks, r_ks);
+    return vec4<i32>(i32(j - q * g_cout), vec3<i32>(kq) * g_dil);
+}
+
+fn dx_at(row: vec4<i32>, col: vec4<i32>) -> f32 {
+    if (row.x < 0 || col.x < 0) { return 0.0; }
+    var t = row.yzw - col.yzw;
     if (any(t < vec3<i32>(0))) { return 0.0; }
-    if (any((t % st) != vec3<i32>(0))) { return 0.0; }
-    let o = t / st;
-    if (any(o >= vec3<i32>(outs))) { return 0.0; }
-    let op = (u32(o.x) * outs.y + u32(o.y)) * outs.z + u32(o.z);
-    return s1[o1() + (n * (outs.x * outs.y * outs.z) + op) * cout + co];
-}
-
-fn load_a(m: u32, k: u32) -> f32 {
-    if (m >= pu(8u) || k >= pu(10u)) { return 0.0; }
-    switch pu(11u) {
-        case 0u: { return s1[o1() + m * pu(10u) + k]; }
-        case 1u: { return s1[o1() + k * pu(8u) + m]; }
-        case 2u: { return im2col(m, k); }
-        case 3u: { return im2col(k, m); }
-        default: { return dx_gather(m, k); }
+    if (g_strided) {
+        if (any((t % g_st) != vec3<i32>(0))) { return 0.0; }
+        t = t / g_st;
     }
+    if (any(t >= g_outs)) { return 0.0; }
+    return s1[o1() + u32(row.x + flat(t, g_outs)) * g_cout + u32(col.x)];
 }
 
-fn load_b(k: u32, n: u32) -> f32 {
-    if (k >= pu(10u) || n >= pu(9u)) { return 0.0; }
-    switch pu(12u) {
-        case 0u: { return s2[o2() + k * pu(9u) + n]; }
-        case 1u: { return s2[o2() + n * pu(10u) + k]; }
-        default: {
-            let cout = pu(36u);
-            let q = k / cout;
-            let co = k % cout;
-            return s2[o2() + (q * pu(35u) + n) * cout + co];
+fn a_rm(m: u32, k: u32) -> f32 {
+    if (m >= gM || k >= gK) { return 0.0; }
+    return s1[o1() + m * gK + k];
+}
+
+fn a_tr(m: u32, k: u32) -> f32 {
+    if (m >= gM || k >= gK) { return 0.0; }
+    return s1[o1() + k * gM + m];
+}
+
+fn b_rm(k: u32, n: u32) -> f32 {
+    if (k >= gK || n >= gN) { return 0.0; }
+    return s2[o2() + k * gN + n];
+}
+
+fn b_tr(k: u32, n: u32) -> f32 {
+    if (k >= gK || n >= gN) { return 0.0; }
+    return s2[o2() + n * gK + k];
+}
+
+// Conv weights for the input gradient: kb = q * Cin * Cout + co (or -1), n = ci.
+fn b_w(kb: i32, n: u32) -> f32 {
+    if (kb < 0 || n >= gN) { return 0.0; }
+    return s2[o2() + u32(kb) + n * g_cout];
+}
+
+fn put_a(m: u32, kk: u32, v: f32) { As[kk * 16u + m / 4u][m % 4u] = v; }
+fn put_b(kk: u32, n: u32, v: f32) { Bs[kk * 16u + n / 4u][n % 4u] = v; }
+
+fn store_row(m: u32, n0: u32, split: u32, flags: u32, v: vec4<f32>) {
+    if (m >= gM) { return; }
+    for (var c = 0u; c < 4u; c++) {
+        let n = n0 + c;
+        if (n >= gN) { return; }
+        var x = v[c];
+        if ((flags & 4u) != 0u) {
+            // partial sums of one split, reduced by split_reduce
+            s3[o3() + split * gM * gN + m * gN + n] = x;
+            continue;
         }
+        if ((flags & 2u) != 0u) { x += s4[o4() + n]; }
+        let at = o3() + m * gN + n;
+        if ((flags & 1u) != 0u) { x += s3[at]; }
+        s3[at] = x;
     }
 }
 
 @compute @workgroup_size(256)
 fn gemm(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
-    let M = pu(8u);
-    let N = pu(9u);
-    let K = pu(10u);
+    setup();
     let tiles_m = pu(14u);
-    let tiles = tiles_m * ((N + 63u) / 64u);
+    let tiles = tiles_m * ((gN + 63u) / 64u);
     let gid = group_id(w, g);
     let split = gid / tiles;
     let tile = gid % tiles;
@@ -105,60 +203,128 @@ fn gemm(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u3
     let n0 = (tile / tiles_m) * 64u;
     // Split-K: this group sums k in [kbeg, kend) (word 15, a multiple of 16; 0 = all).
     var kbeg = 0u;
-    var kend = K;
+    var kend = gK;
     if (pu(15u) != 0u) {
         kbeg = split * pu(15u);
-        kend = min(K, kbeg + pu(15u));
+        kend = min(gK, kbeg + pu(15u));
     }
     let tx = l % 16u;
     let ty = l / 16u;
     let amode = pu(11u);
-    let a_mfast = amode == 1u || amode == 3u;
-    let b_kfast = pu(12u) != 0u;
-    var acc: array<array<f32, 4>, 4>;
-    for (var i = 0u; i < 4u; i++) { for (var j = 0u; j < 4u; j++) { acc[i][j] = 0.0; } }
+    let bmode = pu(12u);
+    // A loads. Modes 0, 2, 4: this thread loads column l % 16 of rows l / 16 + 16 r;
+    // modes 1, 3: row l % 64 at columns l / 64 + 4 r.
+    let a_kfast = amode == 0u || amode == 2u || amode == 4u;
+    let a_k = select(l / 64u, l % 16u, a_kfast);
+    let a_m = select(l % 64u, l / 16u, a_kfast);
+    // Hoisted per-row geometry.
+    var r0 = vec4<i32>(-1, 0, 0, 0);
+    var r1 = r0;
+    var r2 = r0;
+    var r3 = r0;
+    if (amode == 2u) {
+        r0 = im2col_row(m0 + a_m, gM);
+        r1 = im2col_row(m0 + a_m + 16u, gM);
+        r2 = im2col_row(m0 + a_m + 32u, gM);
+        r3 = im2col_row(m0 + a_m + 48u, gM);
+    } else if (amode == 4u) {
+        r0 = dx_row(m0 + a_m);
+        r1 = dx_row(m0 + a_m + 16u);
+        r2 = dx_row(m0 + a_m + 32u);
+        r3 = dx_row(m0 + a_m + 48u);
+    } else if (amode == 3u) {
+        r0 = im2col_col(m0 + a_m, gM);
+    }
+    // B loads. Mode 0: column l % 64 at rows l / 64 + 4 r; modes 1, 2: row l % 16 of
+    // columns l / 16 + 16 r.
+    let b_kfast = bmode != 0u;
+    let b_k = select(l / 64u, l % 16u, b_kfast);
+    let b_n = select(l % 64u, l / 16u, b_kfast);
+
+    var c0 = vec4<f32>(0.0);
+    var c1 = vec4<f32>(0.0);
+    var c2 = vec4<f32>(0.0);
+    var c3 = vec4<f32>(0.0);
     for (var k0 = kbeg; k0 < kend; k0 += 16u) {
-        for (var r = 0u; r < 4u; r++) {
-            let idx = l + 256u * r;
-            var kk = idx % 16u;
-            var mm = idx / 16u;
-            if (a_mfast) { mm = idx % 64u; kk = idx / 64u; }
-            As[kk][mm] = load_a(m0 + mm, k0 + kk);
-            var bk = idx / 64u;
-            var bn = idx % 64u;
-            if (b_kfast) { bk = idx % 16u; bn = idx / 16u; }
-            Bs[bk][bn] = load_b(k0 + bk, n0 + bn);
+        if (a_kfast) {
+            let k = k0 + a_k;
+            let m = m0 + a_m;
+            if (amode == 0u) {
+                put_a(a_m, a_k, a_rm(m, k));
+                put_a(a_m + 16u, a_k, a_rm(m + 16u, k));
+                put_a(a_m + 32u, a_k, a_rm(m + 32u, k));
+                put_a(a_m + 48u, a_k, a_rm(m + 48u, k));
+            } else if (amode == 2u) {
+                let col = im2col_col(k, gK);
+                put_a(a_m, a_k, im2col_at(r0, col));
+                put_a(a_m + 16u, a_k, im2col_at(r1, col));
+                put_a(a_m + 32u, a_k, im2col_at(r2, col));
+                put_a(a_m + 48u, a_k, im2col_at(r3, col));
+            } else {
+                let col = dx_col(k);
+                put_a(a_m, a_k, dx_at(r0, col));
+                put_a(a_m + 16u, a_k, dx_at(r1, col));
+                put_a(a_m + 32u, a_k, dx_at(r2, col));
+                put_a(a_m + 48u, a_k, dx_at(r3, col));
+            }
+        } else {
+            let k = k0 + a_k;
+            let m = m0 + a_m;
+            if (amode == 1u) {
+                put_a(a_m, a_k, a_tr(m, k));
+                put_a(a_m, a_k + 4u, a_tr(m, k + 4u));
+                put_a(a_m, a_k + 8u, a_tr(m, k + 8u));
+                put_a(a_m, a_k + 12u, a_tr(m, k + 12u));
+            } else {
+                put_a(a_m, a_k, im2col_at(im2col_row(k, gK), r0));
+                put_a(a_m, a_k + 4u, im2col_at(im2col_row(k + 4u, gK), r0));
+                put_a(a_m, a_k + 8u, im2col_at(im2col_row(k + 8u, gK), r0));
+                put_a(a_m, a_k + 12u, im2col_at(im2col_row(k + 12u, gK), r0));
+            }
+        }
+        {
+            let k = k0 + b_k;
+            let n = n0 + b_n;
+            if (bmode == 0u) {
+                put_b(b_k, b_n, b_rm(k, n));
+                put_b(b_k + 4u, b_n, b_rm(k + 4u, n));
+                put_b(b_k + 8u, b_n, b_rm(k + 8u, n));
+                put_b(b_k + 12u, b_n, b_rm(k + 12u, n));
+            } else if (bmode == 1u) {
+                put_b(b_k, b_n, b_tr(k, n));
+                put_b(b_k, b_n + 16u, b_tr(k, n + 16u));
+                put_b(b_k, b_n + 32u, b_tr(k, n + 32u));
+                put_b(b_k, b_n + 48u, b_tr(k, n + 48u));
+            } else {
+                var kb = -1;
+                if (k < gK) {
+                    let q = fdiv(k, g_cout, r_cout);
+                    kb = i32(q * g_cin * g_cout + (k - q * g_cout));
+                }
+                put_b(b_k, b_n, b_w(kb, n));
+                put_b(b_k, b_n + 16u, b_w(kb, n + 16u));
+                put_b(b_k, b_n + 32u, b_w(kb, n + 32u));
+                put_b(b_k, b_n + 48u, b_w(kb, n + 48u));
+            }
         }
         workgroupBarrier();
         for (var kk = 0u; kk < 16u; kk++) {
-            var a: array<f32, 4>;
-            var b: array<f32, 4>;
-            for (var i = 0u; i < 4u; i++) { a[i] = As[kk][ty + 16u * i]; b[i] = Bs[kk][tx + 16u * i]; }
-            for (var i = 0u; i < 4u; i++) {
-                for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(a[i], b[j], acc[i][j]); }
-            }
+            let a = As[kk * 16u + ty];
+            let b = Bs[kk * 16u + tx];
+            c0 = fma(vec4<f32>(a.x), b, c0);
+            c1 = fma(vec4<f32>(a.y), b, c1);
+            c2 = fma(vec4<f32>(a.z), b, c2);
+            c3 = fma(vec4<f32>(a.w), b, c3);
         }
         workgroupBarrier();
     }
     let flags = pu(13u);
-    for (var i = 0u; i < 4u; i++) {
-        let m = m0 + ty + 16u * i;
-        if (m >= M) { continue; }
-        for (var j = 0u; j < 4u; j++) {
-            let n = n0 + tx + 16u * j;
-            if (n >= N) { continue; }
-            var v = acc[i][j];
-            if ((flags & 4u) != 0u) {
-                // partial sums of one split, reduced by split_reduce
-                s3[o3() + split * M * N + m * N + n] = v;
-                continue;
-            }
-            if ((flags & 2u) != 0u) { v += s4[o4() + n]; }
-            let at = o3() + m * N + n;
-            if ((flags & 1u) != 0u) { v += s3[at]; }
-            s3[at] = v;
-        }
-    }
+    let n = n0 + 4u * tx;
+    let m = m0 + 4u * ty;
+    store_row(m, n, split, flags, c0);
+    store_row(m + 1u, n, split, flags, c1);
+    store_row(m + 2u, n, split, flags, c2);
+    store_row(m + 3u, n, split, flags, c3);
 }
 
 // C (+)= sum over splits of the partial products (+ bias). s1 partials, s2 C, s3 bias.
