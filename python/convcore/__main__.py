@@ -1,6 +1,7 @@
 """Command line.
 
-    python -m convcore demo [OUTDIR] [--epochs N]   train the MNIST convnet, draw what it learned
+    python -m convcore demo [OUTDIR] [--epochs N] [--device cpu|gpu|auto]
+                                                    train the MNIST convnet, draw what it learned
     python -m convcore filters [OUTDIR]             the filtering story (smoothing, edges, matching)
 """
 from __future__ import annotations
@@ -23,10 +24,18 @@ def main(argv=None) -> int:
             print("--epochs needs an integer", file=sys.stderr)
             return 2
         rest = rest[:i] + rest[i + 2:]
+    device = None
+    if "--device" in rest:
+        i = rest.index("--device")
+        if i + 1 >= len(rest) or rest[i + 1] not in ("cpu", "gpu", "auto"):
+            print("--device needs one of: cpu, gpu, auto", file=sys.stderr)
+            return 2
+        device = rest[i + 1]
+        rest = rest[:i] + rest[i + 2:]
     outdir = rest[0] if rest else "convcore-demo"
     if cmd == "demo":
         from .mnist_demo import run
-        run(outdir, epochs=epochs)
+        run(outdir, epochs=epochs, device=device)
         return 0
     if cmd == "filters":
         from .demo import run

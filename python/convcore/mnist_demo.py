@@ -48,14 +48,22 @@ def grid(images, cols):
     return out
 
 
-def run(outdir="convcore-demo", epochs=10, batch_size=128, verbose=1, seed=0):
+def run(outdir="convcore-demo", epochs=10, batch_size=128, verbose=1, seed=0, device=None):
+    """Train and evaluate the convnet, write the figures. ``device``: 'cpu', 'gpu' or
+    'auto' (default: the current device, see ``convcore.set_device``)."""
     os.makedirs(outdir, exist_ok=True)
     set_seed(seed)
     (xtr, ytr), (xts, yts) = load_scaled()
     model = build_convnet()
     model.compile(optimizer=optimizers.Adam(learning_rate=1e-3), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+                  metrics=["accuracy"], device=device)
     model.summary()
+    where = model.device
+    if where == "gpu":
+        from . import _core
+        info = _core.gpu_info()
+        where = f"gpu ({info.get('name')}, {info.get('backend')})"
+    print(f"training on: {where}")
     t0 = time.perf_counter()
     hist = model.fit(xtr, ytr, epochs=epochs, batch_size=batch_size, validation_data=(xts, yts), verbose=verbose)
     train_s = time.perf_counter() - t0
