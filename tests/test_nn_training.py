@@ -402,3 +402,12 @@ def test_mnist_idx_errors(tmp_path):
         mnist.read_idx(str(tmp_path / "notidx"))
     with pytest.raises(FileNotFoundError):
         mnist.load_data(tmp_path / "missing.npz")
+
+
+def test_demo_cli_rejects_bad_arguments(capsys):
+    from convcore.__main__ import main
+    assert main(["demo", "--device", "tpu"]) == 2
+    assert "--device needs one of: cpu, gpu, auto" in capsys.readouterr().err
+    assert main(["demo", "--device"]) == 2
+    assert main(["demo", "--epochs", "x"]) == 2
+    assert "--epochs needs an integer" in capsys.readouterr().err

@@ -151,6 +151,20 @@ impl GpuTensor {
     }
 }
 
+/// Commands recorded but not yet submitted: dispatches and copies go into one encoder
+/// and reach the queue together (one submission per training step instead of one per
+/// operation). Submitted before any host write, read-back, wait or buffer destruction,
+/// and every `BATCH` commands.
+#[derive(Default)]
+struct Pending {
+    enc: Option<wgpu::CommandEncoder>,
+    /// Parameter blocks of the recorded dispatches: back to the pool once submitted.
+    uniforms: Vec<wgpu::Buffer>,
+    commands: usize,
+}
+
+const BATCH: usize = 64;
+
 #[derive(Default)]
 struct Pool {
     free: HashMap<u64, Vec<wgpu::Buffer>>,
@@ -169,6 +183,7 @@ pub struct Gpu {
     pipelines: Mutex<HashMap<(&'static str, &'static str), Arc<wgpu::ComputePipeline>>>,
     pool: Mutex<Pool>,
     uniforms: Mutex<Vec<wgpu::Buffer>>,
+    pending: Mutex<Pending>,
     dummies: Vec<wgpu::Buffer>,
     errors: Arc<Mutex<Vec<(bool, String)>>>,
     lost: Arc<AtomicBool>,
@@ -292,6 +307,7 @@ impl Gpu {
             pipelines: Mutex::new(HashMap::new()),
             pool: Mutex::new(Pool::default()),
             uniforms: Mutex::new(Vec::new()),
+            pending: Mutex::new(Pending::default()),
             dummies,
             errors,
             lost,
@@ -404,11 +420,13 @@ impl Gpu {
                 return;
             }
         }
-        b.destroy();
+        // Dropped, not destroyed: recorded commands may still use it; wgpu frees it after.
+        drop(b);
     }
 
     /// Drop every pooled free buffer (frees device memory).
     pub fn trim(&self) {
+        let _ = self.flush();
         if let Ok(mut p) = self.pool.lock() {
             for (_, v) in p.free.drain() {
                 for b in v {
@@ -429,9 +447,7 @@ impl Gpu {
     /// A zero-filled tensor.
     pub fn zeros(&self, shape: &[usize], what: &str) -> Result<GpuTensor> {
         let t = self.empty(shape, what)?;
-        let mut enc = self.device.create_command_encoder(&Default::default());
-        enc.clear_buffer(t.buf.raw(), 0, None);
-        self.submit(enc)?;
+        self.record(|enc| enc.clear_buffer(t.buf.raw(), 0, None))?;
         Ok(t)
     }
 
@@ -439,6 +455,8 @@ impl Gpu {
     pub fn upload_f32(&self, data: &[f32], shape: &[usize]) -> Result<GpuTensor> {
         let t = self.empty(shape, "an uploaded array")?;
         if !data.is_empty() {
+            // The buffer may come from the pool with recorded commands still using it.
+            self.flush()?;
             self.queue.write_buffer(t.buf.raw(), 0, bytemuck::cast_slice(data));
         }
         self.check()?;
@@ -448,6 +466,7 @@ impl Gpu {
     pub fn upload_u32(&self, data: &[u32], shape: &[usize]) -> Result<GpuTensor> {
         let mut t = self.empty(shape, "uploaded indices")?;
         if !data.is_empty() {
+            self.flush()?;
             self.queue.write_buffer(t.buf.raw(), 0, bytemuck::cast_slice(data));
         }
         t.int = true;
@@ -461,6 +480,7 @@ impl Gpu {
             return Err(Error::Value(format!("cannot write {} values into a GPU array of shape {:?}", data.len(), t.shape)));
         }
         if !data.is_empty() {
+            self.flush()?;
             self.queue.write_buffer(t.buf.raw(), 0, bytemuck::cast_slice(data));
         }
         self.check()
@@ -480,9 +500,8 @@ impl Gpu {
             mapped_at_creation: false,
         });
         self.check()?;
-        let mut enc = self.device.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(t.buf.raw(), 0, &staging, 0, size);
-        self.submit(enc)?;
+        self.record(|enc| enc.copy_buffer_to_buffer(t.buf.raw(), 0, &staging, 0, size))?;
+        self.flush()?;
         let slice = staging.slice(..);
         let (tx, rx) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
@@ -516,14 +535,50 @@ impl Gpu {
 
     /// Wait until all submitted work has finished.
     pub fn sync(&self) -> Result<()> {
+        self.flush()?;
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Device(format!("waiting for the GPU failed: {e}")))?;
         self.check()
     }
 
-    pub(crate) fn submit(&self, enc: wgpu::CommandEncoder) -> Result<()> {
-        self.queue.submit(Some(enc.finish()));
+    /// Record commands into the pending encoder (submitted by `flush`).
+    pub(crate) fn record<R>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> Result<R> {
+        self.record_with(None, f)
+    }
+
+    fn record_with<R>(&self, uniform: Option<wgpu::Buffer>, f: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> Result<R> {
+        let mut p = self.pending.lock().map_err(|_| Error::Device("GPU command list poisoned".into()))?;
+        let enc = p.enc.get_or_insert_with(|| self.device.create_command_encoder(&Default::default()));
+        let r = f(enc);
+        p.uniforms.extend(uniform);
+        p.commands += 1;
+        if p.commands >= BATCH {
+            self.submit_pending(&mut p);
+        }
+        drop(p);
+        self.check()?;
+        Ok(r)
+    }
+
+    fn submit_pending(&self, p: &mut Pending) {
+        if let Some(enc) = p.enc.take() {
+            self.queue.submit(Some(enc.finish()));
+        }
+        p.commands = 0;
+        if !p.uniforms.is_empty() {
+            if let Ok(mut v) = self.uniforms.lock() {
+                v.append(&mut p.uniforms);
+            }
+        }
+    }
+
+    /// Submit the recorded commands to the queue (does not wait for them).
+    pub fn flush(&self) -> Result<()> {
+        {
+            let mut p = self.pending.lock().map_err(|_| Error::Device("GPU command list poisoned".into()))?;
+            self.submit_pending(&mut p);
+        }
         self.check()
     }
 
@@ -619,18 +674,12 @@ impl Gpu {
         if y > 65535 {
             return Err(Error::Value(format!("kernel {}: {groups} workgroups is too many for one dispatch", k.entry)));
         }
-        let mut enc = self.device.create_command_encoder(&Default::default());
-        {
+        self.record_with(Some(ubuf), |enc| {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
             pass.set_pipeline(&pipe);
             pass.set_bind_group(0, &bg, &[]);
             pass.dispatch_workgroups(x as u32, y as u32, 1);
-        }
-        let r = self.submit(enc);
-        if let Ok(mut v) = self.uniforms.lock() {
-            v.push(ubuf);
-        }
-        r
+        })
     }
 }
 

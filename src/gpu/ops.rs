@@ -116,9 +116,7 @@ pub fn copy(t: &GpuTensor) -> Result<GpuTensor> {
     let mut o = g.empty(&t.shape, "a copy")?;
     o.int = t.int;
     if t.numel() > 0 {
-        let mut enc = g.device.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(t.buf.raw(), 0, o.buf.raw(), 0, (t.numel() as u64) * 4);
-        g.submit(enc)?;
+        g.record(|enc| enc.copy_buffer_to_buffer(t.buf.raw(), 0, o.buf.raw(), 0, (t.numel() as u64) * 4))?;
     }
     Ok(o)
 }
@@ -138,9 +136,7 @@ fn copy_words(g: &Gpu, src: &GpuTensor, so: usize, dst: &GpuTensor, d_o: usize, 
     if words == 0 {
         return Ok(());
     }
-    let mut enc = g.device.create_command_encoder(&Default::default());
-    enc.copy_buffer_to_buffer(src.buf.raw(), so as u64 * 4, dst.buf.raw(), d_o as u64 * 4, words as u64 * 4);
-    g.submit(enc)
+    g.record(|enc| enc.copy_buffer_to_buffer(src.buf.raw(), so as u64 * 4, dst.buf.raw(), d_o as u64 * 4, words as u64 * 4))
 }
 
 pub fn fill(t: &GpuTensor, v: f64) -> Result<()> {
