@@ -64,6 +64,10 @@ CONV_CASES = [
     ((2, 23, 3), (5,), (2,), (1,), "valid", 4),
     ((2, 5, 6, 7, 2), (2, 3, 2), (1, 2, 1), (1, 1, 1), "same", 3),
     ((5, 9, 9, 70), (3, 3), (1, 1), (1, 1), "same", 65),
+    # the GEMM comes in four tile shapes chosen by M and N (<= 32 or not); these reach
+    # the ones above leave out: 32x128 and 32x32 (tiny images), 64x64 with strides
+    ((1, 5, 6, 3), (3, 3), (1, 1), (1, 1), "valid", 40),
+    ((2, 15, 15, 40), (3, 3), (2, 2), (1, 1), "same", 36),
 ]
 
 
@@ -85,7 +89,7 @@ def test_conv_forward_backward(case, binding):
     close(gb, db, what="conv db")
 
 
-@pytest.mark.parametrize("rows,k,m", [(1, 1, 1), (37, 70, 13), (130, 65, 129)])
+@pytest.mark.parametrize("rows,k,m", [(1, 1, 1), (37, 70, 13), (130, 65, 129), (8, 20, 40), (200, 40, 9)])
 def test_dense(rows, k, m, binding):
     x, w, b = R(rows, k), R(k, m), R(m)
     if binding == "chunked":  # the kernel must fit one window; the rows are split

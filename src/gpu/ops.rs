@@ -8,7 +8,12 @@ use crate::ops::correlate::{Boundary, CorrPlan};
 use crate::ops::pool::{PoolKind, PoolPlan};
 
 const ELEM: &str = include_str!("shaders/elementwise.wgsl");
-const GEMM: &str = include_str!("shaders/gemm.wgsl");
+// The GEMM kernel in four tile shapes (TM x TN): the host picks the one that wastes
+// least for the product's M and N.
+const GEMM: &str = concat!("const TM: u32 = 64u;\nconst TN: u32 = 64u;\n", include_str!("shaders/gemm.wgsl"));
+const GEMM_TALL: &str = concat!("const TM: u32 = 128u;\nconst TN: u32 = 32u;\n", include_str!("shaders/gemm.wgsl"));
+const GEMM_WIDE: &str = concat!("const TM: u32 = 32u;\nconst TN: u32 = 128u;\n", include_str!("shaders/gemm.wgsl"));
+const GEMM_SMALL: &str = concat!("const TM: u32 = 32u;\nconst TN: u32 = 32u;\n", include_str!("shaders/gemm.wgsl"));
 const NN: &str = include_str!("shaders/nn.wgsl");
 const POOL: &str = include_str!("shaders/pool.wgsl");
 const CORR: &str = include_str!("shaders/correlate.wgsl");
@@ -33,6 +38,9 @@ kernels! {
     K_ADAM = ELEM::"adam",
     K_COPY_COLS = ELEM::"copy_cols",
     K_GEMM = GEMM::"gemm",
+    K_GEMM_TALL = GEMM_TALL::"gemm",
+    K_GEMM_WIDE = GEMM_WIDE::"gemm",
+    K_GEMM_SMALL = GEMM_SMALL::"gemm",
     K_SPLIT_REDUCE = GEMM::"split_reduce",
     K_COL = NN::"col_stats",
     K_BN = NN::"bn_apply",
@@ -387,9 +395,15 @@ fn run_gemm(g: &Gpu, s: Gemm<'_>) -> Result<()> {
     q[11] = s.amode;
     q[12] = s.bmode;
     q[13] = s.accumulate as u32 | if s.bias.is_some() { 2 } else { 0 };
-    let tm = s.m.div_ceil(64);
+    let (kernel, tile_m, tile_n) = match (s.m <= 32, s.n <= 32) {
+        (true, true) => (&K_GEMM_SMALL, 32, 32),
+        (false, true) => (&K_GEMM_TALL, 128, 32),
+        (true, false) => (&K_GEMM_WIDE, 32, 128),
+        (false, false) => (&K_GEMM, 64, 64),
+    };
+    let tm = s.m.div_ceil(tile_m);
     q[14] = u(tm, "tiles")?;
-    let tiles = (tm as u64) * (s.n.div_ceil(64) as u64);
+    let tiles = (tm as u64) * (s.n.div_ceil(tile_n) as u64);
     // Few output tiles and a long K (weight gradients): split K over workgroups so the
     // whole device works, then reduce the partial products.
     let want = (TARGET_GROUPS / tiles.max(1)).min((s.k / 64) as u64);
@@ -401,7 +415,7 @@ fn run_gemm(g: &Gpu, s: Gemm<'_>) -> Result<()> {
         let part = g.empty(&[splits * s.m * s.n], "split-K partial sums")?;
         q[13] = 4;
         q[15] = u(kps, "split size")?;
-        g.dispatch(&K_GEMM, &[s.a, s.b, Win::all(&part)], q, tiles * splits as u64)?;
+        g.dispatch(kernel, &[s.a, s.b, Win::all(&part)], q, tiles * splits as u64)?;
         let mut r = p();
         r[8] = u(s.m * s.n, "size")?;
         r[9] = u(splits, "splits")?;
@@ -417,7 +431,7 @@ fn run_gemm(g: &Gpu, s: Gemm<'_>) -> Result<()> {
     if let Some(b) = s.bias {
         wins.push(b);
     }
-    g.dispatch(&K_GEMM, &wins, q, tiles)
+    g.dispatch(kernel, &wins, q, tiles)
 }
 
 /// Workgroups a GEMM should spread over before K is split (a few per compute unit on

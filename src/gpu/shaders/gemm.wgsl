@@ -1,8 +1,9 @@
 // One tiled matrix product C[M, N] (+)= A[M, K] B[K, N] (+ bias) for dense layers and
 // for convolutions as implicit GEMMs: the A operand is gathered from the image on the
-// fly (no im2col matrix is ever stored). 64 x 64 tiles, 16-deep slices in workgroup
-// memory held as vec4s, 4 x 4 outputs per thread kept in four vec4 accumulators (no
-// private arrays: software rasterizers spill those to memory).
+// fly (no im2col matrix is ever stored). TM x TN output tiles (constants prepended by
+// the host: 64 x 64, 128 x 32 for narrow products, 32 x 32 for small ones), 16-deep
+// slices in workgroup memory held as vec4s, 4 x 4 outputs per thread in four vec4
+// accumulators, TM * TN / 16 threads per workgroup.
 //
 // Bindings: s1 A source, s2 B source, s3 C, s4 bias.
 // Words: 8 M, 9 N, 10 K, 11 A mode, 12 B mode, 13 flags (1 accumulate, 2 bias),
@@ -18,8 +19,14 @@
 // tile, the column decomposition once per 16-deep slice, and divisions by the geometry
 // use a float reciprocal with one exact integer correction.
 
-var<workgroup> As: array<vec4<f32>, 256>; // As[kk * 16 + i] = A[m0 + 4i .. 4i + 3, k0 + kk]
-var<workgroup> Bs: array<vec4<f32>, 256>; // Bs[kk * 16 + j] = B[k0 + kk, n0 + 4j .. 4j + 3]
+const T: u32 = TM * TN / 16u; // threads
+const TM4: u32 = TM / 4u;
+const TN4: u32 = TN / 4u;
+const AR: u32 = 256u / TN; // A elements each thread loads per slice
+const BR: u32 = 256u / TM; // B elements each thread loads per slice
+
+var<workgroup> As: array<vec4<f32>, 4u * TM>; // As[kk * TM4 + i] = A[m0 + 4i .. 4i + 3, k0 + kk]
+var<workgroup> Bs: array<vec4<f32>, 4u * TN>; // Bs[kk * TN4 + j] = B[k0 + kk, n0 + 4j .. 4j + 3]
 
 var<private> gM: u32;
 var<private> gN: u32;
@@ -170,8 +177,8 @@ fn b_w(kb: i32, n: u32) -> f32 {
     return s2[o2() + u32(kb) + n * g_cout];
 }
 
-fn put_a(m: u32, kk: u32, v: f32) { As[kk * 16u + m / 4u][m % 4u] = v; }
-fn put_b(kk: u32, n: u32, v: f32) { Bs[kk * 16u + n / 4u][n % 4u] = v; }
+fn put_a(m: u32, kk: u32, v: f32) { As[kk * TM4 + m / 4u][m % 4u] = v; }
+fn put_b(kk: u32, n: u32, v: f32) { Bs[kk * TN4 + n / 4u][n % 4u] = v; }
 
 fn store_row(m: u32, n0: u32, split: u32, flags: u32, v: vec4<f32>) {
     if (m >= gM) { return; }
@@ -191,16 +198,16 @@ fn store_row(m: u32, n0: u32, split: u32, flags: u32, v: vec4<f32>) {
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(T)
 fn gemm(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     setup();
     let tiles_m = pu(14u);
-    let tiles = tiles_m * ((gN + 63u) / 64u);
+    let tiles = tiles_m * ((gN + TN - 1u) / TN);
     let gid = group_id(w, g);
     let split = gid / tiles;
     let tile = gid % tiles;
-    let m0 = (tile % tiles_m) * 64u;
-    let n0 = (tile / tiles_m) * 64u;
+    let m0 = (tile % tiles_m) * TM;
+    let n0 = (tile / tiles_m) * TN;
     // Split-K: this group sums k in [kbeg, kend) (word 15, a multiple of 16; 0 = all).
     var kbeg = 0u;
     var kend = gK;
@@ -208,109 +215,89 @@ fn gemm(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u3
         kbeg = split * pu(15u);
         kend = min(gK, kbeg + pu(15u));
     }
-    let tx = l % 16u;
-    let ty = l / 16u;
+    let tx = l % TN4;
+    let ty = l / TN4;
     let amode = pu(11u);
     let bmode = pu(12u);
-    // A loads. Modes 0, 2, 4: this thread loads column l % 16 of rows l / 16 + 16 r;
-    // modes 1, 3: row l % 64 at columns l / 64 + 4 r.
+    // A loads. Modes 0, 2, 4 (consecutive k contiguous): column l % 16 of rows
+    // l / 16 + (T / 16) r; modes 1, 3: row l % TM at columns l / TM + (T / TM) r.
     let a_kfast = amode == 0u || amode == 2u || amode == 4u;
-    let a_k = select(l / 64u, l % 16u, a_kfast);
-    let a_m = select(l % 64u, l / 16u, a_kfast);
-    // Hoisted per-row geometry.
-    var r0 = vec4<i32>(-1, 0, 0, 0);
-    var r1 = r0;
-    var r2 = r0;
-    var r3 = r0;
-    if (amode == 2u) {
-        r0 = im2col_row(m0 + a_m, gM);
-        r1 = im2col_row(m0 + a_m + 16u, gM);
-        r2 = im2col_row(m0 + a_m + 32u, gM);
-        r3 = im2col_row(m0 + a_m + 48u, gM);
-    } else if (amode == 4u) {
-        r0 = dx_row(m0 + a_m);
-        r1 = dx_row(m0 + a_m + 16u);
-        r2 = dx_row(m0 + a_m + 32u);
-        r3 = dx_row(m0 + a_m + 48u);
-    } else if (amode == 3u) {
-        r0 = im2col_col(m0 + a_m, gM);
+    let a_k = select(l / TM, l % 16u, a_kfast);
+    let a_m = select(l % TM, l / 16u, a_kfast);
+    let a_ms = select(0u, T / 16u, a_kfast);
+    let a_ks = select(T / TM, 0u, a_kfast);
+    // Per-row geometry, computed once.
+    var rows: array<vec4<i32>, AR>;
+    for (var r = 0u; r < AR; r++) {
+        let m = m0 + a_m + r * a_ms;
+        if (amode == 2u) {
+            rows[r] = im2col_row(m, gM);
+        } else if (amode == 4u) {
+            rows[r] = dx_row(m);
+        } else if (amode == 3u) {
+            rows[r] = im2col_col(m, gM);
+        }
     }
-    // B loads. Mode 0: column l % 64 at rows l / 64 + 4 r; modes 1, 2: row l % 16 of
-    // columns l / 16 + 16 r.
+    // B loads. Mode 0: column l % TN at rows l / TN + (T / TN) r; modes 1, 2: row l % 16
+    // of columns l / 16 + (T / 16) r.
     let b_kfast = bmode != 0u;
-    let b_k = select(l / 64u, l % 16u, b_kfast);
-    let b_n = select(l % 64u, l / 16u, b_kfast);
+    let b_k = select(l / TN, l % 16u, b_kfast);
+    let b_n = select(l % TN, l / 16u, b_kfast);
+    let b_ns = select(0u, T / 16u, b_kfast);
+    let b_ks = select(T / TN, 0u, b_kfast);
 
     var c0 = vec4<f32>(0.0);
     var c1 = vec4<f32>(0.0);
     var c2 = vec4<f32>(0.0);
     var c3 = vec4<f32>(0.0);
     for (var k0 = kbeg; k0 < kend; k0 += 16u) {
-        if (a_kfast) {
-            let k = k0 + a_k;
-            let m = m0 + a_m;
-            if (amode == 0u) {
-                put_a(a_m, a_k, a_rm(m, k));
-                put_a(a_m + 16u, a_k, a_rm(m + 16u, k));
-                put_a(a_m + 32u, a_k, a_rm(m + 32u, k));
-                put_a(a_m + 48u, a_k, a_rm(m + 48u, k));
-            } else if (amode == 2u) {
-                let col = im2col_col(k, gK);
-                put_a(a_m, a_k, im2col_at(r0, col));
-                put_a(a_m + 16u, a_k, im2col_at(r1, col));
-                put_a(a_m + 32u, a_k, im2col_at(r2, col));
-                put_a(a_m + 48u, a_k, im2col_at(r3, col));
-            } else {
-                let col = dx_col(k);
-                put_a(a_m, a_k, dx_at(r0, col));
-                put_a(a_m + 16u, a_k, dx_at(r1, col));
-                put_a(a_m + 32u, a_k, dx_at(r2, col));
-                put_a(a_m + 48u, a_k, dx_at(r3, col));
+        // the column geometry of this thread's k (k-fast modes)
+        var col = vec4<i32>(-1, 0, 0, 0);
+        if (amode == 2u) {
+            col = im2col_col(k0 + a_k, gK);
+        } else if (amode == 4u) {
+            col = dx_col(k0 + a_k);
+        }
+        for (var r = 0u; r < AR; r++) {
+            let mm = a_m + r * a_ms;
+            let kk = a_k + r * a_ks;
+            let m = m0 + mm;
+            let k = k0 + kk;
+            var v = 0.0;
+            switch amode {
+                case 0u: { v = a_rm(m, k); }
+                case 1u: { v = a_tr(m, k); }
+                case 2u: { v = im2col_at(rows[r], col); }
+                case 3u: { v = im2col_at(im2col_row(k, gK), rows[0]); }
+                default: { v = dx_at(rows[r], col); }
             }
-        } else {
-            let k = k0 + a_k;
-            let m = m0 + a_m;
-            if (amode == 1u) {
-                put_a(a_m, a_k, a_tr(m, k));
-                put_a(a_m, a_k + 4u, a_tr(m, k + 4u));
-                put_a(a_m, a_k + 8u, a_tr(m, k + 8u));
-                put_a(a_m, a_k + 12u, a_tr(m, k + 12u));
-            } else {
-                put_a(a_m, a_k, im2col_at(im2col_row(k, gK), r0));
-                put_a(a_m, a_k + 4u, im2col_at(im2col_row(k + 4u, gK), r0));
-                put_a(a_m, a_k + 8u, im2col_at(im2col_row(k + 8u, gK), r0));
-                put_a(a_m, a_k + 12u, im2col_at(im2col_row(k + 12u, gK), r0));
+            put_a(mm, kk, v);
+        }
+        var kb = -1;
+        if (bmode == 2u) {
+            let k = k0 + b_k;
+            if (k < gK) {
+                let q = fdiv(k, g_cout, r_cout);
+                kb = i32(q * g_cin * g_cout + (k - q * g_cout));
             }
         }
-        {
-            let k = k0 + b_k;
-            let n = n0 + b_n;
-            if (bmode == 0u) {
-                put_b(b_k, b_n, b_rm(k, n));
-                put_b(b_k + 4u, b_n, b_rm(k + 4u, n));
-                put_b(b_k + 8u, b_n, b_rm(k + 8u, n));
-                put_b(b_k + 12u, b_n, b_rm(k + 12u, n));
-            } else if (bmode == 1u) {
-                put_b(b_k, b_n, b_tr(k, n));
-                put_b(b_k, b_n + 16u, b_tr(k, n + 16u));
-                put_b(b_k, b_n + 32u, b_tr(k, n + 32u));
-                put_b(b_k, b_n + 48u, b_tr(k, n + 48u));
-            } else {
-                var kb = -1;
-                if (k < gK) {
-                    let q = fdiv(k, g_cout, r_cout);
-                    kb = i32(q * g_cin * g_cout + (k - q * g_cout));
-                }
-                put_b(b_k, b_n, b_w(kb, n));
-                put_b(b_k, b_n + 16u, b_w(kb, n + 16u));
-                put_b(b_k, b_n + 32u, b_w(kb, n + 32u));
-                put_b(b_k, b_n + 48u, b_w(kb, n + 48u));
+        for (var r = 0u; r < BR; r++) {
+            let nn = b_n + r * b_ns;
+            let kk = b_k + r * b_ks;
+            let n = n0 + nn;
+            let k = k0 + kk;
+            var v = 0.0;
+            switch bmode {
+                case 0u: { v = b_rm(k, n); }
+                case 1u: { v = b_tr(k, n); }
+                default: { v = b_w(kb, n); }
             }
+            put_b(kk, nn, v);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < 16u; kk++) {
-            let a = As[kk * 16u + ty];
-            let b = Bs[kk * 16u + tx];
+            let a = As[kk * TM4 + ty];
+            let b = Bs[kk * TN4 + tx];
             c0 = fma(vec4<f32>(a.x), b, c0);
             c1 = fma(vec4<f32>(a.y), b, c1);
             c2 = fma(vec4<f32>(a.z), b, c2);
