@@ -519,6 +519,7 @@ pub fn col_sums(t: &GpuTensor, cols: usize) -> Result<GpuTensor> {
         q[9] = u(cols, "columns")?;
         q[10] = 0;
         q[11] = (i > 0) as u32;
+        q[12] = f(1.0);
         g.dispatch(&K_COL, &[Win::part(t, r0 * cols, nr * cols), Win::all(&out)], q, cols as u64)?;
     }
     Ok(out)
@@ -831,36 +832,58 @@ pub fn batchnorm_forward(
     let g = gpu()?;
     let c = *x.shape.last().unwrap_or(&0);
     let r = bn_rows(x, c, "batch normalization")?;
-    whole(&g, x, "a batch-normalization input")?;
-    let stats = if training {
+    // Row chunks so x and y fit the binding windows (per-channel tensors are whole).
+    let chunks = batch_chunks(&g, r, &[c], "batch normalization")?;
+    let (mean, var) = if training {
         if r == 0 {
             return Err(Error::Value("batch normalization in training mode needs a non-empty batch".into()));
         }
-        let st = g.empty(&[2 * c], "batch statistics")?;
-        let mut q = p();
-        q[8] = u(r, "rows")?;
-        q[9] = u(c, "channels")?;
-        q[10] = 1;
-        g.dispatch(&K_COL, &[Win::all(x), Win::all(&st)], q, c as u64)?;
-        st
+        // Two passes over the rows: the mean, then the mean squared deviation from it.
+        let mean = g.empty(&[c], "the batch mean")?;
+        let var = g.empty(&[c], "the batch variance")?;
+        for (pass, out) in [(0u32, &mean), (3, &var)] {
+            for (i, &(r0, nr)) in chunks.iter().enumerate() {
+                let mut q = p();
+                q[8] = u(nr, "rows")?;
+                q[9] = u(c, "channels")?;
+                q[10] = pass;
+                q[11] = (i > 0) as u32;
+                q[12] = f(1.0 / r as f64);
+                let mut wins = vec![Win::part(x, r0 * c, nr * c), Win::all(out)];
+                if pass == 3 {
+                    wins.push(Win::all(&mean));
+                }
+                g.dispatch(&K_COL, &wins, q, c as u64)?;
+            }
+        }
+        (mean, var)
     } else {
-        concat2(moving_mean, moving_var)?
+        (copy(moving_mean)?, copy(moving_var)?)
     };
+    let stats = concat2(&mean, &var)?;
     let y = g.empty(&x.shape, "the batch normalization output")?;
     let one = g.empty(&[1], "a placeholder")?;
-    let mut q = p();
-    q[8] = u(x.numel(), "size")?;
-    q[9] = u(c, "channels")?;
-    q[10] = f(eps);
-    q[11] = gamma.is_some() as u32;
-    q[12] = beta.is_some() as u32;
-    g.dispatch(
-        &K_BN,
-        &[Win::all(x), Win::all(&y), Win::all(&stats), Win::all(gamma.unwrap_or(&one)), Win::all(beta.unwrap_or(&one))],
-        q,
-        groups(x.numel()),
-    )?;
-    Ok((y, slice(&stats, 0, c)?, slice(&stats, c, c)?))
+    for (r0, nr) in chunks {
+        let mut q = p();
+        q[8] = u(nr * c, "size")?;
+        q[9] = u(c, "channels")?;
+        q[10] = f(eps);
+        q[11] = gamma.is_some() as u32;
+        q[12] = beta.is_some() as u32;
+        g.dispatch(
+            &K_BN,
+            &[
+                Win::part(x, r0 * c, nr * c),
+                Win::part(&y, r0 * c, nr * c),
+                Win::all(&stats),
+                Win::all(gamma.unwrap_or(&one)),
+                Win::all(beta.unwrap_or(&one)),
+            ],
+            q,
+            groups(nr * c),
+        )?;
+    }
+    Ok((y, mean, var))
 }
 
 /// `(dx, dgamma, dbeta)`; with `training = false` the statistics are the moving ones
@@ -878,30 +901,47 @@ pub fn batchnorm_backward(
     let c = *x.shape.last().unwrap_or(&0);
     let r = bn_rows(x, c, "batch normalization backward")?;
     same_len(x, dy, "batch normalization backward")?;
-    whole(&g, x, "a batch-normalization input")?;
+    let chunks = batch_chunks(&g, r, &[c], "batch normalization backward")?;
     let stats = concat2(mean, var)?;
     let sums = g.empty(&[2 * c], "batch-norm gradient sums")?;
-    let mut q = p();
-    q[8] = u(r, "rows")?;
-    q[9] = u(c, "channels")?;
-    q[10] = 2;
-    q[12] = f(eps);
-    g.dispatch(&K_COL, &[Win::all(x), Win::all(dy), Win::all(&stats), Win::all(&sums)], q, c as u64)?;
+    for (i, &(r0, nr)) in chunks.iter().enumerate() {
+        let mut q = p();
+        q[8] = u(nr, "rows")?;
+        q[9] = u(c, "channels")?;
+        q[10] = 2;
+        q[11] = (i > 0) as u32;
+        q[12] = f(eps);
+        g.dispatch(
+            &K_COL,
+            &[Win::part(x, r0 * c, nr * c), Win::part(dy, r0 * c, nr * c), Win::all(&stats), Win::all(&sums)],
+            q,
+            c as u64,
+        )?;
+    }
     let dx = g.empty(&x.shape, "the batch normalization input gradient")?;
     let one = g.empty(&[1], "a placeholder")?;
-    let mut q = p();
-    q[8] = u(x.numel(), "size")?;
-    q[9] = u(c, "channels")?;
-    q[10] = f(eps);
-    q[11] = gamma.is_some() as u32;
-    q[12] = u(r, "rows")?;
-    q[13] = training as u32;
-    g.dispatch(
-        &K_BN_BWD,
-        &[Win::all(x), Win::all(dy), Win::all(&stats), Win::all(gamma.unwrap_or(&one)), Win::all(&sums), Win::all(&dx)],
-        q,
-        groups(x.numel()),
-    )?;
+    for (r0, nr) in chunks {
+        let mut q = p();
+        q[8] = u(nr * c, "size")?;
+        q[9] = u(c, "channels")?;
+        q[10] = f(eps);
+        q[11] = gamma.is_some() as u32;
+        q[12] = u(r, "rows")?;
+        q[13] = training as u32;
+        g.dispatch(
+            &K_BN_BWD,
+            &[
+                Win::part(x, r0 * c, nr * c),
+                Win::part(dy, r0 * c, nr * c),
+                Win::all(&stats),
+                Win::all(gamma.unwrap_or(&one)),
+                Win::all(&sums),
+                Win::part(&dx, r0 * c, nr * c),
+            ],
+            q,
+            groups(nr * c),
+        )?;
+    }
     Ok((dx, slice(&sums, c, c)?, slice(&sums, 0, c)?))
 }
 

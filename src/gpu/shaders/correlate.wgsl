@@ -37,6 +37,30 @@ fn correlate(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: ve
     let o = vec4<u32>(i / (outs.y * outs.z * outs.w), (i / (outs.z * outs.w)) % outs.y, (i / outs.w) % outs.z, i % outs.w);
     let pre = pu(11u) == 1u;
     var acc = 0.0;
+    // First input position of the window (a chunk's axis 0 is already resolved).
+    var st = vec4<i32>(o) - off;
+    if (pre) { st.x = i32(o.x); }
+    if (all(st >= vec4<i32>(0)) && all(st + vec4<i32>(ks) <= ins)) {
+        // Interior: the whole window is inside the input, no boundary rule.
+        let sw = u32(ins.w);
+        let sz = u32(ins.z) * sw;
+        let sy = u32(ins.y) * sz;
+        let base = o1() + u32(st.x) * sy + u32(st.y) * sz + u32(st.z) * sw + u32(st.w);
+        var kb = o2();
+        for (var a = 0u; a < ks.x; a++) {
+            for (var b = 0u; b < ks.y; b++) {
+                for (var c = 0u; c < ks.z; c++) {
+                    let row = base + a * sy + b * sz + c * sw;
+                    for (var d = 0u; d < ks.w; d++) {
+                        acc = fma(s1[row + d], s2[kb], acc);
+                        kb += 1u;
+                    }
+                }
+            }
+        }
+        s3[o3() + i] = acc;
+        return;
+    }
     let cval = pf(10u);
     for (var a = 0u; a < ks.x; a++) {
         var r0: i32;

@@ -15,9 +15,11 @@ fn reduce2(l: u32) {
     }
 }
 
-// One workgroup per column c of a rows x cols matrix (words 8 rows, 9 cols).
-// Word 10 mode: 0 column sums of s1 into s2 (word 11: 1 accumulate);
-// 1 batch-norm statistics of s1 into s2 = [mean (cols), var (cols)];
+// One workgroup per column c of a rows x cols matrix (words 8 rows, 9 cols); word 11 = 1
+// adds to the outputs instead of overwriting them (row chunks of a larger matrix).
+// Word 10 mode: 0 scaled column sums of s1 into s2 (word 12 scale: 1 for bias gradients,
+// 1 / total rows for batch-norm means);
+// 3 batch-norm variance part: s2 = scale (word 12) * sum (s1 - s3 mean)^2;
 // 2 batch-norm backward sums: x s1, dy s2, stats s3, eps word 12 -> s4 = [sum dy, sum dy xhat].
 @compute @workgroup_size(256)
 fn col_stats(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
@@ -25,33 +27,26 @@ fn col_stats(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: ve
     let rows = pu(8u);
     let cols = pu(9u);
     let mode = pu(10u);
+    let add = pu(11u) == 1u;
     if (c >= cols) { return; }
     var a = 0.0;
     var b = 0.0;
-    if (mode == 0u) {
-        for (var r = l; r < rows; r += 256u) { a += s1[o1() + r * cols + c]; }
+    if (mode == 0u || mode == 3u) {
+        if (mode == 0u) {
+            for (var r = l; r < rows; r += 256u) { a += s1[o1() + r * cols + c]; }
+        } else {
+            let mean = s3[o3() + c];
+            for (var r = l; r < rows; r += 256u) {
+                let d = s1[o1() + r * cols + c] - mean;
+                a += d * d;
+            }
+        }
         red_a[l] = a; red_b[l] = 0.0;
         reduce2(l);
         if (l == 0u) {
-            var v = red_a[0];
-            if (pu(11u) == 1u) { v += s2[o2() + c]; }
+            var v = red_a[0] * pf(12u);
+            if (add) { v += s2[o2() + c]; }
             s2[o2() + c] = v;
-        }
-    } else if (mode == 1u) {
-        for (var r = l; r < rows; r += 256u) { a += s1[o1() + r * cols + c]; }
-        red_a[l] = a; red_b[l] = 0.0;
-        reduce2(l);
-        let mean = red_a[0] / f32(rows);
-        workgroupBarrier();
-        for (var r = l; r < rows; r += 256u) {
-            let d = s1[o1() + r * cols + c] - mean;
-            b += d * d;
-        }
-        red_a[l] = 0.0; red_b[l] = b;
-        reduce2(l);
-        if (l == 0u) {
-            s2[o2() + c] = mean;
-            s2[o2() + cols + c] = red_b[0] / f32(rows);
         }
     } else {
         let mean = s3[o3() + c];
@@ -64,8 +59,14 @@ fn col_stats(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: ve
         red_a[l] = a; red_b[l] = b;
         reduce2(l);
         if (l == 0u) {
-            s4[o4() + c] = red_a[0];
-            s4[o4() + cols + c] = red_b[0];
+            var sa = red_a[0];
+            var sb = red_b[0];
+            if (add) {
+                sa += s4[o4() + c];
+                sb += s4[o4() + cols + c];
+            }
+            s4[o4() + c] = sa;
+            s4[o4() + cols + c] = sb;
         }
     }
 }
