@@ -67,6 +67,9 @@ CONV_CASES = [
     # the GEMM comes in four tile shapes chosen by M and N (<= 32 or not); these reach
     # the ones above leave out: 32x128 and 32x32 (tiny images), 64x64 with strides
     ((1, 5, 6, 3), (3, 3), (1, 1), (1, 1), "valid", 40),
+    ((2, 10, 10, 8), (3, 3), (1, 1), (1, 1), "same", 6),   # dx as a GEMM (C_in > 4), 128x32
+    ((1, 4, 5, 8), (2, 2), (1, 1), (1, 1), "valid", 3),    # dx as a GEMM, 32x32
+    ((3, 12, 11, 1), (3, 3), (2, 1), (2, 1), "same", 8),   # dx direct, strided and dilated
     ((2, 15, 15, 40), (3, 3), (2, 2), (1, 1), "same", 36),
 ]
 
@@ -390,6 +393,30 @@ def test_fit_on_gpu_learns_and_keeps_buffers():
     cpu.compile("adam", "sparse_categorical_crossentropy", device="cpu")
     cpu.set_weights(m.get_weights())
     np.testing.assert_allclose(m.predict(x[:50]), cpu.predict(x[:50]), atol=1e-4)
+
+
+def test_fit_reads_back_once_per_batch_or_once_per_epoch_when_silent():
+    """verbose=1 (or a per-batch callback): one read-back per batch; verbose=0: the
+    loss and accuracy stay on the device and come back once per epoch, with the same
+    epoch logs."""
+    x, y = _mnist(4 * 32)
+
+    class PerBatch(cc.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            self.last = logs
+
+    hists = []
+    for mode in ("silent", "per-batch"):
+        m = _convnet(3)
+        m.compile("adam", "sparse_categorical_crossentropy", ["accuracy"], device="gpu")
+        before = _core.gpu_readbacks()
+        cbs = [PerBatch()] if mode == "per-batch" else []
+        h = m.fit(x, y, batch_size=32, epochs=2, verbose=0, shuffle=False, callbacks=cbs)
+        reads = _core.gpu_readbacks() - before
+        assert reads == (2 if mode == "silent" else 8), (mode, reads)
+        hists.append(h.history)
+    for key in ("loss", "accuracy"):
+        np.testing.assert_allclose(hists[0][key], hists[1][key], rtol=1e-5)
 
 
 def test_gpu_model_gradients_and_saving(tmp_path):

@@ -311,7 +311,7 @@ class Model:
             return float(_core.accuracy("binary", y, pred))
         return float(np.mean(y == pred))
 
-    def _train_step(self, xs, y):
+    def _train_step(self, xs, y, readback=True):
         outs, caches, _ = self._forward(xs, True)
         loss, dy, dz = self._loss_and_output_grad(y, outs, caches)
         wgrads, _ = self._backward(caches, dy, fused_dz=dz)
@@ -327,6 +327,8 @@ class Model:
         self.optimizer.apply_gradients(updates)
         if is_gpu(outs[0]):
             self._mark_stale()
+            if not readback:
+                return loss  # [loss, accuracy] on the device
             lv, av = loss.numpy()  # the one read-back of the step
             return float(lv), (float(av) if self.metrics_names else None)
         acc = self._accuracy(y, outs[0]) if self.metrics_names else None
@@ -458,6 +460,11 @@ class Model:
             cb.on_train_begin()
         steps = (n + batch_size - 1) // batch_size
         rng = backend.rng()
+        # On the GPU with verbose=0 and no per-batch callback, loss and accuracy stay on
+        # the device and are read back once per epoch instead of once per batch.
+        deferred = (verbose == 0 and self.device == "gpu"
+                    and not any(type(cb).on_train_batch_end is not Callback.on_train_batch_end
+                                for cb in cbs))
         for epoch in range(initial_epoch, epochs):
             for cb in cbs:
                 cb.on_epoch_begin(epoch)
@@ -465,11 +472,19 @@ class Model:
             bar = _Progbar(steps, verbose, epoch, epochs)
             tot_loss = tot_acc = 0.0
             seen = 0
+            running = None  # deferred: sum of k * [loss, accuracy] on the device
             for b in range(steps):
                 idx = order[b * batch_size:(b + 1) * batch_size]
                 if shuffle:
                     idx = np.sort(idx)
                 bx = [v[idx] for v in xs]
+                if deferred:
+                    st = self._train_step(bx, y[idx], readback=False)
+                    k = len(idx)
+                    running = _core.gpu_axpby(st, st, float(k), 0.0) if running is None else \
+                        _core.gpu_axpby(running, st, 1.0, float(k))
+                    seen += k
+                    continue
                 loss, acc = self._train_step(bx, y[idx])
                 if not np.isfinite(loss):
                     raise FloatingPointError(
@@ -486,6 +501,12 @@ class Model:
                 for cb in cbs:
                     cb.on_train_batch_end(b, logs)
                 bar.update(b + 1, logs)
+            if deferred and running is not None:
+                tot_loss, tot_acc = (float(v) for v in running.numpy())  # the epoch's one read-back
+                if not np.isfinite(tot_loss):
+                    raise FloatingPointError(
+                        f"fit: the loss became {tot_loss / seen} during epoch {epoch + 1}; "
+                        "lower the learning rate or check the data for NaN/inf")
             logs = {"loss": tot_loss / seen}
             if self.metrics_names:
                 logs["accuracy"] = tot_acc / seen

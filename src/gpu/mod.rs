@@ -171,6 +171,16 @@ struct Pool {
     free_bytes: u64,
 }
 
+/// A byte count for messages: "3.2 MiB", "4.0 KiB", "12 bytes".
+pub fn human_bytes(b: u64) -> String {
+    match b {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} bytes"),
+    }
+}
+
 /// The process's device.
 pub struct Gpu {
     pub device: wgpu::Device,
@@ -188,6 +198,7 @@ pub struct Gpu {
     errors: Arc<Mutex<Vec<(bool, String)>>>,
     lost: Arc<AtomicBool>,
     allocations: AtomicU64,
+    readbacks: AtomicU64,
     this: OnceLock<std::sync::Weak<Gpu>>,
 }
 
@@ -312,6 +323,7 @@ impl Gpu {
             errors,
             lost,
             allocations: AtomicU64::new(0),
+            readbacks: AtomicU64::new(0),
             this: OnceLock::new(),
         });
         let _ = g.this.set(Arc::downgrade(&g));
@@ -347,6 +359,11 @@ impl Gpu {
         self.allocations.load(Ordering::Relaxed)
     }
 
+    /// How many read-backs to the host have run (each waits for the queue).
+    pub fn readbacks(&self) -> u64 {
+        self.readbacks.load(Ordering::Relaxed)
+    }
+
     /// An error recorded by wgpu since the last check, as our error type.
     pub fn check(&self) -> Result<()> {
         if self.lost.load(Ordering::SeqCst) {
@@ -374,9 +391,9 @@ impl Gpu {
         let size = bytes.max(4).div_ceil(ALIGN) * ALIGN;
         if size > self.limits.max_buffer_size {
             return Err(Error::Memory(format!(
-                "{what} needs {:.1} MiB on the GPU, more than the adapter's largest buffer ({:.1} MiB on {})",
-                size as f64 / 1048576.0,
-                self.limits.max_buffer_size as f64 / 1048576.0,
+                "{what} needs {} on the GPU, more than the adapter's largest buffer ({} on {})",
+                human_bytes(size),
+                human_bytes(self.limits.max_buffer_size),
                 self.info.name
             )));
         }
@@ -491,6 +508,7 @@ impl Gpu {
         if n == 0 {
             return Ok(Vec::new());
         }
+        self.readbacks.fetch_add(1, Ordering::Relaxed);
         let bytes = (n as u64) * 4;
         let size = bytes.div_ceil(4) * 4;
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {

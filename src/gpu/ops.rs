@@ -15,6 +15,7 @@ const GEMM_TALL: &str = concat!("const TM: u32 = 128u;\nconst TN: u32 = 32u;\n",
 const GEMM_WIDE: &str = concat!("const TM: u32 = 32u;\nconst TN: u32 = 128u;\n", include_str!("shaders/gemm.wgsl"));
 const GEMM_SMALL: &str = concat!("const TM: u32 = 32u;\nconst TN: u32 = 32u;\n", include_str!("shaders/gemm.wgsl"));
 const NN: &str = include_str!("shaders/nn.wgsl");
+const CONV: &str = include_str!("shaders/conv.wgsl");
 const POOL: &str = include_str!("shaders/pool.wgsl");
 const CORR: &str = include_str!("shaders/correlate.wgsl");
 
@@ -42,6 +43,7 @@ kernels! {
     K_GEMM_WIDE = GEMM_WIDE::"gemm",
     K_GEMM_SMALL = GEMM_SMALL::"gemm",
     K_SPLIT_REDUCE = GEMM::"split_reduce",
+    K_CONV_DX = CONV::"conv_dx_direct",
     K_COL = NN::"col_stats",
     K_BN = NN::"bn_apply",
     K_BN_BWD = NN::"bn_backward",
@@ -91,9 +93,9 @@ fn batch_chunks(g: &Gpu, batch: usize, per_sample: &[usize], what: &str) -> Resu
     let room = window_words(g);
     if big > room {
         return Err(Error::Memory(format!(
-            "{what}: one sample needs {:.1} MiB in one GPU binding, more than the device allows ({:.1} MiB)",
-            big as f64 * 4.0 / 1048576.0,
-            g.binding_limit() as f64 / 1048576.0
+            "{what}: one sample needs {} in one GPU binding, more than the device allows ({})",
+            super::human_bytes(big as u64 * 4),
+            super::human_bytes(g.binding_limit())
         )));
     }
     let per = (room / big).max(1);
@@ -103,9 +105,9 @@ fn batch_chunks(g: &Gpu, batch: usize, per_sample: &[usize], what: &str) -> Resu
 fn whole(g: &Gpu, t: &GpuTensor, what: &str) -> Result<()> {
     if (t.numel() as u64) * 4 + ALIGN > g.binding_limit() {
         return Err(Error::Memory(format!(
-            "{what} of shape {:?} does not fit one GPU binding ({:.1} MiB max)",
+            "{what} of shape {:?} does not fit one GPU binding ({} max)",
             t.shape,
-            g.binding_limit() as f64 / 1048576.0
+            super::human_bytes(g.binding_limit())
         )));
     }
     Ok(())
@@ -609,6 +611,10 @@ pub fn conv_forward(x: &GpuTensor, w: &GpuTensor, b: Option<&GpuTensor>, plan: &
     Ok(out)
 }
 
+/// Up to this many input channels the input gradient is computed directly (one thread
+/// per element) rather than as an implicit GEMM with N = C_in.
+const DIRECT_DX_MAX_CIN: usize = 4;
+
 /// `(dx, dw, db)` of a convolution.
 pub fn conv_backward(
     x: &GpuTensor,
@@ -645,6 +651,17 @@ pub fn conv_backward(
             geom,
         })?;
         if let Some(dx) = &dx {
+            if plan.c_in <= DIRECT_DX_MAX_CIN {
+                let mut q = geom;
+                q[8] = u(nb * in_img, "input-gradient elements")?;
+                g.dispatch(
+                    &K_CONV_DX,
+                    &[Win::part(dz, b0 * out_img, nb * out_img), Win::all(w), Win::part(dx, b0 * in_img, nb * in_img)],
+                    q,
+                    groups(nb * in_img),
+                )?;
+                continue;
+            }
             run_gemm(&g, Gemm {
                 a: Win::part(dz, b0 * out_img, nb * out_img),
                 b: Win::all(w),

@@ -253,6 +253,12 @@ fn gpu_allocations() -> PyResult<u64> {
     Ok(gpu::gpu()?.allocations())
 }
 
+/// Read-backs to the host so far (each waits for the device).
+#[pyfunction]
+fn gpu_readbacks() -> PyResult<u64> {
+    Ok(gpu::gpu()?.readbacks())
+}
+
 #[pyfunction]
 fn gpu_build_all_pipelines(py: Python<'_>) -> PyResult<usize> {
     run(py, gpu::build_all_pipelines)
@@ -550,6 +556,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gpu_info, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_set_binding_limit, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_allocations, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_readbacks, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_build_all_pipelines, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_sync, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_trim, m)?)?;
