@@ -505,3 +505,26 @@ def test_worked_examples_exact_on_gpu():
     # integer inputs are computed in float32 on the GPU (only float64 arrays are refused)
     np.testing.assert_array_equal(cc.correlate(x1.astype(np.int64), w1.astype(np.int64), mode="valid", device="gpu"),
                                   [12, 9, 3, -1, -5, -2, 3, 3])
+
+
+def test_gpu_from_several_python_threads():
+    """Commands from several threads share one device and one pending command list:
+    every result equals its single-threaded value."""
+    from concurrent.futures import ThreadPoolExecutor
+    w = R(33, 17)
+    img = R(64, 48)
+    xs = [R(40 + i, 33) for i in range(8)]
+
+    def work(x):
+        out = []
+        for _ in range(4):
+            out.append(_core.gpu_dense_forward(up(x), up(w)).numpy())
+            out.append(cc.ndimage.gaussian_filter(img, 1.5, device="gpu"))
+        return out
+
+    with ThreadPoolExecutor(4) as ex:
+        results = list(ex.map(work, xs))
+    ref_img = cc.ndimage.gaussian_filter(img, 1.5, device="cpu")
+    for x, res in zip(xs, results):
+        for i, r in enumerate(res):
+            close(r, x.astype(np.float64) @ w if i % 2 == 0 else ref_img)
