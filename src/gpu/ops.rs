@@ -818,6 +818,16 @@ fn bn_rows(x: &GpuTensor, c: usize, what: &str) -> Result<usize> {
     Ok(x.numel() / c)
 }
 
+/// Words shared by the element-wise batch-norm kernels (bn_apply, bn_backward).
+fn bn_words(n: usize, c: usize, eps: f64, has_gamma: bool) -> Result<[u32; PARAMS]> {
+    let mut q = p();
+    q[8] = u(n, "size")?;
+    q[9] = u(c, "channels")?;
+    q[10] = f(eps);
+    q[11] = has_gamma as u32;
+    Ok(q)
+}
+
 fn concat2(a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
     let g = gpu()?;
     let out = g.empty(&[a.numel() + b.numel()], "statistics")?;
@@ -881,11 +891,7 @@ pub fn batchnorm_forward(
     let y = g.empty(&x.shape, "the batch normalization output")?;
     let one = g.empty(&[1], "a placeholder")?;
     for (r0, nr) in chunks {
-        let mut q = p();
-        q[8] = u(nr * c, "size")?;
-        q[9] = u(c, "channels")?;
-        q[10] = f(eps);
-        q[11] = gamma.is_some() as u32;
+        let mut q = bn_words(nr * c, c, eps, gamma.is_some())?;
         q[12] = beta.is_some() as u32;
         g.dispatch(
             &K_BN,
@@ -938,11 +944,7 @@ pub fn batchnorm_backward(
     let dx = g.empty(&x.shape, "the batch normalization input gradient")?;
     let one = g.empty(&[1], "a placeholder")?;
     for (r0, nr) in chunks {
-        let mut q = p();
-        q[8] = u(nr * c, "size")?;
-        q[9] = u(c, "channels")?;
-        q[10] = f(eps);
-        q[11] = gamma.is_some() as u32;
+        let mut q = bn_words(nr * c, c, eps, gamma.is_some())?;
         q[12] = u(r, "rows")?;
         q[13] = training as u32;
         g.dispatch(

@@ -7,18 +7,17 @@
 // of the GEMM (16..18 input spatial, 19..21 output spatial, 22..24 kernel, 25..27
 // strides, 28..30 dilation, 32..34 padding before, 35 C_in, 36 C_out).
 
-fn sp3(i: u32) -> vec3<u32> { return vec3<u32>(pu(i), pu(i + 1u), pu(i + 2u)); }
 
 @compute @workgroup_size(256)
 fn conv_dx_direct(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let i = lin(w, g, l);
     if (i >= pu(8u)) { return; }
-    let ins = sp3(16u);
-    let outs = vec3<i32>(sp3(19u));
-    let ks = sp3(22u);
-    let st = vec3<i32>(sp3(25u));
-    let dil = vec3<i32>(sp3(28u));
-    let pad = vec3<i32>(sp3(32u));
+    let ins = pu3(16u);
+    let outs = vec3<i32>(pu3(19u));
+    let ks = pu3(22u);
+    let st = vec3<i32>(pu3(25u));
+    let dil = vec3<i32>(pu3(28u));
+    let pad = vec3<i32>(pu3(32u));
     let cin = pu(35u);
     let cout = pu(36u);
     let strided = any(st != vec3<i32>(1));

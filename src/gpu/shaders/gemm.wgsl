@@ -50,7 +50,6 @@ var<private> r_nin: f32;
 var<private> r_nout: f32;
 var<private> g_strided: bool;
 
-fn sp(i: u32) -> vec3<u32> { return vec3<u32>(pu(i), pu(i + 1u), pu(i + 2u)); }
 
 // floor(a / b) for b > 0 and a / b < 2^22; rb = 1 / b.
 fn fdiv(a: u32, b: u32, rb: f32) -> u32 {
@@ -77,14 +76,14 @@ fn setup() {
     gM = pu(8u);
     gN = pu(9u);
     gK = pu(10u);
-    let ins = sp(16u);
-    let outs = sp(19u);
-    g_ks = sp(22u);
+    let ins = pu3(16u);
+    let outs = pu3(19u);
+    g_ks = pu3(22u);
     g_ins = vec3<i32>(ins);
     g_outs = vec3<i32>(outs);
-    g_st = vec3<i32>(sp(25u));
-    g_dil = vec3<i32>(sp(28u));
-    g_pad = vec3<i32>(sp(32u));
+    g_st = vec3<i32>(pu3(25u));
+    g_dil = vec3<i32>(pu3(28u));
+    g_pad = vec3<i32>(pu3(32u));
     g_cin = max(pu(35u), 1u);
     g_cout = max(pu(36u), 1u);
     g_nin = ins.x * ins.y * ins.z;

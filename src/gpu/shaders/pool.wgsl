@@ -4,7 +4,6 @@
 // 32..34 padding before. Windows are clipped to the input; an average divides by the
 // number of cells inside it (Keras).
 
-fn v3(i: u32) -> vec3<u32> { return vec3<u32>(pu(i), pu(i + 1u), pu(i + 2u)); }
 
 // Forward: s1 x -> s2 y, s3 argmax (flat index inside the image, bits).
 @compute @workgroup_size(256)
@@ -12,15 +11,15 @@ fn pool_fwd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec
     let i = lin(w, g, l);
     if (i >= pu(8u)) { return; }
     let C = pu(10u);
-    let ins = v3(16u);
-    let outs = v3(19u);
+    let ins = pu3(16u);
+    let outs = pu3(19u);
     let c = i % C;
     let op = (i / C) % (outs.x * outs.y * outs.z);
     let n = i / (C * outs.x * outs.y * outs.z);
     let o = vec3<u32>(op / (outs.y * outs.z), (op / outs.z) % outs.y, op % outs.z);
-    let st = vec3<i32>(o * v3(25u)) - vec3<i32>(v3(32u));
+    let st = vec3<i32>(o * pu3(25u)) - vec3<i32>(pu3(32u));
     let lo = vec3<u32>(max(st, vec3<i32>(0)));
-    let hi = vec3<u32>(min(st + vec3<i32>(v3(22u)), vec3<i32>(ins)));
+    let hi = vec3<u32>(min(st + vec3<i32>(pu3(22u)), vec3<i32>(ins)));
     let img = ins.x * ins.y * ins.z * C;
     let base = o1() + n * img;
     var best = 0.0;
@@ -53,11 +52,11 @@ fn pool_bwd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec
     let i = lin(w, g, l);
     if (i >= pu(8u)) { return; }
     let C = pu(10u);
-    let ins = v3(16u);
-    let outs = v3(19u);
-    let ps = vec3<i32>(v3(22u));
-    let sd = vec3<i32>(v3(25u));
-    let pad = vec3<i32>(v3(32u));
+    let ins = pu3(16u);
+    let outs = pu3(19u);
+    let ps = vec3<i32>(pu3(22u));
+    let sd = vec3<i32>(pu3(25u));
+    let pad = vec3<i32>(pu3(32u));
     let c = i % C;
     let idx = i % (ins.x * ins.y * ins.z * C);
     let ip = idx / C;

@@ -13,6 +13,8 @@ struct Params { v: array<vec4<u32>, 12> }
 fn pu(i: u32) -> u32 { return P.v[i / 4u][i % 4u]; }
 fn pf(i: u32) -> f32 { return bitcast<f32>(pu(i)); }
 fn pi(i: u32) -> i32 { return bitcast<i32>(pu(i)); }
+// Three consecutive words (a spatial size, stride, ... of the geometry block).
+fn pu3(i: u32) -> vec3<u32> { return vec3<u32>(pu(i), pu(i + 1u), pu(i + 2u)); }
 fn o1() -> u32 { return pu(0u); }
 fn o2() -> u32 { return pu(1u); }
 fn o3() -> u32 { return pu(2u); }
