@@ -257,48 +257,50 @@ pub fn conv_forward<T: Element>(x: &[T], w: &[T], bias: Option<&[T]>, plan: &Con
 
 /// `y (+)= a @ w` for a short inner dimension (K <= 32, e.g. the 3x3x1 first layer) and
 /// C_out a multiple of the vector width (at most 8 vectors): each output row stays in
-/// registers over all K, where a general GEMM spends its time packing. Returns false
+/// registers over all K, where a general GEMM spends its time packing. The accumulators
+/// start from `bias` (else zero), so `y` is written once and never read. Returns false
 /// (nothing done) when the shape or the CPU does not fit this path.
-fn small_k_product<T: Element>(y: &mut [T], a: &[T], w: &[T], k: usize, c_out: usize, accumulate: bool) -> bool {
+fn small_k_product<T: Element>(y: &mut [T], a: &[T], w: &[T], k: usize, c_out: usize, bias: Option<&[T]>) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         let l = T::LANES;
         if k <= 32 && c_out % l == 0 && c_out / l <= 8 && crate::cpu::simd::has_avx2_fma() {
             let rows = y.len() / c_out;
-            if a.len() < rows * k || w.len() < k * c_out {
+            if a.len() < rows * k || w.len() < k * c_out || bias.is_some_and(|b| b.len() < c_out) {
                 return false;
             }
             // SAFETY: AVX2+FMA checked above; lengths checked above bound every access.
             unsafe {
                 match c_out / l {
-                    1 => small_k_avx2::<T, 1>(y, a, w, k, accumulate),
-                    2 => small_k_avx2::<T, 2>(y, a, w, k, accumulate),
-                    4 => small_k_avx2::<T, 4>(y, a, w, k, accumulate),
-                    8 => small_k_avx2::<T, 8>(y, a, w, k, accumulate),
+                    1 => small_k_avx2::<T, 1>(y, a, w, k, bias),
+                    2 => small_k_avx2::<T, 2>(y, a, w, k, bias),
+                    4 => small_k_avx2::<T, 4>(y, a, w, k, bias),
+                    8 => small_k_avx2::<T, 8>(y, a, w, k, bias),
                     _ => return false,
                 }
             }
             return true;
         }
     }
-    let _ = (y, a, w, k, c_out, accumulate);
+    let _ = (y, a, w, k, c_out, bias);
     false
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn small_k_avx2<T: Element, const NV: usize>(y: &mut [T], a: &[T], w: &[T], k: usize, accumulate: bool) {
+unsafe fn small_k_avx2<T: Element, const NV: usize>(y: &mut [T], a: &[T], w: &[T], k: usize, bias: Option<&[T]>) {
     let l = T::LANES;
     let c_out = NV * l;
     let wp = w.as_ptr();
+    let mut init = [T::vzero(); NV];
+    if let Some(b) = bias {
+        for (v, init_v) in init.iter_mut().enumerate() {
+            *init_v = T::vload(b.as_ptr().add(v * l));
+        }
+    }
     for (r, yr) in y.chunks_exact_mut(c_out).enumerate() {
         let yp = yr.as_mut_ptr();
-        let mut acc = [T::vzero(); NV];
-        if accumulate {
-            for (v, acc_v) in acc.iter_mut().enumerate() {
-                *acc_v = T::vload(yp.add(v * l));
-            }
-        }
+        let mut acc = init;
         let ar = &a[r * k..(r + 1) * k];
         for (j, &aj) in ar.iter().enumerate() {
             let s = T::vsplat(aj);
@@ -348,16 +350,16 @@ pub(crate) fn conv_forward_tuned<T: Element>(
                 &col[..rows * g.kw]
             };
             let yp = &mut yt[(r0 - r_begin) * g.c_out..][..rows * g.c_out];
-            let beta = match bias {
-                Some(b) => {
-                    for row in yp.chunks_exact_mut(g.c_out) {
-                        row.copy_from_slice(b);
+            if !small_k_product(yp, a, w, g.kw, g.c_out, bias) {
+                let beta = match bias {
+                    Some(b) => {
+                        for row in yp.chunks_exact_mut(g.c_out) {
+                            row.copy_from_slice(b);
+                        }
+                        T::one()
                     }
-                    T::one()
-                }
-                None => T::zero(),
-            };
-            if !small_k_product(yp, a, w, g.kw, g.c_out, beta != T::zero()) {
+                    None => T::zero(),
+                };
                 matmul(
                     MatMut::row_major(yp, rows, g.c_out),
                     T::one(),
