@@ -21,7 +21,8 @@
 
 use crate::cpu::gemm::{matmul, MatMut, MatRef};
 use crate::element::Element;
-use crate::error::{try_zeroed, Error, Result};
+use crate::error::{assume_init_vec, try_uninit, try_zeroed, Error, Result};
+use std::mem::MaybeUninit;
 use crate::ops::conv::ConvPlan;
 use rayon::prelude::*;
 
@@ -260,7 +261,7 @@ pub fn conv_forward<T: Element>(x: &[T], w: &[T], bias: Option<&[T]>, plan: &Con
 /// registers over all K, where a general GEMM spends its time packing. The accumulators
 /// start from `bias` (else zero), so `y` is written once and never read. Returns false
 /// (nothing done) when the shape or the CPU does not fit this path.
-fn small_k_product<T: Element>(y: &mut [T], a: &[T], w: &[T], k: usize, c_out: usize, bias: Option<&[T]>) -> bool {
+fn small_k_product<T: Element>(y: &mut [MaybeUninit<T>], a: &[T], w: &[T], k: usize, c_out: usize, bias: Option<&[T]>) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         let l = T::LANES;
@@ -288,7 +289,7 @@ fn small_k_product<T: Element>(y: &mut [T], a: &[T], w: &[T], k: usize, c_out: u
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn small_k_avx2<T: Element, const NV: usize>(y: &mut [T], a: &[T], w: &[T], k: usize, bias: Option<&[T]>) {
+unsafe fn small_k_avx2<T: Element, const NV: usize>(y: &mut [MaybeUninit<T>], a: &[T], w: &[T], k: usize, bias: Option<&[T]>) {
     let l = T::LANES;
     let c_out = NV * l;
     let wp = w.as_ptr();
@@ -299,7 +300,8 @@ unsafe fn small_k_avx2<T: Element, const NV: usize>(y: &mut [T], a: &[T], w: &[T
         }
     }
     for (r, yr) in y.chunks_exact_mut(c_out).enumerate() {
-        let yp = yr.as_mut_ptr();
+        // Written through a raw pointer: the slots may be uninitialised.
+        let yp = yr.as_mut_ptr() as *mut T;
         let mut acc = init;
         let ar = &a[r * k..(r + 1) * k];
         for (j, &aj) in ar.iter().enumerate() {
@@ -328,7 +330,8 @@ pub(crate) fn conv_forward_tuned<T: Element>(
     if let Some(b) = bias {
         check_len("the bias", b.len(), g.c_out, &[g.c_out], plan)?;
     }
-    let mut y = try_zeroed::<T>(g.out_len(), "the convolution output")?;
+    // Uninitialised: every slot is written once below (never a zero pass first).
+    let mut y = try_uninit::<T>(g.out_len(), "the convolution output")?;
     let (tasks, piece_rows, gemm_threads) = schedule(&g, tuning, 1, std::mem::size_of::<T>());
     let ys = split_by_tasks(&mut y, &tasks, g.positions * g.c_out);
     let wm = MatRef::row_major(w, g.kw, g.c_out);
@@ -351,15 +354,15 @@ pub(crate) fn conv_forward_tuned<T: Element>(
             };
             let yp = &mut yt[(r0 - r_begin) * g.c_out..][..rows * g.c_out];
             if !small_k_product(yp, a, w, g.kw, g.c_out, bias) {
-                let beta = match bias {
-                    Some(b) => {
-                        for row in yp.chunks_exact_mut(g.c_out) {
-                            row.copy_from_slice(b);
-                        }
-                        T::one()
+                // The GEMM adds to its output: start it from the bias (or zero).
+                for row in yp.chunks_exact_mut(g.c_out) {
+                    for (j, slot) in row.iter_mut().enumerate() {
+                        slot.write(bias.map_or(T::zero(), |b| b[j]));
                     }
-                    None => T::zero(),
-                };
+                }
+                // SAFETY: every slot of yp was written just above.
+                let yp = unsafe { std::slice::from_raw_parts_mut(yp.as_mut_ptr() as *mut T, yp.len()) };
+                let beta = if bias.is_some() { T::one() } else { T::zero() };
                 matmul(
                     MatMut::row_major(yp, rows, g.c_out),
                     T::one(),
@@ -373,7 +376,10 @@ pub(crate) fn conv_forward_tuned<T: Element>(
         }
         Ok(())
     })?;
-    Ok(y)
+    // SAFETY: the tasks cover every image and the pieces every output row; each piece
+    // was written whole by small_k_product (which writes all its rows when it returns
+    // true) or by the bias/zero fill before the GEMM.
+    Ok(unsafe { assume_init_vec(y) })
 }
 
 /// Gradients of a convolution: `dx` (input shape, when asked for), `dw` (Keras kernel
