@@ -1,9 +1,9 @@
 // One tiled matrix product C[M, N] (+)= A[M, K] B[K, N] (+ bias) for dense layers and
 // for convolutions as implicit GEMMs: the A operand is gathered from the image on the
 // fly (no im2col matrix is ever stored). TM x TN output tiles (constants prepended by
-// the host: 64 x 64, 128 x 32 for narrow products, 32 x 32 for small ones), 16-deep
-// slices in workgroup memory held as vec4s, 4 x 4 outputs per thread in four vec4
-// accumulators, TM * TN / 16 threads per workgroup.
+// the host: 64 x 64; 128 x 32 when N <= 32, 32 x 128 when M <= 32, 32 x 32 when both),
+// 16-deep slices in workgroup memory held as vec4s, 4 x 4 outputs per thread in four
+// vec4 accumulators, TM * TN / 16 threads per workgroup.
 //
 // Bindings: s1 A source, s2 B source, s3 C, s4 bias.
 // Words: 8 M, 9 N, 10 K, 11 A mode, 12 B mode, 13 flags (1 accumulate, 2 bias),
@@ -49,7 +49,6 @@ var<private> r_cout: f32;
 var<private> r_nin: f32;
 var<private> r_nout: f32;
 var<private> g_strided: bool;
-
 
 // floor(a / b) for b > 0 and a / b < 2^22; rb = 1 / b.
 fn fdiv(a: u32, b: u32, rb: f32) -> u32 {
