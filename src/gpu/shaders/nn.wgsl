@@ -71,6 +71,14 @@ fn col_stats(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: ve
     }
 }
 
+// Shared by bn_apply and bn_backward: gamma of channel c (1 without, word 11) and
+// 1 / sqrt(var + eps) from the statistics s3 = [mean (C), var (C)] and eps (word 10).
+fn bn_gamma(c: u32) -> f32 {
+    if (pu(11u) == 1u) { return s4[o4() + c]; }
+    return 1.0;
+}
+fn bn_inv_std(c: u32, C: u32) -> f32 { return 1.0 / sqrt(s3[o3() + C + c] + pf(10u)); }
+
 // y = gamma (x - mean) / sqrt(var + eps) + beta. s1 x, s2 y, s3 [mean, var], s4 gamma,
 // s5 beta. Words 8 n, 9 C, 10 eps, 11 has gamma, 12 has beta.
 @compute @workgroup_size(256)
@@ -79,11 +87,9 @@ fn bn_apply(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec
     if (i >= pu(8u)) { return; }
     let C = pu(9u);
     let c = i % C;
-    var gm = 1.0;
-    if (pu(11u) == 1u) { gm = s4[o4() + c]; }
     var bt = 0.0;
     if (pu(12u) == 1u) { bt = s5[o5() + c]; }
-    let s = gm / sqrt(s3[o3() + C + c] + pf(10u));
+    let s = bn_gamma(c) * bn_inv_std(c, C);
     s2[o2() + i] = (s1[o1() + i] - s3[o3() + c]) * s + bt;
 }
 
@@ -95,10 +101,8 @@ fn bn_backward(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: 
     if (i >= pu(8u)) { return; }
     let C = pu(9u);
     let c = i % C;
-    var gm = 1.0;
-    if (pu(11u) == 1u) { gm = s4[o4() + c]; }
-    let inv = 1.0 / sqrt(s3[o3() + C + c] + pf(10u));
-    let a = gm * inv;
+    let inv = bn_inv_std(c, C);
+    let a = bn_gamma(c) * inv;
     let dy = s2[o2() + i];
     if (pu(13u) == 0u) {
         s6[o6() + i] = a * dy;
