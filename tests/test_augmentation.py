@@ -23,6 +23,27 @@ from convcore.layers import (RandomBrightness, RandomContrast, RandomFlip, Rando
 from convcore.layers import augmentation
 
 FILL_MODES = ["reflect", "wrap", "constant", "nearest"]
+
+
+def forward(layer, x):
+    """(y, the random parameters drawn) of one training-mode augmentation: the host
+    computation the layer's op runs."""
+    return layer._augment(np.ascontiguousarray(x, dtype=layer.dtype))
+
+
+def backward(layer, cache, dy):
+    """The op's gradient for those parameters (what the tape calls)."""
+    return layer._augment_backward(cache, np.ascontiguousarray(dy, dtype=layer.dtype))
+
+
+def tape_grad(layer, x, dy, training=True):
+    """(y, dL/dx) of ``sum(layer(x) * dy)`` through convcore.GradientTape."""
+    xt = convcore.convert_to_tensor(x)
+    with convcore.GradientTape() as tape:
+        tape.watch(xt)
+        y = layer(xt, training=training)
+    g = tape.gradient(y, xt, output_gradients=convcore.convert_to_tensor(np.asarray(dy, dtype=x.dtype)))
+    return y.numpy(), g.numpy()
 INTERPOLATIONS = ["bilinear", "nearest"]
 SCIPY_MODE = {"reflect": "reflect", "wrap": "grid-wrap", "constant": "grid-constant", "nearest": "nearest"}
 
@@ -82,10 +103,10 @@ def test_flip_applied_twice_is_the_identity():
     x = images(seed=1)
     for mode in ["horizontal", "vertical", "horizontal_and_vertical"]:
         layer = RandomFlip(mode, seed=3, dtype="float64")
-        y, cache = layer.forward(x, training=True)
+        y, cache = forward(layer, x)
         hz, vt = cache
         np.testing.assert_array_equal(_core.flip_images(y, hz, vt), x)
-        np.testing.assert_array_equal(layer.backward(cache, y)[0], x)  # backward is the same flip
+        np.testing.assert_array_equal(backward(layer, cache, y), x)  # backward is the same flip
         for i in range(len(x)):
             want = x[i][::-1 if vt[i] else 1, ::-1 if hz[i] else 1]
             np.testing.assert_array_equal(y[i], want)
@@ -97,7 +118,7 @@ def test_flip_applied_twice_is_the_identity():
 
 def test_flip_draws_both_outcomes():
     x = images((64, 2, 3, 1), seed=2)
-    _, (hz, vt) = RandomFlip(seed=5, dtype="float64").forward(x, training=True)
+    _, (hz, vt) = forward(RandomFlip(seed=5, dtype="float64"), x)
     assert 0 < hz.sum() < 64 and 0 < vt.sum() < 64
 
 
@@ -109,21 +130,20 @@ def test_zero_geometric_augmentation_is_exactly_the_identity(fill_mode, interpol
         kw = dict(fill_mode=fill_mode, interpolation=interpolation, fill_value=7.0, seed=1, dtype=dtype)
         for layer in [RandomTranslation(0.0, 0.0, **kw), RandomTranslation((0, 0), (0.0, 0.0), **kw),
                       RandomRotation(0.0, **kw), RandomZoom(0.0, **kw), RandomZoom(0.0, 0.0, **kw)]:
-            y, cache = layer.forward(x, training=True)
+            y, cache = forward(layer, x)
             assert y.dtype == x.dtype
             np.testing.assert_array_equal(y, x)
-            np.testing.assert_array_equal(layer.backward(cache, x)[0], x)
+            np.testing.assert_array_equal(backward(layer, cache, x), x)
 
 
 @pytest.mark.parametrize("layer", every_layer(seed=0), ids=LAYER_IDS)
 def test_identity_outside_training(layer):
     x = images((2, 6, 5, 3), seed=6, dtype="float32")
-    y, cache = layer.forward(x, training=False)
-    assert y is x and cache is None
     np.testing.assert_array_equal(layer(x, training=False), x)
     dy = images((2, 6, 5, 3), seed=7, dtype="float32")
-    dx, grads = layer.backward(cache, dy)
-    assert dx is dy and grads == []
+    y, dx = tape_grad(layer, x, dy, training=False)
+    np.testing.assert_array_equal(y, x)
+    np.testing.assert_array_equal(dx, dy)
     assert layer.count_params() == 0 and layer.get_weights() == []
 
 
@@ -255,7 +275,7 @@ def test_layers_match_scipy_with_their_own_matrices(fill_mode):
                   RandomZoom(0.8, fill_mode=fill_mode, fill_value=-2.0, seed=3, dtype="float64"),
                   RandomZoom((-0.5, 0.3), (-0.2, 0.9), fill_mode=fill_mode, fill_value=-2.0, seed=3, dtype="float64",
                              interpolation="nearest")]:
-        y, mats = layer.forward(x, training=True)
+        y, mats = forward(layer, x)
         np.testing.assert_allclose(y, scipy_warp(x, mats, layer.interpolation, fill_mode, -2.0), rtol=0, atol=1e-10)
 
 
@@ -268,7 +288,8 @@ def test_one_pixel_axes_and_empty_batches():
     empty = np.zeros((0, 4, 4, 3), "float32")
     assert _core.affine_warp(empty, np.zeros((0, 6))).shape == empty.shape
     for layer in every_layer(seed=0, dtype="float32"):
-        assert layer.forward(empty, training=True)[0].shape == empty.shape
+        assert forward(layer, empty)[0].shape == empty.shape
+        assert layer(empty, training=True).shape == empty.shape
 
 
 # ---------------------------------------------------------------------- gradients
@@ -298,17 +319,16 @@ def _fd_check(make, x, seed_dy=0, eps=1e-4):
     the same random parameters."""
     dy = np.random.default_rng(seed_dy).standard_normal(x.shape)
     layer = make()
-    y, cache = layer.forward(x, training=True)
-    dx, grads = layer.backward(cache, dy)
-    assert grads == [] and dx.shape == x.shape and dx.dtype == np.float64
+    y, dx = tape_grad(layer, x, dy)
+    assert layer.weights == [] and dx.shape == x.shape and dx.dtype == np.float64
     fd = np.empty_like(x)
     flat, fdf = x.reshape(-1), fd.reshape(-1)
     for i in range(flat.size):
         xp, xm = flat.copy(), flat.copy()
         xp[i] += eps
         xm[i] -= eps
-        fp = np.sum(make().forward(xp.reshape(x.shape), training=True)[0] * dy)
-        fm = np.sum(make().forward(xm.reshape(x.shape), training=True)[0] * dy)
+        fp = np.sum(np.asarray(make()(xp.reshape(x.shape), training=True)) * dy)
+        fm = np.sum(np.asarray(make()(xm.reshape(x.shape), training=True)) * dy)
         fdf[i] = (fp - fm) / (2 * eps)
     err = np.linalg.norm(dx - fd) / max(np.linalg.norm(fd), 1e-3)
     assert err < 1e-7, err
@@ -355,7 +375,7 @@ def test_contrast_and_brightness_stay_in_value_range(value_range):
 def test_contrast_formula():
     x = images((3, 4, 5, 2), seed=25, lo=50.0, hi=150.0)
     layer = RandomContrast((0.3, 0.3), seed=3, dtype="float64")
-    y, (_, f) = layer.forward(x, training=True)
+    y, (_, f) = forward(layer, x)
     assert np.all((f >= 0.7) & (f <= 1.3))
     mean = x.mean(axis=(1, 2), keepdims=True)
     want = np.clip((x - mean) * f[:, None, None, None] + mean, 0, 255)
@@ -365,7 +385,7 @@ def test_contrast_formula():
 def test_brightness_formula():
     x = images((3, 4, 5, 2), seed=26, lo=0.0, hi=1.0)
     layer = RandomBrightness((-0.2, 0.1), value_range=(0, 1), seed=4, dtype="float64")
-    y, (_, d) = layer.forward(x, training=True)
+    y, (_, d) = forward(layer, x)
     assert np.all((d >= -0.2) & (d <= 0.1))
     np.testing.assert_allclose(y, np.clip(x + d[:, None, None, None], 0, 1), rtol=0, atol=1e-15)
 

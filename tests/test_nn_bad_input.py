@@ -206,8 +206,8 @@ def test_failed_compile_leaves_previous_settings():
     m.fit(X, Y, verbose=0)
 
 
-@pytest.mark.parametrize("make", [lambda: layers.Dense(3, activation="gelu"),
-                                  lambda: layers.Conv2D(3, 3, activation="swish"),
+@pytest.mark.parametrize("make", [lambda: layers.Dense(3, activation="gelux"),
+                                  lambda: layers.Conv2D(3, 3, activation="swishy"),
                                   lambda: layers.Activation("leaky")])
 def test_unknown_activation_lists_valid(make):
     with pytest.raises(ValueError) as ei:

@@ -299,6 +299,7 @@ def _config_instances():
         layers.Dropout(0.25, seed=3, name="cfg_drop"),
         layers.Add(name="cfg_add"), layers.Concatenate(axis=1, name="cfg_cat"),
         layers.InputLayer(shape=(4, 5), name="cfg_input"),
+        layers.Lambda(convcore.ops.square, name="cfg_lambda"),
     ]
 
 
@@ -402,15 +403,15 @@ _GRADS = [np.array([0.5, -1.0, 2.0, 1e-3]), np.array([-0.25, 0.75, 1.5, -2.0]), 
 def test_sgd_matches_hand_computed(momentum, nesterov):
     lr = 0.1
     opt = optimizers.SGD(learning_rate=lr, momentum=momentum, nesterov=nesterov)
-    p = np.array([1.0, -2.0, 0.5, 3.0])
-    ref = p.copy()
-    v = np.zeros_like(p)
+    w = convcore.Variable(np.array([1.0, -2.0, 0.5, 3.0]))
+    ref = w.numpy().copy()
+    v = np.zeros_like(ref)
     for g in _GRADS:
-        opt.apply_gradients([("w", p, g)])
+        opt.apply_gradients([(g, w)])
         # Keras: v = momentum * v - lr * g; p += v (nesterov: p += momentum * v - lr * g)
         v = momentum * v - lr * g
         ref = ref + (momentum * v - lr * g if nesterov else v)
-        np.testing.assert_allclose(p, ref, rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(w.numpy(), ref, rtol=1e-14, atol=1e-15)
     assert opt.iterations == 3
 
 
@@ -422,12 +423,13 @@ def test_adam_matches_keras_formula(dtype, eps):
     bias correction; a large epsilon tells it apart from the paper's form)."""
     lr, b1, b2 = 0.01, 0.8, 0.95
     opt = optimizers.Adam(learning_rate=lr, beta_1=b1, beta_2=b2, epsilon=eps)
-    p = np.array([1.0, -2.0, 0.5, 3.0], dtype=dtype)
+    w = convcore.Variable(np.array([1.0, -2.0, 0.5, 3.0], dtype=dtype))
+    p = w.numpy()  # the variable's own array on the CPU: updated in place
     ref = p.astype(np.float64)
     m = np.zeros(4)
     v = np.zeros(4)
     for t, g in enumerate(_GRADS, start=1):
-        opt.apply_gradients([("w", p, g)])
+        opt.apply_gradients([(g, w)])
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g * g
         ref = ref - lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t) * m / (np.sqrt(v) + eps)
@@ -438,11 +440,11 @@ def test_adam_matches_keras_formula(dtype, eps):
 
 def test_optimizer_slots_are_per_parameter():
     opt = optimizers.SGD(learning_rate=0.1, momentum=0.9)
-    a, b = np.zeros(2), np.zeros(2)
-    opt.apply_gradients([("a", a, np.ones(2)), ("b", b, -np.ones(2))])
-    opt.apply_gradients([("a", a, np.ones(2)), ("b", b, -np.ones(2))])
-    np.testing.assert_allclose(a, [-0.1 - 0.19] * 2)
-    np.testing.assert_allclose(b, [0.1 + 0.19] * 2)
+    a, b = convcore.Variable(np.zeros(2)), convcore.Variable(np.zeros(2))
+    opt.apply_gradients([(np.ones(2), a), (-np.ones(2), b)])
+    opt.apply_gradients([(np.ones(2), a), (-np.ones(2), b)])
+    np.testing.assert_allclose(a.numpy(), [-0.1 - 0.19] * 2)
+    np.testing.assert_allclose(b.numpy(), [0.1 + 0.19] * 2)
 
 
 def test_optimizer_names_and_bad_values():

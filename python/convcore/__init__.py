@@ -10,6 +10,9 @@ size it with :func:`set_num_threads`.
 from __future__ import annotations
 
 from . import _core
+from .tensor import Tensor, Variable, convert_to_tensor
+from . import ops
+from .tape import GradientTape
 from . import ndimage, pooling, signal
 from .pooling import avg_pool, max_pool
 from .signal import convolve, convolve2d, correlate, correlate2d
@@ -18,8 +21,7 @@ from . import adversarial, inspect
 from .backend import set_floatx, set_seed
 from .device import devices, get_device, set_device
 from .layers import Input
-from .models import Model, Sequential
-from .saving import load_model
+from .models import Model, Sequential, load_model
 
 __version__ = "0.1.0"
 
@@ -27,7 +29,7 @@ __all__ = [
     "correlate", "convolve", "correlate2d", "convolve2d", "max_pool", "avg_pool",
     "signal", "ndimage", "pooling", "set_num_threads", "get_num_threads", "__version__",
     "Sequential", "Model", "Input", "layers", "optimizers", "losses", "callbacks", "datasets",
-    "load_model", "set_seed", "set_floatx", "inspect", "adversarial", "devices", "set_device", "get_device",
+    "load_model", "set_seed", "Tensor", "Variable", "convert_to_tensor", "ops", "GradientTape", "set_floatx", "inspect", "adversarial", "devices", "set_device", "get_device",
 ]
 
 

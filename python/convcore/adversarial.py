@@ -42,7 +42,7 @@ def _check_norm(func, norm):
 def _grad(model, x, y, batch_size):
     """Gradient of each sample's own loss w.r.t. that sample (input_gradient is the
     gradient of the batch mean, hence the factor)."""
-    out = np.empty_like(x, dtype=model.inputs[0].node.layer.dtype)
+    out = np.empty_like(x, dtype=model.inputs[0].dtype)
     for s in range(0, len(x), batch_size):
         xb = x[s:s + batch_size]
         out[s:s + batch_size] = model.input_gradient(xb, y[s:s + batch_size]) * len(xb)
@@ -67,8 +67,8 @@ def _clip(x, clip_min, clip_max):
 
 
 def _labels(model, x, y):
-    y = model._prepare_y(y)
-    if len(y) != len(x):
+    y = np.asarray(y)
+    if y.ndim == 0 or len(y) != len(x):
         raise ValueError(f"labels do not match the inputs: {len(x)} inputs and {len(y)} labels")
     return y
 

@@ -1,13 +1,24 @@
-"""Where work runs: the CPU (rayon) or a GPU (wgpu: Vulkan, Metal, DX12).
+"""Where work runs, and the one place that decides it.
 
-``set_device('cpu' | 'gpu' | 'auto')`` sets the default for models compiled afterwards
-and for the functional API; the ``CONVCORE_DEVICE`` environment variable gives the
-initial default (otherwise 'cpu'). ``'auto'`` prefers a discrete GPU, then any hardware
-GPU, then the CPU (a software Vulkan device such as lavapipe is used only when 'gpu' is
-asked for explicitly). The GPU computes in float32.
+User side: ``set_device('cpu' | 'gpu' | 'auto')`` sets the default device for models
+compiled afterwards, for new tensors and for the scipy-style functions; the
+``CONVCORE_DEVICE`` environment variable gives the initial default (otherwise 'cpu').
+``'auto'`` prefers a discrete GPU, then any hardware GPU, then the CPU (a software
+Vulkan device such as lavapipe is used only when 'gpu' is asked for explicitly). The
+GPU computes in float32.
+
+Library side: this module is the only one that knows how data is stored on each device
+and which native function computes an operation there. :class:`CpuBackend` and
+:class:`GpuBackend` implement one interface (the same method names, checked by the
+tests); :func:`backend` gives the one for a device, and every op in
+:mod:`convcore.ops` calls through it. An operation the GPU has no shader for runs
+through one documented fallback, :meth:`GpuBackend._host`: the operands are read back,
+the CPU computes, the result is uploaded (counted by :func:`host_fallbacks`).
 """
 from __future__ import annotations
 
+import contextvars as _cv
+import functools as _ft
 import os
 
 import numpy as np
@@ -18,6 +29,7 @@ _DEVICES = ("cpu", "gpu", "auto")
 _current = None
 
 
+# ------------------------------------------------------------------ choosing a device
 def devices():
     """Every place work can run: the CPU first, then each GPU adapter wgpu finds (name,
     backend, type), best first."""
@@ -25,6 +37,11 @@ def devices():
     for a in _core.gpu_adapters():
         out.append({**a, "device": "gpu"})
     return out
+
+
+def gpu_info():
+    """The GPU adapter work runs on (name, backend, type, limits); RuntimeError when none."""
+    return _core.gpu_info()
 
 
 def _check_name(device, where):
@@ -77,36 +94,434 @@ def resolve(device, where="device"):
     return _resolve(_check_name(device, where), where)
 
 
-def is_gpu(x):
-    return isinstance(x, _core.GpuArray)
-
-
+# ------------------------------------------------------------------ storage
 def _float64_error(where):
     return TypeError(f"{where}: the GPU computes in float32 but got a float64 array; convert it with "
                      "x.astype(np.float32), or use device='cpu' for float64")
 
 
-def to_gpu(x, where="GPU"):
-    """Upload a numpy array (float32; integers become uint32 indices). float64 raises a
-    TypeError suggesting ``astype(np.float32)`` or ``device='cpu'``."""
-    if is_gpu(x):
-        return x
-    a = np.asarray(x)
+def device_of(data):
+    """'gpu' for device storage, 'cpu' for anything else."""
+    return "gpu" if isinstance(data, _core.GpuArray) else "cpu"
+
+
+def to_host(data):
+    """A numpy array of ``data`` (read back from the GPU when it lives there)."""
+    return data.numpy() if isinstance(data, _core.GpuArray) else data
+
+
+def to_device(data, device, where="GPU"):
+    """``data`` stored on ``device``: on the GPU float32 (or uint32 for integers; float64
+    raises a TypeError suggesting ``astype(np.float32)`` or ``device='cpu'``); on the CPU
+    a numpy array."""
+    if device == "cpu":
+        return data.numpy() if isinstance(data, _core.GpuArray) else data
+    if isinstance(data, _core.GpuArray):
+        return data
+    a = np.asarray(data)
     if a.dtype == np.float64:
         raise _float64_error(where)
     if a.dtype.kind == "f" and a.dtype != np.float32:
         a = a.astype(np.float32)
-    return _core.gpu_upload(np.ascontiguousarray(a))
+    elif a.dtype.kind == "b":
+        a = a.astype(np.uint32)
+    return _core.gpu_upload(np.require(a, requirements="C"))
 
 
-def to_host(x):
-    return x.numpy() if is_gpu(x) else x
+def host_fallbacks():
+    """How many operations ran through the GPU's host fallback (read back, computed on
+    the CPU, uploaded) since the process started."""
+    return GpuBackend.fallbacks
+
+
+# ------------------------------------------------------------------ backends
+class CpuBackend:
+    """The CPU: numpy arrays; network kernels in Rust (rayon, GIL released), the generic
+    array algebra in numpy."""
+
+    name = "cpu"
+
+    # --- storage
+    def put(self, a, where="CPU"):
+        return a.numpy() if isinstance(a, _core.GpuArray) else a
+
+    def zeros(self, shape, dtype):
+        return np.zeros(shape, dtype=dtype)
+
+    def write(self, dst, a):
+        dst[...] = a
+
+    # --- generic array algebra (numpy semantics)
+    def unary(self, name, x):
+        return _UNARY[name](x)
+
+    def binary(self, name, a, b):
+        return _BINARY[name](a, b)
+
+    def reduce(self, name, x, axis, keepdims):
+        return _REDUCE[name](x, axis=axis, keepdims=keepdims)
+
+    def array_op(self, name, *args, **kw):
+        """Shape and indexing operations (reshape, transpose, pad, ...)."""
+        return _ARRAY_OPS[name](*args, **kw)
+
+    def axpby(self, a, b, alpha, beta):
+        return alpha * a + beta * b
+
+    def axpby_inplace(self, p, v, alpha, beta):
+        p *= alpha
+        p += beta * v
+
+    # --- network kernels
+    def activation(self, name, x):
+        return _core.activation_forward(name, x)
+
+    def activation_backward(self, name, x, y, dy):
+        return _core.activation_backward(name, x, y, np.ascontiguousarray(dy))
+
+    def dense(self, x, w, b):
+        return _core.dense_forward(x, w, b)
+
+    def dense_backward(self, x, w, dz, need_dx):
+        return _core.dense_backward(x, w, np.ascontiguousarray(dz), need_dx)
+
+    def conv(self, x, w, b, strides, dilation, padding):
+        return _core.conv_forward(x, w, b, strides, dilation, padding)
+
+    def conv_backward(self, x, w, dz, strides, dilation, padding, need_dx):
+        return _core.conv_backward(x, w, np.ascontiguousarray(dz), strides, dilation, padding, need_dx)
+
+    def pool(self, x, kind, pool, strides, padding):
+        return _core.pool_train_forward(x, kind, pool, strides, padding)
+
+    def pool_backward(self, dy, kind, argmax, x_shape, pool, strides, padding):
+        return _core.pool_backward(np.ascontiguousarray(dy), kind, argmax, list(x_shape), pool, strides, padding)
+
+    def global_pool(self, kind, x):
+        return _core.global_pool_forward(kind, x), x
+
+    def global_pool_backward(self, kind, cache, x_shape, dy):
+        return _core.global_pool_backward(kind, cache, np.ascontiguousarray(dy))
+
+    def batchnorm(self, x, gamma, beta, eps, training, mm, mv):
+        return _core.batchnorm_forward(x, gamma, beta, eps, bool(training), mm, mv)
+
+    def batchnorm_backward(self, x, gamma, mean, var, eps, dy, training):
+        if training:
+            return _core.batchnorm_backward(x, gamma, mean, var, eps, np.ascontiguousarray(dy))
+        # Inference: an affine map per channel.
+        inv = 1.0 / np.sqrt(var + eps)
+        axes = tuple(range(x.ndim - 1))
+        dgamma = (dy * ((x - mean) * inv)).sum(axis=axes).astype(x.dtype)
+        dbeta = dy.sum(axis=axes).astype(x.dtype)
+        scale = inv if gamma is None else gamma * inv
+        return (dy * scale).astype(x.dtype), dgamma, dbeta
+
+    def dropout(self, x, rate, seed):
+        return _core.dropout_forward(x, rate, seed)
+
+    def loss(self, name, y, pred, from_logits):
+        """(mean loss as a 0-d array, dLoss/dpred, None)."""
+        loss, grad = _core.loss(name, y, np.ascontiguousarray(pred), bool(from_logits))
+        return np.asarray(loss, dtype=pred.dtype), grad, None
+
+    def accuracy(self, kind, y, pred):
+        return float(_core.accuracy(kind, y, pred))
+
+    def sgd_update(self, p, g, v, lr, momentum, nesterov):
+        _core.sgd_update(p, np.require(g, dtype=p.dtype, requirements="C"), v, lr, momentum, nesterov)
+
+    def adam_update(self, p, g, m, v, lr, b1, b2, eps, t):
+        _core.adam_update(p, np.require(g, dtype=p.dtype, requirements="C"), m, v, lr, b1, b2, eps, t)
+
+    # --- host code (augmentation: Rust kernels on numpy arrays)
+    def host_call(self, f, x):
+        """``f(x) -> (array, cache)`` on a numpy array."""
+        return f(x)
+
+    # --- scipy-style filtering
+    def correlate_signal(self, a, b, mode, method):
+        return _core.correlate(a, b, mode, method)
+
+    def correlate_signal2d(self, a, b, mode, boundary, fill, flipped):
+        return _core.correlate2d(a, b, mode, boundary, fill, flipped)
+
+    def correlate_ndimage(self, a, w, mode, cval, origin):
+        return _core.ndimage_correlate(a, w, mode, cval, origin)
+
+    def pool_nd(self, x, kind, batch, spatial, channels, pool, stride, padding):
+        return _core.pool(x, kind, batch, spatial, channels, pool, stride, padding)
+
+
+_UNARY = {
+    "negative": np.negative, "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "abs": np.abs, "sign": np.sign,
+    "square": np.square, "reciprocal": np.reciprocal, "log1p": np.log1p, "expm1": np.expm1, "sin": np.sin,
+    "cos": np.cos, "tanh": np.tanh, "floor": np.floor, "ceil": np.ceil, "round": np.round,
+    "logical_not": np.logical_not, "isnan": np.isnan, "isfinite": np.isfinite, "erf": None,
+}
+_BINARY = {
+    "add": np.add, "subtract": np.subtract, "multiply": np.multiply, "divide": np.true_divide,
+    "power": np.power, "maximum": np.maximum, "minimum": np.minimum, "equal": np.equal,
+    "not_equal": np.not_equal, "greater": np.greater, "greater_equal": np.greater_equal, "less": np.less,
+    "less_equal": np.less_equal, "matmul": np.matmul, "logical_and": np.logical_and,
+    "logical_or": np.logical_or, "floor_divide": np.floor_divide, "mod": np.mod,
+}
+_REDUCE = {"sum": np.sum, "max": np.max, "min": np.min, "mean": np.mean, "prod": np.prod, "any": np.any,
+           "all": np.all}
+
+
+def _argreduce(f):
+    def g(x, axis=None, keepdims=False):
+        return f(x, axis=axis, keepdims=keepdims)
+    return g
+
+
+_REDUCE["argmax"] = _argreduce(np.argmax)
+_REDUCE["argmin"] = _argreduce(np.argmin)
+
+
+def _erf(x):
+    from math import erf
+    return np.vectorize(erf, otypes=[x.dtype])(x) if x.size else x.copy()
+
+
+_UNARY["erf"] = _erf
+
+
+def _scatter_slice(g, shape, key):
+    out = np.zeros(shape, dtype=g.dtype)
+    np.add.at(out, key, g) if _has_advanced(key) else out.__setitem__(key, g)
+    return out
+
+
+def _has_advanced(key):
+    ks = key if isinstance(key, tuple) else (key,)
+    return any(isinstance(k, (list, np.ndarray)) for k in ks)
+
+
+def _where(c, a, b):
+    return np.where(c.astype(bool) if c.dtype != bool else c, a, b)
+
+
+def _c(a):
+    """A C-contiguous array that owns its values (0-d stays 0-d)."""
+    return np.array(a, order="C", copy=True)
+
+
+_ARRAY_OPS = {
+    "reshape": lambda x, shape: np.reshape(x, shape),
+    "transpose": lambda x, axes: _c(np.transpose(x, axes)),
+    "broadcast_to": lambda x, shape: _c(np.broadcast_to(x, shape)),
+    "concatenate": lambda xs, axis: np.concatenate(xs, axis=axis),
+    "pad": lambda x, pad_width, constant_values: np.pad(x, pad_width, constant_values=constant_values),
+    "getitem": lambda x, key: _c(x[key]),
+    "scatter_slice": _scatter_slice,
+    "where": _where,
+    "cast": lambda x, dtype: x.astype(dtype),
+    "clip": lambda x, lo, hi: np.clip(x, lo, hi),
+    "copy": lambda x: x.copy(),
+    "flip": lambda x, axis: _c(np.flip(x, axis)),
+    "one_hot": lambda x, n, dtype: (np.asarray(x)[..., None] == np.arange(n)).astype(dtype),
+    "logsumexp": lambda x, axis, keepdims: _logsumexp(x, axis, keepdims),
+    "softmax": lambda x, axis: _softmax(x, axis),
+    "random_mask": lambda shape, rate, seed, dtype: _mask(shape, rate, seed, dtype),
+}
+
+
+def _logsumexp(x, axis, keepdims):
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis if axis is not None else None)
+
+
+def _softmax(x, axis):
+    m = np.max(x, axis=axis, keepdims=True)
+    e = np.exp(x - m)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _mask(shape, rate, seed, dtype):
+    _, mask = _core.dropout_forward(np.ones(shape, dtype=dtype), rate, seed)
+    return mask
+
+
+class GpuBackend(CpuBackend):
+    """A GPU through wgpu: GpuArrays (float32, uint32 indices). Each method either runs
+    a WGSL kernel or, where the GPU has none, goes through :meth:`_host` — the one
+    fallback."""
+
+    name = "gpu"
+    fallbacks = 0
+
+    @classmethod
+    def _host(cls, f, *args, **kw):
+        """The fallback: read GpuArray arguments back, run ``f`` (the CPU kernel), upload
+        the array results."""
+        cls.fallbacks += 1
+        conv = lambda a: a.numpy() if isinstance(a, _core.GpuArray) else (
+            [conv(v) for v in a] if isinstance(a, list) else a)
+        r = f(*[conv(a) for a in args], **{k: conv(v) for k, v in kw.items()})
+        up = lambda v: to_device(v, "gpu") if isinstance(v, np.ndarray) else v
+        return tuple(up(v) for v in r) if isinstance(r, tuple) else up(r)
+
+    def put(self, a, where="GPU"):
+        return to_device(a, "gpu", where)
+
+    def zeros(self, shape, dtype):
+        return _core.gpu_zeros(list(shape))
+
+    def write(self, dst, a):
+        _core.gpu_write(dst, np.ascontiguousarray(a, dtype=np.float32))
+
+    def unary(self, name, x):
+        if name == "negative":
+            return _core.gpu_axpby(x, x, -1.0, 0.0)
+        if name in ("tanh",) and x.dtype == "float32":
+            return _core.gpu_activation_forward(name, x)
+        return self._host(super().unary, name, x)
+
+    def binary(self, name, a, b):
+        ga, gb = isinstance(a, _core.GpuArray), isinstance(b, _core.GpuArray)
+        if ga and gb and a.shape == b.shape and a.dtype == "float32" == b.dtype:
+            if name == "add":
+                return _core.gpu_axpby(a, b, 1.0, 1.0)
+            if name == "subtract":
+                return _core.gpu_axpby(a, b, 1.0, -1.0)
+            if name == "multiply":
+                return a * b
+        if name == "multiply" and ga and a.dtype == "float32" and _is_scalar(b):
+            return _core.gpu_axpby(a, a, float(b), 0.0)
+        if name == "multiply" and gb and b.dtype == "float32" and _is_scalar(a):
+            return _core.gpu_axpby(b, b, float(a), 0.0)
+        return self._host(super().binary, name, a, b)
+
+    def reduce(self, name, x, axis, keepdims):
+        return self._host(super().reduce, name, x, axis, keepdims)
+
+    def array_op(self, name, *args, **kw):
+        if name == "reshape" and isinstance(args[0], _core.GpuArray):
+            return args[0].reshape(tuple(args[1]))
+        return self._host(super().array_op, name, *args, **kw)
+
+    def axpby(self, a, b, alpha, beta):
+        return _core.gpu_axpby(a, b, float(alpha), float(beta))
+
+    def axpby_inplace(self, p, v, alpha, beta):
+        _core.gpu_axpby_inplace(p, v, float(alpha), float(beta))
+
+    def activation(self, name, x):
+        return _core.gpu_activation_forward(name, x)
+
+    def activation_backward(self, name, x, y, dy):
+        return _core.gpu_activation_backward(name, x, y, dy)
+
+    def dense(self, x, w, b):
+        return _core.gpu_dense_forward(x, w, b)
+
+    def dense_backward(self, x, w, dz, need_dx):
+        return _core.gpu_dense_backward(x, w, dz, need_dx)
+
+    def conv(self, x, w, b, strides, dilation, padding):
+        return _core.gpu_conv_forward(x, w, b, strides, dilation, padding)
+
+    def conv_backward(self, x, w, dz, strides, dilation, padding, need_dx):
+        return _core.gpu_conv_backward(x, w, dz, strides, dilation, padding, need_dx)
+
+    def pool(self, x, kind, pool, strides, padding):
+        return _core.gpu_pool_forward(x, kind, pool, strides, padding)
+
+    def pool_backward(self, dy, kind, argmax, x_shape, pool, strides, padding):
+        return _core.gpu_pool_backward(dy, kind, argmax, list(x_shape), pool, strides, padding)
+
+    def global_pool(self, kind, x):
+        return _core.gpu_global_pool_forward(kind, x)
+
+    def global_pool_backward(self, kind, cache, x_shape, dy):
+        return _core.gpu_global_pool_backward(kind, dy, cache, list(x_shape))
+
+    def batchnorm(self, x, gamma, beta, eps, training, mm, mv):
+        return _core.gpu_batchnorm_forward(x, gamma, beta, eps, bool(training), mm, mv)
+
+    def batchnorm_backward(self, x, gamma, mean, var, eps, dy, training):
+        return _core.gpu_batchnorm_backward(x, gamma, mean, var, eps, dy, bool(training))
+
+    def dropout(self, x, rate, seed):
+        return _core.gpu_dropout_forward(x, rate, seed)
+
+    def loss(self, name, y, pred, from_logits):
+        """(mean loss as a 0-d device array, dLoss/dpred, the device pair [mean loss,
+        accuracy]): the caller reads the pair back when it needs the values."""
+        stats, grad = _core.gpu_loss(name, to_device(y, "gpu", "targets"), pred, bool(from_logits))
+        return _core.gpu_slice_last(stats, 0, 1).reshape(()), grad, stats
+
+    def accuracy(self, kind, y, pred):
+        type(self).fallbacks += 1
+        return super().accuracy(kind, to_host(y), pred.numpy())
+
+    def sgd_update(self, p, g, v, lr, momentum, nesterov):
+        _core.gpu_sgd_update(p, g, v, lr, momentum, nesterov)
+
+    def adam_update(self, p, g, m, v, lr, b1, b2, eps, t):
+        _core.gpu_adam_update(p, g, m, v, lr, b1, b2, eps, t)
+
+    def host_call(self, f, x):
+        type(self).fallbacks += 1
+        y, cache = f(np.ascontiguousarray(x.numpy(), dtype=np.float32))
+        return to_device(y, "gpu"), cache
+
+    def correlate_signal(self, a, b, mode, method):
+        return _core.gpu_correlate(_f32(a), _f32(b), "signal", mode=mode).numpy()
+
+    def correlate_signal2d(self, a, b, mode, boundary, fill, flipped):
+        return _core.gpu_correlate(_f32(a), _f32(b), "signal2d", mode=mode, boundary=boundary,
+                                   fillvalue=fill, flipped=flipped).numpy()
+
+    def correlate_ndimage(self, a, w, mode, cval, origin):
+        return _core.gpu_correlate(_f32(a), _f32(w), "ndimage", mode=mode, fillvalue=cval, origin=origin).numpy()
+
+    def pool_nd(self, x, kind, batch, spatial, channels, pool, stride, padding):
+        xg = _core.gpu_upload(_f32(x).reshape([batch] + list(spatial) + [channels]))
+        y, _ = _core.gpu_pool_forward(xg, kind, list(pool), list(stride), padding)
+        out = y.numpy()
+        return out, out.shape[1:-1]
+
+
+def _is_scalar(v):
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def _f32(a):
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+_BACKENDS = {"cpu": CpuBackend(), "gpu": GpuBackend()}
+
+
+def backend(device):
+    """The backend computing on ``device`` ('cpu' or 'gpu')."""
+    return _BACKENDS[device]
+
+
+def sync():
+    """Wait for queued GPU work (a no-op without a GPU in use)."""
+    if _core.gpu_available():
+        _core.gpu_sync()
+
+
+def readbacks():
+    """How many times data was read back from the GPU since the process started."""
+    return _core.gpu_readbacks()
+
+
+def accumulate_pair(running, st, k):
+    """``running + k * st`` for the GPU's [loss, accuracy] pairs, on the device."""
+    if running is None:
+        return _core.gpu_axpby(st, st, float(k), 0.0)
+    return _core.gpu_axpby(running, st, 1.0, float(k))
 
 
 # ------------------------------------------------------------------ functional API
-import contextvars as _cv
-import functools as _ft
-
 _CALL_DEVICE = _cv.ContextVar("convcore_call_device", default=None)
 
 
@@ -114,6 +529,11 @@ def call_device():
     """The device of the functional-API call in progress ('cpu' or 'gpu')."""
     d = _CALL_DEVICE.get()
     return d if d is not None else get_device()
+
+
+def call_backend():
+    """The backend of the functional-API call in progress."""
+    return _BACKENDS[call_device()]
 
 
 def device_arg(func):
@@ -140,8 +560,3 @@ def device_arg(func):
         wrapper.__doc__ += ("\n\n    ``device='cpu' | 'gpu' | 'auto'`` (keyword) chooses where it runs; the GPU "
                             "computes in float32.\n")
     return wrapper
-
-
-def gpu_f32(a):
-    """float32 copy of an array computed internally (kernels, integer inputs)."""
-    return np.ascontiguousarray(a, dtype=np.float32)

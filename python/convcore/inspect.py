@@ -1,13 +1,14 @@
 """Looking inside a network: feature maps, filters, the inputs that excite a unit,
 activation maximization and saliency. Each is one call on a trained model; the
-gradients come from the model's own backprop (Rust kernels)."""
+gradients come from the tape (:class:`convcore.GradientTape`) on the model's call."""
 from __future__ import annotations
 
 import numpy as np
 
-from . import ndimage
+from . import ndimage, ops
 from .layers import Layer
 from .models import Model
+from .tape import GradientTape
 
 __all__ = ["feature_maps", "plot_filters", "plot_feature_maps", "top_activating", "maximize_activation",
            "saliency", "activation_model"]
@@ -15,7 +16,7 @@ __all__ = ["feature_maps", "plot_filters", "plot_feature_maps", "top_activating"
 
 def _layer(model, layer):
     if isinstance(layer, Layer):
-        model._output_of(layer)  # raises if it is not in the model
+        model.output_of(layer)  # raises if it is not in the model
         return layer
     if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool):
         return model.get_layer(index=int(layer))
@@ -27,9 +28,8 @@ def _layer(model, layer):
 def activation_model(model, layer):
     """A model from ``model``'s inputs to the output of ``layer`` (name, index or
     Layer): the same as ``Model(inputs=model.inputs, outputs=model.get_layer(name).output)``."""
-    model._require_graph()
     layer = _layer(model, layer)
-    return Model(inputs=model.inputs, outputs=model._output_of(layer), name=f"{model.name}_to_{layer.name}")
+    return Model(inputs=model.inputs, outputs=model.output_of(layer), name=f"{model.name}_to_{layer.name}")
 
 
 def feature_maps(model, x, layer, batch_size=128):
@@ -88,14 +88,14 @@ def _tv_grad(x):
 
 def _objective_and_grad(sub, x, unit):
     """Mean activation of ``unit`` (over positions) and its gradient w.r.t. ``x``."""
-    def d_out(out):
-        d = np.zeros_like(out)
-        positions = int(np.prod(out.shape[1:-1])) if out.ndim > 2 else 1
-        d[..., unit] = 1.0 / positions
-        return d
-    outs, dxs = sub._input_vjp(x, d_out)
-    h = outs[0][..., unit].reshape(len(x), -1).mean(axis=1)
-    return h, dxs[0]
+    xt = ops.convert_to_tensor(np.asarray(x, dtype=sub.inputs[0].dtype), device=sub.device)
+    with GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(xt)
+        out = sub(xt, training=False)
+        h = ops.mean(ops.reshape(out[..., unit], (len(x), -1)), axis=1)
+        total = ops.sum(h)
+    g = tape.gradient(total, xt)
+    return h.numpy(), (np.zeros_like(x) if g is None else g.numpy())
 
 
 def maximize_activation(model, layer, unit, steps=200, lr=0.05, l2=1e-3, tv=0.0, blur_every=0, blur_sigma=0.5,
@@ -170,29 +170,30 @@ def saliency(model, x, class_index):
     output itself. ``class_index`` is an int or one index per sample. Returns an array
     of ``x``'s shape.
     """
-    model._require_graph()
     x = np.asarray(x)
-    n_out = model.outputs[0].shape[-1]
+    n_out = model.output_shape[-1]
     ci = np.broadcast_to(np.asarray(class_index), (len(x),))
     if ci.dtype.kind not in "iu" or ci.min() < 0 or ci.max() >= n_out:
         raise ValueError(f"saliency: class_index {class_index!r} is out of range for a model with {n_out} outputs")
 
-    def d_out(out):
-        d = np.zeros_like(out)
-        d[np.arange(len(out)), ci] = 1.0
-        return d
-
-    _, dxs = model._input_vjp(x, d_out, from_logits_of_softmax=True)
-    return dxs[0]
+    xt = ops.convert_to_tensor(np.asarray(x, dtype=model.inputs[0].dtype), device=model.device)
+    with GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(xt)
+        out = model(xt, training=False)
+        if out._keras_logits is not None:  # the pre-softmax score
+            out = out._keras_logits[0]
+        score = ops.sum(ops.multiply(out, ops.one_hot(ops.convert_to_tensor(ci, device=out.device), n_out, dtype=out.dtype)))
+    g = tape.gradient(score, xt)
+    return np.zeros_like(x) if g is None else g.numpy()
 
 
 def plot_filters(layer, cols=8, channel=None):
     """A grid of a convolution layer's filters (one panel per output channel; input
     channel ``channel``, or the mean over input channels). Returns the matplotlib figure."""
     import matplotlib.pyplot as plt
-    if not hasattr(layer, "kernel") or layer.kernel.ndim < 3:
+    if getattr(layer, "kernel", None) is None or layer.kernel.ndim < 3:
         raise ValueError(f"plot_filters expects a built convolution layer, got {layer!r}")
-    k = layer.kernel
+    k = layer.kernel.numpy()
     if k.ndim != 4:
         raise ValueError(f"plot_filters draws 2-D kernels; layer {layer.name!r} has kernel shape {k.shape}")
     imgs = k.mean(axis=2) if channel is None else k[:, :, int(channel), :]

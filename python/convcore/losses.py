@@ -1,9 +1,11 @@
-"""Losses by name or object; values and gradients are computed in Rust."""
+"""Losses by name, object or function. The built-in losses are one fused kernel each
+(mean loss and its gradient, CPU and GPU); a function ``fn(y_true, y_pred)`` of tensors
+is differentiated by the tape."""
 from __future__ import annotations
 
 import numpy as np
 
-from . import _core
+from . import ops
 
 
 class Loss:
@@ -16,12 +18,11 @@ class Loss:
     def check_labels(self, y, n_outputs_shape):
         return y
 
-    def __call__(self, y_true, y_pred):
-        """Mean loss over the batch (a float)."""
-        return self.value_and_grad(y_true, y_pred, self.from_logits)[0]
-
-    def value_and_grad(self, y_true, y_pred, from_logits):
-        return _core.loss(self.native, y_true, np.ascontiguousarray(y_pred), bool(from_logits))
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """Mean loss over the batch (a 0-d tensor)."""
+        if sample_weight is not None:
+            raise ValueError(f"{type(self).__name__}: sample_weight is not supported yet")
+        return ops.fused_loss(self.native, _labels(y_true), y_pred, self.from_logits)
 
     def get_config(self):
         return {"name": self.name, "from_logits": self.from_logits}
@@ -83,6 +84,38 @@ class MeanSquaredError(_ElementwiseLoss):
     native = "mse"
 
 
+def _labels(y):
+    return y.numpy() if isinstance(y, ops.Tensor) else np.asarray(y)
+
+
+class LossFunctionWrapper(Loss):
+    """A loss from a function ``fn(y_true, y_pred)`` of tensors returning per-sample (or
+    per-element) losses: the mean over the batch, differentiated by the tape."""
+
+    fusable = False
+
+    def __init__(self, fn, name=None):
+        super().__init__(False)
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", type(fn).__name__)
+        self.native = ""
+
+    def check_labels(self, y, out_shape):
+        return y
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None:
+            raise ValueError(f"loss {self.name!r}: sample_weight is not supported yet")
+        pred = ops.convert_to_tensor(y_pred)
+        yt = ops.convert_to_tensor(y_true, device=pred.device) if not isinstance(y_true, ops.Tensor) else y_true
+        if np.dtype(yt.dtype).kind == "f" and yt.dtype != pred.dtype:
+            yt = ops.cast(yt, pred.dtype)
+        return ops.mean(self.fn(yt, pred))
+
+    def get_config(self):
+        return {"name": self.name, "from_logits": False}
+
+
 _LOSSES = {
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
     "categorical_crossentropy": CategoricalCrossentropy,
@@ -97,7 +130,10 @@ def get(identifier):
         return identifier
     if isinstance(identifier, str) and identifier.lower() in _LOSSES:
         return _LOSSES[identifier.lower()]()
-    raise ValueError(f"Unknown loss {identifier!r}; valid losses are {', '.join(sorted(_LOSSES))} or a Loss object")
+    if callable(identifier) and not isinstance(identifier, type):
+        return LossFunctionWrapper(identifier)
+    raise ValueError(f"Unknown loss {identifier!r}; valid losses are {', '.join(sorted(_LOSSES))}, a Loss object "
+                     "or a function fn(y_true, y_pred)")
 
 
 def serialize(loss):

@@ -60,8 +60,8 @@ def run(outdir="convcore-demo", epochs=10, batch_size=128, verbose=1, seed=0, de
     model.summary()
     where = model.device
     if where == "gpu":
-        from . import _core
-        info = _core.gpu_info()
+        from . import device as device_mod
+        info = device_mod.gpu_info()
         where = f"gpu ({info.get('name')}, {info.get('backend')})"
     print(f"training on: {where}")
     t0 = time.perf_counter()

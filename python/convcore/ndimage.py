@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from . import _core
-from .device import call_device, device_arg, gpu_f32
+from .device import call_backend, device_arg
 from ._checks import _numeric_array, as_float_array, as_input_and_weights, finish_output, normalize_axis, per_axis
 from . import signal as _signal
 
@@ -44,10 +44,7 @@ def _correlate_nd(func, a, w, mode, cval, origins):
         raise ValueError(f"{func}: input must have at least one dimension, got a 0-d array")
     if a.size == 0:
         raise ValueError(f"{func}: input must not be empty, got shape {a.shape}")
-    if call_device() == "gpu":
-        return _core.gpu_correlate(gpu_f32(a), gpu_f32(w), "ndimage", mode=mode, fillvalue=_cval(func, cval),
-                                   origin=[int(o) for o in origins]).numpy()
-    return _core.ndimage_correlate(a, w, mode, _cval(func, cval), [int(o) for o in origins])
+    return call_backend().correlate_ndimage(a, w, mode, _cval(func, cval), [int(o) for o in origins])
 
 
 @device_arg

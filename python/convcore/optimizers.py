@@ -1,10 +1,11 @@
-"""SGD and Adam with Keras's update rules; the updates run in Rust, in place."""
+"""SGD and Adam with Keras's update rules; each update is one kernel, in place, on the
+device where the variable lives."""
 from __future__ import annotations
 
 import numpy as np
 
-from . import _core
-from .device import is_gpu
+from . import ops
+from .tensor import Variable
 
 
 class Optimizer:
@@ -29,17 +30,30 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: learning_rate must be > 0, got {v}")
         self.learning_rate = v
 
-    def _slot(self, key, name, like):
-        k = (key, name)
-        if k not in self._slots:
-            self._slots[k] = _core.gpu_zeros(list(like.shape)) if is_gpu(like) else np.zeros_like(like)
-        return self._slots[k]
+    def _slot(self, var, name):
+        """The optimizer state ``name`` of ``var`` (zeros at first), on var's device."""
+        k = (id(var), name)
+        s = self._slots.get(k)
+        if s is None or s[0] is not var or s[1].device != var.device:
+            slot = ops.zeros_like(var)
+            s = self._slots[k] = (var, slot)
+        return s[1]._data
 
-    def apply_gradients(self, params_and_grads):
-        """Update each (key, param, grad) in place."""
+    def apply_gradients(self, grads_and_vars):
+        """Update each variable in place from its gradient: ``[(grad, variable), ...]``
+        as Keras (None gradients are skipped)."""
+        pairs = [(g, v) for g, v in grads_and_vars if g is not None]
+        for g, v in pairs:
+            if not isinstance(v, Variable):
+                raise TypeError(f"{type(self).__name__}.apply_gradients: expected (gradient, Variable) pairs, got a "
+                                f"{type(v).__name__} as the variable")
         self.iterations += 1
-        for key, p, g in params_and_grads:
-            self._update(key, p, g if is_gpu(p) else np.ascontiguousarray(g, dtype=p.dtype))
+        for g, v in pairs:
+            g = ops.convert_to_tensor(g, device=v.device)
+            if tuple(g.shape) != tuple(v.shape):
+                raise ValueError(f"{type(self).__name__}.apply_gradients: gradient of shape {g.shape} for variable "
+                                 f"{v.name!r} of shape {v.shape}")
+            self._update(v, g)
 
     def get_config(self):
         return {"name": type(self).__name__, "learning_rate": self.learning_rate}
@@ -55,10 +69,9 @@ class SGD(Optimizer):
             raise ValueError(f"SGD: momentum must be in [0, 1], got {momentum}")
         self.nesterov = bool(nesterov)
 
-    def _update(self, key, p, g):
-        v = self._slot(key, "velocity", p) if self.momentum > 0 else None
-        f = _core.gpu_sgd_update if is_gpu(p) else _core.sgd_update
-        f(p, g, v, self.learning_rate, self.momentum, self.nesterov)
+    def _update(self, var, g):
+        v = self._slot(var, "velocity") if self.momentum > 0 else None
+        ops.core.backend(var).sgd_update(var._data, g._data, v, self.learning_rate, self.momentum, self.nesterov)
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -73,11 +86,11 @@ class Adam(Optimizer):
         if not (0 <= self.beta_1 < 1 and 0 <= self.beta_2 < 1 and self.epsilon > 0):
             raise ValueError(f"Adam: need 0 <= beta_1, beta_2 < 1 and epsilon > 0, got {beta_1}, {beta_2}, {epsilon}")
 
-    def _update(self, key, p, g):
-        m = self._slot(key, "m", p)
-        v = self._slot(key, "v", p)
-        f = _core.gpu_adam_update if is_gpu(p) else _core.adam_update
-        f(p, g, m, v, self.learning_rate, self.beta_1, self.beta_2, self.epsilon, self.iterations)
+    def _update(self, var, g):
+        m = self._slot(var, "m")
+        v = self._slot(var, "v")
+        ops.core.backend(var).adam_update(var._data, g._data, m, v, self.learning_rate, self.beta_1, self.beta_2,
+                                          self.epsilon, self.iterations)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from .device import call_device, device_arg, gpu_f32
+from .device import call_backend, device_arg
 from ._checks import as_float_array
 
 __all__ = ["max_pool", "avg_pool"]
@@ -69,13 +69,7 @@ def _pool(func, kind, x, pool_size, strides, padding):
     batch = x.shape[0] if extra == 2 else 1
     spatial = list(x.shape[1:1 + d]) if extra == 2 else list(x.shape[:d])
     channels = x.shape[-1] if extra >= 1 else 1
-    if call_device() == "gpu":
-        xg = _core.gpu_upload(gpu_f32(x).reshape([batch] + spatial + [channels]))
-        y, _ = _core.gpu_pool_forward(xg, kind, list(pool), list(stride), padding.lower())
-        out = y.numpy()
-        out_spatial = out.shape[1:-1]
-    else:
-        out, out_spatial = _core.pool(x, kind, batch, spatial, channels, pool, stride, padding.lower())
+    out, out_spatial = call_backend().pool_nd(x, kind, batch, spatial, channels, pool, stride, padding.lower())
     shape = ([batch] if extra == 2 else []) + list(out_spatial) + ([channels] if extra >= 1 else [])
     return out.reshape(shape)
 

@@ -58,9 +58,14 @@ def model_config(model):
             "outputs": [t.node.layer.name for t in model.outputs]}
 
 
-def model_from_config(cfg):
-    from .layers import Input, InputLayer, deserialize
+def model_from_config(cfg, custom_objects=None):
+    from .layers import Input, InputLayer
+    from .layers import deserialize as _deserialize
     from .models import Model, Sequential
+
+    def deserialize(d):
+        return _deserialize(d, custom_objects)
+
     if cfg.get("class_name") == "Sequential":
         m = Sequential(name=cfg.get("name"))
         m.add(Input(tuple(cfg["input_shape"]), dtype=cfg.get("input_dtype")))
@@ -124,8 +129,9 @@ def _read_weights(z, names, path):
     return out
 
 
-def load_model(path, compile=True):
-    """Load a model saved by ``model.save(path)``."""
+def load_model(path, compile=True, custom_objects=None):
+    """Load a model saved by ``model.save(path)``; ``custom_objects`` maps the names of
+    user layers and functions (Lambda, activations) to them (code is never loaded)."""
     from . import losses, optimizers
     with _read_zip(path) as z:
         try:
@@ -136,7 +142,7 @@ def load_model(path, compile=True):
             raise ValueError(f"{path!s} is not a convcore model file (format {cfg.get('format') if isinstance(cfg, dict) else None!r})")
         names = sorted(n for n in z.namelist() if n.startswith("weights/"))
         weights = _read_weights(z, names, path)
-    model = model_from_config(cfg["model"])
+    model = model_from_config(cfg["model"], custom_objects)
     model.set_weights(weights)
     if compile and "compile" in cfg:
         c = cfg["compile"]

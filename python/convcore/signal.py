@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from .device import call_device, device_arg, gpu_f32
+from .device import call_backend, device_arg
 from ._checks import as_float_arrays
 
 __all__ = ["correlate", "convolve", "correlate2d", "convolve2d", "choose_conv_method"]
@@ -61,9 +61,7 @@ def correlate(in1, in2, mode="full", method="auto"):
     a, b = _pair("correlate", in1, in2)
     if a.ndim == 0 and b.ndim == 0:
         return a * b
-    if call_device() == "gpu":
-        return _core.gpu_correlate(gpu_f32(a), gpu_f32(b), "signal", mode=mode).numpy()
-    return _core.correlate(a, b, mode, method)
+    return call_backend().correlate_signal(a, b, mode, method)
 
 
 @device_arg
@@ -84,9 +82,7 @@ def convolve(in1, in2, mode="full", method="auto"):
     a, b = _pair("convolve", in1, in2)
     if a.ndim == 0 and b.ndim == 0:
         return a * b
-    if call_device() == "gpu":
-        return _core.gpu_correlate(gpu_f32(a), gpu_f32(np.flip(b)), "signal", mode=mode).numpy()
-    return _core.correlate(a, np.flip(b), mode, method)
+    return call_backend().correlate_signal(a, np.flip(b), mode, method)
 
 
 @device_arg
@@ -115,10 +111,7 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
     """
     a, b = _pair("correlate2d", in1, in2)
     fill = _fillvalue("correlate2d", fillvalue)
-    if call_device() == "gpu":
-        return _core.gpu_correlate(gpu_f32(a), gpu_f32(b), "signal2d", mode=mode, boundary=boundary,
-                                   fillvalue=fill).numpy()
-    return _core.correlate2d(a, b, mode, boundary, fill)
+    return call_backend().correlate_signal2d(a, b, mode, boundary, fill, False)
 
 
 @device_arg
@@ -136,10 +129,7 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
     """
     a, b = _pair("convolve2d", in1, in2)
     fill = _fillvalue("convolve2d", fillvalue)
-    if call_device() == "gpu":
-        return _core.gpu_correlate(gpu_f32(a), gpu_f32(np.flip(b)), "signal2d", mode=mode, boundary=boundary,
-                                   fillvalue=fill, flipped=True).numpy()
-    return _core.correlate2d(a, np.flip(b), mode, boundary, fill, True)
+    return call_backend().correlate_signal2d(a, np.flip(b), mode, boundary, fill, True)
 
 
 def choose_conv_method(in1, in2, mode="full"):

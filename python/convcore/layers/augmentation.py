@@ -36,8 +36,7 @@ import math
 
 import numpy as np
 
-from .. import _core, backend
-from ..device import is_gpu, to_gpu
+from .. import _core, backend, ops
 from .core import KerasTensor, Layer
 
 __all__ = ["RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom", "RandomContrast",
@@ -116,25 +115,17 @@ class _Augmentation(Layer):
                 f"{type(self).__name__} {self.name!r}: expected images of shape (batch, height, width, channels) "
                 f"or a single image (height, width, channels), got an array of shape {tuple(shape)}")
 
-    def forward(self, x, training=False):
-        self._check_images(x.shape)
+    def call(self, inputs, training=None):
+        self._check_images(inputs.shape)
         if not training:
-            return x, None
-        if is_gpu(x):
-            # Augmentation runs on the CPU (its kernels are Rust, not yet WGSL): a round
-            # trip per batch for the images only.
-            y, cache = self._augment(np.ascontiguousarray(x.numpy(), dtype=np.float32))
-            return to_gpu(y), cache
-        return self._augment(np.ascontiguousarray(x, dtype=self.dtype))
+            return inputs
+        dt = self.dtype
+        return ops.core.host_function(
+            type(self).__name__, lambda a: self._augment(np.ascontiguousarray(a, dtype=dt)),
+            lambda cache, g: self._augment_backward(cache, np.ascontiguousarray(g, dtype=dt)), inputs)
 
-    def backward(self, cache, dy, need_dx=True):
-        if not need_dx:
-            return None, []
-        if cache is None:
-            return dy, []
-        if is_gpu(dy):
-            return to_gpu(self._augment_backward(cache, np.ascontiguousarray(dy.numpy(), dtype=np.float32))), []
-        return self._augment_backward(cache, np.ascontiguousarray(dy, dtype=self.dtype)), []
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
 
     def _augment(self, x):
         raise NotImplementedError

@@ -1,28 +1,27 @@
-"""Dense, activations, dropout and reshaping layers."""
+"""Dense, activations, dropout, reshaping and Lambda layers."""
 from __future__ import annotations
 
 import numpy as np
 
-from .. import _ops, activations, backend, initializers
-from ..device import is_gpu
+from .. import activations, backend, initializers, ops
 from .core import Layer
 
 
-class _WithActivation(Layer):
-    """A layer computing ``activation(z)``: keeps ``z`` so the model can fuse softmax
-    with cross-entropy (``backward(..., dz=...)``)."""
-
-    def _activate(self, z):
-        return activations.forward(self.activation, z)
-
-    def _dz(self, cache, dy, dz):
-        if dz is not None:
-            return dz
-        z, y = cache["z"], cache["y"]
-        return activations.backward(self.activation, z, y, dy)
+def _init_name(i):
+    """An initializer as it goes into a config: its name (a callable by its name)."""
+    if isinstance(i, str):
+        return i
+    name = getattr(i, "__name__", None) or type(i).__name__
+    if name in ("<lambda>", "function"):
+        raise ValueError("save: a lambda initializer cannot be saved; use a named function or class")
+    return name
 
 
-class Dense(_WithActivation):
+def _activate(activation, z):
+    return z if activation == "linear" else activations.apply(activation, z)
+
+
+class Dense(Layer):
     """``activation(x @ kernel + bias)`` on the last axis, as ``keras.layers.Dense``."""
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
@@ -40,54 +39,39 @@ class Dense(_WithActivation):
         if len(input_shape) < 1:
             raise ValueError(f"Dense {self.name!r} needs inputs with a feature axis, got shape {input_shape}")
         self.kernel = self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer)
-        if self.use_bias:
-            self.bias = self.add_weight("bias", (self.units,), self.bias_initializer)
+        self.bias = self.add_weight("bias", (self.units,), self.bias_initializer) if self.use_bias else None
         self.built = True
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 
-    def forward(self, x, training=False):
-        lead = x.shape[:-1]
-        x2 = x.reshape(-1, x.shape[-1])
-        z = _ops.dense_forward(x2, self._w("kernel"), self._w("bias") if self.use_bias else None)
-        y = self._activate(z)
-        return y.reshape(lead + (self.units,)), {"x": x2, "z": z, "y": y, "lead": lead}
-
-    def backward(self, cache, dy, need_dx=True, dz=None):
-        dz = self._dz(cache, None if dy is None else dy.reshape(-1, self.units), dz)
-        dx, dw, db = _ops.dense_backward(cache["x"], self._w("kernel"), dz, need_dx)
-        grads = [dw, db] if self.use_bias else [dw]
-        if dx is not None:
-            dx = dx.reshape(tuple(cache["lead"]) + (self.kernel.shape[0],))
-        return dx, grads
+    def call(self, inputs, training=None):
+        act = self.activation
+        fused = act if isinstance(act, str) and act in activations.NATIVE else "linear"
+        y = ops.dense_bias_activation(inputs, self.kernel, self.bias, fused)
+        return y if fused == act else _activate(act, y)
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "activation": self.activation,
+        return {**super().get_config(), "units": self.units, "activation": activations.serialize(self.activation),
                 "use_bias": self.use_bias, "kernel_initializer": _init_name(self.kernel_initializer),
                 "bias_initializer": _init_name(self.bias_initializer)}
 
 
-def _init_name(i):
-    return i if isinstance(i, str) else "glorot_uniform"
-
-
-class Activation(_WithActivation):
-    """Apply an activation function by name."""
+class Activation(Layer):
+    """Apply an activation function (a name or a function of tensors)."""
 
     def __init__(self, activation, **kw):
         super().__init__(**kw)
         self.activation = activations.get(activation)
 
-    def forward(self, x, training=False):
-        y = self._activate(x)
-        return y, {"z": x, "y": y}
+    def call(self, inputs, training=None):
+        return _activate(self.activation, inputs)
 
-    def backward(self, cache, dy, need_dx=True, dz=None):
-        return self._dz(cache, dy, dz), []
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
 
     def get_config(self):
-        return {**super().get_config(), "activation": self.activation}
+        return {**super().get_config(), "activation": activations.serialize(self.activation)}
 
 
 class ReLU(Activation):
@@ -129,19 +113,18 @@ class Dropout(Layer):
         self.seed = seed
         self._calls = 0
 
-    def forward(self, x, training=False):
+    def call(self, inputs, training=None):
         if not training or self.rate == 0.0:
-            return x, None
+            return inputs
         if self.seed is None:
             seed = backend.next_seed()
         else:
             seed = (int(self.seed) * 1_000_003 + self._calls) % (2**63)
         self._calls += 1
-        y, mask = _ops.dropout_forward(x, self.rate, seed)
-        return y, mask
+        return ops.dropout(inputs, self.rate, seed=seed)
 
-    def backward(self, cache, dy, need_dx=True):
-        return (dy if cache is None else dy * cache), []
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
@@ -153,11 +136,8 @@ class Flatten(Layer):
     def compute_output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
 
-    def forward(self, x, training=False):
-        return x.reshape(x.shape[0], -1), tuple(x.shape)
-
-    def backward(self, cache, dy, need_dx=True):
-        return dy.reshape(cache), []
+    def call(self, inputs, training=None):
+        return ops.reshape(inputs, (inputs.shape[0], -1))
 
 
 class Reshape(Layer):
@@ -181,11 +161,63 @@ class Reshape(Layer):
                              f"into {self.target_shape} ({known} values)")
         return self.target_shape
 
-    def forward(self, x, training=False):
-        return x.reshape((x.shape[0],) + self.compute_output_shape(tuple(x.shape[1:]))), tuple(x.shape)
-
-    def backward(self, cache, dy, need_dx=True):
-        return dy.reshape(cache), []
+    def call(self, inputs, training=None):
+        return ops.reshape(inputs, (inputs.shape[0],) + self.compute_output_shape(tuple(inputs.shape[1:])))
 
     def get_config(self):
         return {**super().get_config(), "target_shape": list(self.target_shape)}
+
+
+def _library_function(name):
+    """A function of convcore.ops or convcore.activations named ``name`` (a Lambda over
+    a library function loads without custom_objects; no code comes from the file)."""
+    from .. import activations as _a
+    if name in _a._BY_NAME:
+        return _a._BY_NAME[name]
+    f = getattr(ops, name, None) if isinstance(name, str) and not name.startswith("_") else None
+    return f if callable(f) and not isinstance(f, type) else None
+
+
+class Lambda(Layer):
+    """Wrap a function of tensors as a layer, as ``keras.layers.Lambda``:
+    ``Lambda(lambda x: ops.square(x))``. The output shape comes from ``output_shape``
+    (a shape without the batch axis, or a function of the input shape) or else from
+    running the function on one zero sample. A Lambda holds no weights and is saved by
+    its function's name (pass the function in ``custom_objects`` to load it)."""
+
+    def __init__(self, function, output_shape=None, arguments=None, **kw):
+        super().__init__(**kw)
+        if not callable(function):
+            raise TypeError(f"Lambda: function must be callable, got {function!r}")
+        self.function = function
+        self._output_shape = output_shape
+        self.arguments = dict(arguments or {})
+
+    def call(self, inputs, training=None):
+        return self.function(inputs, **self.arguments)
+
+    def compute_output_shape(self, input_shape):
+        if self._output_shape is None:
+            return super().compute_output_shape(input_shape)
+        if callable(self._output_shape):
+            return tuple(self._output_shape(input_shape))
+        return tuple(self._output_shape)
+
+    def get_config(self):
+        name = getattr(self.function, "__name__", "<lambda>")
+        return {**super().get_config(), "function": name,
+                "output_shape": None if self._output_shape is None or callable(self._output_shape)
+                else list(self._output_shape), "arguments": self.arguments}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        cfg = dict(config)
+        fn = cfg.pop("function")
+        if not callable(fn) and not (custom_objects and fn in custom_objects):
+            fn = _library_function(fn) or fn
+        if not callable(fn):
+            if not custom_objects or fn not in custom_objects:
+                raise ValueError(f"Lambda layer {cfg.get('name')!r}: its function {fn!r} is not saved in the file "
+                                 "(code is never loaded); pass it with custom_objects={name: function}")
+            fn = custom_objects[fn]
+        return cls(fn, **cfg)

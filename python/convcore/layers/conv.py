@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _core, _ops, activations, initializers
-from .basic import _WithActivation, _init_name
+from .. import _core, activations, initializers, ops
+from .basic import _activate, _init_name
+from .core import Layer
 
 
 def _tuple(name, v, rank, layer):
@@ -21,7 +22,7 @@ def _padding(p, layer):
     return p.lower()
 
 
-class _Conv(_WithActivation):
+class _Conv(Layer):
     rank = 2
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1, activation=None,
@@ -44,8 +45,7 @@ class _Conv(_WithActivation):
     def build(self, input_shape):
         c_in = input_shape[-1]
         self.kernel = self.add_weight("kernel", self.kernel_size + (c_in, self.filters), self.kernel_initializer)
-        if self.use_bias:
-            self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer)
+        self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer) if self.use_bias else None
         self.built = True
 
     def compute_output_shape(self, input_shape):
@@ -53,22 +53,17 @@ class _Conv(_WithActivation):
                                      list(self.dilation_rate), self.padding)
         return tuple(out) + (self.filters,)
 
-    def forward(self, x, training=False):
-        z = _ops.conv_forward(x, self._w("kernel"), self._w("bias") if self.use_bias else None,
-                              list(self.strides), list(self.dilation_rate), self.padding)
-        y = self._activate(z)
-        return y, {"x": x, "z": z, "y": y}
-
-    def backward(self, cache, dy, need_dx=True, dz=None):
-        dz = self._dz(cache, dy, dz)
-        dx, dw, db = _ops.conv_backward(cache["x"], self._w("kernel"), dz, list(self.strides),
-                                        list(self.dilation_rate), self.padding, need_dx)
-        return dx, ([dw, db] if self.use_bias else [dw])
+    def call(self, inputs, training=None):
+        act = self.activation
+        fused = act if isinstance(act, str) and act in activations.NATIVE else "linear"
+        y = ops.conv_bias_activation(inputs, self.kernel, self.bias, self.strides, self.padding,
+                                     self.dilation_rate, fused)
+        return y if fused == act else _activate(act, y)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
                 "strides": list(self.strides), "padding": self.padding, "dilation_rate": list(self.dilation_rate),
-                "activation": self.activation, "use_bias": self.use_bias,
+                "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
                 "kernel_initializer": _init_name(self.kernel_initializer),
                 "bias_initializer": _init_name(self.bias_initializer)}
 

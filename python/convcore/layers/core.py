@@ -1,12 +1,19 @@
-"""The Layer base class, symbolic tensors and graph nodes."""
+"""The Layer base class, symbolic tensors and graph nodes.
+
+A layer is ``build(input_shape)`` (create weights with ``add_weight``), ``call(inputs,
+training=None)`` (compute with :mod:`convcore.ops`), ``compute_output_shape`` and
+``get_config``, as in Keras 3. Gradients come from the tape: no layer has a backward.
+"""
 from __future__ import annotations
 
+import inspect as _inspect
 import re
 from typing import Optional
 
 import numpy as np
 
-from .. import backend, initializers
+from .. import backend, initializers, ops
+from ..tensor import Tensor, Variable
 
 _NAME_COUNTS: dict = {}
 
@@ -27,10 +34,15 @@ class KerasTensor:
     """A symbolic tensor of the functional API: a shape (batch axis first, ``None``) and
     the node that produces it."""
 
-    def __init__(self, shape, node=None, name=None):
-        self.shape = (None,) + tuple(int(s) for s in shape)
+    def __init__(self, shape, node=None, name=None, dtype=None):
+        self.shape = (None,) + tuple(None if s is None else int(s) for s in shape)
         self.node = node
         self.name = name
+        self.dtype = dtype
+
+    @property
+    def ndim(self):
+        return len(self.shape)
 
     def __repr__(self):
         return f"<KerasTensor shape={self.shape}, name={self.name}>"
@@ -39,31 +51,50 @@ class KerasTensor:
 class Node:
     """One call of a layer on symbolic inputs."""
 
-    def __init__(self, layer, inputs, output):
+    def __init__(self, layer, inputs, output, call_kwargs=None, multi=False):
         self.layer = layer
         self.inputs = list(inputs)
         self.output = output
+        self.outputs = output if isinstance(output, list) else [output]
+        self.call_kwargs = dict(call_kwargs or {})
+        self.multi = multi  # the layer was called on a list of inputs
+
+
+def _is_symbolic(inputs):
+    if isinstance(inputs, KerasTensor):
+        return True
+    return isinstance(inputs, (list, tuple)) and bool(inputs) and all(isinstance(t, KerasTensor) for t in inputs)
 
 
 class Layer:
     """Base class of all layers (Keras conventions: ``build(input_shape)``,
-    ``get_config()``, ``get_weights()`` / ``set_weights()``, ``count_params()``)."""
+    ``call(inputs, training=None)``, ``add_weight``, ``get_config()``,
+    ``get_weights()`` / ``set_weights()``, ``count_params()``)."""
 
     _registry: dict = {}
+    _call_has_training = True
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
         Layer._registry[cls.__name__] = cls
+        params = _inspect.signature(cls.call).parameters
+        cls._call_has_training = "training" in params or any(
+            p.kind == p.VAR_KEYWORD for p in params.values())
 
     @staticmethod
     def registry():
         return dict(Layer._registry)
 
     def __init__(self, name=None, input_shape=None, dtype=None, trainable=True, input_dim=None, **kwargs):
+        if "batch_input_shape" in kwargs:
+            bis = kwargs.pop("batch_input_shape")
+            if bis is not None:
+                input_shape = tuple(bis)[1:]
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword arguments {sorted(kwargs)}")
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"{type(self).__name__}: name must be a non-empty string, got {name!r}")
+        object.__setattr__(self, "_layers", [])
         self.name = name or _auto_name(type(self).__name__)
         if input_dim is not None and input_shape is None:
             input_shape = (int(input_dim),)
@@ -71,89 +102,149 @@ class Layer:
         self.dtype = dtype or backend.floatx()
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"{type(self).__name__}: dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        self.trainable = bool(trainable)
+        self._trainable = bool(trainable)
         self.built = False
         self.input_shape: Optional[tuple] = None
         self.output_shape: Optional[tuple] = None
-        self._params = []  # [name, array, trainable]
-        self._dev = None  # GpuArrays mirroring _params while the layer lives on the GPU
-        self._host_stale = False
+        self._variables = []
         self._inbound_nodes = []
+        self._device = "cpu"
+
+    # ------------------------------------------------------------------ tracking
+    def __setattr__(self, name, value):
+        # Sub-layers assigned as attributes are tracked (their weights are this layer's).
+        if isinstance(value, Layer) and name != "_outer" and value is not self:
+            if value not in self.__dict__.get("_layers", []):
+                self.__dict__.setdefault("_layers", []).append(value)
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, Layer) for v in value):
+            for v in value:
+                if v not in self.__dict__.setdefault("_layers", []):
+                    self._layers.append(v)
+        object.__setattr__(self, name, value)
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+        for l in self._layers:
+            l.trainable = value
 
     # ------------------------------------------------------------------ weights
-    def add_weight(self, name, shape, initializer="zeros", trainable=True):
-        value = initializers.initialize(initializers.get(initializer), tuple(shape), self.dtype)
-        self._params.append([name, value, bool(trainable)])
-        return value
+    def add_weight(self, *args, shape=None, initializer=None, dtype=None, trainable=True, name=None,
+                   regularizer=None, constraint=None, **kw):
+        """A new weight Variable. Keras 3's ``add_weight(shape, initializer, dtype,
+        trainable, name=...)``; Keras 2's positional ``add_weight(name, shape, ...)`` too."""
+        args = list(args)
+        if args and isinstance(args[0], str):  # Keras 2 / convcore order: (name, shape, initializer, trainable)
+            name = args.pop(0)
+        for key in ("shape", "initializer", "trainable"):
+            if args:
+                v = args.pop(0)
+                if key == "shape":
+                    shape = v
+                elif key == "initializer":
+                    initializer = v
+                else:
+                    trainable = v
+        kw.pop("aggregation", None)
+        kw.pop("autocast", None)
+        if kw:
+            raise TypeError(f"add_weight: unexpected keyword arguments {sorted(kw)}")
+        if shape is None:
+            raise ValueError(f"Layer {self.name!r}: add_weight needs a shape")
+        shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+        dt = dtype or self.dtype
+        value = initializers.initialize(initializers.get(initializer or "zeros"), shape, dt)
+        v = Variable(value, dtype=dt, trainable=bool(trainable), name=name or f"variable_{len(self._variables)}",
+                     device=self._device)
+        v.path = f"{self.name}/{v.name}"
+        self._variables.append(v)
+        return v
 
     @property
     def weights(self):
-        self._sync_host()
-        return [p[1] for p in self._params]
+        """Every weight Variable of the layer and its sub-layers (creation order)."""
+        out = list(self._variables)
+        for l in self._layers:
+            for w in l.weights:
+                if not any(w is o for o in out):
+                    out.append(w)
+        return out
 
-    # ------------------------------------------------------------------ device placement
-    def _w(self, name):
-        """The weight ``name`` where the layer computes (GpuArray on the GPU)."""
-        for i, p in enumerate(self._params):
-            if p[0] == name:
-                return self._dev[i] if self._dev is not None else p[1]
-        raise KeyError(name)
+    variables = weights
 
-    def _on_gpu(self):
-        return self._dev is not None
+    @property
+    def trainable_weights(self):
+        if not self.trainable:
+            return []
+        own = [v for v in self._variables if v.trainable]
+        for l in self._layers:
+            own += [w for w in l.trainable_weights if not any(w is o for o in own)]
+        return own
 
-    def _to_gpu(self):
-        from ..device import to_gpu
-        if self._dev is None:
-            self._dev = [to_gpu(p[1], f"layer {self.name!r}") for p in self._params]
-            self._host_stale = False
+    trainable_variables = trainable_weights
 
-    def _to_cpu(self):
-        self._sync_host()
-        self._dev = None
-
-    def _sync_host(self):
-        """Read device weights back into the host arrays (in place) when they changed."""
-        if self._dev is not None and self._host_stale:
-            for p, d in zip(self._params, self._dev):
-                p[1][...] = d.numpy().reshape(p[1].shape)
-            self._host_stale = False
+    @property
+    def non_trainable_weights(self):
+        tw = self.trainable_weights
+        return [w for w in self.weights if not any(w is t for t in tw)]
 
     @property
     def trainable_mask(self):
-        return [p[2] and self.trainable for p in self._params]
+        """For each weight, whether training updates it."""
+        tw = {id(w) for w in self.trainable_weights}
+        return [id(w) in tw for w in self.weights]
 
     def get_weights(self):
-        self._sync_host()
-        return [p[1].copy() for p in self._params]
+        return [w.numpy().copy() for w in self.weights]
 
     def set_weights(self, weights):
         weights = list(weights)
-        if len(weights) != len(self._params):
+        mine = self.weights
+        if len(weights) != len(mine):
             raise ValueError(
-                f"Layer {self.name!r} expects {len(self._params)} weight arrays "
-                f"({', '.join(p[0] for p in self._params) or 'none'}), got {len(weights)}"
+                f"Layer {self.name!r} expects {len(mine)} weight arrays "
+                f"({', '.join(w.name for w in mine) or 'none'}), got {len(weights)}"
             )
-        for p, w in zip(self._params, weights):
+        for v, w in zip(mine, weights):
             w = np.asarray(w)
-            if w.shape != p[1].shape:
-                raise ValueError(f"Layer {self.name!r}: weight {p[0]!r} has shape {p[1].shape}, got {w.shape}")
-            p[1][...] = w
-        if self._dev is not None:
-            self._sync_host()
-            from .. import _core
-            for p, d in zip(self._params, self._dev):
-                _core.gpu_write(d, np.ascontiguousarray(p[1], dtype=np.float32))
+            if w.shape != v.shape:
+                raise ValueError(f"Layer {self.name!r}: weight {v.name!r} has shape {v.shape}, got {w.shape}")
+        for v, w in zip(mine, weights):
+            v.assign(np.asarray(w))
 
     def count_params(self):
-        return int(sum(p[1].size for p in self._params))
+        return int(sum(w.size for w in self.weights))
+
+    def _move_to(self, device):
+        """Keep this layer's weights on ``device`` (models do this on compile)."""
+        self._device = device
+        for v in self._variables:
+            v._move(device)
+        for l in self._layers:
+            l._move_to(device)
 
     # ------------------------------------------------------------------ shapes
     def build(self, input_shape):
         self.built = True
 
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
+        """The output shape (without the batch axis) for ``input_shape``. The default
+        runs ``call`` on one zero sample."""
+        multi = isinstance(input_shape, list)
+        shapes = input_shape if multi else [input_shape]
+        if any(s is None for sh in shapes for s in sh):
+            raise ValueError(f"Layer {self.name!r}: cannot infer the output shape of {type(self).__name__} for an "
+                             f"input shape with unknown sizes {input_shape}; define compute_output_shape")
+        xs = [ops.zeros((1,) + tuple(s), dtype=self.dtype, device=self._device) for s in shapes]
+        with _no_tape():
+            y = self._call_eager(xs if multi else xs[0], False)
+        if isinstance(y, (list, tuple)):
+            return [tuple(t.shape[1:]) for t in y]
+        return tuple(y.shape[1:])
 
     def _ensure_built(self, input_shape):
         if not self.built:
@@ -173,49 +264,56 @@ class Layer:
             )
 
     # ------------------------------------------------------------------ compute
-    def forward(self, x, training=False):
-        """(output, cache) for a numpy batch ``x``."""
-        raise NotImplementedError(f"{type(self).__name__} must implement forward")
-
-    def backward(self, cache, dy, need_dx=True):
-        """(dL/dx or None, [dL/dw per weight, None for non-trainable])."""
-        raise NotImplementedError(f"{type(self).__name__} must implement backward")
+    def call(self, inputs, training=None):
+        """The layer's computation on tensors, written with :mod:`convcore.ops`."""
+        return inputs
 
     def _cast(self, x):
-        from ..device import is_gpu
-        if is_gpu(x):
+        """An input as a Tensor on the layer's device, in the layer's float dtype."""
+        if isinstance(x, Tensor):
+            if np.dtype(x.dtype).kind == "f" and x.dtype != self.dtype:
+                return ops.cast(x, self.dtype)
             return x
-        return np.asarray(x, dtype=self.dtype)
+        a = np.asarray(x)
+        if a.dtype.kind in "biuf" and a.dtype != np.dtype(self.dtype):
+            a = a.astype(self.dtype)
+        return ops.convert_to_tensor(a, device=self._device)
 
-    def __call__(self, inputs, training=False):
-        if isinstance(inputs, KerasTensor) or (
-            isinstance(inputs, (list, tuple)) and inputs and all(isinstance(t, KerasTensor) for t in inputs)
-        ):
-            return self._call_symbolic(inputs)
+    def _call_eager(self, x, training, **kwargs):
+        if self._call_has_training:
+            return self.call(x, training=training, **kwargs)
+        return self.call(x, **kwargs)
+
+    def __call__(self, inputs, training=None, **kwargs):
+        if _is_symbolic(inputs):
+            return self._call_symbolic(inputs, kwargs)
         x = [self._cast(v) for v in inputs] if isinstance(inputs, (list, tuple)) else self._cast(inputs)
         shape = [tuple(v.shape[1:]) for v in x] if isinstance(x, list) else tuple(x.shape[1:])
         if not isinstance(x, list):
             self._check_input(shape)
-        self._ensure_built(shape)
-        if self._on_gpu():
-            from ..device import is_gpu, to_gpu
-            if not isinstance(x, list) and not is_gpu(x):
-                return self.forward(to_gpu(x, f"layer {self.name!r}"), training)[0].numpy()
-        return self.forward(x, training)[0]
+        if not self.built:
+            self.input_shape = shape
+            self.build(shape)
+            self.built = True
+        return self._call_eager(x, training, **kwargs)
 
-    def _call_symbolic(self, inputs):
+    def _call_symbolic(self, inputs, kwargs=None):
         multi = isinstance(inputs, (list, tuple))
         shapes = [t.shape[1:] for t in inputs] if multi else inputs.shape[1:]
         if not multi:
             self._check_input(shapes)
-        out_shape = self._ensure_built(shapes)
-        out = KerasTensor(out_shape, name=self.name)
-        node = Node(self, inputs if multi else [inputs], out)
-        out.node = node
+        out_shape = self._ensure_built(list(shapes) if multi else shapes)
+        node = Node(self, list(inputs) if multi else [inputs], None, kwargs, multi)
+        if isinstance(out_shape, list):
+            outs = [KerasTensor(s, node=node, name=f"{self.name}_{i}") for i, s in enumerate(out_shape)]
+            node.output, node.outputs = outs, outs
+        else:
+            outs = KerasTensor(out_shape, node=node, name=self.name)
+            node.output, node.outputs = outs, [outs]
         self._inbound_nodes.append(node)
-        self.output = out
+        self.output = outs
         self.input = inputs
-        return out
+        return outs
 
     # ------------------------------------------------------------------ config
     def get_config(self):
@@ -232,6 +330,11 @@ class Layer:
         return f"<{type(self).__name__} name={self.name}>"
 
 
+def _no_tape():
+    from ..tape import stop_recording
+    return stop_recording()
+
+
 class InputLayer(Layer):
     """The layer behind :func:`Input`: it passes its input through."""
 
@@ -244,21 +347,15 @@ class InputLayer(Layer):
         if any(s < 1 for s in self.shape):
             raise ValueError(f"Input shape must contain positive sizes, got {self.shape}")
         self.built = True
-        self.output = KerasTensor(self.shape, node=None, name=self.name)
+        self.output = KerasTensor(self.shape, node=None, name=self.name, dtype=self.dtype)
         self.output.node = Node(self, [], self.output)
         self.input_shape = self.output_shape = self.shape
-
-    def forward(self, x, training=False):
-        return x, None
-
-    def backward(self, cache, dy, need_dx=True):
-        return dy, []
 
     def get_config(self):
         return {"shape": list(self.shape), "name": self.name, "dtype": self.dtype}
 
 
-def Input(shape, name=None, dtype=None):
+def Input(shape, name=None, dtype=None, batch_size=None):
     """A symbolic input of ``shape`` (without the batch axis), as ``keras.Input``."""
     if isinstance(shape, (int, np.integer)):
         shape = (int(shape),)

@@ -1,10 +1,7 @@
 """Layers merging several inputs (residual connections)."""
 from __future__ import annotations
 
-import numpy as np
-
-from .. import _ops
-from ..device import is_gpu
+from .. import ops
 from .core import Layer
 
 
@@ -17,11 +14,11 @@ class Add(Layer):
             raise ValueError(f"Add {self.name!r} needs at least two inputs of the same shape, got {shapes}")
         return shapes[0]
 
-    def forward(self, xs, training=False):
-        return _ops.add_all(xs), len(xs)
-
-    def backward(self, cache, dy, need_dx=True):
-        return [dy] * cache, []
+    def call(self, inputs, training=None):
+        out = inputs[0]
+        for x in inputs[1:]:
+            out = ops.add(out, x)
+        return out
 
 
 class Concatenate(Layer):
@@ -46,20 +43,8 @@ class Concatenate(Layer):
         out[ax] = sum(s[ax] for s in shapes)
         return tuple(out)
 
-    def forward(self, xs, training=False):
-        ax = self._axis(xs[0].ndim - 1) + 1
-        if is_gpu(xs[0]):
-            if ax != xs[0].ndim - 1:
-                raise ValueError(f"Concatenate {self.name!r}: on the GPU only the last axis is supported, got axis={self.axis}")
-            return _ops.concat_last(xs), (ax, [x.shape[ax] for x in xs])
-        return np.concatenate(xs, axis=ax), (ax, [x.shape[ax] for x in xs])
-
-    def backward(self, cache, dy, need_dx=True):
-        ax, sizes = cache
-        if is_gpu(dy):
-            starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-            return [_ops.slice_last(dy, int(s), int(w)) for s, w in zip(starts, sizes)], []
-        return np.split(dy, np.cumsum(sizes)[:-1], axis=ax), []
+    def call(self, inputs, training=None):
+        return ops.concatenate(list(inputs), axis=self._axis(inputs[0].ndim - 1) + 1)
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}

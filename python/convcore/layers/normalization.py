@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _ops, initializers
+from .. import initializers, ops
 from .core import Layer
 
 
@@ -38,33 +38,20 @@ class BatchNormalization(Layer):
                                                trainable=False)
         self.built = True
 
-    def forward(self, x, training=False):
-        mm, mv = self._w("moving_mean"), self._w("moving_variance")
-        y, mean, var = _ops.batchnorm_forward(x, self._w("gamma"), self._w("beta"), self.epsilon, bool(training),
-                                              mm, mv)
+    def call(self, inputs, training=None):
+        # A frozen layer (trainable=False) normalizes with its moving statistics, as Keras 3.
+        training = bool(training) and self.trainable
+        y, mean, var = ops.fused_batch_norm(inputs, self.gamma if self.scale else None,
+                                            self.beta if self.center else None, self.epsilon, training,
+                                            self.moving_mean, self.moving_variance)
         if training:
-            _ops.moving_update(mm, mean, self.momentum)
-            _ops.moving_update(mv, var, self.momentum)
-            if self._on_gpu():
-                self._host_stale = True
-        return y, (x, mean, var, training)
+            m = self.momentum
+            self.moving_mean.assign_axpby(mean, m, 1.0 - m)
+            self.moving_variance.assign_axpby(var, m, 1.0 - m)
+        return y
 
-    def backward(self, cache, dy, need_dx=True):
-        x, mean, var, training = cache
-        if self._on_gpu():
-            # (in inference the cached statistics are the moving ones)
-            dx, dgamma, dbeta = _ops.batchnorm_backward(x, self._w("gamma"), mean, var, self.epsilon, dy, training)
-        elif not training:
-            # Inference: an affine map per channel.
-            inv = 1.0 / np.sqrt(self.moving_variance + self.epsilon)
-            xhat = (x - self.moving_mean) * inv
-            axes = tuple(range(x.ndim - 1))
-            dgamma = (dy * xhat).sum(axis=axes).astype(self.dtype)
-            dbeta = dy.sum(axis=axes).astype(self.dtype)
-            dx = (dy * (self.gamma * inv)).astype(self.dtype)
-        else:
-            dx, dgamma, dbeta = _ops.batchnorm_backward(x, self.gamma, mean, var, self.epsilon, dy, True)
-        return dx, [dgamma if self.scale else None, dbeta if self.center else None, None, None]
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _core, _ops
+from .. import _core, ops
 from .conv import _padding, _tuple
 from .core import Layer
 
@@ -24,15 +24,9 @@ class _Pool(Layer):
         out = _core.pool_out_spatial(list(input_shape[:-1]), list(self.pool_size), list(self.strides), self.padding)
         return tuple(out) + (input_shape[-1],)
 
-    def forward(self, x, training=False):
-        y, argmax = _ops.pool_forward(x, self.kind, list(self.pool_size), list(self.strides), self.padding)
-        return y, (tuple(x.shape), argmax)
-
-    def backward(self, cache, dy, need_dx=True):
-        shape, argmax = cache
-        dx = _ops.pool_backward(dy, self.kind, argmax, list(shape), list(self.pool_size),
-                                list(self.strides), self.padding)
-        return dx, []
+    def call(self, inputs, training=None):
+        f = ops.max_pool if self.kind == "max" else ops.average_pool
+        return f(inputs, self.pool_size, self.strides, self.padding)
 
     def get_config(self):
         return {**super().get_config(), "pool_size": list(self.pool_size), "strides": list(self.strides),
@@ -74,11 +68,8 @@ class _GlobalPool(Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[-1],)
 
-    def forward(self, x, training=False):
-        return _ops.global_pool_forward(self.kind, x)
-
-    def backward(self, cache, dy, need_dx=True):
-        return _ops.global_pool_backward(self.kind, cache, dy), []
+    def call(self, inputs, training=None):
+        return ops.global_pool(self.kind, inputs)
 
 
 class GlobalAveragePooling1D(_GlobalPool):

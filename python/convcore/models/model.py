@@ -1,0 +1,324 @@
+"""``Model``: a graph of layer calls from ``Input`` tensors to outputs (the functional
+API), or a subclass with its own ``call``. It is a Layer (models nest), runs its layers
+in topological order on tensors, and trains through :class:`~convcore.trainers.Trainer`
+(``compile`` / ``fit`` / ``evaluate`` / ``predict``). Gradients come from the tape."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import device as device_mod
+from ..layers.core import InputLayer, KerasTensor, Layer
+from ..tensor import Tensor
+from ..trainers.trainer import Trainer
+
+
+def _as_list(x):
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+class Model(Trainer, Layer):
+    """A functional model: ``Model(inputs, outputs)`` over symbolic tensors; or a
+    subclass that builds layers in ``__init__`` and uses them in ``call``."""
+
+    def __init__(self, inputs=None, outputs=None, name=None, **kw):
+        Layer.__init__(self, name=name or ("model" if type(self) is Model else None), **kw)
+        Trainer.__init__(self)
+        if inputs is not None:
+            if outputs is None:
+                raise ValueError("Model(inputs, outputs): outputs are missing")
+            self._init_graph(_as_list(inputs), _as_list(outputs))
+            self.built = True
+
+    # ------------------------------------------------------------------ graph
+    def _init_graph(self, inputs, outputs):
+        for t in inputs + outputs:
+            if not isinstance(t, KerasTensor):
+                raise TypeError(f"Model inputs and outputs must be symbolic tensors (from Input or a layer call), got {t!r}")
+        for t in inputs:
+            if not isinstance(t.node.layer, InputLayer):
+                raise ValueError(f"Model inputs must come from Input(...), got {t!r}")
+        self.inputs, self.outputs = inputs, outputs
+        order, seen = [], set()
+
+        def visit(t):
+            node = t.node
+            if id(node) in seen:
+                return
+            seen.add(id(node))
+            for s in node.inputs:
+                visit(s)
+            order.append(node)
+
+        for t in outputs:
+            visit(t)
+        input_ids = {id(t) for t in inputs}
+        for node in order:
+            if isinstance(node.layer, InputLayer) and id(node.output) not in input_ids:
+                raise ValueError(f"Output depends on input {node.layer.name!r}, which is not among the model inputs")
+        self._nodes = [n for n in order if not isinstance(n.layer, InputLayer)]
+        layers, ids = [], set()
+        for n in order:
+            if id(n.layer) not in ids:
+                ids.add(id(n.layer))
+                layers.append(n.layer)
+        self._all_layers = layers
+        self.__dict__["_layers"] = [l for l in layers if not isinstance(l, InputLayer)]
+
+    def _is_graph(self):
+        return hasattr(self, "_nodes")
+
+    @property
+    def layers(self):
+        if self._is_graph():
+            return list(self._all_layers)
+        return list(self._layers)
+
+    @property
+    def input(self):
+        self._require_graph()
+        return self.inputs[0] if len(self.inputs) == 1 else self.inputs
+
+    @property
+    def output(self):
+        self._require_graph()
+        return self.outputs[0] if len(self.outputs) == 1 else self.outputs
+
+    @property
+    def input_shape(self):
+        self._require_graph()
+        return self.inputs[0].shape if len(self.inputs) == 1 else [t.shape for t in self.inputs]
+
+    @property
+    def output_shape(self):
+        self._require_graph()
+        return self.outputs[0].shape if len(self.outputs) == 1 else [t.shape for t in self.outputs]
+
+    @input_shape.setter
+    def input_shape(self, v):
+        pass
+
+    @output_shape.setter
+    def output_shape(self, v):
+        pass
+
+    def get_layer(self, name=None, index=None):
+        """A layer by name or by index (``model.layers[index]``)."""
+        layers = self.layers
+        if index is not None:
+            if not isinstance(index, (int, np.integer)) or not -len(layers) <= index < len(layers):
+                raise ValueError(f"get_layer: index {index!r} out of range for a model with {len(layers)} layers")
+            return layers[index]
+        for l in layers:
+            if l.name == name:
+                return l
+        raise ValueError(f"No layer named {name!r}; layers are: {', '.join(l.name for l in layers)}")
+
+    def _require_graph(self, x=None):
+        if not self._is_graph():
+            raise ValueError(f"Model {self.name!r} has no inputs yet: give the first layer input_shape=... or "
+                             "start with Input(shape)")
+
+    def output_of(self, layer):
+        """The symbolic output of ``layer`` inside this model's graph."""
+        self._require_graph()
+        for node in self._nodes:
+            if node.layer is layer:
+                return node.output
+        if isinstance(layer, InputLayer) and layer.output in self.inputs:
+            return layer.output
+        raise ValueError(f"Layer {layer.name!r} is not part of model {self.name!r}")
+
+    _output_of = output_of
+
+    # ------------------------------------------------------------------ weights
+    @property
+    def weights(self):
+        if self._is_graph():
+            out = []
+            for l in self._all_layers:
+                for w in l.weights:
+                    if not any(w is o for o in out):
+                        out.append(w)
+            return out
+        return Layer.weights.fget(self)
+
+    @property
+    def trainable_weights(self):
+        if not self.trainable:
+            return []
+        if self._is_graph():
+            out = []
+            for l in self._all_layers:
+                for w in l.trainable_weights:
+                    if not any(w is o for o in out):
+                        out.append(w)
+            return out
+        return Layer.trainable_weights.fget(self)
+
+    trainable_variables = trainable_weights
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+        for l in (self._all_layers if self._is_graph() else self.__dict__.get("_layers", [])):
+            l.trainable = value
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        mine = self.weights
+        if len(weights) != len(mine):
+            raise ValueError(f"set_weights: model {self.name!r} has {len(mine)} weight arrays, got {len(weights)}")
+        Layer.set_weights(self, weights)
+
+    def _move_to(self, device):
+        self._device = device
+        for l in self.layers:
+            l._move_to(device)
+        for v in self._variables:
+            v._move(device)
+
+    # ------------------------------------------------------------------ execution
+    def _check_x(self, x):
+        """The inputs as contiguous numpy arrays of the input dtypes, checked."""
+        self._require_graph()
+        xs = _as_list(x) if isinstance(x, (list, tuple)) and len(self.inputs) > 1 else [x]
+        if isinstance(x, dict):
+            xs = [x[t.node.layer.name] for t in self.inputs]
+        if len(xs) != len(self.inputs):
+            raise ValueError(f"Model {self.name!r} expects {len(self.inputs)} inputs, got {len(xs)}")
+        out = []
+        for t, v in zip(self.inputs, xs):
+            v = v.numpy() if isinstance(v, Tensor) else np.asarray(v)
+            if v.dtype.kind not in "biuf":
+                raise TypeError(f"Model {self.name!r}: inputs must be numeric arrays, got dtype {v.dtype}")
+            if tuple(v.shape[1:]) != tuple(t.shape[1:]) or v.ndim != len(t.shape):
+                raise ValueError(f"Input of model {self.name!r} has the wrong shape: expected {t.shape}, "
+                                 f"received {v.shape}")
+            out.append(np.ascontiguousarray(v, dtype=t.node.layer.dtype))
+        n = {len(v) for v in out}
+        if len(n) != 1:
+            raise ValueError(f"Model inputs have different numbers of samples: {sorted(n)}")
+        return out
+
+    def call(self, inputs, training=None):
+        """Run the graph on tensors (one per model input) and return the output
+        tensor(s)."""
+        self._require_graph()
+        xs = _as_list(inputs) if len(self.inputs) > 1 else [inputs]
+        values = {id(t): v for t, v in zip(self.inputs, xs)}
+        for node in self._nodes:
+            ins = [values[id(t)] for t in node.inputs]
+            y = node.layer(ins if node.multi else ins[0], training=training, **node.call_kwargs)
+            ys = y if isinstance(y, (list, tuple)) else [y]
+            for t, v in zip(node.outputs, ys):
+                values[id(t)] = v
+        outs = [values[id(t)] for t in self.outputs]
+        return outs[0] if len(outs) == 1 else outs
+
+    def _run(self, xs, training):
+        """Outputs (a list of tensors) for checked numpy inputs ``xs``, on the model's
+        device."""
+        dev = self._place()
+        ts = [x if isinstance(x, Tensor) else Tensor(device_mod.backend(dev).put(x, f"Model {self.name!r}"), dev)
+              for x in xs]
+        y = self.call(ts if len(ts) > 1 else ts[0], training=training)
+        return list(y) if isinstance(y, (list, tuple)) else [y]
+
+    def __call__(self, inputs, training=None, **kwargs):
+        if isinstance(inputs, KerasTensor) or (isinstance(inputs, (list, tuple)) and inputs and
+                                               isinstance(inputs[0], KerasTensor)):
+            return Layer.__call__(self, inputs, training=training, **kwargs)
+        self._ensure_built_for(inputs)
+        if not self._is_graph():
+            return Layer.__call__(self, inputs, training=training, **kwargs)
+        if isinstance(inputs, Tensor) or (isinstance(inputs, (list, tuple)) and inputs and
+                                          isinstance(inputs[0], Tensor)):
+            self._place()
+            return self.call(inputs, training=training)
+        outs = self._run(self._check_x(inputs), training)
+        return outs[0] if len(outs) == 1 else outs
+
+    def _ensure_built_for(self, x):
+        if not self._is_graph() and type(self).call is Model.call:
+            self._require_graph()
+
+    def compute_output_shape(self, input_shape):
+        if self._is_graph():
+            return self.outputs[0].shape[1:] if len(self.outputs) == 1 else [t.shape[1:] for t in self.outputs]
+        return Layer.compute_output_shape(self, input_shape)
+
+    def build(self, input_shape):
+        self.built = True
+
+    # ------------------------------------------------------------------ device
+    @property
+    def device(self):
+        """Where the model computes: 'cpu' or 'gpu'."""
+        return self._compiled_device or device_mod.get_device()
+
+    def _place(self):
+        """Keep the model's weights on its device (moved once, then they stay)."""
+        dev = self.device
+        if dev == "gpu":
+            for l in self.layers:
+                if l.dtype != "float32" and l.weights:
+                    raise TypeError(f"Model {self.name!r}: layer {l.name!r} computes in {l.dtype} but the GPU computes "
+                                    "in float32; build the model with float32 layers, or use device='cpu'")
+        if self._device != dev or any(w.device != dev for w in self.weights):
+            self._move_to(dev)
+        return dev
+
+    # ------------------------------------------------------------------ summary / saving
+    def summary(self, print_fn=None):
+        """Print a table of layers, output shapes and parameter counts (as Keras)."""
+        self._require_graph()
+        from ..layers import InputLayer as _IL
+        from .sequential import Sequential
+        print_fn = print_fn or print
+        rows = []
+        for l in self.layers:
+            if isinstance(l, _IL) and isinstance(self, Sequential):
+                continue
+            out = getattr(l, "output", None)
+            shape = out.shape if isinstance(out, KerasTensor) else "?"
+            rows.append((f"{l.name} ({type(l).__name__})", str(shape), f"{l.count_params():,}"))
+        w = [max(len(h), *(len(r[i]) for r in rows)) + 2 for i, h in enumerate(("Layer (type)", "Output Shape", "Param #"))]
+        line = lambda r: "".join(c.ljust(w[i]) for i, c in enumerate(r))
+        total = self.count_params()
+        trainable = int(sum(v.size for v in self.trainable_weights))
+        out = [f'Model: "{self.name}"', "_" * sum(w), line(("Layer (type)", "Output Shape", "Param #")), "=" * sum(w)]
+        out += [line(r) for r in rows]
+        out += ["=" * sum(w), f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+                f"Non-trainable params: {total - trainable:,}", "_" * sum(w)]
+        print_fn("\n".join(out))
+
+    def count_params(self):
+        return int(sum(w.size for w in self.weights))
+
+    def get_config(self):
+        from .. import saving
+        return saving.model_config(self)
+
+    def to_json(self):
+        import json
+        return json.dumps(self.get_config())
+
+    def save(self, filepath):
+        """Save architecture, weights and compile settings to one file (a zip holding
+        JSON and .npy arrays: loading runs no code). Written atomically."""
+        from .. import saving
+        saving.save_model(self, filepath)
+
+    def save_weights(self, filepath):
+        """Save the weights to an .npz file (atomically)."""
+        from .. import saving
+        saving.save_weights(self, filepath)
+
+    def load_weights(self, filepath):
+        """Load weights saved by :meth:`save_weights` (or :meth:`save`)."""
+        from .. import saving
+        saving.load_weights(self, filepath)

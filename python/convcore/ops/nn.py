@@ -1,0 +1,473 @@
+"""Neural-network operations with ``keras.ops``'s names and meaning, each with its
+gradient: activations, convolutions, pooling, normalization, dropout, one-hot and the
+cross-entropies. Tensors are channels-last, as in Keras.
+
+The fused operations that make training fast are ops too, with a gradient from a
+dedicated backward kernel: convolution + bias + activation (:func:`conv_bias_activation`),
+dense + bias + activation (:func:`dense_bias_activation`), pooling that keeps its argmax,
+training-mode batch normalization (:func:`fused_batch_norm`) and the mean loss of a batch
+with its gradient (:func:`fused_loss`). A softmax output remembers its logits, so a
+cross-entropy on it is computed from the logits (stable, and one kernel).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .core import backend, cast, is_float, needs_grad, out, record, recording, tensor, tensors
+from .numpy import (abs, add, clip, divide, equal, exp, expand_dims, greater, log, log1p, logsumexp, maximum,
+                    mean, minimum, multiply, negative, reshape, sqrt, square, subtract, sum, tanh as _tanh_np,
+                    transpose, where, zeros_like, erf, concatenate)
+from ..tensor import Tensor
+
+NATIVE_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
+
+
+# ------------------------------------------------------------------ activations
+def _native_activation(name, x):
+    """An activation with a Rust / WGSL kernel, forward and backward, on the last axis."""
+    x = tensor(x)
+    y = out(backend(x).activation(name, x._data), x)
+    if recording() and is_float(x):
+        def vjp(g):
+            return (out(backend(g).activation_backward(name, x._data, y._data, g._data), g),)
+        record(name, (x,), (y,), vjp)
+    return y
+
+
+def relu(x):
+    return _native_activation("relu", x)
+
+
+def sigmoid(x):
+    return _native_activation("sigmoid", x)
+
+
+def tanh(x):
+    return _native_activation("tanh", x)
+
+
+def softmax(x, axis=-1):
+    """``exp(x) / sum(exp(x))`` over ``axis``; the result remembers ``x`` as its logits."""
+    x = tensor(x)
+    if axis in (-1, x.ndim - 1):
+        y = _native_activation("softmax", x)
+    else:
+        e = exp(subtract(x, _stop(logsumexp(x, axis=axis, keepdims=True))))
+        y = divide(e, sum(e, axis=axis, keepdims=True))
+    y._keras_logits = (x, axis)
+    return y
+
+
+def _stop(t):
+    return Tensor(t._data, t._device)
+
+
+def log_softmax(x, axis=-1):
+    x = tensor(x)
+    return subtract(x, logsumexp(x, axis=axis, keepdims=True))
+
+
+def softplus(x):
+    x = tensor(x)
+    return add(relu(x), log1p(exp(negative(abs(x)))))
+
+
+def silu(x):
+    x = tensor(x)
+    return multiply(x, sigmoid(x))
+
+
+swish = silu
+
+
+def gelu(x, approximate=True):
+    """Gaussian error linear unit (Keras's default ``approximate=True``: the tanh form)."""
+    x = tensor(x)
+    if approximate:
+        c = float(np.sqrt(2.0 / np.pi))
+        inner = multiply(add(x, multiply(multiply(square(x), x), 0.044715)), c)
+        return multiply(multiply(x, 0.5), add(_tanh_np(inner), 1.0))
+    return multiply(multiply(x, 0.5), add(erf(multiply(x, float(1.0 / np.sqrt(2.0)))), 1.0))
+
+
+def leaky_relu(x, negative_slope=0.2):
+    x = tensor(x)
+    return where(greater(x, 0), x, multiply(x, float(negative_slope)))
+
+
+def elu(x, alpha=1.0):
+    x = tensor(x)
+    neg = multiply(subtract(exp(minimum(x, 0.0)), 1.0), float(alpha))
+    return where(greater(x, 0), x, neg)
+
+
+def selu(x):
+    return multiply(elu(x, 1.6732632423543772), 1.0507009873554805)
+
+
+def relu6(x):
+    return minimum(relu(x), 6.0)
+
+
+def hard_sigmoid(x):
+    return clip(add(multiply(tensor(x), 1.0 / 6.0), 0.5), 0.0, 1.0)
+
+
+def linear(x):
+    return tensor(x)
+
+
+# ------------------------------------------------------------------ dense and convolution
+def _spatial(name, v, rank):
+    vals = (v,) * rank if isinstance(v, (int, np.integer)) else tuple(v)
+    if len(vals) != rank or any(isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 1 for t in vals):
+        raise ValueError(f"{name} must be a positive int or a tuple of {rank} positive ints, got {v!r}")
+    return [int(t) for t in vals]
+
+
+def _padding(p):
+    if not isinstance(p, str) or p.lower() not in ("valid", "same"):
+        raise ValueError(f"padding must be 'valid' or 'same', got {p!r}")
+    return p.lower()
+
+
+def _channels_last(data_format):
+    if data_format not in (None, "channels_last"):
+        raise ValueError(f"only data_format='channels_last' is supported, got {data_format!r}")
+
+
+def _act_name(activation):
+    if activation not in NATIVE_ACTIVATIONS:
+        raise ValueError(f"fused activation must be one of {NATIVE_ACTIVATIONS}, got {activation!r}")
+    return activation
+
+
+def conv_bias_activation(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, activation="linear"):
+    """``activation(conv(x, kernel) + bias)`` in one kernel (a Keras Conv layer's
+    forward); its gradient is the convolution's backward kernel."""
+    x, kernel = tensors(x, kernel)
+    rank = kernel.ndim - 2
+    if rank < 1 or x.ndim != rank + 2:
+        raise ValueError(f"conv: inputs of shape (batch, *spatial, channels) with {rank} spatial axes need a kernel "
+                         f"of rank {rank + 2}; got inputs {x.shape} and kernel {kernel.shape}")
+    s, d, pad = _spatial("strides", strides, rank), _spatial("dilation_rate", dilation_rate, rank), _padding(padding)
+    act = _act_name(activation)
+    b = None if bias is None else tensors(x, bias)[1]
+    B = backend(x)
+    z = out(B.conv(x._data, kernel._data, None if b is None else b._data, s, d, pad), x)
+    y = z if act in ("linear", "softmax") else out(B.activation(act, z._data), x)
+    if recording() and is_float(x):
+        need_dx = needs_grad(x)
+
+        def vjp(g):
+            Bg = backend(g)
+            dz = g._data if act in ("linear", "softmax") else Bg.activation_backward(act, z._data, y._data, g._data)
+            dx, dw, db = Bg.conv_backward(x._data, kernel._data, dz, s, d, pad, need_dx)
+            return (None if dx is None else out(dx, g), out(dw, g), None if b is None else out(db, g))
+        record("conv_bias_activation", (x, kernel, b), (y,), vjp)
+    return softmax(y) if act == "softmax" else y
+
+
+def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+    """N-D convolution (cross-correlation summed over input channels), as
+    ``keras.ops.conv``: inputs (batch, *spatial, C_in), kernel (*k, C_in, C_out)."""
+    _channels_last(data_format)
+    return conv_bias_activation(inputs, kernel, None, strides, padding, dilation_rate)
+
+
+def _conv_transpose_shape(in_spatial, k, s, d, pad, output_padding):
+    """Keras's output length of a transposed convolution, per spatial axis."""
+    outs = []
+    for i, (n, kk, ss, dd) in enumerate(zip(in_spatial, k, s, d)):
+        ke = (kk - 1) * dd + 1
+        if output_padding is None:
+            outs.append(n * ss + max(ke - ss, 0) if pad == "valid" else n * ss)
+        else:
+            p = ke // 2 if pad == "same" else 0
+            outs.append((n - 1) * ss + ke - 2 * p + output_padding[i])
+    return outs
+
+
+def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=None, data_format=None,
+                   dilation_rate=1):
+    """Transposed convolution, as ``keras.ops.conv_transpose``: kernel (*k, C_out, C_in),
+    inputs (batch, *spatial, C_in); the gradient of :func:`conv` with respect to its input."""
+    _channels_last(data_format)
+    x, kernel = tensors(inputs, kernel)
+    rank = kernel.ndim - 2
+    if rank < 1 or x.ndim != rank + 2 or kernel.shape[-1] != x.shape[-1]:
+        raise ValueError(f"conv_transpose: inputs (batch, *spatial, C_in) and kernel (*k, C_out, C_in) with "
+                         f"{rank} spatial axes; got inputs {x.shape} and kernel {kernel.shape}")
+    s, d, pad = _spatial("strides", strides, rank), _spatial("dilation_rate", dilation_rate, rank), _padding(padding)
+    op = None
+    if output_padding is not None:
+        op = [int(output_padding)] * rank if isinstance(output_padding, (int, np.integer)) else \
+            [int(v) for v in output_padding]
+        if len(op) != rank or any(v < 0 for v in op):
+            raise ValueError(f"conv_transpose: output_padding must be a non-negative int or {rank} of them, got "
+                             f"{output_padding!r}")
+    k = list(kernel.shape[:rank])
+    spatial = _conv_transpose_shape(x.shape[1:-1], k, s, d, pad, op)
+    from .. import _core
+    check = _core.conv_out_spatial(spatial, k, s, d, pad)
+    if list(check) != list(x.shape[1:-1]):
+        raise ValueError(f"conv_transpose: output_padding {output_padding!r} does not fit inputs {x.shape} with "
+                         f"strides {s}")
+    c_out = kernel.shape[-2]
+    y_shape = (x.shape[0],) + tuple(spatial) + (c_out,)
+    B = backend(x)
+    ghost = B.put(np.zeros(y_shape, dtype=x.dtype)) if x._device == "cpu" else B.zeros(y_shape, x.dtype)
+    y = out(B.conv_backward(ghost, kernel._data, x._data, s, d, pad, True)[0], x)
+    if recording() and is_float(x):
+        def vjp(g):
+            Bg = backend(g)
+            gx = out(Bg.conv(g._data, kernel._data, None, s, d, pad), g)
+            _, dw, _ = Bg.conv_backward(g._data, kernel._data, x._data, s, d, pad, False)
+            return gx, out(dw, g)
+        record("conv_transpose", (x, kernel), (y,), vjp)
+    return y
+
+
+def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+    """Depthwise convolution, as ``keras.ops.depthwise_conv``: kernel (*k, C_in, M) gives
+    C_in * M output channels, channel ``c * M + m`` from input channel ``c`` only.
+    Computed as one convolution with a block-diagonal kernel."""
+    _channels_last(data_format)
+    x, kernel = tensors(inputs, kernel)
+    rank = kernel.ndim - 2
+    c, m = kernel.shape[-2], kernel.shape[-1]
+    if x.ndim != rank + 2 or x.shape[-1] != c:
+        raise ValueError(f"depthwise_conv: inputs (batch, *spatial, {c}) for a kernel of shape {kernel.shape}; "
+                         f"got {x.shape}")
+    eye = np.zeros((c, c * m), dtype=x.dtype)
+    for i in range(c):
+        eye[i, i * m:(i + 1) * m] = 1
+    eye_t = tensor(eye, x)
+    # (*k, C, M) -> (*k, C, C*M): entry [.., i, i*M + j] = kernel[.., i, j]
+    tiled = concatenate([kernel] * c, axis=-1)  # (*k, C, C*M)
+    full = multiply(tiled, eye_t)
+    return conv(x, full, strides, padding, None, dilation_rate)
+
+
+def dense_bias_activation(x, kernel, bias=None, activation="linear"):
+    """``activation(x @ kernel + bias)`` on the last axis in one kernel (a Keras Dense
+    layer's forward); its gradient is the dense backward kernel."""
+    x, kernel = tensors(x, kernel)
+    if x.ndim < 1 or kernel.ndim != 2 or x.shape[-1] != kernel.shape[0]:
+        raise ValueError(f"dense: inputs (..., {kernel.shape[0] if kernel.ndim == 2 else '?'}) for a kernel of "
+                         f"shape {kernel.shape}; got inputs {x.shape}")
+    act = _act_name(activation)
+    b = None if bias is None else tensors(x, bias)[1]
+    lead = x.shape[:-1]
+    x2 = x if x.ndim == 2 else reshape(x, (-1, x.shape[-1]))
+    B = backend(x)
+    z = out(B.dense(x2._data, kernel._data, None if b is None else b._data), x)
+    y = z if act in ("linear", "softmax") else out(B.activation(act, z._data), x)
+    if recording() and is_float(x):
+        need_dx = needs_grad(x)
+
+        def vjp(g):
+            Bg = backend(g)
+            dz = g._data if act in ("linear", "softmax") else Bg.activation_backward(act, z._data, y._data, g._data)
+            dx, dw, db = Bg.dense_backward(x2._data, kernel._data, dz, need_dx)
+            return (None if dx is None else out(dx, g), out(dw, g), None if b is None else out(db, g))
+        record("dense_bias_activation", (x2, kernel, b), (y,), vjp)
+    y_out = y if len(lead) == 1 else reshape(y, tuple(lead) + (kernel.shape[1],))
+    return softmax(y_out) if act == "softmax" else y_out
+
+
+# ------------------------------------------------------------------ pooling
+def _pool(kind, inputs, pool_size, strides, padding, data_format):
+    _channels_last(data_format)
+    x = tensor(inputs)
+    rank = x.ndim - 2
+    if rank < 1 or rank > 3:
+        raise ValueError(f"{kind}_pool: inputs must be (batch, *spatial, channels) with 1 to 3 spatial axes, got "
+                         f"shape {x.shape}")
+    p = _spatial("pool_size", pool_size, rank)
+    s = p if strides is None else _spatial("strides", strides, rank)
+    pad = _padding(padding)
+    y_data, argmax = backend(x).pool(x._data, kind, p, s, pad)
+    y = out(y_data, x)
+    if recording() and is_float(x):
+        def vjp(g):
+            return (out(backend(g).pool_backward(g._data, kind, argmax, x.shape, p, s, pad), g),)
+        record(f"{kind}_pool", (x,), (y,), vjp)
+    return y
+
+
+def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
+    """Max pooling, as ``keras.ops.max_pool``; the gradient goes to the first maximum of
+    each window (the same on every device)."""
+    return _pool("max", inputs, pool_size, strides, padding, data_format)
+
+
+def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
+    """Average pooling, as ``keras.ops.average_pool`` (padded cells not counted)."""
+    return _pool("avg", inputs, pool_size, strides, padding, data_format)
+
+
+def global_pool(kind, x):
+    """Global max / average pooling over the spatial axes of (batch, *spatial, C); the
+    max gradient is shared evenly among tied maxima (the same on every device)."""
+    x = tensor(x)
+    if x.ndim < 3:
+        raise ValueError(f"global pooling needs inputs (batch, *spatial, channels), got shape {x.shape}")
+    y_data, cache = backend(x).global_pool(kind, x._data)
+    y = out(y_data, x)
+    if recording() and is_float(x):
+        def vjp(g):
+            return (out(backend(g).global_pool_backward(kind, cache, x.shape, g._data), g),)
+        record(f"global_{kind}_pool", (x,), (y,), vjp)
+    return y
+
+
+# ------------------------------------------------------------------ normalization and dropout
+def moments(x, axes, keepdims=False):
+    """(mean, variance) over ``axes`` (biased variance, as Keras)."""
+    x = tensor(x)
+    m = mean(x, axis=axes, keepdims=True)
+    v = mean(square(subtract(x, m)), axis=axes, keepdims=True)
+    if not keepdims:
+        ax = (axes,) if isinstance(axes, int) else tuple(axes)
+        keep = [s for i, s in enumerate(x.shape) if i not in [a % x.ndim for a in ax]]
+        m, v = reshape(m, keep), reshape(v, keep)
+    return m, v
+
+
+def batch_normalization(x, mean, variance, axis, offset=None, scale=None, epsilon=1e-3):
+    """``(x - mean) / sqrt(variance + epsilon) * scale + offset`` with the statistics
+    broadcast along ``axis``, as ``keras.ops.batch_normalization``."""
+    x = tensor(x)
+    ax = axis % x.ndim
+    shape = [1] * x.ndim
+    shape[ax] = x.shape[ax]
+
+    def b(v):
+        return reshape(tensor(v, x), shape)
+
+    inv = divide(1.0, sqrt(add(b(variance), float(epsilon))))
+    if scale is not None:
+        inv = multiply(inv, b(scale))
+    y = multiply(subtract(x, b(mean)), inv)
+    return y if offset is None else add(y, b(offset))
+
+
+def fused_batch_norm(x, gamma, beta, epsilon, training, moving_mean, moving_variance):
+    """Batch normalization over every axis but the last in one kernel:
+    ``(y, mean, variance)``, with the batch statistics in training (biased variance) and
+    the moving ones otherwise; its gradient (for x, gamma, beta) is the backward kernel."""
+    x = tensor(x)
+    g_ = None if gamma is None else tensors(x, gamma)[1]
+    b_ = None if beta is None else tensors(x, beta)[1]
+    mm, mv = tensors(x, moving_mean)[1], tensors(x, moving_variance)[1]
+    B = backend(x)
+    y_d, mean_d, var_d = B.batchnorm(x._data, None if g_ is None else g_._data, None if b_ is None else b_._data,
+                                     float(epsilon), bool(training), mm._data, mv._data)
+    y, m, v = out(y_d, x), out(mean_d, x), out(var_d, x)
+    if recording() and is_float(x):
+        def vjp(gy, gm=None, gv=None):
+            dx, dgamma, dbeta = backend(gy).batchnorm_backward(x._data, None if g_ is None else g_._data, mean_d,
+                                                               var_d, float(epsilon), gy._data, bool(training))
+            return out(dx, gy), (None if g_ is None else out(dgamma, gy)), (None if b_ is None else out(dbeta, gy))
+        record("fused_batch_norm", (x, g_, b_), (y, m, v), vjp)
+    return y, m, v
+
+
+def dropout(x, rate, noise_shape=None, seed=None):
+    """Inverted dropout: each value zeroed with probability ``rate``, the rest scaled by
+    ``1 / (1 - rate)`` (``keras.random.dropout``). ``seed`` (an int) fixes the mask."""
+    x = tensor(x)
+    rate = float(rate)
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"dropout: rate must be in [0, 1), got {rate}")
+    if noise_shape is not None:
+        raise ValueError("dropout: noise_shape is not supported")
+    if rate == 0.0:
+        return x
+    if seed is None:
+        from .. import backend as _b
+        seed = _b.next_seed()
+    y_d, mask = backend(x).dropout(x._data, rate, int(seed) % (2**63))
+    y = out(y_d, x)
+    if recording() and is_float(x):
+        m = out(mask, x)
+        record("dropout", (x,), (y,), lambda g: (multiply(g, m),))
+    return y
+
+
+# ------------------------------------------------------------------ one-hot and losses
+def one_hot(x, num_classes, axis=-1, dtype="float32"):
+    x = tensor(x)
+    if axis != -1:
+        raise ValueError("one_hot: only axis=-1 is supported")
+    if np.dtype(x.dtype).kind not in "iub":
+        raise TypeError(f"one_hot: expected integer class indices, got dtype {x.dtype}")
+    return out(backend(x).array_op("one_hot", x._data, int(num_classes), np.dtype(dtype)), x)
+
+
+def _probs(output, axis):
+    output = divide(output, sum(output, axis=axis, keepdims=True))
+    return clip(output, 1e-7, 1.0 - 1e-7)
+
+
+def categorical_crossentropy(target, output, from_logits=False, axis=-1):
+    """Per-sample cross-entropy of one-hot (or soft) targets, as
+    ``keras.ops.categorical_crossentropy``."""
+    target, output = tensors(target, output)
+    if tuple(target.shape) != tuple(output.shape):
+        raise ValueError(f"categorical_crossentropy: target and output must have the same shape, got "
+                         f"{target.shape} and {output.shape}")
+    if not from_logits and output._keras_logits is not None and output._keras_logits[1] in (axis, -1):
+        output, from_logits = output._keras_logits[0], True
+    if from_logits:
+        return negative(sum(multiply(cast(target, output.dtype), log_softmax(output, axis=axis)), axis=axis))
+    return negative(sum(multiply(cast(target, output.dtype), log(_probs(output, axis))), axis=axis))
+
+
+def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
+    """Per-sample cross-entropy of integer class targets, as
+    ``keras.ops.sparse_categorical_crossentropy``."""
+    target, output = tensors(target, output)
+    t = target
+    if t.ndim == output.ndim and t.shape[-1] == 1:
+        t = reshape(t, t.shape[:-1])
+    if np.dtype(t.dtype).kind == "f":
+        t = cast(t, "int64")
+    oh = one_hot(t, output.shape[axis], dtype=output.dtype)
+    return categorical_crossentropy(oh, output, from_logits=from_logits, axis=axis)
+
+
+def binary_crossentropy(target, output, from_logits=False):
+    """Elementwise binary cross-entropy, as ``keras.ops.binary_crossentropy``."""
+    target, output = tensors(target, output)
+    t = cast(target, output.dtype)
+    if from_logits:
+        return add(subtract(relu(output), multiply(output, t)), log1p(exp(negative(abs(output)))))
+    o = clip(output, 1e-7, 1.0 - 1e-7)
+    return negative(add(multiply(t, log(o)), multiply(subtract(1.0, t), log(subtract(1.0, o)))))
+
+
+def fused_loss(name, y_true, y_pred, from_logits=False):
+    """The mean loss of a batch in one kernel (``'sparse_categorical_crossentropy'``,
+    ``'categorical_crossentropy'``, ``'binary_crossentropy'``, ``'mse'``), with its
+    gradient from the same kernel. A softmax ``y_pred`` is taken from its logits. On the
+    GPU the result also carries the batch's [loss, accuracy] pair on the device
+    (``_stats``), read back once by the trainer."""
+    pred = tensor(y_pred)
+    if (not from_logits and pred._keras_logits is not None and name in (
+            "sparse_categorical_crossentropy", "categorical_crossentropy") and pred._keras_logits[1] in (-1, pred.ndim - 1)):
+        pred, from_logits = pred._keras_logits[0], True
+    y = y_true._data if isinstance(y_true, Tensor) else y_true
+    if isinstance(y_true, Tensor) and y_true._device != pred._device:
+        y = y_true.numpy()
+    value, grad, stats = backend(pred).loss(name, y, pred._data, bool(from_logits))
+    loss = out(value, pred)
+    if stats is not None:
+        loss._stats = stats
+    if recording() and is_float(pred):
+        def vjp(g):
+            gt = out(grad, pred)
+            return (gt if g._is_seed else multiply(gt, g),)
+        record(f"fused_{name}", (pred,), (loss,), vjp)
+    return loss

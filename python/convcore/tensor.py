@@ -1,0 +1,196 @@
+"""The tensor: an array that knows its device.
+
+``Tensor`` holds its values where they are computed (a numpy array on the CPU, a GPU
+buffer on the GPU) and carries that device, so an operation on tensors runs where its
+inputs live and nothing else has to ask. ``np.asarray(t)`` gives the values (no copy on
+the CPU; one read-back on the GPU). Arithmetic, comparisons, indexing and ``@`` are the
+:mod:`convcore.ops` operations, so they are recorded by a :class:`GradientTape`.
+
+``Variable`` is a tensor that can be assigned in place: layer weights, optimizer state.
+A trainable variable read inside a tape is watched automatically, as in TensorFlow.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import device as _device
+
+__all__ = ["Tensor", "Variable", "convert_to_tensor", "is_tensor"]
+
+
+class Tensor:
+    """An array with a device ('cpu' or 'gpu'), a shape and a dtype."""
+
+    __slots__ = ("_data", "_device", "_keras_logits", "_stats", "_is_seed", "__weakref__")
+    # numpy defers binary operators to us, so ``ndarray + Tensor`` is a Tensor (recorded).
+    __array_priority__ = 1000
+
+    def __init__(self, data, device=None):
+        self._device = _device.device_of(data) if device is None else device
+        self._data = data
+        self._keras_logits = None  # the logits a softmax output came from (fused cross-entropy)
+        self._stats = None  # GPU losses: the device pair [loss, accuracy] of the batch
+        self._is_seed = False  # the gradient of ones a tape starts from
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def device(self):
+        return self._device
+
+    @property
+    def shape(self):
+        return tuple(self._data.shape)
+
+    @property
+    def dtype(self):
+        """A numpy dtype (it compares equal to 'float32' and to np.float32 alike)."""
+        return np.dtype(str(self._data.dtype))
+
+    @property
+    def ndim(self):
+        return len(self._data.shape)
+
+    @property
+    def size(self):
+        return int(np.prod(self._data.shape, dtype=np.int64))
+
+    def __len__(self):
+        if not self._data.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    # ------------------------------------------------------------------ values
+    def numpy(self):
+        """The values as a numpy array (the array itself on the CPU, a copy read back
+        from the GPU)."""
+        return _device.to_host(self._data)
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.numpy()
+        if dtype is not None and np.dtype(dtype) != a.dtype:
+            return a.astype(dtype)
+        if copy:
+            return a.copy()
+        return a
+
+    def item(self):
+        return self.numpy().item()
+
+    def __float__(self):
+        return float(self.numpy())
+
+    def __int__(self):
+        return int(self.numpy())
+
+    def __index__(self):
+        a = self.numpy()
+        if a.dtype.kind not in "iu" or a.ndim:
+            raise TypeError(f"only integer scalar tensors can be used as an index, got {self.dtype} {self.shape}")
+        return int(a)
+
+    def __bool__(self):
+        return bool(self.numpy())
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def __iter__(self):
+        if not self._data.shape:
+            raise TypeError("iteration over a 0-d tensor")
+        for i in range(self._data.shape[0]):
+            yield self[i]
+
+    def __repr__(self):
+        body = np.array2string(self.numpy(), separator=", ", prefix="       ")
+        return f"<Tensor shape={self.shape}, dtype={self.dtype}, device={self.device}: {body}>"
+
+    # Arithmetic, comparison, indexing, reshape/astype and ``.T`` are installed by
+    # convcore.ops (they are its operations).
+    __hash__ = object.__hash__
+
+
+class Variable(Tensor):
+    """A tensor that can be assigned in place (``assign``, ``assign_add``,
+    ``assign_sub``), with a ``name`` and a ``trainable`` flag, as ``keras.Variable``."""
+
+    __slots__ = ("name", "trainable", "path")
+
+    def __init__(self, initializer, shape=None, dtype=None, trainable=True, name=None, device="cpu"):
+        if callable(initializer) and not isinstance(initializer, (np.ndarray, Tensor)):
+            if shape is None:
+                raise ValueError("Variable: a callable initializer needs shape=")
+            value = np.asarray(initializer(tuple(shape), dtype or "float32"))
+        else:
+            value = np.asarray(initializer)
+        if dtype is not None:
+            value = value.astype(dtype)
+        elif value.dtype.kind != "f":
+            value = value.astype("float32")
+        value = np.array(value, copy=True, order="C")
+        super().__init__(_device.backend(device).put(value, f"variable {name!r}"), device)
+        self.name = name or "variable"
+        self.path = self.name
+        self.trainable = bool(trainable)
+
+    @property
+    def value(self):
+        """The current values as a (non-variable) tensor."""
+        return Tensor(self._data, self._device)
+
+    def assign(self, value):
+        """Overwrite the values in place (same shape)."""
+        v = np.asarray(value.numpy() if isinstance(value, Tensor) else value)
+        if v.shape != self.shape:
+            raise ValueError(f"Variable {self.name!r}: cannot assign a value of shape {v.shape} to a variable of "
+                             f"shape {self.shape}")
+        _device.backend(self._device).write(self._data, v.astype(self.dtype, copy=False))
+        return self
+
+    def assign_axpby(self, other, alpha, beta):
+        """``self = alpha * self + beta * other`` in place, on the variable's device
+        (moving averages)."""
+        o = other if isinstance(other, Tensor) else convert_to_tensor(other, dtype=self.dtype, device=self._device)
+        _device.backend(self._device).axpby_inplace(self._data, o._data, alpha, beta)
+        return self
+
+    def assign_add(self, delta):
+        return self.assign(self.numpy() + np.asarray(delta))
+
+    def assign_sub(self, delta):
+        return self.assign(self.numpy() - np.asarray(delta))
+
+    def _move(self, device):
+        """Keep the values on ``device`` from now on (weights follow their model)."""
+        if device != self._device:
+            self._data = _device.to_device(_device.to_host(self._data), device, f"variable {self.name!r}")
+            self._device = device
+
+    def __repr__(self):
+        return (f"<Variable path={self.path}, shape={self.shape}, dtype={self.dtype}, device={self.device}, "
+                f"value={np.array2string(self.numpy(), separator=', ', threshold=6)}>")
+
+    def __deepcopy__(self, memo):
+        v = Variable(self.numpy(), dtype=self.dtype, trainable=self.trainable, name=self.name, device=self._device)
+        memo[id(self)] = v
+        return v
+
+
+def is_tensor(x):
+    return isinstance(x, Tensor)
+
+
+def convert_to_tensor(x, dtype=None, device=None):
+    """A Tensor of ``x`` (a Tensor, numpy array, list or scalar). A Tensor stays on its
+    device; anything else goes to ``device`` (default: the CPU)."""
+    if isinstance(x, Tensor):
+        if dtype is not None and np.dtype(dtype) != np.dtype(x.dtype):
+            from . import ops
+            return ops.cast(x, dtype)
+        if device is not None and device != x.device:
+            return Tensor(_device.to_device(x._data, device), device)
+        return x
+    a = np.asarray(x, dtype=dtype)
+    if a.dtype == object:
+        raise TypeError(f"cannot convert {type(x).__name__} to a tensor: it is not numeric")
+    dev = device or "cpu"
+    return Tensor(_device.backend(dev).put(a), dev)

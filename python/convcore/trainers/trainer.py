@@ -1,0 +1,271 @@
+"""The training API of a model: ``compile``, ``fit``, ``evaluate``, ``predict``,
+``train_on_batch``, ``test_on_batch``, and the gradients the inspection and attack tools
+use (``loss_and_gradients``, ``input_gradient``). A training step is a forward pass
+under a :class:`~convcore.GradientTape`, the compiled loss, ``tape.gradient`` and the
+optimizer's ``apply_gradients``: nothing here knows how any layer differentiates."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend, device as device_mod, losses as losses_mod, optimizers as optimizers_mod
+from ..callbacks import Callback, CallbackList, History, ProgbarLogger
+from ..tape import GradientTape
+from ..tensor import Tensor
+from .compile_utils import CompiledLoss, CompiledMetrics
+from .epoch_iterator import EpochIterator, check_len, split_validation
+
+
+class Trainer:
+    def __init__(self):
+        self.stop_training = False
+        self.optimizer = None
+        self.loss = None
+        self.metrics_names = []
+        self._compiled = False
+        self._compiled_device = None  # 'cpu' or 'gpu' once compiled (None: the default device)
+        self.history = None
+
+    # ------------------------------------------------------------------ compile
+    def compile(self, optimizer="adam", loss=None, metrics=None, device=None, loss_weights=None,
+                run_eagerly=None, jit_compile=None, steps_per_execution=None):
+        """Choose the optimizer ('sgd', 'adam' or an optimizer object; the default is
+        'adam' — Keras's default 'rmsprop' is not implemented), the loss (a name, a Loss
+        object or a function ``fn(y_true, y_pred)`` of tensors), the metrics
+        (``['accuracy']`` and functions ``fn(y_true, y_pred)``) and the device ('cpu',
+        'gpu', 'auto'; default: the one set by :func:`convcore.set_device`). On the GPU,
+        weights, activations, gradients and optimizer state stay on the device;
+        ``get_weights()`` reads them back."""
+        # Resolve everything first: a compile that raises leaves the model as it was.
+        dev = None if device is None else device_mod.resolve(device, "compile")
+        if dev == "gpu" and self._is_graph():
+            bad = [l.name for l in self.layers if l.dtype != "float32" and l.weights]
+            if bad:
+                raise TypeError(f"compile(device='gpu'): layers {bad} compute in float64 but the GPU computes in "
+                                "float32; build them with dtype='float32' (set_floatx('float32')), or use device='cpu'")
+        opt = optimizers_mod.get(optimizer)
+        if loss is None:
+            raise ValueError("compile: a loss is required, e.g. loss='sparse_categorical_crossentropy'")
+        compiled_loss = CompiledLoss(loss)
+        compiled_metrics = CompiledMetrics(metrics, compiled_loss)
+        self.optimizer, self.loss = opt, compiled_loss.loss
+        self._compiled_loss, self._compiled_metrics = compiled_loss, compiled_metrics
+        self._compiled_device = dev
+        self.metrics_names = compiled_metrics.names
+        self._compiled = True
+
+    def _require_compiled(self, what):
+        if not self._compiled:
+            raise RuntimeError(f"You must call compile() before {what}()")
+
+    def _prepare_y(self, y):
+        if y is None:
+            raise ValueError("targets y are required")
+        self._require_graph()
+        y = y.numpy() if isinstance(y, Tensor) else np.asarray(y)
+        if y.dtype.kind not in "biuf":
+            raise TypeError(f"targets must be numeric, got dtype {y.dtype}")
+        y = self._compiled_loss.check_labels(y, tuple(self.outputs[0].shape[1:]))
+        if y.dtype.kind == "f":
+            y = np.ascontiguousarray(y, dtype=self.outputs[0].node.layer.dtype)
+        return np.ascontiguousarray(y)
+
+    # ------------------------------------------------------------------ steps
+    def _loss(self, y, outs):
+        return self._compiled_loss(y, outs[0])
+
+    def _train_step(self, xs, y):
+        """One optimizer step; returns (loss tensor, outputs)."""
+        with GradientTape() as tape:
+            outs = self._run(xs, True)
+            loss = self._loss(y, outs)
+        variables = self.trainable_weights
+        grads = tape.gradient(loss, variables)
+        if loss.device == "cpu":
+            lv = float(loss)
+            if not np.isfinite(lv):
+                return loss, outs  # raised by the caller before any weight changes
+        self.optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
+        return loss, outs
+
+    def _batch_values(self, loss, y, outs):
+        """(loss, metric values) of a batch as floats (the one read-back on the GPU)."""
+        return self._compiled_metrics.batch_values(loss, y, outs[0])
+
+    def train_on_batch(self, x, y):
+        """One optimizer step on one batch; returns the loss (and the metrics if compiled
+        with them)."""
+        self._require_compiled("train_on_batch")
+        xs = self._check_x(x)
+        y = self._prepare_y(y)
+        check_len(xs, y)
+        loss, outs = self._train_step(xs, y)
+        lv, ms = self._batch_values(loss, y, outs)
+        self._raise_if_not_finite(lv, "train_on_batch")
+        return lv if not ms else [lv] + ms
+
+    def _raise_if_not_finite(self, lv, where):
+        if not np.isfinite(lv):
+            raise FloatingPointError(f"{where}: the loss became {lv}; lower the learning rate or check the data "
+                                     "for NaN/inf")
+
+    def test_on_batch(self, x, y):
+        """Loss (and metrics) on one batch, in inference mode."""
+        self._require_compiled("test_on_batch")
+        xs = self._check_x(x)
+        y = self._prepare_y(y)
+        check_len(xs, y)
+        lv, ms = self._eval_batch(xs, y)
+        return lv if not ms else [lv] + ms
+
+    def _eval_batch(self, xs, y):
+        outs = self._run(xs, False)
+        return self._batch_values(self._loss(y, outs), y, outs)
+
+    # ------------------------------------------------------------------ gradients
+    def loss_and_gradients(self, x, y, training=False):
+        """``(loss, grads)`` with ``grads`` aligned with :meth:`get_weights` (zeros for
+        non-trainable weights). ``training=False`` (default) runs dropout and batch
+        normalization in inference mode, so the result is a deterministic function of
+        the weights."""
+        self._require_compiled("loss_and_gradients")
+        xs = self._check_x(x)
+        y = self._prepare_y(y)
+        check_len(xs, y)
+        trainable = self.trainable_weights
+        with GradientTape() as tape:
+            outs = self._run(xs, training)
+            loss = self._loss(y, outs)
+        gs = tape.gradient(loss, trainable)
+        by_id = {id(v): g for v, g in zip(trainable, gs)}
+        grads = []
+        for w in self.weights:
+            g = by_id.get(id(w))
+            grads.append(np.zeros(w.shape, dtype=w.dtype) if g is None else
+                         np.asarray(g.numpy(), dtype=w.dtype).reshape(w.shape))
+        return float(loss), grads
+
+    def input_gradient(self, x, y, training=False):
+        """dLoss/dx for inputs ``x`` and targets ``y`` (same shape as ``x``)."""
+        self._require_compiled("input_gradient")
+        xs = self._check_x(x)
+        y = self._prepare_y(y)
+        check_len(xs, y)
+        dev = self._place()
+        ts = [Tensor(device_mod.backend(dev).put(v, f"Model {self.name!r}"), dev) for v in xs]
+        with GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(ts)
+            outs = self._run(ts, training)
+            loss = self._loss(y, outs)
+        gs = tape.gradient(loss, ts)
+        dxs = [np.zeros_like(v) if g is None else np.asarray(g.numpy(), dtype=v.dtype) for v, g in zip(xs, gs)]
+        return dxs[0] if len(dxs) == 1 else dxs
+
+    # ------------------------------------------------------------------ fit / evaluate / predict
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
+        """Train for ``epochs`` epochs; returns a :class:`History`."""
+        self._require_compiled("fit")
+        self._ensure_built_for(x)
+        xs = self._check_x(x)
+        y = self._prepare_y(y)
+        check_len(xs, y)
+        if len(y) == 0:
+            raise ValueError("fit: no training samples (x and y are empty)")
+        batch_size = 32 if batch_size is None else int(batch_size)
+        if batch_size < 1:
+            raise ValueError(f"fit: batch_size must be >= 1, got {batch_size}")
+        xs, y, val = split_validation(self, xs, y, validation_split, validation_data)
+        verbose = 1 if verbose == "auto" else int(verbose)
+        history = History()
+        user = list(callbacks or [])
+        for cb in user:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"fit: callbacks must be Callback objects, got {cb!r}")
+        it = EpochIterator(xs, y, batch_size, shuffle, backend.rng())
+        cbs = CallbackList([history] + ([ProgbarLogger(verbose)] if verbose else []) + user, model=self,
+                           epochs=epochs, steps=it.steps)
+        self.stop_training = False
+        cbs.on_train_begin()
+        # On the GPU with no per-batch callback, loss and metrics stay on the device and
+        # are read back once per epoch instead of once per batch.
+        deferred = self.device == "gpu" and not cbs.wants_batch_logs() and self._compiled_metrics.can_defer()
+        for epoch in range(initial_epoch, epochs):
+            cbs.on_epoch_begin(epoch)
+            totals = self._compiled_metrics.running(deferred)
+            for b, (bx, by) in enumerate(it.epoch()):
+                cbs.on_train_batch_begin(b)
+                loss, outs = self._train_step(bx, by)
+                if deferred:
+                    totals.add_device(loss, len(by))
+                    continue
+                lv, ms = self._batch_values(loss, by, outs)
+                if not np.isfinite(lv):
+                    raise FloatingPointError(
+                        f"fit: the loss became {lv} at epoch {epoch + 1}, batch {b + 1} of {it.steps}; "
+                        "lower the learning rate or check the data for NaN/inf")
+                totals.add(lv, ms, len(by))
+                cbs.on_train_batch_end(b, totals.logs())
+            logs = totals.logs()  # deferred: the epoch's one read-back
+            if not np.isfinite(logs["loss"]):
+                raise FloatingPointError(
+                    f"fit: the loss became {logs['loss']} during epoch {epoch + 1}; "
+                    "lower the learning rate or check the data for NaN/inf")
+            if val is not None:
+                r = self._evaluate_arrays(val[0], val[1], batch_size)
+                for k, v in zip(["loss"] + self.metrics_names, r):
+                    logs["val_" + k] = v
+            cbs.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        cbs.on_train_end()
+        self.history = history
+        return history
+
+    def _evaluate_arrays(self, xs, y, batch_size):
+        n = len(y)
+        tot = None
+        for s in range(0, n, batch_size):
+            bx = [v[s:s + batch_size] for v in xs]
+            by = y[s:s + batch_size]
+            lv, ms = self._eval_batch(bx, by)
+            vals = np.array([lv] + ms, dtype=np.float64) * len(by)
+            tot = vals if tot is None else tot + vals
+        return list(tot / n)
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):
+        """Loss (and metrics) over ``x, y`` in inference mode."""
+        self._require_compiled("evaluate")
+        xs = self._check_x(x)
+        y = self._prepare_y(y)
+        check_len(xs, y)
+        if len(y) == 0:
+            raise ValueError("evaluate: no samples")
+        bs = 32 if batch_size is None else int(batch_size)
+        if bs < 1:
+            raise ValueError(f"evaluate: batch_size must be >= 1, got {bs}")
+        r = [float(v) for v in self._evaluate_arrays(xs, y, bs)]
+        if verbose not in (0, "auto") and verbose:
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in zip(["loss"] + self.metrics_names, r)))
+        if return_dict:
+            return dict(zip(["loss"] + self.metrics_names, r))
+        return r[0] if len(r) == 1 else r
+
+    def predict(self, x, batch_size=None, verbose=0):
+        """Outputs for ``x`` as numpy arrays, computed in batches in inference mode."""
+        self._ensure_built_for(x)
+        xs = self._check_x(x)
+        bs = 32 if batch_size is None else int(batch_size)
+        if bs < 1:
+            raise ValueError(f"predict: batch_size must be >= 1, got {bs}")
+        n = len(xs[0])
+        chunks = [[] for _ in self.outputs]
+        for s in range(0, n, bs):
+            outs = self._run([v[s:s + bs] for v in xs], False)
+            for c, o in zip(chunks, outs):
+                c.append(o.numpy())
+        res = [np.concatenate(c) if c else np.zeros((0,) + tuple(t.shape[1:]), dtype=t.node.layer.dtype)
+               for c, t in zip(chunks, self.outputs)]
+        return res[0] if len(res) == 1 else res
+
+    def predict_on_batch(self, x):
+        return self.predict(x, batch_size=max(len(self._check_x(x)[0]), 1))
