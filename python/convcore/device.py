@@ -435,9 +435,13 @@ class GpuBackend(CpuBackend):
         return _core.gpu_pool_backward(dy, kind, argmax, list(x_shape), pool, strides, padding)
 
     def global_pool(self, kind, x):
-        return _core.gpu_global_pool_forward(kind, x)
+        y, argmax = _core.gpu_global_pool_forward(kind, x)
+        # max keeps x: its gradient is shared among tied maxima, the CPU's rule (below)
+        return y, (x if kind == "max" else argmax)
 
     def global_pool_backward(self, kind, cache, x_shape, dy):
+        if kind == "max":  # the tie rule of the CPU kernel, through the one fallback
+            return self._host(super().global_pool_backward, kind, cache, x_shape, dy)
         return _core.gpu_global_pool_backward(kind, dy, cache, list(x_shape))
 
     def batchnorm(self, x, gamma, beta, eps, training, mm, mv):
@@ -452,6 +456,8 @@ class GpuBackend(CpuBackend):
     def loss(self, name, y, pred, from_logits):
         """(mean loss as a 0-d device array, dLoss/dpred, the device pair [mean loss,
         accuracy]): the caller reads the pair back when it needs the values."""
+        if isinstance(y, np.ndarray) and y.dtype == np.float64:
+            y = y.astype(np.float32)
         stats, grad = _core.gpu_loss(name, to_device(y, "gpu", "targets"), pred, bool(from_logits))
         return _core.gpu_slice_last(stats, 0, 1).reshape(()), grad, stats
 

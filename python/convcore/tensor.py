@@ -27,6 +27,8 @@ class Tensor:
 
     def __init__(self, data, device=None):
         self._device = _device.device_of(data) if device is None else device
+        if isinstance(data, np.generic):  # numpy reductions give scalars: keep 0-d arrays
+            data = np.asarray(data)
         self._data = data
         self._keras_logits = None  # the logits a softmax output came from (fused cross-entropy)
         self._stats = None  # GPU losses: the device pair [loss, accuracy] of the batch

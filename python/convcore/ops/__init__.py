@@ -37,6 +37,14 @@ def _method(f, a, axis, dtype, out_, keepdims):
     return r if dtype is None else cast(r, dtype)
 
 
+def _compare(f, a, b):
+    """Elementwise ``==`` / ``!=``; a non-numeric other side lets Python try its own."""
+    try:
+        return f(a, b)
+    except TypeError:
+        return NotImplemented
+
+
 def _install_operators():
     """Tensor arithmetic, comparison and indexing are these ops."""
     T = Tensor
@@ -57,8 +65,8 @@ def _install_operators():
     T.__neg__ = lambda a: negative(a)
     T.__pos__ = lambda a: a
     T.__abs__ = lambda a: abs(a)
-    T.__eq__ = lambda a, b: equal(a, b)
-    T.__ne__ = lambda a, b: not_equal(a, b)
+    T.__eq__ = lambda a, b: _compare(equal, a, b)
+    T.__ne__ = lambda a, b: _compare(not_equal, a, b)
     T.__lt__ = lambda a, b: less(a, b)
     T.__le__ = lambda a, b: less_equal(a, b)
     T.__gt__ = lambda a, b: greater(a, b)

@@ -44,8 +44,8 @@ def tensor(x, like=None):
         a = np.asarray(x)
         if a.dtype == object:
             raise TypeError(f"expected a tensor, array or number, got {type(x).__name__}")
-        if a.dtype == np.float64 and dev == "gpu" and not isinstance(x, np.ndarray):
-            a = a.astype(np.float32)  # a Python list of floats meets a GPU tensor
+        if a.dtype == np.float64 and dev == "gpu":
+            a = a.astype(np.float32)  # a constant meets a GPU tensor: the GPU has no float64
     return Tensor(_device.backend(dev).put(a, "an op's input"), dev)
 
 

@@ -153,10 +153,8 @@ true_divide = divide
 def power(a, b):
     def grad(g, a, b, y):
         ga = multiply(g, multiply(b, power(a, subtract(b, 1.0))))
-        gb = None
-        if needs_grad(b):
-            safe = where(greater(a, 0), a, ones_like(a))
-            gb = multiply(g, where(greater(a, 0), multiply(y, log(safe)), zeros_like(y)))
+        safe = where(greater(a, 0), a, ones_like(a))  # d(a^b)/db = a^b log a, 0 where a <= 0
+        gb = multiply(g, where(greater(a, 0), multiply(y, log(safe)), zeros_like(y)))
         return ga, gb
     return _binary("power", a, b, grad)
 

@@ -1,0 +1,428 @@
+"""The op table: every op of ``convcore.ops`` against a numpy / scipy reference on the
+CPU, the same op on the GPU against the CPU, and every gradient against float64 central
+finite differences (max relative error <= 1e-6), all from one table.
+
+Each entry: (id, function of tensors, input makers, numpy reference). Inputs are drawn
+away from kinks (ties, zeros of relu/abs, clip bounds) for the finite differences; the
+kinks, ties, zeros, NaN, odd sizes and chunked GPU bindings have their own cases below.
+
+In CI (CONVCORE_CI=1) the GPU half runs on lavapipe and may not skip.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+from scipy import special
+
+import convcore as cc
+from convcore import _core, ops
+
+HAVE_GPU = _core.gpu_available()
+if not HAVE_GPU and os.environ.get("CONVCORE_CI"):
+    raise RuntimeError("CI requires a GPU adapter (lavapipe) for the op table's GPU half")
+DEVICES = ["cpu"] + (["gpu"] if HAVE_GPU else [])
+
+rng = np.random.default_rng(2024)
+
+
+def U(*shape, lo=-1.0, hi=1.0):
+    return lambda: rng.uniform(lo, hi, shape)
+
+
+def AWAY(*shape, gap=0.1):
+    """Uniform in [-1, 1] with no value within ``gap`` of 0 (away from kinks at 0)."""
+    def make():
+        v = rng.uniform(gap, 1.0, shape)
+        return v * rng.choice([-1.0, 1.0], shape)
+    return make
+
+
+def DISTINCT(*shape, offset=0.0):
+    """A permutation of well separated values (no ties, for max / min); two makers with
+    offsets apart by less than the spacing never tie with each other either."""
+    def make():
+        n = int(np.prod(shape))
+        return (rng.permutation(n) / n * 2 - 1 + 0.05 + offset / n).reshape(shape)
+    return make
+
+
+def POS(*shape):
+    return U(*shape, lo=0.3, hi=2.0)
+
+
+def _softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _conv_ref(x, w, strides=(1, 1), padding="valid"):
+    """Direct channels-last 2-D cross-correlation (Keras padding)."""
+    n, h, wd, c = x.shape
+    kh, kw, _, f = w.shape
+    sh, sw = strides
+    if padding == "same":
+        oh, ow = -(-h // sh), -(-wd // sw)
+        ph = max((oh - 1) * sh + kh - h, 0)
+        pw = max((ow - 1) * sw + kw - wd, 0)
+        x = np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+    else:
+        oh, ow = (h - kh) // sh + 1, (wd - kw) // sw + 1
+    out = np.zeros((n, oh, ow, f))
+    for i in range(oh):
+        for j in range(ow):
+            patch = x[:, i * sh:i * sh + kh, j * sw:j * sw + kw, :]
+            out[:, i, j, :] = np.tensordot(patch, w, axes=([1, 2, 3], [0, 1, 2]))
+    return out
+
+
+def _pool_ref(x, k, kind):
+    n, h, w, c = x.shape
+    oh, ow = h // k, w // k
+    v = x[:, :oh * k, :ow * k].reshape(n, oh, k, ow, k, c)
+    return v.max(axis=(2, 4)) if kind == "max" else v.mean(axis=(2, 4))
+
+
+W = rng.uniform(-1, 1, (3, 4))  # fixed operands used inside some entries
+
+TABLE = [
+    # elementwise unary
+    ("negative", ops.negative, [U(3, 4)], np.negative),
+    ("exp", ops.exp, [U(3, 4)], np.exp),
+    ("log", ops.log, [POS(3, 4)], np.log),
+    ("sqrt", ops.sqrt, [POS(3, 4)], np.sqrt),
+    ("square", ops.square, [U(3, 4)], np.square),
+    ("abs", ops.abs, [AWAY(3, 4)], np.abs),
+    ("sign", ops.sign, [AWAY(3, 4)], np.sign),
+    ("reciprocal", ops.reciprocal, [POS(5)], np.reciprocal),
+    ("log1p", ops.log1p, [POS(5)], np.log1p),
+    ("sin", ops.sin, [U(5)], np.sin),
+    ("cos", ops.cos, [U(5)], np.cos),
+    ("erf", ops.erf, [U(5)], special.erf),
+    # elementwise binary, with broadcasting
+    ("add", ops.add, [U(3, 4), U(4)], np.add),
+    ("subtract", ops.subtract, [U(3, 1), U(1, 4)], np.subtract),
+    ("multiply", ops.multiply, [U(2, 3, 4), U(3, 1)], np.multiply),
+    ("divide", ops.divide, [U(3, 4), POS(3, 4)], np.divide),
+    ("power", ops.power, [POS(3, 4), U(3, 4)], np.power),
+    ("maximum", ops.maximum, [DISTINCT(3, 4), DISTINCT(3, 4, offset=0.5)], np.maximum),
+    ("minimum", ops.minimum, [DISTINCT(3, 4), DISTINCT(3, 4, offset=0.5)], np.minimum),
+    ("add_scalar", lambda a: a + 2.5, [U(7)], lambda a: a + 2.5),
+    ("rsub_scalar", lambda a: 1.5 - a, [U(7)], lambda a: 1.5 - a),
+    ("scale", lambda a: a * 3.0, [U(7)], lambda a: a * 3.0),
+    ("clip", lambda a: ops.clip(a, -0.5, 0.5), [AWAY(4, 5)],
+     lambda a: np.clip(a, -0.5, 0.5)),
+    ("where", lambda a, b: ops.where(a > 0, a, b), [AWAY(3, 4), U(3, 4)], lambda a, b: np.where(a > 0, a, b)),
+    # reductions
+    ("sum", ops.sum, [U(3, 4)], np.sum),
+    ("sum_axis", lambda a: ops.sum(a, axis=1), [U(3, 4, 2)], lambda a: a.sum(axis=1)),
+    ("sum_keepdims", lambda a: ops.sum(a, axis=(0, 2), keepdims=True), [U(3, 4, 2)],
+     lambda a: a.sum(axis=(0, 2), keepdims=True)),
+    ("mean", lambda a: ops.mean(a, axis=-1), [U(3, 4)], lambda a: a.mean(axis=-1)),
+    ("max", lambda a: ops.max(a, axis=0), [DISTINCT(3, 4)], lambda a: a.max(axis=0)),
+    ("min", ops.min, [DISTINCT(3, 4)], np.min),
+    ("logsumexp", lambda a: ops.logsumexp(a, axis=1), [U(3, 5)], lambda a: special.logsumexp(a, axis=1)),
+    ("var", lambda a: ops.var(a, axis=0), [U(4, 3)], lambda a: a.var(axis=0)),
+    # shapes and indexing
+    ("reshape", lambda a: ops.reshape(a, (4, 3)), [U(3, 4)], lambda a: a.reshape(4, 3)),
+    ("transpose", lambda a: ops.transpose(a, (2, 0, 1)), [U(2, 3, 4)], lambda a: a.transpose(2, 0, 1)),
+    ("concatenate", lambda a, b: ops.concatenate([a, b], axis=1), [U(2, 3), U(2, 2)],
+     lambda a, b: np.concatenate([a, b], axis=1)),
+    ("stack", lambda a, b: ops.stack([a, b], axis=-1), [U(2, 3), U(2, 3)], lambda a, b: np.stack([a, b], -1)),
+    ("expand_dims", lambda a: ops.expand_dims(a, 1), [U(3, 4)], lambda a: a[:, None]),
+    ("squeeze", lambda a: ops.squeeze(a, 1), [U(3, 1, 4)], lambda a: a[:, 0]),
+    ("pad", lambda a: ops.pad(a, ((1, 0), (2, 1))), [U(3, 4)], lambda a: np.pad(a, ((1, 0), (2, 1)))),
+    ("slice", lambda a: a[1:, ::2], [U(3, 5)], lambda a: a[1:, ::2]),
+    ("index", lambda a: a[:, [0, 2, 2]], [U(3, 4)], lambda a: a[:, [0, 2, 2]]),
+    ("broadcast_to", lambda a: ops.broadcast_to(a, (3, 4)), [U(1, 4)], lambda a: np.broadcast_to(a, (3, 4))),
+    ("flip", lambda a: ops.flip(a, 1), [U(3, 4)], lambda a: a[:, ::-1]),
+    # linear algebra
+    ("matmul", ops.matmul, [U(3, 4), U(4, 2)], np.matmul),
+    ("matmul_batched", ops.matmul, [U(2, 3, 4), U(4, 2)], np.matmul),
+    ("matmul_vec", ops.matmul, [U(3, 4), U(4)], np.matmul),
+    ("rmatmul_const", lambda a: a @ W, [U(2, 3)], lambda a: a @ W),
+    # activations
+    ("relu", ops.relu, [AWAY(3, 5)], lambda a: np.maximum(a, 0)),
+    ("sigmoid", ops.sigmoid, [U(3, 5)], special.expit),
+    ("tanh", ops.tanh, [U(3, 5)], np.tanh),
+    ("softmax", ops.softmax, [U(3, 5)], _softmax),
+    ("softmax_axis0", lambda a: ops.softmax(a, axis=0), [U(3, 5)], lambda a: _softmax(a, 0)),
+    ("log_softmax", ops.log_softmax, [U(3, 5)], lambda a: np.log(_softmax(a))),
+    ("gelu", ops.gelu, [U(3, 5)],
+     lambda a: 0.5 * a * (1 + np.tanh(np.sqrt(2 / np.pi) * (a + 0.044715 * a ** 3)))),
+    ("gelu_exact", lambda a: ops.gelu(a, approximate=False), [U(3, 5)],
+     lambda a: 0.5 * a * (1 + special.erf(a / np.sqrt(2)))),
+    ("silu", ops.silu, [U(3, 5)], lambda a: a * special.expit(a)),
+    ("leaky_relu", ops.leaky_relu, [AWAY(3, 5)], lambda a: np.where(a > 0, a, 0.2 * a)),
+    ("elu", ops.elu, [AWAY(3, 5)], lambda a: np.where(a > 0, a, np.expm1(a))),
+    ("softplus", ops.softplus, [U(3, 5)], lambda a: np.log1p(np.exp(a))),
+    # convolution, pooling, normalization
+    ("conv", lambda x, w: ops.conv(x, w), [U(2, 6, 5, 2), U(3, 2, 2, 3)], _conv_ref),
+    ("conv_same_strided", lambda x, w: ops.conv(x, w, strides=2, padding="same"), [U(1, 7, 6, 2), U(3, 3, 2, 2)],
+     lambda x, w: _conv_ref(x, w, (2, 2), "same")),
+    ("conv1d", lambda x, w: ops.conv(x, w), [U(2, 9, 2), U(3, 2, 3)],
+     lambda x, w: _conv_ref(x[:, :, None], w[:, None])[:, :, 0]),
+    ("depthwise_conv", lambda x, w: ops.depthwise_conv(x, w), [U(2, 5, 5, 2), U(2, 2, 2, 2)],
+     lambda x, w: np.concatenate([_conv_ref(x[..., c:c + 1], w[:, :, c:c + 1, :]) for c in range(2)], -1)),
+    ("max_pool", lambda x: ops.max_pool(x, 2), [DISTINCT(2, 4, 6, 3)], lambda x: _pool_ref(x, 2, "max")),
+    ("average_pool", lambda x: ops.average_pool(x, 2), [U(2, 5, 4, 3)], lambda x: _pool_ref(x, 2, "avg")),
+    ("global_avg_pool", lambda x: ops.global_pool("avg", x), [U(2, 3, 4, 3)], lambda x: x.mean(axis=(1, 2))),
+    ("global_max_pool", lambda x: ops.global_pool("max", x), [DISTINCT(2, 3, 4, 3)], lambda x: x.max(axis=(1, 2))),
+    ("batch_normalization", lambda x, m, v, b, s: ops.batch_normalization(x, m, v, -1, b, s, 1e-3),
+     [U(4, 3), U(3), POS(3), U(3), U(3)], lambda x, m, v, b, s: (x - m) / np.sqrt(v + 1e-3) * s + b),
+    ("moments", lambda x: ops.moments(x, axes=(0,))[1], [U(5, 3)], lambda x: x.var(axis=0)),
+    # losses
+    ("categorical_crossentropy", lambda p: ops.categorical_crossentropy(
+        np.eye(4)[[0, 3, 1]], ops.softmax(p)), [U(3, 4)],
+     lambda p: -np.log(_softmax(p)[np.arange(3), [0, 3, 1]])),
+    ("categorical_crossentropy_probs", lambda p: ops.categorical_crossentropy(np.eye(4)[[0, 3, 1]], p),
+     [POS(3, 4)], lambda p: -np.log((p / p.sum(1, keepdims=True))[np.arange(3), [0, 3, 1]])),
+    ("sparse_categorical_crossentropy", lambda p: ops.sparse_categorical_crossentropy(
+        np.array([2, 0, 1]), p, from_logits=True), [U(3, 4)],
+     lambda p: -np.log(_softmax(p)[np.arange(3), [2, 0, 1]])),
+    ("binary_crossentropy_logits", lambda p: ops.binary_crossentropy(np.array([[1.0, 0.0], [0.0, 1.0]]), p,
+                                                                     from_logits=True), [U(2, 2)],
+     lambda p: np.log1p(np.exp(-np.where([[1, 0], [0, 1]], p, -p)))),
+    ("binary_crossentropy", lambda p: ops.binary_crossentropy(np.array([[1.0, 0.0], [0.0, 1.0]]), p),
+     [U(2, 2, lo=0.1, hi=0.9)], lambda p: -np.where([[1, 0], [0, 1]], np.log(p), np.log(1 - p))),
+    ("fused_sparse_ce", lambda p: ops.fused_loss("sparse_categorical_crossentropy", np.array([1, 0, 3]), p, True),
+     [U(3, 4)], lambda p: np.mean(-np.log(_softmax(p)[np.arange(3), [1, 0, 3]]))),
+    ("fused_mse", lambda p: ops.fused_loss("mse", np.array([[0.5, -1.0]]), p), [U(1, 2)],
+     lambda p: np.mean((p - [[0.5, -1.0]]) ** 2)),
+]
+
+IDS = [e[0] for e in TABLE]
+
+
+def _run(fn, arrays, device, dtype):
+    ts = [ops.convert_to_tensor(np.asarray(a, dtype=dtype), device=device) for a in arrays]
+    return fn(*ts)
+
+
+@pytest.mark.parametrize("entry", TABLE, ids=IDS)
+def test_op_matches_reference_on_cpu(entry):
+    _, fn, makers, ref = entry
+    arrays = [m() for m in makers]
+    got = _run(fn, arrays, "cpu", np.float64)
+    assert isinstance(got, cc.Tensor) and got.device == "cpu"
+    want = np.asarray(ref(*arrays))
+    assert got.shape == want.shape, (got.shape, want.shape)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-12)
+
+
+def _loss_of(fn, ts, weights):
+    y = fn(*ts)
+    return ops.sum(ops.multiply(y, weights)) if weights is not None else y
+
+
+@pytest.mark.parametrize("entry", TABLE, ids=IDS)
+def test_gradient_matches_finite_differences(entry):
+    _, fn, makers, ref = entry
+    arrays = [np.asarray(m(), dtype=np.float64) for m in makers]
+    probe = fn(*[ops.convert_to_tensor(a) for a in arrays])
+    r = rng.uniform(0.5, 1.5, probe.shape)  # a random cotangent
+    ts = [ops.convert_to_tensor(a) for a in arrays]
+    with cc.GradientTape() as tape:
+        tape.watch(ts)
+        loss = ops.sum(ops.multiply(fn(*ts), r))
+    grads = tape.gradient(loss, ts)
+    eps = 1e-6
+    for k, (a, g) in enumerate(zip(arrays, grads)):
+        num = np.zeros_like(a)
+        for i in range(a.size):
+            ap, am = a.copy(), a.copy()
+            ap.flat[i] += eps
+            am.flat[i] -= eps
+            fp = np.sum(fn(*[ops.convert_to_tensor(ap if j == k else b) for j, b in enumerate(arrays)]).numpy() * r)
+            fm = np.sum(fn(*[ops.convert_to_tensor(am if j == k else b) for j, b in enumerate(arrays)]).numpy() * r)
+            num.flat[i] = (fp - fm) / (2 * eps)
+        assert g is not None, f"input {k}: no gradient"
+        g = g.numpy()
+        assert g.shape == a.shape
+        err = np.max(np.abs(g - num)) / max(np.max(np.abs(num)), 1e-3)
+        assert err <= 1e-6, f"input {k}: relative error {err:.3g}\nanalytic {g}\nnumeric {num}"
+
+
+@pytest.mark.skipif(not HAVE_GPU, reason="no GPU adapter")
+@pytest.mark.parametrize("entry", TABLE, ids=IDS)
+def test_gpu_matches_cpu_values_and_gradients(entry):
+    _, fn, makers, ref = entry
+    arrays = [np.asarray(m(), dtype=np.float32) for m in makers]
+    outs = {}
+    for dev in ("cpu", "gpu"):
+        ts = [ops.convert_to_tensor(a, device=dev) for a in arrays]
+        with cc.GradientTape() as tape:
+            tape.watch(ts)
+            y = fn(*ts)
+            loss = ops.sum(y)
+        assert y.device == dev
+        outs[dev] = (y.numpy(), [g.numpy() for g in tape.gradient(loss, ts)])
+    np.testing.assert_allclose(outs["gpu"][0], outs["cpu"][0], rtol=1e-4, atol=1e-5)
+    for gg, gc_ in zip(outs["gpu"][1], outs["cpu"][1]):
+        np.testing.assert_allclose(gg, gc_, rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- ties, zeros, NaN, sizes
+@pytest.mark.parametrize("device", DEVICES)
+def test_ties_follow_one_rule_on_every_device(device):
+    dt = np.float32
+    t = lambda a: ops.convert_to_tensor(np.asarray(a, dtype=dt), device=device)
+    x = t([[1.0, 3.0], [3.0, 2.0]])
+    # max pooling: the whole gradient to the first maximum of the window
+    with cc.GradientTape() as tape:
+        tape.watch(x)
+        y = ops.max_pool(ops.reshape(x, (1, 2, 2, 1)), 2)
+    np.testing.assert_array_equal(tape.gradient(y, x).numpy(), [[0, 1], [0, 0]])
+    # global max and reduce max: shared evenly among the tied maxima (TensorFlow's rule)
+    for f in (lambda v: ops.global_pool("max", ops.reshape(v, (1, 2, 2, 1))), lambda v: ops.max(v)):
+        with cc.GradientTape() as tape:
+            tape.watch(x)
+            y = f(x)
+        np.testing.assert_allclose(tape.gradient(y, x).numpy(), [[0, 0.5], [0.5, 0]])
+    # maximum / minimum of equal values: the gradient goes to the first argument
+    a, b = t([1.0, 2.0]), t([1.0, 5.0])
+    with cc.GradientTape(persistent=True) as tape:
+        tape.watch([a, b])
+        y = ops.maximum(a, b)
+        z = ops.minimum(a, b)
+    np.testing.assert_array_equal(tape.gradient(y, a).numpy(), [1, 0])
+    np.testing.assert_array_equal(tape.gradient(y, b).numpy(), [0, 1])
+    np.testing.assert_array_equal(tape.gradient(z, a).numpy(), [1, 1])
+    # relu at 0 has gradient 0; abs at 0 has gradient 0
+    z0 = t([0.0, -1.0, 2.0])
+    with cc.GradientTape(persistent=True) as tape:
+        tape.watch(z0)
+        r = ops.relu(z0)
+        s = ops.abs(z0)
+    np.testing.assert_array_equal(tape.gradient(r, z0).numpy(), [0, 0, 1])
+    np.testing.assert_array_equal(tape.gradient(s, z0).numpy(), [0, -1, 1])
+    # an all-zero channel trains the same way on every device
+    zero = t(np.zeros((1, 2, 2, 1)))
+    with cc.GradientTape() as tape:
+        tape.watch(zero)
+        y = ops.global_pool("max", ops.relu(zero))
+    np.testing.assert_array_equal(tape.gradient(y, zero).numpy(), np.zeros((1, 2, 2, 1)))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_nan_propagates_through_host_computed_ops(device):
+    x = ops.convert_to_tensor(np.array([1.0, np.nan, 3.0], dtype=np.float32), device=device)
+    for f in (ops.exp, ops.sqrt, lambda v: ops.sum(v), lambda v: ops.max(v), lambda v: v * 2.0, lambda v: v + v):
+        assert np.isnan(f(x).numpy()).any()
+
+
+@pytest.mark.skipif(not HAVE_GPU, reason="no GPU adapter")
+@pytest.mark.parametrize("n", [1, 255, 257, 1031])
+def test_odd_sizes_and_chunked_bindings(n):
+    """Sizes that are not multiples of the workgroup, and a 4 KiB binding limit that
+    splits every tensor here into several windows."""
+    a = rng.uniform(-1, 1, n).astype(np.float32)
+    b = rng.uniform(-1, 1, n).astype(np.float32)
+    for limit in (None, 4096):
+        _core.gpu_set_binding_limit(limit)
+        try:
+            ta, tb = (ops.convert_to_tensor(v, device="gpu") for v in (a, b))
+            with cc.GradientTape() as tape:
+                tape.watch([ta, tb])
+                y = ops.relu(ta * tb + ta) - ops.sigmoid(tb) * 3.0
+                loss = ops.sum(y)
+            ga, gb = tape.gradient(loss, [ta, tb])
+        finally:
+            _core.gpu_set_binding_limit(None)
+        ref = np.maximum(a * b + a, 0) - 3.0 / (1 + np.exp(-b))
+        np.testing.assert_allclose(y.numpy(), ref, rtol=1e-5, atol=1e-6)
+        mask = (a * b + a) > 0
+        np.testing.assert_allclose(ga.numpy(), mask * (b + 1), rtol=1e-5, atol=1e-6)
+        s = 1 / (1 + np.exp(-b))
+        np.testing.assert_allclose(gb.numpy(), mask * a - 3 * s * (1 - s), rtol=1e-4, atol=1e-5)
+
+
+def test_conv_transpose_is_the_adjoint_of_conv():
+    """<conv(x, w), y> == <x, conv_transpose(y, w)>: the definition. conv's kernel
+    (k, C_in, C_out) is conv_transpose's (k, C_out of the transpose, C_in of it)."""
+    for strides, padding, xs in [(1, "valid", (2, 6, 5, 2)), (2, "same", (1, 8, 6, 2)), (2, "valid", (1, 7, 7, 2))]:
+        x = rng.standard_normal(xs)
+        w = rng.standard_normal((3, 3, 2, 4))
+        cx = ops.conv(x, w, strides=strides, padding=padding)
+        y = rng.standard_normal(cx.shape)
+        ct = ops.conv_transpose(y, w, strides=strides, padding=padding)
+        assert ct.shape == x.shape
+        lhs = float(np.sum(cx.numpy() * y))
+        rhs = float(np.sum(x * ct.numpy()))
+        assert math.isclose(lhs, rhs, rel_tol=1e-10), (lhs, rhs)
+        # and its gradients against finite differences
+        yt, wt = ops.convert_to_tensor(y), ops.convert_to_tensor(w)
+        r = rng.standard_normal(x.shape)
+        with cc.GradientTape() as tape:
+            tape.watch([yt, wt])
+            loss = ops.sum(ops.conv_transpose(yt, wt, strides=strides, padding=padding) * r)
+        gy, gw = tape.gradient(loss, [yt, wt])
+        for arr, g, which in ((y, gy, 0), (w, gw, 1)):
+            idx = rng.choice(arr.size, 6, replace=False)
+            for i in idx:
+                ap, am = arr.copy(), arr.copy()
+                ap.flat[i] += 1e-6
+                am.flat[i] -= 1e-6
+                args = lambda a: (a, w) if which == 0 else (y, a)
+                fp = np.sum(ops.conv_transpose(*args(ap), strides=strides, padding=padding).numpy() * r)
+                fm = np.sum(ops.conv_transpose(*args(am), strides=strides, padding=padding).numpy() * r)
+                assert abs(g.numpy().flat[i] - (fp - fm) / 2e-6) <= 1e-6 * max(1.0, abs(g.numpy().flat[i]))
+
+
+def test_conv_transpose_shape_follows_keras():
+    y = np.zeros((1, 4, 5, 3))
+    w = np.zeros((3, 3, 2, 3))
+    assert ops.conv_transpose(y, w).shape == (1, 6, 7, 2)
+    assert ops.conv_transpose(y, w, strides=2, padding="same").shape == (1, 8, 10, 2)
+    assert ops.conv_transpose(y, w, strides=2).shape == (1, 9, 11, 2)
+
+
+def test_argmax_and_comparisons_have_no_gradient():
+    x = ops.convert_to_tensor(np.array([1.0, 3.0, 2.0]))
+    assert int(ops.argmax(x)) == 1
+    with cc.GradientTape() as tape:
+        tape.watch(x)
+        y = ops.cast(ops.argmax(x), "float64") * 2.0
+    with pytest.raises(ValueError, match="argmax.*no gradient"):
+        tape.gradient(y, x)
+
+
+def test_mixing_devices_and_float64_on_the_gpu_raise():
+    if not HAVE_GPU:
+        pytest.skip("no GPU adapter")
+    a = ops.convert_to_tensor(np.ones(3, np.float32))
+    b = ops.convert_to_tensor(np.ones(3, np.float32), device="gpu")
+    with pytest.raises(ValueError, match="two devices"):
+        ops.add(a, b)
+    with pytest.raises(TypeError, match="float32"):
+        ops.convert_to_tensor(np.ones(3), device="gpu")
+
+
+def test_op_messages_name_what_was_expected():
+    with pytest.raises(ValueError, match=r"reshape.*\(2, 3\).*\(4,\)"):
+        ops.reshape(np.zeros((2, 3)), (4,))
+    with pytest.raises(ValueError, match="axis 3 is out of range"):
+        ops.sum(np.zeros((2, 3)), axis=3)
+    with pytest.raises(ValueError, match="conv"):
+        ops.conv(np.zeros((1, 4, 4)), np.zeros((3, 3, 1, 2)))
+    with pytest.raises(ValueError, match="concatenate"):
+        ops.concatenate([np.zeros((2, 3)), np.zeros((3, 3))], axis=1)
+    with pytest.raises(ValueError, match="padding must be 'valid' or 'same'"):
+        ops.max_pool(np.zeros((1, 4, 4, 1)), 2, padding="full")
+
+
+def test_backends_implement_one_interface():
+    """The CPU and GPU backends have the same operations (the GPU's either a kernel or
+    the one host fallback): nothing is CPU-only by accident."""
+    from convcore.device import CpuBackend, GpuBackend
+    cpu = {n for n in dir(CpuBackend) if not n.startswith("_") and callable(getattr(CpuBackend, n))}
+    gpu = {n for n in dir(GpuBackend) if not n.startswith("_") and callable(getattr(GpuBackend, n))}
+    assert cpu == gpu
+    overridden = {n for n in cpu if n in GpuBackend.__dict__}
+    # every network kernel has a GPU implementation of its own
+    for n in ("conv", "conv_backward", "dense", "dense_backward", "pool", "pool_backward", "batchnorm",
+              "batchnorm_backward", "activation", "activation_backward", "dropout", "loss", "sgd_update",
+              "adam_update", "global_pool", "global_pool_backward"):
+        assert n in overridden, n
