@@ -300,6 +300,7 @@ def _config_instances():
         layers.Add(name="cfg_add"), layers.Concatenate(axis=1, name="cfg_cat"),
         layers.InputLayer(shape=(4, 5), name="cfg_input"),
         layers.Lambda(convcore.ops.square, name="cfg_lambda"),
+        layers.UpSampling2D((2, 3), interpolation="bilinear", name="cfg_up"),
     ]
 
 

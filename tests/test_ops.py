@@ -16,6 +16,7 @@ import os
 import numpy as np
 import pytest
 from scipy import special
+from skimage.transform import rescale
 
 import convcore as cc
 from convcore import _core, ops
@@ -173,6 +174,11 @@ TABLE = [
     ("batch_normalization", lambda x, m, v, b, s: ops.batch_normalization(x, m, v, -1, b, s, 1e-3),
      [U(4, 3), U(3), POS(3), U(3), U(3)], lambda x, m, v, b, s: (x - m) / np.sqrt(v + 1e-3) * s + b),
     ("moments", lambda x: ops.moments(x, axes=(0,))[1], [U(5, 3)], lambda x: x.var(axis=0)),
+    # image resizing (UpSampling2D); skimage's rescale is the bilinear reference
+    ("upsample_nearest", lambda x: ops.upsample2d(x, (2, 3)), [U(2, 3, 2, 2)],
+     lambda x: np.repeat(np.repeat(x, 2, 1), 3, 2)),
+    ("upsample_bilinear", lambda x: ops.upsample2d(x, (3, 2), "bilinear"), [U(2, 4, 3, 2)],
+     lambda x: np.stack([rescale(v, (3, 2), order=1, mode="edge", anti_aliasing=False, channel_axis=-1) for v in x])),
     # losses
     ("categorical_crossentropy", lambda p: ops.categorical_crossentropy(
         np.eye(4)[[0, 3, 1]], ops.softmax(p)), [U(3, 4)],

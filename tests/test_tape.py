@@ -282,3 +282,23 @@ def test_sublayers_are_tracked():
         loss = ops.sum(blk(x))
     grads = tape.gradient(loss, blk.trainable_weights)
     assert all(g is not None for g in grads)
+
+
+def _autoencoder(interpolation):
+    cc.set_seed(5)
+    return cc.Sequential([L.Input((8, 8, 1)), L.Conv2D(4, 3, padding="same", activation="relu"), L.MaxPooling2D(),
+                          L.UpSampling2D(2, interpolation=interpolation), L.Conv2D(1, 3, padding="same")])
+
+
+@pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
+def test_upsampling2d_trains_the_same_on_every_device(interpolation):
+    x = rng.uniform(0, 1, (16, 8, 8, 1)).astype(np.float32)
+    runs = {}
+    for dev in DEVICES:
+        m = _autoencoder(interpolation)
+        m.compile(cc.optimizers.Adam(0.01), "mse", device=dev)
+        assert m.output_shape == (None, 8, 8, 1)
+        runs[dev] = [m.train_on_batch(x, x) for _ in range(5)]
+        assert runs[dev][-1] < runs[dev][0]
+    if "gpu" in runs:
+        np.testing.assert_allclose(runs["gpu"], runs["cpu"], rtol=1e-3)

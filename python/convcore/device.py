@@ -39,7 +39,7 @@ def devices():
     return out
 
 
-def gpu_info():
+def device_info():
     """The GPU adapter work runs on (name, backend, type, limits); RuntimeError when none."""
     return _core.gpu_info()
 
@@ -233,6 +233,13 @@ class CpuBackend:
 
     def adam_update(self, p, g, m, v, lr, b1, b2, eps, t):
         _core.adam_update(p, np.require(g, dtype=p.dtype, requirements="C"), m, v, lr, b1, b2, eps, t)
+
+    # --- one binding for every device (the binding dispatches on the storage)
+    def upsample2d(self, x, size, interpolation):
+        return _core.upsample2d(x, list(size), interpolation)
+
+    def upsample2d_backward(self, dy, x_shape, size, interpolation):
+        return _core.upsample2d_backward(dy, list(x_shape), list(size), interpolation)
 
     # --- host code (augmentation: Rust kernels on numpy arrays)
     def host_call(self, f, x):

@@ -61,7 +61,7 @@ def run(outdir="convcore-demo", epochs=10, batch_size=128, verbose=1, seed=0, de
     where = model.device
     if where == "gpu":
         from . import device as device_mod
-        info = device_mod.gpu_info()
+        info = device_mod.device_info()
         where = f"gpu ({info.get('name')}, {info.get('backend')})"
     print(f"training on: {where}")
     t0 = time.perf_counter()

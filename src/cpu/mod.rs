@@ -7,4 +7,5 @@ pub mod fft;
 pub mod gemm;
 pub mod nn;
 pub mod pool;
+pub mod resize;
 pub(crate) mod simd;

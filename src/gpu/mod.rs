@@ -13,6 +13,7 @@
 //!   as `Error::Device` / `Error::Memory`, and the CPU path keeps working.
 
 pub mod ops;
+pub mod params;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -600,13 +601,16 @@ impl Gpu {
         self.check()
     }
 
-    /// The cached pipeline for `entry` of shader `name` (compiled on first use).
-    pub fn pipeline(&self, name: &'static str, src: &'static str, entry: &'static str) -> Result<Arc<wgpu::ComputePipeline>> {
+    /// The cached pipeline of kernel `k` (compiled on first use): the prelude, the
+    /// kernel's typed-parameter accessors, then its shader.
+    pub fn pipeline(&self, k: &Kernel) -> Result<Arc<wgpu::ComputePipeline>> {
+        let (name, src, entry) = (k.name, k.src, k.entry);
         let key = (name, entry);
         if let Some(p) = self.pipelines.lock().map_err(|_| Error::Device("pipeline cache poisoned".into()))?.get(&key) {
             return Ok(p.clone());
         }
-        let source = format!("{PRELUDE}\n{src}");
+        let header = k.params.map(|f| f()).unwrap_or_default();
+        let source = format!("{PRELUDE}\n{header}\n{src}");
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(name),
             source: wgpu::ShaderSource::Wgsl(Cow::Owned(source)),
@@ -650,7 +654,7 @@ impl Gpu {
         if wins.len() > SLOTS {
             return Err(Error::Device(format!("kernel {} binds {} buffers (max {SLOTS})", k.entry, wins.len())));
         }
-        let pipe = self.pipeline(k.name, k.src, k.entry)?;
+        let pipe = self.pipeline(k)?;
         let mut binds: Vec<(u64, u64)> = Vec::with_capacity(wins.len());
         for (s, w) in wins.iter().enumerate() {
             let start = (w.off as u64) * 4;
@@ -701,11 +705,13 @@ impl Gpu {
     }
 }
 
-/// A shader entry point.
+/// A shader entry point, and the WGSL accessors of its typed parameters (if it has a
+/// `gpu_params!` struct).
 pub struct Kernel {
     pub name: &'static str,
     pub src: &'static str,
     pub entry: &'static str,
+    pub params: Option<fn() -> String>,
 }
 
 /// A window of a buffer: `elems` 32-bit words from word `off`.
@@ -738,7 +744,7 @@ pub fn build_all_pipelines() -> Result<usize> {
     let g = gpu()?;
     let mut n = 0;
     for k in ops::ALL_KERNELS {
-        g.pipeline(k.name, k.src, k.entry)?;
+        g.pipeline(k)?;
         n += 1;
     }
     Ok(n)

@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::ops::conv::ConvPlan;
 use crate::ops::correlate::{Boundary, CorrPlan};
 use crate::ops::pool::{PoolKind, PoolPlan};
+use crate::ops::resize::{Interpolation, UpsamplePlan};
 
 const ELEM: &str = include_str!("shaders/elementwise.wgsl");
 // The GEMM kernel in four tile shapes (TM x TN): the host picks the one that wastes
@@ -18,13 +19,33 @@ const NN: &str = include_str!("shaders/nn.wgsl");
 const CONV: &str = include_str!("shaders/conv.wgsl");
 const POOL: &str = include_str!("shaders/pool.wgsl");
 const CORR: &str = include_str!("shaders/correlate.wgsl");
+const RESIZE: &str = include_str!("shaders/resize.wgsl");
+
+crate::gpu_params! {
+    /// Parameters of the upsampling kernels (`shaders/resize.wgsl`).
+    pub struct UpsampleParams {
+        /// Threads: outputs (forward) or inputs (backward) in this dispatch.
+        count: u32,
+        channels: u32,
+        in_h: u32,
+        in_w: u32,
+        size_h: u32,
+        size_w: u32,
+        /// 0 nearest, 1 bilinear.
+        bilinear: u32,
+    }
+}
 
 macro_rules! kernels {
-    ($($id:ident = $file:ident :: $entry:literal),* $(,)?) => {
-        $(const $id: Kernel = Kernel { name: stringify!($file), src: $file, entry: $entry };)*
+    ($($id:ident = $file:ident :: $entry:literal $(with $params:ident)?),* $(,)?) => {
+        $(const $id: Kernel = Kernel {
+            name: stringify!($file), src: $file, entry: $entry, params: kernels!(@params $($params)?),
+        };)*
         /// Every kernel, for the build-all test.
         pub const ALL_KERNELS: &[Kernel] = &[$($id),*];
     };
+    (@params) => { None };
+    (@params $p:ident) => { Some($p::wgsl as fn() -> String) };
 }
 
 kernels! {
@@ -57,6 +78,8 @@ kernels! {
     K_POOL = POOL::"pool_fwd",
     K_POOL_BWD = POOL::"pool_bwd",
     K_CORR = CORR::"correlate",
+    K_UPSAMPLE = RESIZE::"upsample_fwd" with UpsampleParams,
+    K_UPSAMPLE_BWD = RESIZE::"upsample_bwd" with UpsampleParams,
 }
 
 fn p() -> [u32; PARAMS] {
@@ -1154,4 +1177,51 @@ pub fn correlate(x: &GpuTensor, k: &GpuTensor, plan: &CorrPlan) -> Result<GpuTen
         r0 += nr;
     }
     Ok(out)
+}
+
+// ------------------------------------------------------------------ upsampling
+
+fn upsample_params(plan: &UpsamplePlan) -> Result<UpsampleParams> {
+    Ok(UpsampleParams {
+        count: 0,
+        channels: u(plan.channels, "channels")?,
+        in_h: u(plan.in_h, "height")?,
+        in_w: u(plan.in_w, "width")?,
+        size_h: u(plan.size_h, "the height factor")?,
+        size_w: u(plan.size_w, "the width factor")?,
+        bilinear: (plan.interpolation == Interpolation::Bilinear) as u32,
+    })
+}
+
+/// Upsample `x` (batch, h, w, c) by the plan's factors.
+pub fn upsample_forward(x: &GpuTensor, plan: &UpsamplePlan) -> Result<GpuTensor> {
+    let g = gpu()?;
+    let img = plan.in_h * plan.in_w * plan.channels;
+    let oimg = plan.out_h() * plan.out_w() * plan.channels;
+    check_len(x, plan.batch * img, "upsampling: x")?;
+    u(oimg, "the output image size")?;
+    let y = g.empty(&plan.out_shape(), "the upsampling output")?;
+    let mut q = upsample_params(plan)?;
+    for (b0, nb) in batch_chunks(&g, plan.batch, &[img, oimg], "upsampling")? {
+        q.count = u(nb * oimg, "outputs")?;
+        g.dispatch(&K_UPSAMPLE, &[Win::part(x, b0 * img, nb * img), Win::part(&y, b0 * oimg, nb * oimg)], q.words(),
+                   groups(nb * oimg))?;
+    }
+    Ok(y)
+}
+
+/// dL/dx of the upsampling from dL/dy (a gather over the outputs that read each input).
+pub fn upsample_backward(dy: &GpuTensor, plan: &UpsamplePlan) -> Result<GpuTensor> {
+    let g = gpu()?;
+    let img = plan.in_h * plan.in_w * plan.channels;
+    let oimg = plan.out_h() * plan.out_w() * plan.channels;
+    check_len(dy, plan.batch * oimg, "upsampling backward: dy")?;
+    let dx = g.empty(&plan.in_shape(), "the upsampling gradient")?;
+    let mut q = upsample_params(plan)?;
+    for (b0, nb) in batch_chunks(&g, plan.batch, &[img, oimg], "upsampling backward")? {
+        q.count = u(nb * img, "inputs")?;
+        g.dispatch(&K_UPSAMPLE_BWD, &[Win::part(dy, b0 * oimg, nb * oimg), Win::part(&dx, b0 * img, nb * img)],
+                   q.words(), groups(nb * img))?;
+    }
+    Ok(dx)
 }

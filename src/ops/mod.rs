@@ -4,6 +4,7 @@
 pub mod conv;
 pub mod correlate;
 pub mod pool;
+pub mod resize;
 
 /// `(batch, *spatial, channels)`: the channels-last layout of pooling and convolution.
 pub(crate) fn channels_last_shape(batch: usize, spatial: &[usize], channels: usize) -> Vec<usize> {

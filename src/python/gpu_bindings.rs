@@ -20,12 +20,12 @@ pub struct PyGpuArray {
     pub t: GpuTensor,
 }
 
-fn wrap(py: Python<'_>, t: GpuTensor) -> PyResult<Py<PyGpuArray>> {
+pub(super) fn wrap(py: Python<'_>, t: GpuTensor) -> PyResult<Py<PyGpuArray>> {
     Py::new(py, PyGpuArray { t })
 }
 
 /// Run device work without the GIL; panics become RuntimeError.
-fn run<R: Send>(py: Python<'_>, f: impl FnOnce() -> Result<R, Error> + Send) -> PyResult<R> {
+pub(super) fn run<R: Send>(py: Python<'_>, f: impl FnOnce() -> Result<R, Error> + Send) -> PyResult<R> {
     match py.detach(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(e.into()),

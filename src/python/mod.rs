@@ -205,6 +205,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     nn_bindings::register(m)?;
     augment_bindings::register(m)?;
     gpu_bindings::register(m)?;
+    resize_bindings::register(m)?;
     Ok(())
 }
 
@@ -255,3 +256,4 @@ mod pool_bindings;
 mod nn_bindings;
 mod augment_bindings;
 mod gpu_bindings;
+mod resize_bindings;

@@ -19,6 +19,7 @@ from .pooling import (AveragePooling1D, AveragePooling2D, AveragePooling3D, Glob
 from .basic import Activation, Dense, Dropout, Flatten, Lambda, ReLU, Reshape, Softmax
 from .normalization import BatchNormalization
 from .merge import Add, Concatenate
+from .reshaping import UpSampling2D
 from .augmentation import RandomFlip, RandomTranslation, RandomRotation, RandomZoom, RandomContrast, RandomBrightness
 
 __all__ = [
@@ -26,7 +27,7 @@ __all__ = [
     "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
     "AveragePooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
     "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D", "Flatten", "Reshape",
-    "Activation", "ReLU", "Lambda", "Softmax", "BatchNormalization", "Dropout", "Add", "Concatenate",
+    "Activation", "ReLU", "Lambda", "UpSampling2D", "Softmax", "BatchNormalization", "Dropout", "Add", "Concatenate",
     "RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom", "RandomContrast", "RandomBrightness",
     "deserialize", "serialize",
 ]

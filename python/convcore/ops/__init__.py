@@ -23,6 +23,8 @@ from .nn import (average_pool, batch_normalization, binary_crossentropy, categor
                  max_pool, moments, one_hot, relu, relu6, selu, sigmoid, silu, softmax, softplus,
                  sparse_categorical_crossentropy, swish)
 from .nn import tanh as _tanh_native
+from . import image
+from .image import upsample2d
 from ..tensor import Tensor, Variable
 
 # tanh has a native kernel on both devices (the numpy-style one is the generic fallback)

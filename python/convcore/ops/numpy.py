@@ -624,33 +624,22 @@ def flip(x, axis=None):
 
 
 # ------------------------------------------------------------------ constructors
-def _dev(device):
+def _on(a, device):
+    from ..tensor import convert_to_tensor
     from .. import device as _d
-    return "cpu" if device is None else _d.resolve(device, "ops")
+    return convert_to_tensor(a, device=None if device is None else _d.resolve(device, "ops"))
 
 
 def zeros(shape, dtype="float32", device=None):
-    return tensor(np.zeros(shape, dtype=dtype), _placed(device))
+    return _on(np.zeros(shape, dtype=dtype), device)
 
 
 def ones(shape, dtype="float32", device=None):
-    return tensor(np.ones(shape, dtype=dtype), _placed(device))
+    return _on(np.ones(shape, dtype=dtype), device)
 
 
 def full(shape, fill_value, dtype=None, device=None):
-    return tensor(np.full(shape, fill_value, dtype=dtype), _placed(device))
-
-
-def _placed(device):
-    if device is None:
-        return None
-    d = _dev(device)
-    return Tensor(np.zeros(0, dtype=np.float32), "cpu") if d == "cpu" else _gpu_like()
-
-
-def _gpu_like():
-    from .. import device as _d
-    return Tensor(_d.to_device(np.zeros(1, dtype=np.float32), "gpu"), "gpu")
+    return _on(np.full(shape, fill_value, dtype=dtype), device)
 
 
 def zeros_like(x, dtype=None):
