@@ -302,3 +302,16 @@ def test_upsampling2d_trains_the_same_on_every_device(interpolation):
         assert runs[dev][-1] < runs[dev][0]
     if "gpu" in runs:
         np.testing.assert_allclose(runs["gpu"], runs["cpu"], rtol=1e-3)
+
+
+def test_readme_tape_block_runs():
+    """The README's tensors / ops / GradientTape example, as a user copies it."""
+    import pathlib
+    import re
+    text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "class Gate(layers.Layer)" in b]
+    assert len(blocks) == 1
+    ns = {}
+    exec(blocks[0], ns)
+    adv = ns["adv"]
+    assert adv.shape == (8, 4) and float(ops.min(adv)) >= 0.0 and float(ops.max(adv)) <= 1.0

@@ -144,7 +144,7 @@ class GradientTape:
         """d(sum of ``target``)/d``sources``, shaped as ``sources`` (a Tensor, or a nested
         list/tuple/dict of them). A source ``target`` does not depend on gives None (or
         zeros with ``unconnected_gradients='zero'``)."""
-        from . import ops
+        ops = _ops()
         if self._used and not self._persistent:
             raise RuntimeError("A non-persistent GradientTape can only be used to compute one set of gradients "
                                "(or ops inside it); use GradientTape(persistent=True) for several")
@@ -199,7 +199,7 @@ class GradientTape:
     def jacobian(self, target, sources):
         """d target[i] / d sources for each element i (stacked on a leading axis); needs a
         persistent tape."""
-        from . import ops
+        ops = _ops()
         if not self._persistent:
             raise RuntimeError("jacobian needs GradientTape(persistent=True)")
         t = target
@@ -219,17 +219,27 @@ class GradientTape:
         return _unflatten(sources, outs)
 
 
+def _ops():
+    """convcore.ops (imported on first use: it imports this module)."""
+    global _OPS
+    if _OPS is None:
+        from . import ops
+        _OPS = ops
+    return _OPS
+
+
+_OPS = None
+
+
 def _seed(t):
-    from . import ops
-    g = ops.ones_like(t)
+    g = _ops().ones_like(t)
     g._is_seed = True  # fused losses return their gradient as is
     return g
 
 
 def _acc(grads, x, g):
-    from . import ops
     prev = grads.get(id(x))
-    grads[id(x)] = g if prev is None else ops.add(prev, g)
+    grads[id(x)] = g if prev is None else _ops().add(prev, g)
 
 
 def _flatten(s):

@@ -18,6 +18,9 @@ from . import device as _device
 __all__ = ["Tensor", "Variable", "convert_to_tensor", "is_tensor"]
 
 
+_DTYPES = {"float32": np.dtype("float32"), "uint32": np.dtype("uint32")}  # a GpuArray's dtype names
+
+
 class Tensor:
     """An array with a device ('cpu' or 'gpu'), a shape and a dtype."""
 
@@ -46,7 +49,8 @@ class Tensor:
     @property
     def dtype(self):
         """A numpy dtype (it compares equal to 'float32' and to np.float32 alike)."""
-        return np.dtype(str(self._data.dtype))
+        d = self._data.dtype
+        return d if isinstance(d, np.dtype) else _DTYPES[d]
 
     @property
     def ndim(self):

@@ -63,6 +63,7 @@ class Model(Trainer, Layer):
                 layers.append(n.layer)
         self._all_layers = layers
         self.__dict__["_layers"] = [l for l in layers if not isinstance(l, InputLayer)]
+        self._graph_weights = None  # computed on first use (the graph's layers are built)
 
     def _is_graph(self):
         return hasattr(self, "_nodes")
@@ -134,12 +135,15 @@ class Model(Trainer, Layer):
     @property
     def weights(self):
         if self._is_graph():
-            out = []
-            for l in self._all_layers:
-                for w in l.weights:
-                    if not any(w is o for o in out):
-                        out.append(w)
-            return out
+            if self._graph_weights is None:
+                out, seen = [], set()
+                for l in self._all_layers:
+                    for w in l.weights:
+                        if id(w) not in seen:
+                            seen.add(id(w))
+                            out.append(w)
+                self._graph_weights = out
+            return list(self._graph_weights)
         return Layer.weights.fget(self)
 
     @property
@@ -212,7 +216,12 @@ class Model(Trainer, Layer):
         values = {id(t): v for t, v in zip(self.inputs, xs)}
         for node in self._nodes:
             ins = [values[id(t)] for t in node.inputs]
-            y = node.layer(ins if node.multi else ins[0], training=training, **node.call_kwargs)
+            layer = node.layer
+            if layer.built and not node.multi and isinstance(ins[0], Tensor) and not node.call_kwargs:
+                # the graph checked the shapes when it was built: only the dtype remains
+                y = layer._call_eager(layer._cast(ins[0]), training)
+            else:
+                y = layer(ins if node.multi else ins[0], training=training, **node.call_kwargs)
             ys = y if isinstance(y, (list, tuple)) else [y]
             for t, v in zip(node.outputs, ys):
                 values[id(t)] = v
@@ -263,12 +272,12 @@ class Model(Trainer, Layer):
     def _place(self):
         """Keep the model's weights on its device (moved once, then they stay)."""
         dev = self.device
-        if dev == "gpu":
-            for l in self.layers:
-                if l.dtype != "float32" and l.weights:
-                    raise TypeError(f"Model {self.name!r}: layer {l.name!r} computes in {l.dtype} but the GPU computes "
-                                    "in float32; build the model with float32 layers, or use device='cpu'")
-        if self._device != dev or any(w.device != dev for w in self.weights):
+        if self._device != dev or any(w._device != dev for w in self.weights):
+            if dev == "gpu":
+                for l in self.layers:
+                    if l.dtype != "float32" and l.weights:
+                        raise TypeError(f"Model {self.name!r}: layer {l.name!r} computes in {l.dtype} but the GPU "
+                                        "computes in float32; build the model with float32 layers, or use device='cpu'")
             self._move_to(dev)
         return dev
 

@@ -44,8 +44,10 @@ def tensor(x, like=None):
         a = np.asarray(x)
         if a.dtype == object:
             raise TypeError(f"expected a tensor, array or number, got {type(x).__name__}")
-        if a.dtype == np.float64 and dev == "gpu":
-            a = a.astype(np.float32)  # a constant meets a GPU tensor: the GPU has no float64
+        if like is not None and a.dtype.kind == "f" and like.dtype.kind == "f" and a.dtype != like.dtype:
+            a = a.astype(like.dtype)  # a float constant takes the tensor's float type (Keras's floatx rule)
+        elif a.dtype == np.float64 and dev == "gpu":
+            a = a.astype(np.float32)  # the GPU has no float64
     return Tensor(_device.backend(dev).put(a, "an op's input"), dev)
 
 
@@ -81,7 +83,7 @@ def out(data, like):
 
 
 def is_float(x):
-    return np.dtype(x.dtype).kind == "f"
+    return x.dtype.kind == "f"
 
 
 def is_tensor(x):
