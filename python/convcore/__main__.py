@@ -1,6 +1,6 @@
 """Command line.
 
-    python -m convcore demo [OUTDIR] [--epochs N] [--device cpu|gpu|auto]
+    python -m convcore demo [OUTDIR | --outdir OUTDIR] [--epochs N] [--device cpu|gpu|auto]
                                                     train the MNIST convnet, draw what it learned
     python -m convcore filters [OUTDIR]             the filtering story (smoothing, edges, matching)
 """
@@ -15,6 +15,9 @@ def main(argv=None) -> int:
         print(__doc__.strip())
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
+    if any(a in ("-h", "--help") for a in rest):
+        print(__doc__.strip())
+        return 0
     epochs = 10
     if "--epochs" in rest:
         i = rest.index("--epochs")
@@ -32,6 +35,17 @@ def main(argv=None) -> int:
             return 2
         device = rest[i + 1]
         rest = rest[:i] + rest[i + 2:]
+    if "--outdir" in rest:
+        i = rest.index("--outdir")
+        if i + 1 >= len(rest):
+            print("--outdir needs a folder", file=sys.stderr)
+            return 2
+        rest = rest[:i] + rest[i + 1:]
+    unknown = [a for a in rest if a.startswith("-")]
+    if unknown or len(rest) > 1:
+        print(f"unexpected arguments {rest}; usage: python -m convcore demo|filters [OUTDIR] [--epochs N] "
+              "[--device cpu|gpu|auto]", file=sys.stderr)
+        return 2
     outdir = rest[0] if rest else "convcore-demo"
     if cmd == "demo":
         from .mnist_demo import run

@@ -34,6 +34,10 @@ def get(identifier):
         return "linear"
     if isinstance(identifier, str):
         if identifier.lower() not in _BY_NAME:
+            from .saving.object_registration import get_registered_object
+            obj = get_registered_object(identifier)
+            if callable(obj) and not isinstance(obj, type):
+                return obj
             raise ValueError(f"Unknown activation {identifier!r}; valid activations are {', '.join(ACTIVATIONS)} "
                              "or a function of tensors")
         return identifier.lower()

@@ -33,6 +33,11 @@ def _truncated_normal(rng, std, shape):
 def get(name):
     if callable(name) and not isinstance(name, str):
         return name
+    if isinstance(name, str) and name not in INITIALIZERS:
+        from .saving.object_registration import get_registered_object
+        obj = get_registered_object(name)
+        if callable(obj):
+            return obj
     if not isinstance(name, str) or name not in INITIALIZERS:
         raise ValueError(f"Unknown initializer {name!r}; valid initializers are {', '.join(INITIALIZERS)}")
     return name

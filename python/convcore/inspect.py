@@ -180,8 +180,9 @@ def saliency(model, x, class_index):
     with GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(xt)
         out = model(xt, training=False)
-        if out._keras_logits is not None:  # the pre-softmax score
-            out = out._keras_logits[0]
+        logits = ops.softmax_logits(out)
+        if logits is not None:  # the pre-softmax score
+            out = logits
         score = ops.sum(ops.multiply(out, ops.one_hot(ops.convert_to_tensor(ci, device=out.device), n_out, dtype=out.dtype)))
     g = tape.gradient(score, xt)
     return np.zeros_like(x) if g is None else g.numpy()

@@ -34,15 +34,16 @@ __all__ = [
 
 
 def serialize(layer):
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+    """``{"class_name", "config"}`` of a layer (Keras's layer serialization)."""
+    from ..saving import serialize_keras_object
+    return serialize_keras_object(layer)
 
 
 def deserialize(d, custom_objects=None):
-    name = d.get("class_name")
-    cls = (custom_objects or {}).get(name) or Layer.registry().get(name)
-    if cls is None:
-        raise ValueError(f"Unknown layer class {d.get('class_name')!r}; known: {', '.join(sorted(Layer.registry()))}")
-    cfg = dict(d.get("config", {}))
-    if cls is Lambda or (isinstance(cls, type) and issubclass(cls, Lambda)):
-        return cls.from_config(cfg, custom_objects)
-    return cls.from_config(cfg)
+    """The layer of ``serialize(layer)``; user classes come from the registry,
+    ``custom_objects`` or a ``custom_object_scope``."""
+    from ..saving import deserialize_keras_object
+    obj = deserialize_keras_object(d, custom_objects)  # Lambda finds its function through the scope
+    if not isinstance(obj, Layer):
+        raise ValueError(f"{d.get('class_name')!r} is not a layer class")
+    return obj

@@ -213,11 +213,12 @@ class Lambda(Layer):
     def from_config(cls, config, custom_objects=None):
         cfg = dict(config)
         fn = cfg.pop("function")
-        if not callable(fn) and not (custom_objects and fn in custom_objects):
-            fn = _library_function(fn) or fn
         if not callable(fn):
-            if not custom_objects or fn not in custom_objects:
+            from ..saving.object_registration import get_registered_object
+            found = get_registered_object(fn, custom_objects) if isinstance(fn, str) else None
+            found = found if callable(found) else _library_function(fn)
+            if found is None:
                 raise ValueError(f"Lambda layer {cfg.get('name')!r}: its function {fn!r} is not saved in the file "
                                  "(code is never loaded); pass it with custom_objects={name: function}")
-            fn = custom_objects[fn]
+            fn = found
         return cls(fn, **cfg)

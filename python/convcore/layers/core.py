@@ -13,6 +13,7 @@ from typing import Optional
 import numpy as np
 
 from .. import backend, initializers, ops
+from ..saving import object_registration
 from ..tensor import Tensor, Variable
 
 _NAME_COUNTS: dict = {}
@@ -76,7 +77,10 @@ class Layer:
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
-        Layer._registry[cls.__name__] = cls
+        # Public classes load by name; private helpers (_Conv, _Pool) never do.
+        if not cls.__name__.startswith("_"):
+            Layer._registry[cls.__name__] = cls
+            object_registration.register(cls.__name__, cls)
         params = _inspect.signature(cls.call).parameters
         cls._call_has_training = "training" in params or any(
             p.kind == p.VAR_KEYWORD for p in params.values())

@@ -309,8 +309,49 @@ class Model(Trainer, Layer):
         return int(sum(w.size for w in self.weights))
 
     def get_config(self):
-        from .. import saving
-        return saving.model_config(self)
+        """The graph: each layer's config with the names of the layers it is called on,
+        and the input and output layer names (a subclassed model: its constructor
+        arguments, which it must return itself, as in Keras)."""
+        from ..layers import serialize
+        if not self._is_graph() or type(self).call is not Model.call:
+            return {"name": self.name, "trainable": self.trainable}
+        layers = []
+        for l in self.layers:
+            if len(l._inbound_nodes) > 1:
+                raise ValueError(f"save: layer {l.name!r} is called more than once; shared layers cannot be "
+                                 "saved yet")
+            node = l.output.node
+            layers.append({**serialize(l), "inbound": [t.node.layer.name for t in node.inputs]})
+        return {"name": self.name, "layers": layers,
+                "inputs": [t.node.layer.name for t in self.inputs],
+                "outputs": [t.node.layer.name for t in self.outputs]}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from ..layers import InputLayer as _IL, deserialize
+        if "layers" not in config:  # a subclassed model: its constructor arguments
+            return cls(**config)
+        for key in ("inputs", "outputs"):
+            if not isinstance(config.get(key), list):
+                raise ValueError(f"model config: {key!r} must be a list of layer names")
+        tensors = {}
+        for d in config["layers"]:
+            layer = deserialize(d, custom_objects)
+            if isinstance(layer, _IL):
+                tensors[layer.name] = layer.output
+                continue
+            try:
+                ins = [tensors[n] for n in d["inbound"]]
+            except (KeyError, TypeError):
+                raise ValueError(f"model config: layer {layer.name!r} is called on unknown or missing layers "
+                                 f"{d.get('inbound')!r}") from None
+            tensors[layer.name] = layer(ins if len(ins) > 1 else ins[0])
+        try:
+            ins = [tensors[n] for n in config["inputs"]]
+            outs = [tensors[n] for n in config["outputs"]]
+        except KeyError as e:
+            raise ValueError(f"model config: unknown input or output layer {e.args[0]!r}") from None
+        return cls(ins, outs, name=config.get("name"))
 
     def to_json(self):
         import json

@@ -67,6 +67,25 @@ class Sequential(Model):
     def layers(self):
         return list(self._stack)
 
+    def get_config(self):
+        from ..layers import serialize
+        self._require_graph()
+        return {"name": self.name, "input_shape": list(self.inputs[0].shape[1:]),
+                "input_dtype": self.inputs[0].node.layer.dtype, "layers": [serialize(l) for l in self._stack]}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from ..layers import deserialize
+        m = cls(name=config.get("name"))
+        if config.get("input_shape") is not None:
+            m.add(Input(tuple(config["input_shape"]), dtype=config.get("input_dtype")))
+        for d in config.get("layers", []):
+            layer = deserialize(d, custom_objects)
+            if isinstance(layer, InputLayer):
+                continue
+            m.add(layer)
+        return m
+
     @property
     def weights(self):
         if not self._is_graph():

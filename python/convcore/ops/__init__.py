@@ -20,7 +20,7 @@ from .numpy import (abs, absolute, add, all, amax, amin, any, arange, argmax, ar
 from .nn import (average_pool, batch_normalization, binary_crossentropy, categorical_crossentropy, conv,
                  conv_bias_activation, conv_transpose, dense_bias_activation, depthwise_conv, dropout, elu,
                  fused_batch_norm, fused_loss, gelu, global_pool, hard_sigmoid, leaky_relu, linear, log_softmax,
-                 max_pool, moments, one_hot, relu, relu6, selu, sigmoid, silu, softmax, softplus,
+                 max_pool, moments, one_hot, relu, relu6, selu, sigmoid, silu, softmax, softmax_logits, softplus,
                  sparse_categorical_crossentropy, swish)
 from .nn import tanh as _tanh_native
 from . import image
@@ -86,6 +86,18 @@ def _install_operators():
     T.min = lambda a, axis=None, dtype=None, out=None, keepdims=False, **kw: _method(min, a, axis, dtype, out, keepdims)
     T.all = lambda a, axis=None, dtype=None, out=None, keepdims=False, **kw: _method(all, a, axis, dtype, out, keepdims)
     T.any = lambda a, axis=None, dtype=None, out=None, keepdims=False, **kw: _method(any, a, axis, dtype, out, keepdims)
+    T.transpose = lambda a, *axes: transpose(a, axes[0] if len(axes) == 1 and not isinstance(axes[0], int)
+                                             else (axes or None))
+    T.flatten = lambda a: reshape(a, (-1,))
+    T.ravel = lambda a: reshape(a, (-1,))
+    T.squeeze = lambda a, axis=None: squeeze(a, axis)
+    T.argmax = lambda a, axis=None, keepdims=False: argmax(a, axis=axis, keepdims=keepdims)
+    T.argmin = lambda a, axis=None, keepdims=False: argmin(a, axis=axis, keepdims=keepdims)
+    T.clip = lambda a, min=None, max=None: clip(a, min, max)
+    T.copy = lambda a: copy(a)
+    T.std = lambda a, axis=None, keepdims=False: std(a, axis=axis, keepdims=keepdims)
+    T.var = lambda a, axis=None, keepdims=False: var(a, axis=axis, keepdims=keepdims)
+    T.prod = lambda a, axis=None, keepdims=False: prod(a, axis=axis, keepdims=keepdims)
     T.__hash__ = object.__hash__
 
 

@@ -58,6 +58,13 @@ def softmax(x, axis=-1):
     return y
 
 
+def softmax_logits(y):
+    """The logits a softmax output ``y`` was computed from (a convcore extension: the
+    pre-softmax scores saliency maps and fused cross-entropies use), or None."""
+    link = getattr(y, "_keras_logits", None)
+    return None if link is None else link[0]
+
+
 def _stop(t):
     return Tensor(t._data, t._device)
 

@@ -242,7 +242,11 @@ def clip(x, x_min, x_max):
     y = out(backend(x).array_op("clip", x._data, _raw(x_min), _raw(x_max)), x)
     if recording() and is_float(x):
         def vjp(g):
-            inside = logical_and(greater_equal(x, x_min), less_equal(x, x_max))
+            inside = ones_like(x, dtype=bool)
+            if x_min is not None:
+                inside = logical_and(inside, greater_equal(x, x_min))
+            if x_max is not None:
+                inside = logical_and(inside, less_equal(x, x_max))
             return (where(inside, g, zeros_like(g)),)
         record("clip", (x,), (y,), vjp)
     return y

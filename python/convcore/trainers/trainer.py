@@ -213,7 +213,7 @@ class Trainer:
             if val is not None:
                 r = self._evaluate_arrays(val[0], val[1], batch_size)
                 for k, v in zip(["loss"] + self.metrics_names, r):
-                    logs["val_" + k] = v
+                    logs["val_" + k] = float(v)
             cbs.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break

@@ -16,6 +16,8 @@ import zipfile
 
 import numpy as np
 
+from .object_registration import custom_object_scope, get_registered_object, registered_name
+
 FORMAT = "convcore-model"
 VERSION = 1
 
@@ -38,51 +40,48 @@ def _atomic_write(path, write):
         raise
 
 
+def serialize_keras_object(obj):
+    """``{"class_name": registered name, "config": obj.get_config()}``."""
+    return {"class_name": registered_name(type(obj)), "config": obj.get_config()}
+
+
+def _class(name, custom_objects, what="class"):
+    cls = get_registered_object(name, custom_objects) if isinstance(name, str) else None
+    if cls is None or not isinstance(cls, type):
+        known = ", ".join(sorted(n for n, o in _registered().items() if isinstance(o, type) and ">" not in n))
+        raise ValueError(f"Unknown {what} {name!r}; known: {known} (a user class loads when it is registered with "
+                         "register_keras_serializable or passed in custom_objects)")
+    return cls
+
+
+def _registered():
+    from .object_registration import _GLOBAL
+    return _GLOBAL
+
+
+def deserialize_keras_object(d, custom_objects=None):
+    """The object ``serialize_keras_object`` described, built by its class's
+    ``from_config`` (inside a custom-object scope, so nested names resolve too)."""
+    if not isinstance(d, dict):
+        raise ValueError(f"expected a serialized object (a dict with 'class_name' and 'config'), got {d!r}")
+    cls = _class(d.get("class_name"), custom_objects)
+    with custom_object_scope(custom_objects):
+        return cls.from_config(dict(d.get("config", {})))
+
+
 def model_config(model):
-    from .layers import serialize
-    from .models import Sequential
-    model._require_graph()
-    if isinstance(model, Sequential):
-        return {"class_name": "Sequential", "name": model.name,
-                "input_shape": list(model.inputs[0].shape[1:]),
-                "input_dtype": model.inputs[0].node.layer.dtype,
-                "layers": [serialize(l) for l in model.layers]}
-    layers = []
-    for l in model.layers:
-        if len(l._inbound_nodes) > 1:
-            raise ValueError(f"save: layer {l.name!r} is called more than once; shared layers cannot be saved yet")
-        node = l.output.node
-        layers.append({**serialize(l), "inbound": [t.node.layer.name for t in node.inputs]})
-    return {"class_name": "Model", "name": model.name, "layers": layers,
-            "inputs": [t.node.layer.name for t in model.inputs],
-            "outputs": [t.node.layer.name for t in model.outputs]}
+    """A model's config as it is saved: its class name and its ``get_config()`` (no
+    special case for any model class)."""
+    return {"class_name": registered_name(type(model)), **model.get_config()}
 
 
 def model_from_config(cfg, custom_objects=None):
-    from .layers import Input, InputLayer
-    from .layers import deserialize as _deserialize
-    from .models import Model, Sequential
-
-    def deserialize(d):
-        return _deserialize(d, custom_objects)
-
-    if cfg.get("class_name") == "Sequential":
-        m = Sequential(name=cfg.get("name"))
-        m.add(Input(tuple(cfg["input_shape"]), dtype=cfg.get("input_dtype")))
-        for d in cfg["layers"]:
-            m.add(deserialize(d))
-        return m
-    if cfg.get("class_name") != "Model":
-        raise ValueError(f"Unknown model class {cfg.get('class_name')!r}")
-    tensors = {}
-    for d in cfg["layers"]:
-        layer = deserialize(d)
-        if isinstance(layer, InputLayer):
-            tensors[layer.name] = layer.output
-            continue
-        ins = [tensors[n] for n in d["inbound"]]
-        tensors[layer.name] = layer(ins if len(ins) > 1 else ins[0])
-    return Model([tensors[n] for n in cfg["inputs"]], [tensors[n] for n in cfg["outputs"]], name=cfg.get("name"))
+    """The model of ``model_config``: the registered class's ``from_config``."""
+    if not isinstance(cfg, dict):
+        raise ValueError(f"a model config must be a dict, got {type(cfg).__name__}")
+    cls = _class(cfg.get("class_name"), custom_objects, "model class")
+    with custom_object_scope(custom_objects):
+        return cls.from_config({k: v for k, v in cfg.items() if k != "class_name"})
 
 
 def _npy_bytes(a):
@@ -92,7 +91,7 @@ def _npy_bytes(a):
 
 
 def save_model(model, path):
-    from . import losses, optimizers
+    from .. import losses, optimizers
     cfg = {"format": FORMAT, "version": VERSION, "model": model_config(model)}
     if model._compiled:
         cfg["compile"] = {"optimizer": model.optimizer.get_config(), "loss": losses.serialize(model.loss),
@@ -132,7 +131,7 @@ def _read_weights(z, names, path):
 def load_model(path, compile=True, custom_objects=None):
     """Load a model saved by ``model.save(path)``; ``custom_objects`` maps the names of
     user layers and functions (Lambda, activations) to them (code is never loaded)."""
-    from . import losses, optimizers
+    from .. import losses, optimizers
     with _read_zip(path) as z:
         try:
             cfg = json.loads(z.read("config.json").decode("utf-8"))
