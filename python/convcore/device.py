@@ -172,30 +172,30 @@ class CpuBackend:
         p *= alpha
         p += beta * v
 
-    # --- network kernels
+    # --- network kernels: one binding for every device (it dispatches on the storage)
     def activation(self, name, x):
         return _core.activation_forward(name, x)
 
     def activation_backward(self, name, x, y, dy):
-        return _core.activation_backward(name, x, y, np.ascontiguousarray(dy))
+        return _core.activation_backward(name, x, y, dy)
 
     def dense(self, x, w, b):
         return _core.dense_forward(x, w, b)
 
     def dense_backward(self, x, w, dz, need_dx):
-        return _core.dense_backward(x, w, np.ascontiguousarray(dz), need_dx)
+        return _core.dense_backward(x, w, dz, need_dx)
 
     def conv(self, x, w, b, strides, dilation, padding):
         return _core.conv_forward(x, w, b, strides, dilation, padding)
 
     def conv_backward(self, x, w, dz, strides, dilation, padding, need_dx):
-        return _core.conv_backward(x, w, np.ascontiguousarray(dz), strides, dilation, padding, need_dx)
+        return _core.conv_backward(x, w, dz, strides, dilation, padding, need_dx)
 
     def pool(self, x, kind, pool, strides, padding):
         return _core.pool_train_forward(x, kind, pool, strides, padding)
 
     def pool_backward(self, dy, kind, argmax, x_shape, pool, strides, padding):
-        return _core.pool_backward(np.ascontiguousarray(dy), kind, argmax, list(x_shape), pool, strides, padding)
+        return _core.pool_backward(dy, kind, argmax, list(x_shape), pool, strides, padding)
 
     def global_pool(self, kind, x):
         return _core.global_pool_forward(kind, x), x
@@ -229,10 +229,10 @@ class CpuBackend:
         return float(_core.accuracy(kind, y, pred))
 
     def sgd_update(self, p, g, v, lr, momentum, nesterov):
-        _core.sgd_update(p, np.require(g, dtype=p.dtype, requirements="C"), v, lr, momentum, nesterov)
+        _core.sgd_update(p, _like(g, p), v, lr, momentum, nesterov)
 
     def adam_update(self, p, g, m, v, lr, b1, b2, eps, t):
-        _core.adam_update(p, np.require(g, dtype=p.dtype, requirements="C"), m, v, lr, b1, b2, eps, t)
+        _core.adam_update(p, _like(g, p), m, v, lr, b1, b2, eps, t)
 
     # --- one binding for every device (the binding dispatches on the storage)
     def upsample2d(self, x, size, interpolation):
@@ -335,6 +335,13 @@ _ARRAY_OPS = {
 }
 
 
+def _like(g, p):
+    """A numpy gradient in its parameter's dtype (device arrays are already float32)."""
+    if isinstance(g, np.ndarray) and g.dtype != p.dtype:
+        return g.astype(p.dtype)
+    return g
+
+
 def _logsumexp(x, axis, keepdims):
     m = np.max(x, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0)
@@ -354,9 +361,11 @@ def _mask(shape, rate, seed, dtype):
 
 
 class GpuBackend(CpuBackend):
-    """A GPU through wgpu: GpuArrays (float32, uint32 indices). Each method either runs
-    a WGSL kernel or, where the GPU has none, goes through :meth:`_host` — the one
-    fallback."""
+    """A GPU through wgpu: GpuArrays (float32, uint32 indices). The network kernels are
+    the CPU backend's methods: their bindings dispatch on the storage, so a GpuArray
+    runs the WGSL kernel. What is left here differs on the GPU (the loss's device pair,
+    the inference batch-norm backward, global max pooling's tie rule) or has no shader
+    yet and goes through :meth:`_host` — the one fallback."""
 
     name = "gpu"
     fallbacks = 0
@@ -417,30 +426,6 @@ class GpuBackend(CpuBackend):
     def axpby_inplace(self, p, v, alpha, beta):
         _core.gpu_axpby_inplace(p, v, float(alpha), float(beta))
 
-    def activation(self, name, x):
-        return _core.gpu_activation_forward(name, x)
-
-    def activation_backward(self, name, x, y, dy):
-        return _core.gpu_activation_backward(name, x, y, dy)
-
-    def dense(self, x, w, b):
-        return _core.gpu_dense_forward(x, w, b)
-
-    def dense_backward(self, x, w, dz, need_dx):
-        return _core.gpu_dense_backward(x, w, dz, need_dx)
-
-    def conv(self, x, w, b, strides, dilation, padding):
-        return _core.gpu_conv_forward(x, w, b, strides, dilation, padding)
-
-    def conv_backward(self, x, w, dz, strides, dilation, padding, need_dx):
-        return _core.gpu_conv_backward(x, w, dz, strides, dilation, padding, need_dx)
-
-    def pool(self, x, kind, pool, strides, padding):
-        return _core.gpu_pool_forward(x, kind, pool, strides, padding)
-
-    def pool_backward(self, dy, kind, argmax, x_shape, pool, strides, padding):
-        return _core.gpu_pool_backward(dy, kind, argmax, list(x_shape), pool, strides, padding)
-
     def global_pool(self, kind, x):
         y, argmax = _core.gpu_global_pool_forward(kind, x)
         # max keeps x: its gradient is shared among tied maxima, the CPU's rule (below)
@@ -451,14 +436,8 @@ class GpuBackend(CpuBackend):
             return self._host(super().global_pool_backward, kind, cache, x_shape, dy)
         return _core.gpu_global_pool_backward(kind, dy, cache, list(x_shape))
 
-    def batchnorm(self, x, gamma, beta, eps, training, mm, mv):
-        return _core.gpu_batchnorm_forward(x, gamma, beta, eps, bool(training), mm, mv)
-
     def batchnorm_backward(self, x, gamma, mean, var, eps, dy, training):
         return _core.gpu_batchnorm_backward(x, gamma, mean, var, eps, dy, bool(training))
-
-    def dropout(self, x, rate, seed):
-        return _core.gpu_dropout_forward(x, rate, seed)
 
     def loss(self, name, y, pred, from_logits):
         """(mean loss as a 0-d device array, dLoss/dpred, the device pair [mean loss,
@@ -471,12 +450,6 @@ class GpuBackend(CpuBackend):
     def accuracy(self, kind, y, pred):
         type(self).fallbacks += 1
         return super().accuracy(kind, to_host(y), pred.numpy())
-
-    def sgd_update(self, p, g, v, lr, momentum, nesterov):
-        _core.gpu_sgd_update(p, g, v, lr, momentum, nesterov)
-
-    def adam_update(self, p, g, m, v, lr, b1, b2, eps, t):
-        _core.gpu_adam_update(p, g, m, v, lr, b1, b2, eps, t)
 
     def host_call(self, f, x):
         type(self).fallbacks += 1

@@ -152,7 +152,7 @@ fn float32_only(obj: &Bound<'_, PyAny>, fname: &str) -> PyResult<()> {
 
 /// Upload a float32 array (or an integer array as uint32 indices) to the GPU.
 #[pyfunction]
-fn gpu_upload(py: Python<'_>, a: &Bound<'_, PyAny>) -> PyResult<Py<PyGpuArray>> {
+pub(super) fn gpu_upload(py: Python<'_>, a: &Bound<'_, PyAny>) -> PyResult<Py<PyGpuArray>> {
     if let Ok(g) = a.cast::<PyGpuArray>() {
         return Ok(g.clone().unbind());
     }
@@ -186,7 +186,7 @@ fn gpu_upload(py: Python<'_>, a: &Bound<'_, PyAny>) -> PyResult<Py<PyGpuArray>> 
 
 /// Overwrite a GpuArray in place from a float32 numpy array of the same size.
 #[pyfunction]
-fn gpu_write(py: Python<'_>, dst: &Bound<'_, PyAny>, a: &Bound<'_, PyAny>) -> PyResult<()> {
+pub(super) fn gpu_write(py: Python<'_>, dst: &Bound<'_, PyAny>, a: &Bound<'_, PyAny>) -> PyResult<()> {
     let d = t(dst, "gpu_write", "dst")?;
     float32_only(a, "gpu_write")?;
     let x = a.extract::<PyReadonlyArrayDyn<f32>>()?;
@@ -197,19 +197,19 @@ fn gpu_write(py: Python<'_>, dst: &Bound<'_, PyAny>, a: &Bound<'_, PyAny>) -> Py
 }
 
 #[pyfunction]
-fn gpu_zeros(py: Python<'_>, shape: Vec<usize>) -> PyResult<Py<PyGpuArray>> {
+pub(super) fn gpu_zeros(py: Python<'_>, shape: Vec<usize>) -> PyResult<Py<PyGpuArray>> {
     let g = gpu::gpu()?;
     wrap(py, run(py, || g.zeros(&shape, "a zero array"))?)
 }
 
 #[pyfunction]
-fn gpu_available() -> bool {
+pub(super) fn gpu_available() -> bool {
     gpu::available()
 }
 
 /// The adapters wgpu can see, best first.
 #[pyfunction]
-fn gpu_adapters<'py>(py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+pub(super) fn gpu_adapters<'py>(py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
     let list = py.detach(gpu::adapters);
     list.into_iter()
         .map(|a| {
@@ -226,7 +226,7 @@ fn gpu_adapters<'py>(py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
 
 /// The adapter in use (creating the device): name, backend, type, limits.
 #[pyfunction]
-fn gpu_info<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+pub(super) fn gpu_info<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
     let g = run(py, gpu::gpu)?;
     let d = PyDict::new(py);
     d.set_item("name", g.info.name.clone())?;
@@ -243,62 +243,62 @@ fn gpu_info<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
 /// the chunked paths on small tensors.
 #[pyfunction]
 #[pyo3(signature = (nbytes=None))]
-fn gpu_set_binding_limit(nbytes: Option<u64>) -> PyResult<()> {
+pub(super) fn gpu_set_binding_limit(nbytes: Option<u64>) -> PyResult<()> {
     Ok(gpu::gpu()?.set_binding_limit(nbytes)?)
 }
 
 /// Device buffers created so far (pool misses).
 #[pyfunction]
-fn gpu_allocations() -> PyResult<u64> {
+pub(super) fn gpu_allocations() -> PyResult<u64> {
     Ok(gpu::gpu()?.allocations())
 }
 
 /// Read-backs to the host so far (each waits for the device).
 #[pyfunction]
-fn gpu_readbacks() -> PyResult<u64> {
+pub(super) fn gpu_readbacks() -> PyResult<u64> {
     Ok(gpu::gpu()?.readbacks())
 }
 
 #[pyfunction]
-fn gpu_build_all_pipelines(py: Python<'_>) -> PyResult<usize> {
+pub(super) fn gpu_build_all_pipelines(py: Python<'_>) -> PyResult<usize> {
     run(py, gpu::build_all_pipelines)
 }
 
 #[pyfunction]
-fn gpu_sync(py: Python<'_>) -> PyResult<()> {
+pub(super) fn gpu_sync(py: Python<'_>) -> PyResult<()> {
     let g = gpu::gpu()?;
     run(py, || g.sync())
 }
 
 /// Free the pooled device buffers.
 #[pyfunction]
-fn gpu_trim() -> PyResult<()> {
+pub(super) fn gpu_trim() -> PyResult<()> {
     gpu::gpu()?.trim();
     Ok(())
 }
 
 #[pyfunction]
-fn gpu_axpby(py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, alpha: f64, beta: f64) -> PyResult<Py<PyGpuArray>> {
+pub(super) fn gpu_axpby(py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, alpha: f64, beta: f64) -> PyResult<Py<PyGpuArray>> {
     let (a, b) = (t(a, "gpu_axpby", "a")?.t.clone(), t(b, "gpu_axpby", "b")?.t.clone());
     wrap(py, run(py, || ops::axpby(&a, &b, alpha, beta))?)
 }
 
 /// `p = alpha * p + beta * v` in place.
 #[pyfunction]
-fn gpu_axpby_inplace(py: Python<'_>, p: &Bound<'_, PyAny>, v: &Bound<'_, PyAny>, alpha: f64, beta: f64) -> PyResult<()> {
+pub(super) fn gpu_axpby_inplace(py: Python<'_>, p: &Bound<'_, PyAny>, v: &Bound<'_, PyAny>, alpha: f64, beta: f64) -> PyResult<()> {
     let (p, v) = (t(p, "gpu_axpby_inplace", "p")?.t.clone(), t(v, "gpu_axpby_inplace", "v")?.t.clone());
     run(py, || ops::axpby_inplace(&p, &v, alpha, beta))
 }
 
 #[pyfunction]
-fn gpu_activation_forward(py: Python<'_>, name: &str, x: &Bound<'_, PyAny>) -> PyResult<Py<PyGpuArray>> {
+pub(super) fn gpu_activation_forward(py: Python<'_>, name: &str, x: &Bound<'_, PyAny>) -> PyResult<Py<PyGpuArray>> {
     let x = t(x, "activation_forward", "x")?.t.clone();
     let name = name.to_string();
     wrap(py, run(py, || ops::activation_forward(&name, &x))?)
 }
 
 #[pyfunction]
-fn gpu_activation_backward(py: Python<'_>, name: &str, x: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>, dy: &Bound<'_, PyAny>) -> PyResult<Py<PyGpuArray>> {
+pub(super) fn gpu_activation_backward(py: Python<'_>, name: &str, x: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>, dy: &Bound<'_, PyAny>) -> PyResult<Py<PyGpuArray>> {
     const F: &str = "activation_backward";
     let (x, y, dy) = (t(x, F, "x")?.t.clone(), t(y, F, "y")?.t.clone(), t(dy, F, "dy")?.t.clone());
     let name = name.to_string();
@@ -306,7 +306,7 @@ fn gpu_activation_backward(py: Python<'_>, name: &str, x: &Bound<'_, PyAny>, y: 
 }
 
 #[pyfunction]
-fn gpu_dropout_forward(py: Python<'_>, x: &Bound<'_, PyAny>, rate: f64, seed: u64) -> PyResult<(Py<PyGpuArray>, Py<PyGpuArray>)> {
+pub(super) fn gpu_dropout_forward(py: Python<'_>, x: &Bound<'_, PyAny>, rate: f64, seed: u64) -> PyResult<(Py<PyGpuArray>, Py<PyGpuArray>)> {
     let x = t(x, "dropout_forward", "x")?.t.clone();
     let (y, m) = run(py, || ops::dropout_forward(&x, rate, seed))?;
     Ok((wrap(py, y)?, wrap(py, m)?))
@@ -314,7 +314,7 @@ fn gpu_dropout_forward(py: Python<'_>, x: &Bound<'_, PyAny>, rate: f64, seed: u6
 
 #[pyfunction]
 #[pyo3(signature = (p, g, v, lr, momentum=0.0, nesterov=false))]
-fn gpu_sgd_update(py: Python<'_>, p: &Bound<'_, PyAny>, g: &Bound<'_, PyAny>, v: Option<&Bound<'_, PyAny>>, lr: f64, momentum: f64, nesterov: bool) -> PyResult<()> {
+pub(super) fn gpu_sgd_update(py: Python<'_>, p: &Bound<'_, PyAny>, g: &Bound<'_, PyAny>, v: Option<&Bound<'_, PyAny>>, lr: f64, momentum: f64, nesterov: bool) -> PyResult<()> {
     const F: &str = "sgd_update";
     let (p, g) = (t(p, F, "param")?.t.clone(), t(g, F, "grad")?.t.clone());
     let v = opt_t(v, F, "velocity")?.map(|v| v.t.clone());
@@ -323,7 +323,7 @@ fn gpu_sgd_update(py: Python<'_>, p: &Bound<'_, PyAny>, g: &Bound<'_, PyAny>, v:
 
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-fn gpu_adam_update(py: Python<'_>, p: &Bound<'_, PyAny>, g: &Bound<'_, PyAny>, m: &Bound<'_, PyAny>, v: &Bound<'_, PyAny>, lr: f64, beta_1: f64, beta_2: f64, epsilon: f64, t_step: u64) -> PyResult<()> {
+pub(super) fn gpu_adam_update(py: Python<'_>, p: &Bound<'_, PyAny>, g: &Bound<'_, PyAny>, m: &Bound<'_, PyAny>, v: &Bound<'_, PyAny>, lr: f64, beta_1: f64, beta_2: f64, epsilon: f64, t_step: u64) -> PyResult<()> {
     const F: &str = "adam_update";
     let (p, g, m, v) = (t(p, F, "param")?.t.clone(), t(g, F, "grad")?.t.clone(), t(m, F, "m")?.t.clone(), t(v, F, "v")?.t.clone());
     run(py, || ops::adam_update(&p, &g, &m, &v, lr, beta_1, beta_2, epsilon, t_step))
@@ -341,7 +341,7 @@ fn dense_dims(x: &GpuTensor, w: &GpuTensor, fname: &str) -> PyResult<(usize, usi
 
 #[pyfunction]
 #[pyo3(signature = (x, w, b=None))]
-fn gpu_dense_forward(py: Python<'_>, x: &Bound<'_, PyAny>, w: &Bound<'_, PyAny>, b: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyGpuArray>> {
+pub(super) fn gpu_dense_forward(py: Python<'_>, x: &Bound<'_, PyAny>, w: &Bound<'_, PyAny>, b: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyGpuArray>> {
     const F: &str = "dense_forward";
     let (x, w) = (t(x, F, "x")?.t.clone(), t(w, F, "kernel")?.t.clone());
     let b = opt_t(b, F, "bias")?.map(|b| b.t.clone());
@@ -357,7 +357,7 @@ fn grads3(py: Python<'_>, r: (Option<GpuTensor>, GpuTensor, GpuTensor)) -> PyRes
 
 #[pyfunction]
 #[pyo3(signature = (x, w, dz, need_dx=true))]
-fn gpu_dense_backward(py: Python<'_>, x: &Bound<'_, PyAny>, w: &Bound<'_, PyAny>, dz: &Bound<'_, PyAny>, need_dx: bool) -> PyResult<Grads3> {
+pub(super) fn gpu_dense_backward(py: Python<'_>, x: &Bound<'_, PyAny>, w: &Bound<'_, PyAny>, dz: &Bound<'_, PyAny>, need_dx: bool) -> PyResult<Grads3> {
     const F: &str = "dense_backward";
     let (x, w, dz) = (t(x, F, "x")?.t.clone(), t(w, F, "kernel")?.t.clone(), t(dz, F, "dz")?.t.clone());
     let (k, m) = dense_dims(&x, &w, F)?;
@@ -367,7 +367,7 @@ fn gpu_dense_backward(py: Python<'_>, x: &Bound<'_, PyAny>, w: &Bound<'_, PyAny>
 
 #[pyfunction]
 #[pyo3(signature = (x, w, b=None, strides=None, dilation=None, padding="valid"))]
-fn gpu_conv_forward(py: Python<'_>, x: &Bound<'_, PyAny>, w: &Bound<'_, PyAny>, b: Option<&Bound<'_, PyAny>>, strides: Option<Vec<usize>>, dilation: Option<Vec<usize>>, padding: &str) -> PyResult<Py<PyGpuArray>> {
+pub(super) fn gpu_conv_forward(py: Python<'_>, x: &Bound<'_, PyAny>, w: &Bound<'_, PyAny>, b: Option<&Bound<'_, PyAny>>, strides: Option<Vec<usize>>, dilation: Option<Vec<usize>>, padding: &str) -> PyResult<Py<PyGpuArray>> {
     const F: &str = "conv_forward";
     let (x, w) = (t(x, F, "x")?.t.clone(), t(w, F, "kernel")?.t.clone());
     let b = opt_t(b, F, "bias")?.map(|b| b.t.clone());
@@ -378,7 +378,7 @@ fn gpu_conv_forward(py: Python<'_>, x: &Bound<'_, PyAny>, w: &Bound<'_, PyAny>, 
 #[pyfunction]
 #[pyo3(signature = (x, w, dz, strides=None, dilation=None, padding="valid", need_dx=true))]
 #[allow(clippy::too_many_arguments)]
-fn gpu_conv_backward(py: Python<'_>, x: &Bound<'_, PyAny>, w: &Bound<'_, PyAny>, dz: &Bound<'_, PyAny>, strides: Option<Vec<usize>>, dilation: Option<Vec<usize>>, padding: &str, need_dx: bool) -> PyResult<Grads3> {
+pub(super) fn gpu_conv_backward(py: Python<'_>, x: &Bound<'_, PyAny>, w: &Bound<'_, PyAny>, dz: &Bound<'_, PyAny>, strides: Option<Vec<usize>>, dilation: Option<Vec<usize>>, padding: &str, need_dx: bool) -> PyResult<Grads3> {
     const F: &str = "conv_backward";
     let (x, w, dz) = (t(x, F, "x")?.t.clone(), t(w, F, "kernel")?.t.clone(), t(dz, F, "dz")?.t.clone());
     let plan = super::nn_bindings::conv_plan(F, &x.shape, &w.shape, strides, dilation, padding)?;
@@ -391,7 +391,7 @@ fn gpu_conv_backward(py: Python<'_>, x: &Bound<'_, PyAny>, w: &Bound<'_, PyAny>,
 
 #[pyfunction]
 #[pyo3(signature = (x, kind, pool, strides=None, padding="valid"))]
-fn gpu_pool_forward(py: Python<'_>, x: &Bound<'_, PyAny>, kind: &str, pool: Vec<usize>, strides: Option<Vec<usize>>, padding: &str) -> PyResult<(Py<PyGpuArray>, Option<Py<PyGpuArray>>)> {
+pub(super) fn gpu_pool_forward(py: Python<'_>, x: &Bound<'_, PyAny>, kind: &str, pool: Vec<usize>, strides: Option<Vec<usize>>, padding: &str) -> PyResult<(Py<PyGpuArray>, Option<Py<PyGpuArray>>)> {
     const F: &str = "pool_forward";
     let x = t(x, F, "x")?.t.clone();
     let plan = super::nn_bindings::pool_plan(F, &x.shape, PoolKind::parse(kind)?, &pool, strides, padding)?;
@@ -402,7 +402,7 @@ fn gpu_pool_forward(py: Python<'_>, x: &Bound<'_, PyAny>, kind: &str, pool: Vec<
 #[pyfunction]
 #[pyo3(signature = (dy, kind, argmax, x_shape, pool, strides=None, padding="valid"))]
 #[allow(clippy::too_many_arguments)]
-fn gpu_pool_backward(py: Python<'_>, dy: &Bound<'_, PyAny>, kind: &str, argmax: Option<&Bound<'_, PyAny>>, x_shape: Vec<usize>, pool: Vec<usize>, strides: Option<Vec<usize>>, padding: &str) -> PyResult<Py<PyGpuArray>> {
+pub(super) fn gpu_pool_backward(py: Python<'_>, dy: &Bound<'_, PyAny>, kind: &str, argmax: Option<&Bound<'_, PyAny>>, x_shape: Vec<usize>, pool: Vec<usize>, strides: Option<Vec<usize>>, padding: &str) -> PyResult<Py<PyGpuArray>> {
     const F: &str = "pool_backward";
     let dy = t(dy, F, "dy")?.t.clone();
     let am = opt_t(argmax, F, "argmax")?.map(|a| a.t.clone());
@@ -420,7 +420,7 @@ fn global_dims(shape: &[usize], fname: &str) -> PyResult<(usize, usize, usize)> 
 }
 
 #[pyfunction]
-fn gpu_global_pool_forward(py: Python<'_>, kind: &str, x: &Bound<'_, PyAny>) -> PyResult<(Py<PyGpuArray>, Py<PyGpuArray>)> {
+pub(super) fn gpu_global_pool_forward(py: Python<'_>, kind: &str, x: &Bound<'_, PyAny>) -> PyResult<(Py<PyGpuArray>, Py<PyGpuArray>)> {
     const F: &str = "global_pool_forward";
     let x = t(x, F, "x")?.t.clone();
     let kind = PoolKind::parse(kind)?;
@@ -430,7 +430,7 @@ fn gpu_global_pool_forward(py: Python<'_>, kind: &str, x: &Bound<'_, PyAny>) -> 
 }
 
 #[pyfunction]
-fn gpu_global_pool_backward(py: Python<'_>, kind: &str, dy: &Bound<'_, PyAny>, argmax: &Bound<'_, PyAny>, x_shape: Vec<usize>) -> PyResult<Py<PyGpuArray>> {
+pub(super) fn gpu_global_pool_backward(py: Python<'_>, kind: &str, dy: &Bound<'_, PyAny>, argmax: &Bound<'_, PyAny>, x_shape: Vec<usize>) -> PyResult<Py<PyGpuArray>> {
     const F: &str = "global_pool_backward";
     let (dy, am) = (t(dy, F, "dy")?.t.clone(), t(argmax, F, "argmax")?.t.clone());
     let kind = PoolKind::parse(kind)?;
@@ -442,7 +442,7 @@ fn gpu_global_pool_backward(py: Python<'_>, kind: &str, dy: &Bound<'_, PyAny>, a
 #[pyfunction]
 #[pyo3(signature = (x, gamma, beta, epsilon, training, moving_mean, moving_variance))]
 #[allow(clippy::too_many_arguments)]
-fn gpu_batchnorm_forward(py: Python<'_>, x: &Bound<'_, PyAny>, gamma: Option<&Bound<'_, PyAny>>, beta: Option<&Bound<'_, PyAny>>, epsilon: f64, training: bool, moving_mean: &Bound<'_, PyAny>, moving_variance: &Bound<'_, PyAny>) -> PyResult<(Py<PyGpuArray>, Py<PyGpuArray>, Py<PyGpuArray>)> {
+pub(super) fn gpu_batchnorm_forward(py: Python<'_>, x: &Bound<'_, PyAny>, gamma: Option<&Bound<'_, PyAny>>, beta: Option<&Bound<'_, PyAny>>, epsilon: f64, training: bool, moving_mean: &Bound<'_, PyAny>, moving_variance: &Bound<'_, PyAny>) -> PyResult<(Py<PyGpuArray>, Py<PyGpuArray>, Py<PyGpuArray>)> {
     const F: &str = "batchnorm_forward";
     let x = t(x, F, "x")?.t.clone();
     let gm = opt_t(gamma, F, "gamma")?.map(|v| v.t.clone());
@@ -455,7 +455,7 @@ fn gpu_batchnorm_forward(py: Python<'_>, x: &Bound<'_, PyAny>, gamma: Option<&Bo
 #[pyfunction]
 #[pyo3(signature = (x, gamma, mean, var, epsilon, dy, training=true))]
 #[allow(clippy::too_many_arguments)]
-fn gpu_batchnorm_backward(py: Python<'_>, x: &Bound<'_, PyAny>, gamma: Option<&Bound<'_, PyAny>>, mean: &Bound<'_, PyAny>, var: &Bound<'_, PyAny>, epsilon: f64, dy: &Bound<'_, PyAny>, training: bool) -> PyResult<(Py<PyGpuArray>, Py<PyGpuArray>, Py<PyGpuArray>)> {
+pub(super) fn gpu_batchnorm_backward(py: Python<'_>, x: &Bound<'_, PyAny>, gamma: Option<&Bound<'_, PyAny>>, mean: &Bound<'_, PyAny>, var: &Bound<'_, PyAny>, epsilon: f64, dy: &Bound<'_, PyAny>, training: bool) -> PyResult<(Py<PyGpuArray>, Py<PyGpuArray>, Py<PyGpuArray>)> {
     const F: &str = "batchnorm_backward";
     let (x, dy) = (t(x, F, "x")?.t.clone(), t(dy, F, "dy")?.t.clone());
     let gm = opt_t(gamma, F, "gamma")?.map(|v| v.t.clone());
@@ -466,7 +466,7 @@ fn gpu_batchnorm_backward(py: Python<'_>, x: &Bound<'_, PyAny>, gamma: Option<&B
 
 /// `(stats, grad)` with stats a GpuArray `[mean loss, accuracy]`.
 #[pyfunction]
-fn gpu_loss(py: Python<'_>, name: &str, y: &Bound<'_, PyAny>, pred: &Bound<'_, PyAny>, from_logits: bool) -> PyResult<(Py<PyGpuArray>, Py<PyGpuArray>)> {
+pub(super) fn gpu_loss(py: Python<'_>, name: &str, y: &Bound<'_, PyAny>, pred: &Bound<'_, PyAny>, from_logits: bool) -> PyResult<(Py<PyGpuArray>, Py<PyGpuArray>)> {
     const F: &str = "loss";
     let (y, p) = (t(y, F, "y_true")?.t.clone(), t(pred, F, "y_pred")?.t.clone());
     let name = name.to_string();
@@ -476,7 +476,7 @@ fn gpu_loss(py: Python<'_>, name: &str, y: &Bound<'_, PyAny>, pred: &Bound<'_, P
 
 /// Concatenate GpuArrays on the last axis.
 #[pyfunction]
-fn gpu_concat_last(py: Python<'_>, xs: Vec<Bound<'_, PyAny>>) -> PyResult<Py<PyGpuArray>> {
+pub(super) fn gpu_concat_last(py: Python<'_>, xs: Vec<Bound<'_, PyAny>>) -> PyResult<Py<PyGpuArray>> {
     const F: &str = "concatenate";
     let ts: Vec<GpuTensor> = xs.iter().map(|x| t(x, F, "input").map(|v| v.t.clone())).collect::<PyResult<_>>()?;
     let first = ts.first().ok_or_else(|| PyValueError::new_err("concatenate: no inputs"))?;
@@ -506,7 +506,7 @@ fn gpu_concat_last(py: Python<'_>, xs: Vec<Bound<'_, PyAny>>) -> PyResult<Py<PyG
 
 /// Columns `[start, start + width)` of the last axis.
 #[pyfunction]
-fn gpu_slice_last(py: Python<'_>, x: &Bound<'_, PyAny>, start: usize, width: usize) -> PyResult<Py<PyGpuArray>> {
+pub(super) fn gpu_slice_last(py: Python<'_>, x: &Bound<'_, PyAny>, start: usize, width: usize) -> PyResult<Py<PyGpuArray>> {
     let x = t(x, "slice", "x")?.t.clone();
     let last = *x.shape.last().unwrap_or(&0);
     if start + width > last {
@@ -530,7 +530,7 @@ fn gpu_slice_last(py: Python<'_>, x: &Bound<'_, PyAny>, start: usize, width: usi
 #[pyfunction]
 #[pyo3(signature = (x, k, kind, mode="full", boundary="fill", fillvalue=0.0, flipped=false, origin=None))]
 #[allow(clippy::too_many_arguments)]
-fn gpu_correlate(py: Python<'_>, x: &Bound<'_, PyAny>, k: &Bound<'_, PyAny>, kind: &str, mode: &str, boundary: &str, fillvalue: f64, flipped: bool, origin: Option<Vec<isize>>) -> PyResult<Py<PyGpuArray>> {
+pub(super) fn gpu_correlate(py: Python<'_>, x: &Bound<'_, PyAny>, k: &Bound<'_, PyAny>, kind: &str, mode: &str, boundary: &str, fillvalue: f64, flipped: bool, origin: Option<Vec<isize>>) -> PyResult<Py<PyGpuArray>> {
     let xg = gpu_upload(py, x)?;
     let kg = gpu_upload(py, k)?;
     let (xt, kt) = (xg.get().t.clone(), kg.get().t.clone());

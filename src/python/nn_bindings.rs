@@ -8,6 +8,7 @@
 //! kernel's layout and reported as ValueError naming the expected and received shapes.
 //! Optimizer steps update C-contiguous writeable arrays in place.
 
+use super::gpu_bindings as gpu;
 use super::{contiguous, describe, lead_dtype, run_native, to_numpy, Dt};
 use crate::cpu;
 use crate::cpu::nn::{Activation, Loss};
@@ -24,6 +25,16 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::IntoPyObjectExt;
 use std::borrow::Cow;
+
+/// One binding for every device: a GpuArray argument sends the call to the GPU
+/// binding, anything else goes on to the CPU kernel.
+macro_rules! on_gpu {
+    ($py:expr, $lead:expr, $call:expr) => {
+        if $lead.cast::<gpu::PyGpuArray>().is_ok() {
+            return $call.and_then(|r| pyo3::IntoPyObjectExt::into_bound_py_any(r, $py));
+        }
+    };
+}
 
 fn value_error(msg: String) -> PyErr {
     PyValueError::new_err(msg)
@@ -226,6 +237,7 @@ fn conv_forward<'py>(
     dilation: Option<Vec<usize>>,
     padding: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
+    on_gpu!(py, x, gpu::gpu_conv_forward(py, x, w, b, strides, dilation, padding));
     dispatch!(x, "conv_forward", "x", conv_forward_t(py, x, w, b, strides, dilation, padding))
 }
 
@@ -266,6 +278,7 @@ fn conv_backward<'py>(
     padding: &str,
     need_dx: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
+    on_gpu!(py, x, gpu::gpu_conv_backward(py, x, w, dy, strides, dilation, padding, need_dx));
     dispatch!(x, "conv_backward", "x", conv_backward_t(py, x, w, dy, strides, dilation, padding, need_dx))
 }
 
@@ -314,6 +327,7 @@ fn dense_forward<'py>(
     w: &Bound<'py, PyAny>,
     b: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    on_gpu!(py, x, gpu::gpu_dense_forward(py, x, w, b));
     dispatch!(x, "dense_forward", "x", dense_forward_t(py, x, w, b))
 }
 
@@ -347,6 +361,7 @@ fn dense_backward<'py>(
     dy: &Bound<'py, PyAny>,
     need_dx: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
+    on_gpu!(py, x, gpu::gpu_dense_backward(py, x, w, dy, need_dx));
     dispatch!(x, "dense_backward", "x", dense_backward_t(py, x, w, dy, need_dx))
 }
 
@@ -410,6 +425,7 @@ fn pool_train_forward<'py>(
     strides: Option<Vec<usize>>,
     padding: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
+    on_gpu!(py, x, gpu::gpu_pool_forward(py, x, kind, pool.clone(), strides.clone(), padding));
     let kind = PoolKind::parse(kind)?;
     dispatch!(x, "pool_train_forward", "x", pool_train_forward_t(py, x, kind, pool, strides, padding))
 }
@@ -490,6 +506,7 @@ fn pool_backward<'py>(
     strides: Option<Vec<usize>>,
     padding: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
+    on_gpu!(py, dy, gpu::gpu_pool_backward(py, dy, kind, argmax, x_shape.clone(), pool.clone(), strides.clone(), padding));
     let kind = PoolKind::parse(kind)?;
     dispatch!(dy, "pool_backward", "dy", pool_backward_t(py, dy, kind, argmax, x_shape, pool, strides, padding))
 }
@@ -525,6 +542,7 @@ fn activation_forward_t<'py, T: Element + numpy::Element>(
 #[pyfunction]
 fn activation_forward<'py>(py: Python<'py>, name: &str, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let act = Activation::parse(name)?;
+    on_gpu!(py, x, gpu::gpu_activation_forward(py, name, x));
     dispatch!(x, "activation_forward", "x", activation_forward_t(py, act, x))
 }
 
@@ -566,6 +584,12 @@ fn activation_backward<'py>(
     dy: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let act = Activation::parse(name)?;
+    if dy.cast::<gpu::PyGpuArray>().is_ok() {
+        let (Some(x), Some(y)) = (x, y) else {
+            return Err(value_error("activation_backward: on the GPU both x and y are required".into()));
+        };
+        return gpu::gpu_activation_backward(py, name, x, y, dy).and_then(|r| pyo3::IntoPyObjectExt::into_bound_py_any(r, py));
+    }
     dispatch!(dy, "activation_backward", "dy", activation_backward_t(py, act, x, y, dy))
 }
 
@@ -794,6 +818,14 @@ fn batchnorm_forward<'py>(
     moving_mean: Option<&Bound<'py, PyAny>>,
     moving_var: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    if x.cast::<gpu::PyGpuArray>().is_ok() {
+        let (mm, mv) = match (moving_mean, moving_var) {
+            (Some(a), Some(b)) => (a, b),
+            _ => return Err(value_error("batchnorm_forward: on the GPU the moving statistics are required".into())),
+        };
+        return gpu::gpu_batchnorm_forward(py, x, gamma, beta, eps, training, mm, mv)
+            .and_then(|r| pyo3::IntoPyObjectExt::into_bound_py_any(r, py));
+    }
     dispatch!(x, "batchnorm_forward", "x", batchnorm_forward_t(py, x, gamma, beta, eps, training, moving_mean, moving_var))
 }
 
@@ -859,6 +891,7 @@ fn dropout_forward_t<'py, T: Element + numpy::Element>(
 /// the thread count.
 #[pyfunction]
 fn dropout_forward<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, rate: f64, seed: u64) -> PyResult<Bound<'py, PyAny>> {
+    on_gpu!(py, x, gpu::gpu_dropout_forward(py, x, rate, seed));
     dispatch!(x, "dropout_forward", "x", dropout_forward_t(py, x, rate, seed))
 }
 
@@ -1001,6 +1034,9 @@ fn sgd_update<'py>(
     momentum: f64,
     nesterov: bool,
 ) -> PyResult<()> {
+    if param.cast::<gpu::PyGpuArray>().is_ok() {
+        return gpu::gpu_sgd_update(py, param, grad, velocity, lr, momentum, nesterov);
+    }
     dispatch!(param, "sgd_update", "param", sgd_update_t(py, param, grad, velocity, lr, momentum, nesterov))
 }
 
@@ -1051,6 +1087,9 @@ fn adam_update<'py>(
     eps: f64,
     t: u64,
 ) -> PyResult<()> {
+    if param.cast::<gpu::PyGpuArray>().is_ok() {
+        return gpu::gpu_adam_update(py, param, grad, m, v, lr, beta1, beta2, eps, t);
+    }
     dispatch!(param, "adam_update", "param", adam_update_t(py, param, grad, m, v, lr, beta1, beta2, eps, t))
 }
 
