@@ -9,6 +9,7 @@
 //! depends only on the input size, so results do not change with the thread count.
 
 use crate::element::Element;
+pub use crate::ops::nn::{Activation, Loss};
 use crate::error::{try_filled, try_zeroed, Error, Result};
 use crate::ops::pool::PoolKind;
 use rayon::prelude::*;
@@ -84,32 +85,6 @@ fn chunked_sum(n: usize, chunk: usize, f: impl Fn(std::ops::Range<usize>) -> f64
 // ---------------------------------------------------------------------------------
 // Activations
 // ---------------------------------------------------------------------------------
-
-/// Keras activation identifiers with a native kernel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Activation {
-    Linear,
-    Relu,
-    Sigmoid,
-    Tanh,
-    /// Over the last axis.
-    Softmax,
-}
-
-impl Activation {
-    pub fn parse(s: &str) -> Result<Activation> {
-        match s {
-            "linear" => Ok(Activation::Linear),
-            "relu" => Ok(Activation::Relu),
-            "sigmoid" => Ok(Activation::Sigmoid),
-            "tanh" => Ok(Activation::Tanh),
-            "softmax" => Ok(Activation::Softmax),
-            _ => Err(Error::Value(format!(
-                "activation must be one of 'linear', 'relu', 'sigmoid', 'tanh', 'softmax', got {s:?}"
-            ))),
-        }
-    }
-}
 
 /// Logistic sigmoid without overflow for large |x|.
 #[inline(always)]
@@ -223,30 +198,6 @@ pub fn activation_backward<T: Element>(
 // ---------------------------------------------------------------------------------
 // Losses and accuracy
 // ---------------------------------------------------------------------------------
-
-/// Keras loss identifiers with a native kernel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Loss {
-    SparseCategoricalCrossentropy,
-    CategoricalCrossentropy,
-    BinaryCrossentropy,
-    MeanSquaredError,
-}
-
-impl Loss {
-    pub fn parse(s: &str) -> Result<Loss> {
-        match s {
-            "sparse_categorical_crossentropy" => Ok(Loss::SparseCategoricalCrossentropy),
-            "categorical_crossentropy" => Ok(Loss::CategoricalCrossentropy),
-            "binary_crossentropy" => Ok(Loss::BinaryCrossentropy),
-            "mse" | "mean_squared_error" => Ok(Loss::MeanSquaredError),
-            _ => Err(Error::Value(format!(
-                "loss must be one of 'sparse_categorical_crossentropy', 'categorical_crossentropy', \
-                 'binary_crossentropy', 'mse' (or 'mean_squared_error'), got {s:?}"
-            ))),
-        }
-    }
-}
 
 /// Integer class labels from a float array (Keras accepts float labels for the sparse
 /// losses): each must be a finite whole number.

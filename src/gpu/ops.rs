@@ -4,6 +4,7 @@
 use super::{gpu, Gpu, GpuTensor, Kernel, Win, ALIGN, PARAMS};
 use crate::error::{Error, Result};
 use crate::ops::conv::ConvPlan;
+use crate::ops::nn::{Activation, Loss};
 use crate::ops::correlate::{Boundary, CorrPlan};
 use crate::ops::pool::{PoolKind, PoolPlan};
 use crate::ops::resize::{Interpolation, UpsamplePlan};
@@ -229,29 +230,14 @@ pub fn mul(a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
 }
 
 /// Activation kinds of the shaders (softmax is row-wise, handled apart).
-fn act_code(name: &str) -> Result<u32> {
-    Ok(match name {
-        "linear" => 0,
-        "relu" => 1,
-        "sigmoid" => 2,
-        "tanh" => 3,
-        "softmax" => 4,
-        _ => {
-            return Err(Error::Value(format!(
-                "unknown activation {name:?}; valid activations are linear, relu, sigmoid, softmax, tanh"
-            )))
-        }
-    })
-}
-
 fn rows(t: &GpuTensor) -> (usize, usize) {
     let last = *t.shape.last().unwrap_or(&1);
     let r = if last == 0 { 0 } else { t.numel() / last };
     (r, last)
 }
 
-pub fn activation_forward(name: &str, x: &GpuTensor) -> Result<GpuTensor> {
-    let code = act_code(name)?;
+pub fn activation_forward(act: Activation, x: &GpuTensor) -> Result<GpuTensor> {
+    let code = act.code();
     let g = gpu()?;
     let out = g.empty(&x.shape, "the activation output")?;
     if code == 4 {
@@ -273,8 +259,8 @@ pub fn activation_forward(name: &str, x: &GpuTensor) -> Result<GpuTensor> {
     Ok(out)
 }
 
-pub fn activation_backward(name: &str, x: &GpuTensor, y: &GpuTensor, dy: &GpuTensor) -> Result<GpuTensor> {
-    let code = act_code(name)?;
+pub fn activation_backward(act: Activation, x: &GpuTensor, y: &GpuTensor, dy: &GpuTensor) -> Result<GpuTensor> {
+    let code = act.code();
     same_len(x, dy, "activation backward")?;
     same_len(y, dy, "activation backward")?;
     let g = gpu()?;
@@ -989,27 +975,11 @@ pub fn batchnorm_backward(
 
 // ------------------------------------------------------------------ losses
 
-/// Loss kinds of the shaders.
-pub fn loss_code(name: &str) -> Result<u32> {
-    Ok(match name {
-        "sparse_categorical_crossentropy" => 0,
-        "categorical_crossentropy" => 1,
-        "binary_crossentropy" => 2,
-        "mse" | "mean_squared_error" => 3,
-        _ => {
-            return Err(Error::Value(format!(
-                "unknown loss {name:?}; valid losses are sparse_categorical_crossentropy, \
-                 categorical_crossentropy, binary_crossentropy, mse"
-            )))
-        }
-    })
-}
-
 /// `(stats, grad)`: `stats` holds `[mean loss, accuracy]` (two floats, read back at
 /// once), `grad` is dLoss/dpred. Sparse labels come as uint32 tensors (validated by the
 /// caller).
-pub fn loss(name: &str, target: &GpuTensor, pred: &GpuTensor, from_logits: bool) -> Result<(GpuTensor, GpuTensor)> {
-    let code = loss_code(name)?;
+pub fn loss(kind: Loss, target: &GpuTensor, pred: &GpuTensor, from_logits: bool) -> Result<(GpuTensor, GpuTensor)> {
+    let code = kind.code();
     let g = gpu()?;
     let (r, k) = rows(pred);
     let grad = g.empty(&pred.shape, "the loss gradient")?;

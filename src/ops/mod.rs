@@ -3,6 +3,7 @@
 
 pub mod conv;
 pub mod correlate;
+pub mod nn;
 pub mod pool;
 pub mod resize;
 

@@ -11,6 +11,7 @@ use super::{contiguous, describe, to_numpy};
 use crate::error::Error;
 use crate::gpu::{self, ops, GpuTensor};
 use crate::ops::correlate::{Boundary, CorrPlan, Mode};
+use crate::ops::nn::{Activation, DenseDims, GlobalDims, Loss};
 use crate::ops::pool::PoolKind;
 
 /// An array that lives on the GPU (float32, or uint32 for indices). `numpy()` reads it
@@ -292,17 +293,17 @@ pub(super) fn gpu_axpby_inplace(py: Python<'_>, p: &Bound<'_, PyAny>, v: &Bound<
 
 #[pyfunction]
 pub(super) fn gpu_activation_forward(py: Python<'_>, name: &str, x: &Bound<'_, PyAny>) -> PyResult<Py<PyGpuArray>> {
+    let act = Activation::parse(name)?;
     let x = t(x, "activation_forward", "x")?.t.clone();
-    let name = name.to_string();
-    wrap(py, run(py, || ops::activation_forward(&name, &x))?)
+    wrap(py, run(py, || ops::activation_forward(act, &x))?)
 }
 
 #[pyfunction]
 pub(super) fn gpu_activation_backward(py: Python<'_>, name: &str, x: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>, dy: &Bound<'_, PyAny>) -> PyResult<Py<PyGpuArray>> {
     const F: &str = "activation_backward";
+    let act = Activation::parse(name)?;
     let (x, y, dy) = (t(x, F, "x")?.t.clone(), t(y, F, "y")?.t.clone(), t(dy, F, "dy")?.t.clone());
-    let name = name.to_string();
-    wrap(py, run(py, || ops::activation_backward(&name, &x, &y, &dy))?)
+    wrap(py, run(py, || ops::activation_backward(act, &x, &y, &dy))?)
 }
 
 #[pyfunction]
@@ -330,13 +331,8 @@ pub(super) fn gpu_adam_update(py: Python<'_>, p: &Bound<'_, PyAny>, g: &Bound<'_
 }
 
 fn dense_dims(x: &GpuTensor, w: &GpuTensor, fname: &str) -> PyResult<(usize, usize)> {
-    if w.shape.len() != 2 || x.shape.last() != Some(&w.shape[0]) {
-        return Err(PyValueError::new_err(format!(
-            "{fname}: x (..., features) and kernel (features, units) do not match: shapes {:?} and {:?}",
-            x.shape, w.shape
-        )));
-    }
-    Ok((w.shape[0], w.shape[1]))
+    let d = DenseDims::new(fname, &x.shape, &w.shape)?;
+    Ok((d.d_in, d.d_out))
 }
 
 #[pyfunction]
@@ -411,12 +407,8 @@ pub(super) fn gpu_pool_backward(py: Python<'_>, dy: &Bound<'_, PyAny>, kind: &st
 }
 
 fn global_dims(shape: &[usize], fname: &str) -> PyResult<(usize, usize, usize)> {
-    if shape.len() < 3 {
-        return Err(PyValueError::new_err(format!(
-            "{fname}: x must have shape (batch, *spatial, channels), got {shape:?}"
-        )));
-    }
-    Ok((shape[0], shape[1..shape.len() - 1].iter().product(), shape[shape.len() - 1]))
+    let d = GlobalDims::new(fname, shape)?;
+    Ok((d.batch, d.positions, d.channels))
 }
 
 #[pyfunction]
@@ -468,9 +460,9 @@ pub(super) fn gpu_batchnorm_backward(py: Python<'_>, x: &Bound<'_, PyAny>, gamma
 #[pyfunction]
 pub(super) fn gpu_loss(py: Python<'_>, name: &str, y: &Bound<'_, PyAny>, pred: &Bound<'_, PyAny>, from_logits: bool) -> PyResult<(Py<PyGpuArray>, Py<PyGpuArray>)> {
     const F: &str = "loss";
+    let kind = Loss::parse(name)?;
     let (y, p) = (t(y, F, "y_true")?.t.clone(), t(pred, F, "y_pred")?.t.clone());
-    let name = name.to_string();
-    let (s, g) = run(py, || ops::loss(&name, &y, &p, from_logits))?;
+    let (s, g) = run(py, || ops::loss(kind, &y, &p, from_logits))?;
     Ok((wrap(py, s)?, wrap(py, g)?))
 }
 

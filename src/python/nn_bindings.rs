@@ -284,16 +284,8 @@ fn conv_backward<'py>(
 
 /// (n, d_in, d_out) of a dense layer on x (*lead, d_in) with w (d_in, d_out).
 fn dense_dims(fname: &str, xs: &[usize], ws: &[usize]) -> PyResult<(usize, usize, usize)> {
-    let Some((&d_in, lead)) = xs.split_last() else {
-        return Err(value_error(format!("{fname}: x must have at least one axis (..., features), got a scalar")));
-    };
-    if ws.len() != 2 || ws[0] != d_in {
-        return Err(value_error(format!(
-            "{fname}: w must have shape ({d_in}, units) for x of shape {xs:?}, got shape {ws:?}"
-        )));
-    }
-    let n = crate::error::checked_numel(lead)?;
-    Ok((n, d_in, ws[1]))
+    let d = crate::ops::nn::DenseDims::new(fname, xs, ws)?;
+    Ok((d.n, d.d_in, d.d_out))
 }
 
 fn dense_forward_t<'py, T: Element + numpy::Element>(
@@ -920,13 +912,8 @@ fn dropout_backward<'py>(py: Python<'py>, dy: &Bound<'py, PyAny>, mask: &Bound<'
 
 /// (batch, positions, channels) of x (batch, *spatial, channels).
 fn global_dims(fname: &str, xs: &[usize]) -> PyResult<(usize, usize, usize)> {
-    if xs.len() < 3 {
-        return Err(value_error(format!(
-            "{fname}: x must have shape (batch, *spatial, channels) with at least one spatial axis, got shape {xs:?}"
-        )));
-    }
-    let positions = crate::error::checked_numel(&xs[1..xs.len() - 1])?;
-    Ok((xs[0], positions, xs[xs.len() - 1]))
+    let d = crate::ops::nn::GlobalDims::new(fname, xs)?;
+    Ok((d.batch, d.positions, d.channels))
 }
 
 fn global_pool_forward_t<'py, T: Element + numpy::Element>(
