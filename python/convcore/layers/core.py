@@ -133,8 +133,12 @@ class Layer:
     @trainable.setter
     def trainable(self, value):
         self._trainable = bool(value)
-        for l in self._layers:
+        for l in self._sublayers():
             l.trainable = value
+
+    def _sublayers(self):
+        """The layers inside this one (tracked attributes; a model: its graph's layers)."""
+        return list(self.__dict__.get("_layers", []))
 
     # ------------------------------------------------------------------ weights
     def add_weight(self, *args, shape=None, initializer=None, dtype=None, trainable=True, name=None,

@@ -161,15 +161,8 @@ class Model(Trainer, Layer):
 
     trainable_variables = trainable_weights
 
-    @property
-    def trainable(self):
-        return self._trainable
-
-    @trainable.setter
-    def trainable(self, value):
-        self._trainable = bool(value)
-        for l in (self._all_layers if self._is_graph() else self.__dict__.get("_layers", [])):
-            l.trainable = value
+    def _sublayers(self):
+        return list(self._all_layers) if self._is_graph() else Layer._sublayers(self)
 
     def set_weights(self, weights):
         weights = list(weights)

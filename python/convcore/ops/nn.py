@@ -158,10 +158,20 @@ def conv_bias_activation(x, kernel, bias=None, strides=1, padding="valid", dilat
         raise ValueError(f"conv: inputs of shape (batch, *spatial, channels) with {rank} spatial axes need a kernel "
                          f"of rank {rank + 2}; got inputs {x.shape} and kernel {kernel.shape}")
     s, d, pad = _spatial("strides", strides, rank), _spatial("dilation_rate", dilation_rate, rank), _padding(padding)
-    act = _act_name(activation)
     b = None if bias is None else tensors(x, bias)[1]
+    act = _act_name(activation)
+    y = _linear_bias_activation(
+        "conv_bias_activation", x, kernel, b, act, lambda B, bd: B.conv(x._data, kernel._data, bd, s, d, pad),
+        lambda B, dz, need_dx: B.conv_backward(x._data, kernel._data, dz, s, d, pad, need_dx))
+    return softmax(y) if act == "softmax" else y
+
+
+def _linear_bias_activation(name, x, kernel, b, act, forward, backward):
+    """The fused op behind conv and dense: ``act(forward(x) + b)`` with the backward
+    kernel ``backward(backend, dz, need_dx) -> (dx, dw, db)`` for its gradient. A softmax
+    is left to the caller, as its own op, so the output remembers its logits."""
     B = backend(x)
-    z = out(B.conv(x._data, kernel._data, None if b is None else b._data, s, d, pad), x)
+    z = out(forward(B, None if b is None else b._data), x)
     y = z if act in ("linear", "softmax") else out(B.activation(act, z._data), x)
     if recording() and is_float(x):
         need_dx = needs_grad(x)
@@ -169,10 +179,10 @@ def conv_bias_activation(x, kernel, bias=None, strides=1, padding="valid", dilat
         def vjp(g):
             Bg = backend(g)
             dz = g._data if act in ("linear", "softmax") else Bg.activation_backward(act, z._data, y._data, g._data)
-            dx, dw, db = Bg.conv_backward(x._data, kernel._data, dz, s, d, pad, need_dx)
+            dx, dw, db = backward(Bg, dz, need_dx)
             return (None if dx is None else out(dx, g), out(dw, g), None if b is None else out(db, g))
-        record("conv_bias_activation", (x, kernel, b), (y,), vjp)
-    return softmax(y) if act == "softmax" else y
+        record(name, (x, kernel, b), (y,), vjp)
+    return y
 
 
 def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
@@ -267,18 +277,9 @@ def dense_bias_activation(x, kernel, bias=None, activation="linear"):
     b = None if bias is None else tensors(x, bias)[1]
     lead = x.shape[:-1]
     x2 = x if x.ndim == 2 else reshape(x, (-1, x.shape[-1]))
-    B = backend(x)
-    z = out(B.dense(x2._data, kernel._data, None if b is None else b._data), x)
-    y = z if act in ("linear", "softmax") else out(B.activation(act, z._data), x)
-    if recording() and is_float(x):
-        need_dx = needs_grad(x)
-
-        def vjp(g):
-            Bg = backend(g)
-            dz = g._data if act in ("linear", "softmax") else Bg.activation_backward(act, z._data, y._data, g._data)
-            dx, dw, db = Bg.dense_backward(x2._data, kernel._data, dz, need_dx)
-            return (None if dx is None else out(dx, g), out(dw, g), None if b is None else out(db, g))
-        record("dense_bias_activation", (x2, kernel, b), (y,), vjp)
+    y = _linear_bias_activation(
+        "dense_bias_activation", x2, kernel, b, act, lambda B, bd: B.dense(x2._data, kernel._data, bd),
+        lambda B, dz, need_dx: B.dense_backward(x2._data, kernel._data, dz, need_dx))
     y_out = y if len(lead) == 1 else reshape(y, tuple(lead) + (kernel.shape[1],))
     return softmax(y_out) if act == "softmax" else y_out
 

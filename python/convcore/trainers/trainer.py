@@ -103,6 +103,22 @@ class Trainer:
         self._raise_if_not_finite(lv, "train_on_batch")
         return lv if not ms else [lv] + ms
 
+    def _checked_data(self, x, y, where):
+        """(inputs, targets) checked against the model and each other, not empty."""
+        xs = self._check_x(x)
+        y = self._prepare_y(y)
+        check_len(xs, y)
+        if len(y) == 0:
+            raise ValueError(f"{where}: no {'training ' if where == 'fit' else ''}samples (x and y are empty)")
+        return xs, y
+
+    @staticmethod
+    def _batch_size(batch_size, where):
+        bs = 32 if batch_size is None else int(batch_size)
+        if bs < 1:
+            raise ValueError(f"{where}: batch_size must be >= 1, got {bs}")
+        return bs
+
     def _raise_if_not_finite(self, lv, where):
         if not np.isfinite(lv):
             raise FloatingPointError(f"{where}: the loss became {lv}; lower the learning rate or check the data "
@@ -166,14 +182,8 @@ class Trainer:
         """Train for ``epochs`` epochs; returns a :class:`History`."""
         self._require_compiled("fit")
         self._ensure_built_for(x)
-        xs = self._check_x(x)
-        y = self._prepare_y(y)
-        check_len(xs, y)
-        if len(y) == 0:
-            raise ValueError("fit: no training samples (x and y are empty)")
-        batch_size = 32 if batch_size is None else int(batch_size)
-        if batch_size < 1:
-            raise ValueError(f"fit: batch_size must be >= 1, got {batch_size}")
+        xs, y = self._checked_data(x, y, "fit")
+        batch_size = self._batch_size(batch_size, "fit")
         xs, y, val = split_validation(self, xs, y, validation_split, validation_data)
         verbose = 1 if verbose == "auto" else int(verbose)
         history = History()
@@ -235,15 +245,8 @@ class Trainer:
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):
         """Loss (and metrics) over ``x, y`` in inference mode."""
         self._require_compiled("evaluate")
-        xs = self._check_x(x)
-        y = self._prepare_y(y)
-        check_len(xs, y)
-        if len(y) == 0:
-            raise ValueError("evaluate: no samples")
-        bs = 32 if batch_size is None else int(batch_size)
-        if bs < 1:
-            raise ValueError(f"evaluate: batch_size must be >= 1, got {bs}")
-        r = [float(v) for v in self._evaluate_arrays(xs, y, bs)]
+        xs, y = self._checked_data(x, y, "evaluate")
+        r = [float(v) for v in self._evaluate_arrays(xs, y, self._batch_size(batch_size, "evaluate"))]
         if verbose not in (0, "auto") and verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in zip(["loss"] + self.metrics_names, r)))
         if return_dict:
@@ -254,9 +257,7 @@ class Trainer:
         """Outputs for ``x`` as numpy arrays, computed in batches in inference mode."""
         self._ensure_built_for(x)
         xs = self._check_x(x)
-        bs = 32 if batch_size is None else int(batch_size)
-        if bs < 1:
-            raise ValueError(f"predict: batch_size must be >= 1, got {bs}")
+        bs = self._batch_size(batch_size, "predict")
         n = len(xs[0])
         chunks = [[] for _ in self.outputs]
         for s in range(0, n, bs):
