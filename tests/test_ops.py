@@ -444,3 +444,49 @@ def test_a_convnet_step_on_the_gpu_uses_no_fallback():
     for _ in range(3):
         m.train_on_batch(x, y)
     assert cc.device.host_fallbacks() == before
+
+
+@pytest.mark.skipif(not HAVE_GPU, reason="no GPU adapter")
+def test_generic_array_ops_run_on_the_gpu_without_fallback():
+    """Elementwise functions, broadcasting arithmetic, reductions and strided views have
+    WGSL kernels (shaders/array.wgsl): no host round trip, the CPU's values, NaN kept."""
+    a = rng.uniform(0.2, 2.0, (3, 4, 5)).astype(np.float32)
+    b = rng.uniform(0.2, 2.0, (4, 1)).astype(np.float32)
+    cases = [
+        (lambda x, y: ops.exp(x) - ops.log(x) * ops.sqrt(x) / ops.abs(-x), None),
+        (lambda x, y: ops.square(x) + ops.reciprocal(x) - ops.sign(x), None),
+        (lambda x, y: x * y + y / x - ops.power(x, y), None),
+        (lambda x, y: ops.maximum(x, y) - ops.minimum(x, 1.0), None),
+        (lambda x, y: ops.sum(x, axis=(0, 2)), None),
+        (lambda x, y: ops.mean(x, axis=1, keepdims=True), None),
+        (lambda x, y: ops.max(x) + ops.min(x, axis=0), None),
+        (lambda x, y: ops.transpose(x, (2, 0, 1)), None),
+        (lambda x, y: ops.broadcast_to(y, (3, 4, 5)), None),
+        (lambda x, y: x[1:, ::2, -3:], None),
+        (lambda x, y: x[..., 2], None),
+        (lambda x, y: ops.flip(x, (0, 2)), None),
+    ]
+    for f, _ in cases:
+        want = f(ops.convert_to_tensor(a), ops.convert_to_tensor(b)).numpy()
+        ta, tb = ops.convert_to_tensor(a, device="gpu"), ops.convert_to_tensor(b, device="gpu")
+        before = cc.device.host_fallbacks()
+        got = f(ta, tb)
+        assert cc.device.host_fallbacks() == before
+        assert got.device == "gpu"
+        np.testing.assert_allclose(got.numpy(), want, rtol=2e-5, atol=1e-6)
+    n = ops.convert_to_tensor(np.array([[1.0, np.nan], [3.0, 2.0]], np.float32), device="gpu")
+    assert np.isnan(ops.max(n).numpy()) and np.isnan(ops.maximum(n, 0.5).numpy()[0, 1])
+    np.testing.assert_array_equal(np.isnan(ops.max(n, axis=0).numpy()), [False, True])
+
+
+@pytest.mark.skipif(not HAVE_GPU, reason="no GPU adapter")
+def test_nan_survives_relu_and_max_pooling_on_the_gpu():
+    """The audit's reproducer: max_pool([[1, nan], [3, 4]], 2) is nan on the GPU as on
+    the CPU (shaders test NaN by its bits; `v != v` may be folded away)."""
+    x = np.array([[1.0, np.nan], [3.0, 4.0]], np.float32)
+    assert np.isnan(cc.max_pool(x, 2, device="gpu")).all() and np.isnan(cc.max_pool(x, 2)).all()
+    for dev in DEVICES:
+        t = ops.convert_to_tensor(x.reshape(1, 2, 2, 1), device=dev)
+        assert np.isnan(ops.relu(t).numpy()[0, 0, 1, 0])
+        assert np.isnan(ops.max_pool(t, 2).numpy()).all()
+        assert np.isnan(ops.global_pool("max", t).numpy()).all()

@@ -391,33 +391,62 @@ class GpuBackend(CpuBackend):
         _core.gpu_write(dst, np.ascontiguousarray(a, dtype=np.float32))
 
     def unary(self, name, x):
-        if name == "negative":
-            return _core.gpu_axpby(x, x, -1.0, 0.0)
-        if name in ("tanh",) and x.dtype == "float32":
-            return _core.gpu_activation_forward(name, x)
+        code = _GPU_UNARY.get(name)
+        if code is not None and _f32gpu(x):
+            return _core.gpu_unary(code, x)
         return self._host(super().unary, name, x)
 
     def binary(self, name, a, b):
-        ga, gb = isinstance(a, _core.GpuArray), isinstance(b, _core.GpuArray)
-        if ga and gb and a.shape == b.shape and a.dtype == "float32" == b.dtype:
-            if name == "add":
-                return _core.gpu_axpby(a, b, 1.0, 1.0)
-            if name == "subtract":
-                return _core.gpu_axpby(a, b, 1.0, -1.0)
-            if name == "multiply":
-                return a * b
-        if name == "multiply" and ga and a.dtype == "float32" and _is_scalar(b):
-            return _core.gpu_axpby(a, a, float(b), 0.0)
-        if name == "multiply" and gb and b.dtype == "float32" and _is_scalar(a):
-            return _core.gpu_axpby(b, b, float(a), 0.0)
+        code = _GPU_BINARY.get(name)
+        if code is not None and _f32gpu(a) and _f32gpu(b):
+            if a.shape == b.shape and name in ("add", "subtract"):
+                return _core.gpu_axpby(a, b, 1.0, 1.0 if name == "add" else -1.0)
+            try:
+                shape = tuple(np.broadcast_shapes(a.shape, b.shape))
+            except ValueError:
+                raise ValueError(f"{name}: shapes {a.shape} and {b.shape} do not broadcast") from None
+            if len(shape) <= _MAX_RANK:
+                try:
+                    return _core.gpu_binary(code, a, _bstrides(a.shape, shape), 0, b, _bstrides(b.shape, shape), 0,
+                                            list(shape))
+                except MemoryError:
+                    pass  # an operand larger than one binding: the host computes it
         return self._host(super().binary, name, a, b)
 
     def reduce(self, name, x, axis, keepdims):
-        return self._host(super().reduce, name, x, axis, keepdims)
+        code = _GPU_REDUCE.get(name)
+        shape = tuple(x.shape)
+        axes = tuple(range(len(shape))) if axis is None else tuple(sorted(axis))
+        if code is None or not _f32gpu(x) or any(shape[a] == 0 for a in axes) or x.size == 0:
+            return self._host(super().reduce, name, x, axis, keepdims)
+        try:
+            y, cur = x, list(shape)
+            for a in sorted(axes, reverse=True):  # one axis at a time, the last first
+                outer = int(np.prod(cur[:a], dtype=np.int64))
+                inner = int(np.prod(cur[a + 1:], dtype=np.int64))
+                y = _core.gpu_reduce_axis(code, y, outer, cur[a], inner)
+                cur[a] = 1
+        except MemoryError:
+            return self._host(super().reduce, name, x, axis, keepdims)
+        if name == "mean":
+            n = int(np.prod([shape[a] for a in axes], dtype=np.int64))
+            y = _core.gpu_axpby(y, y, 1.0 / n, 0.0)
+        out = tuple(cur) if keepdims else tuple(s for i, s in enumerate(shape) if i not in axes)
+        return y.reshape(out)
 
     def array_op(self, name, *args, **kw):
-        if name == "reshape" and isinstance(args[0], _core.GpuArray):
-            return args[0].reshape(tuple(args[1]))
+        x = args[0] if args else None
+        if name == "reshape" and isinstance(x, _core.GpuArray):
+            return x.reshape(tuple(args[1]))
+        if _f32gpu(x) and name in ("transpose", "broadcast_to", "getitem", "flip"):
+            view = _view(name, tuple(x.shape), *args[1:])
+            if view is not None:
+                strides, base, shape = view
+                if len(shape) <= _MAX_RANK:
+                    try:
+                        return _core.gpu_gather(x, strides, base, list(shape)).reshape(tuple(shape))
+                    except MemoryError:
+                        pass
         return self._host(super().array_op, name, *args, **kw)
 
     def axpby(self, a, b, alpha, beta):
@@ -471,6 +500,72 @@ class GpuBackend(CpuBackend):
         y, _ = _core.gpu_pool_forward(xg, kind, list(pool), list(stride), padding)
         out = y.numpy()
         return out, out.shape[1:-1]
+
+
+# Codes of shaders/array.wgsl.
+_GPU_UNARY = {"negative": 0, "exp": 1, "log": 2, "sqrt": 3, "abs": 4, "sign": 5, "square": 6, "reciprocal": 7,
+              "log1p": 8, "expm1": 9, "sin": 10, "cos": 11, "floor": 12, "ceil": 13, "round": 14, "tanh": 15}
+_GPU_BINARY = {"add": 0, "subtract": 1, "multiply": 2, "divide": 3, "power": 4, "maximum": 5, "minimum": 6}
+_GPU_REDUCE = {"sum": 0, "max": 1, "min": 2, "mean": 0}
+_MAX_RANK = 6
+
+
+def _f32gpu(a):
+    return isinstance(a, _core.GpuArray) and a.dtype == "float32"
+
+
+def _contiguous_strides(shape):
+    st, acc = [], 1
+    for n in reversed(shape):
+        st.append(acc)
+        acc *= n
+    return st[::-1]
+
+
+def _bstrides(shape, out):
+    """Element strides of a C-contiguous operand of ``shape`` broadcast to ``out``."""
+    full = (1,) * (len(out) - len(shape)) + tuple(shape)
+    cs = _contiguous_strides(full)
+    return [0 if n == 1 and o != 1 else s for n, o, s in zip(full, out, cs)]
+
+
+def _view(name, shape, *args):
+    """(strides, base, out shape) of a strided view of a C-contiguous tensor, or None
+    when the view is not a plain strided one (advanced indexing)."""
+    cs = _contiguous_strides(shape)
+    if name == "transpose":
+        axes = args[0]
+        return [cs[a] for a in axes], 0, tuple(shape[a] for a in axes)
+    if name == "broadcast_to":
+        out = tuple(args[0])
+        return _bstrides(shape, out), 0, out
+    if name == "flip":
+        axes = set(args[0])
+        base = sum((shape[a] - 1) * cs[a] for a in axes if shape[a] > 0)
+        return [-s if i in axes else s for i, s in enumerate(cs)], base, shape
+    key = args[0]
+    key = key if isinstance(key, tuple) else (key,)
+    if any(k is Ellipsis for k in key):
+        i = key.index(Ellipsis)
+        key = key[:i] + (slice(None),) * (len(shape) - len(key) + 1) + key[i + 1:]
+    if len(key) > len(shape) or not all(isinstance(k, (slice, int, np.integer)) and not isinstance(k, bool)
+                                        for k in key):
+        return None
+    strides, out, base = [], [], 0
+    for d, n in enumerate(shape):
+        k = key[d] if d < len(key) else slice(None)
+        if isinstance(k, slice):
+            start, stop, step = k.indices(n)
+            m = len(range(start, stop, step))
+            base += start * cs[d] if m else 0
+            strides.append(step * cs[d])
+            out.append(m)
+        else:
+            i = int(k) + n if k < 0 else int(k)
+            if not 0 <= i < n:
+                return None  # the host raises numpy's IndexError
+            base += i * cs[d]
+    return strides, base, tuple(out)
 
 
 def _is_scalar(v):

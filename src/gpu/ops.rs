@@ -21,6 +21,26 @@ const CONV: &str = include_str!("shaders/conv.wgsl");
 const POOL: &str = include_str!("shaders/pool.wgsl");
 const CORR: &str = include_str!("shaders/correlate.wgsl");
 const RESIZE: &str = include_str!("shaders/resize.wgsl");
+const ARRAY: &str = include_str!("shaders/array.wgsl");
+
+/// Largest rank of the strided array kernels.
+pub const MAX_RANK: usize = 6;
+
+crate::gpu_params! {
+    /// Parameters of the generic array kernels (`shaders/array.wgsl`).
+    pub struct ArrayParams {
+        count: u32,
+        op: u32,
+        rank: u32,
+        a_base: u32,
+        b_base: u32,
+        /// The output shape (reductions: outer, n, inner).
+        shape: [u32; 6],
+        /// Element strides of each operand per output axis (0: broadcast; negative: flipped).
+        a_strides: [i32; 6],
+        b_strides: [i32; 6],
+    }
+}
 
 crate::gpu_params! {
     /// Parameters of the upsampling kernels (`shaders/resize.wgsl`).
@@ -80,6 +100,10 @@ kernels! {
     K_POOL_BWD = POOL::"pool_bwd",
     K_CORR = CORR::"correlate",
     K_UPSAMPLE = RESIZE::"upsample_fwd" with UpsampleParams,
+    K_UNARY = ARRAY::"unary_op" with ArrayParams,
+    K_BINARY = ARRAY::"binary_op" with ArrayParams,
+    K_GATHER = ARRAY::"gather" with ArrayParams,
+    K_REDUCE_AXIS = ARRAY::"reduce_axis" with ArrayParams,
     K_UPSAMPLE_BWD = RESIZE::"upsample_bwd" with UpsampleParams,
 }
 
@@ -1194,4 +1218,85 @@ pub fn upsample_backward(dy: &GpuTensor, plan: &UpsamplePlan) -> Result<GpuTenso
                    q.words(), groups(nb * img))?;
     }
     Ok(dx)
+}
+
+// ------------------------------------------------------------------ generic array algebra
+
+/// A view of a tensor for the strided kernels: element strides per output axis and the
+/// first element (validated by the caller against the tensor's size).
+#[derive(Clone, Debug)]
+pub struct Strided {
+    pub base: usize,
+    pub strides: Vec<isize>,
+}
+
+fn strided_params(op: u32, shape: &[usize], a: &Strided, b: Option<&Strided>) -> Result<ArrayParams> {
+    if shape.len() > MAX_RANK {
+        return Err(Error::Value(format!("GPU array kernels take at most {MAX_RANK} axes, got {}", shape.len())));
+    }
+    let mut q = ArrayParams { op, rank: shape.len() as u32, a_base: u(a.base, "offset")?, ..Default::default() };
+    q.count = u(shape.iter().product(), "elements")?;
+    for (d, &n) in shape.iter().enumerate() {
+        q.shape[d] = u(n, "an axis")?;
+        q.a_strides[d] = i32::try_from(a.strides[d]).map_err(|_| Error::Value("stride too large for the GPU".into()))?;
+        if let Some(b) = b {
+            q.b_strides[d] = i32::try_from(b.strides[d]).map_err(|_| Error::Value("stride too large for the GPU".into()))?;
+        }
+    }
+    if let Some(b) = b {
+        q.b_base = u(b.base, "offset")?;
+    }
+    Ok(q)
+}
+
+/// `op(x)` elementwise (codes of `shaders/array.wgsl`), chunked over windows.
+pub fn unary(op: u32, x: &GpuTensor) -> Result<GpuTensor> {
+    let g = gpu()?;
+    let out = g.empty(&x.shape, "the elementwise result")?;
+    for (s, n) in elem_chunks(&g, x.numel()) {
+        let q = ArrayParams { count: u(n, "size")?, op, ..Default::default() };
+        g.dispatch(&K_UNARY, &[Win::part(x, s, n), Win::part(&out, s, n)], q.words(), groups(n))?;
+    }
+    Ok(out)
+}
+
+/// `op(a, b)` with broadcasting: `shape` is the output's, `sa` / `sb` the operands'
+/// strides. Every tensor must fit one binding.
+pub fn binary(op: u32, a: &GpuTensor, sa: &Strided, b: &GpuTensor, sb: &Strided, shape: &[usize]) -> Result<GpuTensor> {
+    let g = gpu()?;
+    let out = g.empty(shape, "the elementwise result")?;
+    for t in [a, b, &out] {
+        whole(&g, t, "an operand of an elementwise op")?;
+    }
+    let q = strided_params(op, shape, sa, Some(sb))?;
+    g.dispatch(&K_BINARY, &[Win::all(a), Win::all(b), Win::all(&out)], q.words(), groups(out.numel()))?;
+    Ok(out)
+}
+
+/// The elements of `a` at a strided view (transpose, broadcast, slicing, flips).
+pub fn gather(a: &GpuTensor, sa: &Strided, shape: &[usize]) -> Result<GpuTensor> {
+    let g = gpu()?;
+    let out = g.empty(shape, "the gathered result")?;
+    whole(&g, a, "the source of a gather")?;
+    whole(&g, &out, "the result of a gather")?;
+    let q = strided_params(0, shape, sa, None)?;
+    g.dispatch(&K_GATHER, &[Win::all(a), Win::all(&out)], q.words(), groups(out.numel()))?;
+    Ok(out)
+}
+
+/// Reduce the middle axis of `x` seen as (outer, n, inner): op 0 sum, 1 max, 2 min.
+pub fn reduce_axis(op: u32, x: &GpuTensor, outer: usize, n: usize, inner: usize) -> Result<GpuTensor> {
+    let g = gpu()?;
+    check_len(x, outer * n * inner, "reduction: x")?;
+    if n == 0 {
+        return Err(Error::Value("a reduction over an empty axis".into()));
+    }
+    let out = g.empty(&[outer * inner], "the reduction")?;
+    whole(&g, x, "the input of a reduction")?;
+    let mut q = ArrayParams { op, count: u(outer * inner, "outputs")?, ..Default::default() };
+    q.shape[0] = u(outer, "outer")?;
+    q.shape[1] = u(n, "axis")?;
+    q.shape[2] = u(inner, "inner")?;
+    g.dispatch(&K_REDUCE_AXIS, &[Win::all(x), Win::all(&out)], q.words(), groups(outer * inner))?;
+    Ok(out)
 }

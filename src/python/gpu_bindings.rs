@@ -538,7 +538,67 @@ pub(super) fn gpu_correlate(py: Python<'_>, x: &Bound<'_, PyAny>, k: &Bound<'_, 
     wrap(py, run(py, || ops::correlate(&xt, &kt, &plan))?)
 }
 
+
+// ------------------------------------------------------------------ generic array algebra
+
+/// Check a strided view stays inside a tensor of `numel` elements.
+fn view(fname: &str, numel: usize, shape: &[usize], strides: &[isize], base: usize) -> PyResult<ops::Strided> {
+    if strides.len() != shape.len() {
+        return Err(PyValueError::new_err(format!("{fname}: {} strides for {} axes", strides.len(), shape.len())));
+    }
+    let (mut lo, mut hi) = (base as i128, base as i128);
+    for (&n, &st) in shape.iter().zip(strides) {
+        if n == 0 {
+            return Ok(ops::Strided { base, strides: strides.to_vec() });
+        }
+        let span = (n as i128 - 1) * st as i128;
+        if span < 0 { lo += span } else { hi += span }
+    }
+    if lo < 0 || hi >= numel as i128 {
+        return Err(PyValueError::new_err(format!(
+            "{fname}: the view (shape {shape:?}, strides {strides:?}, start {base}) leaves the {numel} elements"
+        )));
+    }
+    Ok(ops::Strided { base, strides: strides.to_vec() })
+}
+
+/// `op(x)` elementwise on the GPU (codes in shaders/array.wgsl).
+#[pyfunction]
+pub(super) fn gpu_unary(py: Python<'_>, op: u32, x: &Bound<'_, PyAny>) -> PyResult<Py<PyGpuArray>> {
+    let x = t(x, "unary", "x")?.t.clone();
+    wrap(py, run(py, || ops::unary(op, &x))?)
+}
+
+/// `op(a, b)` with broadcasting: the output `shape`, each operand's strides and start.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gpu_binary(py: Python<'_>, op: u32, a: &Bound<'_, PyAny>, a_strides: Vec<isize>, a_base: usize, b: &Bound<'_, PyAny>, b_strides: Vec<isize>, b_base: usize, shape: Vec<usize>) -> PyResult<Py<PyGpuArray>> {
+    const F: &str = "binary";
+    let (a, b) = (t(a, F, "a")?.t.clone(), t(b, F, "b")?.t.clone());
+    let (va, vb) = (view(F, a.numel(), &shape, &a_strides, a_base)?, view(F, b.numel(), &shape, &b_strides, b_base)?);
+    wrap(py, run(py, || ops::binary(op, &a, &va, &b, &vb, &shape))?)
+}
+
+/// The elements of `a` at a strided view, as a new tensor of `shape`.
+#[pyfunction]
+pub(super) fn gpu_gather(py: Python<'_>, a: &Bound<'_, PyAny>, strides: Vec<isize>, base: usize, shape: Vec<usize>) -> PyResult<Py<PyGpuArray>> {
+    let a = t(a, "gather", "a")?.t.clone();
+    let va = view("gather", a.numel(), &shape, &strides, base)?;
+    wrap(py, run(py, || ops::gather(&a, &va, &shape))?)
+}
+
+/// Reduce the middle axis of x seen as (outer, n, inner): op 0 sum, 1 max, 2 min.
+#[pyfunction]
+pub(super) fn gpu_reduce_axis(py: Python<'_>, op: u32, x: &Bound<'_, PyAny>, outer: usize, n: usize, inner: usize) -> PyResult<Py<PyGpuArray>> {
+    let x = t(x, "reduce", "x")?.t.clone();
+    wrap(py, run(py, || ops::reduce_axis(op, &x, outer, n, inner))?)
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(gpu_unary, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_binary, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_gather, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_reduce_axis, m)?)?;
     m.add_class::<PyGpuArray>()?;
     m.add_function(wrap_pyfunction!(gpu_upload, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_write, m)?)?;

@@ -45,7 +45,7 @@ fn act_fwd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3
     let x = s1[o1() + i];
     var y = x;
     switch pu(9u) {
-        case 1u: { y = max(x, 0.0); if (x != x) { y = x; } }
+        case 1u: { y = max(x, 0.0); if (is_nan(x)) { y = x; } }
         case 2u: { y = sigmoid(x); }
         case 3u: { y = tanh(x); }
         default: {}

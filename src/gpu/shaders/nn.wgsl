@@ -162,8 +162,8 @@ fn global_pool(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: 
         var at = 0u;
         for (var p = 1u; p < P; p++) {
             let v = s1[base + p * C];
-            if (best != best) { break; }
-            if (v > best || v != v) { best = v; at = p; }
+            if (is_nan(best)) { break; }
+            if (v > best || is_nan(v)) { best = v; at = p; }
         }
         s2[o2() + i] = best;
         s3[o3() + i] = bitcast<f32>(at);
@@ -196,8 +196,8 @@ fn row_argmax(base: u32, k: u32, which: u32) -> u32 {
     for (var j = 1u; j < k; j++) {
         var b: f32; var v: f32;
         if (which == 1u) { b = s1[base + best]; v = s1[base + j]; } else { b = s2[base + best]; v = s2[base + j]; }
-        if (b != b) { break; }
-        if (v > b || v != v) { best = j; }
+        if (is_nan(b)) { break; }
+        if (v > b || is_nan(v)) { best = j; }
     }
     return best;
 }

@@ -32,7 +32,7 @@ fn pool_fwd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec
                 let v = s1[base + idx];
                 sum += v;
                 if (at == 0xffffffffu) { best = v; at = idx; }
-                else if (best == best && (v > best || v != v)) { best = v; at = idx; }
+                else if (!is_nan(best) && (v > best || is_nan(v))) { best = v; at = idx; }
             }
         }
     }

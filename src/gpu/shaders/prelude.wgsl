@@ -24,3 +24,5 @@ fn o6() -> u32 { return pu(5u); }
 // Linear index of a thread in a 256-wide 1-D layout spread over x and y groups.
 fn lin(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 { return (wid.x + wid.y * nwg.x) * 256u + lid; }
 fn group_id(wid: vec3<u32>, nwg: vec3<u32>) -> u32 { return wid.x + wid.y * nwg.x; }
+// NaN by its bits: compilers may fold `v != v` to false (WGSL lets them assume no NaN).
+fn is_nan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
