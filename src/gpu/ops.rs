@@ -43,6 +43,23 @@ crate::gpu_params! {
 }
 
 crate::gpu_params! {
+    /// Parameters of the local pooling kernels (`shaders/pool.wgsl`); spatial sizes are
+    /// padded to three axes with leading ones.
+    pub struct PoolParams {
+        /// Threads: outputs (forward) or inputs (backward) in this dispatch.
+        count: u32,
+        /// 0 max, 1 average.
+        kind: u32,
+        channels: u32,
+        in_size: [u32; 3],
+        out_size: [u32; 3],
+        pool: [u32; 3],
+        strides: [u32; 3],
+        pad_before: [u32; 3],
+    }
+}
+
+crate::gpu_params! {
     /// Parameters of the upsampling kernels (`shaders/resize.wgsl`).
     pub struct UpsampleParams {
         /// Threads: outputs (forward) or inputs (backward) in this dispatch.
@@ -96,8 +113,8 @@ kernels! {
     K_LOSS_ROWS = NN::"loss_rows",
     K_LOSS_ELEMS = NN::"loss_elems",
     K_LOSS_REDUCE = NN::"loss_reduce",
-    K_POOL = POOL::"pool_fwd",
-    K_POOL_BWD = POOL::"pool_bwd",
+    K_POOL = POOL::"pool_fwd" with PoolParams,
+    K_POOL_BWD = POOL::"pool_bwd" with PoolParams,
     K_CORR = CORR::"correlate",
     K_UPSAMPLE = RESIZE::"upsample_fwd" with UpsampleParams,
     K_UNARY = ARRAY::"unary_op" with ArrayParams,
@@ -477,10 +494,7 @@ const TARGET_GROUPS: u64 = 512;
 /// leading axes filled by `fill` (1 for sizes, 0 for padding): `(values, fill, word)`.
 fn put_spatial(q: &mut [u32; PARAMS], sets: &[(&[usize], usize, usize)], what: &str) -> Result<()> {
     for &(v, fill, at) in sets {
-        let lead = 3 - v.len();
-        for i in 0..3 {
-            q[at + i] = u(if i < lead { fill } else { v[i - lead] }, what)?;
-        }
+        q[at..at + 3].copy_from_slice(&spatial3(v, fill, what)?);
     }
     Ok(())
 }
@@ -716,25 +730,31 @@ pub fn conv_backward(
 
 // ------------------------------------------------------------------ pooling
 
-fn pool_geom(plan: &PoolPlan) -> Result<[u32; PARAMS]> {
-    let mut q = p();
-    put_spatial(
-        &mut q,
-        &[
-            (&plan.spatial, 1, 16),
-            (&plan.out_spatial, 1, 19),
-            (&plan.pool, 1, 22),
-            (&plan.strides, 1, 25),
-            (&plan.pad_before, 0, 32),
-        ],
-        "a pooling size",
-    )?;
-    q[9] = match plan.kind {
-        PoolKind::Max => 0,
-        PoolKind::Avg => 1,
-    };
-    q[10] = u(plan.channels, "channels")?;
-    Ok(q)
+/// Three spatial sizes, leading axes filled with `fill`.
+fn spatial3(v: &[usize], fill: usize, what: &str) -> Result<[u32; 3]> {
+    let lead = 3 - v.len();
+    let mut out = [0u32; 3];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u(if i < lead { fill } else { v[i - lead] }, what)?;
+    }
+    Ok(out)
+}
+
+fn pool_params(plan: &PoolPlan) -> Result<PoolParams> {
+    const W: &str = "a pooling size";
+    Ok(PoolParams {
+        count: 0,
+        kind: match plan.kind {
+            PoolKind::Max => 0,
+            PoolKind::Avg => 1,
+        },
+        channels: u(plan.channels, "channels")?,
+        in_size: spatial3(&plan.spatial, 1, W)?,
+        out_size: spatial3(&plan.out_spatial, 1, W)?,
+        pool: spatial3(&plan.pool, 1, W)?,
+        strides: spatial3(&plan.strides, 1, W)?,
+        pad_before: spatial3(&plan.pad_before, 0, W)?,
+    })
 }
 
 /// `(y, argmax)`; argmax (max pooling only) holds flat indices inside each image.
@@ -747,14 +767,13 @@ pub fn pool_forward(x: &GpuTensor, plan: &PoolPlan) -> Result<(GpuTensor, Option
     let y = g.empty(&plan.out_shape(), "the pooling output")?;
     let mut am = g.empty(&plan.out_shape(), "the pooling argmax")?;
     am.int = true;
-    let geom = pool_geom(plan)?;
+    let mut q = pool_params(plan)?;
     for (b0, nb) in batch_chunks(&g, plan.batch, &[img, oimg], "pooling")? {
-        let mut q = geom;
-        q[8] = u(nb * oimg, "outputs")?;
+        q.count = u(nb * oimg, "outputs")?;
         g.dispatch(
             &K_POOL,
             &[Win::part(x, b0 * img, nb * img), Win::part(&y, b0 * oimg, nb * oimg), Win::part(&am, b0 * oimg, nb * oimg)],
-            q,
+            q.words(),
             groups(nb * oimg),
         )?;
     }
@@ -779,15 +798,14 @@ pub fn pool_backward(dy: &GpuTensor, argmax: Option<&GpuTensor>, plan: &PoolPlan
         }
     };
     let dx = g.empty(&plan.in_shape(), "the pooling gradient")?;
-    let geom = pool_geom(plan)?;
+    let mut q = pool_params(plan)?;
     for (b0, nb) in batch_chunks(&g, plan.batch, &[img, oimg], "pooling backward")? {
-        let mut q = geom;
-        q[8] = u(nb * img, "inputs")?;
+        q.count = u(nb * img, "inputs")?;
         let aw = if plan.kind == PoolKind::Max { Win::part(am, b0 * oimg, nb * oimg) } else { Win::all(am) };
         g.dispatch(
             &K_POOL_BWD,
             &[Win::part(dy, b0 * oimg, nb * oimg), aw, Win::part(&dx, b0 * img, nb * img)],
-            q,
+            q.words(),
             groups(nb * img),
         )?;
     }

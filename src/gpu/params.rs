@@ -66,7 +66,12 @@ impl<T: ParamWord, const N: usize> ParamField for [T; N] {
         }
     }
     fn accessor(name: &str, at: usize) -> String {
-        format!("fn p_{name}(k: u32) -> {} {{ return {}({at}u + k); }}\n", T::WGSL_TYPE, T::READER)
+        let mut s = format!("fn p_{name}(k: u32) -> {} {{ return {}({at}u + k); }}\n", T::WGSL_TYPE, T::READER);
+        if N == 3 {  // three spatial axes: also as one vector
+            s.push_str(&format!("fn p_{name}3() -> vec3<{t}> {{ return vec3<{t}>(p_{name}(0u), p_{name}(1u), \
+                                 p_{name}(2u)); }}\n", t = T::WGSL_TYPE));
+        }
+        s
     }
 }
 
@@ -121,6 +126,7 @@ mod tests {
         let src = Demo::wgsl();
         assert!(src.contains("fn p_rows() -> u32 { return pu(8u); }"));
         assert!(src.contains("fn p_dims(k: u32) -> u32 { return pu(9u + k); }"));
+        assert!(src.contains("fn p_dims3() -> vec3<u32>"));
         assert!(src.contains("fn p_scale() -> f32 { return pf(12u); }"));
         assert!(src.contains("fn p_shift() -> i32 { return pi(13u); }"));
     }

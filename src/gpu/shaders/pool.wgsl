@@ -1,25 +1,23 @@
 // Local pooling over (batch, *spatial, C), spatial padded to 3 axes with leading ones.
-// Words: 8 outputs (or inputs for the backward), 9 kind (0 max, 1 avg), 10 C,
-// 16..18 input spatial, 19..21 output spatial, 22..24 pool, 25..27 strides,
-// 32..34 padding before. Windows are clipped to the input; an average divides by the
-// number of cells inside it (Keras).
+// Parameters: PoolParams (src/gpu/ops.rs), read through p_<field>(). Windows are clipped
+// to the input; an average divides by the number of cells inside it (Keras).
 
 
 // Forward: s1 x -> s2 y, s3 argmax (flat index inside the image, bits).
 @compute @workgroup_size(256)
 fn pool_fwd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let i = lin(w, g, l);
-    if (i >= pu(8u)) { return; }
-    let C = pu(10u);
-    let ins = pu3(16u);
-    let outs = pu3(19u);
+    if (i >= p_count()) { return; }
+    let C = p_channels();
+    let ins = p_in_size3();
+    let outs = p_out_size3();
     let c = i % C;
     let op = (i / C) % (outs.x * outs.y * outs.z);
     let n = i / (C * outs.x * outs.y * outs.z);
     let o = vec3<u32>(op / (outs.y * outs.z), (op / outs.z) % outs.y, op % outs.z);
-    let st = vec3<i32>(o * pu3(25u)) - vec3<i32>(pu3(32u));
+    let st = vec3<i32>(o * p_strides3()) - vec3<i32>(p_pad_before3());
     let lo = vec3<u32>(max(st, vec3<i32>(0)));
-    let hi = vec3<u32>(min(st + vec3<i32>(pu3(22u)), vec3<i32>(ins)));
+    let hi = vec3<u32>(min(st + vec3<i32>(p_pool3()), vec3<i32>(ins)));
     let img = ins.x * ins.y * ins.z * C;
     let base = o1() + n * img;
     var best = 0.0;
@@ -36,7 +34,7 @@ fn pool_fwd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec
             }
         }
     }
-    if (pu(9u) == 1u) {
+    if (p_kind() == 1u) {
         let cnt = (hi.x - lo.x) * (hi.y - lo.y) * (hi.z - lo.z);
         s2[o2() + i] = sum / f32(cnt);
     } else {
@@ -46,17 +44,17 @@ fn pool_fwd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec
 }
 
 // Backward by gathering: dx[n, p, c] sums dy over the windows that contain p.
-// s1 dy, s2 argmax, s3 dx. Word 8 counts inputs.
+// s1 dy, s2 argmax, s3 dx; p_count() counts inputs.
 @compute @workgroup_size(256)
 fn pool_bwd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let i = lin(w, g, l);
-    if (i >= pu(8u)) { return; }
-    let C = pu(10u);
-    let ins = pu3(16u);
-    let outs = pu3(19u);
-    let ps = vec3<i32>(pu3(22u));
-    let sd = vec3<i32>(pu3(25u));
-    let pad = vec3<i32>(pu3(32u));
+    if (i >= p_count()) { return; }
+    let C = p_channels();
+    let ins = p_in_size3();
+    let outs = p_out_size3();
+    let ps = vec3<i32>(p_pool3());
+    let sd = vec3<i32>(p_strides3());
+    let pad = vec3<i32>(p_pad_before3());
     let c = i % C;
     let idx = i % (ins.x * ins.y * ins.z * C);
     let ip = idx / C;
@@ -77,7 +75,7 @@ fn pool_bwd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec
                 if (any(p < st) || any(p >= st + ps)) { continue; }
                 let oi = n * nout + ((u32(a) * outs.y + u32(b)) * outs.z + u32(d)) * C + c;
                 let dy = s1[o1() + oi];
-                if (pu(9u) == 1u) {
+                if (p_kind() == 1u) {
                     let lo2 = vec3<u32>(max(st, vec3<i32>(0)));
                     let hi2 = vec3<u32>(min(st + ps, vec3<i32>(ins)));
                     acc += dy / f32((hi2.x - lo2.x) * (hi2.y - lo2.y) * (hi2.z - lo2.z));
