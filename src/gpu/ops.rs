@@ -1282,6 +1282,8 @@ pub fn unary(op: u32, x: &GpuTensor) -> Result<GpuTensor> {
 /// strides. Every tensor must fit one binding.
 pub fn binary(op: u32, a: &GpuTensor, sa: &Strided, b: &GpuTensor, sb: &Strided, shape: &[usize]) -> Result<GpuTensor> {
     let g = gpu()?;
+    let b2 = unshared(b, a)?;
+    let b = b2.as_ref().unwrap_or(b);
     let out = g.empty(shape, "the elementwise result")?;
     for t in [a, b, &out] {
         whole(&g, t, "an operand of an elementwise op")?;
