@@ -43,6 +43,46 @@ crate::gpu_params! {
 }
 
 crate::gpu_params! {
+    /// fill / axpby / axpby_inplace / mul (`shaders/elementwise.wgsl`): `a` is the fill
+    /// value or alpha, `b` beta.
+    pub struct ElemParams as elem { count: u32, a: f32, b: f32 }
+}
+
+crate::gpu_params! {
+    /// act_fwd / act_bwd: `act` is `Activation::code()`.
+    pub struct ActParams as act { count: u32, act: u32 }
+}
+
+crate::gpu_params! {
+    /// dropout: the counter-based stream's key and 53-bit threshold (lo, hi words), the
+    /// keep scale, this chunk's first global index, and the drop-everything flag.
+    pub struct DropoutParams as drop { count: u32, key: [u32; 2], threshold: [u32; 2], scale: f32, index_base: u32,
+                                       drop_all: u32 }
+}
+
+crate::gpu_params! {
+    /// sgd: velocity and nesterov are flags.
+    pub struct SgdParams as sgd { count: u32, lr: f32, momentum: f32, use_velocity: u32, nesterov: u32 }
+}
+
+crate::gpu_params! {
+    /// adam: alpha is the bias-corrected step size.
+    pub struct AdamParams as adam { count: u32, alpha: f32, one_minus_beta1: f32, one_minus_beta2: f32, eps: f32 }
+}
+
+crate::gpu_params! {
+    /// copy_cols: a (rows, width) block between row-strided buffers.
+    pub struct CopyColsParams as cols { count: u32, src_stride: u32, src_col: u32, dst_stride: u32, dst_col: u32,
+                                        width: u32 }
+}
+
+/// The accessors of every parameter struct of `shaders/elementwise.wgsl` (one module).
+fn elementwise_params() -> String {
+    [ElemParams::wgsl(), ActParams::wgsl(), DropoutParams::wgsl(), SgdParams::wgsl(), AdamParams::wgsl(),
+     CopyColsParams::wgsl()].concat()
+}
+
+crate::gpu_params! {
     /// Parameters of the local pooling kernels (`shaders/pool.wgsl`); spatial sizes are
     /// padded to three axes with leading ones.
     pub struct PoolParams {
@@ -83,20 +123,21 @@ macro_rules! kernels {
         pub const ALL_KERNELS: &[Kernel] = &[$($id),*];
     };
     (@params) => { None };
+    (@params elementwise_params) => { Some(elementwise_params as fn() -> String) };
     (@params $p:ident) => { Some($p::wgsl as fn() -> String) };
 }
 
 kernels! {
-    K_FILL = ELEM::"fill",
-    K_AXPBY = ELEM::"axpby",
-    K_AXPBY_IN = ELEM::"axpby_inplace",
-    K_MUL = ELEM::"mul",
-    K_ACT = ELEM::"act_fwd",
-    K_ACT_BWD = ELEM::"act_bwd",
-    K_DROPOUT = ELEM::"dropout",
-    K_SGD = ELEM::"sgd",
-    K_ADAM = ELEM::"adam",
-    K_COPY_COLS = ELEM::"copy_cols",
+    K_FILL = ELEM::"fill" with elementwise_params,
+    K_AXPBY = ELEM::"axpby" with elementwise_params,
+    K_AXPBY_IN = ELEM::"axpby_inplace" with elementwise_params,
+    K_MUL = ELEM::"mul" with elementwise_params,
+    K_ACT = ELEM::"act_fwd" with elementwise_params,
+    K_ACT_BWD = ELEM::"act_bwd" with elementwise_params,
+    K_DROPOUT = ELEM::"dropout" with elementwise_params,
+    K_SGD = ELEM::"sgd" with elementwise_params,
+    K_ADAM = ELEM::"adam" with elementwise_params,
+    K_COPY_COLS = ELEM::"copy_cols" with elementwise_params,
     K_GEMM = GEMM::"gemm",
     K_GEMM_TALL = GEMM_TALL::"gemm",
     K_GEMM_WIDE = GEMM_WIDE::"gemm",
@@ -217,10 +258,8 @@ fn copy_words(g: &Gpu, src: &GpuTensor, so: usize, dst: &GpuTensor, d_o: usize, 
 pub fn fill(t: &GpuTensor, v: f64) -> Result<()> {
     let g = gpu()?;
     for (s, n) in elem_chunks(&g, t.numel()) {
-        let mut q = p();
-        q[8] = u(n, "size")?;
-        q[9] = f(v);
-        g.dispatch(&K_FILL, &[Win::part(t, s, n)], q, groups(n))?;
+        let q = ElemParams { count: u(n, "size")?, a: v as f32, b: 0.0 };
+        g.dispatch(&K_FILL, &[Win::part(t, s, n)], q.words(), groups(n))?;
     }
     Ok(())
 }
@@ -233,11 +272,8 @@ pub fn axpby(a: &GpuTensor, b: &GpuTensor, alpha: f64, beta: f64) -> Result<GpuT
     let b = b2.as_ref().unwrap_or(b);
     let out = g.empty(&a.shape, "an elementwise result")?;
     for (s, n) in elem_chunks(&g, a.numel()) {
-        let mut q = p();
-        q[8] = u(n, "size")?;
-        q[9] = f(alpha);
-        q[10] = f(beta);
-        g.dispatch(&K_AXPBY, &[Win::part(a, s, n), Win::part(b, s, n), Win::part(&out, s, n)], q, groups(n))?;
+        let q = ElemParams { count: u(n, "size")?, a: alpha as f32, b: beta as f32 };
+        g.dispatch(&K_AXPBY, &[Win::part(a, s, n), Win::part(b, s, n), Win::part(&out, s, n)], q.words(), groups(n))?;
     }
     Ok(out)
 }
@@ -247,11 +283,8 @@ pub fn axpby_inplace(pt: &GpuTensor, v: &GpuTensor, alpha: f64, beta: f64) -> Re
     same_len(pt, v, "in-place update")?;
     let g = gpu()?;
     for (s, n) in elem_chunks(&g, pt.numel()) {
-        let mut q = p();
-        q[8] = u(n, "size")?;
-        q[9] = f(alpha);
-        q[10] = f(beta);
-        g.dispatch(&K_AXPBY_IN, &[Win::part(pt, s, n), Win::part(v, s, n)], q, groups(n))?;
+        let q = ElemParams { count: u(n, "size")?, a: alpha as f32, b: beta as f32 };
+        g.dispatch(&K_AXPBY_IN, &[Win::part(pt, s, n), Win::part(v, s, n)], q.words(), groups(n))?;
     }
     Ok(())
 }
@@ -263,9 +296,8 @@ pub fn mul(a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
     let b = b2.as_ref().unwrap_or(b);
     let out = g.empty(&a.shape, "a product")?;
     for (s, n) in elem_chunks(&g, a.numel()) {
-        let mut q = p();
-        q[8] = u(n, "size")?;
-        g.dispatch(&K_MUL, &[Win::part(a, s, n), Win::part(b, s, n), Win::part(&out, s, n)], q, groups(n))?;
+        let q = ElemParams { count: u(n, "size")?, a: 0.0, b: 0.0 };
+        g.dispatch(&K_MUL, &[Win::part(a, s, n), Win::part(b, s, n), Win::part(&out, s, n)], q.words(), groups(n))?;
     }
     Ok(out)
 }
@@ -292,10 +324,8 @@ pub fn activation_forward(act: Activation, x: &GpuTensor) -> Result<GpuTensor> {
         return Ok(out);
     }
     for (s, n) in elem_chunks(&g, x.numel()) {
-        let mut q = p();
-        q[8] = u(n, "size")?;
-        q[9] = code;
-        g.dispatch(&K_ACT, &[Win::part(x, s, n), Win::part(&out, s, n)], q, groups(n))?;
+        let q = ActParams { count: u(n, "size")?, act: code };
+        g.dispatch(&K_ACT, &[Win::part(x, s, n), Win::part(&out, s, n)], q.words(), groups(n))?;
     }
     Ok(out)
 }
@@ -326,11 +356,9 @@ pub fn activation_backward(act: Activation, x: &GpuTensor, y: &GpuTensor, dy: &G
     };
     let x = x2.as_ref().unwrap_or(x);
     for (s, n) in elem_chunks(&g, dy.numel()) {
-        let mut q = p();
-        q[8] = u(n, "size")?;
-        q[9] = code;
+        let q = ActParams { count: u(n, "size")?, act: code };
         let w = |t| Win::part(t, s, n);
-        g.dispatch(&K_ACT_BWD, &[w(x), w(y), w(dy), w(&out)], q, groups(n))?;
+        g.dispatch(&K_ACT_BWD, &[w(x), w(y), w(dy), w(&out)], q.words(), groups(n))?;
     }
     Ok(out)
 }
@@ -347,17 +375,16 @@ pub fn dropout_forward(x: &GpuTensor, rate: f64, seed: u64) -> Result<(GpuTensor
     let th = (rate * (1u64 << 53) as f64).ceil() as u64;
     let keep = if rate < 1.0 { 1.0 / (1.0 - rate) } else { 0.0 };
     for (s, n) in elem_chunks(&g, x.numel()) {
-        let mut q = p();
-        q[8] = u(n, "size")?;
-        q[9] = key as u32;
-        q[10] = (key >> 32) as u32;
-        q[11] = th as u32;
-        q[12] = (th >> 32) as u32;
-        q[13] = f(keep);
-        q[14] = u(s, "dropout index")?;
-        q[15] = (rate >= 1.0) as u32;
+        let q = DropoutParams {
+            count: u(n, "size")?,
+            key: [key as u32, (key >> 32) as u32],
+            threshold: [th as u32, (th >> 32) as u32],
+            scale: keep as f32,
+            index_base: u(s, "dropout index")?,
+            drop_all: (rate >= 1.0) as u32,
+        };
         let w = |t| Win::part(t, s, n);
-        g.dispatch(&K_DROPOUT, &[w(x), w(&y), w(&mask)], q, groups(n))?;
+        g.dispatch(&K_DROPOUT, &[w(x), w(&y), w(&mask)], q.words(), groups(n))?;
     }
     Ok((y, mask))
 }
@@ -371,17 +398,18 @@ pub fn sgd_update(pt: &GpuTensor, gr: &GpuTensor, v: Option<&GpuTensor>, lr: f64
     }
     let g = gpu()?;
     for (s, n) in elem_chunks(&g, pt.numel()) {
-        let mut q = p();
-        q[8] = u(n, "size")?;
-        q[9] = f(lr);
-        q[10] = f(momentum);
-        q[11] = v.is_some() as u32;
-        q[12] = nesterov as u32;
+        let q = SgdParams {
+            count: u(n, "size")?,
+            lr: lr as f32,
+            momentum: momentum as f32,
+            use_velocity: v.is_some() as u32,
+            nesterov: nesterov as u32,
+        };
         let mut wins = vec![Win::part(pt, s, n), Win::part(gr, s, n)];
         if let Some(v) = v {
             wins.push(Win::part(v, s, n));
         }
-        g.dispatch(&K_SGD, &wins, q, groups(n))?;
+        g.dispatch(&K_SGD, &wins, q.words(), groups(n))?;
     }
     Ok(())
 }
@@ -408,14 +436,15 @@ pub fn adam_update(
     let alpha = lr * (1.0 - beta2.powf(tf)).sqrt() / (1.0 - beta1.powf(tf));
     let g = gpu()?;
     for (s, n) in elem_chunks(&g, pt.numel()) {
-        let mut q = p();
-        q[8] = u(n, "size")?;
-        q[9] = f(alpha);
-        q[10] = f(1.0 - beta1);
-        q[11] = f(1.0 - beta2);
-        q[12] = f(eps);
+        let q = AdamParams {
+            count: u(n, "size")?,
+            alpha: alpha as f32,
+            one_minus_beta1: (1.0 - beta1) as f32,
+            one_minus_beta2: (1.0 - beta2) as f32,
+            eps: eps as f32,
+        };
         let w = |t| Win::part(t, s, n);
-        g.dispatch(&K_ADAM, &[w(pt), w(gr), w(m), w(v)], q, groups(n))?;
+        g.dispatch(&K_ADAM, &[w(pt), w(gr), w(m), w(v)], q.words(), groups(n))?;
     }
     Ok(())
 }
@@ -1072,14 +1101,15 @@ pub fn copy_cols(src: &GpuTensor, src_stride: usize, src_col: usize, dst: &GpuTe
     let g = gpu()?;
     whole(&g, src, "a concatenation input")?;
     whole(&g, dst, "a concatenation output")?;
-    let mut q = p();
-    q[8] = u(rows * width, "size")?;
-    q[9] = u(src_stride, "stride")?;
-    q[10] = u(src_col, "offset")?;
-    q[11] = u(dst_stride, "stride")?;
-    q[12] = u(dst_col, "offset")?;
-    q[13] = u(width.max(1), "width")?;
-    g.dispatch(&K_COPY_COLS, &[Win::all(src), Win::all(dst)], q, groups(rows * width))
+    let q = CopyColsParams {
+        count: u(rows * width, "size")?,
+        src_stride: u(src_stride, "stride")?,
+        src_col: u(src_col, "offset")?,
+        dst_stride: u(dst_stride, "stride")?,
+        dst_col: u(dst_col, "offset")?,
+        width: u(width.max(1), "width")?,
+    };
+    g.dispatch(&K_COPY_COLS, &[Win::all(src), Win::all(dst)], q.words(), groups(rows * width))
 }
 
 // ------------------------------------------------------------------ correlation
@@ -1173,10 +1203,8 @@ pub fn correlate(x: &GpuTensor, k: &GpuTensor, plan: &CorrPlan) -> Result<GpuTen
             match plan.boundary.map(src, ins[0]) {
                 Some(s) => copy_words(&g, x, s * in_row, &slab, j * in_row, in_row)?,
                 None => {
-                    let mut q2 = p();
-                    q2[8] = u(in_row, "size")?;
-                    q2[9] = f(plan.cval);
-                    g.dispatch(&K_FILL, &[Win::part(&slab, j * in_row, in_row)], q2, groups(in_row))?;
+                    let q2 = ElemParams { count: u(in_row, "size")?, a: plan.cval as f32, b: 0.0 };
+                    g.dispatch(&K_FILL, &[Win::part(&slab, j * in_row, in_row)], q2.words(), groups(in_row))?;
                 }
             }
         }

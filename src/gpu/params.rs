@@ -54,7 +54,7 @@ impl<T: ParamWord> ParamField for T {
         q[0] = self.word();
     }
     fn accessor(name: &str, at: usize) -> String {
-        format!("fn p_{name}() -> {} {{ return {}({at}u); }}\n", T::WGSL_TYPE, T::READER)
+        format!("fn {name}() -> {} {{ return {}({at}u); }}\n", T::WGSL_TYPE, T::READER)
     }
 }
 
@@ -66,10 +66,10 @@ impl<T: ParamWord, const N: usize> ParamField for [T; N] {
         }
     }
     fn accessor(name: &str, at: usize) -> String {
-        let mut s = format!("fn p_{name}(k: u32) -> {} {{ return {}({at}u + k); }}\n", T::WGSL_TYPE, T::READER);
+        let mut s = format!("fn {name}(k: u32) -> {} {{ return {}({at}u + k); }}\n", T::WGSL_TYPE, T::READER);
         if N == 3 {  // three spatial axes: also as one vector
-            s.push_str(&format!("fn p_{name}3() -> vec3<{t}> {{ return vec3<{t}>(p_{name}(0u), p_{name}(1u), \
-                                 p_{name}(2u)); }}\n", t = T::WGSL_TYPE));
+            s.push_str(&format!("fn {name}3() -> vec3<{t}> {{ return vec3<{t}>({name}(0u), {name}(1u), \
+                                 {name}(2u)); }}\n", t = T::WGSL_TYPE));
         }
         s
     }
@@ -79,7 +79,7 @@ impl<T: ParamWord, const N: usize> ParamField for [T; N] {
 /// struct, its `words()` and its WGSL accessors `wgsl()`.
 #[macro_export]
 macro_rules! gpu_params {
-    ($(#[$m:meta])* $vis:vis struct $name:ident { $($(#[$fm:meta])* $field:ident : $ty:ty),* $(,)? }) => {
+    ($(#[$m:meta])* $vis:vis struct $name:ident $(as $prefix:ident)? { $($(#[$fm:meta])* $field:ident : $ty:ty),* $(,)? }) => {
         $(#[$m])*
         #[derive(Clone, Copy, Debug, Default, PartialEq)]
         $vis struct $name { $($(#[$fm])* pub $field: $ty),* }
@@ -95,17 +95,23 @@ macro_rules! gpu_params {
                 q
             }
 
-            /// One WGSL function `p_<field>()` (or `p_<field>(k)` for arrays) per field.
+            /// One WGSL function `<prefix>_<field>()` (or `(k)` for arrays) per field; the
+            /// prefix is `p` unless the struct names one (`struct S as sgd`), so several
+            /// structs can serve the kernels of one shader file.
             pub fn wgsl() -> String {
                 use $crate::gpu::params::ParamField;
+                let prefix = $crate::gpu_params!(@prefix $($prefix)?);
                 let mut s = String::new();
                 let mut i = $crate::gpu::params::FIRST_WORD;
-                $( s.push_str(&<$ty as ParamField>::accessor(stringify!($field), i)); i += <$ty as ParamField>::WORDS; )*
+                $( s.push_str(&<$ty as ParamField>::accessor(&format!("{prefix}_{}", stringify!($field)), i));
+                   i += <$ty as ParamField>::WORDS; )*
                 assert!(i <= $crate::gpu::PARAMS, "parameter struct {} needs {} words", stringify!($name), i);
                 s
             }
         }
     };
+    (@prefix) => { "p" };
+    (@prefix $p:ident) => { stringify!($p) };
 }
 
 const _: () = assert!(FIRST_WORD < PARAMS);
@@ -129,5 +135,16 @@ mod tests {
         assert!(src.contains("fn p_dims3() -> vec3<u32>"));
         assert!(src.contains("fn p_scale() -> f32 { return pf(12u); }"));
         assert!(src.contains("fn p_shift() -> i32 { return pi(13u); }"));
+    }
+
+    crate::gpu_params! {
+        struct Named as sgd { count: u32, lr: f32 }
+    }
+
+    #[test]
+    fn a_named_prefix_keeps_structs_of_one_file_apart() {
+        let src = Named::wgsl();
+        assert!(src.contains("fn sgd_count() -> u32 { return pu(8u); }"));
+        assert!(src.contains("fn sgd_lr() -> f32 { return pf(9u); }"));
     }
 }

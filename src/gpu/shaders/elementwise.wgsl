@@ -1,33 +1,34 @@
-// Elementwise kernels. Word 8 is the element count n of the dispatch.
+// Elementwise kernels. Parameters: ElemParams (elem_*), ActParams (act_*), DropoutParams
+// (drop_*), SgdParams (sgd_*), AdamParams (adam_*), CopyColsParams (cols_*) in src/gpu/ops.rs.
 
 @compute @workgroup_size(256)
 fn fill(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let i = lin(w, g, l);
-    if (i >= pu(8u)) { return; }
-    s1[o1() + i] = pf(9u);
+    if (i >= elem_count()) { return; }
+    s1[o1() + i] = elem_a();
 }
 
 // s3 = a * s1 + b * s2
 @compute @workgroup_size(256)
 fn axpby(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let i = lin(w, g, l);
-    if (i >= pu(8u)) { return; }
-    s3[o3() + i] = pf(9u) * s1[o1() + i] + pf(10u) * s2[o2() + i];
+    if (i >= elem_count()) { return; }
+    s3[o3() + i] = elem_a() * s1[o1() + i] + elem_b() * s2[o2() + i];
 }
 
 // s1 = a * s1 + b * s2 (in place)
 @compute @workgroup_size(256)
 fn axpby_inplace(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let i = lin(w, g, l);
-    if (i >= pu(8u)) { return; }
-    s1[o1() + i] = pf(9u) * s1[o1() + i] + pf(10u) * s2[o2() + i];
+    if (i >= elem_count()) { return; }
+    s1[o1() + i] = elem_a() * s1[o1() + i] + elem_b() * s2[o2() + i];
 }
 
 // s3 = s1 * s2
 @compute @workgroup_size(256)
 fn mul(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let i = lin(w, g, l);
-    if (i >= pu(8u)) { return; }
+    if (i >= elem_count()) { return; }
     s3[o3() + i] = s1[o1() + i] * s2[o2() + i];
 }
 
@@ -37,14 +38,14 @@ fn sigmoid(x: f32) -> f32 {
     return e / (1.0 + e);
 }
 
-// s2 = act(s1); word 9: 1 relu, 2 sigmoid, 3 tanh
+// s2 = act(s1); act_act(): 1 relu, 2 sigmoid, 3 tanh
 @compute @workgroup_size(256)
 fn act_fwd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let i = lin(w, g, l);
-    if (i >= pu(8u)) { return; }
+    if (i >= act_count()) { return; }
     let x = s1[o1() + i];
     var y = x;
-    switch pu(9u) {
+    switch act_act() {
         case 1u: { y = max(x, 0.0); if (is_nan(x)) { y = x; } }
         case 2u: { y = sigmoid(x); }
         case 3u: { y = tanh(x); }
@@ -57,12 +58,12 @@ fn act_fwd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3
 @compute @workgroup_size(256)
 fn act_bwd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let i = lin(w, g, l);
-    if (i >= pu(8u)) { return; }
+    if (i >= act_count()) { return; }
     let x = s1[o1() + i];
     let y = s2[o2() + i];
     let dy = s3[o3() + i];
     var d = dy;
-    switch pu(9u) {
+    switch act_act() {
         case 1u: { d = select(0.0, dy, x > 0.0); }
         case 2u: { d = dy * y * (1.0 - y); }
         case 3u: { d = dy * (1.0 - y * y); }
@@ -101,70 +102,68 @@ fn splitmix(zin: vec2<u32>) -> vec2<u32> {
     return z ^ shr64(z, 31u);
 }
 
-// Dropout: s1 x -> s2 y, s3 mask. Words: 8 n, 9/10 key (lo, hi) = splitmix(seed ^ C),
-// 11/12 threshold (lo, hi) of the 53-bit draw, 13 keep scale, 14 global index base,
-// 15 drop-all flag.
+// Dropout: s1 x -> s2 y, s3 mask; the key is splitmix(seed ^ C), the threshold that of
+// the 53-bit draw (both (lo, hi) words).
 @compute @workgroup_size(256)
 fn dropout(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let i = lin(w, g, l);
-    if (i >= pu(8u)) { return; }
-    let gi = pu(14u) + i;
-    let key = vec2<u32>(pu(9u), pu(10u));
+    if (i >= drop_count()) { return; }
+    let gi = drop_index_base() + i;
+    let key = vec2<u32>(drop_key(0u), drop_key(1u));
     let bits = splitmix(add64(key, mul64(vec2<u32>(gi, 0u), vec2<u32>(0x7F4A7C15u, 0x9E3779B9u))));
     let u = shr64(bits, 11u);
-    let th = vec2<u32>(pu(11u), pu(12u));
+    let th = vec2<u32>(drop_threshold(0u), drop_threshold(1u));
     let keep = (u.y > th.y) || (u.y == th.y && u.x >= th.x);
     var m = 0.0;
-    if (keep && pu(15u) == 0u) { m = pf(13u); }
+    if (keep && drop_drop_all() == 0u) { m = drop_scale(); }
     s3[o3() + i] = m;
     s2[o2() + i] = s1[o1() + i] * m;
 }
 
-// SGD: p s1, g s2, v s3. Words: 9 lr, 10 momentum, 11 use velocity, 12 nesterov.
+// SGD: p s1, g s2, v s3.
 @compute @workgroup_size(256)
 fn sgd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let i = lin(w, g, l);
-    if (i >= pu(8u)) { return; }
-    let lr = pf(9u);
+    if (i >= sgd_count()) { return; }
+    let lr = sgd_lr();
     let gr = s2[o2() + i];
-    if (pu(11u) == 0u) {
+    if (sgd_use_velocity() == 0u) {
         s1[o1() + i] = s1[o1() + i] - lr * gr;
         return;
     }
-    let mo = pf(10u);
+    let mo = sgd_momentum();
     let v = mo * s3[o3() + i] - lr * gr;
     s3[o3() + i] = v;
-    if (pu(12u) == 1u) {
+    if (sgd_nesterov() == 1u) {
         s1[o1() + i] = s1[o1() + i] + (mo * v - lr * gr);
     } else {
         s1[o1() + i] = s1[o1() + i] + v;
     }
 }
 
-// Adam: p s1, g s2, m s3, v s4. Words: 9 alpha, 10 1-beta1, 11 1-beta2, 12 eps.
+// Adam: p s1, g s2, m s3, v s4.
 @compute @workgroup_size(256)
 fn adam(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let i = lin(w, g, l);
-    if (i >= pu(8u)) { return; }
+    if (i >= adam_count()) { return; }
     let gr = s2[o2() + i];
     var m = s3[o3() + i];
     var v = s4[o4() + i];
-    m = m + (gr - m) * pf(10u);
-    v = v + (gr * gr - v) * pf(11u);
+    m = m + (gr - m) * adam_one_minus_beta1();
+    v = v + (gr * gr - v) * adam_one_minus_beta2();
     s3[o3() + i] = m;
     s4[o4() + i] = v;
-    s1[o1() + i] = s1[o1() + i] - pf(9u) * m / (sqrt(v) + pf(12u));
+    s1[o1() + i] = s1[o1() + i] - adam_alpha() * m / (sqrt(v) + adam_eps());
 }
 
 // Strided column copy (concatenate / split on the last axis): rows x width values from
-// s1 (row stride word 9, column offset word 10) to s2 (row stride 11, offset 12).
-// Word 8 is rows * width; word 13 is width.
+// s1 to s2, each with its row stride and column offset.
 @compute @workgroup_size(256)
 fn copy_cols(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let i = lin(w, g, l);
-    if (i >= pu(8u)) { return; }
-    let wd = pu(13u);
+    if (i >= cols_count()) { return; }
+    let wd = cols_width();
     let r = i / wd;
     let c = i % wd;
-    s2[o2() + r * pu(11u) + pu(12u) + c] = s1[o1() + r * pu(9u) + pu(10u) + c];
+    s2[o2() + r * cols_dst_stride() + cols_dst_col() + c] = s1[o1() + r * cols_src_stride() + cols_src_col() + c];
 }
