@@ -76,6 +76,46 @@ crate::gpu_params! {
                                         width: u32 }
 }
 
+crate::gpu_params! {
+    /// col_stats (`shaders/nn.wgsl`): per-column reductions of a (rows, cols) block;
+    /// mode 0 scaled sums, 3 batch-norm variance part, 2 batch-norm backward sums; `add`
+    /// accumulates into the outputs (row chunks); `scale` (modes 0, 3) or eps (mode 2).
+    pub struct ColStatsParams as cs { rows: u32, cols: u32, mode: u32, add: u32, scale: f32 }
+}
+
+crate::gpu_params! {
+    /// bn_apply / bn_backward: `rows` (all rows of the batch) and `training` serve the
+    /// backward only, `has_beta` the forward only.
+    pub struct BnParams as bn { count: u32, channels: u32, eps: f32, has_gamma: u32, has_beta: u32, rows: u32,
+                                training: u32 }
+}
+
+crate::gpu_params! {
+    /// softmax / softmax_bwd: one thread per row.
+    pub struct SoftmaxParams as sm { rows: u32, cols: u32 }
+}
+
+crate::gpu_params! {
+    /// global_pool / global_pool_bwd over (batch, positions, channels); kind 0 max, 1 avg.
+    pub struct GlobalPoolParams as gp { count: u32, positions: u32, channels: u32, kind: u32 }
+}
+
+crate::gpu_params! {
+    /// loss_rows / loss_elems: `kind` is `Loss::code()`; `inv_n` the mean's 1 / count.
+    pub struct LossParams as loss { count: u32, classes: u32, kind: u32, from_logits: u32, inv_n: f32 }
+}
+
+crate::gpu_params! {
+    /// loss_reduce: sum the [loss, hit] pairs, scaled, into the batch's pair.
+    pub struct LossReduceParams as lred { pairs: u32, loss_scale: f32, hit_scale: f32, add: u32 }
+}
+
+/// The accessors of every parameter struct of `shaders/nn.wgsl` (one module).
+fn nn_params() -> String {
+    [ColStatsParams::wgsl(), BnParams::wgsl(), SoftmaxParams::wgsl(), GlobalPoolParams::wgsl(), LossParams::wgsl(),
+     LossReduceParams::wgsl()].concat()
+}
+
 /// The accessors of every parameter struct of `shaders/elementwise.wgsl` (one module).
 fn elementwise_params() -> String {
     [ElemParams::wgsl(), ActParams::wgsl(), DropoutParams::wgsl(), SgdParams::wgsl(), AdamParams::wgsl(),
@@ -124,6 +164,7 @@ macro_rules! kernels {
     };
     (@params) => { None };
     (@params elementwise_params) => { Some(elementwise_params as fn() -> String) };
+    (@params nn_params) => { Some(nn_params as fn() -> String) };
     (@params $p:ident) => { Some($p::wgsl as fn() -> String) };
 }
 
@@ -144,16 +185,16 @@ kernels! {
     K_GEMM_SMALL = GEMM_SMALL::"gemm",
     K_SPLIT_REDUCE = GEMM::"split_reduce",
     K_CONV_DX = CONV::"conv_dx_direct",
-    K_COL = NN::"col_stats",
-    K_BN = NN::"bn_apply",
-    K_BN_BWD = NN::"bn_backward",
-    K_SOFTMAX = NN::"softmax",
-    K_SOFTMAX_BWD = NN::"softmax_bwd",
-    K_GPOOL = NN::"global_pool",
-    K_GPOOL_BWD = NN::"global_pool_bwd",
-    K_LOSS_ROWS = NN::"loss_rows",
-    K_LOSS_ELEMS = NN::"loss_elems",
-    K_LOSS_REDUCE = NN::"loss_reduce",
+    K_COL = NN::"col_stats" with nn_params,
+    K_BN = NN::"bn_apply" with nn_params,
+    K_BN_BWD = NN::"bn_backward" with nn_params,
+    K_SOFTMAX = NN::"softmax" with nn_params,
+    K_SOFTMAX_BWD = NN::"softmax_bwd" with nn_params,
+    K_GPOOL = NN::"global_pool" with nn_params,
+    K_GPOOL_BWD = NN::"global_pool_bwd" with nn_params,
+    K_LOSS_ROWS = NN::"loss_rows" with nn_params,
+    K_LOSS_ELEMS = NN::"loss_elems" with nn_params,
+    K_LOSS_REDUCE = NN::"loss_reduce" with nn_params,
     K_POOL = POOL::"pool_fwd" with PoolParams,
     K_POOL_BWD = POOL::"pool_bwd" with PoolParams,
     K_CORR = CORR::"correlate",
@@ -316,10 +357,9 @@ pub fn activation_forward(act: Activation, x: &GpuTensor) -> Result<GpuTensor> {
     if code == 4 {
         let (r, k) = rows(x);
         for (b0, nb) in batch_chunks(&g, r, &[k], "softmax")? {
-            let mut q = p();
-            q[8] = u(nb, "rows")?;
-            q[9] = u(k, "classes")?;
-            g.dispatch(&K_SOFTMAX, &[Win::part(x, b0 * k, nb * k), Win::part(&out, b0 * k, nb * k)], q, groups(nb))?;
+            let q = SoftmaxParams { rows: u(nb, "rows")?, cols: u(k, "classes")? };
+            g.dispatch(&K_SOFTMAX, &[Win::part(x, b0 * k, nb * k), Win::part(&out, b0 * k, nb * k)], q.words(),
+                       groups(nb))?;
         }
         return Ok(out);
     }
@@ -339,11 +379,9 @@ pub fn activation_backward(act: Activation, x: &GpuTensor, y: &GpuTensor, dy: &G
     if code == 4 {
         let (r, k) = rows(y);
         for (b0, nb) in batch_chunks(&g, r, &[k], "softmax backward")? {
-            let mut q = p();
-            q[8] = u(nb, "rows")?;
-            q[9] = u(k, "classes")?;
+            let q = SoftmaxParams { rows: u(nb, "rows")?, cols: u(k, "classes")? };
             let w = |t| Win::part(t, b0 * k, nb * k);
-            g.dispatch(&K_SOFTMAX_BWD, &[w(y), w(dy), w(&out)], q, groups(nb))?;
+            g.dispatch(&K_SOFTMAX_BWD, &[w(y), w(dy), w(&out)], q.words(), groups(nb))?;
         }
         return Ok(out);
     }
@@ -592,13 +630,8 @@ pub fn col_sums(t: &GpuTensor, cols: usize) -> Result<GpuTensor> {
     let r = if cols == 0 { 0 } else { t.numel() / cols };
     let out = g.zeros(&[cols], "column sums")?;
     for (i, (r0, nr)) in batch_chunks(&g, r, &[cols], "column sums")?.into_iter().enumerate() {
-        let mut q = p();
-        q[8] = u(nr, "rows")?;
-        q[9] = u(cols, "columns")?;
-        q[10] = 0;
-        q[11] = (i > 0) as u32;
-        q[12] = f(1.0);
-        g.dispatch(&K_COL, &[Win::part(t, r0 * cols, nr * cols), Win::all(&out)], q, cols as u64)?;
+        let q = ColStatsParams { rows: u(nr, "rows")?, cols: u(cols, "columns")?, mode: 0, add: (i > 0) as u32, scale: 1.0 };
+        g.dispatch(&K_COL, &[Win::part(t, r0 * cols, nr * cols), Win::all(&out)], q.words(), cols as u64)?;
     }
     Ok(out)
 }
@@ -853,15 +886,16 @@ pub fn global_pool_forward(kind: PoolKind, x: &GpuTensor, batch: usize, position
     am.int = true;
     let img = positions * c;
     for (b0, nb) in batch_chunks(&g, batch, &[img], "global pooling")? {
-        let mut q = p();
-        q[8] = u(nb * c, "outputs")?;
-        q[9] = u(positions, "positions")?;
-        q[10] = u(c, "channels")?;
-        q[11] = (kind == PoolKind::Avg) as u32;
+        let q = GlobalPoolParams {
+            count: u(nb * c, "outputs")?,
+            positions: u(positions, "positions")?,
+            channels: u(c, "channels")?,
+            kind: (kind == PoolKind::Avg) as u32,
+        };
         g.dispatch(
             &K_GPOOL,
             &[Win::part(x, b0 * img, nb * img), Win::part(&y, b0 * c, nb * c), Win::part(&am, b0 * c, nb * c)],
-            q,
+            q.words(),
             groups(nb * c),
         )?;
     }
@@ -874,15 +908,16 @@ pub fn global_pool_backward(kind: PoolKind, dy: &GpuTensor, argmax: &GpuTensor, 
     let dx = g.empty(&[batch, positions, c], "the global pooling gradient")?;
     let img = positions * c;
     for (b0, nb) in batch_chunks(&g, batch, &[img], "global pooling backward")? {
-        let mut q = p();
-        q[8] = u(nb * img, "inputs")?;
-        q[9] = u(positions, "positions")?;
-        q[10] = u(c, "channels")?;
-        q[11] = (kind == PoolKind::Avg) as u32;
+        let q = GlobalPoolParams {
+            count: u(nb * img, "inputs")?,
+            positions: u(positions, "positions")?,
+            channels: u(c, "channels")?,
+            kind: (kind == PoolKind::Avg) as u32,
+        };
         g.dispatch(
             &K_GPOOL_BWD,
             &[Win::part(dy, b0 * c, nb * c), Win::part(argmax, b0 * c, nb * c), Win::part(&dx, b0 * img, nb * img)],
-            q,
+            q.words(),
             groups(nb * img),
         )?;
     }
@@ -898,14 +933,10 @@ fn bn_rows(x: &GpuTensor, c: usize, what: &str) -> Result<usize> {
     Ok(x.numel() / c)
 }
 
-/// Words shared by the element-wise batch-norm kernels (bn_apply, bn_backward).
-fn bn_words(n: usize, c: usize, eps: f64, has_gamma: bool) -> Result<[u32; PARAMS]> {
-    let mut q = p();
-    q[8] = u(n, "size")?;
-    q[9] = u(c, "channels")?;
-    q[10] = f(eps);
-    q[11] = has_gamma as u32;
-    Ok(q)
+/// The parameters shared by the element-wise batch-norm kernels (bn_apply, bn_backward).
+fn bn_params(n: usize, c: usize, eps: f64, has_gamma: bool) -> Result<BnParams> {
+    Ok(BnParams { count: u(n, "size")?, channels: u(c, "channels")?, eps: eps as f32, has_gamma: has_gamma as u32,
+                  ..Default::default() })
 }
 
 fn concat2(a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
@@ -950,17 +981,18 @@ pub fn batchnorm_forward(
         let var = g.empty(&[c], "the batch variance")?;
         for (pass, out) in [(0u32, &mean), (3, &var)] {
             for (i, &(r0, nr)) in chunks.iter().enumerate() {
-                let mut q = p();
-                q[8] = u(nr, "rows")?;
-                q[9] = u(c, "channels")?;
-                q[10] = pass;
-                q[11] = (i > 0) as u32;
-                q[12] = f(1.0 / r as f64);
+                let q = ColStatsParams {
+                    rows: u(nr, "rows")?,
+                    cols: u(c, "channels")?,
+                    mode: pass,
+                    add: (i > 0) as u32,
+                    scale: (1.0 / r as f64) as f32,
+                };
                 let mut wins = vec![Win::part(x, r0 * c, nr * c), Win::all(out)];
                 if pass == 3 {
                     wins.push(Win::all(&mean));
                 }
-                g.dispatch(&K_COL, &wins, q, c as u64)?;
+                g.dispatch(&K_COL, &wins, q.words(), c as u64)?;
             }
         }
         (mean, var)
@@ -971,8 +1003,8 @@ pub fn batchnorm_forward(
     let y = g.empty(&x.shape, "the batch normalization output")?;
     let one = g.empty(&[1], "a placeholder")?;
     for (r0, nr) in chunks {
-        let mut q = bn_words(nr * c, c, eps, gamma.is_some())?;
-        q[12] = beta.is_some() as u32;
+        let mut q = bn_params(nr * c, c, eps, gamma.is_some())?;
+        q.has_beta = beta.is_some() as u32;
         g.dispatch(
             &K_BN,
             &[
@@ -982,7 +1014,7 @@ pub fn batchnorm_forward(
                 Win::all(gamma.unwrap_or(&one)),
                 Win::all(beta.unwrap_or(&one)),
             ],
-            q,
+            q.words(),
             groups(nr * c),
         )?;
     }
@@ -1008,25 +1040,21 @@ pub fn batchnorm_backward(
     let stats = concat2(mean, var)?;
     let sums = g.empty(&[2 * c], "batch-norm gradient sums")?;
     for (i, &(r0, nr)) in chunks.iter().enumerate() {
-        let mut q = p();
-        q[8] = u(nr, "rows")?;
-        q[9] = u(c, "channels")?;
-        q[10] = 2;
-        q[11] = (i > 0) as u32;
-        q[12] = f(eps);
+        let q = ColStatsParams { rows: u(nr, "rows")?, cols: u(c, "channels")?, mode: 2, add: (i > 0) as u32,
+                                 scale: eps as f32 };
         g.dispatch(
             &K_COL,
             &[Win::part(x, r0 * c, nr * c), Win::part(dy, r0 * c, nr * c), Win::all(&stats), Win::all(&sums)],
-            q,
+            q.words(),
             c as u64,
         )?;
     }
     let dx = g.empty(&x.shape, "the batch normalization input gradient")?;
     let one = g.empty(&[1], "a placeholder")?;
     for (r0, nr) in chunks {
-        let mut q = bn_words(nr * c, c, eps, gamma.is_some())?;
-        q[12] = u(r, "rows")?;
-        q[13] = training as u32;
+        let mut q = bn_params(nr * c, c, eps, gamma.is_some())?;
+        q.rows = u(r, "rows")?;
+        q.training = training as u32;
         g.dispatch(
             &K_BN_BWD,
             &[
@@ -1037,7 +1065,7 @@ pub fn batchnorm_backward(
                 Win::all(&sums),
                 Win::part(&dx, r0 * c, nr * c),
             ],
-            q,
+            q.words(),
             groups(nr * c),
         )?;
     }
@@ -1069,25 +1097,22 @@ pub fn loss(kind: Loss, target: &GpuTensor, pred: &GpuTensor, from_logits: bool)
     let tgt_per = if code == 0 { 1 } else { per_item };
     for (i, (b0, nb)) in batch_chunks(&g, count, &[per_item, 2], "loss")?.into_iter().enumerate() {
         let pairs = g.empty(&[nb, 2], "per-sample losses")?;
-        let mut q = p();
-        q[8] = u(nb, "rows")?;
-        q[9] = u(k, "classes")?;
-        q[10] = code;
-        q[11] = from_logits as u32;
-        q[12] = f(inv);
+        let q = LossParams {
+            count: u(nb, "rows")?,
+            classes: u(k, "classes")?,
+            kind: code,
+            from_logits: from_logits as u32,
+            inv_n: inv as f32,
+        };
         let wins = [
             Win::part(pred, b0 * per_item, nb * per_item),
             Win::part(target, b0 * tgt_per, nb * tgt_per),
             Win::part(&grad, b0 * per_item, nb * per_item),
             Win::all(&pairs),
         ];
-        g.dispatch(if code <= 1 { &K_LOSS_ROWS } else { &K_LOSS_ELEMS }, &wins, q, groups(nb))?;
-        let mut q = p();
-        q[8] = u(nb, "rows")?;
-        q[9] = f(inv);
-        q[10] = f(inv);
-        q[11] = (i > 0) as u32;
-        g.dispatch(&K_LOSS_REDUCE, &[Win::all(&pairs), Win::all(&stats)], q, 1)?;
+        g.dispatch(if code <= 1 { &K_LOSS_ROWS } else { &K_LOSS_ELEMS }, &wins, q.words(), groups(nb))?;
+        let q = LossReduceParams { pairs: u(nb, "rows")?, loss_scale: inv as f32, hit_scale: inv as f32, add: (i > 0) as u32 };
+        g.dispatch(&K_LOSS_REDUCE, &[Win::all(&pairs), Win::all(&stats)], q.words(), 1)?;
     }
     Ok((stats, grad))
 }

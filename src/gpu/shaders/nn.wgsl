@@ -15,19 +15,19 @@ fn reduce2(l: u32) {
     }
 }
 
-// One workgroup per column c of a rows x cols matrix (words 8 rows, 9 cols); word 11 = 1
-// adds to the outputs instead of overwriting them (row chunks of a larger matrix).
-// Word 10 mode: 0 scaled column sums of s1 into s2 (word 12 scale: 1 for bias gradients,
-// 1 / total rows for batch-norm means);
-// 3 batch-norm variance part: s2 = scale (word 12) * sum (s1 - s3 mean)^2;
-// 2 batch-norm backward sums: x s1, dy s2, stats s3, eps word 12 -> s4 = [sum dy, sum dy xhat].
+// One workgroup per column c of a rows x cols matrix (ColStatsParams); cs_add() adds to
+// the outputs instead of overwriting them (row chunks of a larger matrix). cs_mode():
+// 0 scaled column sums of s1 into s2 (cs_scale(): 1 for bias gradients, 1 / total rows
+// for batch-norm means); 3 batch-norm variance part: s2 = scale * sum (s1 - s3 mean)^2;
+// 2 batch-norm backward sums: x s1, dy s2, stats s3, eps cs_scale() -> s4 = [sum dy,
+// sum dy xhat].
 @compute @workgroup_size(256)
 fn col_stats(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let c = group_id(w, g);
-    let rows = pu(8u);
-    let cols = pu(9u);
-    let mode = pu(10u);
-    let add = pu(11u) == 1u;
+    let rows = cs_rows();
+    let cols = cs_cols();
+    let mode = cs_mode();
+    let add = cs_add() == 1u;
     if (c >= cols) { return; }
     var a = 0.0;
     var b = 0.0;
@@ -44,13 +44,13 @@ fn col_stats(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: ve
         red_a[l] = a; red_b[l] = 0.0;
         reduce2(l);
         if (l == 0u) {
-            var v = red_a[0] * pf(12u);
+            var v = red_a[0] * cs_scale();
             if (add) { v += s2[o2() + c]; }
             s2[o2() + c] = v;
         }
     } else {
         let mean = s3[o3() + c];
-        let inv = 1.0 / sqrt(s3[o3() + cols + c] + pf(12u));
+        let inv = 1.0 / sqrt(s3[o3() + cols + c] + cs_scale());
         for (var r = l; r < rows; r += 256u) {
             let dy = s2[o2() + r * cols + c];
             a += dy;
@@ -71,54 +71,54 @@ fn col_stats(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: ve
     }
 }
 
-// Shared by bn_apply and bn_backward: gamma of channel c (1 without, word 11) and
-// 1 / sqrt(var + eps) from the statistics s3 = [mean (C), var (C)] and eps (word 10).
+// Shared by bn_apply and bn_backward (BnParams): gamma of channel c (1 without) and
+// 1 / sqrt(var + eps) from the statistics s3 = [mean (C), var (C)].
 fn bn_gamma(c: u32) -> f32 {
-    if (pu(11u) == 1u) { return s4[o4() + c]; }
+    if (bn_has_gamma() == 1u) { return s4[o4() + c]; }
     return 1.0;
 }
-fn bn_inv_std(c: u32, C: u32) -> f32 { return 1.0 / sqrt(s3[o3() + C + c] + pf(10u)); }
+fn bn_inv_std(c: u32, C: u32) -> f32 { return 1.0 / sqrt(s3[o3() + C + c] + bn_eps()); }
 
 // y = gamma (x - mean) / sqrt(var + eps) + beta. s1 x, s2 y, s3 [mean, var], s4 gamma,
-// s5 beta. Words 8 n, 9 C, 10 eps, 11 has gamma, 12 has beta.
+// s5 beta. BnParams.
 @compute @workgroup_size(256)
 fn bn_apply(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let i = lin(w, g, l);
-    if (i >= pu(8u)) { return; }
-    let C = pu(9u);
+    if (i >= bn_count()) { return; }
+    let C = bn_channels();
     let c = i % C;
     var bt = 0.0;
-    if (pu(12u) == 1u) { bt = s5[o5() + c]; }
+    if (bn_has_beta() == 1u) { bt = s5[o5() + c]; }
     let s = bn_gamma(c) * bn_inv_std(c, C);
     s2[o2() + i] = (s1[o1() + i] - s3[o3() + c]) * s + bt;
 }
 
 // Batch-norm input gradient. s1 x, s2 dy, s3 [mean, var], s4 gamma, s5 [sum dy, sum dy
-// xhat], s6 dx. Words 8 n, 9 C, 10 eps, 11 has gamma, 12 rows m, 13 training.
+// xhat], s6 dx. BnParams.
 @compute @workgroup_size(256)
 fn bn_backward(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let i = lin(w, g, l);
-    if (i >= pu(8u)) { return; }
-    let C = pu(9u);
+    if (i >= bn_count()) { return; }
+    let C = bn_channels();
     let c = i % C;
     let inv = bn_inv_std(c, C);
     let a = bn_gamma(c) * inv;
     let dy = s2[o2() + i];
-    if (pu(13u) == 0u) {
+    if (bn_training() == 0u) {
         s6[o6() + i] = a * dy;
         return;
     }
-    let m = f32(pu(12u));
+    let m = f32(bn_rows());
     let xhat = (s1[o1() + i] - s3[o3() + c]) * inv;
     s6[o6() + i] = a * (dy - s5[o5() + c] / m - xhat * s5[o5() + C + c] / m);
 }
 
-// Row softmax: s1 z -> s2 y. Words 8 rows, 9 cols. One thread per row.
+// Row softmax: s1 z -> s2 y (SoftmaxParams). One thread per row.
 @compute @workgroup_size(256)
 fn softmax(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let r = lin(w, g, l);
-    if (r >= pu(8u)) { return; }
-    let k = pu(9u);
+    if (r >= sm_rows()) { return; }
+    let k = sm_cols();
     let b1 = o1() + r * k;
     let b2 = o2() + r * k;
     var m = s1[b1];
@@ -132,8 +132,8 @@ fn softmax(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3
 @compute @workgroup_size(256)
 fn softmax_bwd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let r = lin(w, g, l);
-    if (r >= pu(8u)) { return; }
-    let k = pu(9u);
+    if (r >= sm_rows()) { return; }
+    let k = sm_cols();
     var d = 0.0;
     for (var j = 0u; j < k; j++) { d += s1[o1() + r * k + j] * s2[o2() + r * k + j]; }
     for (var j = 0u; j < k; j++) {
@@ -142,18 +142,18 @@ fn softmax_bwd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: 
     }
 }
 
-// Global pooling: s1 x (batch, P, C) -> s2 y (batch, C). Words 8 batch*C, 9 P, 10 C,
-// 11 kind (0 max, 1 avg). s3 receives the argmax position (bits) for max.
+// Global pooling: s1 x (batch, P, C) -> s2 y (batch, C) (GlobalPoolParams). s3 receives
+// the argmax position (bits) for max.
 @compute @workgroup_size(256)
 fn global_pool(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let i = lin(w, g, l);
-    if (i >= pu(8u)) { return; }
-    let P = pu(9u);
-    let C = pu(10u);
+    if (i >= gp_count()) { return; }
+    let P = gp_positions();
+    let C = gp_channels();
     let n = i / C;
     let c = i % C;
     let base = o1() + n * P * C + c;
-    if (pu(11u) == 1u) {
+    if (gp_kind() == 1u) {
         var s = 0.0;
         for (var p = 0u; p < P; p++) { s += s1[base + p * C]; }
         s2[o2() + i] = s / f32(P);
@@ -171,18 +171,17 @@ fn global_pool(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: 
 }
 
 // Global pooling backward: dy s1 (batch, C), argmax s2 -> dx s3 (batch, P, C).
-// Words 8 batch*P*C, 9 P, 10 C, 11 kind.
 @compute @workgroup_size(256)
 fn global_pool_bwd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let i = lin(w, g, l);
-    if (i >= pu(8u)) { return; }
-    let P = pu(9u);
-    let C = pu(10u);
+    if (i >= gp_count()) { return; }
+    let P = gp_positions();
+    let C = gp_channels();
     let c = i % C;
     let p = (i / C) % P;
     let n = i / (C * P);
     let d = s1[o1() + n * C + c];
-    if (pu(11u) == 1u) {
+    if (gp_kind() == 1u) {
         s3[o3() + i] = d / f32(P);
     } else {
         s3[o3() + i] = select(0.0, d, bitcast<u32>(s2[o2() + n * C + c]) == p);
@@ -203,15 +202,14 @@ fn row_argmax(base: u32, k: u32, which: u32) -> u32 {
 }
 
 // Row losses: pred s1, target s2 (labels as bits for sparse), grad s3, per row
-// [loss, hit] into s4. Words 8 rows, 9 classes, 10 kind (0 sparse CE, 1 categorical CE),
-// 11 from logits, 12 1/rows.
+// [loss, hit] into s4 (LossParams; kind 0 sparse CE, 1 categorical CE).
 @compute @workgroup_size(256)
 fn loss_rows(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let r = lin(w, g, l);
-    if (r >= pu(8u)) { return; }
-    let k = pu(9u);
-    let kind = pu(10u);
-    let inv_n = pf(12u);
+    if (r >= loss_count()) { return; }
+    let k = loss_classes();
+    let kind = loss_kind();
+    let inv_n = loss_inv_n();
     let bp = o1() + r * k;
     let bg = o3() + r * k;
     var label = 0u;
@@ -223,7 +221,7 @@ fn loss_rows(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: ve
         for (var j = 0u; j < k; j++) { tsum += s2[o2() + r * k + j]; }
     }
     var loss = 0.0;
-    if (pu(11u) == 1u) {
+    if (loss_from_logits() == 1u) {
         var m = s1[bp];
         for (var j = 1u; j < k; j++) { m = max(m, s1[bp + j]); }
         var s = 0.0;
@@ -266,24 +264,24 @@ fn sigm(x: f32) -> f32 {
     return e / (1.0 + e);
 }
 
-// Elementwise losses: pred s1, target s2, grad s3, per element [loss, hit] s4.
-// Words 8 n, 10 kind (2 binary CE, 3 MSE), 11 from logits, 12 1/n.
+// Elementwise losses: pred s1, target s2, grad s3, per element [loss, hit] s4
+// (LossParams; kind 2 binary CE, 3 MSE).
 @compute @workgroup_size(256)
 fn loss_elems(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let i = lin(w, g, l);
-    if (i >= pu(8u)) { return; }
+    if (i >= loss_count()) { return; }
     let p = s1[o1() + i];
     let y = s2[o2() + i];
-    let inv_n = pf(12u);
+    let inv_n = loss_inv_n();
     var loss = 0.0;
     var d = 0.0;
     var hit = 0.0;
-    if (pu(10u) == 3u) {
+    if (loss_kind() == 3u) {
         loss = (p - y) * (p - y);
         d = 2.0 * (p - y);
         hit = select(0.0, 1.0, p == y);
     } else {
-        if (pu(11u) == 1u) {
+        if (loss_from_logits() == 1u) {
             loss = max(p, 0.0) - p * y + log(1.0 + exp(-abs(p)));
             d = sigm(p) - y;
         } else {
@@ -298,20 +296,20 @@ fn loss_elems(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: v
     s4[o4() + 2u * i + 1u] = hit;
 }
 
-// Sum the [loss, hit] pairs of s1 (word 8 pairs) into s2 = [sum loss * w9, sum hit * w10]
-// (word 11: 1 accumulate). One workgroup.
+// Sum the [loss, hit] pairs of s1 into s2 = [sum loss * loss_scale, sum hit * hit_scale]
+// (LossReduceParams; add: accumulate). One workgroup.
 @compute @workgroup_size(256)
 fn loss_reduce(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
-    let n = pu(8u);
+    let n = lred_pairs();
     var a = 0.0;
     var b = 0.0;
     for (var i = l; i < n; i += 256u) { a += s1[o1() + 2u * i]; b += s1[o1() + 2u * i + 1u]; }
     red_a[l] = a; red_b[l] = b;
     reduce2(l);
     if (l == 0u) {
-        var x = red_a[0] * pf(9u);
-        var y = red_b[0] * pf(10u);
-        if (pu(11u) == 1u) { x += s2[o2()]; y += s2[o2() + 1u]; }
+        var x = red_a[0] * lred_loss_scale();
+        var y = red_b[0] * lred_hit_scale();
+        if (lred_add() == 1u) { x += s2[o2()]; y += s2[o2() + 1u]; }
         s2[o2()] = x;
         s2[o2() + 1u] = y;
     }
