@@ -110,6 +110,14 @@ crate::gpu_params! {
     pub struct LossReduceParams as lred { pairs: u32, loss_scale: f32, hit_scale: f32, add: u32 }
 }
 
+crate::gpu_params! {
+    /// correlate (`shaders/correlate.wgsl`): up to 4 axes, leading ones padded with 1;
+    /// boundary 0 constant, 1 reflect, 2 mirror, 3 nearest, 4 wrap; `pre_resolved`: axis 0
+    /// of the input is a slice whose rows are already resolved (chunked correlation).
+    pub struct CorrParams { count: u32, boundary: u32, cval: f32, pre_resolved: u32, in_size: [i32; 4],
+                            k_size: [u32; 4], out_size: [u32; 4], offset: [i32; 4] }
+}
+
 /// The accessors of every parameter struct of `shaders/nn.wgsl` (one module).
 fn nn_params() -> String {
     [ColStatsParams::wgsl(), BnParams::wgsl(), SoftmaxParams::wgsl(), GlobalPoolParams::wgsl(), LossParams::wgsl(),
@@ -197,7 +205,7 @@ kernels! {
     K_LOSS_REDUCE = NN::"loss_reduce" with nn_params,
     K_POOL = POOL::"pool_fwd" with PoolParams,
     K_POOL_BWD = POOL::"pool_bwd" with PoolParams,
-    K_CORR = CORR::"correlate",
+    K_CORR = CORR::"correlate" with CorrParams,
     K_UPSAMPLE = RESIZE::"upsample_fwd" with UpsampleParams,
     K_UNARY = ARRAY::"unary_op" with ArrayParams,
     K_BINARY = ARRAY::"binary_op" with ArrayParams,
@@ -208,10 +216,6 @@ kernels! {
 
 fn p() -> [u32; PARAMS] {
     [0; PARAMS]
-}
-
-fn f(x: f64) -> u32 {
-    (x as f32).to_bits()
 }
 
 fn u(x: usize, what: &str) -> Result<u32> {
@@ -1182,20 +1186,19 @@ pub fn correlate(x: &GpuTensor, k: &GpuTensor, plan: &CorrPlan) -> Result<GpuTen
     }
     let in_row: usize = ins[1..].iter().product();
     let out_row: usize = outs[1..].iter().product();
-    let mut q = p();
-    q[9] = boundary_code(plan.boundary);
-    q[10] = f(plan.cval);
+    let i32_of = |v: usize, what: &str| i32::try_from(v).map_err(|_| Error::Value(format!("{what} = {v} is too large")));
+    let mut q = CorrParams { boundary: boundary_code(plan.boundary), cval: plan.cval as f32, ..Default::default() };
     for i in 0..4 {
-        q[12 + i] = u(ins[i], "an input size")?;
-        q[16 + i] = u(ks[i], "a kernel size")?;
-        q[20 + i] = u(outs[i], "an output size")?;
-        q[24 + i] = i32::try_from(off[i]).map_err(|_| Error::Value("a correlation offset is too large".into()))? as u32;
+        q.in_size[i] = i32_of(ins[i], "an input size")?;
+        q.k_size[i] = u(ks[i], "a kernel size")?;
+        q.out_size[i] = u(outs[i], "an output size")?;
+        q.offset[i] = i32::try_from(off[i]).map_err(|_| Error::Value("a correlation offset is too large".into()))?;
     }
     let fits = (x.numel() as u64) * 4 + ALIGN <= g.binding_limit() && (n_out as u64) * 4 + ALIGN <= g.binding_limit();
     if fits {
-        q[8] = u(n_out, "outputs")?;
-        q[11] = 0;
-        g.dispatch(&K_CORR, &[Win::all(x), Win::all(k), Win::all(&out)], q, groups(n_out))?;
+        q.count = u(n_out, "outputs")?;
+        q.pre_resolved = 0;
+        g.dispatch(&K_CORR, &[Win::all(x), Win::all(k), Win::all(&out)], q.words(), groups(n_out))?;
         return Ok(out);
     }
     // Chunked: output rows [r0, r0 + nr) need input rows r0 - off0 .. r0 + nr + k0 - 1 - off0.
@@ -1234,11 +1237,12 @@ pub fn correlate(x: &GpuTensor, k: &GpuTensor, plan: &CorrPlan) -> Result<GpuTen
             }
         }
         let mut qc = q;
-        qc[8] = u(nr * out_row, "outputs")?;
-        qc[11] = 1;
-        qc[12] = u(rows_in, "rows")?;
-        qc[20] = u(nr, "rows")?;
-        g.dispatch(&K_CORR, &[Win::all(&slab), Win::all(k), Win::part(&out, r0 * out_row, nr * out_row)], qc, groups(nr * out_row))?;
+        qc.count = u(nr * out_row, "outputs")?;
+        qc.pre_resolved = 1;
+        qc.in_size[0] = i32_of(rows_in, "rows")?;
+        qc.out_size[0] = u(nr, "rows")?;
+        g.dispatch(&K_CORR, &[Win::all(&slab), Win::all(k), Win::part(&out, r0 * out_row, nr * out_row)], qc.words(),
+                   groups(nr * out_row))?;
         r0 += nr;
     }
     Ok(out)

@@ -67,9 +67,10 @@ impl<T: ParamWord, const N: usize> ParamField for [T; N] {
     }
     fn accessor(name: &str, at: usize) -> String {
         let mut s = format!("fn {name}(k: u32) -> {} {{ return {}({at}u + k); }}\n", T::WGSL_TYPE, T::READER);
-        if N == 3 {  // three spatial axes: also as one vector
-            s.push_str(&format!("fn {name}3() -> vec3<{t}> {{ return vec3<{t}>({name}(0u), {name}(1u), \
-                                 {name}(2u)); }}\n", t = T::WGSL_TYPE));
+        if (2..=4).contains(&N) {  // also as one vector: `{name}3()` for three axes
+            let parts: Vec<String> = (0..N).map(|k| format!("{name}({k}u)")).collect();
+            s.push_str(&format!("fn {name}{N}() -> vec{N}<{t}> {{ return vec{N}<{t}>({}); }}\n", parts.join(", "),
+                                t = T::WGSL_TYPE));
         }
         s
     }

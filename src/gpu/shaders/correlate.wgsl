@@ -1,10 +1,6 @@
 // N-D correlation (up to 4 axes, leading axes padded with 1), the CorrPlan of the CPU:
 // out[o] = sum_j x[o + j - offset] k[j], input indices outside resolved by the boundary
-// rule. s1 x, s2 kernel, s3 out. Words: 8 outputs, 9 boundary (0 constant, 1 reflect,
-// 2 mirror, 3 nearest, 4 wrap), 10 cval, 11 axis 0 already resolved (chunked slices),
-// 12..15 input shape, 16..19 kernel shape, 20..23 output shape, 24..27 offsets (i32),
-// 28 first output row of this chunk on axis 0 (the slice's axis-0 index is
-// o0 - word 28 + j0).
+// rule. s1 x, s2 kernel, s3 out. Parameters: CorrParams (src/gpu/ops.rs).
 
 fn map_index(i: i32, n: i32, mode: u32) -> i32 {
     if (i >= 0 && i < n) { return i; }
@@ -28,14 +24,14 @@ fn map_index(i: i32, n: i32, mode: u32) -> i32 {
 @compute @workgroup_size(256)
 fn correlate(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let i = lin(w, g, l);
-    if (i >= pu(8u)) { return; }
-    let mode = pu(9u);
-    let ins = vec4<i32>(pi(12u), pi(13u), pi(14u), pi(15u));
-    let ks = vec4<u32>(pu(16u), pu(17u), pu(18u), pu(19u));
-    let outs = vec4<u32>(pu(20u), pu(21u), pu(22u), pu(23u));
-    let off = vec4<i32>(pi(24u), pi(25u), pi(26u), pi(27u));
+    if (i >= p_count()) { return; }
+    let mode = p_boundary();
+    let ins = p_in_size4();
+    let ks = p_k_size4();
+    let outs = p_out_size4();
+    let off = p_offset4();
     let o = vec4<u32>(i / (outs.y * outs.z * outs.w), (i / (outs.z * outs.w)) % outs.y, (i / outs.w) % outs.z, i % outs.w);
-    let pre = pu(11u) == 1u;
+    let pre = p_pre_resolved() == 1u;
     var acc = 0.0;
     // First input position of the window (a chunk's axis 0 is already resolved).
     var st = vec4<i32>(o) - off;
@@ -61,7 +57,7 @@ fn correlate(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: ve
         s3[o3() + i] = acc;
         return;
     }
-    let cval = pf(10u);
+    let cval = p_cval();
     for (var a = 0u; a < ks.x; a++) {
         var r0: i32;
         if (pre) { r0 = i32(o.x + a); } else { r0 = map_index(i32(o.x + a) - off.x, ins.x, mode); }
