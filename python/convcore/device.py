@@ -260,11 +260,16 @@ class CpuBackend:
         return _core.pool(x, kind, batch, spatial, channels, pool, stride, padding)
 
 
+def _erf(x):
+    from math import erf
+    return np.vectorize(erf, otypes=[x.dtype])(x) if x.size else x.copy()
+
+
 _UNARY = {
     "negative": np.negative, "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "abs": np.abs, "sign": np.sign,
     "square": np.square, "reciprocal": np.reciprocal, "log1p": np.log1p, "expm1": np.expm1, "sin": np.sin,
     "cos": np.cos, "tanh": np.tanh, "floor": np.floor, "ceil": np.ceil, "round": np.round,
-    "logical_not": np.logical_not, "isnan": np.isnan, "isfinite": np.isfinite, "erf": None,
+    "logical_not": np.logical_not, "isnan": np.isnan, "isfinite": np.isfinite, "erf": _erf,
 }
 _BINARY = {
     "add": np.add, "subtract": np.subtract, "multiply": np.multiply, "divide": np.true_divide,
@@ -274,25 +279,7 @@ _BINARY = {
     "logical_or": np.logical_or, "floor_divide": np.floor_divide, "mod": np.mod,
 }
 _REDUCE = {"sum": np.sum, "max": np.max, "min": np.min, "mean": np.mean, "prod": np.prod, "any": np.any,
-           "all": np.all}
-
-
-def _argreduce(f):
-    def g(x, axis=None, keepdims=False):
-        return f(x, axis=axis, keepdims=keepdims)
-    return g
-
-
-_REDUCE["argmax"] = _argreduce(np.argmax)
-_REDUCE["argmin"] = _argreduce(np.argmin)
-
-
-def _erf(x):
-    from math import erf
-    return np.vectorize(erf, otypes=[x.dtype])(x) if x.size else x.copy()
-
-
-_UNARY["erf"] = _erf
+           "all": np.all, "argmax": np.argmax, "argmin": np.argmin}
 
 
 def _scatter_slice(g, shape, key):
@@ -328,6 +315,7 @@ _ARRAY_OPS = {
     "clip": lambda x, lo, hi: np.clip(x, lo, hi),
     "copy": lambda x: x.copy(),
     "flip": lambda x, axis: _c(np.flip(x, axis)),
+    "cumsum": lambda x, axis, reverse: _cumsum(x, axis, reverse),
     "one_hot": lambda x, n, dtype: (np.asarray(x)[..., None] == np.arange(n)).astype(dtype),
     "logsumexp": lambda x, axis, keepdims: _logsumexp(x, axis, keepdims),
     "softmax": lambda x, axis: _softmax(x, axis),
@@ -340,6 +328,16 @@ def _like(g, p):
     if isinstance(g, np.ndarray) and g.dtype != p.dtype:
         return g.astype(p.dtype)
     return g
+
+
+def _cumsum(x, axis, reverse):
+    """Cumulative sums along ``axis`` (None: of the flattened array), or from the end."""
+    if axis is None:
+        x = x.reshape(-1)
+        axis = 0
+    if not reverse:
+        return np.cumsum(x, axis=axis)
+    return _c(np.flip(np.cumsum(np.flip(x, axis), axis=axis), axis))
 
 
 def _logsumexp(x, axis, keepdims):
@@ -375,11 +373,8 @@ class GpuBackend(CpuBackend):
         """The fallback: read GpuArray arguments back, run ``f`` (the CPU kernel), upload
         the array results."""
         cls.fallbacks += 1
-        conv = lambda a: a.numpy() if isinstance(a, _core.GpuArray) else (
-            [conv(v) for v in a] if isinstance(a, list) else a)
-        r = f(*[conv(a) for a in args], **{k: conv(v) for k, v in kw.items()})
-        up = lambda v: to_device(v, "gpu") if isinstance(v, np.ndarray) else v
-        return tuple(up(v) for v in r) if isinstance(r, tuple) else up(r)
+        r = f(*[_to_host_deep(a) for a in args], **{k: _to_host_deep(v) for k, v in kw.items()})
+        return tuple(_upload_arrays(v) for v in r) if isinstance(r, tuple) else _upload_arrays(r)
 
     def put(self, a, where="GPU"):
         return to_device(a, "gpu", where)
@@ -566,6 +561,20 @@ def _view(name, shape, *args):
                 return None  # the host raises numpy's IndexError
             base += i * cs[d]
     return strides, base, tuple(out)
+
+
+def _to_host_deep(a):
+    """GpuArrays (also inside a list) read back; anything else as it is. A module
+    function, not a recursive closure: that would be a cycle holding the arrays."""
+    if isinstance(a, _core.GpuArray):
+        return a.numpy()
+    if isinstance(a, list):
+        return [_to_host_deep(v) for v in a]
+    return a
+
+
+def _upload_arrays(v):
+    return to_device(v, "gpu") if isinstance(v, np.ndarray) else v
 
 
 def _is_scalar(v):

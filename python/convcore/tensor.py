@@ -160,10 +160,10 @@ class Variable(Tensor):
         return self
 
     def assign_add(self, delta):
-        return self.assign(self.numpy() + np.asarray(delta))
+        return self.assign_axpby(delta, 1.0, 1.0)
 
     def assign_sub(self, delta):
-        return self.assign(self.numpy() - np.asarray(delta))
+        return self.assign_axpby(delta, 1.0, -1.0)
 
     def _move(self, device):
         """Keep the values on ``device`` from now on (weights follow their model)."""

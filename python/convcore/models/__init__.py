@@ -25,8 +25,7 @@ def model_from_json(json_string, custom_objects=None):
 def clone_model(model):
     """A new model with the same architecture and freshly initialised weights."""
     from ..saving import model_config, model_from_config
-    cfg = model_config(model)
-    return model_from_config(cfg)
+    return model_from_config(model_config(model))
 
 
 __all__ = ["Model", "Sequential", "load_model", "save_model", "model_from_json", "clone_model"]

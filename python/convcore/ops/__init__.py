@@ -98,7 +98,6 @@ def _install_operators():
     T.std = lambda a, axis=None, keepdims=False: std(a, axis=axis, keepdims=keepdims)
     T.var = lambda a, axis=None, keepdims=False: var(a, axis=axis, keepdims=keepdims)
     T.prod = lambda a, axis=None, keepdims=False: prod(a, axis=axis, keepdims=keepdims)
-    T.__hash__ = object.__hash__
 
 
 _install_operators()
