@@ -94,3 +94,53 @@ def as_input_and_weights(func: str, input, weights):
     a = as_float_array(func, "input", input)
     w = _numeric_array(func, "weights", weights)
     return a, np.asarray(w, dtype=a.dtype)
+
+
+# --------------------------------------------------------------------- scalar arguments
+import math as _math
+import numbers as _numbers
+import sys as _sys
+
+#: The most elements one array may have: numpy's own limit (a byte count that fits an
+#: ssize_t for the smallest item).
+MAX_ELEMENTS = _sys.maxsize
+
+
+def integer(func: str, name: str, value, minimum=None, maximum=None) -> int:
+    """``value`` as a Python int: an integer (bool is not one), within the bounds, else a
+    TypeError / ValueError naming ``func`` and ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, _numbers.Integral):
+        raise TypeError(f"{func}: {name} must be an integer, got {value!r} ({type(value).__name__})")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{func}: {name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{func}: {name} must be <= {maximum}, got {value}")
+    return value
+
+
+def real(func: str, name: str, value, minimum=None, maximum=None, finite=True, strict_min=False) -> float:
+    """``value`` as a float: a real number (bool is not one), finite unless ``finite``
+    is False, within the bounds (``strict_min``: > minimum), else TypeError/ValueError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, _numbers.Real):
+        raise TypeError(f"{func}: {name} must be a real number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if value != value or (finite and not _math.isfinite(value)):
+        raise ValueError(f"{func}: {name} must be a finite number, got {value}")
+    if minimum is not None and (value <= minimum if strict_min else value < minimum):
+        raise ValueError(f"{func}: {name} must be {'>' if strict_min else '>='} {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{func}: {name} must be <= {maximum}, got {value}")
+    return value
+
+
+def element_count(func: str, shape, what="a tensor") -> int:
+    """The number of elements of ``shape`` (entries ``None`` are skipped: the batch
+    axis of a symbolic shape), computed exactly; a count no array can hold is a
+    ValueError instead of a product that wraps around. The one place shape products are
+    taken for symbolic shapes."""
+    n = _math.prod(int(s) for s in shape if s is not None)
+    if n > MAX_ELEMENTS:
+        raise ValueError(f"{func}: {what} of shape {tuple(shape)} would have {n} elements, more than any array "
+                         f"can hold ({MAX_ELEMENTS})")
+    return n

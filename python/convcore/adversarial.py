@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _checks
+
 __all__ = ["fgsm", "pgd", "random_perturbation", "robust_accuracy"]
 
 
@@ -17,12 +19,15 @@ def _check_common(func, x, eps, clip_min, clip_max):
     x = np.asarray(x)
     if x.dtype.kind not in "biuf":
         raise TypeError(f"{func}: x must be numeric, got dtype {x.dtype}")
-    eps = float(eps)
-    if not eps >= 0:
-        raise ValueError(f"{func}: eps must be >= 0, got {eps}")
+    eps = _checks.real(func, "eps", eps, minimum=0)
+    clip_min = None if clip_min is None else _checks.real(func, "clip_min", clip_min)
+    clip_max = None if clip_max is None else _checks.real(func, "clip_max", clip_max)
+    if x.size and not np.isfinite(x).all():
+        raise ValueError(f"{func}: x contains NaN or inf")
     if clip_min is not None and clip_max is not None:
         if not clip_min < clip_max:
             raise ValueError(f"{func}: need clip_min < clip_max, got {clip_min} and {clip_max}")
+    if clip_min is not None and clip_max is not None and x.size:
         lo, hi = float(np.min(x)), float(np.max(x))
         if lo < clip_min or hi > clip_max:
             raise ValueError(f"{func}: inputs must lie in the pixel range [{clip_min}, {clip_max}], "
@@ -76,8 +81,9 @@ def _labels(model, x, y):
 def fgsm(model, x, y, eps, clip_min=0.0, clip_max=1.0, batch_size=256):
     """Fast gradient sign method: ``clip(x + eps * sign(dLoss/dx))``."""
     x, eps = _check_common("fgsm", x, eps, clip_min, clip_max)
+    batch_size = _checks.integer("fgsm", "batch_size", batch_size, minimum=1)
     y = _labels(model, x, y)
-    g = _grad(model, x, y, int(batch_size))
+    g = _grad(model, x, y, batch_size)
     return _clip(x + eps * np.sign(g), clip_min, clip_max).astype(x.dtype)
 
 
@@ -90,10 +96,9 @@ def pgd(model, x, y, eps, alpha=None, steps=10, norm="inf", random_start=True, c
     L2-normalised gradient."""
     x, eps = _check_common("pgd", x, eps, clip_min, clip_max)
     norm = _check_norm("pgd", norm)
-    steps = int(steps)
-    if steps <= 0:
-        raise ValueError(f"pgd: steps must be > 0, got {steps}")
-    alpha = 2.5 * eps / steps if alpha is None else float(alpha)
+    steps = _checks.integer("pgd", "steps", steps, minimum=1)
+    batch_size = _checks.integer("pgd", "batch_size", batch_size, minimum=1)
+    alpha = 2.5 * eps / steps if alpha is None else _checks.real("pgd", "alpha", alpha, minimum=0)
     if not alpha > 0 and eps > 0:
         raise ValueError(f"pgd: alpha must be > 0, got {alpha}")
     y = _labels(model, x, y)
@@ -102,7 +107,7 @@ def pgd(model, x, y, eps, alpha=None, steps=10, norm="inf", random_start=True, c
     delta = _random_delta(rng, x.shape, eps, norm) if random_start else np.zeros(x.shape)
     adv = _clip(x64 + delta, clip_min, clip_max)
     for _ in range(steps):
-        g = _grad(model, adv.astype(x.dtype), y, int(batch_size)).astype(np.float64)
+        g = _grad(model, adv.astype(x.dtype), y, batch_size).astype(np.float64)
         if norm == "inf":
             step = alpha * np.sign(g)
         else:

@@ -253,8 +253,8 @@ class CpuBackend:
     def correlate_signal2d(self, a, b, mode, boundary, fill, flipped):
         return _core.correlate2d(a, b, mode, boundary, fill, flipped)
 
-    def correlate_ndimage(self, a, w, mode, cval, origin):
-        return _core.ndimage_correlate(a, w, mode, cval, origin)
+    def correlate_ndimage(self, a, w, mode, cval, origin, footprint=False):
+        return _core.ndimage_correlate(a, w, mode, cval, origin, footprint)
 
     def pool_nd(self, x, kind, batch, spatial, channels, pool, stride, padding):
         return _core.pool(x, kind, batch, spatial, channels, pool, stride, padding)
@@ -487,8 +487,9 @@ class GpuBackend(CpuBackend):
         return _core.gpu_correlate(_f32(a), _f32(b), "signal2d", mode=mode, boundary=boundary,
                                    fillvalue=fill, flipped=flipped).numpy()
 
-    def correlate_ndimage(self, a, w, mode, cval, origin):
-        return _core.gpu_correlate(_f32(a), _f32(w), "ndimage", mode=mode, fillvalue=cval, origin=origin).numpy()
+    def correlate_ndimage(self, a, w, mode, cval, origin, footprint=False):
+        return _core.gpu_correlate(_f32(a), _f32(w), "ndimage", mode=mode, fillvalue=cval, origin=origin,
+                                   footprint=footprint).numpy()
 
     def pool_nd(self, x, kind, batch, spatial, channels, pool, stride, padding):
         xg = _core.gpu_upload(_f32(x).reshape([batch] + list(spatial) + [channels]))

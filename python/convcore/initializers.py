@@ -17,7 +17,7 @@ def _fans(shape):
         return shape[0], shape[0]
     if len(shape) == 2:
         return shape[0], shape[1]
-    receptive = int(np.prod(shape[:-2]))
+    receptive = math.prod(int(s) for s in shape[:-2])
     return receptive * shape[-2], receptive * shape[-1]
 
 
@@ -48,7 +48,9 @@ def initialize(name, shape, dtype):
     if callable(name) and not isinstance(name, str):
         return np.asarray(name(shape, dtype), dtype=dtype)
     rng = backend.rng()
-    fan_in, fan_out = _fans(shape)
+    # A fan of 0 (a kernel over no features) has no entries to draw; Keras divides by
+    # max(1, fan) so the formulas stay defined.
+    fan_in, fan_out = (max(1, f) for f in _fans(shape))
     if name == "zeros":
         a = np.zeros(shape)
     elif name == "ones":

@@ -37,14 +37,23 @@ def _cval(func, cval):
         raise TypeError(f"{func}: cval must be a real number, got {cval!r}") from None
 
 
-def _correlate_nd(func, a, w, mode, cval, origins):
+def _footprint(weights, dtype):
+    """scipy.ndimage.correlate's footprint: only weights with ``|w| > DBL_EPSILON`` take
+    part (NaN and tiny weights are left out, even against inf inputs); the others
+    become zeros that the kernels skip (``footprint=True``)."""
+    w = np.asarray(weights, dtype=np.float64)
+    keep = np.abs(w) > np.finfo(np.float64).eps
+    return np.where(keep, w, 0.0).astype(dtype) if not keep.all() else np.asarray(weights, dtype=dtype)
+
+
+def _correlate_nd(func, a, w, mode, cval, origins, footprint=False):
     if not isinstance(mode, str):
         raise TypeError(f"{func}: mode must be a string, got {mode!r}")
     if a.ndim == 0:
         raise ValueError(f"{func}: input must have at least one dimension, got a 0-d array")
     if a.size == 0:
         raise ValueError(f"{func}: input must not be empty, got shape {a.shape}")
-    return call_backend().correlate_ndimage(a, w, mode, _cval(func, cval), [int(o) for o in origins])
+    return call_backend().correlate_ndimage(a, w, mode, _cval(func, cval), [int(o) for o in origins], footprint)
 
 
 @device_arg
@@ -72,13 +81,14 @@ def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0):
     array([1., 3., 6., 9., 7.])
     """
     a, w = as_input_and_weights("correlate", input, weights)
+    w = _footprint(_numeric_array("correlate", "weights", weights), a.dtype)
     if w.ndim != a.ndim:
         raise ValueError(
             f"correlate: weights must have the same number of dimensions as the input, "
             f"got input shape {a.shape} and weights shape {w.shape}"
         )
     origins = per_axis("correlate", "origin", origin, a.ndim)
-    return finish_output("correlate", _correlate_nd("correlate", a, w, mode, cval, origins), output)
+    return finish_output("correlate", _correlate_nd("correlate", a, w, mode, cval, origins, True), output)
 
 
 @device_arg
@@ -95,6 +105,7 @@ def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0):
     array([1., 2., 3., 4., 0.])
     """
     a, w = as_input_and_weights("convolve", input, weights)
+    w = _footprint(_numeric_array("convolve", "weights", weights), a.dtype)
     if w.ndim != a.ndim:
         raise ValueError(
             f"convolve: weights must have the same number of dimensions as the input, "
@@ -102,7 +113,7 @@ def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0):
         )
     origins = per_axis("convolve", "origin", origin, a.ndim)
     origins = [-o - (1 - n % 2) for o, n in zip(origins, w.shape)]
-    return finish_output("convolve", _correlate_nd("convolve", a, np.flip(w), mode, cval, origins), output)
+    return finish_output("convolve", _correlate_nd("convolve", a, np.flip(w), mode, cval, origins, True), output)
 
 
 def _weights1d(func, weights):

@@ -23,6 +23,17 @@ def _pair(func, in1, in2):
     return a, b
 
 
+def _correlate(a, k, mode, method):
+    """scipy.signal's correlation of ``a`` with kernel ``k``. Its direct N-D path swaps
+    the inputs in 'full' mode when the kernel is the larger and reverses the result; the
+    value is the same, except with inf/NaN, where it decides which zero padding gets
+    multiplied (0 * inf). 1-D 'full' goes through numpy.correlate, which sums only the
+    overlap, so the swap changes nothing there."""
+    if isinstance(mode, str) and mode == "full" and a.ndim > 1 and k.size > a.size and k.ndim == a.ndim:
+        return np.ascontiguousarray(np.flip(call_backend().correlate_signal(k, a, mode, method)))
+    return call_backend().correlate_signal(a, k, mode, method)
+
+
 @device_arg
 def correlate(in1, in2, mode="full", method="auto"):
     """Cross-correlate two N-dimensional arrays, as ``scipy.signal.correlate``.
@@ -61,7 +72,7 @@ def correlate(in1, in2, mode="full", method="auto"):
     a, b = _pair("correlate", in1, in2)
     if a.ndim == 0 and b.ndim == 0:
         return a * b
-    return call_backend().correlate_signal(a, b, mode, method)
+    return _correlate(a, b, mode, method)
 
 
 @device_arg
@@ -82,7 +93,7 @@ def convolve(in1, in2, mode="full", method="auto"):
     a, b = _pair("convolve", in1, in2)
     if a.ndim == 0 and b.ndim == 0:
         return a * b
-    return call_backend().correlate_signal(a, np.flip(b), mode, method)
+    return _correlate(a, np.flip(b), mode, method)
 
 
 @device_arg

@@ -15,7 +15,7 @@ use crate::cpu::simd::has_avx2_fma;
 use crate::element::Element;
 use crate::error::{assume_init_vec, checked_numel, try_uninit, try_zeroed, Result};
 use std::mem::MaybeUninit;
-use crate::ops::correlate::{Boundary, CorrPlan};
+use crate::ops::correlate::CorrPlan;
 use rayon::prelude::*;
 
 /// Outputs accumulated in registers at once.
@@ -85,8 +85,12 @@ pub fn correlate_direct<T: Element>(x: &[T], k: &[T], plan: &CorrPlan) -> Result
     if out_n == 0 || x.is_empty() {
         return try_zeroed(out_n, "the correlation output");
     }
-    if d == 1 && plan.boundary == Boundary::Constant && plan.cval == 0.0 && !k.iter().all(|v| v.is_finite()) {
-        return correlate_overlap_1d(x, k, plan);
+    // inf/NaN make 0 * inf observable: the rules that leave products out take a
+    // per-tap path (rare inputs; the fast path multiplies every tap).
+    if (plan.overlap_only && !k.iter().all(|v| v.is_finite()))
+        || (plan.skip_zero && k.iter().any(|&v| v == T::zero()) && !x.iter().all(|v| v.is_finite()))
+    {
+        return correlate_taps(x, k, plan);
     }
     // Every output is written by `chunk` before it is read, so the buffer starts
     // uninitialised: no memset, and a recycled heap block costs no page faults.
@@ -126,19 +130,44 @@ pub fn correlate_direct<T: Element>(x: &[T], k: &[T], plan: &CorrPlan) -> Result
     Ok(unsafe { assume_init_vec(out) })
 }
 
-/// 1-D zero-fill correlation summing products only where the inputs overlap, as
-/// numpy.correlate (scipy's 1-D path) does: it differs from multiplying zero padding only
-/// when the kernel holds inf or NaN, the one case this slow path is used for.
-fn correlate_overlap_1d<T: Element>(x: &[T], k: &[T], plan: &CorrPlan) -> Result<Vec<T>> {
-    let mut out = try_zeroed(plan.out_shape[0], "the correlation output")?;
-    let off = plan.offset[0];
+/// Direct correlation tap by tap, leaving out the products `plan` says to leave out:
+/// positions outside the input (`overlap_only`) and zero weights (`skip_zero`). They
+/// differ from multiplying every tap only when an input holds inf or NaN, the one case
+/// this slow path is used for.
+fn correlate_taps<T: Element>(x: &[T], k: &[T], plan: &CorrPlan) -> Result<Vec<T>> {
+    let out_n = checked_numel(&plan.out_shape)?;
+    let mut out = try_zeroed(out_n, "the correlation output")?;
+    let d = plan.ndim();
+    let strides = |shape: &[usize]| {
+        let mut s = vec![1usize; shape.len()];
+        for e in (0..shape.len().saturating_sub(1)).rev() {
+            s[e] = s[e + 1] * shape[e + 1];
+        }
+        s
+    };
+    let (in_strides, out_strides, k_strides) = (strides(&plan.in_shape), strides(&plan.out_shape), strides(&plan.k_shape));
+    let cval = T::from_f64_lossy(plan.cval);
     out.par_iter_mut().enumerate().for_each(|(o, y)| {
         let mut acc = T::zero();
-        for (j, &w) in k.iter().enumerate() {
-            let i = o as isize + j as isize - off;
-            if i >= 0 && (i as usize) < x.len() {
-                acc += x[i as usize] * w;
+        'taps: for (j, &w) in k.iter().enumerate() {
+            if plan.skip_zero && w == T::zero() {
+                continue;
             }
+            let mut src = Some(0usize);
+            for e in 0..d {
+                let oe = (o / out_strides[e]) % plan.out_shape[e];
+                let je = (j / k_strides[e]) % plan.k_shape[e];
+                let i = oe as isize + je as isize - plan.offset[e];
+                match plan.boundary.map(i, plan.in_shape[e]) {
+                    Some(ii) => src = src.map(|s| s + ii * in_strides[e]),
+                    None if plan.overlap_only => continue 'taps,
+                    None => src = None,
+                }
+            }
+            acc += match src {
+                Some(s) => x[s] * w,
+                None => cval * w,
+            };
         }
         *y = acc;
     });
@@ -410,7 +439,7 @@ fn accumulate_generic<T: Element, const FMA: bool>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::correlate::Mode;
+    use crate::ops::correlate::{Boundary, Mode};
 
     /// Textbook evaluation of a plan, for reference.
     pub(crate) fn naive(x: &[f64], k: &[f64], p: &CorrPlan) -> Vec<f64> {

@@ -112,9 +112,11 @@ crate::gpu_params! {
 
 crate::gpu_params! {
     /// correlate (`shaders/correlate.wgsl`): up to 4 axes, leading ones padded with 1;
-    /// boundary 0 constant, 1 reflect, 2 mirror, 3 nearest, 4 wrap; `pre_resolved`: axis 0
-    /// of the input is a slice whose rows are already resolved (chunked correlation).
-    pub struct CorrParams { count: u32, boundary: u32, cval: f32, pre_resolved: u32, in_size: [i32; 4],
+    /// boundary 0 constant, 1 reflect, 2 mirror, 3 nearest, 4 wrap, 5 overlap only (outside
+    /// positions add nothing: `CorrPlan::overlap_only`); `flags` bit 0: axis 0 of the input
+    /// is a slice whose rows are already resolved (chunked correlation), bit 1: zero
+    /// weights are left out (`CorrPlan::skip_zero`).
+    pub struct CorrParams { count: u32, boundary: u32, cval: f32, flags: u32, in_size: [i32; 4],
                             k_size: [u32; 4], out_size: [u32; 4], offset: [i32; 4] }
 }
 
@@ -1187,7 +1189,12 @@ pub fn correlate(x: &GpuTensor, k: &GpuTensor, plan: &CorrPlan) -> Result<GpuTen
     let in_row: usize = ins[1..].iter().product();
     let out_row: usize = outs[1..].iter().product();
     let i32_of = |v: usize, what: &str| i32::try_from(v).map_err(|_| Error::Value(format!("{what} = {v} is too large")));
-    let mut q = CorrParams { boundary: boundary_code(plan.boundary), cval: plan.cval as f32, ..Default::default() };
+    // Overlap-only plans leave out-of-range products out (it matters for inf/NaN kernels).
+    // A chunked one fills the out-of-range rows of axis 0 with zeros instead, which is
+    // the same for finite kernels.
+    let code = if plan.overlap_only { 5 } else { boundary_code(plan.boundary) };
+    let mut q = CorrParams { boundary: code, cval: plan.cval as f32, ..Default::default() };
+    let skip = if plan.skip_zero { 2 } else { 0 };
     for i in 0..4 {
         q.in_size[i] = i32_of(ins[i], "an input size")?;
         q.k_size[i] = u(ks[i], "a kernel size")?;
@@ -1197,7 +1204,7 @@ pub fn correlate(x: &GpuTensor, k: &GpuTensor, plan: &CorrPlan) -> Result<GpuTen
     let fits = (x.numel() as u64) * 4 + ALIGN <= g.binding_limit() && (n_out as u64) * 4 + ALIGN <= g.binding_limit();
     if fits {
         q.count = u(n_out, "outputs")?;
-        q.pre_resolved = 0;
+        q.flags = skip;
         g.dispatch(&K_CORR, &[Win::all(x), Win::all(k), Win::all(&out)], q.words(), groups(n_out))?;
         return Ok(out);
     }
@@ -1238,7 +1245,7 @@ pub fn correlate(x: &GpuTensor, k: &GpuTensor, plan: &CorrPlan) -> Result<GpuTen
         }
         let mut qc = q;
         qc.count = u(nr * out_row, "outputs")?;
-        qc.pre_resolved = 1;
+        qc.flags = skip | 1;
         qc.in_size[0] = i32_of(rows_in, "rows")?;
         qc.out_size[0] = u(nr, "rows")?;
         g.dispatch(&K_CORR, &[Win::all(&slab), Win::all(k), Win::part(&out, r0 * out_row, nr * out_row)], qc.words(),

@@ -110,6 +110,15 @@ pub struct CorrPlan {
     pub boundary: Boundary,
     /// Value outside the input when `boundary` is `Constant`.
     pub cval: f64,
+    /// Products with positions outside the input are left out instead of multiplying
+    /// the zero padding (numpy.correlate, and scipy.signal's 'valid' mode, which swaps
+    /// the inputs rather than pad): it differs only when the kernel holds inf or NaN,
+    /// since 0 * inf is NaN. Implies a zero `Constant` boundary.
+    pub overlap_only: bool,
+    /// Zero weights are left out (scipy.ndimage.correlate's footprint, which keeps only
+    /// weights with |w| > DBL_EPSILON; the caller zeroes the others): again different
+    /// only for inf/NaN inputs.
+    pub skip_zero: bool,
 }
 
 fn check_shapes(what: &str, in_shape: &[usize], k_shape: &[usize]) -> Result<()> {
@@ -143,8 +152,15 @@ impl CorrPlan {
     /// scipy.signal.correlate(in1, in2, mode) with zero fill. 'valid' needs one input at
     /// least as large as the other on every axis (scipy's rule); when in2 is the larger
     /// one the offsets below give scipy's swapped-and-reversed result directly.
+    ///
+    /// Where scipy goes through numpy.correlate (1-D, except 'same' with in1 the
+    /// shorter) only overlapping products are summed (`overlap_only`).
     pub fn signal(in_shape: &[usize], k_shape: &[usize], mode: Mode) -> Result<CorrPlan> {
-        Self::signal2d_like("correlate", in_shape, k_shape, mode, Boundary::Constant, 0.0)
+        let mut plan = Self::signal2d_like("correlate", in_shape, k_shape, mode, Boundary::Constant, 0.0)?;
+        if in_shape.len() == 1 && (mode != Mode::Same || in_shape[0] >= k_shape[0]) {
+            plan.overlap_only = true;
+        }
+        Ok(plan)
     }
 
     /// scipy.signal.correlate2d(in1, in2, mode, boundary, fillvalue).
@@ -211,7 +227,18 @@ impl CorrPlan {
             out_shape.push(out);
             offset.push((n2 - 1) as isize - start as isize);
         }
-        Ok(CorrPlan { in_shape: in_shape.to_vec(), k_shape: k_shape.to_vec(), out_shape, offset, boundary, cval })
+        // scipy's 'valid' mode swaps the inputs when in2 is the larger: no padding.
+        let overlap_only = mode == Mode::Valid;
+        Ok(CorrPlan {
+            in_shape: in_shape.to_vec(),
+            k_shape: k_shape.to_vec(),
+            out_shape,
+            offset,
+            boundary,
+            cval,
+            overlap_only,
+            skip_zero: false,
+        })
     }
 
     /// scipy.ndimage.correlate(input, weights, mode, cval, origin): output has the
@@ -261,6 +288,8 @@ impl CorrPlan {
             offset,
             boundary,
             cval,
+            overlap_only: false,
+            skip_zero: false,
         })
     }
 

@@ -520,9 +520,9 @@ pub(super) fn gpu_slice_last(py: Python<'_>, x: &Bound<'_, PyAny>, start: usize,
 /// modes), 'signal2d' (correlate2d boundaries) or 'ndimage' (modes, cval, origin).
 /// Inputs may be numpy float32 arrays or GpuArrays; returns a GpuArray.
 #[pyfunction]
-#[pyo3(signature = (x, k, kind, mode="full", boundary="fill", fillvalue=0.0, flipped=false, origin=None))]
+#[pyo3(signature = (x, k, kind, mode="full", boundary="fill", fillvalue=0.0, flipped=false, origin=None, footprint=false))]
 #[allow(clippy::too_many_arguments)]
-pub(super) fn gpu_correlate(py: Python<'_>, x: &Bound<'_, PyAny>, k: &Bound<'_, PyAny>, kind: &str, mode: &str, boundary: &str, fillvalue: f64, flipped: bool, origin: Option<Vec<isize>>) -> PyResult<Py<PyGpuArray>> {
+pub(super) fn gpu_correlate(py: Python<'_>, x: &Bound<'_, PyAny>, k: &Bound<'_, PyAny>, kind: &str, mode: &str, boundary: &str, fillvalue: f64, flipped: bool, origin: Option<Vec<isize>>, footprint: bool) -> PyResult<Py<PyGpuArray>> {
     let xg = gpu_upload(py, x)?;
     let kg = gpu_upload(py, k)?;
     let (xt, kt) = (xg.get().t.clone(), kg.get().t.clone());
@@ -531,7 +531,9 @@ pub(super) fn gpu_correlate(py: Python<'_>, x: &Bound<'_, PyAny>, k: &Bound<'_, 
         "signal2d" => CorrPlan::signal2d(&xt.shape, &kt.shape, Mode::parse(mode)?, Boundary::parse_signal2d(boundary)?, fillvalue, flipped)?,
         "ndimage" => {
             let origin = origin.unwrap_or_else(|| vec![0; xt.shape.len()]);
-            CorrPlan::ndimage(&xt.shape, &kt.shape, &origin, Boundary::parse_ndimage(mode)?, fillvalue)?
+            let mut plan = CorrPlan::ndimage(&xt.shape, &kt.shape, &origin, Boundary::parse_ndimage(mode)?, fillvalue)?;
+            plan.skip_zero = footprint;
+            plan
         }
         other => return Err(PyValueError::new_err(format!("gpu_correlate: unknown kind {other:?}"))),
     };

@@ -165,8 +165,9 @@ fn correlate2d<'py>(
 }
 
 /// scipy.ndimage.correlate(input, weights, mode, cval, origin); origin has one entry per axis.
+/// `footprint`: leave zero weights out (scipy's N-D correlate; correlate1d multiplies them).
 #[pyfunction]
-#[pyo3(signature = (input, weights, mode="reflect", cval=0.0, origin=None))]
+#[pyo3(signature = (input, weights, mode="reflect", cval=0.0, origin=None, footprint=false))]
 fn ndimage_correlate<'py>(
     py: Python<'py>,
     input: &Bound<'py, PyAny>,
@@ -174,11 +175,13 @@ fn ndimage_correlate<'py>(
     mode: &str,
     cval: f64,
     origin: Option<Vec<isize>>,
+    footprint: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let boundary = Boundary::parse_ndimage(mode)?;
     dispatch_float2!(py, input, weights, "correlate", |x, k| {
         let origin = origin.clone().unwrap_or_else(|| vec![0; x.ndim()]);
-        let plan = CorrPlan::ndimage(x.shape(), k.shape(), &origin, boundary, cval)?;
+        let mut plan = CorrPlan::ndimage(x.shape(), k.shape(), &origin, boundary, cval)?;
+        plan.skip_zero = footprint;
         correlate_impl(py, x, k, plan, "direct")
     })
 }

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import activations, backend, initializers, ops
+from .. import _checks, activations, backend, initializers, ops
 from .core import Layer
 
 
@@ -23,6 +23,8 @@ def _activate(activation, z):
 
 class Dense(Layer):
     """``activation(x @ kernel + bias)`` on the last axis, as ``keras.layers.Dense``."""
+
+    _min_input_rank = 1
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", **kw):
@@ -90,6 +92,8 @@ class ReLU(Activation):
 class Softmax(Activation):
     """Softmax over the last axis."""
 
+    _min_input_rank = 1
+
     def __init__(self, **kw):
         kw.pop("activation", None)
         super().__init__("softmax", **kw)
@@ -134,7 +138,7 @@ class Flatten(Layer):
     """Collapse all axes but the batch axis."""
 
     def compute_output_shape(self, input_shape):
-        return (int(np.prod(input_shape)),)
+        return (_checks.element_count(f"Flatten {self.name!r}", input_shape, "the input"),)
 
     def call(self, inputs, training=None):
         return ops.reshape(inputs, (inputs.shape[0], -1))
@@ -145,13 +149,16 @@ class Reshape(Layer):
 
     def __init__(self, target_shape, **kw):
         super().__init__(**kw)
-        self.target_shape = tuple(int(s) for s in target_shape)
+        if isinstance(target_shape, (int, np.integer)):
+            target_shape = (target_shape,)
+        self.target_shape = tuple(_checks.integer("Reshape", "target_shape entries", s) for s in target_shape)
         if sum(1 for s in self.target_shape if s == -1) > 1 or any(s == 0 or s < -1 for s in self.target_shape):
             raise ValueError(f"Reshape: invalid target_shape {target_shape!r}")
 
     def compute_output_shape(self, input_shape):
-        n = int(np.prod(input_shape))
-        known = int(np.prod([s for s in self.target_shape if s != -1]))
+        n = _checks.element_count(f"Reshape {self.name!r}", input_shape, "the input")
+        known = _checks.element_count(f"Reshape {self.name!r}", [s for s in self.target_shape if s != -1],
+                                      "the target")
         if -1 in self.target_shape:
             if n % known:
                 raise ValueError(f"Reshape {self.name!r}: cannot reshape {tuple(input_shape)} into {self.target_shape}")

@@ -12,7 +12,7 @@ from typing import Optional
 
 import numpy as np
 
-from .. import backend, initializers, ops
+from .. import _checks, backend, initializers, ops
 from ..saving import object_registration
 from ..tensor import Tensor, Variable
 
@@ -37,6 +37,7 @@ class KerasTensor:
 
     def __init__(self, shape, node=None, name=None, dtype=None):
         self.shape = (None,) + tuple(None if s is None else int(s) for s in shape)
+        _checks.element_count(f"{name or 'a symbolic tensor'}", self.shape, "one sample")
         self.node = node
         self.name = name
         self.dtype = dtype
@@ -163,7 +164,10 @@ class Layer:
             raise TypeError(f"add_weight: unexpected keyword arguments {sorted(kw)}")
         if shape is None:
             raise ValueError(f"Layer {self.name!r}: add_weight needs a shape")
-        shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        shape = tuple(_checks.integer(f"Layer {self.name!r}: add_weight", "shape entries", s, minimum=0)
+                      for s in shape)
+        _checks.element_count(f"Layer {self.name!r}", shape, f"weight {name!r}")
         dt = dtype or self.dtype
         value = initializers.initialize(initializers.get(initializer or "zeros"), shape, dt)
         v = Variable(value, dtype=dt, trainable=bool(trainable), name=name or f"variable_{len(self._variables)}",
@@ -263,12 +267,19 @@ class Layer:
         return self.output_shape
 
     def _check_input(self, shape):
-        """Layers declare the rank they accept through ``_input_rank`` (without batch)."""
+        """Layers declare the rank they accept through ``_input_rank`` (exact) or
+        ``_min_input_rank`` (at least), both without the batch axis."""
         rank = getattr(self, "_input_rank", None)
         if rank is not None and len(shape) != rank:
             raise ValueError(
                 f"Layer {self.name!r} ({type(self).__name__}) expects inputs of rank {rank + 1} "
                 f"(batch + {rank} axes), got shape {(None,) + tuple(shape)}"
+            )
+        low = getattr(self, "_min_input_rank", None)
+        if low is not None and len(shape) < low:
+            raise ValueError(
+                f"Layer {self.name!r} ({type(self).__name__}) expects inputs of rank >= {low + 1} "
+                f"(batch + {low} axes), got shape {(None,) + tuple(shape)}"
             )
 
     # ------------------------------------------------------------------ compute
@@ -351,7 +362,9 @@ class InputLayer(Layer):
         if shape is None:
             raise ValueError("InputLayer needs a shape (without the batch axis), e.g. shape=(28, 28, 1)")
         super().__init__(name=name, dtype=dtype, **kw)
-        self.shape = tuple(int(s) for s in shape)
+        if isinstance(shape, (int, np.integer)):
+            shape = (shape,)
+        self.shape = tuple(_checks.integer("Input", "shape entries", s) for s in shape)
         if any(s < 1 for s in self.shape):
             raise ValueError(f"Input shape must contain positive sizes, got {self.shape}")
         self.built = True

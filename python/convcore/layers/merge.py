@@ -1,7 +1,7 @@
 """Layers merging several inputs (residual connections)."""
 from __future__ import annotations
 
-from .. import ops
+from .. import _checks, ops
 from .core import Layer
 
 
@@ -26,10 +26,19 @@ class Concatenate(Layer):
 
     def __init__(self, axis=-1, **kw):
         super().__init__(**kw)
-        self.axis = int(axis)
+        self.axis = _checks.integer("Concatenate", "axis", axis)
 
     def _axis(self, ndim):
-        return self.axis % ndim if self.axis < 0 else self.axis - 1
+        """The axis among the ``ndim`` axes after the batch axis (``self.axis`` counts
+        the batch axis, as Keras's)."""
+        full = ndim + 1
+        if ndim < 1:
+            raise ValueError(f"Concatenate {self.name!r}: inputs need an axis besides the batch axis, got rank-{full} "
+                             "inputs")
+        if not -full <= self.axis < full or self.axis % full == 0:
+            raise ValueError(f"Concatenate {self.name!r}: axis {self.axis} is not an axis after the batch axis of "
+                             f"rank-{full} inputs (valid: 1..{full - 1} or -{full - 1}..-1)")
+        return self.axis % full - 1
 
     def compute_output_shape(self, input_shape):
         shapes = [tuple(s) for s in input_shape]

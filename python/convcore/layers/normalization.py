@@ -13,6 +13,8 @@ class BatchNormalization(Layer):
     and by the moving statistics in inference; then scale by ``gamma`` and shift by
     ``beta``. Weights (Keras order): gamma, beta, moving_mean, moving_variance."""
 
+    _min_input_rank = 1  # the channels axis
+
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones", moving_mean_initializer="zeros",
                  moving_variance_initializer="ones", **kw):

@@ -3,6 +3,8 @@ gradient: elementwise arithmetic and functions, comparisons, reductions, shape a
 indexing operations, ``matmul`` and the array constructors."""
 from __future__ import annotations
 
+import math
+
 import builtins
 
 import numpy as np
@@ -412,7 +414,9 @@ def cumsum(x, axis=None):
 def reshape(x, newshape):
     x = tensor(x)
     newshape = (int(newshape),) if isinstance(newshape, (int, np.integer)) else tuple(int(s) for s in newshape)
-    known = int(np.prod([s for s in newshape if s != -1], dtype=np.int64))
+    if builtins.any(s < -1 for s in newshape):
+        raise ValueError(f"reshape: sizes must be >= 0 (or one -1), got {newshape}")
+    known = math.prod(s for s in newshape if s != -1)
     n = x.size
     if newshape.count(-1) > 1 or (-1 not in newshape and known != n) or (-1 in newshape and (known == 0 or n % known)):
         raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} ({n} values) into {newshape}")

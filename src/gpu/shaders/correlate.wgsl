@@ -5,7 +5,7 @@
 fn map_index(i: i32, n: i32, mode: u32) -> i32 {
     if (i >= 0 && i < n) { return i; }
     switch mode {
-        case 0u: { return -1; }
+        case 0u, 5u: { return -1; }
         case 3u: { return select(n - 1, 0, i < 0); }
         case 4u: { return ((i % n) + n) % n; }
         case 1u: {
@@ -31,7 +31,9 @@ fn correlate(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: ve
     let outs = p_out_size4();
     let off = p_offset4();
     let o = vec4<u32>(i / (outs.y * outs.z * outs.w), (i / (outs.z * outs.w)) % outs.y, (i / outs.w) % outs.z, i % outs.w);
-    let pre = p_pre_resolved() == 1u;
+    let pre = (p_flags() & 1u) != 0u;
+    // scipy.ndimage.correlate's footprint: zero weights add nothing (not even 0 * inf).
+    let skip0 = (p_flags() & 2u) != 0u;
     var acc = 0.0;
     // First input position of the window (a chunk's axis 0 is already resolved).
     var st = vec4<i32>(o) - off;
@@ -48,7 +50,8 @@ fn correlate(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: ve
                 for (var c = 0u; c < ks.z; c++) {
                     let row = base + a * sy + b * sz + c * sw;
                     for (var d = 0u; d < ks.w; d++) {
-                        acc = fma(s1[row + d], s2[kb], acc);
+                        let kv = s2[kb];
+                        if (!skip0 || kv != 0.0) { acc = fma(s1[row + d], kv, acc); }
                         kb += 1u;
                     }
                 }
@@ -69,8 +72,10 @@ fn correlate(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: ve
                 for (var d = 0u; d < ks.w; d++) {
                     let r3 = map_index(i32(o.w + d) - off.w, ins.w, mode);
                     let kv = s2[o2() + kb + d];
+                    if (skip0 && kv == 0.0) { continue; }
                     if (r0 < 0 || r1 < 0 || r2 < 0 || r3 < 0) {
-                        acc += cval * kv;
+                        // Mode 5 (overlap only): positions outside add nothing.
+                        if (mode != 5u) { acc += cval * kv; }
                     } else {
                         let xi = ((u32(r0) * u32(ins.y) + u32(r1)) * u32(ins.z) + u32(r2)) * u32(ins.w) + u32(r3);
                         acc = fma(s1[o1() + xi], kv, acc);
