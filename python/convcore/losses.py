@@ -140,5 +140,33 @@ def serialize(loss):
     return {"name": loss.name, "from_logits": loss.from_logits}
 
 
-def deserialize(d):
-    return _LOSSES[d["name"]](from_logits=d.get("from_logits", False))
+def deserialize(config, custom_objects=None):
+    """The loss of ``serialize(loss)``: ``{"name": ..., "from_logits": ...}`` (or a bare
+    name). A built-in name gives the built-in loss; another name must be a function
+    registered with ``register_keras_serializable`` or given in ``custom_objects`` (code
+    is never loaded). Anything else is a :class:`~convcore.saving.ConfigError` naming
+    the key."""
+    from .saving.config_errors import ConfigError, check_dict
+    from .saving.object_registration import get_registered_object
+    if isinstance(config, str):
+        config = {"name": config}
+    check_dict(config, (), "a loss config (a dict with 'name' and 'from_logits')")
+    for k in config:
+        if k not in ("name", "from_logits"):
+            raise ConfigError(k, "is not a loss setting (a loss config has 'name' and 'from_logits')")
+    if "name" not in config:
+        raise ConfigError("name", "is missing")
+    name, from_logits = config["name"], config.get("from_logits", False)
+    if not isinstance(from_logits, bool):
+        raise ConfigError("from_logits", f"must be true or false, got {from_logits!r}")
+    if not isinstance(name, str):
+        raise ConfigError("name", f"must be the name of a loss, got {type(name).__name__}")
+    if name in _LOSSES:
+        return _LOSSES[name](from_logits=from_logits)
+    fn = get_registered_object(name, custom_objects) if not name.startswith("_") else None
+    if callable(fn) and not isinstance(fn, type):
+        if from_logits:
+            raise ConfigError("from_logits", f"a loss function ({name!r}) takes no from_logits")
+        return LossFunctionWrapper(fn, name=name)
+    raise ConfigError("name", f"unknown loss {name!r}; known losses are {', '.join(sorted(_LOSSES))}, or a function "
+                              "registered with register_keras_serializable or passed in custom_objects")

@@ -17,9 +17,10 @@ def save_model(model, filepath):
 
 
 def model_from_json(json_string, custom_objects=None):
-    import json
-    from ..saving import model_from_config
-    return model_from_config(json.loads(json_string), custom_objects=custom_objects)
+    """The model of a JSON config (``model.to_json()`` with its class name, as
+    ``model_config`` gives); a bad one is a ValueError."""
+    from ..saving import model_from_config, parse_config_json
+    return model_from_config(parse_config_json(json_string, "model_from_json"), custom_objects=custom_objects)
 
 
 def clone_model(model):

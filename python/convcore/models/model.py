@@ -16,6 +16,61 @@ def _as_list(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
+def _topological_nodes(outputs):
+    """The nodes the ``outputs`` depend on, each after the nodes of its inputs (the
+    order of a depth-first walk from the outputs, inputs first). Iterative with an
+    explicit stack: a chain of thousands of layers must not hit the recursion limit."""
+    order, seen = [], set()
+    for t in outputs:
+        if id(t.node) in seen:
+            continue
+        seen.add(id(t.node))
+        stack = [(t.node, iter(t.node.inputs))]
+        while stack:
+            node, pending = stack[-1]
+            for s in pending:
+                if id(s.node) not in seen:
+                    seen.add(id(s.node))
+                    stack.append((s.node, iter(s.node.inputs)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    return order
+
+
+def _config_order(entries, names):
+    """Indices of the layer configs ``entries``, each after the layers it is called on
+    (file order when the file is already in that order, as saved files are), or a
+    ConfigError naming the cycle. ``names`` maps a layer name to its index."""
+    from ..saving.config_errors import ConfigError
+    inbound = [[names[n] for n in d.get("inbound", [])] for d in entries]
+    state = [0] * len(entries)  # 0: not seen, 1: on the stack, 2: placed
+    order = []
+    for root in range(len(entries)):
+        if state[root]:
+            continue
+        state[root] = 1
+        stack = [(root, iter(inbound[root]))]
+        while stack:
+            i, pending = stack[-1]
+            for j in pending:
+                if state[j] == 1:
+                    path = [k for k, _ in stack]
+                    cycle = [entries[k]["config"]["name"] for k in path[path.index(j):]] + [entries[j]["config"]["name"]]
+                    raise ConfigError(("layers", i, "inbound"), "the layers form a cycle, each called on the next: "
+                                      + " -> ".join(repr(n) for n in cycle))
+                if state[j] == 0:
+                    state[j] = 1
+                    stack.append((j, iter(inbound[j])))
+                    break
+            else:
+                stack.pop()
+                state[i] = 2
+                order.append(i)
+    return order
+
+
 class Model(Trainer, Layer):
     """A functional model: ``Model(inputs, outputs)`` over symbolic tensors; or a
     subclass that builds layers in ``__init__`` and uses them in ``call``."""
@@ -38,19 +93,7 @@ class Model(Trainer, Layer):
             if not isinstance(t.node.layer, InputLayer):
                 raise ValueError(f"Model inputs must come from Input(...), got {t!r}")
         self.inputs, self.outputs = inputs, outputs
-        order, seen = [], set()
-
-        def visit(t):
-            node = t.node
-            if id(node) in seen:
-                return
-            seen.add(id(node))
-            for s in node.inputs:
-                visit(s)
-            order.append(node)
-
-        for t in outputs:
-            visit(t)
+        order = _topological_nodes(outputs)
         input_ids = {id(t) for t in inputs}
         for node in order:
             if isinstance(node.layer, InputLayer) and id(node.output) not in input_ids:
@@ -61,7 +104,7 @@ class Model(Trainer, Layer):
             if id(n.layer) not in ids:
                 ids.add(id(n.layer))
                 layers.append(n.layer)
-        self._all_layers = layers
+        self.__dict__["_all_layers"] = layers  # not through Layer.__setattr__: its list tracking is O(n^2)
         self.__dict__["_layers"] = [l for l in layers if not isinstance(l, InputLayer)]
         self._graph_weights = None  # computed on first use (the graph's layers are built)
 
@@ -151,10 +194,11 @@ class Model(Trainer, Layer):
         if not self.trainable:
             return []
         if self._is_graph():
-            out = []
+            out, seen = [], set()
             for l in self._all_layers:
                 for w in l.trainable_weights:
-                    if not any(w is o for o in out):
+                    if id(w) not in seen:
+                        seen.add(id(w))
                         out.append(w)
             return out
         return Layer.trainable_weights.fget(self)
@@ -321,30 +365,78 @@ class Model(Trainer, Layer):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
+        """The model of ``get_config()``. Every entry is checked before it is used: a
+        layer config that is not a dict, a missing or duplicate name, an ``inbound``
+        naming an unknown layer or a cycle, inputs that are not Input layers: each is a
+        ConfigError naming the key (``layers.3.inbound``) and the layer."""
         from ..layers import InputLayer as _IL, deserialize
+        from ..saving.config_errors import ConfigError, check_dict
+        check_dict(config, (), "a model config (a dict)")
         if "layers" not in config:  # a subclassed model: its constructor arguments
-            return cls(**config)
-        for key in ("inputs", "outputs"):
-            if not isinstance(config.get(key), list):
-                raise ValueError(f"model config: {key!r} must be a list of layer names")
-        tensors = {}
-        for d in config["layers"]:
-            layer = deserialize(d, custom_objects)
-            if isinstance(layer, _IL):
-                tensors[layer.name] = layer.output
-                continue
             try:
-                ins = [tensors[n] for n in d["inbound"]]
-            except (KeyError, TypeError):
-                raise ValueError(f"model config: layer {layer.name!r} is called on unknown or missing layers "
-                                 f"{d.get('inbound')!r}") from None
-            tensors[layer.name] = layer(ins if len(ins) > 1 else ins[0])
+                return cls(**config)
+            except (TypeError, ValueError) as e:
+                raise ConfigError((), f"model class {cls.__name__}: {e}") from None
+        entries = config["layers"]
+        if not isinstance(entries, list):
+            raise ConfigError("layers", f"must be a list of layer configs, got {type(entries).__name__}")
+        names = {}
+        for i, d in enumerate(entries):
+            check_dict(d, ("layers", i), "a layer config (a dict with 'class_name', 'config' and 'inbound')")
+            c = check_dict(d.get("config"), ("layers", i, "config"), "the layer's config (a dict)")
+            name = c.get("name")
+            if not isinstance(name, str) or not name:
+                raise ConfigError(("layers", i, "config", "name"), "a layer of a functional model needs a name "
+                                  f"(a non-empty string), got {name!r}")
+            if name in names:
+                raise ConfigError(("layers", i, "config", "name"), f"two layers are named {name!r}")
+            inbound = d.get("inbound", [])
+            if not isinstance(inbound, list) or not all(isinstance(n, str) for n in inbound):
+                raise ConfigError(("layers", i, "inbound"), f"must be a list of layer names, got {inbound!r}")
+            names[name] = i
+        for i, d in enumerate(entries):
+            for n in d.get("inbound", []):
+                if n not in names:
+                    raise ConfigError(("layers", i, "inbound"), f"layer {d['config']['name']!r} is called on "
+                                      f"unknown layer {n!r}")
+        for key in ("inputs", "outputs"):
+            ends = config.get(key)
+            if not isinstance(ends, list) or not ends or not all(isinstance(n, str) for n in ends):
+                raise ConfigError(key, f"must be a non-empty list of layer names, got {ends!r}")
+            for n in ends:
+                if n not in names:
+                    raise ConfigError(key, f"names unknown layer {n!r}")
+        tensors = {}
+        for i in _config_order(entries, names):
+            d = entries[i]
+            name, inbound = d["config"]["name"], d.get("inbound", [])
+            try:
+                layer = deserialize(d, custom_objects)
+            except ConfigError as e:
+                raise e.within("layers", i) from None
+            except ValueError as e:  # not a layer class
+                raise ConfigError(("layers", i, "class_name"), str(e)) from None
+            if isinstance(layer, _IL):
+                if inbound:
+                    raise ConfigError(("layers", i, "inbound"), f"input layer {name!r} cannot be called on layers")
+                tensors[name] = layer.output
+                continue
+            if not inbound:
+                raise ConfigError(("layers", i, "inbound"), f"layer {name!r} is not called on any layer")
+            ins = [tensors[n] for n in inbound]
+            try:
+                tensors[name] = layer(ins if len(ins) > 1 else ins[0])
+            except (TypeError, ValueError) as e:
+                raise ConfigError(("layers", i), f"layer {name!r} ({type(layer).__name__}) cannot be called on "
+                                  f"{inbound}: {e}") from None
+        for n in config["inputs"]:
+            if not isinstance(tensors.get(n), KerasTensor) or not isinstance(tensors[n].node.layer, _IL):
+                raise ConfigError("inputs", f"{n!r} is not an input layer")
         try:
-            ins = [tensors[n] for n in config["inputs"]]
-            outs = [tensors[n] for n in config["outputs"]]
-        except KeyError as e:
-            raise ValueError(f"model config: unknown input or output layer {e.args[0]!r}") from None
-        return cls(ins, outs, name=config.get("name"))
+            return cls([tensors[n] for n in config["inputs"]], [tensors[n] for n in config["outputs"]],
+                       name=config.get("name"))
+        except (TypeError, ValueError) as e:
+            raise ConfigError((), f"model {config.get('name')!r}: {e}") from None
 
     def to_json(self):
         import json

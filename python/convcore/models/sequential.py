@@ -15,38 +15,65 @@ class Sequential(Model):
         super().__init__(name=name or "sequential")
         self.__dict__["_stack"] = []
         self._input_tensor = None
+        self._tip = None  # the symbolic output of the last layer called so far
+        self._called = 0  # how many layers of the stack have been called on it
         for l in layers or []:
-            self.add(l)
+            self._append(l)
+        self._connect()
 
     def add(self, layer):
+        self._append(layer)
+        self._connect()
+
+    def _append(self, layer):
+        """Put ``layer`` on the stack (or take it as the input); not yet called."""
         if isinstance(layer, KerasTensor):
             if self._stack or self._input_tensor is not None:
                 raise ValueError("Sequential: Input(...) must come first")
             self._input_tensor = layer
             return
         if isinstance(layer, InputLayer):
-            self.add(layer.output)
+            self._append(layer.output)
             return
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a Layer, got {layer!r}")
         self._stack.append(layer)
         if self._input_tensor is None and len(self._stack) == 1 and layer._input_shape_arg is not None:
             self._input_tensor = Input(layer._input_shape_arg, dtype=layer.dtype)
-        if self._input_tensor is not None:
-            self._rebuild()
+
+    def _call_pending(self):
+        """Call the layers not yet called, each on the output of the one before. A
+        layer that cannot take its input is taken off the stack again (with any after
+        it), so the model stays as it was."""
+        if self._input_tensor is None or not self._stack:
+            return False
+        if self._tip is None:
+            self._tip, self._called = self._input_tensor, 0
+        while self._called < len(self._stack):
+            try:
+                self._tip = self._stack[self._called]._call_symbolic(self._tip)
+            except BaseException:
+                del self._stack[self._called:]
+                raise
+            self._called += 1
+        return True
+
+    def _connect(self):
+        """Call the pending layers, then make the graph once: building a stack of n
+        layers costs n layer calls and one graph walk, not n^2."""
+        if self._call_pending():
+            self._init_graph([self._input_tensor], [self._tip])
 
     def pop(self):
         if not self._stack:
             raise ValueError("Sequential.pop: there are no layers")
         self._stack.pop()
-        if self._stack and self._input_tensor is not None:
-            self._rebuild()
+        self._rebuild()
 
     def _rebuild(self):
-        t = self._input_tensor
-        for l in self._stack:
-            t = l._call_symbolic(t)
-        self._init_graph([self._input_tensor], [t])
+        """Call every layer again from the input (after ``pop`` or a new input)."""
+        self._tip = None
+        self._connect()
 
     def _ensure_built_for(self, x):
         if not self._is_graph():
@@ -75,15 +102,44 @@ class Sequential(Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
+        """The model of ``get_config()``; a bad entry is a ConfigError naming its key
+        (``layers.3``) and the layer."""
         from ..layers import deserialize
-        m = cls(name=config.get("name"))
+        from ..saving.config_errors import ConfigError, check_dict
+        check_dict(config, (), "a model config (a dict)")
+        entries = config.get("layers", [])
+        if not isinstance(entries, list):
+            raise ConfigError("layers", f"must be a list of layer configs, got {type(entries).__name__}")
+        try:
+            m = cls(name=config.get("name"))
+        except (TypeError, ValueError) as e:
+            raise ConfigError("name", str(e)) from None
         if config.get("input_shape") is not None:
-            m.add(Input(tuple(config["input_shape"]), dtype=config.get("input_dtype")))
-        for d in config.get("layers", []):
-            layer = deserialize(d, custom_objects)
+            shape = config["input_shape"]
+            if not isinstance(shape, list):
+                raise ConfigError("input_shape", f"must be a list of sizes, got {shape!r}")
+            try:
+                m._append(Input(tuple(shape), dtype=config.get("input_dtype")))
+            except (TypeError, ValueError, OverflowError) as e:
+                raise ConfigError("input_shape", str(e)) from None
+        for i, d in enumerate(entries):
+            try:
+                layer = deserialize(d, custom_objects)
+            except ConfigError as e:
+                raise e.within("layers", i) from None
+            except ValueError as e:  # not a layer class
+                raise ConfigError(("layers", i, "class_name"), str(e)) from None
             if isinstance(layer, InputLayer):
+                if m._input_tensor is None and not m._stack:
+                    m._append(layer)
                 continue
-            m.add(layer)
+            m._append(layer)
+            try:
+                m._call_pending()
+            except (TypeError, ValueError) as e:
+                raise ConfigError(("layers", i), f"layer {layer.name!r} ({type(layer).__name__}) cannot take the "
+                                  f"output of the layers before it: {e}") from None
+        m._connect()
         return m
 
     @property

@@ -3,11 +3,13 @@ file can run code), and the serialization of any layer or model through
 ``get_config`` / ``from_config`` and the registry."""
 from __future__ import annotations
 
+from .config_errors import ConfigError
 from .object_registration import (custom_object_scope, get_registered_object, register_keras_serializable,
                                   registered_name)
 from .saving_lib import (FORMAT, VERSION, deserialize_keras_object, load_model, load_weights, model_config,
-                         model_from_config, save_model, save_weights, serialize_keras_object)
+                         model_from_config, parse_config_json, save_model, save_weights,
+                         serialize_keras_object)
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "serialize_keras_object",
            "deserialize_keras_object", "register_keras_serializable", "custom_object_scope",
-           "get_registered_object", "model_config", "model_from_config"]
+           "get_registered_object", "model_config", "model_from_config", "ConfigError"]
