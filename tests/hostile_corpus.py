@@ -190,6 +190,19 @@ def _set_flag_bits(path, name, bits):
     open(path, "wb").write(bytes(raw))
 
 
+def _set_version_needed(path, version):
+    """Set the "version needed to extract" of every directory entry."""
+    raw = bytearray(open(path, "rb").read())
+    i = 0
+    while True:
+        at = raw.find(b"PK\x01\x02", i)
+        if at < 0:
+            break
+        struct.pack_into("<H", raw, at + 6, version)
+        i = at + 4
+    open(path, "wb").write(bytes(raw))
+
+
 def _set_method(path, name, method):
     """Change the compression method recorded for entry ``name`` (local and directory)."""
     raw = bytearray(open(path, "rb").read())
@@ -401,6 +414,15 @@ def write_corpus(folder):
     _set_flag_bits(p, "weights/00000.npy", 0x1)
     p = weights_file("encrypted_w00000.npy", W)
     _set_flag_bits(p, "w00000.npy", 0x1)
+    for bits, label in [(0x20, "patched_data"), (0x40, "strong_encryption")]:  # zipfile: NotImplementedError
+        p = model_file("flag_" + label, M)
+        _set_flag_bits(p, "weights/00001.npy", bits)
+        p = weights_file("flag_" + label, W)
+        _set_flag_bits(p, "w00001.npy", bits)
+    p = model_file("zip_version_needed_9_9", M)
+    _set_version_needed(p, 99)
+    p = weights_file("zip_version_needed_9_9", W)
+    _set_version_needed(p, 99)
     for method, label in [(zipfile.ZIP_BZIP2, "bzip2"), (zipfile.ZIP_LZMA, "lzma"), (99, "unknown")]:
         p = model_file("compression_" + label, M, weights="ok")
         _set_method(p, "config.json", method)
@@ -455,6 +477,10 @@ def write_corpus(folder):
     config_file("layer_dtype_object", set_key(["model", "layers", 3, "config", "dtype"], "object"))
     config_file("lambda_unknown_function", set_key(["model", "layers", 3],
                                                    {"class_name": "Lambda", "config": {"name": "l", "function": "os.system"}}))
+    # a 1 KB config asking for a 238 GiB weight: a MemoryError naming the file (building
+    # the model allocates its weights before the file's entries can be compared)
+    config_file("dense_of_238GiB", set_key(["model", "layers", 3, "config", "units"], 10 ** 9))
+    cases[-1]["expect"]["model"] = "MemoryError"
     config_file("version_99", set_key(["version"], 99))
     config_file("version_string", set_key(["version"], "1"))
     config_file("version_missing", del_key(["version"]))

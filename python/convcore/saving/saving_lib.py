@@ -285,7 +285,8 @@ class _ZipReader:
         except _FileError:
             self.file.close()
             raise
-        except (zipfile.BadZipFile, OSError, EOFError, struct.error, OverflowError, ValueError) as e:
+        except (zipfile.BadZipFile, OSError, EOFError, struct.error, OverflowError, ValueError,
+                NotImplementedError) as e:  # zipfile: "zip file version 19.2"
             self.file.close()
             raise _bad(path, f"not a convcore {what} file (or it is truncated): {e}") from None
         except BaseException:
@@ -326,7 +327,7 @@ class _ZipReader:
                                   "have (refused before reading it)")
         try:
             f = self.zip.open(info)
-        except _READ_ERRORS + (ValueError,) as e:
+        except _READ_ERRORS + (ValueError, NotImplementedError) as e:  # a bad local header, flag bits 5 and 6
             raise _damaged(self.path, name, e) from None
         return _Bounded(f, min(limit, info.file_size), self.path, name)
 
