@@ -166,3 +166,112 @@ def test_non_finite_correlations_match_scipy(device):
             want = ndi.correlate(a, b, mode=mode)
             got = convcore.ndimage.correlate(a.astype(dt), b.astype(dt), mode=mode, device=device)
             np.testing.assert_array_equal(got, want.astype(dt), err_msg=f"ndimage {mode} {a} {b}")
+
+
+# ----------------------------------------------------------------- 1 + 3: NaN on the GPU, fit keeps good weights
+def _bn_model(device, opt):
+    convcore.set_seed(0)
+    m = Sequential([Input((6, 6, 1)), layers.Conv2D(3, 3, activation="relu"), layers.BatchNormalization(),
+                    layers.Flatten(), layers.Dense(3)])
+    m.compile(optimizer=opt(), loss="sparse_categorical_crossentropy", device=device)
+    return m
+
+
+def _poison(case, x, y):
+    x, y = x.copy(), y.copy()
+    if case == "nan_pixel":
+        x[20, 2, 2, 0] = nan
+    elif case == "inf_pixel":
+        x[20, 3, 1, 0] = inf
+    elif case == "huge_inputs":
+        x[16:24] = 1e30  # float32 overflow in the conv / batch statistics
+    return x, y
+
+
+OPTS = {"sgd_momentum": lambda: optimizers.SGD(0.01, momentum=0.9, nesterov=True), "adam": lambda: optimizers.Adam(0.01)}
+
+
+@pytest.mark.parametrize("device", ["cpu", "gpu"])
+@pytest.mark.parametrize("case", ["nan_pixel", "inf_pixel", "huge_inputs"])
+@pytest.mark.parametrize("opt", sorted(OPTS))
+def test_fit_stops_with_the_weights_of_the_last_good_step(device, case, opt):
+    """The audit's item 3: a non-finite step is detected before it is applied (loss,
+    gradients and batch-norm statistics), on the GPU without a per-step read-back; the
+    weights (moving statistics included) and optimizer state are those after the last
+    good step, and the message says so."""
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 6, 6, 1)).astype(np.float32)
+    y = rng.integers(0, 3, 32)
+    bad_x, bad_y = _poison(case, x, y)
+    ref = _bn_model(device, OPTS[opt])
+    ref.train_on_batch(x[:8], y[:8])
+    ref.train_on_batch(x[8:16], y[8:16])
+    good = ref.get_weights()
+    try:
+        ref.train_on_batch(bad_x[16:24], bad_y[16:24])
+    except FloatingPointError as e:
+        assert "last good step" in str(e)
+        for a, b in zip(good, ref.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    else:
+        # 1e30 inputs can stay finite (the CPU's batch statistics are float64): then
+        # the step is a real one, and every weight stays finite.
+        assert case == "huge_inputs" and all(np.isfinite(w).all() for w in ref.get_weights())
+        return
+    m = _bn_model(device, OPTS[opt])
+    with pytest.raises(FloatingPointError, match="epoch 1") as e:
+        m.fit(bad_x, bad_y, batch_size=8, shuffle=False, verbose=0)
+    assert "weights are those" in str(e.value)
+    for a, b in zip(good, m.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # The model still trains from there on clean data.
+    m.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert all(np.isfinite(w).all() for w in m.get_weights())
+
+
+@pytest.mark.parametrize("device", ["cpu", "gpu"])
+def test_nan_targets_stop_fit_before_the_update(device):
+    convcore.set_seed(0)
+    m = Sequential([Input((4,)), layers.Dense(2)])
+    m.compile(optimizer="sgd", loss="mse", device=device)
+    x = np.ones((8, 4), np.float32)
+    t = np.zeros((8, 2), np.float32)
+    t[3, 1] = nan
+    w0 = m.get_weights()
+    with pytest.raises(FloatingPointError):
+        m.fit(x, t, batch_size=8, verbose=0)
+    for a, b in zip(w0, m.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_gpu_losses_keep_nan_like_the_cpu():
+    """Probabilities through Keras's clip: a NaN stays NaN on the GPU (WGSL's clamp and
+    max may drop it)."""
+    p = np.array([[0.2, nan, 0.5], [0.5, 0.2, 0.3]], np.float32)
+    for loss in ("sparse_categorical_crossentropy",):
+        c = convcore.ops.fused_loss(loss, np.array([0, 1]), p, False).numpy()
+        g = convcore.ops.fused_loss(loss, np.array([0, 1]),
+                                    convcore.ops.convert_to_tensor(p, device="gpu"), False).numpy()
+        assert np.isnan(c) and np.isnan(g)
+
+
+def test_bilinear_upsampling_nan_follows_pytorch():
+    """PyTorch's F.interpolate(x, scale_factor=(1, 3), mode='bilinear') of [1, nan, 3]
+    (align_corners=False) is [nan] * 7 + [3, 3]: every tap is multiplied, zero weights too."""
+    x = np.array([1.0, nan, 3.0], np.float32).reshape(1, 1, 3, 1)
+    want = np.array([nan] * 7 + [3.0, 3.0], np.float32)
+    for dev in ("cpu", "gpu"):
+        got = convcore.ops.upsample2d(convcore.ops.convert_to_tensor(x, device=dev), (1, 3), "bilinear").numpy()
+        np.testing.assert_array_equal(got.ravel(), want)
+
+
+@pytest.mark.parametrize("device", ["cpu", "gpu"])
+def test_power_special_values_match_numpy(device):
+    a = np.array([-inf, -inf, -inf, -2.0, -2.0, -0.0, -0.0, 0.0, 1.0, inf, 0.5, 2.0, nan, nan, -1.0, -8.0], np.float32)
+    b = np.array([-0.5, 3.0, 2.0, 0.5, 3.0, -3.0, 3.0, -1.0, nan, -2.0, inf, -inf, 0.0, 1.0, inf, 1 / 3], np.float32)
+    with np.errstate(all="ignore"):
+        want = np.power(a, b)
+    got = convcore.ops.power(convcore.ops.convert_to_tensor(a, device=device), b).numpy()
+    np.testing.assert_array_equal(got, want)
+    real = ~np.isnan(want)  # the sign of a NaN means nothing
+    np.testing.assert_array_equal(np.signbit(got[real]), np.signbit(want[real]))

@@ -11,6 +11,7 @@ In CI (CONVCORE_CI=1) the GPU half runs on lavapipe and may not skip.
 from __future__ import annotations
 
 import math
+import zlib
 import os
 
 import numpy as np
@@ -284,6 +285,49 @@ def test_gpu_matches_cpu_values_and_gradients(entry):
     np.testing.assert_allclose(outs["gpu"][0], outs["cpu"][0], rtol=1e-4, atol=1e-5)
     for gg, gc_ in zip(outs["gpu"][1], outs["cpu"][1]):
         np.testing.assert_allclose(gg, gc_, rtol=1e-4, atol=1e-5)
+
+
+def _poisoned(arrays, seed):
+    """The entry's inputs with NaN, +inf and -inf written at random positions (at least
+    one of each in the first input)."""
+    r = np.random.default_rng(seed)
+    out = []
+    for k, a in enumerate(arrays):
+        a = np.array(a, dtype=np.float64)
+        flat = a.reshape(-1)
+        for v in (np.nan, np.inf, -np.inf):
+            if k == 0 or r.random() < 0.5:
+                flat[r.integers(0, flat.size)] = v
+        out.append(a)
+    return out
+
+
+# References that are textbook formulas, not the frameworks' ones, where inf / NaN are
+# concerned: Keras's losses clip probabilities to [eps, 1 - eps] and sum y * log(p) over
+# every class (0 * log(nan) is NaN), TF's logits form multiplies x * z (-inf * 0); and
+# skimage's rescale clips its output to the input's range, which a NaN makes NaN
+# everywhere (PyTorch's bilinear, which the kernels follow, is checked in
+# test_hostile_use). The GPU-vs-CPU half still runs for them.
+NONFINITE_REF_DIFFERS = {"categorical_crossentropy", "categorical_crossentropy_probs", "binary_crossentropy",
+                         "binary_crossentropy_logits", "upsample_bilinear"}
+
+
+@pytest.mark.parametrize("entry", TABLE, ids=IDS)
+def test_nan_and_inf_match_the_reference_and_every_device(entry):
+    """Issue 11: NaN and inf go through every op as through its numpy reference on the
+    CPU, and the GPU gives the CPU's values, NaN and inf at the same places."""
+    name, fn, makers, ref = entry
+    arrays = _poisoned([m() for m in makers], zlib.crc32(name.encode()))
+    with np.errstate(all="ignore"):
+        want = np.asarray(ref(*arrays))
+        got = _run(fn, arrays, "cpu", np.float64).numpy()
+    if name not in NONFINITE_REF_DIFFERS:
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12, err_msg="CPU vs reference")
+    if HAVE_GPU:
+        with np.errstate(all="ignore"):
+            c32 = _run(fn, arrays, "cpu", np.float32).numpy()
+            g32 = _run(fn, arrays, "gpu", np.float32).numpy()
+        np.testing.assert_allclose(g32, c32, rtol=1e-4, atol=1e-5, err_msg="GPU vs CPU")
 
 
 # ---------------------------------------------------------------- ties, zeros, NaN, sizes

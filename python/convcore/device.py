@@ -172,6 +172,19 @@ class CpuBackend:
         p *= alpha
         p += beta * v
 
+    # --- the guard of a training step (see convcore.trainers.step_guard)
+    def new_guard(self):
+        """A fresh step guard: on the CPU the check happens on the host (None)."""
+        return None
+
+    def flag_nonfinite(self, x, guard):
+        """Whether ``x`` holds no inf or NaN (the CPU answers now; a device records it in
+        ``guard`` and answers True)."""
+        return bool(np.isfinite(x).all()) if x.size else True
+
+    def guard_tripped(self, guard):
+        return False
+
     # --- network kernels: one binding for every device (it dispatches on the storage)
     def activation(self, name, x):
         return _core.activation_forward(name, x)
@@ -323,6 +336,30 @@ _ARRAY_OPS = {
 }
 
 
+_guards = _cv.ContextVar("convcore_step_guard", default=None)
+
+
+class guarded:
+    """``with guarded(flag):`` — the in-place updates (optimizer steps, moving averages)
+    on the GPU skip their writes once ``flag`` is set: how a training step that produced
+    inf or NaN leaves the weights of the last good step without a read-back."""
+
+    def __init__(self, flag):
+        self.flag = flag
+
+    def __enter__(self):
+        self._token = _guards.set(self.flag)
+        return self
+
+    def __exit__(self, *exc):
+        _guards.reset(self._token)
+        return False
+
+
+def current_guard():
+    return _guards.get()
+
+
 def _like(g, p):
     """A numpy gradient in its parameter's dtype (device arrays are already float32)."""
     if isinstance(g, np.ndarray) and g.dtype != p.dtype:
@@ -448,7 +485,29 @@ class GpuBackend(CpuBackend):
         return _core.gpu_axpby(a, b, float(alpha), float(beta))
 
     def axpby_inplace(self, p, v, alpha, beta):
-        _core.gpu_axpby_inplace(p, v, float(alpha), float(beta))
+        _core.gpu_axpby_inplace(p, v, float(alpha), float(beta), guard=current_guard())
+
+    def new_guard(self):
+        """A zero [flag, 0] pair on the device: element 0 becomes NaN in
+        :meth:`flag_nonfinite`; the in-place update kernels read it and then leave every
+        weight as it was — no read-back per step. A pair, so that it adds onto the loss's
+        [loss, accuracy] pair (a tripped guard makes the read-back loss NaN)."""
+        return _core.gpu_zeros([2])
+
+    def flag_nonfinite(self, x, guard):
+        if isinstance(x, _core.GpuArray):
+            _core.gpu_flag_nonfinite(x, guard)
+            return True
+        return super().flag_nonfinite(x, guard)
+
+    def guard_tripped(self, guard):
+        return guard is not None and not bool(guard.numpy()[0] == 0)
+
+    def sgd_update(self, p, g, v, lr, momentum, nesterov):
+        _core.sgd_update(p, _like(g, p), v, lr, momentum, nesterov, guard=current_guard())
+
+    def adam_update(self, p, g, m, v, lr, b1, b2, eps, t):
+        _core.adam_update(p, _like(g, p), m, v, lr, b1, b2, eps, t, guard=current_guard())
 
     def global_pool(self, kind, x):
         y, argmax = _core.gpu_global_pool_forward(kind, x)

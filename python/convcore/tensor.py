@@ -11,9 +11,31 @@ A trainable variable read inside a tape is watched automatically, as in TensorFl
 """
 from __future__ import annotations
 
+import contextvars as _cv
+
 import numpy as np
 
 from . import device as _device
+
+# Moving-average assignments made while a training step runs (batch normalization's
+# statistics): applied by the trainer after it has checked the step's loss and
+# gradients, so a step that turns out non-finite changes nothing.
+_deferred = _cv.ContextVar("convcore_deferred_assignments", default=None)
+
+
+class deferred_assignments:
+    """``with deferred_assignments() as pending:`` — ``Variable.assign_axpby`` calls
+    inside are recorded in ``pending`` as ``(variable, tensor, alpha, beta)`` instead of
+    applied; :meth:`Variable._apply_axpby` applies one later."""
+
+    def __enter__(self):
+        self.pending = []
+        self._token = _deferred.set(self.pending)
+        return self.pending
+
+    def __exit__(self, *exc):
+        _deferred.reset(self._token)
+        return False
 
 __all__ = ["Tensor", "Variable", "convert_to_tensor", "is_tensor"]
 
@@ -156,6 +178,13 @@ class Variable(Tensor):
         """``self = alpha * self + beta * other`` in place, on the variable's device
         (moving averages)."""
         o = other if isinstance(other, Tensor) else convert_to_tensor(other, dtype=self.dtype, device=self._device)
+        pending = _deferred.get()
+        if pending is not None:
+            pending.append((self, o, alpha, beta))
+            return self
+        return self._apply_axpby(o, alpha, beta)
+
+    def _apply_axpby(self, o, alpha, beta):
         _device.backend(self._device).axpby_inplace(self._data, o._data, alpha, beta)
         return self
 

@@ -4,7 +4,7 @@
 
 use crate::element::Element;
 use crate::error::{try_filled, Result};
-use crate::ops::resize::{readers, taps, weight, UpsamplePlan};
+use crate::ops::resize::{readers, taps, weight, Interpolation, UpsamplePlan};
 use rayon::prelude::*;
 
 pub fn upsample_forward<T: Element>(x: &[T], p: &UpsamplePlan) -> Result<Vec<T>> {
@@ -22,10 +22,13 @@ pub fn upsample_forward<T: Element>(x: &[T], p: &UpsamplePlan) -> Result<Vec<T>>
             let (x0, x1, wx) = taps(ox, p.size_w, p.in_w, p.interpolation);
             let w = [(1.0 - wy) * (1.0 - wx), (1.0 - wy) * wx, wy * (1.0 - wx), wy * wx];
             let at = [(y0, x0), (y0, x1), (y1, x0), (y1, x1)];
+            // Bilinear multiplies all four taps, zero weights too, as PyTorch and the GPU
+            // kernel do (a NaN or inf neighbour gives NaN); nearest reads its one pixel.
+            let every = p.interpolation == Interpolation::Bilinear;
             for ch in 0..c {
                 let mut acc = 0.0f64;
                 for (&(yy, xx), &ww) in at.iter().zip(&w) {
-                    if ww != 0.0 {
+                    if every || ww != 0.0 {
                         acc += ww * base[(yy * p.in_w + xx) * c + ch].to_f64().unwrap_or(f64::NAN);
                     }
                 }
@@ -72,7 +75,6 @@ pub fn upsample_backward<T: Element>(dy: &[T], p: &UpsamplePlan) -> Result<Vec<T
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::resize::Interpolation;
 
     #[test]
     fn nearest_repeats_and_backward_sums_blocks() {

@@ -647,16 +647,24 @@ impl Gpu {
     /// 65535-per-dimension limit; shaders read the linear group id). Each window binds
     /// `elems` 32-bit words of a buffer starting at word `off`; the shader sees the
     /// word offset within its binding in `params[slot]`.
-    pub fn dispatch(&self, k: &Kernel, wins: &[Win<'_>], mut params: [u32; PARAMS], groups: u64) -> Result<()> {
+    pub fn dispatch(&self, k: &Kernel, wins: &[Win<'_>], params: [u32; PARAMS], groups: u64) -> Result<()> {
+        let at: Vec<(usize, Win<'_>)> = wins.iter().enumerate().map(|(s, w)| (s, Win { ..*w })).collect();
+        self.dispatch_at(k, &at, params, groups)
+    }
+
+    /// [`Gpu::dispatch`] with each window at a chosen slot (0-based; slots not named are
+    /// bound to zero-filled dummies, so an optional operand reads as zeros).
+    pub fn dispatch_at(&self, k: &Kernel, wins: &[(usize, Win<'_>)], mut params: [u32; PARAMS], groups: u64) -> Result<()> {
         if groups == 0 {
             return Ok(());
         }
-        if wins.len() > SLOTS {
-            return Err(Error::Device(format!("kernel {} binds {} buffers (max {SLOTS})", k.entry, wins.len())));
+        if let Some(&(s, _)) = wins.iter().find(|(s, _)| *s >= SLOTS) {
+            return Err(Error::Device(format!("kernel {} binds slot {s} (max {SLOTS})", k.entry)));
         }
         let pipe = self.pipeline(k)?;
-        let mut binds: Vec<(u64, u64)> = Vec::with_capacity(wins.len());
-        for (s, w) in wins.iter().enumerate() {
+        let mut binds: Vec<Option<(u64, u64, &GBuf)>> = vec![None; SLOTS];
+        for (s, w) in wins.iter() {
+            let s = *s;
             let start = (w.off as u64) * 4;
             let aligned = start / ALIGN * ALIGN;
             let end = ((w.off + w.elems.max(1)) as u64 * 4).min(w.buf.bytes);
@@ -669,15 +677,14 @@ impl Gpu {
                 )));
             }
             params[s] = ((start - aligned) / 4) as u32;
-            binds.push((aligned, size));
+            binds[s] = Some((aligned, size, w.buf));
         }
         let ubuf = self.uniform(&params);
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: ubuf.as_entire_binding() }];
         for s in 0..SLOTS {
-            let resource = if let Some(w) = wins.get(s) {
-                let (off, size) = binds[s];
+            let resource = if let Some((off, size, buf)) = binds[s] {
                 wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: w.buf.raw(),
+                    buffer: buf.raw(),
                     offset: off,
                     size: wgpu::BufferSize::new(size),
                 })

@@ -182,6 +182,7 @@ kernels! {
     K_FILL = ELEM::"fill" with elementwise_params,
     K_AXPBY = ELEM::"axpby" with elementwise_params,
     K_AXPBY_IN = ELEM::"axpby_inplace" with elementwise_params,
+    K_FLAG_NONFINITE = ELEM::"flag_nonfinite" with elementwise_params,
     K_MUL = ELEM::"mul" with elementwise_params,
     K_ACT = ELEM::"act_fwd" with elementwise_params,
     K_ACT_BWD = ELEM::"act_bwd" with elementwise_params,
@@ -325,13 +326,41 @@ pub fn axpby(a: &GpuTensor, b: &GpuTensor, alpha: f64, beta: f64) -> Result<GpuT
     Ok(out)
 }
 
-/// `p = alpha * p + beta * v` in place.
-pub fn axpby_inplace(pt: &GpuTensor, v: &GpuTensor, alpha: f64, beta: f64) -> Result<()> {
+/// The slot of a training step's guard in the in-place update kernels.
+const GUARD_SLOT: usize = 5;
+
+fn check_guard(guard: Option<&GpuTensor>) -> Result<()> {
+    match guard {
+        Some(t) if t.numel() == 0 => Err(Error::Value("a step guard needs an element".into())),
+        _ => Ok(()),
+    }
+}
+
+/// `p = alpha * p + beta * v` in place; nothing is written once `guard` is set.
+pub fn axpby_inplace(pt: &GpuTensor, v: &GpuTensor, alpha: f64, beta: f64, guard: Option<&GpuTensor>) -> Result<()> {
     same_len(pt, v, "in-place update")?;
+    check_guard(guard)?;
     let g = gpu()?;
     for (s, n) in elem_chunks(&g, pt.numel()) {
         let q = ElemParams { count: u(n, "size")?, a: alpha as f32, b: beta as f32 };
-        g.dispatch(&K_AXPBY_IN, &[Win::part(pt, s, n), Win::part(v, s, n)], q.words(), groups(n))?;
+        let mut wins = vec![(0, Win::part(pt, s, n)), (1, Win::part(v, s, n))];
+        wins.extend(guard.map(|t| (GUARD_SLOT, Win::all(t))));
+        g.dispatch_at(&K_AXPBY_IN, &wins, q.words(), groups(n))?;
+    }
+    Ok(())
+}
+
+/// Set `flag[0]` to NaN if `x` holds an inf or NaN; leave it otherwise (a training step's
+/// guard accumulates over its loss and gradients).
+pub fn flag_nonfinite(x: &GpuTensor, flag: &GpuTensor) -> Result<()> {
+    check_guard(Some(flag))?;
+    if std::ptr::eq(x.buf.as_ref(), flag.buf.as_ref()) {
+        return Err(Error::Value("flag_nonfinite: the flag cannot be its own input".into()));
+    }
+    let g = gpu()?;
+    for (s, n) in elem_chunks(&g, x.numel()) {
+        let q = ElemParams { count: u(n, "size")?, a: 0.0, b: 0.0 };
+        g.dispatch(&K_FLAG_NONFINITE, &[Win::part(x, s, n), Win::all(flag)], q.words(), groups(n))?;
     }
     Ok(())
 }
@@ -433,8 +462,9 @@ pub fn dropout_forward(x: &GpuTensor, rate: f64, seed: u64) -> Result<(GpuTensor
     Ok((y, mask))
 }
 
-pub fn sgd_update(pt: &GpuTensor, gr: &GpuTensor, v: Option<&GpuTensor>, lr: f64, momentum: f64, nesterov: bool) -> Result<()> {
+pub fn sgd_update(pt: &GpuTensor, gr: &GpuTensor, v: Option<&GpuTensor>, lr: f64, momentum: f64, nesterov: bool, guard: Option<&GpuTensor>) -> Result<()> {
     same_len(pt, gr, "sgd: grad")?;
+    check_guard(guard)?;
     if let Some(v) = v {
         same_len(pt, v, "sgd: velocity")?;
     } else if momentum != 0.0 {
@@ -449,11 +479,10 @@ pub fn sgd_update(pt: &GpuTensor, gr: &GpuTensor, v: Option<&GpuTensor>, lr: f64
             use_velocity: v.is_some() as u32,
             nesterov: nesterov as u32,
         };
-        let mut wins = vec![Win::part(pt, s, n), Win::part(gr, s, n)];
-        if let Some(v) = v {
-            wins.push(Win::part(v, s, n));
-        }
-        g.dispatch(&K_SGD, &wins, q.words(), groups(n))?;
+        let mut wins = vec![(0, Win::part(pt, s, n)), (1, Win::part(gr, s, n))];
+        wins.extend(v.map(|v| (2, Win::part(v, s, n))));
+        wins.extend(guard.map(|t| (GUARD_SLOT, Win::all(t))));
+        g.dispatch_at(&K_SGD, &wins, q.words(), groups(n))?;
     }
     Ok(())
 }
@@ -469,8 +498,10 @@ pub fn adam_update(
     beta2: f64,
     eps: f64,
     t: u64,
+    guard: Option<&GpuTensor>,
 ) -> Result<()> {
     same_len(pt, gr, "adam: grad")?;
+    check_guard(guard)?;
     same_len(pt, m, "adam: m")?;
     same_len(pt, v, "adam: v")?;
     if t == 0 {
@@ -488,7 +519,9 @@ pub fn adam_update(
             eps: eps as f32,
         };
         let w = |t| Win::part(t, s, n);
-        g.dispatch(&K_ADAM, &[w(pt), w(gr), w(m), w(v)], q.words(), groups(n))?;
+        let mut wins = vec![(0, w(pt)), (1, w(gr)), (2, w(m)), (3, w(v))];
+        wins.extend(guard.map(|t| (GUARD_SLOT, Win::all(t))));
+        g.dispatch_at(&K_ADAM, &wins, q.words(), groups(n))?;
     }
     Ok(())
 }

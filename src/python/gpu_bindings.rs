@@ -284,11 +284,21 @@ pub(super) fn gpu_axpby(py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAn
     wrap(py, run(py, || ops::axpby(&a, &b, alpha, beta))?)
 }
 
-/// `p = alpha * p + beta * v` in place.
+/// `p = alpha * p + beta * v` in place (not once `guard`, a training step's flag, is set).
 #[pyfunction]
-pub(super) fn gpu_axpby_inplace(py: Python<'_>, p: &Bound<'_, PyAny>, v: &Bound<'_, PyAny>, alpha: f64, beta: f64) -> PyResult<()> {
+#[pyo3(signature = (p, v, alpha, beta, guard=None))]
+pub(super) fn gpu_axpby_inplace(py: Python<'_>, p: &Bound<'_, PyAny>, v: &Bound<'_, PyAny>, alpha: f64, beta: f64, guard: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
     let (p, v) = (t(p, "gpu_axpby_inplace", "p")?.t.clone(), t(v, "gpu_axpby_inplace", "v")?.t.clone());
-    run(py, || ops::axpby_inplace(&p, &v, alpha, beta))
+    let guard = opt_t(guard, "gpu_axpby_inplace", "guard")?.map(|g| g.t.clone());
+    run(py, || ops::axpby_inplace(&p, &v, alpha, beta, guard.as_ref()))
+}
+
+/// Set `flag[0]` (a GpuArray) to NaN if `x` holds inf or NaN: the guard of a training
+/// step, read by the in-place updates.
+#[pyfunction]
+pub(super) fn gpu_flag_nonfinite(py: Python<'_>, x: &Bound<'_, PyAny>, flag: &Bound<'_, PyAny>) -> PyResult<()> {
+    let (x, flag) = (t(x, "gpu_flag_nonfinite", "x")?.t.clone(), t(flag, "gpu_flag_nonfinite", "flag")?.t.clone());
+    run(py, || ops::flag_nonfinite(&x, &flag))
 }
 
 #[pyfunction]
@@ -314,20 +324,24 @@ pub(super) fn gpu_dropout_forward(py: Python<'_>, x: &Bound<'_, PyAny>, rate: f6
 }
 
 #[pyfunction]
-#[pyo3(signature = (p, g, v, lr, momentum=0.0, nesterov=false))]
-pub(super) fn gpu_sgd_update(py: Python<'_>, p: &Bound<'_, PyAny>, g: &Bound<'_, PyAny>, v: Option<&Bound<'_, PyAny>>, lr: f64, momentum: f64, nesterov: bool) -> PyResult<()> {
+#[pyo3(signature = (p, g, v, lr, momentum=0.0, nesterov=false, guard=None))]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gpu_sgd_update(py: Python<'_>, p: &Bound<'_, PyAny>, g: &Bound<'_, PyAny>, v: Option<&Bound<'_, PyAny>>, lr: f64, momentum: f64, nesterov: bool, guard: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
     const F: &str = "sgd_update";
     let (p, g) = (t(p, F, "param")?.t.clone(), t(g, F, "grad")?.t.clone());
     let v = opt_t(v, F, "velocity")?.map(|v| v.t.clone());
-    run(py, || ops::sgd_update(&p, &g, v.as_ref(), lr, momentum, nesterov))
+    let guard = opt_t(guard, F, "guard")?.map(|g| g.t.clone());
+    run(py, || ops::sgd_update(&p, &g, v.as_ref(), lr, momentum, nesterov, guard.as_ref()))
 }
 
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-pub(super) fn gpu_adam_update(py: Python<'_>, p: &Bound<'_, PyAny>, g: &Bound<'_, PyAny>, m: &Bound<'_, PyAny>, v: &Bound<'_, PyAny>, lr: f64, beta_1: f64, beta_2: f64, epsilon: f64, t_step: u64) -> PyResult<()> {
+#[pyo3(signature = (p, g, m, v, lr, beta_1, beta_2, epsilon, t_step, guard=None))]
+pub(super) fn gpu_adam_update(py: Python<'_>, p: &Bound<'_, PyAny>, g: &Bound<'_, PyAny>, m: &Bound<'_, PyAny>, v: &Bound<'_, PyAny>, lr: f64, beta_1: f64, beta_2: f64, epsilon: f64, t_step: u64, guard: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
     const F: &str = "adam_update";
     let (p, g, m, v) = (t(p, F, "param")?.t.clone(), t(g, F, "grad")?.t.clone(), t(m, F, "m")?.t.clone(), t(v, F, "v")?.t.clone());
-    run(py, || ops::adam_update(&p, &g, &m, &v, lr, beta_1, beta_2, epsilon, t_step))
+    let guard = opt_t(guard, F, "guard")?.map(|g| g.t.clone());
+    run(py, || ops::adam_update(&p, &g, &m, &v, lr, beta_1, beta_2, epsilon, t_step, guard.as_ref()))
 }
 
 fn dense_dims(x: &GpuTensor, w: &GpuTensor, fname: &str) -> PyResult<(usize, usize)> {
@@ -609,6 +623,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gpu_adapters, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_info, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_set_binding_limit, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_flag_nonfinite, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_allocations, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_readbacks, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_build_all_pipelines, m)?)?;

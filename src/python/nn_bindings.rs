@@ -1011,7 +1011,8 @@ fn sgd_update_t<'py, T: Element + numpy::Element>(
 /// v = momentum*v - lr*g; p += v (nesterov: p += momentum*v - lr*g); no velocity:
 /// p -= lr*g. param and velocity must be C-contiguous and writeable.
 #[pyfunction]
-#[pyo3(signature = (param, grad, velocity=None, lr=0.01, momentum=0.0, nesterov=false))]
+#[pyo3(signature = (param, grad, velocity=None, lr=0.01, momentum=0.0, nesterov=false, guard=None))]
+#[allow(clippy::too_many_arguments)]
 fn sgd_update<'py>(
     py: Python<'py>,
     param: &Bound<'py, PyAny>,
@@ -1020,9 +1021,13 @@ fn sgd_update<'py>(
     lr: f64,
     momentum: f64,
     nesterov: bool,
+    guard: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<()> {
     if param.cast::<gpu::PyGpuArray>().is_ok() {
-        return gpu::gpu_sgd_update(py, param, grad, velocity, lr, momentum, nesterov);
+        return gpu::gpu_sgd_update(py, param, grad, velocity, lr, momentum, nesterov, guard);
+    }
+    if guard.is_some() {
+        return Err(PyValueError::new_err("sgd_update: a step guard is a GPU flag; on the CPU the caller checks"));
     }
     dispatch!(param, "sgd_update", "param", sgd_update_t(py, param, grad, velocity, lr, momentum, nesterov))
 }
@@ -1060,7 +1065,7 @@ fn adam_update_t<'py, T: Element + numpy::Element>(
 /// alpha = lr*sqrt(1-beta2^t)/(1-beta1^t); m += (g-m)(1-beta1); v += (g^2-v)(1-beta2);
 /// p -= alpha*m/(sqrt(v)+eps). param, m and v must be C-contiguous and writeable.
 #[pyfunction]
-#[pyo3(signature = (param, grad, m, v, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-7, t=1))]
+#[pyo3(signature = (param, grad, m, v, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-7, t=1, guard=None))]
 #[allow(clippy::too_many_arguments)]
 fn adam_update<'py>(
     py: Python<'py>,
@@ -1073,9 +1078,13 @@ fn adam_update<'py>(
     beta2: f64,
     eps: f64,
     t: u64,
+    guard: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<()> {
     if param.cast::<gpu::PyGpuArray>().is_ok() {
-        return gpu::gpu_adam_update(py, param, grad, m, v, lr, beta1, beta2, eps, t);
+        return gpu::gpu_adam_update(py, param, grad, m, v, lr, beta1, beta2, eps, t, guard);
+    }
+    if guard.is_some() {
+        return Err(PyValueError::new_err("adam_update: a step guard is a GPU flag; on the CPU the caller checks"));
     }
     dispatch!(param, "adam_update", "param", adam_update_t(py, param, grad, m, v, lr, beta1, beta2, eps, t))
 }

@@ -70,8 +70,13 @@ def _stop(t):
 
 
 def log_softmax(x, axis=-1):
+    """``x - max - log(sum(exp(x - max)))`` along ``axis``, as jax / PyTorch compute it
+    (a row holding +inf or NaN is NaN throughout, as there)."""
     x = tensor(x)
-    return subtract(x, logsumexp(x, axis=axis, keepdims=True))
+    from .numpy import max as _max, sum as _sum
+    from .core import stop_gradient
+    shifted = subtract(x, stop_gradient(_max(x, axis=axis, keepdims=True)))
+    return subtract(shifted, log(_sum(exp(shifted), axis=axis, keepdims=True)))
 
 
 def softplus(x):
@@ -247,8 +252,7 @@ def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=No
 
 def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
     """Depthwise convolution, as ``keras.ops.depthwise_conv``: kernel (*k, C_in, M) gives
-    C_in * M output channels, channel ``c * M + m`` from input channel ``c`` only.
-    Computed as one convolution with a block-diagonal kernel."""
+    C_in * M output channels, channel ``c * M + m`` from input channel ``c`` only."""
     _channels_last(data_format)
     x, kernel = tensors(inputs, kernel)
     rank = kernel.ndim - 2
@@ -256,14 +260,14 @@ def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None,
     if x.ndim != rank + 2 or x.shape[-1] != c:
         raise ValueError(f"depthwise_conv: inputs (batch, *spatial, {c}) for a kernel of shape {kernel.shape}; "
                          f"got {x.shape}")
-    eye = np.zeros((c, c * m), dtype=x.dtype)
-    for i in range(c):
-        eye[i, i * m:(i + 1) * m] = 1
-    eye_t = tensor(eye, x)
-    # (*k, C, M) -> (*k, C, C*M): entry [.., i, i*M + j] = kernel[.., i, j]
-    tiled = concatenate([kernel] * c, axis=-1)  # (*k, C, C*M)
-    full = multiply(tiled, eye_t)
-    return conv(x, full, strides, padding, None, dilation_rate)
+    if c == 1:
+        return conv(x, kernel, strides, padding, None, dilation_rate)
+    # One convolution per input channel (a block-diagonal kernel would multiply the
+    # other channels by zeros, and 0 * inf would leak NaN across channels).
+    from .numpy import split
+    xs = split(x, c, axis=-1)
+    ks = split(kernel, c, axis=-2)
+    return concatenate([conv(xi, ki, strides, padding, None, dilation_rate) for xi, ki in zip(xs, ks)], axis=-1)
 
 
 def dense_bias_activation(x, kernel, bias=None, activation="linear"):

@@ -10,7 +10,7 @@ import numpy as np
 from .. import backend, device as device_mod, losses as losses_mod, optimizers as optimizers_mod
 from ..callbacks import Callback, CallbackList, History, ProgbarLogger
 from ..tape import GradientTape
-from ..tensor import Tensor
+from ..tensor import Tensor, deferred_assignments
 from .compile_utils import CompiledLoss, CompiledMetrics
 from .epoch_iterator import EpochIterator, check_len, split_validation
 
@@ -74,18 +74,57 @@ class Trainer:
         return self._compiled_loss(y, outs[0])
 
     def _train_step(self, xs, y):
-        """One optimizer step; returns (loss tensor, outputs)."""
-        with GradientTape() as tape:
+        """One optimizer step; returns (loss tensor, outputs). The loss, the gradients and
+        the moving statistics the forward pass computed are checked before anything is
+        written: on the CPU a non-finite one skips the update (``_step_ok`` is False);
+        on the GPU the check sets the step guard on the device, and every in-place
+        update kernel then leaves the weights as they were (no read-back per step)."""
+        with GradientTape() as tape, deferred_assignments() as pending:
             outs = self._run(xs, True)
             loss = self._loss(y, outs)
         variables = self.trainable_weights
         grads = tape.gradient(loss, variables)
-        if loss.device == "cpu":
-            lv = float(loss)
-            if not np.isfinite(lv):
-                return loss, outs  # raised by the caller before any weight changes
-        self.optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
+        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+        be = device_mod.backend(loss.device)
+        guard = self._step_guard(be)
+        ok = all([be.flag_nonfinite(t._data, guard) for t in [loss] + [g for g, _ in pairs] + [p[1] for p in pending]])
+        self._step_ok = ok
+        if not ok:
+            return loss, outs  # nothing was written; the caller raises
+        if guard is not None and loss._stats is not None:
+            # The guard rides on the loss pair the trainer reads back anyway: once it is
+            # tripped the read loss is NaN (no extra read-back).
+            loss._stats = device_mod.accumulate_pair(guard, loss._stats, 1)
+            self._guard_read = True
+        else:
+            self._guard_read = guard is None
+        with device_mod.guarded(guard):
+            self.optimizer.apply_gradients(pairs)
+            for v, o, alpha, beta in pending:
+                v._apply_axpby(o, alpha, beta)
         return loss, outs
+
+    def _step_guard(self, be):
+        """The device flag of this training run (None on the CPU); a fresh one per fit."""
+        g = getattr(self, "_guard", None)
+        if g is None or g[0] is not be:
+            g = self._guard = (be, be.new_guard())
+        return g[1]
+
+    def _reset_guard(self):
+        self._guard = None
+
+    def _step_failed(self):
+        """Whether a step since the guard was made met inf or NaN (a read-back on the
+        GPU: called once per epoch, or per batch when the batch is read back anyway)."""
+        if not getattr(self, "_step_ok", True):
+            return True
+        if getattr(self, "_guard_read", True):
+            return False  # the loss read back already carries the guard
+        g = getattr(self, "_guard", None)
+        return g is not None and g[0].guard_tripped(g[1])
+
+    _KEPT = "the weights are those of the last good step (this step's update was not applied)"
 
     def _batch_values(self, loss, y, outs):
         """(loss, metric values) of a batch as floats (the one read-back on the GPU)."""
@@ -98,9 +137,12 @@ class Trainer:
         xs = self._check_x(x)
         y = self._prepare_y(y)
         check_len(xs, y)
+        self._reset_guard()
         loss, outs = self._train_step(xs, y)
         lv, ms = self._batch_values(loss, y, outs)
         self._raise_if_not_finite(lv, "train_on_batch")
+        if self._step_failed():
+            raise FloatingPointError(f"train_on_batch: a gradient or moving statistic became inf or NaN; {self._KEPT}")
         return lv if not ms else [lv] + ms
 
     def _checked_data(self, x, y, where):
@@ -121,8 +163,8 @@ class Trainer:
 
     def _raise_if_not_finite(self, lv, where):
         if not np.isfinite(lv):
-            raise FloatingPointError(f"{where}: the loss became {lv}; lower the learning rate or check the data "
-                                     "for NaN/inf")
+            raise FloatingPointError(f"{where}: the loss became {lv}; {self._KEPT}; lower the learning rate or "
+                                     "check the data for NaN/inf")
 
     def test_on_batch(self, x, y):
         """Loss (and metrics) on one batch, in inference mode."""
@@ -195,6 +237,7 @@ class Trainer:
         cbs = CallbackList([history] + ([ProgbarLogger(verbose)] if verbose else []) + user, model=self,
                            epochs=epochs, steps=it.steps)
         self.stop_training = False
+        self._reset_guard()
         cbs.on_train_begin()
         # On the GPU with no per-batch callback, loss and metrics stay on the device and
         # are read back once per epoch instead of once per batch.
@@ -209,17 +252,21 @@ class Trainer:
                     totals.add_device(loss, len(by))
                     continue
                 lv, ms = self._batch_values(loss, by, outs)
-                if not np.isfinite(lv):
+                if not np.isfinite(lv) or self._step_failed():
+                    what = f"the loss became {lv}" if not np.isfinite(lv) else \
+                        "a gradient or moving statistic became inf or NaN"
                     raise FloatingPointError(
-                        f"fit: the loss became {lv} at epoch {epoch + 1}, batch {b + 1} of {it.steps}; "
+                        f"fit: {what} at epoch {epoch + 1}, batch {b + 1} of {it.steps}; {self._KEPT}; "
                         "lower the learning rate or check the data for NaN/inf")
                 totals.add(lv, ms, len(by))
                 cbs.on_train_batch_end(b, totals.logs())
             logs = totals.logs()  # deferred: the epoch's one read-back
-            if not np.isfinite(logs["loss"]):
+            if not np.isfinite(logs["loss"]) or self._step_failed():
+                what = f"the loss became {logs['loss']}" if not np.isfinite(logs["loss"]) else \
+                    "a gradient or moving statistic became inf or NaN"
                 raise FloatingPointError(
-                    f"fit: the loss became {logs['loss']} during epoch {epoch + 1}; "
-                    "lower the learning rate or check the data for NaN/inf")
+                    f"fit: {what} during epoch {epoch + 1}; the weights are those before the first step that "
+                    "did (no later update was applied either); lower the learning rate or check the data for NaN/inf")
             if val is not None:
                 r = self._evaluate_arrays(val[0], val[1], batch_size)
                 for k, v in zip(["loss"] + self.metrics_names, r):

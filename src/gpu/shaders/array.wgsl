@@ -40,12 +40,32 @@ fn unary(op: u32, x: f32) -> f32 {
     }
 }
 
+// C99 / numpy pow, special cases included (WGSL's pow is undefined for a <= 0 and does
+// not promise them): pow(x, 0) = pow(1, y) = 1, NaN otherwise propagates, signed zeros
+// and infinities for odd integer exponents, NaN for a negative base and a fractional one.
 fn power(a: f32, b: f32) -> f32 {
-    if (b == 0.0) { return 1.0; }
-    if (a >= 0.0 || is_nan(a)) { return pow(a, b); }
-    if (fract(b) != 0.0) { return bitcast<f32>(0x7fc00000u); }
-    let m = pow(-a, b);
-    return select(m, -m, fract(b * 0.5) != 0.0);
+    if (b == 0.0 || a == 1.0) { return 1.0; }
+    if (is_nan(a) || is_nan(b)) { return bitcast<f32>(0x7fc00000u); }
+    let inf = bitcast<f32>(0x7f800000u);
+    let ab = abs(a);
+    if (abs(b) == inf) {
+        if (ab == 1.0) { return 1.0; }
+        return select(inf, 0.0, (ab < 1.0) == (b > 0.0));
+    }
+    let integer = floor(b) == b;
+    let odd = integer && fract(b * 0.5) != 0.0;
+    let negative = (bitcast<u32>(a) >> 31u) == 1u;
+    if (ab == inf || ab == 0.0) {
+        // |a| = inf: inf for b > 0, 0 for b < 0; |a| = 0: the reverse. Sign of a if b is odd.
+        let r = select(0.0, inf, (ab == inf) == (b > 0.0));
+        return select(r, -r, negative && odd);
+    }
+    if (negative) {
+        if (!integer) { return bitcast<f32>(0x7fc00000u); }
+        let m = pow(ab, b);
+        return select(m, -m, odd);
+    }
+    return pow(a, b);
 }
 
 fn binary(op: u32, a: f32, b: f32) -> f32 {

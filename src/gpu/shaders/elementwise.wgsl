@@ -16,11 +16,26 @@ fn axpby(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u
     s3[o3() + i] = elem_a() * s1[o1() + i] + elem_b() * s2[o2() + i];
 }
 
-// s1 = a * s1 + b * s2 (in place)
+// The step guard of a training step, slot 6: NaN once a loss or gradient of the step
+// was inf or NaN (flag_nonfinite); the in-place updates then leave every weight as it
+// was. Unbound, the slot is a zero-filled dummy. Tested by its bits (NaN compares may
+// be folded away).
+fn guarded() -> bool { return bitcast<u32>(s6[o6()]) != 0u; }
+
+// s2[0] = NaN if any element of s1 is inf or NaN (every writer writes the same value;
+// NaN, so that adding the guard to a loss makes the loss NaN).
+@compute @workgroup_size(256)
+fn flag_nonfinite(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let i = lin(w, g, l);
+    if (i >= elem_count()) { return; }
+    if ((bitcast<u32>(s1[o1() + i]) & 0x7f800000u) == 0x7f800000u) { s2[o2()] = bitcast<f32>(0x7fc00000u); }
+}
+
+// s1 = a * s1 + b * s2 (in place; skipped when guarded)
 @compute @workgroup_size(256)
 fn axpby_inplace(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let i = lin(w, g, l);
-    if (i >= elem_count()) { return; }
+    if (i >= elem_count() || guarded()) { return; }
     s1[o1() + i] = elem_a() * s1[o1() + i] + elem_b() * s2[o2() + i];
 }
 
@@ -124,7 +139,7 @@ fn dropout(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3
 @compute @workgroup_size(256)
 fn sgd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let i = lin(w, g, l);
-    if (i >= sgd_count()) { return; }
+    if (i >= sgd_count() || guarded()) { return; }
     let lr = sgd_lr();
     let gr = s2[o2() + i];
     if (sgd_use_velocity() == 0u) {
@@ -145,7 +160,7 @@ fn sgd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32
 @compute @workgroup_size(256)
 fn adam(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let i = lin(w, g, l);
-    if (i >= adam_count()) { return; }
+    if (i >= adam_count() || guarded()) { return; }
     let gr = s2[o2() + i];
     var m = s3[o3() + i];
     var v = s4[o4() + i];

@@ -122,7 +122,7 @@ fn softmax(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3
     let b1 = o1() + r * k;
     let b2 = o2() + r * k;
     var m = s1[b1];
-    for (var j = 1u; j < k; j++) { m = max(m, s1[b1 + j]); }
+    for (var j = 1u; j < k; j++) { m = nanmax(m, s1[b1 + j]); }
     var s = 0.0;
     for (var j = 0u; j < k; j++) { let e = exp(s1[b1 + j] - m); s2[b2 + j] = e; s += e; }
     for (var j = 0u; j < k; j++) { s2[b2 + j] = s2[b2 + j] / s; }
@@ -223,7 +223,7 @@ fn loss_rows(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: ve
     var loss = 0.0;
     if (loss_from_logits() == 1u) {
         var m = s1[bp];
-        for (var j = 1u; j < k; j++) { m = max(m, s1[bp + j]); }
+        for (var j = 1u; j < k; j++) { m = nanmax(m, s1[bp + j]); }
         var s = 0.0;
         for (var j = 0u; j < k; j++) { s += exp(s1[bp + j] - m); }
         let lse = log(s);
@@ -242,7 +242,7 @@ fn loss_rows(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: ve
             let q = s1[bp + j] / s;
             var t = 0.0;
             if (kind == 0u) { t = select(0.0, 1.0, j == label); } else { t = s2[o2() + r * k + j]; }
-            let c = clamp(q, KERAS_EPS, 1.0 - KERAS_EPS);
+            let c = nanclamp(q, KERAS_EPS, 1.0 - KERAS_EPS);
             if (t != 0.0) { loss -= t * log(c); }
             var gq = 0.0;
             if (q > KERAS_EPS && q < 1.0 - KERAS_EPS) { gq = -t / q; }
@@ -282,10 +282,10 @@ fn loss_elems(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: v
         hit = select(0.0, 1.0, p == y);
     } else {
         if (loss_from_logits() == 1u) {
-            loss = max(p, 0.0) - p * y + log(1.0 + exp(-abs(p)));
+            loss = nanmax(p, 0.0) - p * y + log(1.0 + exp(-abs(p)));
             d = sigm(p) - y;
         } else {
-            let c = clamp(p, KERAS_EPS, 1.0 - KERAS_EPS);
+            let c = nanclamp(p, KERAS_EPS, 1.0 - KERAS_EPS);
             loss = -(y * log(c) + (1.0 - y) * log(1.0 - c));
             if (p > KERAS_EPS && p < 1.0 - KERAS_EPS) { d = -(y / p) + (1.0 - y) / (1.0 - p); }
         }

@@ -26,3 +26,7 @@ fn lin(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 { return (wid.x + wid.y 
 fn group_id(wid: vec3<u32>, nwg: vec3<u32>) -> u32 { return wid.x + wid.y * nwg.x; }
 // NaN by its bits: compilers may fold `v != v` to false (WGSL lets them assume no NaN).
 fn is_nan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
+// max that propagates NaN as numpy's (WGSL's max may return either operand for NaN).
+fn nanmax(a: f32, b: f32) -> f32 { return select(max(a, b), a + b, is_nan(a) || is_nan(b)); }
+// clamp that keeps NaN (numpy's clip), for the same reason.
+fn nanclamp(v: f32, lo: f32, hi: f32) -> f32 { return select(clamp(v, lo, hi), v, is_nan(v)); }
