@@ -56,10 +56,10 @@ def _temp_prefix(path):
 
 def _remove_stale_temps(folder, prefix):
     """Remove the temp files a killed save to the same path left behind. A writer
-    holds an exclusive ``flock`` on its temp file from the moment it has written to it
-    until it is renamed, so a temp file with data that can be locked has no writer any
-    more; an empty one may be a writer between creating and locking it and is only
-    removed once it is old."""
+    holds an exclusive ``flock`` on its temp file from just after creating it until it
+    has renamed it, so a temp file that can be locked has no writer any more (the lock
+    went with the process) -- unless it is still empty: its writer may be between
+    creating and locking it, so an empty one is only removed once it is old."""
     pattern = re.compile(re.escape(prefix) + r"[a-z0-9_]{8}")  # ours, and tempfile.mkstemp's of older versions
     try:
         names = [n for n in os.listdir(folder) if pattern.fullmatch(n)]
@@ -72,14 +72,15 @@ def _remove_stale_temps(folder, prefix):
         except OSError:
             continue
         try:
-            st = os.fstat(fd)
             if fcntl is not None:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError:
-                    continue  # a live writer holds it
+                    continue  # a live writer holds it (or the file system has no locks: keep it)
+                st = os.fstat(fd)
                 stale = st.st_size > 0 or time.time() - st.st_mtime > _STALE_AFTER_S
             else:
+                st = os.fstat(fd)
                 stale = time.time() - st.st_mtime > _STALE_AFTER_S
             if stale and os.path.samestat(st, os.stat(full, follow_symlinks=False)):
                 os.unlink(full)
@@ -100,7 +101,10 @@ def _new_temp(folder, prefix):
         except FileExistsError:
             continue
         if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:  # a file system without locks: the file is then never taken for stale
+                pass
         return fd, name
     raise FileExistsError(f"could not create a temporary file next to {prefix!r} in {folder}")
 
@@ -126,7 +130,10 @@ def _atomic_write(path, write):
             write(f)
             f.flush()
             os.fsync(f.fileno())
-            os.replace(tmp, path)  # before the close releases the lock
+            if fcntl is not None:
+                os.replace(tmp, path)  # before the close releases the lock
+        if fcntl is None:
+            os.replace(tmp, path)  # Windows cannot rename an open file
     except BaseException:
         try:
             os.unlink(tmp)
@@ -213,7 +220,7 @@ def parse_config_json(text, source):
         raise ValueError(f"{source}: the config is nested too deeply to be a model config") from None
     except ValueError as e:  # JSONDecodeError, an integer of 10^5 digits
         raise ValueError(f"{source}: the config is not valid JSON: {e}") from None
-    depth, stack = 0, [(cfg, 1)]
+    stack = [(cfg, 1)]
     while stack:  # iterative: the check must not itself recurse
         v, d = stack.pop()
         if d > _MAX_CONFIG_DEPTH:
