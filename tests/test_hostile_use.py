@@ -275,3 +275,104 @@ def test_power_special_values_match_numpy(device):
     np.testing.assert_array_equal(got, want)
     real = ~np.isnan(want)  # the sign of a NaN means nothing
     np.testing.assert_array_equal(np.signbit(got[real]), np.signbit(want[real]))
+
+
+# ----------------------------------------------------------------- 12: threads
+def test_predict_and_attacks_while_another_thread_trains():
+    """Inference, get_weights and attacks from a second thread see the weights between
+    two steps (no 'being written elsewhere'); a second fit at once is refused."""
+    import threading
+
+    convcore.set_seed(0)
+    m = Sequential([Input((8, 8, 1)), layers.Conv2D(4, 3, activation="relu"), layers.BatchNormalization(),
+                    layers.Flatten(), layers.Dense(3)])
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).random((128, 8, 8, 1)).astype(np.float32)
+    y = np.arange(128) % 3
+    errors, done = [], threading.Event()
+
+    def reader():
+        while not done.is_set():
+            try:
+                p = m.predict(x[:16])
+                assert np.isfinite(p).all()
+                assert all(np.isfinite(w).all() for w in m.get_weights())
+                convcore.adversarial.fgsm(m, x[:4], y[:4], 0.1)
+            except BaseException as e:  # noqa: BLE001 - every failure counts here
+                errors.append(repr(e))
+                return
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        m.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    finally:
+        done.set()
+        t.join()
+    assert not errors, errors[:3]
+
+    started, refused = threading.Event(), []
+
+    class Slow(convcore.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            started.set()
+            import time
+            time.sleep(0.01)
+
+    t = threading.Thread(target=lambda: m.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=[Slow()]))
+    t.start()
+    started.wait(10)
+    with pytest.raises(RuntimeError, match="already being trained"):
+        m.fit(x, y, epochs=1, verbose=0)
+    with pytest.raises(RuntimeError, match="already being trained"):
+        m.train_on_batch(x[:8], y[:8])
+    t.join()
+    m.train_on_batch(x[:8], y[:8])  # free again
+
+
+# ----------------------------------------------------------------- 13: lesser
+def test_float32_uniform_filter_with_a_long_window_matches_scipy():
+    x = (1000 + np.random.default_rng(0).random(300_000)).astype(np.float32)
+    got = convcore.ndimage.uniform_filter(x, 100_000)
+    want = ndi.uniform_filter(x, 100_000)  # scipy sums in double
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=3e-7)
+
+
+def test_gaussian_derivative_of_high_order_is_finite_and_exact():
+    from numpy.polynomial import hermite_e
+
+    from convcore.ndimage import _gaussian_kernel1d
+    x = np.random.default_rng(1).random(300)
+    for sigma in (1.0, 30.0, 60.0):
+        assert np.isfinite(convcore.ndimage.gaussian_filter1d(x, sigma, order=100)).all()
+        assert np.isfinite(convcore.ndimage.gaussian_filter1d(x, sigma, order=150)).all()
+    # The kernel is (-1/s)^n He_n(x/s) phi(x) (scipy's own overflows int64 for
+    # radius^order > 2^63, e.g. sigma=10, order=12; below that the two agree).
+    for sigma, order in ((10.0, 12), (3.0, 40), (0.7, 9)):
+        r = int(4 * sigma + 0.5)
+        t = np.arange(-r, r + 1, dtype=np.float64)
+        phi = np.exp(-0.5 * (t / sigma) ** 2)
+        phi /= phi.sum()
+        want = (-1 / sigma) ** order * hermite_e.hermeval(t / sigma, [0] * order + [1]) * phi
+        np.testing.assert_allclose(_gaussian_kernel1d(sigma, order, r), want, rtol=1e-9, atol=1e-12 * abs(want).max())
+    np.testing.assert_allclose(convcore.ndimage.gaussian_filter1d(x, 2.0, order=5),
+                               ndi.gaussian_filter1d(x, 2.0, order=5), rtol=1e-9, atol=1e-12)
+
+
+def test_lesser_argument_checks():
+    with pytest.raises(ValueError, match="range of float32"):
+        layers.RandomTranslation(0.1, 0.1, fill_mode="constant", fill_value=1e308)
+    layers.RandomTranslation(0.1, 0.1, fill_mode="constant", fill_value=1e308, dtype="float64")
+    with pytest.raises(TypeError, match="float64"):
+        convcore.ndimage.gaussian_filter([1.0, 2.0, 3.0], 1.0, device="gpu")
+    # Weights as a list follow the input's dtype: fine on the GPU.
+    np.testing.assert_allclose(convcore.ndimage.correlate1d(np.ones(3, np.float32), [1.0, 2.0, 1.0], device="gpu"),
+                               [4.0, 4.0, 4.0])
+    for bad in (inf, nan):
+        with pytest.raises(ValueError):
+            optimizers.SGD(bad)
+        with pytest.raises(ValueError):
+            optimizers.Adam(bad)
+    with pytest.raises(TypeError, match="size"):
+        convcore.ndimage.uniform_filter1d(np.ones(4), 2.5)

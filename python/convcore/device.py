@@ -686,6 +686,18 @@ def call_backend():
     return _BACKENDS[call_device()]
 
 
+def _float64_sequence(a):
+    """A list / tuple of Python floats (or nested ones): numpy makes it float64, which
+    the GPU does not compute, like a float64 array. Scalars (sigma, cval) are not data."""
+    if not isinstance(a, (list, tuple)) or not a:
+        return False
+    try:
+        arr = np.asarray(a)
+    except (ValueError, TypeError):
+        return False
+    return arr.dtype == np.float64 and arr.ndim >= 1 and any(isinstance(v, float) for v in np.ravel(arr).tolist()[:1])
+
+
 def device_arg(func):
     """Give a functional-API function a ``device=None`` keyword ('cpu', 'gpu', 'auto';
     None: the default device). On the GPU a float64 array argument is a TypeError."""
@@ -700,6 +712,10 @@ def device_arg(func):
             for a in list(args) + list(kw.values()):
                 if isinstance(a, np.ndarray) and a.dtype == np.float64:
                     raise _float64_error(func.__name__)
+            # The data as a list of Python floats is float64 data too (weights given as
+            # a list follow the input's dtype, scipy's rule, so only the input counts).
+            if args and _float64_sequence(args[0]):
+                raise _float64_error(func.__name__)
         token = _CALL_DEVICE.set(dev)
         try:
             return func(*args, **kw)

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from . import _core
+from . import _checks, _core
 from .device import call_backend, device_arg
 from ._checks import _numeric_array, as_float_array, as_input_and_weights, finish_output, normalize_axis, per_axis
 from . import signal as _signal
@@ -177,12 +177,21 @@ def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
     array([4.        , 3.33333333, 4.        , 1.66666667, 4.66666667, 6.33333333,
            6.        , 3.        ])
     """
-    size = int(size)
-    if size < 1:
-        raise ValueError(f"uniform_filter1d: size must be >= 1, got {size}")
+    size = _checks.integer("uniform_filter1d", "size", size, minimum=1)
     a = as_float_array("uniform_filter1d", "input", input)
+    if a.dtype == np.float32 and size > _F32_WINDOW and call_backend().name == "cpu":
+        # scipy sums in double; a float32 sum over a long window drifts (1e-3 relative
+        # at 10^5 values), so long windows are summed in float64 and rounded once.
+        w = np.full(size, 1.0 / size)
+        out = correlate1d(a.astype(np.float64), w, axis, None, mode, cval, origin).astype(np.float32)
+        return finish_output("uniform_filter1d", out, output)
     w = np.full(size, 1.0 / size, dtype=a.dtype)
     return correlate1d(a, w, axis, output, mode, cval, origin)
+
+
+#: Longest float32 window summed in float32 by uniform_filter1d (relative error of the
+#: sum below about 1e-5 of the values); longer ones are summed in float64.
+_F32_WINDOW = 64
 
 
 def _axes(func, axes, ndim):
@@ -215,7 +224,8 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
     if a.ndim == 0:
         raise ValueError("uniform_filter: input must have at least one dimension, got a 0-d array")
     axes = _axes("uniform_filter", axes, a.ndim)
-    sizes = per_axis("uniform_filter", "size", size, len(axes))
+    sizes = [_checks.integer("uniform_filter", "size", v) for v in
+             per_axis("uniform_filter", "size", size, len(axes), cast=lambda v: v)]
     origins = per_axis("uniform_filter", "origin", origin, len(axes))
     out = a
     for ax, sz, org in zip(axes, sizes, origins):
@@ -236,17 +246,14 @@ def _gaussian_kernel1d(sigma, order, radius):
     phi /= phi.sum()
     if order == 0:
         return phi
-    # d^n/dx^n of exp(-x^2 / 2 s^2) = p_n(x) exp(...), with p_0 = 1 and
-    # p_{n+1}(x) = p_n'(x) - x / s^2 * p_n(x); track p_n by its coefficients.
-    coeffs = np.zeros(order + 1)
-    coeffs[0] = 1.0
-    for _ in range(order):
-        deriv = np.zeros_like(coeffs)
-        deriv[:-1] = coeffs[1:] * np.arange(1, order + 1)
-        shifted = np.zeros_like(coeffs)
-        shifted[1:] = coeffs[:-1] / -(sigma * sigma)
-        coeffs = deriv + shifted
-    poly = sum(c * x ** i for i, c in enumerate(coeffs))
+    # d^n/dx^n of exp(-x^2 / 2 s^2) = h_n(x) exp(...) with h_n = (-1/s)^n He_n(x / s)
+    # (probabilists' Hermite polynomials), by the three-term recurrence on the values:
+    # h_{n+1} = -(x / s^2) h_n - (n / s^2) h_{n-1}. Unlike summing c_i x^i (x up to the
+    # radius, i up to the order), no term overflows for high orders.
+    s2 = sigma * sigma
+    prev, poly = np.ones_like(x), -x / s2
+    for n in range(1, order):
+        prev, poly = poly, -(x / s2) * poly - (n / s2) * prev
     return poly * phi
 
 

@@ -187,6 +187,10 @@ class _Geometric(_Augmentation):
         self.interpolation = _choice(cls, "interpolation", interpolation, INTERPOLATIONS)
         if not _is_number(fill_value) or not math.isfinite(float(fill_value)):
             raise ValueError(f"{cls}: fill_value must be a finite number, got {fill_value!r}")
+        limit = float(np.finfo(self.dtype).max)
+        if abs(float(fill_value)) > limit:
+            raise ValueError(f"{cls}: fill_value {fill_value!r} is outside the range of {self.dtype} "
+                             f"(|fill_value| <= {limit:.4g})")
         self.fill_value = float(fill_value)
 
     def _matrices(self, n, h, w):

@@ -219,10 +219,12 @@ class Lambda(Layer):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         cfg = dict(config)
-        fn = cfg.pop("function")
+        fn = cfg.pop("function", None)
         if not callable(fn):
+            if not isinstance(fn, str):
+                raise ValueError(f"Lambda layer {cfg.get('name')!r}: 'function' must name a function, got {fn!r}")
             from ..saving.object_registration import get_registered_object
-            found = get_registered_object(fn, custom_objects) if isinstance(fn, str) else None
+            found = get_registered_object(fn, custom_objects)
             found = found if callable(found) else _library_function(fn)
             if found is None:
                 raise ValueError(f"Lambda layer {cfg.get('name')!r}: its function {fn!r} is not saved in the file "

@@ -5,6 +5,8 @@ under a :class:`~convcore.GradientTape`, the compiled loss, ``tape.gradient`` an
 optimizer's ``apply_gradients``: nothing here knows how any layer differentiates."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .. import backend, device as device_mod, losses as losses_mod, optimizers as optimizers_mod
@@ -13,6 +15,65 @@ from ..tape import GradientTape
 from ..tensor import Tensor, deferred_assignments
 from .compile_utils import CompiledLoss, CompiledMetrics
 from .epoch_iterator import EpochIterator, check_len, split_validation
+
+
+class _ReadWriteLock:
+    """Many readers or one writer. Inference, evaluation and ``get_weights`` read the
+    weights; a training step's update phase writes them (every in-place write of a
+    step happens there), so another thread sees the weights of one step or the next,
+    never a half-written step, and never meets a weight being written."""
+
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer = False
+        self._waiting_writers = 0  # writers go first: a busy reader cannot starve training
+        self._mine = threading.local()  # reads this thread holds (re-entry never waits)
+
+    def read(self):
+        return _Held(self, False)
+
+    def write(self):
+        return _Held(self, True)
+
+    def _acquire(self, write):
+        with self._cond:
+            if write:
+                self._waiting_writers += 1
+                try:
+                    while self._writer or self._readers:
+                        self._cond.wait()
+                finally:
+                    self._waiting_writers -= 1
+                self._writer = True
+            else:
+                held = getattr(self._mine, "n", 0)
+                while not held and (self._writer or self._waiting_writers):
+                    self._cond.wait()
+                self._readers += 1
+                self._mine.n = held + 1
+
+    def _release(self, write):
+        with self._cond:
+            if write:
+                self._writer = False
+            else:
+                self._readers -= 1
+                self._mine.n -= 1
+            self._cond.notify_all()
+
+
+class _Held:
+    def __init__(self, lock, write):
+        self.lock, self.write = lock, write
+
+    def __enter__(self):
+        self.lock._acquire(self.write)
+        return self
+
+    def __exit__(self, *exc):
+        self.lock._release(self.write)
+        return False
 
 
 class Trainer:
@@ -24,6 +85,31 @@ class Trainer:
         self._compiled = False
         self._compiled_device = None  # 'cpu' or 'gpu' once compiled (None: the default device)
         self.history = None
+        self._weights_lock = _ReadWriteLock()
+        self._training_lock = threading.Lock()
+
+    def _weights(self):
+        lock = self.__dict__.get("_weights_lock")
+        if lock is None:  # a subclass that did not call Trainer.__init__
+            lock = self.__dict__["_weights_lock"] = _ReadWriteLock()
+        return lock
+
+    def _training(self, where):
+        """Held while ``fit`` / ``train_on_batch`` runs: a second training of the same
+        model from another thread is refused (its updates would interleave)."""
+        lock = self.__dict__.get("_training_lock")
+        if lock is None:
+            lock = self.__dict__["_training_lock"] = threading.Lock()
+        if not lock.acquire(blocking=False):
+            raise RuntimeError(f"{where}: this model is already being trained (in another thread); train one model "
+                               "from one thread at a time, or train a copy")
+        return _Release(lock)
+
+    def get_weights(self):
+        """The weights as numpy arrays: a consistent snapshot, even while another thread
+        trains the model (between two steps)."""
+        with self._weights().read():
+            return super().get_weights()
 
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer="adam", loss=None, metrics=None, device=None, loss_weights=None,
@@ -79,7 +165,7 @@ class Trainer:
         written: on the CPU a non-finite one skips the update (``_step_ok`` is False);
         on the GPU the check sets the step guard on the device, and every in-place
         update kernel then leaves the weights as they were (no read-back per step)."""
-        with GradientTape() as tape, deferred_assignments() as pending:
+        with GradientTape() as tape, deferred_assignments() as pending, self._weights().read():
             outs = self._run(xs, True)
             loss = self._loss(y, outs)
         variables = self.trainable_weights
@@ -98,7 +184,7 @@ class Trainer:
             self._guard_read = True
         else:
             self._guard_read = guard is None
-        with device_mod.guarded(guard):
+        with device_mod.guarded(guard), self._weights().write():
             self.optimizer.apply_gradients(pairs)
             for v, o, alpha, beta in pending:
                 v._apply_axpby(o, alpha, beta)
@@ -137,8 +223,9 @@ class Trainer:
         xs = self._check_x(x)
         y = self._prepare_y(y)
         check_len(xs, y)
-        self._reset_guard()
-        loss, outs = self._train_step(xs, y)
+        with self._training("train_on_batch"):
+            self._reset_guard()
+            loss, outs = self._train_step(xs, y)
         lv, ms = self._batch_values(loss, y, outs)
         self._raise_if_not_finite(lv, "train_on_batch")
         if self._step_failed():
@@ -176,8 +263,9 @@ class Trainer:
         return lv if not ms else [lv] + ms
 
     def _eval_batch(self, xs, y):
-        outs = self._run(xs, False)
-        return self._batch_values(self._loss(y, outs), y, outs)
+        with self._weights().read():
+            outs = self._run(xs, False)
+            return self._batch_values(self._loss(y, outs), y, outs)
 
     # ------------------------------------------------------------------ gradients
     def loss_and_gradients(self, x, y, training=False):
@@ -190,10 +278,11 @@ class Trainer:
         y = self._prepare_y(y)
         check_len(xs, y)
         trainable = self.trainable_weights
-        with GradientTape() as tape:
-            outs = self._run(xs, training)
-            loss = self._loss(y, outs)
-        gs = tape.gradient(loss, trainable)
+        with self._weights().read():  # the backward reads the weights too
+            with GradientTape() as tape:
+                outs = self._run(xs, training)
+                loss = self._loss(y, outs)
+            gs = tape.gradient(loss, trainable)
         by_id = {id(v): g for v, g in zip(trainable, gs)}
         grads = []
         for w in self.weights:
@@ -210,11 +299,12 @@ class Trainer:
         check_len(xs, y)
         dev = self._place()
         ts = [Tensor(device_mod.backend(dev).put(v, f"Model {self.name!r}"), dev) for v in xs]
-        with GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(ts)
-            outs = self._run(ts, training)
-            loss = self._loss(y, outs)
-        gs = tape.gradient(loss, ts)
+        with self._weights().read():  # the backward reads the weights too
+            with GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(ts)
+                outs = self._run(ts, training)
+                loss = self._loss(y, outs)
+            gs = tape.gradient(loss, ts)
         dxs = [np.zeros_like(v) if g is None else np.asarray(g.numpy(), dtype=v.dtype) for v, g in zip(xs, gs)]
         return dxs[0] if len(dxs) == 1 else dxs
 
@@ -223,6 +313,12 @@ class Trainer:
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
         """Train for ``epochs`` epochs; returns a :class:`History`."""
         self._require_compiled("fit")
+        with self._training("fit"):
+            return self._fit(x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
+                             shuffle, initial_epoch)
+
+    def _fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
+             initial_epoch):
         self._ensure_built_for(x)
         xs, y = self._checked_data(x, y, "fit")
         batch_size = self._batch_size(batch_size, "fit")
@@ -308,12 +404,25 @@ class Trainer:
         n = len(xs[0])
         chunks = [[] for _ in self.outputs]
         for s in range(0, n, bs):
-            outs = self._run([v[s:s + bs] for v in xs], False)
-            for c, o in zip(chunks, outs):
-                c.append(o.numpy())
+            with self._weights().read():
+                outs = self._run([v[s:s + bs] for v in xs], False)
+                for c, o in zip(chunks, outs):
+                    c.append(o.numpy())
         res = [np.concatenate(c) if c else np.zeros((0,) + tuple(t.shape[1:]), dtype=t.node.layer.dtype)
                for c, t in zip(chunks, self.outputs)]
         return res[0] if len(res) == 1 else res
 
     def predict_on_batch(self, x):
         return self.predict(x, batch_size=max(len(self._check_x(x)[0]), 1))
+
+
+class _Release:
+    def __init__(self, lock):
+        self.lock = lock
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.lock.release()
+        return False
