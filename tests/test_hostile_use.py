@@ -376,3 +376,36 @@ def test_lesser_argument_checks():
             optimizers.Adam(bad)
     with pytest.raises(TypeError, match="size"):
         convcore.ndimage.uniform_filter1d(np.ones(4), 2.5)
+
+
+# ----------------------------------------------------------------- 10: tensors larger than one binding
+def test_gpu_dense_kernel_larger_than_one_binding_is_split():
+    """A dense kernel over the binding limit runs in row blocks (forward and backward)
+    with the values and gradients of the unsplit kernel; what is not split (one pooling
+    sample, a convolution kernel, one input row over a binding) is a clear MemoryError."""
+    from convcore import _core, ops
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((70, 300)).astype(np.float32)
+    w = rng.standard_normal((300, 40)).astype(np.float32)
+    b = rng.standard_normal(40).astype(np.float32)
+    outs = {}
+    for limit in (None, 8192):  # 8 KiB: the 47 KiB kernel takes 6 blocks
+        _core.gpu_set_binding_limit(limit)
+        try:
+            xt, wt, bt = (ops.convert_to_tensor(a, device="gpu") for a in (x, w, b))
+            with convcore.GradientTape() as tape:
+                tape.watch([xt, wt, bt])
+                y = ops.dense_bias_activation(xt, wt, bt, "relu")
+                loss = ops.sum(ops.multiply(y, y))
+            outs[limit] = [y.numpy()] + [g.numpy() for g in tape.gradient(loss, [xt, wt, bt])]
+            if limit:
+                with pytest.raises(MemoryError, match="binding"):
+                    convcore.max_pool(np.ones((1, 64, 64, 1), np.float32), 2, device="gpu")
+                with pytest.raises(MemoryError, match="binding"):
+                    ops.conv(ops.convert_to_tensor(np.ones((1, 8, 8, 64), np.float32), device="gpu"),
+                             ops.convert_to_tensor(np.ones((3, 3, 64, 8), np.float32), device="gpu"))
+        finally:
+            _core.gpu_set_binding_limit(None)
+    np.testing.assert_allclose(outs[8192][0], np.maximum(x.astype(np.float64) @ w + b, 0), rtol=1e-4, atol=1e-4)
+    for split, whole in zip(outs[8192], outs[None]):
+        np.testing.assert_allclose(split, whole, rtol=1e-5, atol=1e-5 * np.abs(whole).max())

@@ -267,6 +267,22 @@ fn whole(g: &Gpu, t: &GpuTensor, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// `None` when a (k, m) kernel fits one binding; else how many of its rows one binding
+/// takes (a row of m values must fit).
+fn kernel_rows_per_binding(g: &Gpu, w: &GpuTensor, k: usize, m: usize, what: &str) -> Result<Option<usize>> {
+    if (w.numel() as u64) * 4 + ALIGN <= g.binding_limit() {
+        return Ok(None);
+    }
+    let rows = window_words(g) / m.max(1);
+    if rows == 0 {
+        return Err(Error::Memory(format!(
+            "{what} of shape ({k}, {m}): one row of {m} values does not fit one GPU binding ({} max)",
+            super::human_bytes(g.binding_limit())
+        )));
+    }
+    Ok(Some(rows.min(k.max(1))))
+}
+
 fn same_len(a: &GpuTensor, b: &GpuTensor, what: &str) -> Result<()> {
     if a.numel() != b.numel() {
         return Err(Error::Value(format!("{what}: shapes {:?} and {:?} differ", a.shape, b.shape)));
@@ -643,8 +659,32 @@ pub fn dense_forward(x: &GpuTensor, w: &GpuTensor, b: Option<&GpuTensor>, k: usi
     if let Some(b) = b {
         check_len(b, m, "dense: bias")?;
     }
-    whole(&g, w, "a dense kernel")?;
     let out = g.empty(&[r, m], "the dense output")?;
+    if let Some(kc) = kernel_rows_per_binding(&g, w, k, m, "a dense kernel")? {
+        // The kernel is larger than one binding: y = sum over row blocks W[k0..k1] of
+        // x[:, k0..k1] @ W[k0..k1] (each block of x copied contiguous first).
+        for (r0, nr) in batch_chunks(&g, r, &[k, m], "dense")? {
+            let xc = g.empty(&[nr * kc], "a dense input block")?;
+            for k0 in (0..k).step_by(kc) {
+                let kn = kc.min(k - k0);
+                copy_cols_win(&g, Win::part(x, r0 * k, nr * k), k, k0, Win::part(&xc, 0, nr * kn), kn, 0, nr, kn)?;
+                run_gemm(&g, Gemm {
+                    a: Win::part(&xc, 0, nr * kn),
+                    b: Win::part(w, k0 * m, kn * m),
+                    c: Win::part(&out, r0 * m, nr * m),
+                    bias: if k0 == 0 { b.map(Win::all) } else { None },
+                    m: nr,
+                    n: m,
+                    k: kn,
+                    amode: 0,
+                    bmode: 0,
+                    accumulate: k0 > 0,
+                    geom: p(),
+                })?;
+            }
+        }
+        return Ok(out);
+    }
     for (r0, nr) in batch_chunks(&g, r, &[k, m], "dense")? {
         run_gemm(&g, Gemm {
             a: Win::part(x, r0 * k, nr * k),
@@ -689,8 +729,49 @@ pub fn dense_backward(
     let r = if m == 0 { 0 } else { dz.numel() / m };
     check_len(x, r * k, "dense backward: x")?;
     let dw = g.zeros(&[k, m], "the dense kernel gradient")?;
-    whole(&g, &dw, "a dense kernel gradient")?;
     let dx = if need_dx { Some(g.empty(&[r, k], "the dense input gradient")?) } else { None };
+    if let Some(kc) = kernel_rows_per_binding(&g, w, k, m, "a dense kernel")? {
+        // Row blocks of the kernel, as in dense_forward: dW[k0..k1] += x[:, k0..k1]^T dz
+        // and dx[:, k0..k1] = dz W[k0..k1]^T, through a contiguous block of x / dx.
+        for (i, (r0, nr)) in batch_chunks(&g, r, &[k, m], "dense backward")?.into_iter().enumerate() {
+            let blk = g.empty(&[nr * kc], "a dense block")?;
+            for k0 in (0..k).step_by(kc) {
+                let kn = kc.min(k - k0);
+                copy_cols_win(&g, Win::part(x, r0 * k, nr * k), k, k0, Win::part(&blk, 0, nr * kn), kn, 0, nr, kn)?;
+                run_gemm(&g, Gemm {
+                    a: Win::part(&blk, 0, nr * kn),
+                    b: Win::part(dz, r0 * m, nr * m),
+                    c: Win::part(&dw, k0 * m, kn * m),
+                    bias: None,
+                    m: kn,
+                    n: m,
+                    k: nr,
+                    amode: 1,
+                    bmode: 0,
+                    accumulate: i > 0,
+                    geom: p(),
+                })?;
+                if let Some(dx) = &dx {
+                    run_gemm(&g, Gemm {
+                        a: Win::part(dz, r0 * m, nr * m),
+                        b: Win::part(w, k0 * m, kn * m),
+                        c: Win::part(&blk, 0, nr * kn),
+                        bias: None,
+                        m: nr,
+                        n: kn,
+                        k: m,
+                        amode: 0,
+                        bmode: 1,
+                        accumulate: false,
+                        geom: p(),
+                    })?;
+                    copy_cols_win(&g, Win::part(&blk, 0, nr * kn), kn, 0, Win::part(dx, r0 * k, nr * k), k, k0, nr, kn)?;
+                }
+            }
+        }
+        let db = col_sums(dz, m)?;
+        return Ok((dx, dw, db));
+    }
     for (i, (r0, nr)) in batch_chunks(&g, r, &[k, m], "dense backward")?.into_iter().enumerate() {
         // dW (k, m) += x^T (k, nr) @ dz (nr, m)
         run_gemm(&g, Gemm {
@@ -1165,6 +1246,12 @@ pub fn copy_cols(src: &GpuTensor, src_stride: usize, src_col: usize, dst: &GpuTe
     let g = gpu()?;
     whole(&g, src, "a concatenation input")?;
     whole(&g, dst, "a concatenation output")?;
+    copy_cols_win(&g, Win::all(src), src_stride, src_col, Win::all(dst), dst_stride, dst_col, rows, width)
+}
+
+/// [`copy_cols`] between windows (each within one binding).
+#[allow(clippy::too_many_arguments)]
+fn copy_cols_win(g: &Gpu, src: Win<'_>, src_stride: usize, src_col: usize, dst: Win<'_>, dst_stride: usize, dst_col: usize, rows: usize, width: usize) -> Result<()> {
     let q = CopyColsParams {
         count: u(rows * width, "size")?,
         src_stride: u(src_stride, "stride")?,
@@ -1173,7 +1260,7 @@ pub fn copy_cols(src: &GpuTensor, src_stride: usize, src_col: usize, dst: &GpuTe
         dst_col: u(dst_col, "offset")?,
         width: u(width.max(1), "width")?,
     };
-    g.dispatch(&K_COPY_COLS, &[Win::all(src), Win::all(dst)], q.words(), groups(rows * width))
+    g.dispatch(&K_COPY_COLS, &[src, dst], q.words(), groups(rows * width))
 }
 
 // ------------------------------------------------------------------ correlation
