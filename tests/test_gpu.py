@@ -472,7 +472,9 @@ def test_out_of_gpu_memory_is_an_exception_and_everything_still_works():
     with pytest.raises(MemoryError):
         _core.gpu_set_binding_limit(4096)
         try:
-            _core.gpu_dense_forward(up(R(4, 40)), up(R(40, 40)))  # a 6.4 KB kernel cannot fit 4 KB windows
+            # A dense kernel over the limit is split into row blocks (test_hostile_use), but
+            # one 8 KB input row cannot be split over 4 KB windows.
+            _core.gpu_dense_forward(up(R(4, 2000)), up(R(2000, 3)))
         finally:
             _core.gpu_set_binding_limit(None)
     x = R(5, 6)
