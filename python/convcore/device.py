@@ -177,10 +177,10 @@ class CpuBackend:
         """A fresh step guard: on the CPU the check happens on the host (None)."""
         return None
 
-    def flag_nonfinite(self, x, guard):
-        """Whether ``x`` holds no inf or NaN (the CPU answers now; a device records it in
-        ``guard`` and answers True)."""
-        return bool(np.isfinite(x).all()) if x.size else True
+    def flag_nonfinite(self, xs, guard):
+        """Whether the arrays ``xs`` hold no inf or NaN (the CPU answers now; a device
+        records it in ``guard`` and answers True)."""
+        return all(bool(np.isfinite(x).all()) for x in xs if x.size)
 
     def guard_tripped(self, guard):
         return False
@@ -494,11 +494,11 @@ class GpuBackend(CpuBackend):
         [loss, accuracy] pair (a tripped guard makes the read-back loss NaN)."""
         return _core.gpu_zeros([2])
 
-    def flag_nonfinite(self, x, guard):
-        if isinstance(x, _core.GpuArray):
-            _core.gpu_flag_nonfinite(x, guard)
-            return True
-        return super().flag_nonfinite(x, guard)
+    def flag_nonfinite(self, xs, guard):
+        on = [x for x in xs if isinstance(x, _core.GpuArray)]
+        if on:
+            _core.gpu_flag_nonfinite(on, guard)  # one dispatch per five tensors
+        return super().flag_nonfinite([x for x in xs if not isinstance(x, _core.GpuArray)], guard)
 
     def guard_tripped(self, guard):
         return guard is not None and not bool(guard.numpy()[0] == 0)

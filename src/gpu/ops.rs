@@ -61,6 +61,11 @@ crate::gpu_params! {
 }
 
 crate::gpu_params! {
+    /// flag_nonfinite: the element counts of the up to five inputs (0: unbound).
+    pub struct FlagParams as flag { count: u32, n1: u32, n2: u32, n3: u32, n4: u32, n5: u32 }
+}
+
+crate::gpu_params! {
     /// sgd: velocity and nesterov are flags.
     pub struct SgdParams as sgd { count: u32, lr: f32, momentum: f32, use_velocity: u32, nesterov: u32 }
 }
@@ -129,7 +134,7 @@ fn nn_params() -> String {
 /// The accessors of every parameter struct of `shaders/elementwise.wgsl` (one module).
 fn elementwise_params() -> String {
     [ElemParams::wgsl(), ActParams::wgsl(), DropoutParams::wgsl(), SgdParams::wgsl(), AdamParams::wgsl(),
-     CopyColsParams::wgsl()].concat()
+     CopyColsParams::wgsl(), FlagParams::wgsl()].concat()
 }
 
 crate::gpu_params! {
@@ -366,17 +371,36 @@ pub fn axpby_inplace(pt: &GpuTensor, v: &GpuTensor, alpha: f64, beta: f64, guard
     Ok(())
 }
 
-/// Set `flag[0]` to NaN if `x` holds an inf or NaN; leave it otherwise (a training step's
-/// guard accumulates over its loss and gradients).
-pub fn flag_nonfinite(x: &GpuTensor, flag: &GpuTensor) -> Result<()> {
+/// Set `flag[0]` to NaN if any of `xs` holds an inf or NaN; leave it otherwise (a
+/// training step's guard accumulates over its loss and gradients). Up to five tensors
+/// go in one dispatch.
+pub fn flag_nonfinite(xs: &[&GpuTensor], flag: &GpuTensor) -> Result<()> {
     check_guard(Some(flag))?;
-    if std::ptr::eq(x.buf.as_ref(), flag.buf.as_ref()) {
+    if xs.iter().any(|x| std::ptr::eq(x.buf.as_ref(), flag.buf.as_ref())) {
         return Err(Error::Value("flag_nonfinite: the flag cannot be its own input".into()));
     }
     let g = gpu()?;
-    for (s, n) in elem_chunks(&g, x.numel()) {
-        let q = ElemParams { count: u(n, "size")?, a: 0.0, b: 0.0 };
-        g.dispatch(&K_FLAG_NONFINITE, &[Win::part(x, s, n), Win::all(flag)], q.words(), groups(n))?;
+    // Element ranges of each tensor (one binding each), packed five windows a dispatch.
+    let mut parts: Vec<(&GpuTensor, usize, usize)> = Vec::new();
+    for x in xs {
+        for (s, n) in elem_chunks(&g, x.numel()) {
+            parts.push((x, s, n));
+        }
+    }
+    for five in parts.chunks(5) {
+        let n = |i: usize| five.get(i).map(|p| p.2).unwrap_or(0);
+        let count = (0..5).map(n).max().unwrap_or(0);
+        let q = FlagParams {
+            count: u(count, "size")?,
+            n1: u(n(0), "size")?,
+            n2: u(n(1), "size")?,
+            n3: u(n(2), "size")?,
+            n4: u(n(3), "size")?,
+            n5: u(n(4), "size")?,
+        };
+        let mut wins: Vec<(usize, Win<'_>)> = five.iter().enumerate().map(|(i, p)| (i, Win::part(p.0, p.1, p.2))).collect();
+        wins.push((GUARD_SLOT, Win::all(flag)));
+        g.dispatch_at(&K_FLAG_NONFINITE, &wins, q.words(), groups(count))?;
     }
     Ok(())
 }

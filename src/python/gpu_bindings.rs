@@ -293,12 +293,13 @@ pub(super) fn gpu_axpby_inplace(py: Python<'_>, p: &Bound<'_, PyAny>, v: &Bound<
     run(py, || ops::axpby_inplace(&p, &v, alpha, beta, guard.as_ref()))
 }
 
-/// Set `flag[0]` (a GpuArray) to NaN if `x` holds inf or NaN: the guard of a training
-/// step, read by the in-place updates.
+/// Set `flag[0]` (a GpuArray) to NaN if any of `xs` (GpuArrays) holds inf or NaN: the
+/// guard of a training step, read by the in-place updates.
 #[pyfunction]
-pub(super) fn gpu_flag_nonfinite(py: Python<'_>, x: &Bound<'_, PyAny>, flag: &Bound<'_, PyAny>) -> PyResult<()> {
-    let (x, flag) = (t(x, "gpu_flag_nonfinite", "x")?.t.clone(), t(flag, "gpu_flag_nonfinite", "flag")?.t.clone());
-    run(py, || ops::flag_nonfinite(&x, &flag))
+pub(super) fn gpu_flag_nonfinite(py: Python<'_>, xs: Vec<Bound<'_, PyAny>>, flag: &Bound<'_, PyAny>) -> PyResult<()> {
+    let ts = xs.iter().map(|x| Ok(t(x, "gpu_flag_nonfinite", "x")?.t.clone())).collect::<PyResult<Vec<_>>>()?;
+    let flag = t(flag, "gpu_flag_nonfinite", "flag")?.t.clone();
+    run(py, || ops::flag_nonfinite(&ts.iter().collect::<Vec<_>>(), &flag))
 }
 
 #[pyfunction]

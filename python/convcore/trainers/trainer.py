@@ -173,7 +173,7 @@ class Trainer:
         pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
         be = device_mod.backend(loss.device)
         guard = self._step_guard(be)
-        ok = all([be.flag_nonfinite(t._data, guard) for t in [loss] + [g for g, _ in pairs] + [p[1] for p in pending]])
+        ok = be.flag_nonfinite([t._data for t in [loss] + [g for g, _ in pairs] + [p[1] for p in pending]], guard)
         self._step_ok = ok
         if not ok:
             return loss, outs  # nothing was written; the caller raises

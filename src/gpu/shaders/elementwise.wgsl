@@ -22,13 +22,21 @@ fn axpby(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u
 // be folded away).
 fn guarded() -> bool { return bitcast<u32>(s6[o6()]) != 0u; }
 
-// s2[0] = NaN if any element of s1 is inf or NaN (every writer writes the same value;
-// NaN, so that adding the guard to a loss makes the loss NaN).
+// s6[0] = NaN if any element of s1..s5 (flag_n1..n5 elements each) is inf or NaN (every
+// writer writes the same value; NaN, so that adding the guard to a loss makes it NaN).
+fn nonfinite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u; }
+
 @compute @workgroup_size(256)
 fn flag_nonfinite(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let i = lin(w, g, l);
-    if (i >= elem_count()) { return; }
-    if ((bitcast<u32>(s1[o1() + i]) & 0x7f800000u) == 0x7f800000u) { s2[o2()] = bitcast<f32>(0x7fc00000u); }
+    if (i >= flag_count()) { return; }
+    var bad = false;
+    if (i < flag_n1()) { bad = bad || nonfinite(s1[o1() + i]); }
+    if (i < flag_n2()) { bad = bad || nonfinite(s2[o2() + i]); }
+    if (i < flag_n3()) { bad = bad || nonfinite(s3[o3() + i]); }
+    if (i < flag_n4()) { bad = bad || nonfinite(s4[o4() + i]); }
+    if (i < flag_n5()) { bad = bad || nonfinite(s5[o5() + i]); }
+    if (bad) { s6[o6()] = bitcast<f32>(0x7fc00000u); }
 }
 
 // s1 = a * s1 + b * s2 (in place; skipped when guarded)
