@@ -272,6 +272,18 @@ fn whole(g: &Gpu, t: &GpuTensor, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Columns `k0 .. k0 + kn` of the (nr, k) window `xw`: the window itself for one block,
+/// else copied into `blk` (contiguous, nr * kn).
+fn x_block<'a>(g: &Gpu, xw: &Win<'a>, blk: Option<&'a GpuTensor>, k: usize, k0: usize, nr: usize, kn: usize) -> Result<Win<'a>> {
+    match blk {
+        Some(t) => {
+            copy_cols_win(g, Win { ..*xw }, k, k0, Win::part(t, 0, nr * kn), kn, 0, nr, kn)?;
+            Ok(Win::part(t, 0, nr * kn))
+        }
+        None => Ok(Win { ..*xw }),
+    }
+}
+
 /// `None` when a (k, m) kernel fits one binding; else how many of its rows one binding
 /// takes (a row of m values must fit).
 fn kernel_rows_per_binding(g: &Gpu, w: &GpuTensor, k: usize, m: usize, what: &str) -> Result<Option<usize>> {
@@ -684,45 +696,30 @@ pub fn dense_forward(x: &GpuTensor, w: &GpuTensor, b: Option<&GpuTensor>, k: usi
         check_len(b, m, "dense: bias")?;
     }
     let out = g.empty(&[r, m], "the dense output")?;
-    if let Some(kc) = kernel_rows_per_binding(&g, w, k, m, "a dense kernel")? {
-        // The kernel is larger than one binding: y = sum over row blocks W[k0..k1] of
-        // x[:, k0..k1] @ W[k0..k1] (each block of x copied contiguous first).
-        for (r0, nr) in batch_chunks(&g, r, &[k, m], "dense")? {
-            let xc = g.empty(&[nr * kc], "a dense input block")?;
-            for k0 in (0..k).step_by(kc) {
-                let kn = kc.min(k - k0);
-                copy_cols_win(&g, Win::part(x, r0 * k, nr * k), k, k0, Win::part(&xc, 0, nr * kn), kn, 0, nr, kn)?;
-                run_gemm(&g, Gemm {
-                    a: Win::part(&xc, 0, nr * kn),
-                    b: Win::part(w, k0 * m, kn * m),
-                    c: Win::part(&out, r0 * m, nr * m),
-                    bias: if k0 == 0 { b.map(Win::all) } else { None },
-                    m: nr,
-                    n: m,
-                    k: kn,
-                    amode: 0,
-                    bmode: 0,
-                    accumulate: k0 > 0,
-                    geom: p(),
-                })?;
-            }
-        }
-        return Ok(out);
-    }
+    // A kernel larger than one binding goes in row blocks W[k0..k1]: y = sum over blocks
+    // of x[:, k0..k1] @ W[k0..k1], each block of x copied contiguous first. One block
+    // (the usual case) reads x in place.
+    let kc = kernel_rows_per_binding(&g, w, k, m, "a dense kernel")?.unwrap_or(k.max(1));
     for (r0, nr) in batch_chunks(&g, r, &[k, m], "dense")? {
-        run_gemm(&g, Gemm {
-            a: Win::part(x, r0 * k, nr * k),
-            b: Win::all(w),
-            c: Win::part(&out, r0 * m, nr * m),
-            bias: b.map(Win::all),
-            m: nr,
-            n: m,
-            k,
-            amode: 0,
-            bmode: 0,
-            accumulate: false,
-            geom: p(),
-        })?;
+        let xw = Win::part(x, r0 * k, nr * k);
+        let blk = if kc < k { Some(g.empty(&[nr * kc], "a dense input block")?) } else { None };
+        for k0 in (0..k.max(1)).step_by(kc) {
+            let kn = kc.min(k - k0.min(k));
+            let a = x_block(&g, &xw, blk.as_ref(), k, k0, nr, kn)?;
+            run_gemm(&g, Gemm {
+                a,
+                b: Win::part(w, k0 * m, kn * m),
+                c: Win::part(&out, r0 * m, nr * m),
+                bias: if k0 == 0 { b.map(Win::all) } else { None },
+                m: nr,
+                n: m,
+                k: kn,
+                amode: 0,
+                bmode: 0,
+                accumulate: k0 > 0,
+                geom: p(),
+            })?;
+        }
     }
     Ok(out)
 }
@@ -754,78 +751,53 @@ pub fn dense_backward(
     check_len(x, r * k, "dense backward: x")?;
     let dw = g.zeros(&[k, m], "the dense kernel gradient")?;
     let dx = if need_dx { Some(g.empty(&[r, k], "the dense input gradient")?) } else { None };
-    if let Some(kc) = kernel_rows_per_binding(&g, w, k, m, "a dense kernel")? {
-        // Row blocks of the kernel, as in dense_forward: dW[k0..k1] += x[:, k0..k1]^T dz
-        // and dx[:, k0..k1] = dz W[k0..k1]^T, through a contiguous block of x / dx.
-        for (i, (r0, nr)) in batch_chunks(&g, r, &[k, m], "dense backward")?.into_iter().enumerate() {
-            let blk = g.empty(&[nr * kc], "a dense block")?;
-            for k0 in (0..k).step_by(kc) {
-                let kn = kc.min(k - k0);
-                copy_cols_win(&g, Win::part(x, r0 * k, nr * k), k, k0, Win::part(&blk, 0, nr * kn), kn, 0, nr, kn)?;
-                run_gemm(&g, Gemm {
-                    a: Win::part(&blk, 0, nr * kn),
-                    b: Win::part(dz, r0 * m, nr * m),
-                    c: Win::part(&dw, k0 * m, kn * m),
-                    bias: None,
-                    m: kn,
-                    n: m,
-                    k: nr,
-                    amode: 1,
-                    bmode: 0,
-                    accumulate: i > 0,
-                    geom: p(),
-                })?;
-                if let Some(dx) = &dx {
-                    run_gemm(&g, Gemm {
-                        a: Win::part(dz, r0 * m, nr * m),
-                        b: Win::part(w, k0 * m, kn * m),
-                        c: Win::part(&blk, 0, nr * kn),
-                        bias: None,
-                        m: nr,
-                        n: kn,
-                        k: m,
-                        amode: 0,
-                        bmode: 1,
-                        accumulate: false,
-                        geom: p(),
-                    })?;
-                    copy_cols_win(&g, Win::part(&blk, 0, nr * kn), kn, 0, Win::part(dx, r0 * k, nr * k), k, k0, nr, kn)?;
-                }
-            }
-        }
-        let db = col_sums(dz, m)?;
-        return Ok((dx, dw, db));
-    }
+    // Row blocks of the kernel as in dense_forward: dW[k0..k1] += x[:, k0..k1]^T dz and
+    // dx[:, k0..k1] = dz W[k0..k1]^T, through a contiguous block of x / dx when there
+    // is more than one block.
+    let kc = kernel_rows_per_binding(&g, w, k, m, "a dense kernel")?.unwrap_or(k.max(1));
     for (i, (r0, nr)) in batch_chunks(&g, r, &[k, m], "dense backward")?.into_iter().enumerate() {
-        // dW (k, m) += x^T (k, nr) @ dz (nr, m)
-        run_gemm(&g, Gemm {
-            a: Win::part(x, r0 * k, nr * k),
-            b: Win::part(dz, r0 * m, nr * m),
-            c: Win::all(&dw),
-            bias: None,
-            m: k,
-            n: m,
-            k: nr,
-            amode: 1,
-            bmode: 0,
-            accumulate: i > 0,
-            geom: p(),
-        })?;
-        if let Some(dx) = &dx {
-            // dx (nr, k) = dz (nr, m) @ W^T
+        let xw = Win::part(x, r0 * k, nr * k);
+        let blk = if kc < k { Some(g.empty(&[nr * kc], "a dense block")?) } else { None };
+        for k0 in (0..k.max(1)).step_by(kc) {
+            let kn = kc.min(k - k0.min(k));
+            let a = x_block(&g, &xw, blk.as_ref(), k, k0, nr, kn)?;
+            // dW (kn, m) += x^T (kn, nr) @ dz (nr, m)
             run_gemm(&g, Gemm {
-                a: Win::part(dz, r0 * m, nr * m),
-                b: Win::all(w),
-                c: Win::part(dx, r0 * k, nr * k),
+                a,
+                b: Win::part(dz, r0 * m, nr * m),
+                c: Win::part(&dw, k0 * m, kn * m),
                 bias: None,
-                m: nr,
-                n: k,
-                k: m,
-                amode: 0,
-                bmode: 1,
-                accumulate: false,
+                m: kn,
+                n: m,
+                k: nr,
+                amode: 1,
+                bmode: 0,
+                accumulate: i > 0,
                 geom: p(),
             })?;
+            if let Some(dx) = &dx {
+                // dx (nr, kn) = dz (nr, m) @ W^T
+                let c = match &blk {
+                    Some(t) => Win::part(t, 0, nr * kn),
+                    None => Win::part(dx, r0 * k, nr * k),
+                };
+                run_gemm(&g, Gemm {
+                    a: Win::part(dz, r0 * m, nr * m),
+                    b: Win::part(w, k0 * m, kn * m),
+                    c,
+                    bias: None,
+                    m: nr,
+                    n: kn,
+                    k: m,
+                    amode: 0,
+                    bmode: 1,
+                    accumulate: false,
+                    geom: p(),
+                })?;
+                if let Some(t) = &blk {
+                    copy_cols_win(&g, Win::part(t, 0, nr * kn), kn, 0, Win::part(dx, r0 * k, nr * k), k, k0, nr, kn)?;
+                }
+            }
         }
     }
     let db = col_sums(dz, m)?;
