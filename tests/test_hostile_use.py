@@ -409,3 +409,18 @@ def test_gpu_dense_kernel_larger_than_one_binding_is_split():
     np.testing.assert_allclose(outs[8192][0], np.maximum(x.astype(np.float64) @ w + b, 0), rtol=1e-4, atol=1e-4)
     for split, whole in zip(outs[8192], outs[None]):
         np.testing.assert_allclose(split, whole, rtol=1e-5, atol=1e-5 * np.abs(whole).max())
+
+
+def test_layer_flags_and_long_sublayer_lists():
+    with pytest.raises(TypeError, match="trainable"):
+        layers.Dense(2, trainable="abc")
+    assert layers.Dense(2, trainable=np.bool_(False)).trainable is False
+
+    class Many(layers.Layer):
+        def __init__(self, n):
+            super().__init__()
+            self.blocks = [layers.Dense(1) for _ in range(n)]
+            self.blocks_again = self.blocks  # tracked once
+
+    m = Many(3000)
+    assert len(m._sublayers()) == 3000

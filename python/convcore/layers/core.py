@@ -62,6 +62,14 @@ class Node:
         self.multi = multi  # the layer was called on a list of inputs
 
 
+def _flag(cls, name, value):
+    """A bool argument: True / False (numpy's too) or 0 / 1; anything else — a string
+    from a config, say — is a TypeError rather than truthy."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer)) and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{cls}: {name} must be True or False, got {value!r}")
+
+
 def _is_symbolic(inputs):
     if isinstance(inputs, KerasTensor):
         return True
@@ -107,7 +115,7 @@ class Layer:
         self.dtype = dtype or backend.floatx()
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"{type(self).__name__}: dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        self._trainable = bool(trainable)
+        self._trainable = _flag(type(self).__name__, "trainable", trainable)
         self.built = False
         self.input_shape: Optional[tuple] = None
         self.output_shape: Optional[tuple] = None
@@ -119,13 +127,23 @@ class Layer:
     def __setattr__(self, name, value):
         # Sub-layers assigned as attributes are tracked (their weights are this layer's).
         if isinstance(value, Layer) and name != "_outer" and value is not self:
-            if value not in self.__dict__.get("_layers", []):
-                self.__dict__.setdefault("_layers", []).append(value)
+            self._track(value)
         elif isinstance(value, (list, tuple)) and value and all(isinstance(v, Layer) for v in value):
             for v in value:
-                if v not in self.__dict__.setdefault("_layers", []):
-                    self._layers.append(v)
+                self._track(v)
         object.__setattr__(self, name, value)
+
+    def _track(self, layer):
+        """Add ``layer`` to the tracked sub-layers once (an id set beside the list, rebuilt
+        when the list was replaced or changed size elsewhere, keeps long lists linear)."""
+        d = self.__dict__
+        layers = d.setdefault("_layers", [])
+        ids = d.get("_layer_ids")
+        if ids is None or ids[0] is not layers or len(ids[1]) != len(layers):
+            ids = d["_layer_ids"] = (layers, {id(l) for l in layers})
+        if id(layer) not in ids[1]:
+            ids[1].add(id(layer))
+            layers.append(layer)
 
     @property
     def trainable(self):
@@ -133,7 +151,7 @@ class Layer:
 
     @trainable.setter
     def trainable(self, value):
-        self._trainable = bool(value)
+        self._trainable = _flag(type(self).__name__, "trainable", value)
         for l in self._sublayers():
             l.trainable = value
 
@@ -180,9 +198,11 @@ class Layer:
     def weights(self):
         """Every weight Variable of the layer and its sub-layers (creation order)."""
         out = list(self._variables)
+        seen = {id(w) for w in out}
         for l in self._layers:
             for w in l.weights:
-                if not any(w is o for o in out):
+                if id(w) not in seen:
+                    seen.add(id(w))
                     out.append(w)
         return out
 
@@ -193,8 +213,12 @@ class Layer:
         if not self.trainable:
             return []
         own = [v for v in self._variables if v.trainable]
+        seen = {id(w) for w in own}
         for l in self._layers:
-            own += [w for w in l.trainable_weights if not any(w is o for o in own)]
+            for w in l.trainable_weights:
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    own.append(w)
         return own
 
     trainable_variables = trainable_weights
