@@ -88,7 +88,9 @@ pub fn correlate_direct<T: Element>(x: &[T], k: &[T], plan: &CorrPlan) -> Result
     // inf/NaN make 0 * inf observable: the rules that leave products out take a
     // per-tap path (rare inputs; the fast path multiplies every tap).
     if (plan.overlap_only && !k.iter().all(|v| v.is_finite()))
-        || (plan.skip_zero && k.iter().any(|&v| v == T::zero()) && !x.iter().all(|v| v.is_finite()))
+        || (plan.skip_zero
+            && k.iter().any(|&v| v == T::zero())
+            && (!plan.cval.is_finite() || !x.iter().all(|v| v.is_finite())))
     {
         return correlate_taps(x, k, plan);
     }

@@ -49,7 +49,17 @@ impl UpsamplePlan {
             return Err(Error::Value(format!("upsampling size must be two positive integers, got {size:?}")));
         }
         let out = [x_shape[1].checked_mul(size[0]), x_shape[2].checked_mul(size[1])];
-        if out.iter().any(|o| o.is_none()) {
+        // Every axis, and the product of the non-zero ones (an array's rule even when it
+        // is empty), must fit.
+        let fits = match out {
+            [Some(h), Some(w)] => [x_shape[0], h, w, x_shape[3]]
+                .iter()
+                .filter(|&&d| d != 0)
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .is_some_and(|n| n <= isize::MAX as usize),
+            _ => false,
+        };
+        if !fits {
             return Err(Error::Memory(format!("upsampling {x_shape:?} by {size:?} overflows")));
         }
         let plan = UpsamplePlan {

@@ -55,13 +55,21 @@ fn run_native<R: Send>(py: Python<'_>, f: impl FnOnce() -> Result<R, Error> + Se
     }
 }
 
+/// An output shape numpy cannot hold is a MemoryError; any other mismatch is ours.
+pub(crate) fn shape_error(e: ndarray::ShapeError) -> PyErr {
+    if e.kind() == ndarray::ErrorKind::Overflow {
+        return pyo3::exceptions::PyMemoryError::new_err(format!("the result's shape has more elements than an array can hold ({e})"));
+    }
+    PyRuntimeError::new_err(format!("convcore internal error: {e}"))
+}
+
 fn to_numpy<'py, T: Element + numpy::Element>(
     py: Python<'py>,
     v: Vec<T>,
     shape: &[usize],
 ) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
     let a = ArrayD::from_shape_vec(IxDyn(shape), v)
-        .map_err(|e| PyRuntimeError::new_err(format!("convcore internal error: {e}")))?;
+        .map_err(shape_error)?;
     Ok(a.into_pyarray(py))
 }
 

@@ -9,7 +9,7 @@
 //! Optimizer steps update C-contiguous writeable arrays in place.
 
 use super::gpu_bindings as gpu;
-use super::{contiguous, describe, lead_dtype, run_native, to_numpy, Dt};
+use super::{contiguous, describe, lead_dtype, run_native, shape_error, to_numpy, Dt};
 use crate::cpu;
 use crate::cpu::nn::{Activation, Loss};
 use crate::element::Element;
@@ -21,7 +21,7 @@ use numpy::{
     IntoPyArray, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArray,
     PyUntypedArrayMethods,
 };
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::IntoPyObjectExt;
 use std::borrow::Cow;
@@ -151,7 +151,7 @@ fn check_shape(fname: &str, what: &str, got: &[usize], want: &[usize]) -> PyResu
 
 pub(crate) fn to_numpy_u32<'py>(py: Python<'py>, v: Vec<u32>, shape: &[usize]) -> PyResult<Bound<'py, PyAny>> {
     let a = ArrayD::from_shape_vec(IxDyn(shape), v)
-        .map_err(|e| PyRuntimeError::new_err(format!("convcore internal error: {e}")))?;
+        .map_err(shape_error)?;
     Ok(a.into_pyarray(py).into_any())
 }
 
