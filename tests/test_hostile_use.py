@@ -424,3 +424,50 @@ def test_layer_flags_and_long_sublayer_lists():
 
     m = Many(3000)
     assert len(m._sublayers()) == 3000
+
+
+# ----------------------------------------------------------------- found by the fuzz test (layers, training, tools)
+def test_layer_and_training_arguments_are_checked():
+    with pytest.raises(TypeError, match="numeric"):
+        layers.Reshape((4,))(np.zeros((1, 4), np.complex64))
+    with pytest.raises(ValueError, match="two inputs"):
+        layers.Add()([np.ones((2, 3))])
+    with pytest.raises(ValueError, match="epsilon"):
+        layers.BatchNormalization(epsilon=nan)
+    for bad in (5, "", "orthogonal"):
+        with pytest.raises(ValueError, match="initializer"):
+            layers.BatchNormalization(gamma_initializer=bad)
+    with pytest.raises(TypeError, match="rate"):
+        layers.Dropout("0.5")
+    with pytest.raises(TypeError, match="seed"):
+        layers.Dropout(0.5, seed="a")
+    m = _dense_model()
+    x, y = _xy()
+    for bad in (True, 1.5, "2"):
+        with pytest.raises(TypeError, match="batch_size"):
+            m.fit(x, y, batch_size=bad, verbose=0)
+        with pytest.raises(TypeError, match="batch_size"):
+            m.evaluate(x, y, batch_size=bad, verbose=0)
+    with pytest.raises(ValueError, match="epochs"):
+        m.fit(x, y, epochs=-1, verbose=0)
+    with pytest.raises(TypeError, match="epochs"):
+        m.fit(x, y, epochs=True, verbose=0)
+    with pytest.raises(TypeError, match="batch_size"):
+        convcore.adversarial.robust_accuracy(m, x, y, attack="none", batch_size=1.5)
+
+
+def test_inspection_arguments_are_checked():
+    i = Input((6, 6, 1))
+    fm = Model(i, layers.Conv2D(2, 3, name="c")(i))
+    with pytest.raises(ValueError, match="value_range"):
+        convcore.inspect.maximize_activation(fm, "c", 0, steps=2, value_range=(0.0,))
+    with pytest.raises(ValueError, match="value_range"):
+        convcore.inspect.maximize_activation(fm, "c", 0, steps=2, value_range=(1.0, 0.0))
+    with pytest.raises(TypeError, match="steps"):
+        convcore.inspect.maximize_activation(fm, "c", 0, steps=True)
+    with pytest.raises(ValueError, match="lr"):
+        convcore.inspect.maximize_activation(fm, "c", 0, steps=2, lr=inf)
+    with pytest.raises(ValueError, match="channel"):
+        convcore.inspect.plot_filters(fm.get_layer("c"), channel=5)
+    with pytest.raises(TypeError, match="k"):
+        convcore.inspect.top_activating(fm, "c", 0, np.ones((3, 6, 6, 1), np.float32), k="2")

@@ -151,6 +151,7 @@ def robust_accuracy(model, x, y, attack="fgsm", batch_size=256, **kwargs):
             raise ValueError(f"robust_accuracy: attack must be one of {sorted(table)} or a callable, got {attack!r}")
     elif not callable(attack):
         raise TypeError(f"robust_accuracy: attack must be a string or a callable, got {attack!r}")
+    batch_size = _checks.integer("robust_accuracy", "batch_size", batch_size, minimum=1)
     x = np.asarray(x)
     y_checked = _labels(model, x, y)
     if attack == "none":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ndimage, ops
+from . import _checks, ndimage, ops
 from .layers import Layer
 from .models import Model
 from .tape import GradientTape
@@ -34,6 +34,7 @@ def activation_model(model, layer):
 
 def feature_maps(model, x, layer, batch_size=128):
     """The activations of ``layer`` for inputs ``x`` (computed in batches, inference mode)."""
+    batch_size = _checks.integer("feature_maps", "batch_size", batch_size, minimum=1)
     return activation_model(model, layer).predict(x, batch_size=batch_size)
 
 
@@ -58,11 +59,10 @@ def top_activating(model, layer, unit, x, k=9, batch_size=256):
     x = np.asarray(x)
     if len(x) == 0:
         raise ValueError("top_activating: x is empty")
-    k = int(k)
-    if k < 1:
-        raise ValueError(f"top_activating: k must be >= 1, got {k}")
+    k = _checks.integer("top_activating", "k", k, minimum=1)
+    batch_size = _checks.integer("top_activating", "batch_size", batch_size, minimum=1)
     scores = []
-    for s in range(0, len(x), int(batch_size)):
+    for s in range(0, len(x), batch_size):
         h = sub.predict(x[s:s + batch_size], batch_size=batch_size)[..., unit]
         scores.append(np.abs(h.reshape(len(h), -1)).max(axis=1))
     scores = np.concatenate(scores)
@@ -116,12 +116,23 @@ def maximize_activation(model, layer, unit, steps=200, lr=0.05, l2=1e-3, tv=0.0,
     """
     sub = activation_model(model, layer)
     unit = _check_unit(sub, sub.outputs[0].node.layer.name, unit)
-    steps = int(steps)
-    if steps <= 0:
-        raise ValueError(f"maximize_activation: steps must be > 0, got {steps}")
-    if not lr > 0 or l2 < 0 or tv < 0 or jitter < 0 or blur_every < 0:
-        raise ValueError(f"maximize_activation: need lr > 0 and l2, tv, jitter, blur_every >= 0, got "
-                         f"lr={lr}, l2={l2}, tv={tv}, jitter={jitter}, blur_every={blur_every}")
+    f = "maximize_activation"
+    steps = _checks.integer(f, "steps", steps, minimum=1)
+    jitter = _checks.integer(f, "jitter", jitter, minimum=0)
+    blur_every = _checks.integer(f, "blur_every", blur_every, minimum=0)
+    lr = _checks.real(f, "lr", lr, minimum=0, strict_min=True)
+    l2 = _checks.real(f, "l2", l2, minimum=0)
+    tv = _checks.real(f, "tv", tv, minimum=0)
+    blur_sigma = _checks.real(f, "blur_sigma", blur_sigma, minimum=0)
+    if value_range is not None:
+        try:
+            lo, hi = value_range
+        except (TypeError, ValueError):
+            raise ValueError(f"{f}: value_range must be a pair (low, high), got {value_range!r}") from None
+        lo, hi = _checks.real(f, "value_range[0]", lo), _checks.real(f, "value_range[1]", hi)
+        if not lo < hi:
+            raise ValueError(f"{f}: value_range must have low < high, got {value_range!r}")
+        value_range = (lo, hi)
     rng = np.random.default_rng(seed)
     shape = tuple(model.inputs[0].shape[1:])
     dtype = model.inputs[0].node.layer.dtype
@@ -197,7 +208,9 @@ def plot_filters(layer, cols=8, channel=None):
     k = layer.kernel.numpy()
     if k.ndim != 4:
         raise ValueError(f"plot_filters draws 2-D kernels; layer {layer.name!r} has kernel shape {k.shape}")
-    imgs = k.mean(axis=2) if channel is None else k[:, :, int(channel), :]
+    if channel is not None:
+        channel = _checks.integer("plot_filters", "channel", channel, minimum=0, maximum=k.shape[2] - 1)
+    imgs = k.mean(axis=2) if channel is None else k[:, :, channel, :]
     imgs = np.moveaxis(imgs, -1, 0)
     return _grid_figure(imgs, cols, f"filters of {layer.name}", diverging=True)
 
@@ -215,7 +228,7 @@ def plot_feature_maps(maps, cols=8, title="feature maps"):
 def _grid_figure(imgs, cols, title, diverging):
     import matplotlib.pyplot as plt
     n = len(imgs)
-    cols = max(1, min(int(cols), n))
+    cols = max(1, min(_checks.integer("plot", "cols", cols, minimum=1), n))
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.3 * rows + 0.5), squeeze=False)
     for ax in axes.ravel():

@@ -110,11 +110,11 @@ class Dropout(Layer):
 
     def __init__(self, rate, seed=None, **kw):
         super().__init__(**kw)
-        rate = float(rate)
-        if not 0.0 <= rate < 1.0:
+        rate = _checks.real("Dropout", "rate", rate, minimum=0)
+        if not rate < 1.0:
             raise ValueError(f"Dropout: rate must be in [0, 1), got {rate}")
         self.rate = rate
-        self.seed = seed
+        self.seed = None if seed is None else _checks.integer("Dropout", "seed", seed, minimum=0)
         self._calls = 0
 
     def call(self, inputs, training=None):

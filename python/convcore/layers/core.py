@@ -317,8 +317,14 @@ class Layer:
             if np.dtype(x.dtype).kind == "f" and x.dtype != self.dtype:
                 return ops.cast(x, self.dtype)
             return x
-        a = np.asarray(x)
-        if a.dtype.kind in "biuf" and a.dtype != np.dtype(self.dtype):
+        try:
+            a = np.asarray(x)
+        except (ValueError, TypeError) as e:  # ragged lists and the like
+            raise ValueError(f"Layer {self.name!r}: the input could not be converted to an array: {e}") from None
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"Layer {self.name!r} ({type(self).__name__}) expects numeric inputs (bool, int or "
+                            f"float), got dtype {a.dtype}")
+        if a.dtype != np.dtype(self.dtype):
             a = a.astype(self.dtype)
         return ops.convert_to_tensor(a, device=self._device)
 

@@ -15,6 +15,9 @@ class Add(Layer):
         return shapes[0]
 
     def call(self, inputs, training=None):
+        if not isinstance(inputs, (list, tuple)) or len(inputs) < 2:
+            raise ValueError(f"Add {self.name!r} needs a list of at least two inputs, got "
+                             f"{len(inputs) if isinstance(inputs, (list, tuple)) else type(inputs).__name__}")
         out = inputs[0]
         for x in inputs[1:]:
             out = ops.add(out, x)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import initializers, ops
+from .. import _checks, initializers, ops
 from .core import Layer
 
 
@@ -22,14 +22,17 @@ class BatchNormalization(Layer):
         if axis not in (-1,):
             raise ValueError(f"BatchNormalization: only the channels-last axis (-1) is supported, got axis={axis!r}")
         self.axis = -1
-        self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
-        if not 0.0 <= self.momentum <= 1.0 or self.epsilon <= 0:
-            raise ValueError(f"BatchNormalization: need 0 <= momentum <= 1 and epsilon > 0, got {momentum}, {epsilon}")
+        self.momentum = _checks.real("BatchNormalization", "momentum", momentum, minimum=0, maximum=1)
+        self.epsilon = _checks.real("BatchNormalization", "epsilon", epsilon, minimum=0, strict_min=True)
+        for name, v in (("center", center), ("scale", scale)):
+            if not isinstance(v, (bool, np.bool_)):
+                raise TypeError(f"BatchNormalization: {name} must be True or False, got {v!r}")
         self.center, self.scale = bool(center), bool(scale)
-        self._inits = dict(beta_initializer=beta_initializer, gamma_initializer=gamma_initializer,
-                           moving_mean_initializer=moving_mean_initializer,
-                           moving_variance_initializer=moving_variance_initializer)
+        # Resolved now, so a bad name is an error here rather than at build time.
+        self._inits = {k: initializers.get(v) for k, v in dict(
+            beta_initializer=beta_initializer, gamma_initializer=gamma_initializer,
+            moving_mean_initializer=moving_mean_initializer,
+            moving_variance_initializer=moving_variance_initializer).items()}
 
     def build(self, input_shape):
         c = (input_shape[-1],)

@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 
-from .. import backend, device as device_mod, losses as losses_mod, optimizers as optimizers_mod
+from .. import _checks, backend, device as device_mod, losses as losses_mod, optimizers as optimizers_mod
 from ..callbacks import Callback, CallbackList, History, ProgbarLogger
 from ..tape import GradientTape
 from ..tensor import Tensor, deferred_assignments
@@ -243,10 +243,13 @@ class Trainer:
 
     @staticmethod
     def _batch_size(batch_size, where):
-        bs = 32 if batch_size is None else int(batch_size)
-        if bs < 1:
-            raise ValueError(f"{where}: batch_size must be >= 1, got {bs}")
-        return bs
+        return 32 if batch_size is None else _checks.integer(where, "batch_size", batch_size, minimum=1)
+
+    @staticmethod
+    def _verbose(verbose, where):
+        if verbose == "auto":
+            return 1
+        return _checks.integer(where, "verbose", verbose, minimum=0, maximum=2)
 
     def _raise_if_not_finite(self, lv, where):
         if not np.isfinite(lv):
@@ -313,6 +316,10 @@ class Trainer:
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
         """Train for ``epochs`` epochs; returns a :class:`History`."""
         self._require_compiled("fit")
+        epochs = _checks.integer("fit", "epochs", epochs, minimum=0)
+        initial_epoch = _checks.integer("fit", "initial_epoch", initial_epoch, minimum=0)
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"fit: shuffle must be True or False, got {shuffle!r}")
         with self._training("fit"):
             return self._fit(x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
                              shuffle, initial_epoch)
@@ -323,7 +330,7 @@ class Trainer:
         xs, y = self._checked_data(x, y, "fit")
         batch_size = self._batch_size(batch_size, "fit")
         xs, y, val = split_validation(self, xs, y, validation_split, validation_data)
-        verbose = 1 if verbose == "auto" else int(verbose)
+        verbose = self._verbose(verbose, "fit")
         history = History()
         user = list(callbacks or [])
         for cb in user:
@@ -388,9 +395,10 @@ class Trainer:
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):
         """Loss (and metrics) over ``x, y`` in inference mode."""
         self._require_compiled("evaluate")
+        verbose = 0 if verbose == "auto" else self._verbose(verbose, "evaluate")
         xs, y = self._checked_data(x, y, "evaluate")
         r = [float(v) for v in self._evaluate_arrays(xs, y, self._batch_size(batch_size, "evaluate"))]
-        if verbose not in (0, "auto") and verbose:
+        if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in zip(["loss"] + self.metrics_names, r)))
         if return_dict:
             return dict(zip(["loss"] + self.metrics_names, r))
