@@ -1,7 +1,11 @@
-"""Argument checking that needs Python: dtype rules and array coercion.
+"""Argument checking that needs Python: dtype rules, array coercion and scalar arguments.
 
-Shape and mode rules live in the Rust specs (``convcore._core``); this module only
-decides which float type a call computes in and rejects types that cannot be computed.
+Shape and mode rules live in the Rust specs (``convcore._core``); this module decides
+which float type a call computes in, rejects types that cannot be computed, and checks
+scalar arguments strictly: a count or an axis is an integer (bool, 1.5 and '1' are
+TypeError, see :func:`integer`), a real number is finite unless said otherwise
+(:func:`real`), a mode is one of its strings (:func:`choice`, for the arguments a call
+would otherwise never hand to Rust: an axis a filter skips, a 0-d shortcut).
 """
 from __future__ import annotations
 
@@ -49,31 +53,58 @@ def as_float_array(func: str, name: str, a):
     return arr
 
 
+def _unwrap0d(value):
+    """A 0-d ndarray as its numpy scalar (``np.array(2)`` is the integer 2, as scipy's
+    ``operator.index`` has it); anything else unchanged."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return value[()]
+    return value
+
+
 def normalize_axis(func: str, axis, ndim: int) -> int:
-    try:
-        axis = int(axis)
-    except (TypeError, ValueError):
-        raise TypeError(f"{func}: axis must be an integer, got {axis!r}") from None
+    """``axis`` as an index in ``[0, ndim)``: an integer (bool, float and str are not:
+    TypeError), within ``[-ndim, ndim)`` (else ValueError)."""
+    axis = integer(func, "axis", _unwrap0d(axis))
     if not -ndim <= axis < ndim:
         raise ValueError(f"{func}: axis {axis} is out of bounds for an array of dimension {ndim}")
     return axis % ndim
 
 
 def per_axis(func: str, name: str, value, ndim: int, cast=int):
-    """Expand a scalar or sequence argument to one value per axis."""
-    if np.isscalar(value):
-        return [cast(value)] * ndim
-    vals = list(value)
-    if len(vals) != ndim:
-        raise ValueError(f"{func}: {name} must be a scalar or have one entry per axis ({ndim}), got {value!r}")
+    """Expand a scalar or a sequence (one entry per axis) to a list of ``ndim`` values.
+
+    Each value is checked by ``cast``: ``int`` means :func:`integer` (bool, float and
+    str are TypeError), ``float`` means :func:`real` (finite; bool and str are
+    TypeError); any other callable is applied as it is and does its own checking. A
+    sequence of the wrong length is a ValueError."""
+    value = _unwrap0d(value)
+    if value is None or np.isscalar(value):
+        vals = [value] * ndim
+    else:
+        try:
+            vals = list(value)
+        except TypeError:
+            raise TypeError(f"{func}: {name} must be a scalar or a sequence with one entry per axis, "
+                            f"got {value!r}") from None
+        if len(vals) != ndim:
+            raise ValueError(f"{func}: {name} must be a scalar or have one entry per axis ({ndim}), got {value!r}")
+    if cast is int:
+        return [integer(func, name, _unwrap0d(v)) for v in vals]
+    if cast is float:
+        return [real(func, name, _unwrap0d(v)) for v in vals]
     return [cast(v) for v in vals]
 
 
 def finish_output(func: str, result: np.ndarray, output):
-    """Apply scipy.ndimage's ``output`` argument: None, a dtype, or an array to fill."""
+    """Apply scipy.ndimage's ``output`` argument: None, a dtype, or an array to fill.
+
+    The dtype (given, or the array's) must be numeric and real (bool, int, uint,
+    float): complex, object, str, bytes and datetime outputs are TypeError, as in scipy,
+    whether given as a dtype or as an array."""
     if output is None:
         return result
     if isinstance(output, np.ndarray):
+        _output_dtype(func, output.dtype)
         if output.shape != result.shape:
             raise ValueError(f"{func}: output array has shape {output.shape}, expected {result.shape}")
         output[...] = result
@@ -82,9 +113,15 @@ def finish_output(func: str, result: np.ndarray, output):
         dt = np.dtype(output)
     except TypeError:
         raise TypeError(f"{func}: output must be None, a dtype or an ndarray, got {output!r}") from None
+    return result.astype(_output_dtype(func, dt))
+
+
+def _output_dtype(func: str, dt: np.dtype) -> np.dtype:
     if dt.kind == "c":
         raise TypeError(f"{func}: complex output is not supported")
-    return result.astype(dt)
+    if dt.kind not in "biuf":
+        raise TypeError(f"{func}: output must have a numeric dtype (bool, int or float), got {dt}")
+    return dt
 
 
 def as_input_and_weights(func: str, input, weights):
@@ -131,6 +168,16 @@ def real(func: str, name: str, value, minimum=None, maximum=None, finite=True, s
         raise ValueError(f"{func}: {name} must be {'>' if strict_min else '>='} {minimum}, got {value}")
     if maximum is not None and value > maximum:
         raise ValueError(f"{func}: {name} must be <= {maximum}, got {value}")
+    return value
+
+
+def choice(func: str, name: str, value, options) -> str:
+    """``value`` if it is one of the strings ``options`` (exactly: no case folding); a
+    non-string is a TypeError, any other string a ValueError."""
+    if not isinstance(value, str):
+        raise TypeError(f"{func}: {name} must be a string, one of {', '.join(map(repr, options))}; got {value!r}")
+    if value not in options:
+        raise ValueError(f'{func}: {name} must be one of {", ".join(map(repr, options))}, got "{value}"')
     return value
 
 

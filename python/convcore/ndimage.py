@@ -14,6 +14,7 @@ inputs raise TypeError.
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -30,11 +31,31 @@ __all__ = [
 ]
 
 
+#: scipy.ndimage's boundary modes (the Rust kernels check the mode they use; these names
+#: check a mode that a filter never hands to them, for an axis it skips).
+_MODES = ("reflect", "constant", "nearest", "mirror", "wrap", "grid-mirror", "grid-constant", "grid-wrap")
+
+
 def _cval(func, cval):
-    try:
-        return float(cval)
-    except (TypeError, ValueError):
-        raise TypeError(f"{func}: cval must be a real number, got {cval!r}") from None
+    """``cval`` as a float: a real number (True is 1.0, as in scipy) or a 0-d numeric
+    array, NaN and inf included; a string, None, a complex or a sequence is a TypeError."""
+    if isinstance(cval, np.ndarray) and cval.ndim == 0 and cval.dtype.kind in "biuf":
+        cval = cval[()]
+    if not isinstance(cval, numbers.Real):
+        raise TypeError(f"{func}: cval must be a real number, got {cval!r}")
+    return float(cval)
+
+
+def _mode(func, mode):
+    return _checks.choice(func, "mode", mode, _MODES)
+
+
+def _check_origin(func, origin, size):
+    """scipy's rule for the origin of a filter of ``size`` taps (also for an axis that is
+    skipped, where only 0 is valid for size 1)."""
+    if not -(size // 2) <= origin <= (size - 1) // 2:
+        raise ValueError(f"{func}: invalid origin {origin} for a filter of size {size}: it must lie in "
+                         f"[{-(size // 2)}, {(size - 1) // 2}]")
 
 
 def _footprint(weights, dtype):
@@ -146,7 +167,7 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
         raise ValueError("correlate1d: input must have at least one dimension, got a 0-d array")
     axis = normalize_axis("correlate1d", axis, a.ndim)
     origins = [0] * a.ndim
-    origins[axis] = int(origin)
+    origins[axis] = _checks.integer("correlate1d", "origin", _checks._unwrap0d(origin))
     out = _correlate_nd("correlate1d", a, _along_axis(w, axis, a.ndim), mode, cval, origins)
     return finish_output("correlate1d", out, output)
 
@@ -162,7 +183,7 @@ def convolve1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, o
     array([14., 24.,  4., 13., 12., 36., 27.,  0.])
     """
     w = _weights1d("convolve1d", weights)
-    origin = -int(origin) - (1 - w.shape[0] % 2)
+    origin = -_checks.integer("convolve1d", "origin", _checks._unwrap0d(origin)) - (1 - w.shape[0] % 2)
     return correlate1d(input, w[::-1], axis, output, mode, cval, origin)
 
 
@@ -177,8 +198,10 @@ def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
     array([4.        , 3.33333333, 4.        , 1.66666667, 4.66666667, 6.33333333,
            6.        , 3.        ])
     """
-    size = _checks.integer("uniform_filter1d", "size", size, minimum=1)
+    size = _checks.integer("uniform_filter1d", "size", _checks._unwrap0d(size), minimum=1)
     a = as_float_array("uniform_filter1d", "input", input)
+    if a.ndim:
+        normalize_axis("uniform_filter1d", axis, a.ndim)
     if a.dtype == np.float32 and size > _F32_WINDOW and call_backend().name == "cpu":
         # scipy sums in double; a float32 sum over a long window drifts (1e-3 relative
         # at 10^5 values), so long windows are summed in float64 and rounded once.
@@ -197,8 +220,13 @@ _F32_WINDOW = 64
 def _axes(func, axes, ndim):
     if axes is None:
         return list(range(ndim))
+    axes = _checks._unwrap0d(axes)
     if np.isscalar(axes):
         axes = [axes]
+    try:
+        axes = list(axes)
+    except TypeError:
+        raise TypeError(f"{func}: axes must be None, an integer or a sequence of integers, got {axes!r}") from None
     axes = [normalize_axis(func, ax, ndim) for ax in axes]
     if len(set(axes)) != len(axes):
         raise ValueError(f"{func}: axes must be unique, got {axes}")
@@ -210,7 +238,8 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
     """Multidimensional moving average, as ``scipy.ndimage.uniform_filter``.
 
     Applied as one 1-D average per axis (separable), each pass stored in the output
-    dtype, as scipy does.
+    dtype, as scipy does. ``size``, ``mode`` and ``origin`` may be given per axis (of
+    ``axes``); every argument is checked, also for an axis of size 1 that is skipped.
 
     Examples
     --------
@@ -223,16 +252,19 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
     a = as_float_array("uniform_filter", "input", input)
     if a.ndim == 0:
         raise ValueError("uniform_filter: input must have at least one dimension, got a 0-d array")
-    axes = _axes("uniform_filter", axes, a.ndim)
-    sizes = [_checks.integer("uniform_filter", "size", v) for v in
-             per_axis("uniform_filter", "size", size, len(axes), cast=lambda v: v)]
-    origins = per_axis("uniform_filter", "origin", origin, len(axes))
+    f = "uniform_filter"
+    axes = _axes(f, axes, a.ndim)
+    n = len(axes)
+    sizes = per_axis(f, "size", size, n, cast=lambda v: _checks.integer(f, "size", _checks._unwrap0d(v), minimum=1))
+    origins = per_axis(f, "origin", origin, n)
+    modes = per_axis(f, "mode", mode, n, cast=lambda m: _mode(f, m))
+    cval = _cval(f, cval)
+    for sz, org in zip(sizes, origins):  # (an axis of size 1 is skipped, its arguments are checked)
+        _check_origin(f, org, sz)
     out = a
-    for ax, sz, org in zip(axes, sizes, origins):
+    for ax, sz, org, m in zip(axes, sizes, origins, modes):
         if sz > 1:
-            out = uniform_filter1d(out, sz, ax, None, mode, cval, org)
-        elif sz < 1:
-            raise ValueError(f"uniform_filter: size must be >= 1, got {sz}")
+            out = uniform_filter1d(out, sz, ax, None, m, cval, org)
     if out is a:
         out = a.copy()
     return finish_output("uniform_filter", out, output)
@@ -240,21 +272,69 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
 
 def _gaussian_kernel1d(sigma, order, radius):
     """Samples of the Gaussian (or its ``order``-th derivative) at ``-radius..radius``,
-    normalised so the order-0 kernel sums to one."""
+    normalised so the order-0 kernel sums to one.
+
+    A sigma so small that every sample but the centre underflows gives the delta
+    kernel (order 0) or zeros (odd orders, whose centre is exactly 0); an even-order
+    derivative whose weights exceed the float64 range (sigma too small, order too
+    high) is a ValueError. (scipy divides by ``sigma**2`` and fails with
+    ZeroDivisionError, or gives NaN weights.)"""
     x = np.arange(-radius, radius + 1, dtype=np.float64)
-    phi = np.exp(-0.5 * (x / sigma) ** 2)
+    with np.errstate(over="ignore", under="ignore"):
+        phi = np.exp(-0.5 * (x / sigma) ** 2)  # (the centre is exp(0) = 1: the sum is >= 1)
     phi /= phi.sum()
     if order == 0:
         return phi
     # d^n/dx^n of exp(-x^2 / 2 s^2) = h_n(x) exp(...) with h_n = (-1/s)^n He_n(x / s)
-    # (probabilists' Hermite polynomials), by the three-term recurrence on the values:
-    # h_{n+1} = -(x / s^2) h_n - (n / s^2) h_{n-1}. Unlike summing c_i x^i (x up to the
-    # radius, i up to the order), no term overflows for high orders.
-    s2 = sigma * sigma
-    prev, poly = np.ones_like(x), -x / s2
-    for n in range(1, order):
-        prev, poly = poly, -(x / s2) * poly - (n / s2) * prev
-    return poly * phi
+    # (probabilists' Hermite polynomials), by the three-term recurrence on the values,
+    # carried times phi so that the terms have the kernel's own magnitude:
+    # k_{n+1} = -(x / s^2) k_n - (n / s^2) k_{n-1}, k_0 = phi. Unlike summing c_i x^i (x
+    # up to the radius, i up to the order), no term overflows for high orders. The
+    # recurrence is pointwise: samples where phi underflows to 0 stay 0 (the product
+    # is below the float range there), and so does the centre of an odd order.
+    live = phi > 0
+    if order % 2:
+        live[radius] = False
+    out = np.zeros_like(x)
+    if not live.any():
+        return out
+    xs, ph = x[live], phi[live]
+    s2 = np.float64(sigma) * np.float64(sigma)
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        c = np.where(xs == 0, 0.0, xs / s2)
+        prev, k = ph, -c * ph
+        for n in range(1, order):
+            prev, k = k, -c * k - (n / s2) * prev
+            if not np.isfinite(k).all():
+                raise ValueError(
+                    f"gaussian_filter1d: the order-{order} derivative of a Gaussian with sigma={sigma} has weights "
+                    "beyond the float64 range (sigma too small or order too high)")
+            if not (k.any() or prev.any()):
+                break  # every weight underflowed to 0, and stays 0
+    if not np.isfinite(k).all():  # (order 1: -x / s^2 itself)
+        raise ValueError(f"gaussian_filter1d: the order-{order} derivative of a Gaussian with sigma={sigma} has "
+                         "weights beyond the float64 range (sigma too small)")
+    out[live] = k
+    return out
+
+
+#: The highest derivative order of the Gaussian filters. It keeps the kernel's
+#: recurrence short whatever the order (scipy's own builds an (order + 1)^2 matrix); the
+#: derivative kernels of the orders below it are finite wherever they fit in float64.
+_MAX_ORDER = 1000
+
+
+def _gaussian_radius(func, sigma, truncate, radius):
+    """scipy's kernel radius ``int(truncate * sigma + 0.5)``, or ``radius``; both
+    arguments are checked either way (scipy computes the first even when ``radius`` is
+    given)."""
+    lw = truncate * sigma + 0.5
+    if radius is not None:
+        lw = radius
+    if not lw <= (_checks.MAX_ELEMENTS - 1) // 2:  # (inf: truncate * sigma overflowed)
+        raise ValueError(f"{func}: a Gaussian kernel of radius {lw} (sigma={sigma}, truncate={truncate}, "
+                         f"radius={radius}) is larger than any array can hold")
+    return int(lw)
 
 
 @device_arg
@@ -263,7 +343,10 @@ def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect
     """One-dimensional Gaussian filter, as ``scipy.ndimage.gaussian_filter1d``.
 
     The kernel has radius ``int(truncate * sigma + 0.5)`` (or ``radius``); ``order`` > 0
-    convolves with a derivative of the Gaussian.
+    convolves with a derivative of the Gaussian. ``sigma`` must be finite and > 0,
+    ``truncate`` finite and >= 0 (also when ``radius`` is given), ``radius`` an integer
+    >= 0 and ``order`` an integer from 0 to 1000. An order whose
+    kernel has weights beyond the float64 range (a sigma far below 1) is a ValueError.
 
     Examples
     --------
@@ -271,17 +354,18 @@ def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect
     >>> convcore.ndimage.gaussian_filter1d(np.array([1.0, 2, 3, 4, 5]), 1)
     array([1.42704095, 2.06782203, 3.        , 3.93217797, 4.57295905])
     """
-    sigma = float(sigma)
-    if not sigma > 0:
-        raise ValueError(f"gaussian_filter1d: sigma must be > 0, got {sigma}")
-    order = int(order)
-    if order < 0:
-        raise ValueError(f"gaussian_filter1d: order must be >= 0, got {order}")
-    lw = int(float(truncate) * sigma + 0.5) if radius is None else int(radius)
-    if lw < 0:
-        raise ValueError(f"gaussian_filter1d: radius must be >= 0, got {lw}")
+    f = "gaussian_filter1d"
+    a = as_float_array(f, "input", input)
+    if a.ndim:
+        normalize_axis(f, axis, a.ndim)
+    sigma = _checks.real(f, "sigma", _checks._unwrap0d(sigma), minimum=0, strict_min=True)
+    order = _checks.integer(f, "order", _checks._unwrap0d(order), minimum=0, maximum=_MAX_ORDER)
+    truncate = _checks.real(f, "truncate", _checks._unwrap0d(truncate), minimum=0)
+    if radius is not None:
+        radius = _checks.integer(f, "radius", _checks._unwrap0d(radius), minimum=0)
+    lw = _gaussian_radius(f, sigma, truncate, radius)
     w = _gaussian_kernel1d(sigma, order, lw)[::-1]
-    return correlate1d(input, w, axis, output, mode, cval, 0)
+    return correlate1d(a, w, axis, output, mode, cval, 0)
 
 
 @device_arg
@@ -290,7 +374,8 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
     """Multidimensional Gaussian filter, as ``scipy.ndimage.gaussian_filter``.
 
     One 1-D Gaussian pass per axis (separable); ``sigma``, ``order``, ``mode``,
-    ``truncate`` and ``radius`` may be given per axis.
+    ``truncate`` and ``radius`` may be given per axis. An axis with ``sigma <= 1e-15``
+    is left as it is (as in scipy); its arguments are checked all the same.
 
     Examples
     --------
@@ -300,25 +385,28 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
            [0.0965, 0.1592, 0.0965],
            [0.0586, 0.0965, 0.0586]])
     """
-    a = as_float_array("gaussian_filter", "input", input)
+    f = "gaussian_filter"
+    a = as_float_array(f, "input", input)
     if a.ndim == 0:
         raise ValueError("gaussian_filter: input must have at least one dimension, got a 0-d array")
-    axes = _axes("gaussian_filter", axes, a.ndim)
+    axes = _axes(f, axes, a.ndim)
     n = len(axes)
-    sigmas = per_axis("gaussian_filter", "sigma", sigma, n, float)
-    orders = per_axis("gaussian_filter", "order", order, n)
-    modes = [mode] * n if isinstance(mode, str) else per_axis("gaussian_filter", "mode", mode, n, str)
-    truncs = per_axis("gaussian_filter", "truncate", truncate, n, float)
-    radii = [None] * n if radius is None else per_axis("gaussian_filter", "radius", radius, n)
+    sigmas = per_axis(f, "sigma", sigma, n, cast=lambda v: _checks.real(f, "sigma", _checks._unwrap0d(v), minimum=0))
+    orders = per_axis(f, "order", order, n, cast=lambda v: _checks.integer(f, "order", _checks._unwrap0d(v),
+                                                                           minimum=0, maximum=_MAX_ORDER))
+    modes = per_axis(f, "mode", mode, n, cast=lambda m: _mode(f, m))
+    truncs = per_axis(f, "truncate", truncate, n,
+                      cast=lambda v: _checks.real(f, "truncate", _checks._unwrap0d(v), minimum=0))
+    radii = per_axis(f, "radius", radius, n, cast=lambda v: None if v is None else
+                     _checks.integer(f, "radius", _checks._unwrap0d(v), minimum=0))
+    cval = _cval(f, cval)
     out = a
     for ax, s, o, m, t, r in zip(axes, sigmas, orders, modes, truncs, radii):
-        if s < 0:
-            raise ValueError(f"gaussian_filter: sigma must be >= 0, got {s}")
         if s > 1e-15:
             out = gaussian_filter1d(out, s, ax, o, None, m, cval, t, radius=r)
     if out is a:
         out = a.copy()
-    return finish_output("gaussian_filter", out, output)
+    return finish_output(f, out, output)
 
 
 def _derivative_filter(func, input, axis, mode, cval, smooth):
@@ -368,8 +456,38 @@ def prewitt(input, axis=-1, output=None, mode="reflect", cval=0.0):
 
 # ---------------------------------------------------------------- kernel builders
 
+#: The most dimensions a numpy array may have (64 since numpy 2.0, 32 before).
+_MAX_NDIM = 64 if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else 32
+
+
+def _kernel_shape(func, k, ndim):
+    k = _checks.integer(func, "k", _checks._unwrap0d(k))
+    ndim = _checks.integer(func, "ndim", _checks._unwrap0d(ndim), maximum=_MAX_NDIM)
+    if k < 1 or ndim < 1:
+        raise ValueError(f"{func}: k and ndim must be >= 1, got k={k}, ndim={ndim}")
+    n = _checks.element_count(func, (k,) * ndim, f"a kernel (k={k}, ndim={ndim})")
+    if n * 8 > _checks.MAX_ELEMENTS:  # (the weights are computed in float64)
+        raise ValueError(f"{func}: a kernel with k={k}, ndim={ndim} would have {n} elements, more than any array "
+                         "can hold")
+    return k, ndim
+
+
+def _kernel_dtype(func, dtype, kinds="f"):
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{func}: dtype must be a numpy dtype, got {dtype!r}") from None
+    if dt.kind not in kinds:
+        what = "a float dtype" if kinds == "f" else "a signed integer or float dtype"
+        raise TypeError(f"{func}: dtype must be {what}, got {dt}")
+    return dt
+
+
 def uniform_kernel(k, ndim=2, dtype=np.float64):
     """A ``k x ... x k`` averaging kernel (all weights ``1 / k**ndim``).
+
+    ``k`` and ``ndim`` are integers >= 1 (bool, float and str are TypeError); ``dtype``
+    is a float dtype.
 
     Examples
     --------
@@ -377,15 +495,19 @@ def uniform_kernel(k, ndim=2, dtype=np.float64):
     >>> convcore.ndimage.uniform_kernel(3).sum()
     np.float64(1.0)
     """
-    k, ndim = int(k), int(ndim)
-    if k < 1 or ndim < 1:
-        raise ValueError(f"uniform_kernel: k and ndim must be >= 1, got k={k}, ndim={ndim}")
-    return np.full((k,) * ndim, 1.0 / k ** ndim, dtype=dtype)
+    k, ndim = _kernel_shape("uniform_kernel", k, ndim)
+    dt = _kernel_dtype("uniform_kernel", dtype)
+    return np.full((k,) * ndim, 1.0 / k ** ndim, dtype=dt)
 
 
 def gaussian_kernel(k, sigma, ndim=2, dtype=np.float64):
     """A ``k x ... x k`` Gaussian smoothing kernel of standard deviation ``sigma``,
     centred, normalised to sum 1 (the outer product of 1-D Gaussians).
+
+    ``k`` and ``ndim`` are integers >= 1, ``sigma`` a finite number > 0, ``dtype`` a
+    float dtype. The samples are normalised relative to the ones nearest the centre, so
+    a sigma far below the sample spacing gives the delta (odd ``k``) or the two middle
+    samples at 1/2 each (even ``k``), not 0 / 0.
 
     Examples
     --------
@@ -394,25 +516,28 @@ def gaussian_kernel(k, sigma, ndim=2, dtype=np.float64):
     >>> g.shape, round(float(g.sum()), 12), bool(g[2, 2] == g.max())
     ((5, 5), 1.0, True)
     """
-    k, ndim, sigma = int(k), int(ndim), float(sigma)
-    if k < 1 or ndim < 1:
-        raise ValueError(f"gaussian_kernel: k and ndim must be >= 1, got k={k}, ndim={ndim}")
-    if not sigma > 0:
-        raise ValueError(f"gaussian_kernel: sigma must be > 0, got {sigma}")
+    k, ndim = _kernel_shape("gaussian_kernel", k, ndim)
+    sigma = _checks.real("gaussian_kernel", "sigma", _checks._unwrap0d(sigma), minimum=0, strict_min=True)
+    dt = _kernel_dtype("gaussian_kernel", dtype)
     x = np.arange(k, dtype=np.float64) - (k - 1) / 2.0
-    g1 = np.exp(-0.5 * (x / sigma) ** 2)
+    # exp(-(x^2 - x0^2) / 2 s^2), x0 the sample nearest the centre: the same kernel
+    # after normalising, but the middle samples are exp(0) = 1 whatever sigma is.
+    d = x * x - x[k // 2] ** 2
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        g1 = np.exp(np.where(d == 0, 0.0, -0.5 * (d / sigma) / sigma))
     g1 /= g1.sum()
     g = g1
     for _ in range(ndim - 1):
         g = np.multiply.outer(g, g1)
-    return g.astype(dtype)
+    return g.astype(dt)
 
 
 def sobel_kernels(dtype=np.float64):
     """The 3x3 Sobel correlation kernels ``(kx, ky)``: ``kx`` differentiates along
     columns (axis 1, responds to vertical edges), ``ky = kx.T`` along rows (axis 0).
 
-    ``correlate(image, kx)`` equals ``sobel(image, axis=1)``.
+    ``correlate(image, kx)`` equals ``sobel(image, axis=1)``. ``dtype`` is a signed
+    integer or float dtype.
 
     Examples
     --------
@@ -423,6 +548,7 @@ def sobel_kernels(dtype=np.float64):
            [-2.,  0.,  2.],
            [-1.,  0.,  1.]])
     """
+    dtype = _kernel_dtype("sobel_kernels", dtype, kinds="if")
     kx = np.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=dtype)
     return kx, kx.T.copy()
 
@@ -441,6 +567,7 @@ def edge_filter(image, angle_degrees, mode="reflect", cval=0.0):
     ----------
     image : array_like, 2-D
     angle_degrees : float
+        A finite real number (bool and str are TypeError).
 
     Examples
     --------
@@ -452,7 +579,7 @@ def edge_filter(image, angle_degrees, mode="reflect", cval=0.0):
     a = as_float_array("edge_filter", "image", image)
     if a.ndim != 2:
         raise ValueError(f"edge_filter: image must be 2-D, got shape {a.shape}")
-    t = math.radians(float(angle_degrees))
+    t = math.radians(_checks.real("edge_filter", "angle_degrees", _checks._unwrap0d(angle_degrees)))
     kx, ky = sobel_kernels(a.dtype)
     k = (math.cos(t) * kx - math.sin(t) * ky).astype(a.dtype)
     return correlate(a, k, mode=mode, cval=cval)
@@ -500,6 +627,12 @@ def match_template(image, template):
     t_mean = tpl64.mean()
     t_centered = tpl64 - t_mean
     t_ssd = float((t_centered * t_centered).sum())
+    # A constant template has no correlation to normalise: every score is 0. Its
+    # centred values are not exactly 0 when the mean rounds (|t - mean| up to about
+    # 2 eps max|t|), and dividing by that noise would give scores far outside [-1, 1].
+    t_max = float(np.abs(tpl64).max())
+    if t_ssd <= n * (8 * np.finfo(np.float64).eps * t_max) ** 2:
+        return np.zeros(tuple(i - t + 1 for i, t in zip(img.shape, tpl.shape)), dtype=out_dtype)
     xcorr = _signal.correlate(img64, tpl64, mode="valid")
     numerator = xcorr - s1 * t_mean
     var = s2 - s1 * s1 / n

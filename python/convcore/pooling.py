@@ -17,6 +17,8 @@ rest after. Padded cells never win a max and are not counted in an average.
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from . import _core
@@ -29,7 +31,10 @@ __all__ = ["max_pool", "avg_pool"]
 def _spatial_dims(func, x, pool_size):
     if np.isscalar(pool_size):
         return {1: 1, 2: 2, 3: 2, 4: 2, 5: 3}.get(x.ndim) or _bad_ndim(func, x, None)
-    return len(tuple(pool_size))
+    try:
+        return len(tuple(pool_size))
+    except TypeError:
+        raise TypeError(f"{func}: pool_size must be an int or a tuple of ints, got {pool_size!r}") from None
 
 
 def _bad_ndim(func, x, d):
@@ -42,15 +47,25 @@ def _bad_ndim(func, x, d):
 
 
 def _ints(func, name, v, d):
-    vals = [v] * d if np.isscalar(v) else list(v)
+    """``v`` (an int or a sequence of ``d`` ints) as ``d`` positive ints. bool, str,
+    None and the like are TypeError; a float (1.5, and 2.0 as in Keras) or a value < 1
+    is a ValueError."""
+    if np.isscalar(v):
+        vals = [v] * d
+    else:
+        try:
+            vals = list(v)
+        except TypeError:
+            raise TypeError(f"{func}: {name} must be an int or a tuple of {d} ints, got {v!r}") from None
     if len(vals) != d:
         raise ValueError(f"{func}: {name} must be an int or a tuple of {d} ints, got {v!r}")
-    try:
-        out = [int(t) for t in vals]
-    except (TypeError, ValueError):
-        raise TypeError(f"{func}: {name} must contain integers, got {v!r}") from None
-    if any(o != t for o, t in zip(out, vals)) or any(o < 1 for o in out):
-        raise ValueError(f"{func}: {name} must be positive integers, got {v!r}")
+    out = []
+    for t in vals:
+        if isinstance(t, (bool, np.bool_)) or not isinstance(t, numbers.Real):
+            raise TypeError(f"{func}: {name} must contain integers, got {v!r}")
+        if not isinstance(t, numbers.Integral) or t < 1:
+            raise ValueError(f"{func}: {name} must be positive integers, got {v!r}")
+        out.append(int(t))
     return out
 
 

@@ -9,13 +9,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core
+from . import _checks, _core
 from .device import call_backend, device_arg
 from ._checks import as_float_arrays
 
 __all__ = ["correlate", "convolve", "correlate2d", "convolve2d", "choose_conv_method"]
 
 _METHODS = ("auto", "direct", "fft")
+_MODES = ("full", "valid", "same")
+
+
+def _method(func, method):
+    if not isinstance(method, str):
+        raise TypeError(f"{func}: method must be one of {_METHODS}, got {method!r}")
+    if method not in _METHODS:
+        raise ValueError(f"{func}: method must be one of {_METHODS}, got {method!r}")
+    return method
+
+
+def _mode(func, mode):
+    """The mode is checked here too: a 0-d pair never reaches the Rust spec that checks
+    it otherwise."""
+    return _checks.choice(func, "mode", mode, _MODES)
 
 
 def _pair(func, in1, in2):
@@ -67,8 +82,8 @@ def correlate(in1, in2, mode="full", method="auto"):
     >>> convcore.correlate(x, [1.0, 2.0, 1.0], mode='valid')
     array([12.,  9.,  3., -1., -5., -2.,  3.,  3.])
     """
-    if method not in _METHODS:
-        raise ValueError(f"correlate: method must be one of {_METHODS}, got {method!r}")
+    _mode("correlate", mode)
+    _method("correlate", method)
     a, b = _pair("correlate", in1, in2)
     if a.ndim == 0 and b.ndim == 0:
         return a * b
@@ -88,8 +103,8 @@ def convolve(in1, in2, mode="full", method="auto"):
     >>> convcore.convolve([1.0, 2.0, 3.0], [0.0, 1.0, 0.5])
     array([0. , 1. , 2.5, 4. , 1.5])
     """
-    if method not in _METHODS:
-        raise ValueError(f"convolve: method must be one of {_METHODS}, got {method!r}")
+    _mode("convolve", mode)
+    _method("convolve", method)
     a, b = _pair("convolve", in1, in2)
     if a.ndim == 0 and b.ndim == 0:
         return a * b
@@ -155,6 +170,7 @@ def choose_conv_method(in1, in2, mode="full"):
     >>> convcore.signal.choose_conv_method(np.zeros(100), np.zeros(3))
     'direct'
     """
+    _mode("choose_conv_method", mode)
     a, b = _pair("choose_conv_method", in1, in2)
     if a.ndim == 0 and b.ndim == 0:
         return "direct"
