@@ -95,9 +95,16 @@ def resolve(device, where="device"):
 
 
 # ------------------------------------------------------------------ storage
-def _float64_error(where):
-    return TypeError(f"{where}: the GPU computes in float32 but got a float64 array; convert it with "
+def _float64_error(where, dtype=None):
+    got = "a float64 array" if dtype is None or np.dtype(dtype) == np.float64 else \
+        f"a float64 array ({np.dtype(dtype).str}: {np.dtype(dtype).itemsize * 8}-bit floats)"
+    return TypeError(f"{where}: the GPU computes in float32 but got {got}; convert it with "
                      "x.astype(np.float32), or use device='cpu' for float64")
+
+
+def _is_float64(dtype):
+    """float64 in any byte order (and wider floats): the dtypes the GPU refuses."""
+    return dtype.kind == "f" and dtype.itemsize >= 8
 
 
 def device_of(data):
@@ -116,16 +123,20 @@ def to_device(data, device, where="GPU"):
     a numpy array."""
     if device == "cpu":
         return data.numpy() if isinstance(data, _core.GpuArray) else data
+    if device != "gpu":
+        raise ValueError(f"{where}: device must be 'cpu' or 'gpu', got {device!r}")
     if isinstance(data, _core.GpuArray):
         return data
     a = np.asarray(data)
-    if a.dtype == np.float64:
-        raise _float64_error(where)
+    if _is_float64(a.dtype):
+        raise _float64_error(where, a.dtype)
     if a.dtype.kind == "f" and a.dtype != np.float32:
-        a = a.astype(np.float32)
+        a = a.astype(np.float32)  # float16, byte-swapped float32
     elif a.dtype.kind == "b":
         a = a.astype(np.uint32)
-    return _core.gpu_upload(np.require(a, requirements="C"))
+    g = _core.gpu_upload(np.require(a, requirements="C"))
+    # (the upload gives integer 0-d arrays the shape (1,): a 0-d value stays 0-d)
+    return g if tuple(g.shape) == a.shape else g.reshape(a.shape)
 
 
 def host_fallbacks():
@@ -186,42 +197,47 @@ class CpuBackend:
         return False
 
     # --- network kernels: one binding for every device (it dispatches on the storage)
+    # (numpy arrays of another byte order are made native first, a cheap copy: the
+    # kernels read native floats, and every device then takes the same inputs)
     def activation(self, name, x):
-        return _core.activation_forward(name, x)
+        return _core.activation_forward(name, _native(x))
 
     def activation_backward(self, name, x, y, dy):
-        return _core.activation_backward(name, x, y, dy)
+        return _core.activation_backward(name, _native(x), _native(y), _native(dy))
 
     def dense(self, x, w, b):
-        return _core.dense_forward(x, w, b)
+        return _core.dense_forward(_native(x), _native(w), _native(b))
 
     def dense_backward(self, x, w, dz, need_dx):
-        return _core.dense_backward(x, w, dz, need_dx)
+        return _core.dense_backward(_native(x), _native(w), _native(dz), need_dx)
 
     def conv(self, x, w, b, strides, dilation, padding):
-        return _core.conv_forward(x, w, b, strides, dilation, padding)
+        return _core.conv_forward(_native(x), _native(w), _native(b), strides, dilation, padding)
 
     def conv_backward(self, x, w, dz, strides, dilation, padding, need_dx):
-        return _core.conv_backward(x, w, dz, strides, dilation, padding, need_dx)
+        return _core.conv_backward(_native(x), _native(w), _native(dz), strides, dilation, padding, need_dx)
 
     def pool(self, x, kind, pool, strides, padding):
-        return _core.pool_train_forward(x, kind, pool, strides, padding)
+        return _core.pool_train_forward(_native(x), kind, pool, strides, padding)
 
     def pool_backward(self, dy, kind, argmax, x_shape, pool, strides, padding):
-        return _core.pool_backward(dy, kind, argmax, list(x_shape), pool, strides, padding)
+        return _core.pool_backward(_native(dy), kind, argmax, list(x_shape), pool, strides, padding)
 
     def global_pool(self, kind, x):
+        x = _native(x)
         return _core.global_pool_forward(kind, x), x
 
     def global_pool_backward(self, kind, cache, x_shape, dy):
-        return _core.global_pool_backward(kind, cache, np.ascontiguousarray(dy))
+        return _core.global_pool_backward(kind, cache, _contiguous(_native(dy)))
 
     def batchnorm(self, x, gamma, beta, eps, training, mm, mv):
-        return _core.batchnorm_forward(x, gamma, beta, eps, bool(training), mm, mv)
+        return _core.batchnorm_forward(_native(x), _native(gamma), _native(beta), eps, bool(training), _native(mm),
+                                       _native(mv))
 
     def batchnorm_backward(self, x, gamma, mean, var, eps, dy, training):
         if training:
-            return _core.batchnorm_backward(x, gamma, mean, var, eps, np.ascontiguousarray(dy))
+            return _core.batchnorm_backward(_native(x), _native(gamma), _native(mean), _native(var), eps,
+                                            _contiguous(_native(dy)))
         # Inference: an affine map per channel.
         inv = 1.0 / np.sqrt(var + eps)
         axes = tuple(range(x.ndim - 1))
@@ -231,15 +247,16 @@ class CpuBackend:
         return (dy * scale).astype(x.dtype), dgamma, dbeta
 
     def dropout(self, x, rate, seed):
-        return _core.dropout_forward(x, rate, seed)
+        return _core.dropout_forward(_native(x), rate, seed)
 
     def loss(self, name, y, pred, from_logits):
         """(mean loss as a 0-d array, dLoss/dpred, None)."""
-        loss, grad = _core.loss(name, y, np.ascontiguousarray(pred), bool(from_logits))
+        pred = _native(pred)
+        loss, grad = _core.loss(name, _native(y), _contiguous(pred), bool(from_logits))
         return np.asarray(loss, dtype=pred.dtype), grad, None
 
     def accuracy(self, kind, y, pred):
-        return float(_core.accuracy(kind, y, pred))
+        return float(_core.accuracy(kind, _native(y), _native(pred)))
 
     def sgd_update(self, p, g, v, lr, momentum, nesterov):
         _core.sgd_update(p, _like(g, p), v, lr, momentum, nesterov)
@@ -249,10 +266,10 @@ class CpuBackend:
 
     # --- one binding for every device (the binding dispatches on the storage)
     def upsample2d(self, x, size, interpolation):
-        return _core.upsample2d(x, list(size), interpolation)
+        return _core.upsample2d(_native(x), list(size), interpolation)
 
     def upsample2d_backward(self, dy, x_shape, size, interpolation):
-        return _core.upsample2d_backward(dy, list(x_shape), list(size), interpolation)
+        return _core.upsample2d_backward(_native(dy), list(x_shape), list(size), interpolation)
 
     # --- host code (augmentation: Rust kernels on numpy arrays)
     def host_call(self, f, x):
@@ -261,21 +278,34 @@ class CpuBackend:
 
     # --- scipy-style filtering
     def correlate_signal(self, a, b, mode, method):
-        return _core.correlate(a, b, mode, method)
+        return _core.correlate(_native(a), _native(b), mode, method)
 
     def correlate_signal2d(self, a, b, mode, boundary, fill, flipped):
-        return _core.correlate2d(a, b, mode, boundary, fill, flipped)
+        return _core.correlate2d(_native(a), _native(b), mode, boundary, fill, flipped)
 
     def correlate_ndimage(self, a, w, mode, cval, origin, footprint=False):
-        return _core.ndimage_correlate(a, w, mode, cval, origin, footprint)
+        return _core.ndimage_correlate(_native(a), _native(w), mode, cval, origin, footprint)
 
     def pool_nd(self, x, kind, batch, spatial, channels, pool, stride, padding):
-        return _core.pool(x, kind, batch, spatial, channels, pool, stride, padding)
+        return _core.pool(_native(x), kind, batch, spatial, channels, pool, stride, padding)
+
+
+def _native(a):
+    """A numpy array in the machine's byte order (a byte-swapped one is converted, a
+    cheap copy); anything else (None, a GpuArray, a native array) as it is."""
+    if isinstance(a, np.ndarray) and not a.dtype.isnative:
+        return a.astype(a.dtype.newbyteorder("="))
+    return a
 
 
 def _erf(x):
+    """The error function elementwise, in numpy's float type for ``x`` (that of np.sin:
+    integers and bools become floats)."""
     from math import erf
-    return np.vectorize(erf, otypes=[x.dtype])(x) if x.size else x.copy()
+    dt = np.sin(np.zeros(0, dtype=x.dtype)).dtype
+    if not x.size:
+        return np.zeros(x.shape, dtype=dt)
+    return np.vectorize(erf, otypes=[np.float64])(x).astype(dt, copy=False)
 
 
 _UNARY = {
@@ -420,11 +450,11 @@ class GpuBackend(CpuBackend):
         return _core.gpu_zeros(list(shape))
 
     def write(self, dst, a):
-        _core.gpu_write(dst, np.ascontiguousarray(a, dtype=np.float32))
+        _core.gpu_write(dst, _contiguous(a, np.float32))
 
     def unary(self, name, x):
         code = _GPU_UNARY.get(name)
-        if code is not None and _f32gpu(x):
+        if code is not None and _f32gpu(x) and (name not in ("sin", "cos") or _small_angles(x)):
             return _core.gpu_unary(code, x)
         return self._host(super().unary, name, x)
 
@@ -448,8 +478,10 @@ class GpuBackend(CpuBackend):
     def reduce(self, name, x, axis, keepdims):
         code = _GPU_REDUCE.get(name)
         shape = tuple(x.shape)
-        axes = tuple(range(len(shape))) if axis is None else tuple(sorted(axis))
-        if code is None or not _f32gpu(x) or any(shape[a] == 0 for a in axes) or x.size == 0:
+        # Axes the kernels cannot take (out of range, repeated, not integers; argmax's
+        # int) go to the host, which gives numpy's result or numpy's error.
+        axes = _valid_axes(axis, len(shape)) if code is not None else None
+        if axes is None or not _f32gpu(x) or any(shape[a] == 0 for a in axes) or x.size == 0:
             return self._host(super().reduce, name, x, axis, keepdims)
         try:
             y, cur = x, list(shape)
@@ -458,20 +490,22 @@ class GpuBackend(CpuBackend):
                 inner = int(np.prod(cur[a + 1:], dtype=np.int64))
                 y = _core.gpu_reduce_axis(code, y, outer, cur[a], inner)
                 cur[a] = 1
+            if name == "mean" or not axes:  # (no axis: a copy, not the input's own buffer)
+                n = int(np.prod([shape[a] for a in axes], dtype=np.int64))
+                y = _gpu_divide(y, float(n))  # a division, as numpy's: 0 * inf would be NaN in axpby
         except MemoryError:
             return self._host(super().reduce, name, x, axis, keepdims)
-        if name == "mean":
-            n = int(np.prod([shape[a] for a in axes], dtype=np.int64))
-            y = _core.gpu_axpby(y, y, 1.0 / n, 0.0)
         out = tuple(cur) if keepdims else tuple(s for i, s in enumerate(shape) if i not in axes)
         return y.reshape(out)
 
     def array_op(self, name, *args, **kw):
         x = args[0] if args else None
+        if name == "cast" and _is_float64(np.dtype(args[1])):
+            raise _float64_error("cast", args[1])  # (a host result would come back as float32)
         if name == "reshape" and isinstance(x, _core.GpuArray):
             return x.reshape(tuple(args[1]))
         if _f32gpu(x) and name in ("transpose", "broadcast_to", "getitem", "flip"):
-            view = _view(name, tuple(x.shape), *args[1:])
+            view = _view(name, tuple(x.shape), *args[1:])  # None: not a plain view, the host decides
             if view is not None:
                 strides, base, shape = view
                 if len(shape) <= _MAX_RANK:
@@ -509,6 +543,17 @@ class GpuBackend(CpuBackend):
     def adam_update(self, p, g, m, v, lr, b1, b2, eps, t):
         _core.adam_update(p, _like(g, p), m, v, lr, b1, b2, eps, t, guard=current_guard())
 
+    def dense(self, x, w, b):
+        if len(x.shape) == 2 and x.shape[1] == 0 and x.shape[0]:
+            # No input features: x @ w is zeros (N, units); the kernel would drop the rows.
+            return self._host(super().dense, x, w, b)
+        return super().dense(x, w, b)
+
+    def dense_backward(self, x, w, dz, need_dx):
+        if len(x.shape) == 2 and x.shape[1] == 0 and x.shape[0]:
+            return self._host(super().dense_backward, x, w, dz, need_dx)
+        return super().dense_backward(x, w, dz, need_dx)
+
     def global_pool(self, kind, x):
         y, argmax = _core.gpu_global_pool_forward(kind, x)
         # max keeps x: its gradient is shared among tied maxima, the CPU's rule (below)
@@ -519,15 +564,28 @@ class GpuBackend(CpuBackend):
             return self._host(super().global_pool_backward, kind, cache, x_shape, dy)
         return _core.gpu_global_pool_backward(kind, dy, cache, list(x_shape))
 
+    def batchnorm(self, x, gamma, beta, eps, training, mm, mv):
+        # The CPU binding's shape rules (the GPU's checks only the statistics it reads).
+        if not x.shape:
+            raise ValueError("batchnorm_forward: x must have at least one axis (channels last), got a scalar")
+        c = x.shape[-1]
+        for name, v in (("gamma", gamma), ("beta", beta), ("moving_mean", mm), ("moving_var", mv)):
+            if v is not None and tuple(v.shape) != (c,):
+                raise ValueError(f"batchnorm_forward: {name} must have shape [{c}], got shape {list(v.shape)}")
+        if c == 0:
+            raise ValueError("batch normalization: x: the last axis must not be empty")
+        return super().batchnorm(x, gamma, beta, eps, training, mm, mv)
+
     def batchnorm_backward(self, x, gamma, mean, var, eps, dy, training):
         return _core.gpu_batchnorm_backward(x, gamma, mean, var, eps, dy, bool(training))
 
     def loss(self, name, y, pred, from_logits):
         """(mean loss as a 0-d device array, dLoss/dpred, the device pair [mean loss,
-        accuracy]): the caller reads the pair back when it needs the values."""
-        if isinstance(y, np.ndarray) and y.dtype == np.float64:
-            y = y.astype(np.float32)
-        stats, grad = _core.gpu_loss(name, to_device(y, "gpu", "targets"), pred, bool(from_logits))
+        accuracy]): the caller reads the pair back when it needs the values. The targets
+        are checked as the CPU kernel checks them (shapes; sparse labels whole numbers in
+        [0, classes)) before the kernel runs."""
+        y = _gpu_loss_targets(name, y, tuple(pred.shape))
+        stats, grad = _core.gpu_loss(name, y, pred, bool(from_logits))
         return _core.gpu_slice_last(stats, 0, 1).reshape(()), grad, stats
 
     def accuracy(self, kind, y, pred):
@@ -536,17 +594,24 @@ class GpuBackend(CpuBackend):
 
     def host_call(self, f, x):
         type(self).fallbacks += 1
-        y, cache = f(np.ascontiguousarray(x.numpy(), dtype=np.float32))
+        y, cache = f(_contiguous(x.numpy(), np.float32))
         return to_device(y, "gpu"), cache
 
+    # A 0-d operand: the CPU's rules decide (its plan rejects them; the GPU's would not).
     def correlate_signal(self, a, b, mode, method):
+        if np.ndim(a) == 0 or np.ndim(b) == 0:
+            return super().correlate_signal(_f32(a), _f32(b), mode, method)
         return _core.gpu_correlate(_f32(a), _f32(b), "signal", mode=mode).numpy()
 
     def correlate_signal2d(self, a, b, mode, boundary, fill, flipped):
+        if np.ndim(a) == 0 or np.ndim(b) == 0:
+            return super().correlate_signal2d(_f32(a), _f32(b), mode, boundary, fill, flipped)
         return _core.gpu_correlate(_f32(a), _f32(b), "signal2d", mode=mode, boundary=boundary,
                                    fillvalue=fill, flipped=flipped).numpy()
 
     def correlate_ndimage(self, a, w, mode, cval, origin, footprint=False):
+        if np.ndim(a) == 0 or np.ndim(w) == 0:
+            return super().correlate_ndimage(_f32(a), _f32(w), mode, cval, origin, footprint)
         return _core.gpu_correlate(_f32(a), _f32(w), "ndimage", mode=mode, fillvalue=cval, origin=origin,
                                    footprint=footprint).numpy()
 
@@ -586,16 +651,27 @@ def _bstrides(shape, out):
 
 def _view(name, shape, *args):
     """(strides, base, out shape) of a strided view of a C-contiguous tensor, or None
-    when the view is not a plain strided one (advanced indexing)."""
+    when the view is not a plain strided one (advanced indexing) or its arguments are not
+    valid (the host then raises numpy's error)."""
     cs = _contiguous_strides(shape)
+    nd = len(shape)
     if name == "transpose":
         axes = args[0]
+        if sorted(_int_or_none(a) for a in axes if _int_or_none(a) is not None) != list(range(nd)) or \
+                len(axes) != nd:
+            return None
         return [cs[a] for a in axes], 0, tuple(shape[a] for a in axes)
     if name == "broadcast_to":
         out = tuple(args[0])
+        if len(out) < nd or any(s != o and s != 1 for s, o in zip(shape, out[len(out) - nd:])) or \
+                any(_int_or_none(o) is None or o < 0 for o in out):
+            return None  # numpy's rule: the input's axes match the last ones of the target, or are 1
         return _bstrides(shape, out), 0, out
     if name == "flip":
-        axes = set(args[0])
+        axes = _valid_axes(args[0], nd)
+        if axes is None:
+            return None
+        axes = set(axes)
         base = sum((shape[a] - 1) * cs[a] for a in axes if shape[a] > 0)
         return [-s if i in axes else s for i, s in enumerate(cs)], base, shape
     key = args[0]
@@ -623,6 +699,118 @@ def _view(name, shape, *args):
     return strides, base, tuple(out)
 
 
+def _int_or_none(v):
+    return int(v) if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) else None
+
+
+def _valid_axes(axis, ndim):
+    """The distinct axes ``axis`` names (None: all of them; an int or a sequence of ints,
+    negative ones counted from the end) in [0, ndim), or None when one is out of range,
+    repeated or not an integer."""
+    if axis is None:
+        return tuple(range(ndim))
+    items = (axis,) if _int_or_none(axis) is not None else axis
+    try:
+        items = tuple(items)
+    except TypeError:
+        return None
+    out = []
+    for a in items:
+        a = _int_or_none(a)
+        if a is None or not -ndim <= a < ndim:
+            return None
+        out.append(a % ndim)
+    return tuple(out) if len(set(out)) == len(out) else None
+
+
+def _gpu_divide(y, n):
+    """``y / n`` on the device (a broadcast division by one uploaded value)."""
+    shape = list(y.shape)
+    c = _core.gpu_upload(np.array([n], dtype=np.float32))
+    return _core.gpu_binary(_GPU_BINARY["divide"], y, _contiguous_strides(shape), 0, c, [0] * len(shape), 0, shape)
+
+
+#: Beyond this |x| the GPU's sin / cos are not trusted (WGSL bounds their error only on
+#: [-pi, pi]; lavapipe's hold to about 1e7, a float32 argument's spacing there is ~1): a
+#: larger (or NaN) argument sends the whole call through the host.
+_TRIG_BOUND = 1e5
+
+
+def _small_angles(x):
+    """Whether every |x| <= _TRIG_BOUND: a max of |x| on the device, one value read back."""
+    if x.size == 0:
+        return True
+    a = _core.gpu_unary(_GPU_UNARY["abs"], x)
+    n = x.size
+    m = _core.gpu_reduce_axis(_GPU_REDUCE["max"], a.reshape((n,)), 1, n, 1)
+    return bool(m.numpy().reshape(-1)[0] <= _TRIG_BOUND)  # NaN compares False: the host
+
+
+_LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy", "mse",
+           "mean_squared_error")
+
+
+def _gpu_loss_targets(name, y, ps):
+    """The targets of a GPU loss, checked as the CPU kernel checks them (the same errors)
+    and stored as the GPU kernel reads them: sparse labels as uint32 class indices, other
+    targets as float32. ``ps`` is y_pred's shape."""
+    if name not in _LOSSES:
+        return y  # the kernel names the losses it knows
+    f = "loss"
+    sparse = name == "sparse_categorical_crossentropy"
+    if isinstance(y, _core.GpuArray):
+        if not sparse:
+            _check_target_shape(f, tuple(y.shape), ps, name == "categorical_crossentropy")
+            return y
+        y = y.numpy()  # the labels are checked on the host (one read-back)
+    y = _native(np.asarray(y))
+    if not sparse:
+        if y.dtype.kind not in "biuf":
+            raise TypeError(f"{f}: y_true must be a numeric numpy array (bool, int or float), got a {y.dtype} "
+                            f"array of shape {list(y.shape)}")
+        _check_target_shape(f, y.shape, ps, name == "categorical_crossentropy")
+        if name == "categorical_crossentropy" and ps[-1] == 0:
+            raise ValueError("categorical_crossentropy: y_pred: the last axis must not be empty")
+        return to_device(y.astype(np.float32), "gpu", "targets")
+    if y.dtype.kind == "f" and y.dtype.itemsize in (4, 8):
+        v = y.astype(np.float64).reshape(-1)
+        bad = ~np.isfinite(v) | (v != np.round(v)) | (np.abs(v) > 9.0e15)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"sparse labels must be whole numbers (class indices), got {v[i]} at flat index {i}")
+    elif y.dtype.kind not in "biu":
+        raise TypeError(f"{f}: y_true must be a numpy array of integer class labels (any integer dtype, or floats "
+                        f"holding whole numbers), got a {y.dtype} array of shape {list(y.shape)}")
+    if not ps:
+        raise ValueError(f"{f}: y_pred must have a class axis (last), got a scalar")
+    lead, k = ps[:-1], ps[-1]
+    ls = y.shape
+    if not (ls == lead or (len(ls) == len(ps) and ls[:-1] == lead and ls[-1] == 1)):
+        raise ValueError(f"{f}: y_true (class labels) must have shape {list(lead)} (y_pred's shape {list(ps)} "
+                         f"without the class axis) or {list(lead) + [1]}, got shape {list(ls)}")
+    if k == 0:
+        raise ValueError("sparse_categorical_crossentropy: y_pred: the last axis must not be empty")
+    lab = y.reshape(-1)
+    out = (lab < 0) | (lab >= k)
+    if out.any():
+        i = int(np.argmax(out))
+        raise ValueError(f"label {int(lab[i])} (at flat index {i}) is out of range for {k} classes: labels must be "
+                         f"in [0, {k - 1}]")
+    return to_device(lab.astype(np.uint32).reshape(ls), "gpu", "targets")
+
+
+def _check_target_shape(f, ts, ps, strict):
+    """The CPU's target rule: y_pred's shape, or (not for categorical) one of the two
+    with an extra trailing axis of 1."""
+    ts, ps = tuple(ts), tuple(ps)
+
+    def trailing_one(a, b):
+        return len(a) == len(b) + 1 and a[:len(b)] == b and a[-1] == 1
+    if ts == ps or (not strict and (trailing_one(ts, ps) or trailing_one(ps, ts))):
+        return
+    raise ValueError(f"{f}: y_true must have y_pred's shape {list(ps)}, got shape {list(ts)}")
+
+
 def _to_host_deep(a):
     """GpuArrays (also inside a list) read back; anything else as it is. A module
     function, not a recursive closure: that would be a cycle holding the arrays."""
@@ -634,23 +822,42 @@ def _to_host_deep(a):
 
 
 def _upload_arrays(v):
-    return to_device(v, "gpu") if isinstance(v, np.ndarray) else v
+    """A host result on the GPU: arrays and numpy scalars uploaded (as 0-d arrays);
+    float64 — numpy's type for what it computes from the GPU's uint32 integers — as
+    float32, the GPU's float."""
+    if isinstance(v, np.generic):
+        v = np.asarray(v)
+    if not isinstance(v, np.ndarray):
+        return v
+    if _is_float64(v.dtype):
+        v = v.astype(np.float32)
+    return to_device(v, "gpu")
 
 
 def _is_scalar(v):
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
 
+def _contiguous(a, dtype=None):
+    """A C-contiguous array of ``a`` (no copy when it is one); unlike
+    np.ascontiguousarray a 0-d array stays 0-d."""
+    return np.asarray(a, dtype=dtype, order="C")
+
+
 def _f32(a):
-    return np.ascontiguousarray(a, dtype=np.float32)
+    return _contiguous(a, np.float32)
 
 
 _BACKENDS = {"cpu": CpuBackend(), "gpu": GpuBackend()}
 
 
 def backend(device):
-    """The backend computing on ``device`` ('cpu' or 'gpu')."""
-    return _BACKENDS[device]
+    """The backend computing on ``device`` ('cpu' or 'gpu'; anything else is a
+    ValueError)."""
+    b = _BACKENDS.get(device) if isinstance(device, str) else None
+    if b is None:
+        raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
+    return b
 
 
 def sync():
@@ -683,7 +890,7 @@ def call_device():
 
 def call_backend():
     """The backend of the functional-API call in progress."""
-    return _BACKENDS[call_device()]
+    return backend(call_device())
 
 
 def _float64_sequence(a):
@@ -710,8 +917,8 @@ def device_arg(func):
         dev = resolve(device, func.__name__)
         if dev == "gpu":
             for a in list(args) + list(kw.values()):
-                if isinstance(a, np.ndarray) and a.dtype == np.float64:
-                    raise _float64_error(func.__name__)
+                if isinstance(a, np.ndarray) and _is_float64(a.dtype):
+                    raise _float64_error(func.__name__, a.dtype)
             # The data as a list of Python floats is float64 data too (weights given as
             # a list follow the input's dtype, scipy's rule, so only the input counts).
             if args and _float64_sequence(args[0]):

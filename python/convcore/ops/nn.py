@@ -8,11 +8,22 @@ dense + bias + activation (:func:`dense_bias_activation`), pooling that keeps it
 training-mode batch normalization (:func:`fused_batch_norm`) and the mean loss of a batch
 with its gradient (:func:`fused_loss`). A softmax output remembers its logits, so a
 cross-entropy on it is computed from the logits (stable, and one kernel).
+
+Inputs are real: bool and integer tensors are computed in float32 (Keras's floatx), as
+are float16 inputs of the ops with a native kernel (activations, convolution, dense,
+pooling, batch normalization, dropout, upsampling, the fused loss); complex, datetime,
+string and object inputs are a TypeError. Scalar arguments (axes, rates, epsilons,
+sizes, class counts, seeds) are checked: a bool, a string or a fraction where an integer
+belongs is a TypeError, a value out of range a ValueError.
 """
 from __future__ import annotations
 
+import math as _math
+import os as _os
+
 import numpy as np
 
+from .. import _checks, _core
 from .core import backend, cast, is_float, needs_grad, out, record, recording, tensor, tensors
 from .numpy import (abs, add, clip, divide, equal, exp, expand_dims, greater, log, log1p, logsumexp, maximum,
                     mean, minimum, multiply, negative, reshape, sqrt, square, subtract, sum, tanh as _tanh_np,
@@ -22,16 +33,60 @@ from ..tensor import Tensor
 NATIVE_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
 
 
+# ------------------------------------------------------------------ argument checks
+def _real(func, x, native=False):
+    """``x`` (a Tensor) in a real float dtype: floats as they are (float16 in float32 where
+    ``native``: the kernels compute in float32 / float64), bool and integers in float32;
+    any other dtype is a TypeError."""
+    kind = np.dtype(x.dtype).kind
+    if kind == "f":
+        return cast(x, "float32") if native and np.dtype(x.dtype).itemsize < 4 else x
+    if kind in "biu":
+        return cast(x, "float32")
+    raise TypeError(f"{func}: expected a real (bool, integer or float) tensor, got dtype {x.dtype}")
+
+
+def _reals(func, *xs, native=False):
+    """The non-None ``xs`` as Tensors on one device, each through :func:`_real`."""
+    given = [x for x in xs if x is not None]
+    ts = iter(tensors(*given)) if given else iter(())
+    return [None if x is None else _real(func, next(ts), native) for x in xs]
+
+
+def _axis(func, axis, ndim):
+    """An axis of a tensor of rank ``ndim`` (an integer in [-ndim, ndim)), normalized."""
+    a = _checks.integer(func, "axis", axis)
+    if not -ndim <= a < ndim:
+        raise ValueError(f"{func}: axis {a} is out of range for a tensor of rank {ndim}")
+    return a % ndim
+
+
+def _axes_arg(func, axes, ndim):
+    """Distinct axes (an integer or a sequence of them) of a tensor of rank ``ndim``."""
+    items = (axes,) if isinstance(axes, (int, np.integer)) or isinstance(axes, (bool, np.bool_)) else axes
+    try:
+        items = tuple(items)
+    except TypeError:
+        raise TypeError(f"{func}: axes must be an integer or a sequence of integers, got {axes!r}") from None
+    out_ = tuple(_axis(func, a, ndim) for a in items)
+    if len(set(out_)) != len(out_):
+        raise ValueError(f"{func}: repeated axis in {axes!r}")
+    return out_
+
+
 # ------------------------------------------------------------------ activations
 def _native_activation(name, x):
-    """An activation with a Rust / WGSL kernel, forward and backward, on the last axis."""
-    x = tensor(x)
+    """An activation with a Rust / WGSL kernel, forward and backward, on the last axis
+    (a float16 input is computed in float32 and the result given back in float16)."""
+    x0 = tensor(x)
+    x = _real(name, x0, native=True)
     y = out(backend(x).activation(name, x._data), x)
     if recording() and is_float(x):
         def vjp(g):
             return (out(backend(g).activation_backward(name, x._data, y._data, g._data), g),)
         record(name, (x,), (y,), vjp)
-    return y
+    half = np.dtype(x0.dtype).kind == "f" and np.dtype(x0.dtype).itemsize == 2
+    return cast(y, np.float16) if half else y
 
 
 def relu(x):
@@ -43,18 +98,28 @@ def sigmoid(x):
 
 
 def tanh(x):
+    """``ops.tanh`` (numpy's): the native kernel for float32 / float64, numpy's rule for
+    other dtypes (bool and small integers in float16, complex as complex)."""
+    x = tensor(x)
+    if np.dtype(x.dtype) not in (np.float32, np.float64):
+        return _tanh_np(x)
     return _native_activation("tanh", x)
 
 
 def softmax(x, axis=-1):
     """``exp(x) / sum(exp(x))`` over ``axis``; the result remembers ``x`` as its logits."""
-    x = tensor(x)
-    if axis in (-1, x.ndim - 1):
+    x0 = tensor(x)
+    x = _real("softmax", x0)
+    if x.ndim == 0:
+        raise ValueError("softmax: needs a tensor with at least one axis, got a scalar")
+    ax = _axis("softmax", axis, x.ndim)
+    if ax == x.ndim - 1:
         y = _native_activation("softmax", x)
     else:
-        e = exp(subtract(x, _stop(logsumexp(x, axis=axis, keepdims=True))))
-        y = divide(e, sum(e, axis=axis, keepdims=True))
-    y._keras_logits = (x, axis)
+        _check_fits("softmax", x)
+        e = exp(subtract(x, _stop(logsumexp(x, axis=ax, keepdims=True))))
+        y = divide(e, sum(e, axis=ax, keepdims=True))
+    y._keras_logits = (x0, axis)
     return y
 
 
@@ -72,7 +137,11 @@ def _stop(t):
 def log_softmax(x, axis=-1):
     """``x - max - log(sum(exp(x - max)))`` along ``axis``, as jax / PyTorch compute it
     (a row holding +inf or NaN is NaN throughout, as there)."""
-    x = tensor(x)
+    x = _real("log_softmax", tensor(x))
+    if x.ndim == 0:
+        raise ValueError("log_softmax: needs a tensor with at least one axis, got a scalar")
+    axis = _axis("log_softmax", axis, x.ndim)
+    _check_fits("log_softmax", x)
     from .numpy import max as _max, sum as _sum
     from .core import stop_gradient
     shifted = subtract(x, stop_gradient(_max(x, axis=axis, keepdims=True)))
@@ -80,12 +149,12 @@ def log_softmax(x, axis=-1):
 
 
 def softplus(x):
-    x = tensor(x)
+    x = _real("softplus", tensor(x))
     return add(relu(x), log1p(exp(negative(abs(x)))))
 
 
 def silu(x):
-    x = tensor(x)
+    x = _real("silu", tensor(x))
     return multiply(x, sigmoid(x))
 
 
@@ -94,7 +163,7 @@ swish = silu
 
 def gelu(x, approximate=True):
     """Gaussian error linear unit (Keras's default ``approximate=True``: the tanh form)."""
-    x = tensor(x)
+    x = _real("gelu", tensor(x))
     if approximate:
         c = float(np.sqrt(2.0 / np.pi))
         inner = multiply(add(x, multiply(multiply(square(x), x), 0.044715)), c)
@@ -103,17 +172,20 @@ def gelu(x, approximate=True):
 
 
 def leaky_relu(x, negative_slope=0.2):
-    x = tensor(x)
-    return where(greater(x, 0), x, multiply(x, float(negative_slope)))
+    x = _real("leaky_relu", tensor(x))
+    slope = _checks.real("leaky_relu", "negative_slope", negative_slope)
+    return where(greater(x, 0), x, multiply(x, slope))
 
 
 def elu(x, alpha=1.0):
-    x = tensor(x)
-    neg = multiply(subtract(exp(minimum(x, 0.0)), 1.0), float(alpha))
+    x = _real("elu", tensor(x))
+    alpha = _checks.real("elu", "alpha", alpha)
+    neg = multiply(subtract(exp(minimum(x, 0.0)), 1.0), alpha)
     return where(greater(x, 0), x, neg)
 
 
 def selu(x):
+    x = _real("selu", tensor(x))
     return multiply(elu(x, 1.6732632423543772), 1.0507009873554805)
 
 
@@ -122,7 +194,8 @@ def relu6(x):
 
 
 def hard_sigmoid(x):
-    return clip(add(multiply(tensor(x), 1.0 / 6.0), 0.5), 0.0, 1.0)
+    x = _real("hard_sigmoid", tensor(x))
+    return clip(add(multiply(x, 1.0 / 6.0), 0.5), 0.0, 1.0)
 
 
 def linear(x):
@@ -157,13 +230,13 @@ def _act_name(activation):
 def conv_bias_activation(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, activation="linear"):
     """``activation(conv(x, kernel) + bias)`` in one kernel (a Keras Conv layer's
     forward); its gradient is the convolution's backward kernel."""
-    x, kernel = tensors(x, kernel)
+    x, kernel, bias = _reals("conv", x, kernel, bias, native=True)
     rank = kernel.ndim - 2
     if rank < 1 or x.ndim != rank + 2:
         raise ValueError(f"conv: inputs of shape (batch, *spatial, channels) with {rank} spatial axes need a kernel "
                          f"of rank {rank + 2}; got inputs {x.shape} and kernel {kernel.shape}")
     s, d, pad = _spatial("strides", strides, rank), _spatial("dilation_rate", dilation_rate, rank), _padding(padding)
-    b = None if bias is None else tensors(x, bias)[1]
+    b = bias
     act = _act_name(activation)
     y = _linear_bias_activation(
         "conv_bias_activation", x, kernel, b, act, lambda B, bd: B.conv(x._data, kernel._data, bd, s, d, pad),
@@ -215,7 +288,7 @@ def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=No
     """Transposed convolution, as ``keras.ops.conv_transpose``: kernel (*k, C_out, C_in),
     inputs (batch, *spatial, C_in); the gradient of :func:`conv` with respect to its input."""
     _channels_last(data_format)
-    x, kernel = tensors(inputs, kernel)
+    x, kernel = _reals("conv_transpose", inputs, kernel, native=True)
     rank = kernel.ndim - 2
     if rank < 1 or x.ndim != rank + 2 or kernel.shape[-1] != x.shape[-1]:
         raise ValueError(f"conv_transpose: inputs (batch, *spatial, C_in) and kernel (*k, C_out, C_in) with "
@@ -223,8 +296,13 @@ def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=No
     s, d, pad = _spatial("strides", strides, rank), _spatial("dilation_rate", dilation_rate, rank), _padding(padding)
     op = None
     if output_padding is not None:
-        op = [int(output_padding)] * rank if isinstance(output_padding, (int, np.integer)) else \
-            [int(v) for v in output_padding]
+        one = isinstance(output_padding, (int, np.integer, bool, np.bool_))
+        try:
+            vals = [output_padding] * rank if one else list(output_padding)
+        except TypeError:
+            raise TypeError(f"conv_transpose: output_padding must be an int or {rank} of them, got "
+                            f"{output_padding!r}") from None
+        op = [_checks.integer("conv_transpose", "output_padding", v) for v in vals]
         if len(op) != rank or any(v < 0 for v in op):
             raise ValueError(f"conv_transpose: output_padding must be a non-negative int or {rank} of them, got "
                              f"{output_padding!r}")
@@ -254,14 +332,19 @@ def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None,
     """Depthwise convolution, as ``keras.ops.depthwise_conv``: kernel (*k, C_in, M) gives
     C_in * M output channels, channel ``c * M + m`` from input channel ``c`` only."""
     _channels_last(data_format)
-    x, kernel = tensors(inputs, kernel)
+    x, kernel = _reals("depthwise_conv", inputs, kernel, native=True)
     rank = kernel.ndim - 2
+    if rank < 1:
+        raise ValueError(f"depthwise_conv: the kernel must be (*k, C_in, M) with at least one spatial axis, got "
+                         f"shape {kernel.shape}")
     c, m = kernel.shape[-2], kernel.shape[-1]
     if x.ndim != rank + 2 or x.shape[-1] != c:
         raise ValueError(f"depthwise_conv: inputs (batch, *spatial, {c}) for a kernel of shape {kernel.shape}; "
                          f"got {x.shape}")
     if c == 1:
         return conv(x, kernel, strides, padding, None, dilation_rate)
+    _spatial("strides", strides, rank), _spatial("dilation_rate", dilation_rate, rank), _padding(padding)
+    _check_fits("depthwise_conv", x, "a copy of each channel")
     # One convolution per input channel (a block-diagonal kernel would multiply the
     # other channels by zeros, and 0 * inf would leak NaN across channels).
     from .numpy import split
@@ -273,12 +356,12 @@ def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None,
 def dense_bias_activation(x, kernel, bias=None, activation="linear"):
     """``activation(x @ kernel + bias)`` on the last axis in one kernel (a Keras Dense
     layer's forward); its gradient is the dense backward kernel."""
-    x, kernel = tensors(x, kernel)
+    x, kernel, bias = _reals("dense", x, kernel, bias, native=True)
     if x.ndim < 1 or kernel.ndim != 2 or x.shape[-1] != kernel.shape[0]:
         raise ValueError(f"dense: inputs (..., {kernel.shape[0] if kernel.ndim == 2 else '?'}) for a kernel of "
                          f"shape {kernel.shape}; got inputs {x.shape}")
     act = _act_name(activation)
-    b = None if bias is None else tensors(x, bias)[1]
+    b = bias
     lead = x.shape[:-1]
     x2 = x if x.ndim == 2 else reshape(x, (-1, x.shape[-1]))
     y = _linear_bias_activation(
@@ -291,7 +374,7 @@ def dense_bias_activation(x, kernel, bias=None, activation="linear"):
 # ------------------------------------------------------------------ pooling
 def _pool(kind, inputs, pool_size, strides, padding, data_format):
     _channels_last(data_format)
-    x = tensor(inputs)
+    x = _real(f"{kind}_pool", tensor(inputs), native=True)
     rank = x.ndim - 2
     if rank < 1 or rank > 3:
         raise ValueError(f"{kind}_pool: inputs must be (batch, *spatial, channels) with 1 to 3 spatial axes, got "
@@ -322,7 +405,7 @@ def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=N
 def global_pool(kind, x):
     """Global max / average pooling over the spatial axes of (batch, *spatial, C); the
     max gradient is shared evenly among tied maxima (the same on every device)."""
-    x = tensor(x)
+    x = _real("global_pool", tensor(x), native=True)
     if x.ndim < 3:
         raise ValueError(f"global pooling needs inputs (batch, *spatial, channels), got shape {x.shape}")
     y_data, cache = backend(x).global_pool(kind, x._data)
@@ -337,12 +420,13 @@ def global_pool(kind, x):
 # ------------------------------------------------------------------ normalization and dropout
 def moments(x, axes, keepdims=False):
     """(mean, variance) over ``axes`` (biased variance, as Keras)."""
-    x = tensor(x)
-    m = mean(x, axis=axes, keepdims=True)
-    v = mean(square(subtract(x, m)), axis=axes, keepdims=True)
+    x = _real("moments", tensor(x))
+    ax = _axes_arg("moments", axes, x.ndim)
+    _check_fits("moments", x, "a temporary as large as its input")
+    m = mean(x, axis=ax, keepdims=True)
+    v = mean(square(subtract(x, m)), axis=ax, keepdims=True)
     if not keepdims:
-        ax = (axes,) if isinstance(axes, int) else tuple(axes)
-        keep = [s for i, s in enumerate(x.shape) if i not in [a % x.ndim for a in ax]]
+        keep = [s for i, s in enumerate(x.shape) if i not in ax]
         m, v = reshape(m, keep), reshape(v, keep)
     return m, v
 
@@ -350,15 +434,20 @@ def moments(x, axes, keepdims=False):
 def batch_normalization(x, mean, variance, axis, offset=None, scale=None, epsilon=1e-3):
     """``(x - mean) / sqrt(variance + epsilon) * scale + offset`` with the statistics
     broadcast along ``axis``, as ``keras.ops.batch_normalization``."""
-    x = tensor(x)
-    ax = axis % x.ndim
+    x = _real("batch_normalization", tensor(x))
+    ax = _axis("batch_normalization", axis, x.ndim)
+    eps = _checks.real("batch_normalization", "epsilon", epsilon, minimum=0.0)
     shape = [1] * x.ndim
     shape[ax] = x.shape[ax]
 
     def b(v):
-        return reshape(tensor(v, x), shape)
+        t = _real("batch_normalization", tensor(v, x))
+        if t.size != x.shape[ax]:
+            raise ValueError(f"batch_normalization: the statistics need {x.shape[ax]} values (axis {axis} of "
+                             f"shape {x.shape}), got shape {t.shape}")
+        return reshape(t, shape)
 
-    inv = divide(1.0, sqrt(add(b(variance), float(epsilon))))
+    inv = divide(1.0, sqrt(add(b(variance), eps)))
     if scale is not None:
         inv = multiply(inv, b(scale))
     y = multiply(subtract(x, b(mean)), inv)
@@ -369,13 +458,11 @@ def fused_batch_norm(x, gamma, beta, epsilon, training, moving_mean, moving_vari
     """Batch normalization over every axis but the last in one kernel:
     ``(y, mean, variance)``, with the batch statistics in training (biased variance) and
     the moving ones otherwise; its gradient (for x, gamma, beta) is the backward kernel."""
-    x = tensor(x)
-    g_ = None if gamma is None else tensors(x, gamma)[1]
-    b_ = None if beta is None else tensors(x, beta)[1]
-    mm, mv = tensors(x, moving_mean)[1], tensors(x, moving_variance)[1]
+    x, g_, b_, mm, mv = _reals("fused_batch_norm", x, gamma, beta, moving_mean, moving_variance, native=True)
+    epsilon = _checks.real("fused_batch_norm", "epsilon", epsilon, minimum=0.0, strict_min=True)
     B = backend(x)
     y_d, mean_d, var_d = B.batchnorm(x._data, None if g_ is None else g_._data, None if b_ is None else b_._data,
-                                     float(epsilon), bool(training), mm._data, mv._data)
+                                     epsilon, bool(training), mm._data, mv._data)
     y, m, v = out(y_d, x), out(mean_d, x), out(var_d, x)
     if recording() and is_float(x):
         def vjp(gy, gm=None, gv=None):
@@ -389,10 +476,12 @@ def fused_batch_norm(x, gamma, beta, epsilon, training, moving_mean, moving_vari
 def dropout(x, rate, noise_shape=None, seed=None):
     """Inverted dropout: each value zeroed with probability ``rate``, the rest scaled by
     ``1 / (1 - rate)`` (``keras.random.dropout``). ``seed`` (an int) fixes the mask."""
-    x = tensor(x)
-    rate = float(rate)
-    if not 0.0 <= rate < 1.0:
+    x = _real("dropout", tensor(x), native=True)
+    rate = _checks.real("dropout", "rate", rate, minimum=0.0)
+    if not rate < 1.0:
         raise ValueError(f"dropout: rate must be in [0, 1), got {rate}")
+    if seed is not None:
+        seed = _checks.integer("dropout", "seed", seed)
     if noise_shape is not None:
         raise ValueError("dropout: noise_shape is not supported")
     if rate == 0.0:
@@ -410,12 +499,17 @@ def dropout(x, rate, noise_shape=None, seed=None):
 
 # ------------------------------------------------------------------ one-hot and losses
 def one_hot(x, num_classes, axis=-1, dtype="float32"):
+    """``(x[..., None] == arange(num_classes))`` in ``dtype``: a row of zeros for a class
+    index outside [0, num_classes)."""
     x = tensor(x)
-    if axis != -1:
+    n = _checks.integer("one_hot", "num_classes", num_classes, minimum=1)
+    if _checks.integer("one_hot", "axis", axis) != -1:
         raise ValueError("one_hot: only axis=-1 is supported")
     if np.dtype(x.dtype).kind not in "iub":
         raise TypeError(f"one_hot: expected integer class indices, got dtype {x.dtype}")
-    return out(backend(x).array_op("one_hot", x._data, int(num_classes), np.dtype(dtype)), x)
+    dt = np.dtype(dtype)
+    _checks.element_count("one_hot", tuple(x.shape) + (n,), "the result")
+    return out(backend(x).array_op("one_hot", x._data, n, dt), x)
 
 
 def _probs(output, axis):
@@ -426,7 +520,11 @@ def _probs(output, axis):
 def categorical_crossentropy(target, output, from_logits=False, axis=-1):
     """Per-sample cross-entropy of one-hot (or soft) targets, as
     ``keras.ops.categorical_crossentropy``."""
-    target, output = tensors(target, output)
+    target, output = _reals("categorical_crossentropy", target, output)
+    if output.ndim == 0:
+        raise ValueError("categorical_crossentropy: output needs a class axis, got a scalar")
+    _axis("categorical_crossentropy", axis, output.ndim)
+    _check_fits("categorical_crossentropy", output, "a temporary as large as its output argument")
     if tuple(target.shape) != tuple(output.shape):
         raise ValueError(f"categorical_crossentropy: target and output must have the same shape, got "
                          f"{target.shape} and {output.shape}")
@@ -439,20 +537,51 @@ def categorical_crossentropy(target, output, from_logits=False, axis=-1):
 
 def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
     """Per-sample cross-entropy of integer class targets, as
-    ``keras.ops.sparse_categorical_crossentropy``."""
+    ``keras.ops.sparse_categorical_crossentropy``. The targets are class indices in
+    [0, classes) (integers, or floats holding whole numbers), along the last axis."""
+    f = "sparse_categorical_crossentropy"
     target, output = tensors(target, output)
-    t = target
-    if t.ndim == output.ndim and t.shape[-1] == 1:
-        t = reshape(t, t.shape[:-1])
-    if np.dtype(t.dtype).kind == "f":
-        t = cast(t, "int64")
-    oh = one_hot(t, output.shape[axis], dtype=output.dtype)
-    return categorical_crossentropy(oh, output, from_logits=from_logits, axis=axis)
+    output = _real(f, output)
+    if output.ndim == 0:
+        raise ValueError(f"{f}: output needs a class axis, got a scalar")
+    if _axis(f, axis, output.ndim) != output.ndim - 1:
+        raise ValueError(f"{f}: only the last axis holds the classes (axis=-1), got axis={axis}")
+    k = output.shape[-1]
+    labels = _class_labels(f, target.numpy(), k)  # (the host: one_hot runs there on every device)
+    if labels.ndim == output.ndim and labels.shape[-1] == 1:
+        labels = labels.reshape(labels.shape[:-1])
+    if tuple(labels.shape) != tuple(output.shape[:-1]):
+        raise ValueError(f"{f}: target (class labels) must have shape {output.shape[:-1]} (the output's shape "
+                         f"without the class axis) or {output.shape[:-1] + (1,)}, got {tuple(target.shape)}")
+    oh = tensor((labels[..., None] == np.arange(k)).astype(output.dtype), output)
+    return categorical_crossentropy(oh, output, from_logits=from_logits, axis=-1)
+
+
+def _class_labels(func, y, classes):
+    """Sparse labels as int64 class indices: integers (or bools), or floats holding whole
+    numbers, each in [0, classes); else a TypeError / ValueError (the fused loss's rule)."""
+    y = np.asarray(y)
+    kind = y.dtype.kind
+    if kind == "f":
+        v = y.astype(np.float64)
+        bad = ~np.isfinite(v) | (v != np.round(v))
+        if bad.any():
+            first = float(v.reshape(-1)[np.argmax(bad.reshape(-1))])
+            raise ValueError(f"{func}: labels must be whole numbers (class indices), got {first}")
+        y = v
+    elif kind not in "biu":
+        raise TypeError(f"{func}: labels must be integer class indices, got dtype {y.dtype}")
+    out_ = (y < 0) | (y >= classes)
+    if out_.any():
+        bad = y.reshape(-1)[np.argmax(out_.reshape(-1))]
+        raise ValueError(f"{func}: label {int(bad)} is out of range for {classes} classes (valid labels: "
+                         f"0..{classes - 1})")
+    return y.astype(np.int64)
 
 
 def binary_crossentropy(target, output, from_logits=False):
     """Elementwise binary cross-entropy, as ``keras.ops.binary_crossentropy``."""
-    target, output = tensors(target, output)
+    target, output = _reals("binary_crossentropy", target, output)
     t = cast(target, output.dtype)
     if from_logits:
         return add(subtract(relu(output), multiply(output, t)), log1p(exp(negative(abs(output)))))
@@ -466,13 +595,15 @@ def fused_loss(name, y_true, y_pred, from_logits=False):
     gradient from the same kernel. A softmax ``y_pred`` is taken from its logits. On the
     GPU the result also carries the batch's [loss, accuracy] pair on the device
     (``_stats``), read back once by the trainer."""
-    pred = tensor(y_pred)
+    pred = _real("fused_loss", tensor(y_pred), native=True)
     if (not from_logits and pred._keras_logits is not None and name in (
             "sparse_categorical_crossentropy", "categorical_crossentropy") and pred._keras_logits[1] in (-1, pred.ndim - 1)):
         pred, from_logits = pred._keras_logits[0], True
     y = y_true._data if isinstance(y_true, Tensor) else y_true
     if isinstance(y_true, Tensor) and y_true._device != pred._device:
         y = y_true.numpy()
+    if not isinstance(y, _core.GpuArray):
+        y = _loss_targets(y)
     value, grad, stats = backend(pred).loss(name, y, pred._data, bool(from_logits))
     loss = out(value, pred)
     if stats is not None:
@@ -483,3 +614,37 @@ def fused_loss(name, y_true, y_pred, from_logits=False):
             return (gt if g._is_seed else multiply(gt, g),)
         record(f"fused_{name}", (pred,), (loss,), vjp)
     return loss
+
+
+def _loss_targets(y):
+    """Host targets of the fused loss as every device's kernel takes them: a numpy array
+    of a real dtype in native byte order (float16 as float32); else a TypeError."""
+    a = np.asarray(y)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"fused_loss: y_true must be a real (bool, integer or float) array, got dtype {a.dtype}")
+    if a.dtype.kind == "f" and a.dtype.itemsize < 4:
+        return a.astype(np.float32)
+    return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
+
+
+def _physical_memory():
+    try:
+        return _os.sysconf("SC_PAGE_SIZE") * _os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 40
+
+
+def _check_fits(func, x, what="a result as large as its input"):
+    """An op that builds ``what`` (x's size) after a long pass over ``x`` — a reduction,
+    a piecewise copy — on a strided or broadcast view of ``2**40`` elements that takes a
+    few bytes: a MemoryError now, not after minutes of work."""
+    if x._device != "cpu":
+        return  # (device tensors are buffers of their own size)
+    a = x._data
+    need = int(a.size) * a.dtype.itemsize
+    if need <= (1 << 30):
+        return
+    total = _physical_memory()
+    if need > total:
+        raise MemoryError(f"{func}: the input of shape {tuple(a.shape)} ({a.size} elements) needs {what}, "
+                          f"{need / 2 ** 30:.1f} GiB, more than this machine's memory ({total / 2 ** 30:.1f} GiB)")
