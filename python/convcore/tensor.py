@@ -214,18 +214,38 @@ def is_tensor(x):
     return isinstance(x, Tensor)
 
 
+def _device_name(device, func="convert_to_tensor"):
+    """A ``device=`` argument: None, or a name of :data:`convcore.device`'s ('cpu',
+    'gpu', 'auto', any case), resolved to 'cpu' or 'gpu'. Anything else is refused here,
+    before it can reach the table of backends: a non-string a TypeError, an unknown name
+    a ValueError naming the valid ones."""
+    if device is None:
+        return None
+    if not isinstance(device, str):
+        raise TypeError(f"{func}: device must be a string ('cpu', 'gpu' or 'auto') or None, got {device!r} "
+                        f"({type(device).__name__})")
+    return _device.resolve(device, func)
+
+
 def convert_to_tensor(x, dtype=None, device=None):
     """A Tensor of ``x`` (a Tensor, numpy array, list or scalar). A Tensor stays on its
-    device; anything else goes to ``device`` (default: the CPU)."""
+    device unless ``device`` names another; anything else goes to ``device`` (default:
+    the CPU). Object arrays (and what numpy can only store as objects) are a TypeError."""
+    dev = _device_name(device)
+    if dtype is not None:
+        from .ops.core import dtype_arg
+        dtype = dtype_arg("convert_to_tensor", dtype)
     if isinstance(x, Tensor):
         if dtype is not None and np.dtype(dtype) != np.dtype(x.dtype):
             from . import ops
-            return ops.cast(x, dtype)
-        if device is not None and device != x.device:
-            return Tensor(_device.to_device(x._data, device), device)
+            x = ops.cast(x, dtype)
+        if dev is not None and dev != x.device:
+            return Tensor(_device.to_device(x._data, dev), dev)
         return x
+    if isinstance(x, np.ndarray) and x.dtype.kind in "OV":
+        raise TypeError(f"cannot convert an array of dtype {x.dtype} to a tensor: it is not numeric")
     a = np.asarray(x, dtype=dtype)
-    if a.dtype == object:
+    if a.dtype.kind in "OV":
         raise TypeError(f"cannot convert {type(x).__name__} to a tensor: it is not numeric")
-    dev = device or "cpu"
+    dev = dev or "cpu"
     return Tensor(_device.backend(dev).put(a), dev)

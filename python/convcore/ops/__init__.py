@@ -8,6 +8,9 @@ one.
 """
 from __future__ import annotations
 
+import numpy as _np
+
+from . import core
 from .core import cast, convert_to_numpy, convert_to_tensor, dtype, is_tensor, shape, stop_gradient
 from .numpy import (abs, absolute, add, all, amax, amin, any, arange, argmax, argmin, broadcast_to, ceil, clip,
                     concatenate, copy, cos, count_nonzero, cumsum, divide, dot, equal, erf, exp, expand_dims, expm1,
@@ -40,11 +43,21 @@ def _method(f, a, axis, dtype, out_, keepdims):
 
 
 def _compare(f, a, b):
-    """Elementwise ``==`` / ``!=``; a non-numeric other side lets Python try its own."""
+    """Elementwise ``==`` / ``!=``. Where the dtypes cannot be compared (a str tensor
+    and a number, say) the answer is unequal everywhere, in the broadcast shape, as
+    numpy 2's operators give; an object array is a TypeError as everywhere; anything
+    that is no array at all (None, a dict) lets Python try its own comparison."""
     try:
         return f(a, b)
     except TypeError:
-        return NotImplemented
+        if isinstance(b, _np.ndarray) and b.dtype.kind in "OV":
+            raise
+        try:
+            other = b.shape if isinstance(b, Tensor) else core.as_array(b).shape
+        except (TypeError, ValueError):
+            return NotImplemented
+        shape = _np.broadcast_shapes(a.shape, other)  # shapes that do not broadcast: ValueError
+        return full_like(zeros(shape, dtype=bool, device=a.device), f is not_equal, dtype=bool)
 
 
 def _install_operators():
