@@ -524,3 +524,42 @@ def test_split_takes_a_0d_array_as_a_count_of_sections():
     assert [g.shape for g in got] == [(2,), (2,)]
     got = ops.split(x, ops.convert_to_tensor(np.array([1, 3])))
     assert [g.shape for g in got] == [(1,), (2,), (1,)]
+
+
+# ------------------------------------------------------------------ Variable
+@pytest.mark.parametrize("call, err", [
+    (lambda: cc.Variable(np.ones(2), device="tpu"), ValueError),
+    (lambda: cc.Variable(np.ones(2), device=1), TypeError),
+    (lambda: cc.Variable([1, 2], dtype=object), TypeError),
+    (lambda: cc.Variable(np.array([1.0, None])), TypeError),
+    (lambda: cc.Variable(np.array(["1"])), TypeError),
+    (lambda: cc.Variable(lambda s, d: np.zeros(s, d), shape=(True, 2)), TypeError),
+    (lambda: cc.Variable(lambda s, d: np.zeros(s, d), shape=(-1,)), ValueError),
+    (lambda: cc.Variable(np.ones(2), trainable="no"), TypeError),
+    (lambda: cc.Variable(np.ones(2)).assign(np.array([1 + 2j, 3])), TypeError),
+    (lambda: cc.Variable(np.ones(2)).assign(np.array([1.0, None])), TypeError),
+    (lambda: cc.Variable(np.ones(2)).assign(np.array(["1", "2"])), TypeError),
+    (lambda: cc.Variable(np.ones(2)).assign(np.ones(3)), ValueError),
+], ids=lambda v: "")
+def test_variable_arguments_are_checked(call, err):
+    with pytest.raises(err):
+        call()
+
+
+def test_variables_accept_numbers_and_initializers():
+    v = cc.Variable(lambda s, d: np.ones(s, d), shape=3, trainable=np.True_)
+    assert v.shape == (3,) and v.dtype == np.float32 and v.trainable is True
+    v.assign([1, 2, 3])
+    np.testing.assert_array_equal(v.numpy(), [1, 2, 3])
+    assert cc.Variable([1, 2], dtype="int32", device="CPU").dtype == np.int32
+
+
+@pytest.mark.skipif(not HAVE_GPU, reason="no GPU adapter")
+def test_like_constructors_keep_the_dtype_asked_for_on_the_gpu():
+    g = ops.convert_to_tensor(np.ones(3, np.float32), device="gpu")
+    for f in (ops.zeros_like, ops.ones_like):
+        with pytest.raises(TypeError):
+            f(g, dtype="float64")
+    with pytest.raises(TypeError):
+        ops.full_like(g, 2.0, dtype="float64")
+    assert ops.full_like(g, 2.0).device == "gpu"

@@ -144,18 +144,29 @@ class Variable(Tensor):
     __slots__ = ("name", "trainable", "path")
 
     def __init__(self, initializer, shape=None, dtype=None, trainable=True, name=None, device="cpu"):
+        from .ops.core import dtype_arg
+        from . import _checks
+        if not isinstance(trainable, (bool, np.bool_)):
+            raise TypeError(f"Variable: trainable must be a bool, got {trainable!r}")
+        dev = _device_name(device, "Variable") or "cpu"
+        dt = None if dtype is None else dtype_arg("Variable", dtype)
         if callable(initializer) and not isinstance(initializer, (np.ndarray, Tensor)):
             if shape is None:
                 raise ValueError("Variable: a callable initializer needs shape=")
-            value = np.asarray(initializer(tuple(shape), dtype or "float32"))
+            if isinstance(shape, (int, np.integer)):
+                shape = (shape,)
+            shape = tuple(_checks.integer("Variable", "shape", s, minimum=0) for s in shape)
+            value = np.asarray(initializer(shape, dt or "float32"))
         else:
-            value = np.asarray(initializer)
-        if dtype is not None:
-            value = value.astype(dtype)
+            value = np.asarray(initializer.numpy() if isinstance(initializer, Tensor) else initializer)
+        if value.dtype.kind not in "biufc":
+            raise TypeError(f"Variable: the initial value must be numeric, got dtype {value.dtype}")
+        if dt is not None:
+            value = value.astype(dt)
         elif value.dtype.kind != "f":
             value = value.astype("float32")
         value = np.array(value, copy=True, order="C")
-        super().__init__(_device.backend(device).put(value, f"variable {name!r}"), device)
+        super().__init__(_device.backend(dev).put(value, f"variable {name!r}"), dev)
         self.name = name or "variable"
         self.path = self.name
         self.trainable = bool(trainable)
@@ -168,6 +179,9 @@ class Variable(Tensor):
     def assign(self, value):
         """Overwrite the values in place (same shape)."""
         v = np.asarray(value.numpy() if isinstance(value, Tensor) else value)
+        if v.dtype.kind not in "biufc" or (v.dtype.kind == "c" and np.dtype(self.dtype).kind != "c"):
+            raise TypeError(f"Variable {self.name!r}: cannot assign values of dtype {v.dtype} to a variable of dtype "
+                            f"{self.dtype}")
         if v.shape != self.shape:
             raise ValueError(f"Variable {self.name!r}: cannot assign a value of shape {v.shape} to a variable of "
                              f"shape {self.shape}")

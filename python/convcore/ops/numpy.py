@@ -940,22 +940,29 @@ def _like_dtype(func, x, dtype):
     return x.dtype if dtype is None else dtype_arg(func, dtype)
 
 
+def _like_result(a, x, dtype):
+    """``a`` on ``x``'s device: in ``x``'s dtype as it is; a dtype asked for is kept (so
+    float64 on the GPU is its TypeError, as for ``zeros(..., device='gpu')``)."""
+    return tensor(a, x) if dtype is None else _on(a, x._device)
+
+
 def zeros_like(x, dtype=None):
     x = tensor(x)
     dt = _like_dtype("zeros_like", x, dtype)
     if x._device == "gpu" and np.dtype(dt) == np.float32:
         return out(backend(x).zeros(x.shape, dt), x)
-    return tensor(np.zeros(x.shape, dtype=dt), x)
+    return _like_result(np.zeros(x.shape, dtype=dt), x, dtype)
 
 
 def ones_like(x, dtype=None):
     x = tensor(x)
-    return tensor(np.ones(x.shape, dtype=_like_dtype("ones_like", x, dtype)), x)
+    return _like_result(np.ones(x.shape, dtype=_like_dtype("ones_like", x, dtype)), x, dtype)
 
 
 def full_like(x, fill_value, dtype=None):
     x = tensor(x)
-    return tensor(np.full(x.shape, _fill("full_like", fill_value), dtype=_like_dtype("full_like", x, dtype)), x)
+    a = np.full(x.shape, _fill("full_like", fill_value), dtype=_like_dtype("full_like", x, dtype))
+    return _like_result(a, x, dtype)
 
 
 def arange(start, stop=None, step=1, dtype=None):
