@@ -197,6 +197,16 @@ def test_gpu_rejects_what_the_cpu_rejects():
             on(np.ones((4, 2)), d), None, None, 1e-3, training, on(np.zeros(3), d), on(np.ones(2), d))[0])
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("shape", [(1, 2), (2, 1), (3,), ()])
+def test_bias_must_be_one_value_per_output_channel(device, shape):
+    x, b = on(np.ones((1, 3, 3, 1)), device), on(np.ones(shape), device)
+    with pytest.raises(ValueError, match="b must have shape"):
+        ops.conv_bias_activation(x, on(np.ones((2, 2, 1, 2)), device), b)
+    with pytest.raises(ValueError, match="b must have shape"):
+        ops.dense_bias_activation(on(np.ones((3, 1)), device), on(np.ones((1, 2)), device), b)
+
+
 @gpu_only
 def test_gpu_sin_cos_of_huge_arguments():
     x = [1e15, 3e9, -1e8, 0.5, inf, nan, 1e-42]

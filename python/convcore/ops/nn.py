@@ -236,12 +236,20 @@ def conv_bias_activation(x, kernel, bias=None, strides=1, padding="valid", dilat
         raise ValueError(f"conv: inputs of shape (batch, *spatial, channels) with {rank} spatial axes need a kernel "
                          f"of rank {rank + 2}; got inputs {x.shape} and kernel {kernel.shape}")
     s, d, pad = _spatial("strides", strides, rank), _spatial("dilation_rate", dilation_rate, rank), _padding(padding)
-    b = bias
+    b = _bias("conv_forward", bias, kernel.shape[-1])
     act = _act_name(activation)
     y = _linear_bias_activation(
         "conv_bias_activation", x, kernel, b, act, lambda B, bd: B.conv(x._data, kernel._data, bd, s, d, pad),
         lambda B, dz, need_dx: B.conv_backward(x._data, kernel._data, dz, s, d, pad, need_dx))
     return softmax(y) if act == "softmax" else y
+
+
+def _bias(func, b, units):
+    """A bias must be a vector of one value per output channel (every device's rule; the
+    GPU kernels would take any tensor of that many values)."""
+    if b is not None and tuple(b.shape) != (units,):
+        raise ValueError(f"{func}: b must have shape [{units}], got shape {list(b.shape)}")
+    return b
 
 
 def _linear_bias_activation(name, x, kernel, b, act, forward, backward):
@@ -361,7 +369,7 @@ def dense_bias_activation(x, kernel, bias=None, activation="linear"):
         raise ValueError(f"dense: inputs (..., {kernel.shape[0] if kernel.ndim == 2 else '?'}) for a kernel of "
                          f"shape {kernel.shape}; got inputs {x.shape}")
     act = _act_name(activation)
-    b = bias
+    b = _bias("dense_forward", bias, kernel.shape[1])
     lead = x.shape[:-1]
     x2 = x if x.ndim == 2 else reshape(x, (-1, x.shape[-1]))
     y = _linear_bias_activation(
