@@ -563,3 +563,12 @@ def test_like_constructors_keep_the_dtype_asked_for_on_the_gpu():
     with pytest.raises(TypeError):
         ops.full_like(g, 2.0, dtype="float64")
     assert ops.full_like(g, 2.0).device == "gpu"
+
+
+def test_constructors_larger_than_memory_fail_fast():
+    for call in (lambda: ops.eye(2 ** 21), lambda: ops.zeros((2 ** 21, 2 ** 21)), lambda: ops.ones(2 ** 50),
+                 lambda: ops.full((2 ** 40,), 1.0, dtype="float64"), lambda: ops.arange(2 ** 50)):
+        t0 = time.perf_counter()
+        with pytest.raises(MemoryError):
+            call()
+        assert time.perf_counter() - t0 < 1.0

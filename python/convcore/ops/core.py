@@ -169,10 +169,12 @@ def _memory_ceiling():
 
 
 def reserve(func, nbytes, what="a temporary"):
-    """Fail fast when an op is about to scan its input before allocating ``nbytes``
-    (a temporary as large as the input): a MemoryError now, instead of minutes of work
-    and then numpy's. The memory is asked for (and given back at once, never touched)
-    so the process's own limits decide, as the allocation itself would."""
+    """Fail fast when an op will need ``nbytes`` it cannot get: a MemoryError now,
+    instead of minutes of scanning (logsumexp and var read their input before they
+    allocate a temporary as large as it) or of writing into memory the system
+    overcommitted (eye's diagonal). More than the machine's physical memory is refused
+    outright; above 1 GiB the memory is asked for (and given back at once, never
+    touched), so the process's own limits decide, as the allocation itself would."""
     nbytes = int(nbytes)
     if nbytes > _memory_ceiling():
         raise MemoryError(f"{func}: needs {what} of {nbytes / 2 ** 30:.1f} GiB, more than this machine's memory")

@@ -902,7 +902,7 @@ def _new(func, shape, dtype):
     float, None are a TypeError), the element count checked before anything is made."""
     shape = _ints(func, "shape", shape, minimum=0)
     dt = dtype_arg(func, dtype)
-    size_of(func, shape)
+    reserve(func, size_of(func, shape) * dt.itemsize, "the result")
     return shape, dt
 
 
@@ -976,7 +976,7 @@ def arange(start, stop=None, step=1, dtype=None):
     lo, hi = (0, start) if stop is None else (start, stop)
     n = builtins.max(math.ceil((hi - lo) / step), 0)
     dt = None if dtype is None else dtype_arg("arange", dtype)
-    size_of("arange", (n,))
+    reserve("arange", size_of("arange", (n,)) * (8 if dt is None else dt.itemsize), "the result")
     return tensor(np.arange(start, stop, step, dtype=dt))
 
 
@@ -985,7 +985,7 @@ def eye(n, m=None, k=0, dtype="float32"):
     m = n if m is None else _checks.integer("eye", "M", m, minimum=0)
     k = _checks.integer("eye", "k", k)
     dt = dtype_arg("eye", dtype)
-    size_of("eye", (n, m))
+    reserve("eye", size_of("eye", (n, m)) * dt.itemsize, "the result")
     return tensor(np.eye(n, m, k, dtype=dt))
 
 
