@@ -438,3 +438,12 @@ def test_valid_edge_arguments_still_work():
     assert ops.softmax(x, axis=np.int64(0)).shape == (2, 3)
     t = ops.convert_to_tensor(np.array([[1, 2]], np.int32))
     assert ops.softmax_logits(ops.softmax(t)) is t
+
+
+def test_cross_entropy_of_a_softmax_of_integer_logits_keeps_soft_targets():
+    x = ops.convert_to_tensor(np.array([[1, 3], [2, 2]], np.int32))
+    t = np.array([[0.3, 0.7], [0.5, 0.5]], np.float32)
+    want = ops.categorical_crossentropy(t, np.asarray(x, np.float32), from_logits=True).numpy()
+    np.testing.assert_allclose(ops.categorical_crossentropy(t, ops.softmax(x)).numpy(), want, rtol=1e-6)
+    np.testing.assert_allclose(float(ops.fused_loss("categorical_crossentropy", t, ops.softmax(x))),
+                               float(np.mean(want)), rtol=1e-6)

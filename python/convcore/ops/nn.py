@@ -537,7 +537,7 @@ def categorical_crossentropy(target, output, from_logits=False, axis=-1):
         raise ValueError(f"categorical_crossentropy: target and output must have the same shape, got "
                          f"{target.shape} and {output.shape}")
     if not from_logits and output._keras_logits is not None and output._keras_logits[1] in (axis, -1):
-        output, from_logits = output._keras_logits[0], True
+        output, from_logits = _real("categorical_crossentropy", output._keras_logits[0]), True
     if from_logits:
         return negative(sum(multiply(cast(target, output.dtype), log_softmax(output, axis=axis)), axis=axis))
     return negative(sum(multiply(cast(target, output.dtype), log(_probs(output, axis))), axis=axis))
@@ -606,7 +606,7 @@ def fused_loss(name, y_true, y_pred, from_logits=False):
     pred = _real("fused_loss", tensor(y_pred), native=True)
     if (not from_logits and pred._keras_logits is not None and name in (
             "sparse_categorical_crossentropy", "categorical_crossentropy") and pred._keras_logits[1] in (-1, pred.ndim - 1)):
-        pred, from_logits = pred._keras_logits[0], True
+        pred, from_logits = _real("fused_loss", pred._keras_logits[0], native=True), True
     y = y_true._data if isinstance(y_true, Tensor) else y_true
     if isinstance(y_true, Tensor) and y_true._device != pred._device:
         y = y_true.numpy()
