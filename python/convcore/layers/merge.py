@@ -6,18 +6,27 @@ from .core import Layer
 
 
 class Add(Layer):
-    """Elementwise sum of inputs of one shape."""
+    """Elementwise sum of two or more inputs, as ``keras.layers.Add``: one rank, and on
+    each axis the sizes agree or are 1 (broadcast)."""
 
     def compute_output_shape(self, input_shape):
         shapes = [tuple(s) for s in input_shape]
-        if len(shapes) < 2 or any(s != shapes[0] for s in shapes):
-            raise ValueError(f"Add {self.name!r} needs at least two inputs of the same shape, got {shapes}")
-        return shapes[0]
+        if len(shapes) < 2 or any(len(s) != len(shapes[0]) for s in shapes):
+            raise ValueError(f"Add {self.name!r} needs at least two inputs of one rank, got {shapes}")
+        out = []
+        for sizes in zip(*shapes):
+            big = {n for n in sizes if n != 1}
+            if len(big) > 1 or None in big:
+                raise ValueError(f"Add {self.name!r}: input shapes {shapes} are not compatible (each axis needs "
+                                 "equal sizes or 1)")
+            out.append(big.pop() if big else 1)
+        return tuple(out)
 
     def call(self, inputs, training=None):
         if not isinstance(inputs, (list, tuple)) or len(inputs) < 2:
             raise ValueError(f"Add {self.name!r} needs a list of at least two inputs, got "
                              f"{len(inputs) if isinstance(inputs, (list, tuple)) else type(inputs).__name__}")
+        self.compute_output_shape([tuple(x.shape[1:]) for x in inputs])
         out = inputs[0]
         for x in inputs[1:]:
             out = ops.add(out, x)
