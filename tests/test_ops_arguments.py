@@ -572,3 +572,14 @@ def test_constructors_larger_than_memory_fail_fast():
         with pytest.raises(MemoryError):
             call()
         assert time.perf_counter() - t0 < 1.0
+
+
+def test_byteswapped_arrays_become_tensors_in_the_native_byte_order():
+    a = np.arange(3.0, dtype=">f4")
+    t = ops.convert_to_tensor(a)
+    assert t.dtype == np.float32 and t.dtype == "float32" and t.dtype.isnative
+    np.testing.assert_array_equal(t.numpy(), a)
+    assert ops.dtype(a) == "float32" and ops.dtype(t) == "float32"
+    assert ops.reshape(a, (3, 1)).dtype.isnative
+    if HAVE_GPU:
+        assert ops.dtype(ops.convert_to_tensor(a, device="gpu")) == "float32"

@@ -261,5 +261,7 @@ def convert_to_tensor(x, dtype=None, device=None):
     a = np.asarray(x, dtype=dtype)
     if a.dtype.kind in "OV":
         raise TypeError(f"cannot convert {type(x).__name__} to a tensor: it is not numeric")
+    if not a.dtype.isnative:  # a byte-swapped array: stored in the machine's order (one dtype name everywhere)
+        a = a.astype(a.dtype.newbyteorder("="))
     dev = dev or "cpu"
     return Tensor(_device.backend(dev).put(a), dev)

@@ -66,7 +66,14 @@ def as_array(x, what="an op's input"):
     if a.dtype.kind in "OV":
         raise TypeError(f"expected a tensor, array or number, got {type(x).__name__}"
                         + (f" of dtype {a.dtype}" if isinstance(x, np.ndarray) else ""))
-    return a
+    return native(a)
+
+
+def native(a):
+    """``a`` in the machine's byte order (a copy only when it is byte-swapped): a
+    tensor's dtype is then the one name ('float32') on every device, and equal to
+    np.float32 as documented."""
+    return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
 
 
 def tensor(x, like=None):
@@ -227,7 +234,8 @@ def shape(x):
 
 
 def dtype(x):
-    """The dtype name of ``x`` (a tensor or anything convertible to one)."""
+    """The dtype name of ``x`` (a tensor or anything convertible to one), without a
+    byte order ('float32' also for a big-endian array), as ``keras.ops.dtype``."""
     return str(x.dtype) if isinstance(x, Tensor) else str(as_array(x, "dtype").dtype)
 
 
