@@ -583,3 +583,15 @@ def test_byteswapped_arrays_become_tensors_in_the_native_byte_order():
     assert ops.reshape(a, (3, 1)).dtype.isnative
     if HAVE_GPU:
         assert ops.dtype(ops.convert_to_tensor(a, device="gpu")) == "float32"
+
+
+def test_where_of_two_numbers_follows_the_condition_device():
+    with pytest.raises(ValueError):
+        ops.where(np.array([True]), 1.0)
+    y = ops.where(np.array([True, False]), 1.0, 0)
+    assert y.dtype == np.float64 and y.device == "cpu"
+    if HAVE_GPU:
+        g = ops.convert_to_tensor(np.array([1.0, -1.0], np.float32), device="gpu")
+        y = ops.where(g > 0, 1.0, 0.0)
+        assert y.device == "gpu" and y.dtype == np.float32
+        np.testing.assert_array_equal(y.numpy(), [1.0, 0.0])

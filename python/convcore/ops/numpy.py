@@ -261,7 +261,14 @@ def where(condition, x1=None, x2=None):
     """``x1`` where ``condition`` holds, else ``x2`` (broadcast)."""
     if x1 is None and x2 is None:
         return nonzero(condition)
+    if x1 is None or x2 is None:
+        raise ValueError("where: give both x1 and x2, or neither")
     a, b = _operands(x1, x2)
+    dev = same_device(condition, x1, x2)
+    if is_weak_scalar(x1) and is_weak_scalar(x2) and dev != "cpu":
+        # two Python numbers: numpy's dtype for them, on the condition's device
+        a, b = (tensor(np.asarray(t.numpy(), dtype=np.float32) if t.dtype == np.float64 else t.numpy(),
+                       condition) for t in (a, b))
     c, a, b = tensors(condition, a, b)
     y = out(backend(a).array_op("where", c._data, a._data, b._data), a)
     if recording() and (is_float(a) or is_float(b)):
