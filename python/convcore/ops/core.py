@@ -32,8 +32,6 @@ recording = _tape.active
 record = _tape.record
 needs_grad = _tape.needs_grad
 
-_SCALARS = (int, float, bool, np.integer, np.floating, np.bool_)
-
 
 # ------------------------------------------------------------------ converting arguments
 def is_weak_scalar(x):
