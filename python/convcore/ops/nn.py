@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import _checks, _core
 from .core import backend, cast, is_float, needs_grad, out, record, recording, tensor, tensors
-from .numpy import (abs, add, clip, divide, equal, exp, expand_dims, greater, log, log1p, logsumexp, maximum,
+from .numpy import (abs, add, expm1, clip, divide, equal, exp, expand_dims, greater, log, log1p, logsumexp, maximum,
                     mean, minimum, multiply, negative, reshape, sqrt, square, subtract, sum, tanh as _tanh_np,
                     transpose, where, zeros_like, erf, concatenate)
 from ..tensor import Tensor
@@ -180,7 +180,7 @@ def leaky_relu(x, negative_slope=0.2):
 def elu(x, alpha=1.0):
     x = _real("elu", tensor(x))
     alpha = _checks.real("elu", "alpha", alpha)
-    neg = multiply(subtract(exp(minimum(x, 0.0)), 1.0), alpha)
+    neg = multiply(expm1(minimum(x, 0.0)), alpha)  # expm1: no cancellation near 0
     return where(greater(x, 0), x, neg)
 
 
