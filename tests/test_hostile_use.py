@@ -471,3 +471,18 @@ def test_inspection_arguments_are_checked():
         convcore.inspect.plot_filters(fm.get_layer("c"), channel=5)
     with pytest.raises(TypeError, match="k"):
         convcore.inspect.top_activating(fm, "c", 0, np.ones((3, 6, 6, 1), np.float32), k="2")
+
+
+def test_a_fifo_under_a_temp_name_does_not_hang_a_save(tmp_path):
+    """The stale-temp cleaner opens candidates without blocking and skips non-files."""
+    import os
+    import threading
+
+    m = _dense_model()
+    os.mkfifo(tmp_path / ".tmp-m.convcore-abcdefgh")
+    t = threading.Thread(target=m.save, args=(str(tmp_path / "m.convcore"),), daemon=True)
+    t.start()
+    t.join(20)
+    assert not t.is_alive(), "save blocked on a FIFO"
+    assert (tmp_path / "m.convcore").exists() and (tmp_path / ".tmp-m.convcore-abcdefgh").exists()
+    convcore.models.load_model(str(tmp_path / "m.convcore"))

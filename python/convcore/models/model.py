@@ -104,7 +104,7 @@ class Model(Trainer, Layer):
             if id(n.layer) not in ids:
                 ids.add(id(n.layer))
                 layers.append(n.layer)
-        self.__dict__["_all_layers"] = layers  # not through Layer.__setattr__: its list tracking is O(n^2)
+        self.__dict__["_all_layers"] = layers  # not through Layer.__setattr__, which would track them (InputLayers too)
         self.__dict__["_layers"] = [l for l in layers if not isinstance(l, InputLayer)]
         self._graph_weights = None  # computed on first use (the graph's layers are built)
 
