@@ -6,7 +6,9 @@ training=None)`` (compute with :mod:`convcore.ops`), ``compute_output_shape`` an
 """
 from __future__ import annotations
 
+import contextvars as _cv
 import inspect as _inspect
+import math
 import re
 from typing import Optional
 
@@ -60,6 +62,23 @@ class Node:
         self.outputs = output if isinstance(output, list) else [output]
         self.call_kwargs = dict(call_kwargs or {})
         self.multi = multi  # the layer was called on a list of inputs
+
+
+# While a model file loads: the bytes of weights its entries can hold ([remaining]).
+# add_weight draws from it before allocating, so a small config cannot make the loader
+# allocate (and initialise) weights far larger than the file (item 2 of issue 11).
+weight_budget = _cv.ContextVar("convcore_weight_budget", default=None)
+
+
+def _draw_budget(layer, name, shape, dtype):
+    budget = weight_budget.get()
+    if budget is None:
+        return
+    need = math.prod(shape) * np.dtype(dtype).itemsize
+    if need > budget[0]:
+        raise ValueError(f"layer {layer.name!r} declares a weight {name!r} of shape {shape} ({need} bytes), more "
+                         f"than the file's weight entries can hold ({budget[0]} bytes left)")
+    budget[0] -= need
 
 
 def _flag(cls, name, value):
@@ -187,6 +206,7 @@ class Layer:
                       for s in shape)
         _checks.element_count(f"Layer {self.name!r}", shape, f"weight {name!r}")
         dt = dtype or self.dtype
+        _draw_budget(self, name, shape, dt)
         value = initializers.initialize(initializers.get(initializer or "zeros"), shape, dt)
         v = Variable(value, dtype=dt, trainable=bool(trainable), name=name or f"variable_{len(self._variables)}",
                      device=self._device)

@@ -555,6 +555,23 @@ def _compile_args(c, custom_objects):
     return opt, loss, resolved or None
 
 
+#: Deflate expands at most ~1032:1; an entry's data can be no larger than that (or
+#: than its declared size), whatever its header says.
+_DEFLATE_MAX_RATIO = 1032
+
+
+def _weight_bytes_held(z):
+    """The most bytes of weight data the file's weight entries can hold: each entry's
+    declared size, bounded by what its compressed size can expand to."""
+    total = 0
+    for info in z.infos:
+        if info.filename.startswith("weights/"):
+            cap = min(info.file_size, info.compress_size if info.compress_type == zipfile.ZIP_STORED else
+                      _DEFLATE_MAX_RATIO * info.compress_size + 1024)
+            total += cap
+    return total
+
+
 def load_model(path, compile=True, custom_objects=None):
     """Load a model saved by ``model.save(path)``; ``custom_objects`` maps the names of
     user layers and functions (Lambda, activations) to them (code is never loaded).
@@ -566,10 +583,19 @@ def load_model(path, compile=True, custom_objects=None):
         try:
             if "model" not in cfg:
                 raise ConfigError("model", "is missing")
+            from ..layers.core import weight_budget
             try:
-                model = model_from_config(cfg["model"], custom_objects)
+                token = weight_budget.set([_weight_bytes_held(z)])
+                try:
+                    model = model_from_config(cfg["model"], custom_objects)
+                finally:
+                    weight_budget.reset(token)
             except ConfigError as e:
                 raise e.within("model") from None
+            except ValueError as e:  # the budget: weights larger than the file's entries
+                if "can hold" not in str(e):
+                    raise
+                raise ConfigError("model", str(e)) from None
             if compile and "compile" in cfg:
                 try:
                     opt, loss, metrics = _compile_args(cfg["compile"], custom_objects)
