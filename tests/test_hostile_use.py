@@ -486,3 +486,17 @@ def test_a_fifo_under_a_temp_name_does_not_hang_a_save(tmp_path):
     assert not t.is_alive(), "save blocked on a FIFO"
     assert (tmp_path / "m.convcore").exists() and (tmp_path / ".tmp-m.convcore-abcdefgh").exists()
     convcore.models.load_model(str(tmp_path / "m.convcore"))
+
+
+@pytest.mark.parametrize("device", ["cpu", "gpu"])
+def test_divergent_momentum_stops_with_finite_weights(device):
+    """SGD with momentum 0.99 and a large rate diverges; the loss or its gradients turn
+    non-finite before the weights do, so fit stops with the last finite weights."""
+    convcore.set_seed(0)
+    m = Sequential([Input((4,)), layers.Dense(8), layers.Dense(1)])
+    m.compile(optimizer=optimizers.SGD(0.5, momentum=0.99), loss="mse", device=device)
+    x = np.random.default_rng(0).standard_normal((64, 4)).astype(np.float32) * 10
+    y = (x.sum(axis=1, keepdims=True) * 100).astype(np.float32)
+    with pytest.raises(FloatingPointError, match="weights are those"):
+        m.fit(x, y, epochs=200, batch_size=16, verbose=0)
+    assert all(np.isfinite(w).all() for w in m.get_weights())
