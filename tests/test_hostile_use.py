@@ -500,3 +500,29 @@ def test_divergent_momentum_stops_with_finite_weights(device):
     with pytest.raises(FloatingPointError, match="weights are those"):
         m.fit(x, y, epochs=200, batch_size=16, verbose=0)
     assert all(np.isfinite(w).all() for w in m.get_weights())
+
+
+def test_huge_conv_kernel_from_a_saved_config_is_a_value_error(tmp_path):
+    """Item 7's Conv2D(2, 2**62, padding='same'), arriving through a saved file."""
+    import json
+    import zipfile
+
+    convcore.set_seed(0)
+    m = Sequential([Input((8, 8, 1)), layers.Conv2D(2, 3, padding="same", name="c"), layers.Flatten(),
+                    layers.Dense(2)])
+    m.compile(optimizer="sgd", loss="mse")
+    good = tmp_path / "good.convcore"
+    m.save(str(good))
+    with zipfile.ZipFile(good) as z:
+        entries = {n: z.read(n) for n in z.namelist()}
+    cfg = json.loads(entries["config.json"])
+    for d in cfg["model"]["layers"]:
+        if d["config"].get("name") == "c":
+            d["config"]["kernel_size"] = [2**62, 2**62]
+    entries["config.json"] = json.dumps(cfg).encode()
+    bad = tmp_path / "bad.convcore"
+    with zipfile.ZipFile(bad, "w", zipfile.ZIP_DEFLATED) as z:
+        for n, b in entries.items():
+            z.writestr(n, b)
+    with pytest.raises(ValueError, match="bad.convcore"):
+        convcore.models.load_model(str(bad))
