@@ -526,3 +526,12 @@ def test_huge_conv_kernel_from_a_saved_config_is_a_value_error(tmp_path):
             z.writestr(n, b)
     with pytest.raises(ValueError, match="bad.convcore"):
         convcore.models.load_model(str(bad))
+
+
+def test_a_config_naming_one_input_twice_is_refused():
+    i = Input((3,), name="inp")
+    m = Model(i, layers.Dense(2, name="d")(i))
+    cfg = m.get_config()
+    cfg["inputs"] = ["inp", "inp"]
+    with pytest.raises(ValueError, match="inputs.*twice"):
+        Model.from_config(cfg)

@@ -406,6 +406,8 @@ class Model(Trainer, Layer):
             for n in ends:
                 if n not in names:
                     raise ConfigError(key, f"names unknown layer {n!r}")
+            if key == "inputs" and len(set(ends)) != len(ends):  # as Keras: one input, one name
+                raise ConfigError(key, f"names a layer twice: {ends!r}")
         tensors = {}
         for i in _config_order(entries, names):
             d = entries[i]
