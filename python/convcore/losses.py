@@ -147,7 +147,7 @@ def deserialize(config, custom_objects=None):
     is never loaded). Anything else is a :class:`~convcore.saving.ConfigError` naming
     the key."""
     from .saving.config_errors import ConfigError, check_dict
-    from .saving.object_registration import get_registered_object
+    from .saving.object_registration import get_registered_object, is_private
     if isinstance(config, str):
         config = {"name": config}
     check_dict(config, (), "a loss config (a dict with 'name' and 'from_logits')")
@@ -163,7 +163,7 @@ def deserialize(config, custom_objects=None):
         raise ConfigError("name", f"must be the name of a loss, got {type(name).__name__}")
     if name in _LOSSES:
         return _LOSSES[name](from_logits=from_logits)
-    fn = get_registered_object(name, custom_objects) if not name.startswith("_") else None
+    fn = get_registered_object(name, custom_objects) if not is_private(name) else None
     if callable(fn) and not isinstance(fn, type):
         if from_logits:
             raise ConfigError("from_logits", f"a loss function ({name!r}) takes no from_logits")

@@ -63,3 +63,10 @@ def get_registered_object(name, custom_objects=None):
 
 def registered_name(obj):
     return getattr(obj, "_registered_name", None) or getattr(obj, "__name__", None) or type(obj).__name__
+
+
+def is_private(name):
+    """``_Conv`` and ``package>_Helper``: private names never load from a file, even
+    when something put them in the registry (the one rule for classes, losses and
+    metrics)."""
+    return isinstance(name, str) and name.rpartition(">")[2].startswith("_")

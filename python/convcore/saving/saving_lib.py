@@ -30,7 +30,7 @@ import zlib
 import numpy as np
 
 from .config_errors import ConfigError, check_dict
-from .object_registration import custom_object_scope, get_registered_object, registered_name
+from .object_registration import custom_object_scope, get_registered_object, is_private, registered_name
 
 try:
     import fcntl
@@ -151,10 +151,7 @@ def serialize_keras_object(obj):
     return {"class_name": registered_name(type(obj)), "config": obj.get_config()}
 
 
-def _is_private(name):
-    """``_Conv`` and ``package>_Helper``: private classes never load from a file, even
-    when something put them in the registry."""
-    return name.rpartition(">")[2].startswith("_")
+_is_private = is_private
 
 
 def _class(name, custom_objects, what="class", base=object):
