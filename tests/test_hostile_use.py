@@ -381,8 +381,8 @@ def test_lesser_argument_checks():
 # ----------------------------------------------------------------- 10: tensors larger than one binding
 def test_gpu_dense_kernel_larger_than_one_binding_is_split():
     """A dense kernel over the binding limit runs in row blocks (forward and backward)
-    with the values and gradients of the unsplit kernel; what is not split (one pooling
-    sample, a convolution kernel, one input row over a binding) is a clear MemoryError."""
+    with the values and gradients of the unsplit kernel; what is not split (a
+    convolution kernel, one input row over a binding) is a clear MemoryError."""
     from convcore import _core, ops
     rng = np.random.default_rng(0)
     x = rng.standard_normal((70, 300)).astype(np.float32)
@@ -399,8 +399,6 @@ def test_gpu_dense_kernel_larger_than_one_binding_is_split():
                 loss = ops.sum(ops.multiply(y, y))
             outs[limit] = [y.numpy()] + [g.numpy() for g in tape.gradient(loss, [xt, wt, bt])]
             if limit:
-                with pytest.raises(MemoryError, match="binding"):
-                    convcore.max_pool(np.ones((1, 64, 64, 1), np.float32), 2, device="gpu")
                 with pytest.raises(MemoryError, match="binding"):
                     ops.conv(ops.convert_to_tensor(np.ones((1, 8, 8, 64), np.float32), device="gpu"),
                              ops.convert_to_tensor(np.ones((3, 3, 64, 8), np.float32), device="gpu"))
@@ -535,3 +533,32 @@ def test_a_config_naming_one_input_twice_is_refused():
     cfg["inputs"] = ["inp", "inp"]
     with pytest.raises(ValueError, match="inputs.*twice"):
         Model.from_config(cfg)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("case", [((2, 64, 64, 3), 2, 2, "valid"), ((1, 70, 33, 2), 3, 2, "same"),
+                                  ((1, 50, 40, 4), (2, 3), (3, 1), "valid"), ((1, 300, 7), 4, 3, "same"),
+                                  ((1, 20, 12, 10, 2), 2, 2, "same")])
+def test_gpu_pooling_sample_larger_than_one_binding_is_split(kind, case):
+    """Item 10: one pooling sample over the binding limit (8 KiB here, 128 MiB on
+    lavapipe) runs in slices of rows, forward and backward, equal to the CPU (argmax
+    indices stay whole-sample ones)."""
+    from convcore import _core, ops
+    shape, k, s, pad = case
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    f = ops.max_pool if kind == "max" else ops.average_pool
+    out = {}
+    for dev, limit in (("cpu", None), ("gpu", 8192)):
+        _core.gpu_set_binding_limit(limit)
+        try:
+            t = ops.convert_to_tensor(x, device=dev)
+            with convcore.GradientTape() as tape:
+                tape.watch(t)
+                y = f(t, k, strides=s, padding=pad)
+                loss = ops.sum(ops.multiply(y, y))
+            out[dev] = (y.numpy(), tape.gradient(loss, t).numpy())
+        finally:
+            _core.gpu_set_binding_limit(None)
+    assert x[0].size * 4 > 8192  # one sample is over the limit
+    for g, c in zip(out["gpu"], out["cpu"]):
+        np.testing.assert_allclose(g, c, rtol=1e-5, atol=1e-6)

@@ -139,7 +139,10 @@ fn elementwise_params() -> String {
 
 crate::gpu_params! {
     /// Parameters of the local pooling kernels (`shaders/pool.wgsl`); spatial sizes are
-    /// padded to three axes with leading ones.
+    /// padded to three axes with trailing ones (the layout is unchanged, and axis 0 is
+    /// the first real spatial axis). A dispatch may cover rows `row0 .. row0 + in_rows`
+    /// of axis 0 of the input and `orow0 .. orow0 + out_rows` of the output (one sample
+    /// larger than a binding); argmax indices are always whole-sample ones.
     pub struct PoolParams {
         /// Threads: outputs (forward) or inputs (backward) in this dispatch.
         count: u32,
@@ -151,6 +154,10 @@ crate::gpu_params! {
         pool: [u32; 3],
         strides: [u32; 3],
         pad_before: [u32; 3],
+        row0: u32,
+        in_rows: u32,
+        orow0: u32,
+        out_rows: u32,
     }
 }
 
@@ -259,6 +266,15 @@ fn batch_chunks(g: &Gpu, batch: usize, per_sample: &[usize], what: &str) -> Resu
     }
     let per = (room / big).max(1);
     Ok((0..batch).step_by(per).map(|s| (s, per.min(batch - s))).collect())
+}
+
+fn too_big(g: &Gpu, what: &str, words: usize) -> Error {
+    Error::Memory(format!(
+        "{what}: one sample needs {} in one GPU binding, more than the device allows ({}), and one row of it \
+         does not fit either",
+        super::human_bytes(words as u64 * 4),
+        super::human_bytes(g.binding_limit())
+    ))
 }
 
 fn whole(g: &Gpu, t: &GpuTensor, what: &str) -> Result<()> {
@@ -918,8 +934,19 @@ fn spatial3(v: &[usize], fill: usize, what: &str) -> Result<[u32; 3]> {
     Ok(out)
 }
 
+/// `v` padded to three entries with trailing `fill`s.
+fn trailing3(v: &[usize], fill: usize, what: &str) -> Result<[u32; 3]> {
+    let mut out = [0u32; 3];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u(v.get(i).copied().unwrap_or(fill), what)?;
+    }
+    Ok(out)
+}
+
 fn pool_params(plan: &PoolPlan) -> Result<PoolParams> {
     const W: &str = "a pooling size";
+    let in_size = trailing3(&plan.spatial, 1, W)?;
+    let out_size = trailing3(&plan.out_spatial, 1, W)?;
     Ok(PoolParams {
         count: 0,
         kind: match plan.kind {
@@ -927,12 +954,79 @@ fn pool_params(plan: &PoolPlan) -> Result<PoolParams> {
             PoolKind::Avg => 1,
         },
         channels: u(plan.channels, "channels")?,
-        in_size: spatial3(&plan.spatial, 1, W)?,
-        out_size: spatial3(&plan.out_spatial, 1, W)?,
-        pool: spatial3(&plan.pool, 1, W)?,
-        strides: spatial3(&plan.strides, 1, W)?,
-        pad_before: spatial3(&plan.pad_before, 0, W)?,
+        in_size,
+        out_size,
+        pool: trailing3(&plan.pool, 1, W)?,
+        strides: trailing3(&plan.strides, 1, W)?,
+        pad_before: trailing3(&plan.pad_before, 0, W)?,
+        row0: 0,
+        in_rows: in_size[0],
+        orow0: 0,
+        out_rows: out_size[0],
     })
+}
+
+/// Row slices of one pooling sample for when it exceeds a binding: output rows
+/// `(o0, no)` with the input rows `(r0, nr)` their windows read, each slice of input and
+/// output within one window. None when even one output row's windows do not fit.
+fn pool_row_slices(g: &Gpu, plan: &PoolPlan, forward: bool) -> Option<Vec<((usize, usize), (usize, usize))>> {
+    let room = window_words(g);
+    let h = plan.spatial[0];
+    let oh = plan.out_spatial[0];
+    let (k, s, pad) = (plan.pool[0], plan.strides[0], plan.pad_before[0]);
+    let in_row: usize = plan.spatial[1..].iter().product::<usize>() * plan.channels;
+    let out_row: usize = plan.out_spatial[1..].iter().product::<usize>() * plan.channels;
+    // Input rows read by output rows o0 .. o0 + no (clipped to the image).
+    let reads = |o0: usize, no: usize| {
+        let lo = (o0 * s).saturating_sub(pad).min(h);
+        let hi = ((o0 + no - 1) * s + k).saturating_sub(pad).min(h);
+        (lo, hi.max(lo))
+    };
+    let mut out = Vec::new();
+    if forward {
+        let mut o0 = 0;
+        while o0 < oh {
+            let mut no = 0;
+            while o0 + no < oh {
+                let (lo, hi) = reads(o0, no + 1);
+                if (no + 1) * out_row > room || (hi - lo) * in_row > room {
+                    break;
+                }
+                no += 1;
+            }
+            if no == 0 {
+                return None;
+            }
+            let (lo, hi) = reads(o0, no);
+            out.push(((o0, no), (lo, hi - lo)));
+            o0 += no;
+        }
+    } else {
+        // Input rows r0 .. r0 + nr and the output rows whose windows cover them.
+        let covers = |r0: usize, nr: usize| {
+            let first = (r0 + pad + 1).saturating_sub(k).div_ceil(s).min(oh);
+            let last = ((r0 + nr - 1 + pad) / s + 1).min(oh);
+            (first, last.max(first))
+        };
+        let mut r0 = 0;
+        while r0 < h {
+            let mut nr = 0;
+            while r0 + nr < h {
+                let (a, b) = covers(r0, nr + 1);
+                if (nr + 1) * in_row > room || (b - a) * out_row > room {
+                    break;
+                }
+                nr += 1;
+            }
+            if nr == 0 {
+                return None;
+            }
+            let (a, b) = covers(r0, nr);
+            out.push(((a, b - a), (r0, nr)));
+            r0 += nr;
+        }
+    }
+    Some(out)
 }
 
 /// `(y, argmax)`; argmax (max pooling only) holds flat indices inside each image.
@@ -946,6 +1040,26 @@ pub fn pool_forward(x: &GpuTensor, plan: &PoolPlan) -> Result<(GpuTensor, Option
     let mut am = g.empty(&plan.out_shape(), "the pooling argmax")?;
     am.int = true;
     let mut q = pool_params(plan)?;
+    if (img.max(oimg) as u64) > window_words(&g) as u64 {
+        // One sample is larger than a binding: slices of rows of its first spatial axis.
+        let slices = pool_row_slices(&g, plan, true).ok_or_else(|| too_big(&g, "pooling", img.max(oimg)))?;
+        let in_row = img / plan.spatial[0].max(1);
+        let out_row = oimg / plan.out_spatial[0].max(1);
+        for n in 0..plan.batch {
+            for &((o0, no), (r0, nr)) in &slices {
+                q.count = u(no * out_row, "outputs")?;
+                (q.row0, q.in_rows, q.orow0, q.out_rows) = (u(r0, "a row")?, u(nr, "rows")?, u(o0, "a row")?, u(no, "rows")?);
+                let (xo, yo) = (n * img + r0 * in_row, n * oimg + o0 * out_row);
+                g.dispatch(
+                    &K_POOL,
+                    &[Win::part(x, xo, nr * in_row), Win::part(&y, yo, no * out_row), Win::part(&am, yo, no * out_row)],
+                    q.words(),
+                    groups(no * out_row),
+                )?;
+            }
+        }
+        return Ok((y, if plan.kind == PoolKind::Max { Some(am) } else { None }));
+    }
     for (b0, nb) in batch_chunks(&g, plan.batch, &[img, oimg], "pooling")? {
         q.count = u(nb * oimg, "outputs")?;
         g.dispatch(
@@ -977,6 +1091,27 @@ pub fn pool_backward(dy: &GpuTensor, argmax: Option<&GpuTensor>, plan: &PoolPlan
     };
     let dx = g.empty(&plan.in_shape(), "the pooling gradient")?;
     let mut q = pool_params(plan)?;
+    if (img.max(oimg) as u64) > window_words(&g) as u64 {
+        let slices = pool_row_slices(&g, plan, false).ok_or_else(|| too_big(&g, "pooling backward", img.max(oimg)))?;
+        let in_row = img / plan.spatial[0].max(1);
+        let out_row = oimg / plan.out_spatial[0].max(1);
+        for n in 0..plan.batch {
+            for &((o0, no), (r0, nr)) in &slices {
+                q.count = u(nr * in_row, "inputs")?;
+                (q.row0, q.in_rows, q.orow0, q.out_rows) = (u(r0, "a row")?, u(nr, "rows")?, u(o0, "a row")?, u(no, "rows")?);
+                let (xo, yo) = (n * img + r0 * in_row, n * oimg + o0 * out_row);
+                let nw = (no * out_row).max(1);
+                let aw = if plan.kind == PoolKind::Max { Win::part(am, yo.min(am.numel().saturating_sub(1)), nw) } else { Win::all(am) };
+                g.dispatch(
+                    &K_POOL_BWD,
+                    &[Win::part(dy, yo.min(dy.numel().saturating_sub(1)), nw), aw, Win::part(&dx, xo, nr * in_row)],
+                    q.words(),
+                    groups(nr * in_row),
+                )?;
+            }
+        }
+        return Ok(dx);
+    }
     for (b0, nb) in batch_chunks(&g, plan.batch, &[img, oimg], "pooling backward")? {
         q.count = u(nb * img, "inputs")?;
         let aw = if plan.kind == PoolKind::Max { Win::part(am, b0 * oimg, nb * oimg) } else { Win::all(am) };
