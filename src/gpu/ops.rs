@@ -966,6 +966,38 @@ fn pool_params(plan: &PoolPlan) -> Result<PoolParams> {
     })
 }
 
+/// The dispatches of a pooling pass (`forward`: threads over outputs, else over
+/// inputs): each with its parameters and its `(offset, len)` windows of input and
+/// output. Whole sub-batches when a sample fits a binding, else slices of rows of each
+/// sample.
+#[allow(clippy::type_complexity)]
+fn pool_parts(g: &Gpu, plan: &PoolPlan, forward: bool, what: &str) -> Result<Vec<(PoolParams, (usize, usize), (usize, usize))>> {
+    let img: usize = plan.spatial.iter().product::<usize>() * plan.channels;
+    let oimg: usize = plan.out_spatial.iter().product::<usize>() * plan.channels;
+    let base = pool_params(plan)?;
+    let mut parts = Vec::new();
+    if img.max(oimg) > window_words(g) {
+        let slices = pool_row_slices(g, plan, forward).ok_or_else(|| too_big(g, what, img.max(oimg)))?;
+        let in_row = img / plan.spatial[0].max(1);
+        let out_row = oimg / plan.out_spatial[0].max(1);
+        for n in 0..plan.batch {
+            for &((o0, no), (r0, nr)) in &slices {
+                let mut q = base;
+                q.count = u(if forward { no * out_row } else { nr * in_row }, "threads")?;
+                (q.row0, q.in_rows, q.orow0, q.out_rows) = (u(r0, "a row")?, u(nr, "rows")?, u(o0, "a row")?, u(no, "rows")?);
+                parts.push((q, (n * img + r0 * in_row, nr * in_row), (n * oimg + o0 * out_row, no * out_row)));
+            }
+        }
+    } else {
+        for (b0, nb) in batch_chunks(g, plan.batch, &[img, oimg], what)? {
+            let mut q = base;
+            q.count = u(if forward { nb * oimg } else { nb * img }, "threads")?;
+            parts.push((q, (b0 * img, nb * img), (b0 * oimg, nb * oimg)));
+        }
+    }
+    Ok(parts)
+}
+
 /// Row slices of one pooling sample for when it exceeds a binding: output rows
 /// `(o0, no)` with the input rows `(r0, nr)` their windows read, each slice of input and
 /// output within one window. None when even one output row's windows do not fit.
@@ -982,49 +1014,47 @@ fn pool_row_slices(g: &Gpu, plan: &PoolPlan, forward: bool) -> Option<Vec<((usiz
         let hi = ((o0 + no - 1) * s + k).saturating_sub(pad).min(h);
         (lo, hi.max(lo))
     };
-    let mut out = Vec::new();
+    // Input rows r0 .. r0 + nr and the output rows whose windows cover them.
+    let covers = |r0: usize, nr: usize| {
+        let first = (r0 + pad + 1).saturating_sub(k).div_ceil(s).min(oh);
+        let last = ((r0 + nr - 1 + pad) / s + 1).min(oh);
+        (first, last.max(first))
+    };
     if forward {
-        let mut o0 = 0;
-        while o0 < oh {
-            let mut no = 0;
-            while o0 + no < oh {
-                let (lo, hi) = reads(o0, no + 1);
-                if (no + 1) * out_row > room || (hi - lo) * in_row > room {
-                    break;
-                }
-                no += 1;
-            }
-            if no == 0 {
-                return None;
-            }
-            let (lo, hi) = reads(o0, no);
-            out.push(((o0, no), (lo, hi - lo)));
-            o0 += no;
-        }
+        grow_slices(oh, out_row, in_row, room, reads)
     } else {
-        // Input rows r0 .. r0 + nr and the output rows whose windows cover them.
-        let covers = |r0: usize, nr: usize| {
-            let first = (r0 + pad + 1).saturating_sub(k).div_ceil(s).min(oh);
-            let last = ((r0 + nr - 1 + pad) / s + 1).min(oh);
-            (first, last.max(first))
-        };
-        let mut r0 = 0;
-        while r0 < h {
-            let mut nr = 0;
-            while r0 + nr < h {
-                let (a, b) = covers(r0, nr + 1);
-                if (nr + 1) * in_row > room || (b - a) * out_row > room {
-                    break;
-                }
-                nr += 1;
+        grow_slices(h, in_row, out_row, room, covers).map(|v| v.into_iter().map(|(a, b)| (b, a)).collect())
+    }
+}
+
+/// Consecutive runs `(start, len)` of `n` rows (`own` values each) paired with the run
+/// of the other side they need (`need(start, len)` gives `(lo, hi)`, `other` values a
+/// row), each as long as both fit `room`; None when a single row does not.
+#[allow(clippy::type_complexity)]
+fn grow_slices(
+    n: usize,
+    own: usize,
+    other: usize,
+    room: usize,
+    need: impl Fn(usize, usize) -> (usize, usize),
+) -> Option<Vec<((usize, usize), (usize, usize))>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let mut len = 0;
+        while start + len < n {
+            let (lo, hi) = need(start, len + 1);
+            if (len + 1) * own > room || (hi - lo) * other > room {
+                break;
             }
-            if nr == 0 {
-                return None;
-            }
-            let (a, b) = covers(r0, nr);
-            out.push(((a, b - a), (r0, nr)));
-            r0 += nr;
+            len += 1;
         }
+        if len == 0 {
+            return None;
+        }
+        let (lo, hi) = need(start, len);
+        out.push(((start, len), (lo, hi - lo)));
+        start += len;
     }
     Some(out)
 }
@@ -1033,40 +1063,17 @@ fn pool_row_slices(g: &Gpu, plan: &PoolPlan, forward: bool) -> Option<Vec<((usiz
 pub fn pool_forward(x: &GpuTensor, plan: &PoolPlan) -> Result<(GpuTensor, Option<GpuTensor>)> {
     let g = gpu()?;
     let img: usize = plan.spatial.iter().product::<usize>() * plan.channels;
-    let oimg: usize = plan.out_spatial.iter().product::<usize>() * plan.channels;
     check_len(x, plan.batch * img, "pooling: x")?;
     u(img, "the image size")?;
     let y = g.empty(&plan.out_shape(), "the pooling output")?;
     let mut am = g.empty(&plan.out_shape(), "the pooling argmax")?;
     am.int = true;
-    let mut q = pool_params(plan)?;
-    if (img.max(oimg) as u64) > window_words(&g) as u64 {
-        // One sample is larger than a binding: slices of rows of its first spatial axis.
-        let slices = pool_row_slices(&g, plan, true).ok_or_else(|| too_big(&g, "pooling", img.max(oimg)))?;
-        let in_row = img / plan.spatial[0].max(1);
-        let out_row = oimg / plan.out_spatial[0].max(1);
-        for n in 0..plan.batch {
-            for &((o0, no), (r0, nr)) in &slices {
-                q.count = u(no * out_row, "outputs")?;
-                (q.row0, q.in_rows, q.orow0, q.out_rows) = (u(r0, "a row")?, u(nr, "rows")?, u(o0, "a row")?, u(no, "rows")?);
-                let (xo, yo) = (n * img + r0 * in_row, n * oimg + o0 * out_row);
-                g.dispatch(
-                    &K_POOL,
-                    &[Win::part(x, xo, nr * in_row), Win::part(&y, yo, no * out_row), Win::part(&am, yo, no * out_row)],
-                    q.words(),
-                    groups(no * out_row),
-                )?;
-            }
-        }
-        return Ok((y, if plan.kind == PoolKind::Max { Some(am) } else { None }));
-    }
-    for (b0, nb) in batch_chunks(&g, plan.batch, &[img, oimg], "pooling")? {
-        q.count = u(nb * oimg, "outputs")?;
+    for (q, (xo, xn), (yo, yn)) in pool_parts(&g, plan, true, "pooling")? {
         g.dispatch(
             &K_POOL,
-            &[Win::part(x, b0 * img, nb * img), Win::part(&y, b0 * oimg, nb * oimg), Win::part(&am, b0 * oimg, nb * oimg)],
+            &[Win::part(x, xo, xn), Win::part(&y, yo, yn), Win::part(&am, yo, yn)],
             q.words(),
-            groups(nb * oimg),
+            groups(q.count as usize),
         )?;
     }
     Ok((y, if plan.kind == PoolKind::Max { Some(am) } else { None }))
@@ -1074,7 +1081,6 @@ pub fn pool_forward(x: &GpuTensor, plan: &PoolPlan) -> Result<(GpuTensor, Option
 
 pub fn pool_backward(dy: &GpuTensor, argmax: Option<&GpuTensor>, plan: &PoolPlan) -> Result<GpuTensor> {
     let g = gpu()?;
-    let img: usize = plan.spatial.iter().product::<usize>() * plan.channels;
     let oimg: usize = plan.out_spatial.iter().product::<usize>() * plan.channels;
     check_len(dy, plan.batch * oimg, "pooling backward: dy")?;
     let dummy;
@@ -1090,37 +1096,11 @@ pub fn pool_backward(dy: &GpuTensor, argmax: Option<&GpuTensor>, plan: &PoolPlan
         }
     };
     let dx = g.empty(&plan.in_shape(), "the pooling gradient")?;
-    let mut q = pool_params(plan)?;
-    if (img.max(oimg) as u64) > window_words(&g) as u64 {
-        let slices = pool_row_slices(&g, plan, false).ok_or_else(|| too_big(&g, "pooling backward", img.max(oimg)))?;
-        let in_row = img / plan.spatial[0].max(1);
-        let out_row = oimg / plan.out_spatial[0].max(1);
-        for n in 0..plan.batch {
-            for &((o0, no), (r0, nr)) in &slices {
-                q.count = u(nr * in_row, "inputs")?;
-                (q.row0, q.in_rows, q.orow0, q.out_rows) = (u(r0, "a row")?, u(nr, "rows")?, u(o0, "a row")?, u(no, "rows")?);
-                let (xo, yo) = (n * img + r0 * in_row, n * oimg + o0 * out_row);
-                let nw = (no * out_row).max(1);
-                let aw = if plan.kind == PoolKind::Max { Win::part(am, yo.min(am.numel().saturating_sub(1)), nw) } else { Win::all(am) };
-                g.dispatch(
-                    &K_POOL_BWD,
-                    &[Win::part(dy, yo.min(dy.numel().saturating_sub(1)), nw), aw, Win::part(&dx, xo, nr * in_row)],
-                    q.words(),
-                    groups(nr * in_row),
-                )?;
-            }
-        }
-        return Ok(dx);
-    }
-    for (b0, nb) in batch_chunks(&g, plan.batch, &[img, oimg], "pooling backward")? {
-        q.count = u(nb * img, "inputs")?;
-        let aw = if plan.kind == PoolKind::Max { Win::part(am, b0 * oimg, nb * oimg) } else { Win::all(am) };
-        g.dispatch(
-            &K_POOL_BWD,
-            &[Win::part(dy, b0 * oimg, nb * oimg), aw, Win::part(&dx, b0 * img, nb * img)],
-            q.words(),
-            groups(nb * img),
-        )?;
+    for (q, (xo, xn), (yo, yn)) in pool_parts(&g, plan, false, "pooling backward")? {
+        // A slice of rows no window covers still binds one value of dy.
+        let (yo, yn) = (yo.min(dy.numel().saturating_sub(1)), yn.max(1));
+        let aw = if plan.kind == PoolKind::Max { Win::part(am, yo, yn) } else { Win::all(am) };
+        g.dispatch(&K_POOL_BWD, &[Win::part(dy, yo, yn), aw, Win::part(&dx, xo, xn)], q.words(), groups(q.count as usize))?;
     }
     Ok(dx)
 }
