@@ -12,6 +12,19 @@ from ..tensor import Tensor
 from ..trainers.trainer import Trainer
 
 
+def _deserialize_entry(d, i, custom_objects):
+    """The layer of entry ``i`` of a model config's ``layers``, its errors as
+    ConfigErrors under ``layers.i`` (an unknown class under ``layers.i.class_name``)."""
+    from ..layers import deserialize
+    from ..saving.config_errors import ConfigError
+    try:
+        return deserialize(d, custom_objects)
+    except ConfigError as e:
+        raise e.within("layers", i) from None
+    except ValueError as e:  # not a layer class
+        raise ConfigError(("layers", i, "class_name"), str(e)) from None
+
+
 def _as_list(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
@@ -369,7 +382,7 @@ class Model(Trainer, Layer):
         layer config that is not a dict, a missing or duplicate name, an ``inbound``
         naming an unknown layer or a cycle, inputs that are not Input layers: each is a
         ConfigError naming the key (``layers.3.inbound``) and the layer."""
-        from ..layers import InputLayer as _IL, deserialize
+        from ..layers import InputLayer as _IL
         from ..saving.config_errors import ConfigError, check_dict
         check_dict(config, (), "a model config (a dict)")
         if "layers" not in config:  # a subclassed model: its constructor arguments
@@ -412,12 +425,7 @@ class Model(Trainer, Layer):
         for i in _config_order(entries, names):
             d = entries[i]
             name, inbound = d["config"]["name"], d.get("inbound", [])
-            try:
-                layer = deserialize(d, custom_objects)
-            except ConfigError as e:
-                raise e.within("layers", i) from None
-            except ValueError as e:  # not a layer class
-                raise ConfigError(("layers", i, "class_name"), str(e)) from None
+            layer = _deserialize_entry(d, i, custom_objects)
             if isinstance(layer, _IL):
                 if inbound:
                     raise ConfigError(("layers", i, "inbound"), f"input layer {name!r} cannot be called on layers")

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..layers.core import Input, InputLayer, KerasTensor, Layer
 from ..tensor import Tensor
-from .model import Model
+from .model import Model, _deserialize_entry
 
 
 class Sequential(Model):
@@ -104,7 +104,6 @@ class Sequential(Model):
     def from_config(cls, config, custom_objects=None):
         """The model of ``get_config()``; a bad entry is a ConfigError naming its key
         (``layers.3``) and the layer."""
-        from ..layers import deserialize
         from ..saving.config_errors import ConfigError, check_dict
         check_dict(config, (), "a model config (a dict)")
         entries = config.get("layers", [])
@@ -123,12 +122,7 @@ class Sequential(Model):
             except (TypeError, ValueError, OverflowError) as e:
                 raise ConfigError("input_shape", str(e)) from None
         for i, d in enumerate(entries):
-            try:
-                layer = deserialize(d, custom_objects)
-            except ConfigError as e:
-                raise e.within("layers", i) from None
-            except ValueError as e:  # not a layer class
-                raise ConfigError(("layers", i, "class_name"), str(e)) from None
+            layer = _deserialize_entry(d, i, custom_objects)
             if isinstance(layer, InputLayer):
                 if m._input_tensor is None and not m._stack:
                     m._append(layer)
