@@ -902,7 +902,7 @@ def _float64_sequence(a):
         arr = np.asarray(a)
     except (ValueError, TypeError):
         return False
-    return arr.dtype == np.float64 and arr.ndim >= 1 and any(isinstance(v, float) for v in np.ravel(arr).tolist()[:1])
+    return arr.dtype == np.float64
 
 
 def device_arg(func):

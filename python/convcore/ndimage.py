@@ -101,8 +101,8 @@ def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0):
     >>> convcore.ndimage.correlate(np.arange(5.0), np.array([1.0, 1.0, 1.0]), mode='constant')
     array([1., 3., 6., 9., 7.])
     """
-    a, w = as_input_and_weights("correlate", input, weights)
-    w = _footprint(_numeric_array("correlate", "weights", weights), a.dtype)
+    a = as_float_array("correlate", "input", input)
+    w = _footprint(_numeric_array("correlate", "weights", weights), a.dtype)  # the input's dtype, scipy's rule
     if w.ndim != a.ndim:
         raise ValueError(
             f"correlate: weights must have the same number of dimensions as the input, "
@@ -125,8 +125,8 @@ def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0):
     >>> convcore.ndimage.convolve(np.arange(5.0), np.array([1.0, 0.0, 0.0]), mode='constant')
     array([1., 2., 3., 4., 0.])
     """
-    a, w = as_input_and_weights("convolve", input, weights)
-    w = _footprint(_numeric_array("convolve", "weights", weights), a.dtype)
+    a = as_float_array("convolve", "input", input)
+    w = _footprint(_numeric_array("convolve", "weights", weights), a.dtype)  # the input's dtype, scipy's rule
     if w.ndim != a.ndim:
         raise ValueError(
             f"convolve: weights must have the same number of dimensions as the input, "
