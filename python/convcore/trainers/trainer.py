@@ -5,6 +5,7 @@ under a :class:`~convcore.GradientTape`, the compiled loss, ``tape.gradient`` an
 optimizer's ``apply_gradients``: nothing here knows how any layer differentiates."""
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import numpy as np
@@ -30,11 +31,21 @@ class _ReadWriteLock:
         self._waiting_writers = 0  # writers go first: a busy reader cannot starve training
         self._mine = threading.local()  # reads this thread holds (re-entry never waits)
 
+    @contextlib.contextmanager
     def read(self):
-        return _Held(self, False)
+        self._acquire(False)
+        try:
+            yield
+        finally:
+            self._release(False)
 
+    @contextlib.contextmanager
     def write(self):
-        return _Held(self, True)
+        self._acquire(True)
+        try:
+            yield
+        finally:
+            self._release(True)
 
     def _acquire(self, write):
         with self._cond:
@@ -63,19 +74,6 @@ class _ReadWriteLock:
             self._cond.notify_all()
 
 
-class _Held:
-    def __init__(self, lock, write):
-        self.lock, self.write = lock, write
-
-    def __enter__(self):
-        self.lock._acquire(self.write)
-        return self
-
-    def __exit__(self, *exc):
-        self.lock._release(self.write)
-        return False
-
-
 class Trainer:
     def __init__(self):
         self.stop_training = False
@@ -94,6 +92,7 @@ class Trainer:
             lock = self.__dict__["_weights_lock"] = _ReadWriteLock()
         return lock
 
+    @contextlib.contextmanager
     def _training(self, where):
         """Held while ``fit`` / ``train_on_batch`` runs: a second training of the same
         model from another thread is refused (its updates would interleave)."""
@@ -103,7 +102,10 @@ class Trainer:
         if not lock.acquire(blocking=False):
             raise RuntimeError(f"{where}: this model is already being trained (in another thread); train one model "
                                "from one thread at a time, or train a copy")
-        return _Release(lock)
+        try:
+            yield
+        finally:
+            lock.release()
 
     def get_weights(self):
         """The weights as numpy arrays: a consistent snapshot, even while another thread
@@ -423,14 +425,3 @@ class Trainer:
     def predict_on_batch(self, x):
         return self.predict(x, batch_size=max(len(self._check_x(x)[0]), 1))
 
-
-class _Release:
-    def __init__(self, lock):
-        self.lock = lock
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.lock.release()
-        return False
