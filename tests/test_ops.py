@@ -157,6 +157,8 @@ TABLE = [
     ("matmul", ops.matmul, [U(3, 4), U(4, 2)], np.matmul),
     ("matmul_batched", ops.matmul, [U(2, 3, 4), U(4, 2)], np.matmul),
     ("matmul_vec", ops.matmul, [U(3, 4), U(4)], np.matmul),
+    ("dot_nd", ops.dot, [U(2, 3, 4), U(3, 4, 2)], np.dot),  # numpy's N-D dot: a's last axis, b's second-to-last
+    ("dot_vec", ops.dot, [U(2, 3, 4), U(4)], np.dot),
     ("rmatmul_const", lambda a: a @ W, [U(2, 3)], lambda a: a @ W),
     # activations
     ("relu", ops.relu, [AWAY(3, 5)], lambda a: np.maximum(a, 0)),
