@@ -170,55 +170,44 @@ def _deflated(data):
     return c.compress(data) + c.flush()
 
 
+def _directory_records(raw):
+    """Offsets of the central directory records of a zip's bytes."""
+    i = 0
+    while (at := raw.find(b"PK\x01\x02", i)) >= 0:
+        yield at
+        i = at + 4
+
+
+def _patch_entry(path, name, local_field, central_field, change):
+    """Rewrite one 2-byte field of entry ``name`` of a zip, at ``local_field`` of its
+    local header and ``central_field`` of its directory record: ``change(old) -> new``."""
+    raw = bytearray(open(path, "rb").read())
+    with zipfile.ZipFile(io.BytesIO(bytes(raw))) as z:
+        local = z.getinfo(name).header_offset
+    for at, field in [(local, local_field)] + [
+            (at, central_field) for at in _directory_records(raw)
+            if bytes(raw[at + 46:at + 46 + struct.unpack_from("<H", raw, at + 28)[0]]) == name.encode()]:
+        struct.pack_into("<H", raw, at + field, change(struct.unpack_from("<H", raw, at + field)[0]))
+    open(path, "wb").write(bytes(raw))
+
+
 def _set_flag_bits(path, name, bits):
     """Set general-purpose flag ``bits`` (0x1: encrypted) on entry ``name`` of a zip,
     in the local header and the directory."""
-    raw = bytearray(open(path, "rb").read())
-    with zipfile.ZipFile(io.BytesIO(bytes(raw))) as z:
-        info = z.getinfo(name)
-        local = info.header_offset
-    struct.pack_into("<H", raw, local + 6, struct.unpack_from("<H", raw, local + 6)[0] | bits)
-    i = 0
-    while True:
-        at = raw.find(b"PK\x01\x02", i)
-        if at < 0:
-            break
-        nlen = struct.unpack_from("<H", raw, at + 28)[0]
-        if bytes(raw[at + 46:at + 46 + nlen]) == name.encode():
-            struct.pack_into("<H", raw, at + 8, struct.unpack_from("<H", raw, at + 8)[0] | bits)
-        i = at + 4
-    open(path, "wb").write(bytes(raw))
+    _patch_entry(path, name, 6, 8, lambda v: v | bits)
 
 
 def _set_version_needed(path, version):
     """Set the "version needed to extract" of every directory entry."""
     raw = bytearray(open(path, "rb").read())
-    i = 0
-    while True:
-        at = raw.find(b"PK\x01\x02", i)
-        if at < 0:
-            break
+    for at in _directory_records(raw):
         struct.pack_into("<H", raw, at + 6, version)
-        i = at + 4
     open(path, "wb").write(bytes(raw))
 
 
 def _set_method(path, name, method):
     """Change the compression method recorded for entry ``name`` (local and directory)."""
-    raw = bytearray(open(path, "rb").read())
-    with zipfile.ZipFile(io.BytesIO(bytes(raw))) as z:
-        local = z.getinfo(name).header_offset
-    struct.pack_into("<H", raw, local + 8, method)
-    i = 0
-    while True:
-        at = raw.find(b"PK\x01\x02", i)
-        if at < 0:
-            break
-        nlen = struct.unpack_from("<H", raw, at + 28)[0]
-        if bytes(raw[at + 46:at + 46 + nlen]) == name.encode():
-            struct.pack_into("<H", raw, at + 10, method)
-        i = at + 4
-    open(path, "wb").write(bytes(raw))
+    _patch_entry(path, name, 8, 10, lambda v: method)
 
 
 # ---------------------------------------------------------------------- the corpus
