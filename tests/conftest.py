@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import os
 
+# Real Keras 3 is the reference of the Keras-API tests; it runs on jax, on the CPU
+# (set before any test module imports keras). convcore itself never imports keras.
+os.environ.setdefault("KERAS_BACKEND", "jax")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings, strategies as st

@@ -141,7 +141,10 @@ class Variable(Tensor):
     """A tensor that can be assigned in place (``assign``, ``assign_add``,
     ``assign_sub``), with a ``name`` and a ``trainable`` flag, as ``keras.Variable``."""
 
-    __slots__ = ("name", "trainable", "path")
+    # regularizer / constraint: set by ``Layer.add_weight`` (Keras keeps them on the
+    # variable; the trainer adds the penalty to the loss, the optimizer applies the
+    # constraint after each update).
+    __slots__ = ("name", "trainable", "path", "regularizer", "constraint")
 
     def __init__(self, initializer, shape=None, dtype=None, trainable=True, name=None, device="cpu"):
         from .ops.core import dtype_arg
@@ -170,6 +173,8 @@ class Variable(Tensor):
         self.name = name or "variable"
         self.path = self.name
         self.trainable = bool(trainable)
+        self.regularizer = None
+        self.constraint = None
 
     @property
     def value(self):
@@ -220,6 +225,7 @@ class Variable(Tensor):
 
     def __deepcopy__(self, memo):
         v = Variable(self.numpy(), dtype=self.dtype, trainable=self.trainable, name=self.name, device=self._device)
+        v.path, v.regularizer, v.constraint = self.path, self.regularizer, self.constraint
         memo[id(self)] = v
         return v
 

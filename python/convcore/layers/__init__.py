@@ -12,25 +12,21 @@ import re
 import numpy as np
 
 from .core import InputSpecError, KerasTensor, Layer, Node, Input, InputLayer
-from .conv import Conv1D, Conv2D, Conv3D
-from .pooling import (AveragePooling1D, AveragePooling2D, AveragePooling3D, GlobalAveragePooling1D,
-                      GlobalAveragePooling2D, GlobalAveragePooling3D, GlobalMaxPooling1D,
-                      GlobalMaxPooling2D, GlobalMaxPooling3D, MaxPooling1D, MaxPooling2D, MaxPooling3D)
-from .basic import Activation, Dense, Dropout, Flatten, Lambda, ReLU, Reshape, Softmax
-from .normalization import BatchNormalization
-from .merge import Add, Concatenate
-from .reshaping import UpSampling2D
-from .augmentation import RandomFlip, RandomTranslation, RandomRotation, RandomZoom, RandomContrast, RandomBrightness
 
-__all__ = [
-    "Layer", "Input", "InputLayer", "KerasTensor", "Dense", "Conv1D", "Conv2D", "Conv3D",
-    "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
-    "AveragePooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
-    "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D", "Flatten", "Reshape",
-    "Activation", "ReLU", "Lambda", "UpSampling2D", "Softmax", "BatchNormalization", "Dropout", "Add", "Concatenate",
-    "RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom", "RandomContrast", "RandomBrightness",
-    "deserialize", "serialize",
-]
+# Each family module lists its public layers (and functional forms) in ``__all__``;
+# this package exports them all, as ``keras.layers`` does.
+from . import (activation as _activation, augmentation as _augmentation, basic as _basic, conv as _conv,
+               merge as _merge, normalization as _normalization, pooling as _pooling,
+               preprocessing as _preprocessing, regularization as _regularization, reshaping as _reshaping)
+
+_FAMILIES = (_basic, _conv, _pooling, _normalization, _regularization, _activation, _merge, _reshaping,
+             _preprocessing, _augmentation)
+for _m in _FAMILIES:
+    for _n in _m.__all__:
+        globals()[_n] = getattr(_m, _n)
+
+__all__ = ["Layer", "Input", "InputLayer", "KerasTensor", "InputSpecError", "deserialize", "serialize"] + [
+    n for m in _FAMILIES for n in m.__all__]
 
 
 def serialize(layer):

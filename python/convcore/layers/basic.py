@@ -231,3 +231,6 @@ class Lambda(Layer):
                                  "(code is never loaded); pass it with custom_objects={name: function}")
             fn = found
         return cls(fn, **cfg)
+
+
+__all__ = ["Dense", "Activation", "ReLU", "Softmax", "Dropout", "Flatten", "Reshape", "Lambda"]

@@ -81,3 +81,6 @@ class Conv2D(_Conv):
 class Conv3D(_Conv):
     """3-D convolution over (batch, depth, height, width, channels)."""
     rank = 3
+
+
+__all__ = ["Conv1D", "Conv2D", "Conv3D"]

@@ -69,3 +69,6 @@ class Concatenate(Layer):
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}
+
+
+__all__ = ["Add", "Concatenate"]

@@ -62,3 +62,6 @@ class BatchNormalization(Layer):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
                 "center": self.center, "scale": self.scale,
                 **{k: (v if isinstance(v, str) else "zeros") for k, v in self._inits.items()}}
+
+
+__all__ = ["BatchNormalization"]

@@ -94,3 +94,8 @@ class GlobalMaxPooling2D(_GlobalPool):
 
 class GlobalMaxPooling3D(_GlobalPool):
     rank, kind = 3, "max"
+
+
+__all__ = ["MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
+           "AveragePooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
+           "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D"]

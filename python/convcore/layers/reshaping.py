@@ -30,3 +30,6 @@ class UpSampling2D(Layer):
     def get_config(self):
         return {**super().get_config(), "size": list(self.size), "data_format": "channels_last",
                 "interpolation": self.interpolation}
+
+
+__all__ = ["UpSampling2D"]
