@@ -37,8 +37,8 @@ class KerasTensor:
     """A symbolic tensor of the functional API: a shape (batch axis first, ``None``) and
     the node that produces it."""
 
-    def __init__(self, shape, node=None, name=None, dtype=None):
-        self.shape = (None,) + tuple(None if s is None else int(s) for s in shape)
+    def __init__(self, shape, node=None, name=None, dtype=None, batch_size=None):
+        self.shape = (batch_size,) + tuple(None if s is None else int(s) for s in shape)
         _checks.element_count(f"{name or 'a symbolic tensor'}", self.shape, "one sample")
         self.node = node
         self.name = name
@@ -89,6 +89,21 @@ def _flag(cls, name, value):
     raise TypeError(f"{cls}: {name} must be True or False, got {value!r}")
 
 
+def _dtype_name(cls, dtype):
+    """A layer's dtype argument: a name, or Keras 3's DTypePolicy config
+    (``{"class_name": "DTypePolicy", "config": {"name": "float32"}}``) as saved files hold."""
+    if isinstance(dtype, dict):
+        name = (dtype.get("config") or {}).get("name")
+        if not isinstance(name, str):
+            raise ValueError(f"{cls}: dtype must be 'float32' or 'float64' (or a DTypePolicy config naming one), "
+                             f"got {dtype!r}")
+        return name
+    if dtype is not None and not isinstance(dtype, str):
+        name = getattr(dtype, "name", None)  # a numpy dtype or a policy object
+        return name if isinstance(name, str) else str(dtype)
+    return dtype
+
+
 def _is_symbolic(inputs):
     if isinstance(inputs, KerasTensor):
         return True
@@ -117,11 +132,14 @@ class Layer:
     def registry():
         return dict(Layer._registry)
 
-    def __init__(self, name=None, input_shape=None, dtype=None, trainable=True, input_dim=None, **kwargs):
+    def __init__(self, name=None, input_shape=None, dtype=None, trainable=True, input_dim=None,
+                 activity_regularizer=None, autocast=True, **kwargs):
+        batch_size = kwargs.pop("batch_size", None)  # tf.keras 2: with input_shape
         if "batch_input_shape" in kwargs:
             bis = kwargs.pop("batch_input_shape")
             if bis is not None:
-                input_shape = tuple(bis)[1:]
+                batch_size, input_shape = tuple(bis)[0], tuple(bis)[1:]
+        kwargs.pop("weights", None) if kwargs.get("weights") is None else None
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword arguments {sorted(kwargs)}")
         if name is not None and (not isinstance(name, str) or not name):
@@ -130,8 +148,14 @@ class Layer:
         self.name = name or _auto_name(type(self).__name__)
         if input_dim is not None and input_shape is None:
             input_shape = (int(input_dim),)
-        self._input_shape_arg = None if input_shape is None else tuple(int(s) for s in input_shape)
-        self.dtype = dtype or backend.floatx()
+        if isinstance(input_shape, (int, np.integer)):
+            input_shape = (input_shape,)
+        self._input_shape_arg = None if input_shape is None else tuple(
+            None if s is None else _checks.integer(type(self).__name__, "input_shape entries", s, minimum=1)
+            for s in input_shape)
+        self._batch_size_arg = None if batch_size is None else _checks.integer(type(self).__name__, "batch_size",
+                                                                               batch_size, minimum=1)
+        self.dtype = _dtype_name(type(self).__name__, dtype) or backend.floatx()
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"{type(self).__name__}: dtype must be 'float32' or 'float64', got {self.dtype!r}")
         self._trainable = _flag(type(self).__name__, "trainable", trainable)
@@ -140,7 +164,12 @@ class Layer:
         self.output_shape: Optional[tuple] = None
         self._variables = []
         self._inbound_nodes = []
+        self._losses = []
         self._device = "cpu"
+        self.activity_regularizer = None
+        if activity_regularizer is not None:
+            from .. import regularizers
+            self.activity_regularizer = regularizers.get(activity_regularizer)
 
     # ------------------------------------------------------------------ tracking
     def __setattr__(self, name, value):
@@ -178,6 +207,81 @@ class Layer:
         """The layers inside this one (tracked attributes; a model: its graph's layers)."""
         return list(self.__dict__.get("_layers", []))
 
+    # ------------------------------------------------------------------ symbolic results
+    @property
+    def output(self):
+        """The symbolic output of the layer's first call, as Keras (a layer called in
+        several models keeps the output of the first)."""
+        nodes = self.__dict__.get("_inbound_nodes")
+        if not nodes:
+            raise AttributeError(f"Layer {self.name!r} has never been called and thus has no defined output")
+        return nodes[0].output
+
+    @property
+    def input(self):
+        """The symbolic input of the layer's first call."""
+        nodes = self.__dict__.get("_inbound_nodes")
+        if not nodes:
+            raise AttributeError(f"Layer {self.name!r} has never been called and thus has no defined input")
+        n = nodes[0]
+        return list(n.inputs) if n.multi else (n.inputs[0] if n.inputs else n.output)
+
+    # ------------------------------------------------------------------ losses
+    def add_loss(self, loss):
+        """Add a scalar loss (a tensor, e.g. a penalty computed in ``call``) to the
+        layer's ``losses``; the trainer adds every loss of the model to the compiled
+        loss. Losses from one call replace those of the call before, as Keras."""
+        items = list(loss) if isinstance(loss, (list, tuple)) else [loss]
+        for x in items:
+            if isinstance(x, KerasTensor):
+                raise ValueError(f"Layer {self.name!r}: add_loss() takes a tensor computed in call() (or a "
+                                 "number), not a symbolic tensor")
+            t = x if isinstance(x, Tensor) else ops.convert_to_tensor(x)
+            if np.dtype(t.dtype).kind not in "biuf":
+                raise TypeError(f"Layer {self.name!r}: add_loss() expects a numeric tensor, got dtype {t.dtype}")
+            self.__dict__.setdefault("_losses", []).append(t)
+
+    def _flatten_layers(self):
+        """Every layer inside this one, each once (depth first)."""
+        out, seen, stack = [], {id(self)}, list(reversed(self._sublayers()))
+        while stack:
+            l = stack.pop()
+            if id(l) in seen:
+                continue
+            seen.add(id(l))
+            out.append(l)
+            stack.extend(reversed(l._sublayers()))
+        return out
+
+    def _clear_losses(self):
+        self.__dict__["_losses"] = []
+        for l in self._flatten_layers():
+            l.__dict__["_losses"] = []
+
+    @property
+    def losses(self):
+        """The scalar losses of the last call (``add_loss``, activity regularizers) of
+        this layer and the layers inside it, then the penalties of the weight
+        regularizers of its trainable weights, computed now (as Keras 3)."""
+        out = list(self.__dict__.get("_losses", []))
+        for l in self._flatten_layers():
+            out.extend(l.__dict__.get("_losses", []))
+        for v in self.trainable_weights:
+            reg = getattr(v, "regularizer", None)
+            if reg is not None:
+                out.append(reg(v))
+        return out
+
+    def _regularize_activity(self, y):
+        """The activity regularizer's penalty of each output, divided by the batch size
+        (Keras 3)."""
+        for t in (y if isinstance(y, (list, tuple)) else [y]):
+            if isinstance(t, Tensor):
+                pen = self.activity_regularizer(t)
+                if t.ndim > 0 and t.shape[0] > 0:
+                    pen = ops.divide(pen, float(t.shape[0]))
+                self.add_loss(pen)
+
     # ------------------------------------------------------------------ weights
     def add_weight(self, *args, shape=None, initializer=None, dtype=None, trainable=True, name=None,
                    regularizer=None, constraint=None, **kw):
@@ -211,6 +315,12 @@ class Layer:
         v = Variable(value, dtype=dt, trainable=bool(trainable), name=name or f"variable_{len(self._variables)}",
                      device=self._device)
         v.path = f"{self.name}/{v.name}"
+        if regularizer is not None:
+            from .. import regularizers
+            v.regularizer = regularizers.get(regularizer)
+        if constraint is not None:
+            from .. import constraints
+            v.constraint = constraints.get(constraint)
         self._variables.append(v)
         return v
 
@@ -307,8 +417,38 @@ class Layer:
             self.input_shape = input_shape
             self.build(input_shape)
             self.built = True
-        self.output_shape = self.compute_output_shape(input_shape)
-        return self.output_shape
+        out = self._symbolic_output_shape(input_shape)
+        self.output_shape = out
+        return out
+
+    _PROBES = (61, 67)  # two sizes that stand for an unknown (None) one; primes above common kernels
+
+    def _symbolic_output_shape(self, input_shape):
+        """``compute_output_shape``, also for input shapes with unknown (None) sizes: a
+        layer that handles None answers itself; otherwise the shape is computed for two
+        concrete sizes in place of each None, and an output size that differs between
+        them is unknown (None) too, one that does not is known."""
+        shapes = input_shape if isinstance(input_shape, list) else [input_shape]
+        if not any(s is None for sh in shapes for s in sh):
+            return self.compute_output_shape(input_shape)
+        try:
+            return self.compute_output_shape(input_shape)
+        except (TypeError, ValueError, OverflowError):
+            pass
+        outs = []
+        for p in self._PROBES:
+            filled = [tuple(p if s is None else s for s in sh) for sh in shapes]
+            try:
+                outs.append(self.compute_output_shape(filled if isinstance(input_shape, list) else filled[0]))
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"Layer {self.name!r} ({type(self).__name__}) cannot take inputs of shape "
+                                 f"{input_shape} with unknown (None) sizes: {e}") from None
+
+        def merge(a, b):
+            return tuple(x if x == y else None for x, y in zip(a, b))
+        if isinstance(outs[0], list):
+            return [merge(a, b) for a, b in zip(*outs)]
+        return merge(*outs)
 
     def _check_input(self, shape):
         """Layers declare the rank they accept through ``_input_rank`` (exact) or
@@ -353,6 +493,13 @@ class Layer:
             return self.call(x, training=training, **kwargs)
         return self.call(x, **kwargs)
 
+    def _forward(self, x, training, **kwargs):
+        """``call`` on tensors, then the activity regularizer's loss (when there is one)."""
+        y = self._call_eager(x, training, **kwargs)
+        if self.__dict__.get("activity_regularizer") is not None:
+            self._regularize_activity(y)
+        return y
+
     def __call__(self, inputs, training=None, **kwargs):
         if _is_symbolic(inputs):
             return self._call_symbolic(inputs, kwargs)
@@ -364,7 +511,8 @@ class Layer:
             self.input_shape = shape
             self.build(shape)
             self.built = True
-        return self._call_eager(x, training, **kwargs)
+        with entry_call(self):
+            return self._forward(x, training, **kwargs)
 
     def _call_symbolic(self, inputs, kwargs=None):
         multi = isinstance(inputs, (list, tuple))
@@ -373,15 +521,15 @@ class Layer:
             self._check_input(shapes)
         out_shape = self._ensure_built(list(shapes) if multi else shapes)
         node = Node(self, list(inputs) if multi else [inputs], None, kwargs, multi)
+        batch = (inputs[0] if multi else inputs).shape[0]
         if isinstance(out_shape, list):
-            outs = [KerasTensor(s, node=node, name=f"{self.name}_{i}") for i, s in enumerate(out_shape)]
+            outs = [KerasTensor(s, node=node, name=f"{self.name}_{i}", batch_size=batch)
+                    for i, s in enumerate(out_shape)]
             node.output, node.outputs = outs, outs
         else:
-            outs = KerasTensor(out_shape, node=node, name=self.name)
+            outs = KerasTensor(out_shape, node=node, name=self.name, batch_size=batch)
             node.output, node.outputs = outs, [outs]
         self._inbound_nodes.append(node)
-        self.output = outs
-        self.input = inputs
         return outs
 
     # ------------------------------------------------------------------ config
@@ -389,6 +537,9 @@ class Layer:
         cfg = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
         if self._input_shape_arg is not None:
             cfg["input_shape"] = list(self._input_shape_arg)
+        if self.__dict__.get("activity_regularizer") is not None:
+            from .. import regularizers
+            cfg["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         return cfg
 
     @classmethod
@@ -399,35 +550,98 @@ class Layer:
         return f"<{type(self).__name__} name={self.name}>"
 
 
+_IN_CALL = _cv.ContextVar("convcore_in_layer_call", default=False)
+
+
+class entry_call:
+    """Marks the outermost layer call: it clears the losses of the call before (those
+    of this layer and the layers inside it), as Keras's call context does."""
+
+    __slots__ = ("layer", "token")
+
+    def __init__(self, layer):
+        self.layer = layer
+        self.token = None
+
+    def __enter__(self):
+        if not _IN_CALL.get():
+            self.layer._clear_losses()
+            self.token = _IN_CALL.set(True)
+        return self
+
+    def __exit__(self, *exc):
+        if self.token is not None:
+            _IN_CALL.reset(self.token)
+        return False
+
+
 def _no_tape():
     from ..tape import stop_recording
     return stop_recording()
 
 
 class InputLayer(Layer):
-    """The layer behind :func:`Input`: it passes its input through."""
+    """The layer behind :func:`Input`: it passes its input through. ``shape`` excludes
+    the batch axis and may hold ``None`` for a size known only when data comes
+    (variable-length sequences, fully convolutional networks); ``batch_shape`` includes
+    it (Keras 3), as does tf.keras 2's ``batch_input_shape``."""
 
-    def __init__(self, shape=None, name=None, dtype=None, input_shape=None, **kw):
-        shape = shape if shape is not None else input_shape
+    def __init__(self, shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, name=None,
+                 input_shape=None, batch_input_shape=None, ragged=None, optional=False, **kw):
+        for flag, what in ((sparse, "sparse"), (ragged, "ragged"), (optional, "optional")):
+            if flag:
+                raise ValueError(f"InputLayer: {what}=True is not supported (convcore's tensors are dense), "
+                                 f"received {what}={flag!r}")
+        if batch_shape is None:
+            batch_shape = batch_input_shape
+        if shape is None:
+            shape = input_shape
+        if batch_shape is not None:
+            if shape is not None:
+                raise ValueError(f"InputLayer: give shape (without the batch axis) or batch_shape (with it), not "
+                                 f"both; received shape={shape!r}, batch_shape={batch_shape!r}")
+            try:
+                batch_shape = tuple(batch_shape)
+            except TypeError:
+                raise TypeError(f"InputLayer: batch_shape must be a tuple of sizes, received {batch_shape!r}") \
+                    from None
+            if not batch_shape:
+                raise ValueError("InputLayer: batch_shape must include the batch axis, received ()")
+            batch_size, shape = batch_shape[0], batch_shape[1:]
         if shape is None:
             raise ValueError("InputLayer needs a shape (without the batch axis), e.g. shape=(28, 28, 1)")
         super().__init__(name=name, dtype=dtype, **kw)
         if isinstance(shape, (int, np.integer)):
             shape = (shape,)
-        self.shape = tuple(_checks.integer("Input", "shape entries", s) for s in shape)
-        if any(s < 1 for s in self.shape):
-            raise ValueError(f"Input shape must contain positive sizes, got {self.shape}")
+        try:
+            shape = tuple(shape)
+        except TypeError:
+            raise TypeError(f"Input: shape must be a tuple of sizes (None for a size known only with the data), "
+                            f"received {shape!r}") from None
+        self.shape = tuple(None if s is None else _checks.integer("Input", "shape entries", s) for s in shape)
+        if any(s is not None and s < 1 for s in self.shape):
+            raise ValueError(f"Input shape must contain positive sizes (or None), got {self.shape}")
+        self.batch_size = None if batch_size is None else _checks.integer("Input", "batch_size", batch_size,
+                                                                          minimum=1)
         self.built = True
-        self.output = KerasTensor(self.shape, node=None, name=self.name, dtype=self.dtype)
-        self.output.node = Node(self, [], self.output)
+        out = KerasTensor(self.shape, node=None, name=self.name, dtype=self.dtype, batch_size=self.batch_size)
+        out.node = Node(self, [], out)
+        self._inbound_nodes.append(out.node)
         self.input_shape = self.output_shape = self.shape
 
+    @property
+    def batch_shape(self):
+        return (self.batch_size,) + self.shape
+
     def get_config(self):
-        return {"shape": list(self.shape), "name": self.name, "dtype": self.dtype}
+        return {"batch_shape": list(self.batch_shape), "dtype": self.dtype, "sparse": False, "name": self.name}
 
 
-def Input(shape, name=None, dtype=None, batch_size=None):
-    """A symbolic input of ``shape`` (without the batch axis), as ``keras.Input``."""
-    if isinstance(shape, (int, np.integer)):
-        shape = (int(shape),)
-    return InputLayer(shape=tuple(shape), name=name, dtype=dtype).output
+def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, name=None, tensor=None,
+          optional=False):
+    """A symbolic input, as ``keras.Input``: ``shape`` without the batch axis (``None``
+    for sizes known only when data comes), or ``batch_shape`` with it."""
+    if tensor is not None:
+        raise ValueError("Input: tensor= (wrapping an existing tensor) is not supported; give shape=")
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, sparse=sparse, batch_shape=batch_shape,
+                      name=name, optional=optional).output

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import device as device_mod
-from ..layers.core import InputLayer, KerasTensor, Layer
+from ..layers.core import InputLayer, KerasTensor, Layer, entry_call
 from ..tensor import Tensor
 from ..trainers.trainer import Trainer
 
@@ -23,6 +23,11 @@ def _deserialize_entry(d, i, custom_objects):
         raise e.within("layers", i) from None
     except ValueError as e:  # not a layer class
         raise ConfigError(("layers", i, "class_name"), str(e)) from None
+
+
+def _shape_fits(actual, declared):
+    """Whether sizes ``actual`` fit ``declared`` (None: any size)."""
+    return len(actual) == len(declared) and all(d is None or a == d for a, d in zip(actual, declared))
 
 
 def _as_list(x):
@@ -120,6 +125,7 @@ class Model(Trainer, Layer):
         self.__dict__["_all_layers"] = layers  # not through Layer.__setattr__, which would track them (InputLayers too)
         self.__dict__["_layers"] = [l for l in layers if not isinstance(l, InputLayer)]
         self._graph_weights = None  # computed on first use (the graph's layers are built)
+        self.built = True
 
     def _is_graph(self):
         return hasattr(self, "_nodes")
@@ -249,7 +255,7 @@ class Model(Trainer, Layer):
             v = v.numpy() if isinstance(v, Tensor) else np.asarray(v)
             if v.dtype.kind not in "biuf":
                 raise TypeError(f"Model {self.name!r}: inputs must be numeric arrays, got dtype {v.dtype}")
-            if tuple(v.shape[1:]) != tuple(t.shape[1:]) or v.ndim != len(t.shape):
+            if v.ndim != len(t.shape) or not _shape_fits(v.shape[1:], t.shape[1:]):
                 raise ValueError(f"Input of model {self.name!r} has the wrong shape: expected {t.shape}, "
                                  f"received {v.shape}")
             out.append(np.ascontiguousarray(v, dtype=t.node.layer.dtype))
@@ -269,7 +275,7 @@ class Model(Trainer, Layer):
             layer = node.layer
             if layer.built and not node.multi and isinstance(ins[0], Tensor) and not node.call_kwargs:
                 # the graph checked the shapes when it was built: only the dtype remains
-                y = layer._call_eager(layer._cast(ins[0]), training)
+                y = layer._forward(layer._cast(ins[0]), training)
             else:
                 y = layer(ins if node.multi else ins[0], training=training, **node.call_kwargs)
             ys = y if isinstance(y, (list, tuple)) else [y]
@@ -284,7 +290,8 @@ class Model(Trainer, Layer):
         dev = self._place()
         ts = [x if isinstance(x, Tensor) else Tensor(device_mod.backend(dev).put(x, f"Model {self.name!r}"), dev)
               for x in xs]
-        y = self.call(ts if len(ts) > 1 else ts[0], training=training)
+        with entry_call(self):
+            y = self._forward(ts if len(ts) > 1 else ts[0], training)
         return list(y) if isinstance(y, (list, tuple)) else [y]
 
     def __call__(self, inputs, training=None, **kwargs):
@@ -297,9 +304,33 @@ class Model(Trainer, Layer):
         if isinstance(inputs, Tensor) or (isinstance(inputs, (list, tuple)) and inputs and
                                           isinstance(inputs[0], Tensor)):
             self._place()
-            return self.call(inputs, training=training)
+            with entry_call(self):
+                return self._forward(inputs, training)
         outs = self._run(self._check_x(inputs), training)
         return outs[0] if len(outs) == 1 else outs
+
+    def _call_symbolic(self, inputs, kwargs=None):
+        """The model called on symbolic tensors: one node of an outer graph (a model used
+        as a layer). The tensors must fit the model's inputs."""
+        ins = _as_list(inputs)
+        if not self._is_graph():
+            self._build_for_symbolic(ins)
+        if self._is_graph():
+            if len(ins) != len(self.inputs):
+                raise ValueError(f"Model {self.name!r} takes {len(self.inputs)} input(s), called on {len(ins)}")
+            for i, (t, mine) in enumerate(zip(ins, self.inputs)):
+                if not _shape_fits(tuple(t.shape[1:]), tuple(mine.shape[1:])) and not all(
+                        m is None or a is None or a == m for a, m in zip(t.shape[1:], mine.shape[1:])):
+                    raise ValueError(f"Model {self.name!r} expects input {i} of shape {mine.shape}, but it is called "
+                                     f"on a tensor of shape {t.shape}")
+                if len(t.shape) != len(mine.shape):
+                    raise ValueError(f"Model {self.name!r} expects input {i} of shape {mine.shape} (rank "
+                                     f"{len(mine.shape)}), but it is called on a tensor of shape {t.shape}")
+        return Layer._call_symbolic(self, inputs, kwargs)
+
+    def _build_for_symbolic(self, ins):
+        """A model without a graph yet, first called on symbolic tensors (a Sequential
+        builds its graph from them; a subclassed model needs nothing)."""
 
     def _ensure_built_for(self, x):
         if not self._is_graph() and type(self).call is Model.call:

@@ -38,8 +38,14 @@ class Sequential(Model):
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a Layer, got {layer!r}")
         self._stack.append(layer)
-        if self._input_tensor is None and len(self._stack) == 1 and layer._input_shape_arg is not None:
-            self._input_tensor = Input(layer._input_shape_arg, dtype=layer.dtype)
+        if self._input_tensor is None and len(self._stack) == 1:
+            if layer._input_shape_arg is not None:
+                self._input_tensor = Input(layer._input_shape_arg, batch_size=layer._batch_size_arg,
+                                           dtype=layer.dtype)
+            elif isinstance(layer, Model) and layer._is_graph() and len(layer.inputs) == 1:
+                # a model as the first layer: its input shape is the stack's (as Keras)
+                mine = layer.inputs[0]
+                self._input_tensor = Input(mine.shape[1:], batch_size=mine.shape[0], dtype=mine.node.layer.dtype)
 
     def _call_pending(self):
         """Call the layers not yet called, each on the output of the one before. A
@@ -49,12 +55,15 @@ class Sequential(Model):
             return False
         if self._tip is None:
             self._tip, self._called = self._input_tensor, 0
+        made = self.__dict__.setdefault("_made_nodes", [])
         while self._called < len(self._stack):
+            layer = self._stack[self._called]
             try:
-                self._tip = self._stack[self._called]._call_symbolic(self._tip)
+                self._tip = layer._call_symbolic(self._tip)
             except BaseException:
                 del self._stack[self._called:]
                 raise
+            made.append((layer, layer._inbound_nodes[-1]))
             self._called += 1
         return True
 
@@ -71,9 +80,26 @@ class Sequential(Model):
         self._rebuild()
 
     def _rebuild(self):
-        """Call every layer again from the input (after ``pop`` or a new input)."""
+        """Call every layer again from the input (after ``pop`` or a new input). The
+        nodes of the old graph are dropped from the layers, so ``layer.output`` is the
+        new graph's."""
+        for layer, node in self.__dict__.get("_made_nodes", []):
+            nodes = layer.__dict__.get("_inbound_nodes", [])
+            for i, n in enumerate(nodes):
+                if n is node:
+                    del nodes[i]
+                    break
+        self.__dict__["_made_nodes"] = []
         self._tip = None
         self._connect()
+
+    def _build_for_symbolic(self, ins):
+        if len(ins) != 1 or not self._stack:
+            raise ValueError(f"Sequential {self.name!r} takes one input and needs layers, called on {len(ins)} "
+                             f"input(s) with {len(self._stack)} layer(s)")
+        t = ins[0]
+        self._input_tensor = Input(t.shape[1:], dtype=self._stack[0].dtype)
+        self._rebuild()
 
     def _ensure_built_for(self, x):
         if not self._is_graph():
