@@ -1,79 +1,502 @@
-"""Weight initializers with Keras's names and formulas (fans from the kernel shape:
-``fan_in = prod(kernel) * in``, ``fan_out = prod(kernel) * out``)."""
+"""Weight initializers with Keras 3's classes, names, formulas and seeds
+(``keras.initializers``): ``get`` / ``serialize`` / ``deserialize`` and
+``initialize(init, shape, dtype)`` for ``Layer.add_weight``.
+
+Fans come from the kernel shape as in Keras: ``fan_in = prod(kernel) * in``,
+``fan_out = prod(kernel) * out``. An initializer returns a numpy array (Keras returns a
+backend tensor); the layer wraps it in a Variable on its device.
+
+Seeds follow Keras 3: an initializer with ``seed=n`` gives the same values at every call,
+and so does an unseeded one (it draws its seed once, when it is made, from
+:func:`convcore.backend.rng`, so :func:`convcore.set_seed` makes it reproducible). Two
+unseeded initializer objects give different values.
+"""
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
 from . import backend
+from .utils import _lookup
 
-INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_normal",
-                "lecun_uniform", "zeros", "ones", "random_normal", "random_uniform")
+__all__ = ["Initializer", "Constant", "Zeros", "Ones", "Identity", "RandomNormal", "RandomUniform",
+           "TruncatedNormal", "VarianceScaling", "GlorotUniform", "GlorotNormal", "HeNormal", "HeUniform",
+           "LecunNormal", "LecunUniform", "Orthogonal", "get", "serialize", "deserialize", "initialize",
+           "constant", "zeros", "ones", "identity", "random_normal", "random_uniform", "truncated_normal",
+           "variance_scaling", "glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_normal",
+           "lecun_uniform", "orthogonal"]
+
+# 1 / the standard deviation of a unit normal truncated at +-2: Keras scales the
+# truncated draws by it so the variance is the formula's.
+_TRUNC_STD = 0.87962566103423978
 
 
-def _fans(shape):
+def _fans(shape, input_axes=None, output_axes=None):
+    """Keras's ``compute_fans``: (fan_in, fan_out) of a kernel shape."""
+    shape = tuple(int(s) for s in shape)
+    if input_axes is not None and output_axes is not None:
+        return (math.prod(shape[a] for a in input_axes), math.prod(shape[a] for a in output_axes))
+    if len(shape) == 0:
+        return 1, 1
     if len(shape) == 1:
         return shape[0], shape[0]
     if len(shape) == 2:
         return shape[0], shape[1]
-    receptive = math.prod(int(s) for s in shape[:-2])
+    receptive = math.prod(shape[:-2])
     return receptive * shape[-2], receptive * shape[-1]
 
 
-def _truncated_normal(rng, std, shape):
-    out = rng.normal(0.0, std, size=shape)
-    bad = np.abs(out) > 2 * std
+def _shape(cls, shape):
+    if isinstance(shape, (numbers.Integral,)) and not isinstance(shape, (bool, np.bool_)):
+        shape = (shape,)
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        raise TypeError(f"{cls}: shape must be a tuple of non-negative integers, received shape={shape!r}") from None
+    for s in shape:
+        if isinstance(s, (bool, np.bool_)) or not isinstance(s, numbers.Integral) or s < 0:
+            raise ValueError(f"{cls}: shape must be a tuple of non-negative integers, received shape={shape!r}")
+    return tuple(int(s) for s in shape)
+
+
+def _dtype(cls, dtype, float_only):
+    try:
+        dt = np.dtype(dtype or backend.floatx())
+    except TypeError:
+        raise TypeError(f"{cls}: dtype must be a numeric dtype name, received dtype={dtype!r}") from None
+    if float_only and dt.kind != "f":
+        raise TypeError(f"{cls}: random values need a float dtype, received dtype={dt.name!r}")
+    if dt.kind not in "biuf":
+        raise TypeError(f"{cls}: dtype must be a numeric or boolean dtype, received dtype={dt.name!r}")
+    return dt
+
+
+def _truncated_normal(rng, mean, std, shape):
+    """Normal draws redrawn until all lie within two standard deviations (as
+    ``keras.random.truncated_normal``)."""
+    out = rng.normal(0.0, 1.0, size=shape)
+    bad = np.abs(out) > 2.0
     while bad.any():
-        out[bad] = rng.normal(0.0, std, size=int(bad.sum()))
-        bad = np.abs(out) > 2 * std
-    return out
+        out[bad] = rng.normal(0.0, 1.0, size=int(bad.sum()))
+        bad = np.abs(out) > 2.0
+    return mean + std * out
 
 
-def get(name):
-    if callable(name) and not isinstance(name, str):
-        return name
-    if isinstance(name, str) and name not in INITIALIZERS:
-        from .saving.object_registration import get_registered_object
-        obj = get_registered_object(name)
-        if callable(obj):
-            return obj
-    if not isinstance(name, str) or name not in INITIALIZERS:
-        raise ValueError(f"Unknown initializer {name!r}; valid initializers are {', '.join(INITIALIZERS)}")
-    return name
+class Initializer:
+    """Base class of initializers: ``init(shape, dtype=None)`` returns an array of
+    ``shape`` (dtype defaults to :func:`convcore.backend.floatx`). Subclasses implement
+    ``__call__`` and ``get_config``; ``from_config(config)`` is ``cls(**config)``."""
+
+    def __call__(self, shape, dtype=None):
+        raise NotImplementedError("Initializer subclasses must implement the `__call__()` method.")
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def clone(self):
+        return self.__class__.from_config(self.get_config())
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
 
 
-def initialize(name, shape, dtype):
-    """An array of ``shape`` drawn by initializer ``name`` (or a callable(shape, dtype))."""
-    if callable(name) and not isinstance(name, str):
-        return np.asarray(name(shape, dtype), dtype=dtype)
-    rng = backend.rng()
-    # A fan of 0 (a kernel over no features) has no entries to draw; Keras divides by
-    # max(1, fan) so the formulas stay defined.
-    fan_in, fan_out = (max(1, f) for f in _fans(shape))
-    if name == "zeros":
-        a = np.zeros(shape)
-    elif name == "ones":
-        a = np.ones(shape)
-    elif name == "glorot_uniform":
-        lim = math.sqrt(6.0 / (fan_in + fan_out))
-        a = rng.uniform(-lim, lim, size=shape)
-    elif name == "glorot_normal":
-        a = _truncated_normal(rng, math.sqrt(2.0 / (fan_in + fan_out)) / 0.87962566103423978, shape)
-    elif name == "he_normal":
-        a = _truncated_normal(rng, math.sqrt(2.0 / fan_in) / 0.87962566103423978, shape)
-    elif name == "he_uniform":
-        lim = math.sqrt(6.0 / fan_in)
-        a = rng.uniform(-lim, lim, size=shape)
-    elif name == "lecun_normal":
-        a = _truncated_normal(rng, math.sqrt(1.0 / fan_in) / 0.87962566103423978, shape)
-    elif name == "lecun_uniform":
-        lim = math.sqrt(3.0 / fan_in)
-        a = rng.uniform(-lim, lim, size=shape)
-    elif name == "random_normal":
-        a = rng.normal(0.0, 0.05, size=shape)
-    elif name == "random_uniform":
-        a = rng.uniform(-0.05, 0.05, size=shape)
-    else:  # pragma: no cover - get() rejects unknown names first
-        raise ValueError(f"Unknown initializer {name!r}")
-    return np.ascontiguousarray(a, dtype=dtype)
+class Constant(Initializer):
+    """Every entry equal to ``value`` (a number; an array broadcastable to the shape is
+    accepted too).
+
+    Parameters
+    ----------
+    value : number or array_like, default 0.0
+    """
+
+    def __init__(self, value=0.0):
+        a = np.asarray(value)
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"Constant: value must be a number (or an array of numbers), received value={value!r}")
+        self.value = value
+
+    def __call__(self, shape, dtype=None):
+        shape = _shape("Constant", shape)
+        dt = _dtype("Constant", dtype, float_only=False)
+        try:
+            return np.ascontiguousarray(np.broadcast_to(np.asarray(self.value, dtype=dt), shape))
+        except ValueError:
+            raise ValueError(f"Constant: value of shape {np.shape(self.value)} cannot fill shape {shape}") from None
+
+    def get_config(self):
+        v = self.value
+        if isinstance(v, np.ndarray) or isinstance(v, np.generic):
+            v = v.tolist()
+        return {"value": v}
+
+    @classmethod
+    def from_config(cls, config):
+        value = config.get("value", 0.0)
+        # Keras 3 saves an array value as {"class_name": "__numpy__", "config": {"value": [...]}}
+        if isinstance(value, dict) and value.get("class_name") == "__numpy__":
+            value = np.asarray(value["config"]["value"], dtype=value["config"].get("dtype"))
+        return cls(**{**config, "value": value})
+
+
+class Zeros(Initializer):
+    """All zeros."""
+
+    def __call__(self, shape, dtype=None):
+        return np.zeros(_shape("Zeros", shape), dtype=_dtype("Zeros", dtype, float_only=False))
+
+
+class Ones(Initializer):
+    """All ones."""
+
+    def __call__(self, shape, dtype=None):
+        return np.ones(_shape("Ones", shape), dtype=_dtype("Ones", dtype, float_only=False))
+
+
+class Identity(Initializer):
+    """``gain`` times the identity matrix (2-D shapes only, as Keras; a non-square shape
+    gets ``eye(rows, cols)``).
+
+    Parameters
+    ----------
+    gain : float, default 1.0
+    """
+
+    def __init__(self, gain=1.0):
+        from . import _checks
+        self.gain = _checks.real("Identity", "gain", gain)
+
+    def __call__(self, shape, dtype=None):
+        shape = _shape("Identity", shape)
+        if len(shape) != 2:
+            raise ValueError("Identity matrix initializer can only be used for 2D matrices. "
+                             f"Received: shape={shape} of rank {len(shape)}.")
+        dt = _dtype("Identity", dtype, float_only=False)
+        return (self.gain * np.eye(*shape)).astype(dt)
+
+    def get_config(self):
+        return {"gain": self.gain}
+
+
+class RandomInitializer(Initializer):
+    """Base of the random initializers: the seed rule of Keras 3 (see the module)."""
+
+    def __init__(self, seed=None):
+        from . import _checks
+        if seed is not None:
+            seed = _checks.integer(type(self).__name__, "seed", seed)
+        self.seed = seed
+        # Keras 3 draws an unseeded initializer's seed once, at construction.
+        self._seed = backend.next_seed() if seed is None else seed % (2 ** 64)
+
+    def _rng(self):
+        return np.random.default_rng(self._seed)
+
+    def get_config(self):
+        return {"seed": self.seed}
+
+
+class RandomNormal(RandomInitializer):
+    """Normal draws with ``mean`` and ``stddev``.
+
+    Parameters
+    ----------
+    mean : float, default 0.0
+    stddev : float, default 0.05
+    seed : int, optional
+    """
+
+    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+        from . import _checks
+        self.mean = _checks.real("RandomNormal", "mean", mean)
+        self.stddev = _checks.real("RandomNormal", "stddev", stddev, minimum=0)
+        super().__init__(seed)
+
+    def __call__(self, shape, dtype=None):
+        shape, dt = _shape("RandomNormal", shape), _dtype("RandomNormal", dtype, True)
+        return self._rng().normal(self.mean, self.stddev, size=shape).astype(dt)
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "stddev": self.stddev}
+
+
+class TruncatedNormal(RandomInitializer):
+    """Normal draws with ``mean`` and ``stddev``, redrawn until within two standard
+    deviations of the mean (so the standard deviation of the values is about
+    ``0.88 * stddev``, as Keras).
+
+    Parameters
+    ----------
+    mean : float, default 0.0
+    stddev : float, default 0.05
+    seed : int, optional
+    """
+
+    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+        from . import _checks
+        self.mean = _checks.real("TruncatedNormal", "mean", mean)
+        self.stddev = _checks.real("TruncatedNormal", "stddev", stddev, minimum=0)
+        super().__init__(seed)
+
+    def __call__(self, shape, dtype=None):
+        shape, dt = _shape("TruncatedNormal", shape), _dtype("TruncatedNormal", dtype, True)
+        return _truncated_normal(self._rng(), self.mean, self.stddev, shape).astype(dt)
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "stddev": self.stddev}
+
+
+class RandomUniform(RandomInitializer):
+    """Uniform draws in ``[minval, maxval)``.
+
+    Parameters
+    ----------
+    minval : float, default -0.05
+    maxval : float, default 0.05
+    seed : int, optional
+    """
+
+    def __init__(self, minval=-0.05, maxval=0.05, seed=None):
+        from . import _checks
+        self.minval = _checks.real("RandomUniform", "minval", minval)
+        self.maxval = _checks.real("RandomUniform", "maxval", maxval)
+        if self.maxval < self.minval:
+            raise ValueError(f"RandomUniform: maxval must be >= minval, received minval={minval!r}, "
+                             f"maxval={maxval!r}")
+        super().__init__(seed)
+
+    def __call__(self, shape, dtype=None):
+        shape, dt = _shape("RandomUniform", shape), _dtype("RandomUniform", dtype, True)
+        return self._rng().uniform(self.minval, self.maxval, size=shape).astype(dt)
+
+    def get_config(self):
+        return {**super().get_config(), "minval": self.minval, "maxval": self.maxval}
+
+
+_MODES = ("fan_in", "fan_out", "fan_avg")
+_DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
+
+
+class VarianceScaling(RandomInitializer):
+    """Draws whose variance is ``scale / n``, ``n`` the fan of ``mode`` (fan_in,
+    fan_out, or their mean for fan_avg, at least 1): a normal truncated at two standard
+    deviations (``distribution='truncated_normal'``, also called 'normal'), an untruncated
+    one, or a uniform in ``[-sqrt(3 scale / n), sqrt(3 scale / n)]``.
+
+    Parameters
+    ----------
+    scale : float, default 1.0
+        Positive.
+    mode : {'fan_in', 'fan_out', 'fan_avg'}, default 'fan_in'
+    distribution : {'truncated_normal', 'untruncated_normal', 'uniform'}, default 'truncated_normal'
+    seed : int, optional
+    input_axes, output_axes : sequence of int, optional
+        The axes whose sizes multiply to fan_in / fan_out (both, or neither: Keras 3.15).
+    """
+
+    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None, input_axes=None,
+                 output_axes=None):
+        from . import _checks
+        cls = type(self).__name__
+        self.scale = _checks.real(cls, "scale", scale, minimum=0.0, strict_min=True)
+        self.mode = _checks.choice(cls, "mode", mode, _MODES)
+        if not isinstance(distribution, str):
+            raise TypeError(f"{cls}: distribution must be a string, one of {_DISTRIBUTIONS}; "
+                            f"received distribution={distribution!r}")
+        d = distribution.lower()
+        d = "truncated_normal" if d == "normal" else d
+        self.distribution = _checks.choice(cls, "distribution", d, _DISTRIBUTIONS)
+        self.input_axes = None if input_axes is None else [_checks.integer(cls, "input_axes", a) for a in input_axes]
+        self.output_axes = None if output_axes is None else [_checks.integer(cls, "output_axes", a)
+                                                             for a in output_axes]
+        super().__init__(seed)
+
+    def __call__(self, shape, dtype=None):
+        cls = type(self).__name__
+        shape, dt = _shape(cls, shape), _dtype(cls, dtype, True)
+        try:
+            fan_in, fan_out = _fans(shape, self.input_axes, self.output_axes)
+        except IndexError:
+            raise ValueError(f"{cls}: input_axes={self.input_axes} / output_axes={self.output_axes} are not axes "
+                             f"of shape {shape}") from None
+        n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
+        scale = self.scale / max(1.0, n)
+        rng = self._rng()
+        if self.distribution == "truncated_normal":
+            a = _truncated_normal(rng, 0.0, math.sqrt(scale) / _TRUNC_STD, shape)
+        elif self.distribution == "untruncated_normal":
+            a = rng.normal(0.0, math.sqrt(scale), size=shape)
+        else:
+            lim = math.sqrt(3.0 * scale)
+            a = rng.uniform(-lim, lim, size=shape)
+        return a.astype(dt)
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "mode": self.mode, "distribution": self.distribution,
+                "input_axes": self.input_axes, "output_axes": self.output_axes}
+
+
+def _preset(name, scale, mode, distribution, doc):
+    def __init__(self, seed=None, input_axes=None, output_axes=None):
+        VarianceScaling.__init__(self, scale=scale, mode=mode, distribution=distribution, seed=seed,
+                                 input_axes=input_axes, output_axes=output_axes)
+
+    def get_config(self):
+        return {"seed": self.seed, "input_axes": self.input_axes, "output_axes": self.output_axes}
+
+    return type(name, (VarianceScaling,), {"__init__": __init__, "get_config": get_config, "__doc__": doc,
+                                           "__module__": __name__, "__qualname__": name})
+
+
+GlorotUniform = _preset("GlorotUniform", 1.0, "fan_avg", "uniform",
+                        "Uniform in ``[-l, l]``, ``l = sqrt(6 / (fan_in + fan_out))`` (Xavier uniform).\n\n"
+                        "Parameters\n----------\nseed : int, optional\ninput_axes, output_axes : optional\n")
+GlorotNormal = _preset("GlorotNormal", 1.0, "fan_avg", "truncated_normal",
+                       "Truncated normal with variance ``2 / (fan_in + fan_out)`` (Xavier normal).\n\n"
+                       "Parameters\n----------\nseed : int, optional\ninput_axes, output_axes : optional\n")
+HeNormal = _preset("HeNormal", 2.0, "fan_in", "truncated_normal",
+                   "Truncated normal with variance ``2 / fan_in``.\n\n"
+                   "Parameters\n----------\nseed : int, optional\ninput_axes, output_axes : optional\n")
+HeUniform = _preset("HeUniform", 2.0, "fan_in", "uniform",
+                    "Uniform in ``[-l, l]``, ``l = sqrt(6 / fan_in)``.\n\n"
+                    "Parameters\n----------\nseed : int, optional\ninput_axes, output_axes : optional\n")
+LecunNormal = _preset("LecunNormal", 1.0, "fan_in", "truncated_normal",
+                      "Truncated normal with variance ``1 / fan_in``.\n\n"
+                      "Parameters\n----------\nseed : int, optional\ninput_axes, output_axes : optional\n")
+LecunUniform = _preset("LecunUniform", 1.0, "fan_in", "uniform",
+                       "Uniform in ``[-l, l]``, ``l = sqrt(3 / fan_in)``.\n\n"
+                       "Parameters\n----------\nseed : int, optional\ninput_axes, output_axes : optional\n")
+
+
+class Orthogonal(RandomInitializer):
+    """An orthogonal matrix (of the shape flattened to ``(prod(shape[:-1]),
+    shape[-1])``) times ``gain``: the Q of the QR decomposition of a normal draw, with
+    the signs of R's diagonal (Keras's construction). Rows or columns, whichever are
+    fewer, are orthonormal.
+
+    Parameters
+    ----------
+    gain : float, default 1.0
+    seed : int, optional
+    """
+
+    def __init__(self, gain=1.0, seed=None):
+        from . import _checks
+        self.gain = _checks.real("Orthogonal", "gain", gain)
+        super().__init__(seed)
+
+    def __call__(self, shape, dtype=None):
+        shape, dt = _shape("Orthogonal", shape), _dtype("Orthogonal", dtype, True)
+        if len(shape) < 2:
+            raise ValueError("Orthogonal: the tensor to initialize must be at least two-dimensional. "
+                             f"Received: shape={shape} of rank {len(shape)}.")
+        rows, cols = math.prod(shape[:-1]), shape[-1]
+        a = self._rng().normal(0.0, 1.0, size=(max(rows, cols), min(rows, cols)))
+        q, r = np.linalg.qr(a)
+        q = q * np.where(np.diag(r) < 0, -1.0, 1.0)  # sign(0) = 1: keep a full-rank Q
+        if rows < cols:
+            q = q.T
+        return (self.gain * q).reshape(shape).astype(dt)
+
+    def get_config(self):
+        return {**super().get_config(), "gain": self.gain}
+
+
+# Snake-case aliases, as keras.initializers: the classes themselves.
+constant, zeros, ones, identity = Constant, Zeros, Ones, Identity
+random_normal, random_uniform, truncated_normal = RandomNormal, RandomUniform, TruncatedNormal
+variance_scaling, orthogonal = VarianceScaling, Orthogonal
+glorot_uniform, glorot_normal, he_normal, he_uniform = GlorotUniform, GlorotNormal, HeNormal, HeUniform
+lecun_normal, lecun_uniform = LecunNormal, LecunUniform
+
+_CLASSES = (Constant, Zeros, Ones, Identity, RandomNormal, RandomUniform, TruncatedNormal, VarianceScaling,
+            GlorotUniform, GlorotNormal, HeNormal, HeUniform, LecunNormal, LecunUniform, Orthogonal)
+
+
+def _snake(name):
+    import re
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+_TABLE = {c.__name__: c for c in _CLASSES}
+_TABLE.update({_snake(c.__name__): c for c in _CLASSES})
+_TABLE.update({"normal": RandomNormal, "uniform": RandomUniform, "one": Ones, "zero": Zeros,
+               "IdentityInitializer": Identity, "OrthogonalInitializer": Orthogonal})
+#: The names :func:`get` accepts (snake-case first).
+INITIALIZERS = tuple(_lookup.valid_names(_TABLE))
+
+
+class _FromArray:
+    """The initializer of a given array (Keras's ``get(array)``): its values, for its
+    own shape only."""
+
+    def __init__(self, value):
+        self.value = np.asarray(value)
+
+    def __call__(self, shape, dtype=None):
+        shape = _shape("initializer", shape)
+        if shape != self.value.shape:
+            raise ValueError(f"Expected `shape` to be {self.value.shape} for direct tensor as initializer. "
+                             f"Received shape={shape}")
+        return self.value.astype(_dtype("initializer", dtype, float_only=False))
+
+    def get_config(self):
+        return {"value": self.value.tolist()}
+
+
+def deserialize(config, custom_objects=None):
+    """The initializer of a config: a ``{"class_name", "config"}`` dict (Keras 2 or 3
+    form) or a name."""
+    if isinstance(config, str):
+        obj = _lookup.lookup("initializer", config, _TABLE, custom_objects)
+    elif isinstance(config, dict):
+        obj = _lookup.from_dict("initializer", config, _TABLE, custom_objects)
+    else:
+        raise ValueError(f"Could not interpret initializer identifier: {config!r} (expected a name or a "
+                         f"{{'class_name': ..., 'config': ...}} dict)")
+    return obj() if isinstance(obj, type) else obj
+
+
+def get(identifier):
+    """The initializer an identifier names: a name ('glorot_uniform', 'GlorotUniform',
+    a registered one), a config dict, an Initializer, a class (instantiated), a
+    callable ``(shape, dtype) -> array``, or an array (its own values). ``None`` gives
+    None, as Keras (``add_weight`` then uses its default)."""
+    if identifier is None:
+        return None
+    if isinstance(identifier, (str, dict)):
+        return deserialize(identifier)
+    if isinstance(identifier, (np.ndarray, np.generic)) or type(identifier).__name__ in ("Tensor", "Variable"):
+        return _FromArray(np.asarray(identifier))
+    if isinstance(identifier, type):
+        if not callable(getattr(identifier, "__call__", None)):
+            raise ValueError(f"Could not interpret initializer identifier: {identifier!r}")
+        return identifier()
+    if callable(identifier) and not isinstance(identifier, (bool, numbers.Number)):
+        return identifier
+    raise ValueError(f"Could not interpret initializer identifier: {identifier!r}; valid initializers are "
+                     f"{', '.join(_lookup.valid_names(_TABLE, True))} (or their class names), "
+                     f"a config dict, an Initializer or a function (shape, dtype)")
+
+
+def serialize(initializer):
+    """``{"class_name": ..., "config": {...}}`` for an Initializer (a user class also
+    gets its "registered_name"); a function's registered (or plain) name."""
+    return _lookup.to_dict("initializer", initializer, set(_CLASSES) | {_FromArray})
+
+
+def initialize(init, shape, dtype):
+    """An array of ``shape`` and ``dtype`` from ``init``: anything :func:`get` accepts
+    (a name is resolved here; None is Keras's add_weight default: glorot_uniform for a
+    float dtype, zeros otherwise)."""
+    if init is None:
+        init = "glorot_uniform" if np.dtype(dtype or backend.floatx()).kind == "f" else "zeros"
+    if not callable(init) or isinstance(init, type):
+        init = get(init)
+    return np.ascontiguousarray(np.asarray(init(tuple(shape), dtype), dtype=dtype))

@@ -1,0 +1,1 @@
+"""Utilities with ``keras.utils``'s names."""
