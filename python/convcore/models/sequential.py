@@ -120,6 +120,10 @@ class Sequential(Model):
     def layers(self):
         return list(self._stack)
 
+    def _sublayers(self):
+        # the stack, built or not: freezing an unbuilt Sequential freezes its layers
+        return list(self._stack)
+
     def get_config(self):
         from ..layers import serialize
         self._require_graph()
