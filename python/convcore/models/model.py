@@ -319,13 +319,10 @@ class Model(Trainer, Layer):
             if len(ins) != len(self.inputs):
                 raise ValueError(f"Model {self.name!r} takes {len(self.inputs)} input(s), called on {len(ins)}")
             for i, (t, mine) in enumerate(zip(ins, self.inputs)):
-                if not _shape_fits(tuple(t.shape[1:]), tuple(mine.shape[1:])) and not all(
-                        m is None or a is None or a == m for a, m in zip(t.shape[1:], mine.shape[1:])):
+                a, m = tuple(t.shape[1:]), tuple(mine.shape[1:])
+                if len(a) != len(m) or any(x is not None and y is not None and x != y for x, y in zip(a, m)):
                     raise ValueError(f"Model {self.name!r} expects input {i} of shape {mine.shape}, but it is called "
                                      f"on a tensor of shape {t.shape}")
-                if len(t.shape) != len(mine.shape):
-                    raise ValueError(f"Model {self.name!r} expects input {i} of shape {mine.shape} (rank "
-                                     f"{len(mine.shape)}), but it is called on a tensor of shape {t.shape}")
         return Layer._call_symbolic(self, inputs, kwargs)
 
     def _build_for_symbolic(self, ins):
