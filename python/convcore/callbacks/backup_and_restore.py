@@ -18,10 +18,12 @@ class BackupAndRestore(Callback):
     when the latest cannot be read.
 
     What is restored: the weights, the epoch to start from (``model._initial_epoch``,
-    which ``fit`` reads after ``on_train_begin``, as Keras's), and the optimizer's
-    ``iterations`` and ``learning_rate``. Not restored (convcore's ``save_weights``
-    does not write optimizer slots yet): Adam's moments and SGD's momentum, which
-    restart from zero — Keras restores them.
+    which ``fit`` reads after ``on_train_begin``, as Keras's) and the optimizer's
+    ``learning_rate`` (a scheduler or ReduceLROnPlateau may have changed it). Not
+    restored (convcore's ``save_weights`` does not write optimizer state yet): Adam's
+    moments, SGD's momentum and the step count, so the optimizer resumes as a fresh
+    one — Keras restores them. (Restoring the step count alone would pair Adam's bias
+    correction of step t with zero moments: a first step ~3x too large.)
     """
 
     def __init__(self, backup_dir, save_freq="epoch", double_checkpoint=False, delete_checkpoint=True):
@@ -74,11 +76,8 @@ class BackupAndRestore(Callback):
                 meta = json.loads(f.read())
             self.model._initial_epoch = meta["epoch"]
             opt = getattr(self.model, "optimizer", None)
-            if opt is not None:
-                if "iterations" in meta and hasattr(opt, "iterations"):
-                    opt.iterations = meta["iterations"]
-                if "learning_rate" in meta and hasattr(opt, "learning_rate"):
-                    opt.learning_rate = meta["learning_rate"]
+            if opt is not None and "learning_rate" in meta and hasattr(opt, "learning_rate"):
+                opt.learning_rate = meta["learning_rate"]
 
     def on_epoch_end(self, epoch, logs=None):
         self._current_epoch = epoch + 1
@@ -99,12 +98,9 @@ class BackupAndRestore(Callback):
         self.model.save_weights(self._weights_path)
         meta = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
         opt = getattr(self.model, "optimizer", None)
-        if opt is not None:
-            if isinstance(getattr(opt, "iterations", None), int):
-                meta["iterations"] = opt.iterations
-            lr = getattr(opt, "learning_rate", None)
-            if isinstance(lr, (int, float)):
-                meta["learning_rate"] = float(lr)
+        lr = getattr(opt, "learning_rate", None)
+        if isinstance(lr, (int, float)) and not isinstance(lr, bool):
+            meta["learning_rate"] = float(lr)
         tmp = self._training_metadata_path + ".tmp"
         with open(tmp, "w") as f:
             f.write(json.dumps(meta))
