@@ -790,3 +790,33 @@ BAD = [
 def test_bad_arguments_are_refused_at_construction(make, err, match):
     with pytest.raises(err, match=match):
         make()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_fit_progress_in_a_terminal_redraws_one_line(device, monkeypatch):
+    x, y = _data()
+    model = _model(device)
+    tty = FakeTTY()
+    monkeypatch.setattr(sys, "stdout", tty)
+    hist = model.fit(x, y, epochs=2, batch_size=8, verbose=1)
+    monkeypatch.setattr(sys, "stdout", sys.__stdout__)
+    out = tty.getvalue()
+    lines = out.split("\n")
+    assert lines[0] == "Epoch 1/2" and lines[2] == "Epoch 2/2" and lines[4] == ""
+    for e, line in ((0, lines[1]), (1, lines[3])):
+        last = ANSI.sub("", line.split("\r")[-1]).rstrip(" ")
+        assert re.fullmatch(r"4/4 ━{20} \d+s \d+[mu]?s/step - accuracy: [\d.]+ - loss: [\d.]+", last), last
+        assert f"loss: {hist.history['loss'][e]:.4f}" in last
+        assert line.startswith("\r") or line.startswith("\b")  # redrawn in place, never a new line
+
+
+def test_the_progress_bar_asks_for_batch_logs_only_where_it_redraws(monkeypatch):
+    """In a log file the bar is written once an epoch, so the GPU need not read the
+    logs back every batch."""
+    for stdout, wants in ((FakeTTY(), True), (io.StringIO(), False)):
+        monkeypatch.setattr(sys, "stdout", stdout)
+        monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+        for pl, w in ((callbacks.ProgbarLogger(), wants), (callbacks.ProgbarLogger(verbose=2), False)):
+            assert callbacks.CallbackList([pl], model=StubModel(), epochs=1, steps=2, verbose=1).wants_batch_logs() \
+                is w
+    monkeypatch.setattr(sys, "stdout", sys.__stdout__)
