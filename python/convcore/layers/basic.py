@@ -1,9 +1,11 @@
-"""Dense, activations, dropout, reshaping and Lambda layers."""
+"""The core layers: Dense, Activation, Flatten, Reshape and Lambda (ReLU and Softmax live in
+``activation.py``, Dropout in ``regularization.py``, as Keras groups them)."""
 from __future__ import annotations
 
 import numpy as np
 
-from .. import _checks, activations, backend, initializers, ops
+from .. import _checks, activations, initializers, ops
+from . import _weights
 from .core import Layer
 
 
@@ -22,26 +24,61 @@ def _activate(activation, z):
 
 
 class Dense(Layer):
-    """``activation(x @ kernel + bias)`` on the last axis, as ``keras.layers.Dense``."""
+    """``activation(x @ kernel + bias)`` on the last axis, as ``keras.layers.Dense``.
+
+    Parameters
+    ----------
+    units : int
+        Output features.
+    activation : str, callable or None
+        Applied to the output (None: linear).
+    use_bias : bool
+    kernel_initializer, bias_initializer
+        Initializers (names, objects or callables ``f(shape, dtype)``).
+    kernel_regularizer, bias_regularizer, activity_regularizer
+        Penalties added to the layer's losses (the activity one on the output).
+    kernel_constraint, bias_constraint
+        Applied to the weight after each optimizer update.
+    lora_rank, lora_alpha, quantization_config
+        Keras 3's LoRA and quantization: accepted only as None (not supported).
+    """
 
     _min_input_rank = 1
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kw):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, lora_rank=None,
+                 lora_alpha=None, quantization_config=None, **kw):
+        if quantization_config is not None:
+            raise ValueError(f"Dense: quantization is not supported; received quantization_config="
+                             f"{quantization_config!r} (expected None)")
+        if lora_rank is not None or lora_alpha is not None:
+            raise ValueError(f"Dense: LoRA (low-rank adaptation) is not supported; received lora_rank={lora_rank!r}, "
+                             f"lora_alpha={lora_alpha!r} (expected None)")
+        if activity_regularizer is not None:
+            kw["activity_regularizer"] = activity_regularizer  # the base Layer applies it to the output
         super().__init__(**kw)
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
-            raise ValueError(f"Dense: units must be a positive integer, got {units!r}")
+            raise ValueError(f"Dense: units must be a positive integer, received units={units!r}")
         self.units = int(units)
         self.activation = activations.get(activation)
+        if not isinstance(use_bias, (bool, np.bool_)):
+            raise TypeError(f"Dense: use_bias must be True or False, received use_bias={use_bias!r}")
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = _weights.regularizer_get(kernel_regularizer)
+        self.bias_regularizer = _weights.regularizer_get(bias_regularizer)
+        self.kernel_constraint = _weights.constraint_get(kernel_constraint)
+        self.bias_constraint = _weights.constraint_get(bias_constraint)
 
     def build(self, input_shape):
         if len(input_shape) < 1:
             raise ValueError(f"Dense {self.name!r} needs inputs with a feature axis, got shape {input_shape}")
-        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer)
-        self.bias = self.add_weight("bias", (self.units,), self.bias_initializer) if self.use_bias else None
+        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
+        self.bias = self.add_weight("bias", (self.units,), self.bias_initializer, regularizer=self.bias_regularizer,
+                                    constraint=self.bias_constraint) if self.use_bias else None
         self.built = True
 
     def compute_output_shape(self, input_shape):
@@ -54,13 +91,19 @@ class Dense(Layer):
         return y if fused == act else _activate(act, y)
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "activation": activations.serialize(self.activation),
-                "use_bias": self.use_bias, "kernel_initializer": _init_name(self.kernel_initializer),
-                "bias_initializer": _init_name(self.bias_initializer)}
+        cfg = {**super().get_config(), "units": self.units, "activation": activations.serialize(self.activation),
+               "use_bias": self.use_bias, "kernel_initializer": _weights.init_save(self.kernel_initializer),
+               "bias_initializer": _weights.init_save(self.bias_initializer),
+               "kernel_regularizer": _weights.regularizer_save(self.kernel_regularizer),
+               "bias_regularizer": _weights.regularizer_save(self.bias_regularizer),
+               "kernel_constraint": _weights.constraint_save(self.kernel_constraint),
+               "bias_constraint": _weights.constraint_save(self.bias_constraint)}
+        return cfg
 
 
 class Activation(Layer):
-    """Apply an activation function (a name or a function of tensors)."""
+    """Apply an activation function, as ``keras.layers.Activation``: a name of
+    ``convcore.activations``, None (linear) or any callable of tensors."""
 
     def __init__(self, activation, **kw):
         super().__init__(**kw)
@@ -74,64 +117,6 @@ class Activation(Layer):
 
     def get_config(self):
         return {**super().get_config(), "activation": activations.serialize(self.activation)}
-
-
-class ReLU(Activation):
-    """max(x, 0)."""
-
-    def __init__(self, **kw):
-        kw.pop("activation", None)
-        super().__init__("relu", **kw)
-
-    def get_config(self):
-        cfg = super().get_config()
-        cfg.pop("activation")
-        return cfg
-
-
-class Softmax(Activation):
-    """Softmax over the last axis."""
-
-    _min_input_rank = 1
-
-    def __init__(self, **kw):
-        kw.pop("activation", None)
-        super().__init__("softmax", **kw)
-
-    def get_config(self):
-        cfg = super().get_config()
-        cfg.pop("activation")
-        return cfg
-
-
-class Dropout(Layer):
-    """Inverted dropout: in training, zero each value with probability ``rate`` and scale
-    the rest by ``1 / (1 - rate)``; the identity outside training."""
-
-    def __init__(self, rate, seed=None, **kw):
-        super().__init__(**kw)
-        rate = _checks.real("Dropout", "rate", rate, minimum=0)
-        if not rate < 1.0:
-            raise ValueError(f"Dropout: rate must be in [0, 1), got {rate}")
-        self.rate = rate
-        self.seed = None if seed is None else _checks.integer("Dropout", "seed", seed, minimum=0)
-        self._calls = 0
-
-    def call(self, inputs, training=None):
-        if not training or self.rate == 0.0:
-            return inputs
-        if self.seed is None:
-            seed = backend.next_seed()
-        else:
-            seed = (int(self.seed) * 1_000_003 + self._calls) % (2**63)
-        self._calls += 1
-        return ops.dropout(inputs, self.rate, seed=seed)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
 
 class Flatten(Layer):
@@ -233,4 +218,4 @@ class Lambda(Layer):
         return cls(fn, **cfg)
 
 
-__all__ = ["Dense", "Activation", "ReLU", "Softmax", "Dropout", "Flatten", "Reshape", "Lambda"]
+__all__ = ["Dense", "Activation", "Flatten", "Reshape", "Lambda"]

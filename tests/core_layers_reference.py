@@ -1,0 +1,115 @@
+"""Helpers shared by the core, normalization, regularization and activation layer tests:
+running a layer on a device (inside a model compiled for it, as users do), copying
+weights from a Keras layer, float64 central finite differences of the input and weight
+gradients, and config round trips checked by behaviour."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import convcore
+from convcore import Input, Sequential, _core, ops
+
+HAVE_GPU = _core.gpu_available()
+if not HAVE_GPU and os.environ.get("CONVCORE_CI"):
+    raise RuntimeError("CI requires a GPU adapter (lavapipe) for the GPU half of the layer tests")
+DEVICES = ["cpu"] + (["gpu"] if HAVE_GPU else [])
+needs_gpu = pytest.mark.skipif(not HAVE_GPU, reason="no GPU adapter (install mesa-vulkan-drivers for lavapipe)")
+
+
+def on_device(layer, input_shape, device):
+    """``f(x, training)`` running ``layer`` (built for ``input_shape``, batch excluded) on
+    ``device``: the layer sits in a Sequential compiled for that device. The output
+    must live there."""
+    model = Sequential([Input(tuple(input_shape)), layer])
+    model.compile(loss="mse", device=device)
+
+    def f(x, training=False, **kw):
+        y = model(ops.convert_to_tensor(np.asarray(x), device=device), training=training, **kw)
+        assert y.device == device, (y.device, device)
+        return np.asarray(y)
+
+    return f
+
+
+def copy_keras_weights(layer, keras_layer, input_shape):
+    """Build ``layer`` for ``input_shape`` and give it the Keras layer's weights (same
+    order and shapes, as Keras's ``get_weights``)."""
+    if not layer.built:
+        layer.build(tuple(input_shape))
+        layer.built = True
+    kw = keras_layer.get_weights()
+    assert [w.shape for w in layer.get_weights()] == [w.shape for w in kw], \
+        ([w.shape for w in layer.get_weights()], [w.shape for w in kw])
+    layer.set_weights(kw)
+
+
+def check_gradients(layer, x, training=False, seed=0, rtol=1e-6, atol=1e-8, eps=1e-6):
+    """The tape's gradients of ``sum(layer(x) * r)`` for the input and every trainable
+    weight of a float64 layer equal float64 central differences."""
+    assert layer.dtype == "float64"
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(layer(x, training=training))
+    r = np.random.default_rng(seed).standard_normal(y.shape)
+    xt = ops.convert_to_tensor(x)
+    ws = list(layer.trainable_weights)
+    with convcore.GradientTape() as tape:
+        tape.watch(xt)
+        loss = ops.sum(ops.multiply(layer(xt, training=training), r))
+    got = tape.gradient(loss, [xt] + ws)
+
+    def f():
+        return float(np.sum(np.asarray(layer(x, training=training)) * r))
+
+    # the input
+    want = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        keep = x[idx]
+        x[idx] = keep + eps
+        hi = f()
+        x[idx] = keep - eps
+        lo = f()
+        x[idx] = keep
+        want[idx] = (hi - lo) / (2 * eps)
+    np.testing.assert_allclose(np.asarray(got[0]), want, rtol=rtol, atol=atol, err_msg="input gradient")
+    # each trainable weight
+    for w, g in zip(ws, got[1:]):
+        base = w.numpy().copy()
+        want = np.zeros_like(base)
+        for idx in np.ndindex(base.shape):
+            v = base.copy()
+            v[idx] += eps
+            w.assign(v)
+            hi = f()
+            v[idx] -= 2 * eps
+            w.assign(v)
+            lo = f()
+            want[idx] = (hi - lo) / (2 * eps)
+        w.assign(base)
+        assert g is not None, f"no gradient for {w.name}"
+        np.testing.assert_allclose(np.asarray(g), want, rtol=rtol, atol=atol, err_msg=f"gradient of {w.name}")
+
+
+def config_round_trip(layer, x, training=False, keras_layer=None, keras_only=()):
+    """``from_config(get_config())`` computes what ``layer`` does on ``x`` (same weights)
+    and reproduces its config, which is JSON-friendly; with ``keras_layer``, the config
+    has Keras's keys (less ``keras_only``: keys of features convcore leaves out)."""
+    cfg = layer.get_config()
+    assert json.loads(json.dumps(cfg)) == cfg
+    again = type(layer).from_config(cfg)
+    assert type(again) is type(layer)
+    assert again.get_config() == cfg
+    y = np.asarray(layer(x, training=training))
+    if layer.weights:
+        copy_weights = layer.get_weights()
+        again.build(tuple(np.shape(x)[1:]))
+        again.built = True
+        again.set_weights(copy_weights)
+    np.testing.assert_array_equal(np.asarray(again(x, training=training)), y)
+    if keras_layer is not None:
+        assert set(cfg) | set(keras_only) == set(keras_layer.get_config()) | set(keras_only), \
+            sorted(set(cfg) ^ set(keras_layer.get_config()))
+    return again

@@ -1,0 +1,181 @@
+"""Core layers (Dense, Activation) against real Keras 3 with the same weights and inputs,
+on CPU and GPU; gradients (input, kernel, bias) against float64 finite differences;
+configs against Keras's keys and by behaviour after a round trip (initializers saved by
+``initializers.serialize``, a callable by its own name); weight and activity
+regularizers' losses against Keras's; bad arguments."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import convcore  # noqa: E402
+from convcore import layers, ops  # noqa: E402
+from core_layers_reference import DEVICES, check_gradients, config_round_trip, copy_keras_weights, on_device  # noqa: E402
+
+K = keras.layers
+
+
+def _gelu_tanh_c(x):
+    return ops.multiply(x, ops.sigmoid(ops.multiply(x, 1.702)))
+
+
+def _gelu_tanh_k(x):
+    return x * keras.ops.sigmoid(x * 1.702)
+
+
+# id: (convcore layer, Keras layer, input shape with batch)
+CASES = {
+    "dense": (lambda **d: layers.Dense(4, **d), lambda: K.Dense(4, bias_initializer="random_normal"), (5, 3)),
+    "dense_relu": (lambda **d: layers.Dense(3, activation="relu", **d),
+                   lambda: K.Dense(3, activation="relu", bias_initializer="random_normal"), (5, 6)),
+    "dense_tanh_nobias": (lambda **d: layers.Dense(3, activation="tanh", use_bias=False, **d),
+                          lambda: K.Dense(3, activation="tanh", use_bias=False), (5, 6)),
+    "dense_rank3_softmax": (lambda **d: layers.Dense(4, activation="softmax", **d),
+                            lambda: K.Dense(4, activation="softmax", bias_initializer="random_normal"), (2, 3, 5)),
+    "dense_elu": (lambda **d: layers.Dense(2, activation="elu", **d),
+                  lambda: K.Dense(2, activation="elu", bias_initializer="random_normal"), (4, 3)),
+    "dense_sigmoid": (lambda **d: layers.Dense(2, activation="sigmoid", **d),
+                      lambda: K.Dense(2, activation="sigmoid", bias_initializer="random_normal"), (4, 3)),
+    "activation_tanh": (lambda **d: layers.Activation("tanh", **d), lambda: K.Activation("tanh"), (3, 4, 2)),
+    "activation_none": (lambda **d: layers.Activation(None, **d), lambda: K.Activation(None), (3, 4)),
+    "activation_softmax": (lambda **d: layers.Activation("softmax", **d), lambda: K.Activation("softmax"), (3, 5)),
+    "activation_callable": (lambda **d: layers.Activation(_gelu_tanh_c, **d), lambda: K.Activation(_gelu_tanh_k),
+                            (3, 5)),
+}
+
+_KERAS_OUT: dict = {}
+
+
+def _keras(case):
+    if case not in _KERAS_OUT:
+        _, kf, shape = CASES[case]
+        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        kl = kf()
+        _KERAS_OUT[case] = (kl, x, np.asarray(kl(x)))
+    return _KERAS_OUT[case]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_matches_keras(case, device):
+    kl, x, want = _keras(case)
+    layer = CASES[case][0]()
+    copy_keras_weights(layer, kl, x.shape[1:])
+    got = on_device(layer, x.shape[1:], device)(x)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_gradients_match_finite_differences(case):
+    cf, _, shape = CASES[case]
+    layer = cf(dtype="float64")
+    x = np.random.default_rng(1).standard_normal(shape)
+    layer.build(x.shape[1:])
+    layer.built = True
+    layer.set_weights([np.random.default_rng(2).standard_normal(w.shape) * 0.5 for w in layer.get_weights()])
+    if "relu" in case:  # keep pre-activations away from relu's kink
+        z = x @ layer.get_weights()[0] + layer.get_weights()[1]
+        assert np.min(np.abs(z)) > 1e-3
+    check_gradients(layer, x)
+
+
+@pytest.mark.parametrize("case", sorted(c for c in CASES if c != "activation_callable"))
+def test_config_round_trip(case):
+    kl, x, _ = _keras(case)
+    layer = CASES[case][0](name=f"cfg_{case}")
+    copy_keras_weights(layer, kl, x.shape[1:])
+    # Keras 3.15's Dense saves quantization settings, which convcore does not have
+    config_round_trip(layer, x, keras_layer=kl, keras_only=("quantization_config",))
+
+
+def test_dense_initializers_saved_by_serialize():
+    x = np.random.default_rng(3).standard_normal((2, 3)).astype(np.float32)
+    init = convcore.initializers.RandomNormal(mean=0.5, stddev=0.0)  # constant 0.5: the round trip is checkable
+    d = layers.Dense(2, kernel_initializer=init, bias_initializer="ones", name="d_init")
+    cfg = d.get_config()
+    assert cfg["kernel_initializer"] == convcore.initializers.serialize(init)
+    assert cfg["kernel_initializer"]["class_name"] == "RandomNormal"
+    again = layers.Dense.from_config(cfg)
+    np.testing.assert_allclose(np.asarray(again(x)), np.repeat(x.sum(axis=1, keepdims=True) * 0.5 + 1.0, 2, axis=1),
+                               rtol=1e-6)
+    assert again.get_config() == cfg
+
+
+def test_dense_callable_initializer_saved_by_its_name():
+    @convcore.saving.register_keras_serializable(package="core_layers_test")
+    def quarter(shape, dtype=None):
+        return np.full(shape, 0.25, dtype=dtype)
+
+    d = layers.Dense(2, kernel_initializer=quarter, name="d_quarter")
+    saved = d.get_config()["kernel_initializer"]
+    assert "quarter" in str(saved) and "glorot" not in str(saved).lower(), saved
+    again = layers.Dense.from_config(d.get_config())
+    x = np.ones((1, 4), np.float32)
+    np.testing.assert_array_equal(np.asarray(again(x)), np.full((1, 2), 1.0, np.float32))
+
+
+def test_dense_regularizer_losses_match_keras():
+    x = np.random.default_rng(4).standard_normal((6, 3)).astype(np.float32)
+    args = dict(kernel_regularizer=("l2", 0.01), bias_regularizer=("l1", 0.3), activity_regularizer=("l1_l2", 0.02))
+
+    def reg(mod, kind, f):
+        return {"l2": mod.L2(f), "l1": mod.L1(f), "l1_l2": mod.L1L2(l1=f, l2=2 * f)}[kind]
+
+    kl = K.Dense(2, bias_initializer="random_normal", **{k: reg(keras.regularizers, *v) for k, v in args.items()})
+    kl(x)
+    want = sorted(float(v) for v in kl.losses)
+    for device in DEVICES:
+        layer = layers.Dense(2, **{k: reg(convcore.regularizers, *v) for k, v in args.items()})
+        copy_keras_weights(layer, kl, (3,))
+        on_device(layer, (3,), device)(x)
+        got = sorted(float(np.asarray(v)) for v in layer.losses)
+        assert len(got) == 3
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_dense_constraints_carried_and_saved():
+    d = layers.Dense(2, kernel_constraint="non_neg", bias_constraint=convcore.constraints.MaxNorm(2.0), name="dc")
+    d.build((3,))
+    assert isinstance(d.kernel.constraint, convcore.constraints.NonNeg)
+    assert isinstance(d.bias.constraint, convcore.constraints.MaxNorm)
+    kd = K.Dense(2, kernel_constraint="non_neg", bias_constraint=keras.constraints.MaxNorm(2.0))
+    cfg, kcfg = d.get_config(), kd.get_config()
+    for key in ("kernel_constraint", "bias_constraint"):
+        assert cfg[key]["class_name"] == kcfg[key]["class_name"]
+        assert cfg[key]["config"] == kcfg[key]["config"]
+    again = layers.Dense.from_config(cfg)
+    again.build((3,))
+    assert again.get_config() == cfg and isinstance(again.bias.constraint, convcore.constraints.MaxNorm)
+
+
+def test_activation_callable_config_by_name():
+    a = layers.Activation(_gelu_tanh_c, name="act_fn")
+    assert a.get_config()["activation"] == "_gelu_tanh_c"
+    with pytest.raises(ValueError, match="lambda"):
+        layers.Activation(lambda t: t).get_config()
+
+
+@pytest.mark.parametrize("make, err, match", [
+    (lambda: layers.Dense(0), ValueError, r"Dense: units must be a positive integer, received units=0"),
+    (lambda: layers.Dense(2.5), ValueError, r"received units=2.5"),
+    (lambda: layers.Dense(2, use_bias="yes"), TypeError, r"Dense: use_bias must be True or False"),
+    (lambda: layers.Dense(2, activation="nope"), ValueError, r"Unknown activation 'nope'; valid activations"),
+    (lambda: layers.Dense(2, kernel_initializer="nope"), ValueError, r"nope"),
+    (lambda: layers.Dense(2, quantization_config={"mode": "int8"}), ValueError,
+     r"Dense: quantization is not supported"),
+    (lambda: layers.Dense(2, lora_rank=4), ValueError, r"Dense: LoRA .* not supported"),
+])
+def test_bad_arguments(make, err, match):
+    with pytest.raises(err, match=match):
+        make()
+
+
+def config_instances():
+    """One instance per class of this family (the suite's config-coverage test)."""
+    return [layers.Dense(3, activation="relu", name="cfg_dense_core"),
+            layers.Activation("tanh", name="cfg_act_core")]
