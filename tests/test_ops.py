@@ -80,6 +80,39 @@ def _conv_ref(x, w, strides=(1, 1), padding="valid"):
     return out
 
 
+def _conv_transpose_ref(x, w, strides, padding, output_padding=None):
+    """Direct channels-last 2-D transposed convolution as Keras 3 defines it: each input
+    cell scatters ``x[i] * w[t]`` to cell ``i * s + t`` of the full result (length
+    ``(n - 1) * s + k``), and Keras's output is the window of that result starting at
+    ``k - 1 - lo``, where ``lo`` is the left padding of jax's conv_transpose that Keras
+    computes (keras/src/backend/common/backend_utils.py,
+    ``_convert_conv_transpose_padding_args_from_keras_to_jax``); cells beyond the full
+    result are zeros."""
+    n, h, wd, _ = x.shape
+    kh, kw, f, _ = w.shape
+    full = np.zeros((n, (h - 1) * strides[0] + kh, (wd - 1) * strides[1] + kw, f))
+    for i in range(h):
+        for j in range(wd):
+            full[:, i * strides[0]:i * strides[0] + kh, j * strides[1]:j * strides[1] + kw, :] += np.einsum(
+                "nc,abfc->nabf", x[:, i, j, :], w)
+    out = full
+    for ax, (size, k, s) in enumerate(zip((h, wd), (kh, kw), strides), start=1):
+        op = None if output_padding is None else output_padding[ax - 1]
+        if padding == "valid":
+            op = max(k, s) - k if op is None else op
+            lo, hi = k - 1, k - 1 + op
+        else:
+            total = s + k - 2 if op is None else k + k % 2 - 2 + op
+            lo = min(total // 2 + total % 2, k - 1)
+            hi = total - lo
+        length = (size - 1) * s + 1 + lo + hi - k + 1
+        start = k - 1 - lo
+        widths = [(0, 0)] * out.ndim
+        widths[ax] = (0, max(start + length - out.shape[ax], 0))
+        out = np.pad(out, widths).take(range(start, start + length), axis=ax)
+    return out
+
+
 def _pool_ref(x, k, kind):
     n, h, w, c = x.shape
     oh, ow = h // k, w // k
@@ -184,6 +217,16 @@ TABLE = [
      lambda x, w: _conv_ref(x, w, (2, 2), "same")),
     ("conv1d", lambda x, w: ops.conv(x, w), [U(2, 9, 2), U(3, 2, 3)],
      lambda x, w: _conv_ref(x[:, :, None], w[:, None])[:, :, 0]),
+    ("conv_grouped", lambda x, w: ops.conv(x, w, padding="same"), [U(1, 5, 4, 4), U(3, 2, 2, 6)],
+     lambda x, w: np.concatenate([_conv_ref(x[..., 2 * g:2 * g + 2], w[..., 3 * g:3 * g + 3], padding="same")
+                                  for g in range(2)], -1)),
+    ("conv_transpose_same_odd", lambda x, w: ops.conv_transpose(x, w, strides=2, padding="same"),
+     [U(1, 3, 2, 2), U(3, 3, 2, 2)], lambda x, w: _conv_transpose_ref(x, w, (2, 2), "same")),
+    ("conv_transpose_same_even_op", lambda x, w: ops.conv_transpose(x, w, strides=(2, 3), padding="same",
+                                                                    output_padding=(0, 1)),
+     [U(1, 3, 2, 2), U(4, 2, 1, 2)], lambda x, w: _conv_transpose_ref(x, w, (2, 3), "same", (0, 1))),
+    ("conv_transpose_valid_op", lambda x, w: ops.conv_transpose(x, w, strides=(3, 2), output_padding=(2, 1)),
+     [U(1, 2, 3, 1), U(2, 3, 2, 1)], lambda x, w: _conv_transpose_ref(x, w, (3, 2), "valid", (2, 1))),
     ("depthwise_conv", lambda x, w: ops.depthwise_conv(x, w), [U(2, 5, 5, 2), U(2, 2, 2, 2)],
      lambda x, w: np.concatenate([_conv_ref(x[..., c:c + 1], w[:, :, c:c + 1, :]) for c in range(2)], -1)),
     ("max_pool", lambda x: ops.max_pool(x, 2), [DISTINCT(2, 4, 6, 3)], lambda x: _pool_ref(x, 2, "max")),

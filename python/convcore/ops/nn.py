@@ -238,10 +238,42 @@ def conv_bias_activation(x, kernel, bias=None, strides=1, padding="valid", dilat
     s, d, pad = _spatial("strides", strides, rank), _spatial("dilation_rate", dilation_rate, rank), _padding(padding)
     b = _bias("conv_forward", bias, kernel.shape[-1])
     act = _act_name(activation)
+    groups = _conv_groups(x.shape[-1], kernel.shape)
+    if groups > 1:
+        return _grouped_conv(x, kernel, b, s, pad, d, act, groups)
     y = _linear_bias_activation(
         "conv_bias_activation", x, kernel, b, act, lambda B, bd: B.conv(x._data, kernel._data, bd, s, d, pad),
         lambda B, dz, need_dx: B.conv_backward(x._data, kernel._data, dz, s, d, pad, need_dx))
     return softmax(y) if act == "softmax" else y
+
+
+def _conv_groups(c_in, kernel_shape):
+    """The number of groups of a convolution, as Keras infers it: ``C_in`` over the
+    kernel's input channels, which must divide both ``C_in`` and the filters."""
+    kc, filters = kernel_shape[-2], kernel_shape[-1]
+    if kc == c_in:
+        return 1
+    if kc < 1 or c_in % kc:
+        raise ValueError(f"conv: the kernel's input channels ({kc}, kernel shape {tuple(kernel_shape)}) must equal "
+                         f"the input's channels ({c_in}) or divide them (a grouped convolution)")
+    groups = c_in // kc
+    if filters % groups:
+        raise ValueError(f"conv: a grouped convolution of {groups} groups (input channels {c_in}, kernel shape "
+                         f"{tuple(kernel_shape)}) needs a number of filters divisible by {groups}, got {filters}")
+    return groups
+
+
+def _grouped_conv(x, kernel, b, s, pad, d, act, groups):
+    """A grouped convolution: group ``g`` of the input channels meets group ``g`` of the
+    filters only. One native convolution per group (a block-diagonal kernel would
+    multiply the other groups by zeros, and 0 * inf would leak NaN across groups)."""
+    from .numpy import split
+    _check_fits("conv", x, "a copy of each group of channels")
+    xs, ks = split(x, groups, axis=-1), split(kernel, groups, axis=-1)
+    y = concatenate([conv_bias_activation(xi, ki, None, s, pad, d) for xi, ki in zip(xs, ks)], axis=-1)
+    if b is not None:
+        y = add(y, b)
+    return {"linear": linear, "relu": relu, "sigmoid": sigmoid, "tanh": tanh, "softmax": softmax}[act](y)
 
 
 def _bias(func, b, units):
@@ -273,28 +305,59 @@ def _linear_bias_activation(name, x, kernel, b, act, forward, backward):
 
 def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
     """N-D convolution (cross-correlation summed over input channels), as
-    ``keras.ops.conv``: inputs (batch, *spatial, C_in), kernel (*k, C_in, C_out)."""
+    ``keras.ops.conv``: inputs (batch, *spatial, C_in), kernel (*k, C_in, C_out). A
+    kernel of ``C_in / groups`` input channels is a grouped convolution, as in Keras."""
     _channels_last(data_format)
     return conv_bias_activation(inputs, kernel, None, strides, padding, dilation_rate)
 
 
-def _conv_transpose_shape(in_spatial, k, s, d, pad, output_padding):
-    """Keras's output length of a transposed convolution, per spatial axis."""
-    outs = []
+def _conv_transpose_geometry(in_spatial, k, s, d, pad, output_padding):
+    """Per spatial axis, ``(length, before)``: Keras's output length of a transposed
+    convolution, and where that output starts inside the input of the convolution it is
+    the adjoint of (``before`` cells of that input lie left of the output). Keras (jax's
+    ``conv_transpose`` with ``transpose_kernel=True``) pads the dilated input by ``(lo, hi)``:
+    ``lo = kernel - 1`` for 'valid'; for 'same' the total is ``strides + kernel - 2`` (or
+    ``kernel + kernel % 2 - 2 + output_padding``), ``lo`` its larger half, at most
+    ``kernel - 1``. Then ``before = kernel - 1 - lo``."""
+    geo = []
     for i, (n, kk, ss, dd) in enumerate(zip(in_spatial, k, s, d)):
         ke = (kk - 1) * dd + 1
-        if output_padding is None:
-            outs.append(n * ss + max(ke - ss, 0) if pad == "valid" else n * ss)
+        op = None if output_padding is None else output_padding[i]
+        if pad == "valid":
+            op = max(ke, ss) - ke if op is None else op
+            lo, hi = ke - 1, ke - 1 + op
         else:
-            p = ke // 2 if pad == "same" else 0
-            outs.append((n - 1) * ss + ke - 2 * p + output_padding[i])
-    return outs
+            total = ss + ke - 2 if op is None else ke + ke % 2 - 2 + op
+            lo = min(total // 2 + total % 2, ke - 1)
+            hi = total - lo
+        geo.append(((n - 1) * ss + lo + hi - ke + 2, ke - 1 - lo))
+    return geo
+
+
+def _conv_transpose_shape(in_spatial, k, s, d, pad, output_padding):
+    """Keras's output length of a transposed convolution, per spatial axis."""
+    return [length for length, _ in _conv_transpose_geometry(in_spatial, k, s, d, pad, output_padding)]
+
+
+def _native_padding_fits(n, length, before, k, s, d, pad):
+    """Whether the native convolution with ``pad`` on an input of ``length`` gives ``n``
+    outputs and starts ``before`` cells left of its input (then the transpose is its
+    backward kernel as it is, with no extended input to crop)."""
+    ke = (k - 1) * d + 1
+    if pad == "valid":
+        return before == 0 and length >= ke and (length - ke) // s + 1 == n
+    return -(-length // s) == n and max((n - 1) * s + ke - length, 0) // 2 == before
 
 
 def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=None, data_format=None,
                    dilation_rate=1):
     """Transposed convolution, as ``keras.ops.conv_transpose``: kernel (*k, C_out, C_in),
-    inputs (batch, *spatial, C_in); the gradient of :func:`conv` with respect to its input."""
+    inputs (batch, *spatial, C_in); the gradient of :func:`conv` with respect to its input,
+    with Keras's output shapes and alignment (``output_padding`` added on the right).
+
+    Where no native 'valid' / 'same' convolution has this transpose as its exact adjoint
+    (an even kernel with 'same' and an ``output_padding``), it is the adjoint of a 'valid'
+    convolution over an input extended on both sides, cropped to Keras's output."""
     _channels_last(data_format)
     x, kernel = _reals("conv_transpose", inputs, kernel, native=True)
     rank = kernel.ndim - 2
@@ -314,23 +377,42 @@ def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=No
         if len(op) != rank or any(v < 0 for v in op):
             raise ValueError(f"conv_transpose: output_padding must be a non-negative int or {rank} of them, got "
                              f"{output_padding!r}")
+        if any(v >= ss for v, ss in zip(op, s)):
+            raise ValueError(f"conv_transpose: output_padding must be smaller than strides, received "
+                             f"output_padding={tuple(op)}, strides={tuple(s)}")
     k = list(kernel.shape[:rank])
-    spatial = _conv_transpose_shape(x.shape[1:-1], k, s, d, pad, op)
-    from .. import _core
-    check = _core.conv_out_spatial(spatial, k, s, d, pad)
-    if list(check) != list(x.shape[1:-1]):
-        raise ValueError(f"conv_transpose: output_padding {output_padding!r} does not fit inputs {x.shape} with "
-                         f"strides {s}")
+    n_in = list(x.shape[1:-1])
+    geo = _conv_transpose_geometry(n_in, k, s, d, pad, op)
+    spatial = [length for length, _ in geo]
+    if any(length < 1 for length in spatial):
+        raise ValueError(f"conv_transpose: inputs {x.shape} with kernel {kernel.shape}, strides {s} and "
+                         f"output_padding {output_padding!r} give an empty output {spatial}")
+    native = all(_native_padding_fits(n, length, before, kk, ss, dd, pad)
+                 for n, (length, before), kk, ss, dd in zip(n_in, geo, k, s, d))
     c_out = kernel.shape[-2]
-    y_shape = (x.shape[0],) + tuple(spatial) + (c_out,)
+    if native:
+        ext, cpad, crop = spatial, pad, None
+    else:
+        # the 'valid' convolution over [before cells | output | after cells] that gives
+        # exactly the input's length on every axis
+        ext = [max((n - 1) * ss + (kk - 1) * dd + 1, before + length)
+               for n, (length, before), kk, ss, dd in zip(n_in, geo, k, s, d)]
+        cpad = "valid"
+        crop = (slice(None),) + tuple(slice(before, before + length) for length, before in geo) + (slice(None),)
+        widths = [(0, 0)] + [(before, e - before - length) for (length, before), e in zip(geo, ext)] + [(0, 0)]
     B = backend(x)
-    ghost = B.put(np.zeros(y_shape, dtype=x.dtype)) if x._device == "cpu" else B.zeros(y_shape, x.dtype)
-    y = out(B.conv_backward(ghost, kernel._data, x._data, s, d, pad, True)[0], x)
+    ext_shape = (x.shape[0],) + tuple(ext) + (c_out,)
+    ghost = B.put(np.zeros(ext_shape, dtype=x.dtype)) if x._device == "cpu" else B.zeros(ext_shape, x.dtype)
+    y_data = B.conv_backward(ghost, kernel._data, x._data, s, d, cpad, True)[0]
+    if crop is not None:
+        y_data = B.array_op("getitem", y_data, crop)
+    y = out(y_data, x)
     if recording() and is_float(x):
         def vjp(g):
             Bg = backend(g)
-            gx = out(Bg.conv(g._data, kernel._data, None, s, d, pad), g)
-            _, dw, _ = Bg.conv_backward(g._data, kernel._data, x._data, s, d, pad, False)
+            ge = g._data if crop is None else Bg.array_op("pad", g._data, widths, 0)
+            gx = out(Bg.conv(ge, kernel._data, None, s, d, cpad), g)
+            _, dw, _ = Bg.conv_backward(ge, kernel._data, x._data, s, d, cpad, False)
             return gx, out(dw, g)
         record("conv_transpose", (x, kernel), (y,), vjp)
     return y
