@@ -1,0 +1,188 @@
+"""Pooling layers against real Keras 3 (jax, CPU): forward outputs on CPU and GPU (odd
+sizes with 'same' padding included: Keras 3's TensorFlow-style padding, padded cells
+not counted in averages), ``compute_output_shape``, config keys, ``keepdims`` of the
+global poolings; gradients against float64 central finite differences; GPU = CPU;
+config round trips; Keras's aliases; bad arguments."""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import zlib
+
+import numpy as np
+import pytest
+
+import keras  # (KERAS_BACKEND=jax is set by conftest)
+
+import convcore
+from convcore import _core, layers, ops
+
+HAVE_GPU = _core.gpu_available()
+if not HAVE_GPU and os.environ.get("CONVCORE_CI"):
+    raise RuntimeError("CI requires a GPU adapter (lavapipe) for the GPU half of the pooling layer tests")
+DEVICES = ["cpu"] + (["gpu"] if HAVE_GPU else [])
+needs_gpu = pytest.mark.skipif(not HAVE_GPU, reason="no GPU adapter (install mesa-vulkan-drivers for lavapipe)")
+
+# (id, class name, constructor arguments (the same for Keras and convcore), input shape)
+CASES = [
+    ("mp1_default", "MaxPooling1D", dict(), (2, 7, 3)),
+    ("mp1_same_odd", "MaxPooling1D", dict(pool_size=3, strides=2, padding="same"), (2, 8, 2)),
+    ("mp2_default_odd", "MaxPooling2D", dict(), (2, 5, 7, 2)),
+    ("mp2_same_odd", "MaxPooling2D", dict(pool_size=(3, 2), strides=(2, 1), padding="same"), (1, 7, 5, 3)),
+    ("mp2_same_even_pool", "MaxPooling2D", dict(pool_size=2, strides=3, padding="same"), (1, 8, 7, 2)),
+    ("mp3_valid", "MaxPooling3D", dict(pool_size=2, strides=(1, 2, 1)), (1, 4, 5, 3, 2)),
+    ("mp3_same", "MaxPooling3D", dict(pool_size=3, strides=2, padding="same"), (1, 5, 4, 5, 1)),
+    ("ap1_valid", "AveragePooling1D", dict(pool_size=3, strides=2), (2, 9, 2)),
+    ("ap1_same_odd", "AveragePooling1D", dict(pool_size=4, strides=3, padding="same"), (1, 10, 3)),
+    ("ap2_same_odd", "AveragePooling2D", dict(pool_size=3, strides=2, padding="same"), (2, 7, 6, 2)),
+    ("ap2_valid", "AveragePooling2D", dict(pool_size=(2, 3)), (1, 6, 7, 2)),
+    ("ap3_same", "AveragePooling3D", dict(pool_size=2, strides=2, padding="same"), (1, 3, 5, 4, 2)),
+    ("gmp1", "GlobalMaxPooling1D", dict(), (2, 6, 3)),
+    ("gmp2_keep", "GlobalMaxPooling2D", dict(keepdims=True), (2, 4, 5, 3)),
+    ("gmp3", "GlobalMaxPooling3D", dict(), (1, 3, 2, 4, 2)),
+    ("gap1_keep", "GlobalAveragePooling1D", dict(keepdims=True), (2, 6, 3)),
+    ("gap2", "GlobalAveragePooling2D", dict(), (2, 4, 5, 3)),
+    ("gap3_keep", "GlobalAveragePooling3D", dict(keepdims=True), (1, 3, 2, 4, 2)),
+]
+IDS = [c[0] for c in CASES]
+BY_ID = {c[0]: c for c in CASES}
+
+# float32: a max is exact; a mean of up to 27 values differs from Keras's summation
+# order by a few ulps of the sum.
+RTOL, ATOL = 1e-5, 1e-6
+
+
+@functools.lru_cache(maxsize=None)
+def keras_reference(case_id):
+    """(input, Keras's output, Keras's config, Keras's output shape) of a case."""
+    _, cls, kw, shape = BY_ID[case_id]
+    rng = np.random.default_rng(zlib.crc32(case_id.encode()))
+    kl = getattr(keras.layers, cls)(**kw)
+    x = rng.standard_normal(shape).astype(np.float32)
+    y = np.asarray(kl(x))
+    return x, y, kl.get_config(), tuple(kl.compute_output_shape((None,) + shape[1:]))
+
+
+def ours(case_id, dtype="float32"):
+    _, cls, kw, _ = BY_ID[case_id]
+    return getattr(layers, cls)(**kw, dtype=dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case_id", IDS)
+def test_forward_matches_keras(case_id, device):
+    x, want, _, _ = keras_reference(case_id)
+    y = ours(case_id)(ops.convert_to_tensor(x, device=device))
+    assert y.device == device
+    assert y.shape == want.shape
+    np.testing.assert_allclose(np.asarray(y), want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("case_id", IDS)
+def test_output_shape_and_config_keys_match_keras(case_id):
+    _, want, kcfg, kshape = keras_reference(case_id)
+    shape = BY_ID[case_id][3]
+    layer = ours(case_id)
+    assert (None,) + tuple(layer.compute_output_shape(shape[1:])) == kshape
+    assert kshape[1:] == want.shape[1:]
+    assert set(layer.get_config()) == set(kcfg)
+
+
+@pytest.mark.parametrize("case_id", IDS)
+def test_gradient_matches_float64_finite_differences(case_id):
+    _, cls, kw, shape = BY_ID[case_id]
+    rng = np.random.default_rng(5)
+    # a permutation of well separated values: no ties, so the max's gradient is defined
+    x = (rng.permutation(int(np.prod(shape))) / 7.0).reshape(shape)
+    layer = ours(case_id, "float64")
+    y = np.asarray(layer(x))
+    r = rng.standard_normal(y.shape)
+    xt = ops.convert_to_tensor(x)
+    with convcore.GradientTape() as tape:
+        tape.watch(xt)
+        loss = ops.sum(ops.multiply(layer(xt), r))
+    got = np.asarray(tape.gradient(loss, xt))
+    want = np.zeros_like(x)
+    eps = 1e-6
+    for idx in np.ndindex(x.shape):
+        hi, lo = x.copy(), x.copy()
+        hi[idx] += eps
+        lo[idx] -= eps
+        want[idx] = (np.sum(np.asarray(layer(hi)) * r) - np.sum(np.asarray(layer(lo)) * r)) / (2 * eps)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-8)
+
+
+@needs_gpu
+@pytest.mark.parametrize("case_id", IDS)
+def test_gpu_equals_cpu_values_and_gradients(case_id):
+    x, _, _, _ = keras_reference(case_id)
+    got = {}
+    for dev in ("cpu", "gpu"):
+        xt = ops.convert_to_tensor(x, device=dev)
+        with convcore.GradientTape() as tape:
+            tape.watch(xt)
+            y = ours(case_id)(xt)
+            loss = ops.sum(ops.multiply(y, y))
+        got[dev] = (np.asarray(y), np.asarray(tape.gradient(loss, xt)))
+    for c, g in zip(got["cpu"], got["gpu"]):
+        np.testing.assert_allclose(g, c, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("case_id", IDS)
+def test_config_round_trip_computes_the_same(case_id):
+    x, _, _, _ = keras_reference(case_id)
+    layer = ours(case_id)
+    cfg = layer.get_config()
+    assert json.loads(json.dumps(cfg)) == cfg
+    again = type(layer).from_config(cfg)
+    assert again.get_config() == cfg
+    np.testing.assert_array_equal(np.asarray(again(x)), np.asarray(layer(x)))
+    assert layers.deserialize(layers.serialize(layer)).get_config() == cfg
+
+
+def test_none_sizes_in_output_shapes_follow_keras():
+    for cls, kw, shape in [("MaxPooling1D", dict(pool_size=3, padding="same"), (None, 3)),
+                           ("AveragePooling2D", dict(pool_size=2), (None, 7, 3)),
+                           ("GlobalMaxPooling1D", dict(keepdims=True), (None, 4))]:
+        want = getattr(keras.layers, cls)(**kw).compute_output_shape((None,) + shape)
+        assert (None,) + tuple(getattr(layers, cls)(**kw).compute_output_shape(shape)) == tuple(want), cls
+
+
+def test_aliases_are_the_keras_classes():
+    pairs = [(f"{a}{r}D", f"{c}{r}D") for r in (1, 2, 3) for a, c in [
+        ("MaxPool", "MaxPooling"), ("AvgPool", "AveragePooling"), ("GlobalMaxPool", "GlobalMaxPooling"),
+        ("GlobalAvgPool", "GlobalAveragePooling")]]
+    for alias, cls in pairs:
+        assert getattr(layers, alias) is getattr(layers, cls)
+        assert getattr(keras.layers, alias) is getattr(keras.layers, cls)  # Keras's own aliases, for the table
+
+
+BAD = [
+    (lambda: layers.MaxPooling2D(padding="full"), ValueError,
+     r"MaxPooling2D: padding must be one of 'valid', 'same', got 'full'"),
+    (lambda: layers.AveragePooling1D(2, padding="causal"), ValueError, r"AveragePooling1D: padding must be one of"),
+    (lambda: layers.MaxPooling2D(data_format="channels_first"), ValueError,
+     r"MaxPooling2D: data_format='channels_first' is not supported; convcore layers are channels_last only"),
+    (lambda: layers.GlobalAveragePooling2D(data_format="channels_first"), ValueError,
+     r"GlobalAveragePooling2D: data_format='channels_first' is not supported"),
+    (lambda: layers.GlobalMaxPooling1D(keepdims="yes"), TypeError,
+     r"GlobalMaxPooling1D: keepdims must be True or False, received keepdims='yes'"),
+    (lambda: layers.MaxPooling2D((2, 2, 2)), ValueError, r"MaxPooling2D: pool_size must be a positive int or a tuple of 2"),
+    (lambda: layers.AveragePooling3D(2, strides=0), ValueError, r"AveragePooling3D: strides must be a positive int"),
+    (lambda: layers.MaxPooling2D(3).compute_output_shape((2, 5, 1)), ValueError,
+     r"MaxPooling2D: the input's spatial size 2 is smaller than pool_size \(3, 3\) with padding='valid'"),
+]
+
+
+@pytest.mark.parametrize("make,exc,msg", BAD, ids=[f"bad{i}" for i in range(len(BAD))])
+def test_bad_arguments_fail_keras_style(make, exc, msg):
+    with pytest.raises(exc, match=msg):
+        make()
+
+
+def config_instances():
+    """Instances with the new arguments, for the suite's config-coverage test."""
+    return [layers.MaxPool2D(3, strides=2, padding="same", data_format="channels_last", name="cfg_mpool2"),
+            layers.GlobalAvgPool1D(keepdims=True, name="cfg_gavg1"),
+            layers.GlobalMaxPool3D(keepdims=True, name="cfg_gmax3")]
