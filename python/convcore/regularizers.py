@@ -138,8 +138,9 @@ class OrthogonalRegularizer(Regularizer):
         if size < 2:
             raise ValueError(f"OrthogonalRegularizer: needs at least two {self.mode} to compare, received "
                              f"inputs.shape={x.shape}")
-        inv = ops.minimum(1.0 / ops.sqrt(ops.sum(ops.square(x), axis=axis, keepdims=True)), 1.0 / backend.epsilon())
-        u = x * inv
+        # Keras's x * min(1/||x||, 1/eps), as x / sqrt(max(||x||^2, eps^2)): no division by zero
+        eps = backend.epsilon()
+        u = x / ops.sqrt(ops.maximum(ops.sum(ops.square(x), axis=axis, keepdims=True), eps * eps))
         product = ops.matmul(u, ops.transpose(u)) if axis == 1 else ops.matmul(ops.transpose(u), u)
         off = product * (1.0 - np.eye(size, dtype=np.float32 if x.dtype == np.float32 else np.float64))
         pairs = size * (size - 1.0) / 2.0
