@@ -177,6 +177,18 @@ def test_frozen_batch_norm_in_a_model_keeps_its_statistics_during_fit(device, ax
     assert not np.array_equal(bn.get_weights()[2], before[2])
 
 
+def test_synchronized_is_accepted_and_changes_nothing():
+    """One device: synchronized=True computes what synchronized=False does (Keras's
+    TensorFlow backend on one replica); the config keeps the flag."""
+    x = np.random.default_rng(7).standard_normal((5, 3)).astype(np.float32)
+    a, b = layers.BatchNormalization(synchronized=True), layers.BatchNormalization()
+    np.testing.assert_array_equal(np.asarray(a(x, training=True)), np.asarray(b(x, training=True)))
+    for u, v in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(u, v)
+    assert a.get_config()["synchronized"] is True
+    assert layers.BatchNormalization.from_config(a.get_config()).synchronized is True
+
+
 def test_regularizers_and_constraints_on_gamma_beta():
     x = np.random.default_rng(6).standard_normal((4, 3)).astype(np.float32)
     for cls in (layers.BatchNormalization, layers.LayerNormalization):
