@@ -288,7 +288,8 @@ BAD = [
      r"DepthwiseConv1D: depth_multiplier must be a positive integer, received depth_multiplier=0"),
     (lambda: layers.Conv2D(2, 3, groups=True), ValueError, r"Conv2D: groups must be a positive integer"),
     (lambda: layers.Conv2D(2, 3).compute_output_shape((2, 5, 1)), ValueError,
-     r"Conv2D: the input's spatial size 2 is smaller than the \(dilated\) kernel 3"),
+     r"Conv2D: the \(dilated\) kernel size 3 is larger than the input's spatial size 2; received "
+     r"input_shape=\(2, 5, 1\)"),
     (lambda: layers.Conv2D(2, 3, activation="nope"), ValueError, r"nope"),
 ]
 
@@ -349,3 +350,58 @@ def config_instances():
             layers.DepthwiseConv2D((3, 2), padding="same", use_bias=False, name="cfg_dw2"),
             layers.SeparableConv1D(3, 2, depth_multiplier=2, name="cfg_sep1"),
             layers.SeparableConv2D(2, 3, strides=2, padding="same", activation="tanh", name="cfg_sep2")]
+
+
+# (class name, constructor arguments with regularizers, input shape); the same for Keras
+PENALTY_CASES = [
+    ("Conv2D", dict(filters=2, kernel_size=3, kernel_regularizer="l2", bias_regularizer="l1"), (2, 5, 5, 2)),
+    ("Conv1D", dict(filters=4, kernel_size=2, groups=2, padding="causal", activity_regularizer="l2"), (2, 5, 2)),
+    ("Conv2DTranspose", dict(filters=2, kernel_size=3, strides=2, kernel_regularizer="l1",
+                             activity_regularizer="l1"), (2, 3, 3, 2)),
+    ("DepthwiseConv2D", dict(kernel_size=2, depth_multiplier=2, depthwise_regularizer="l2",
+                             bias_regularizer="l2"), (1, 4, 4, 2)),
+    ("SeparableConv1D", dict(filters=3, kernel_size=2, depthwise_regularizer="l1", pointwise_regularizer="l2",
+                             bias_regularizer="l1"), (2, 5, 2)),
+]
+
+
+@pytest.mark.parametrize("cls,kw,shape", PENALTY_CASES, ids=[c[0] for c in PENALTY_CASES])
+def test_regularizer_penalties_equal_keras_layer_losses(cls, kw, shape):
+    rng = np.random.default_rng(13)
+    kcls = getattr(keras.layers, cls)
+    kl = kcls(**kw, **{p: "zeros" for p in inspect.signature(kcls.__init__).parameters if p.endswith("_initializer")})
+    kl.build(shape)
+    weights = [rng.standard_normal(w.shape).astype(np.float32) for w in kl.get_weights()]
+    kl.set_weights(weights)
+    x = rng.standard_normal(shape).astype(np.float32)
+    kl(x)
+    want = sorted(float(v) for v in kl.losses)
+    layer = getattr(layers, cls)(**kw)
+    layer.build(shape[1:])
+    layer.set_weights(weights)
+    layer(x)
+    got = sorted(float(np.asarray(v)) for v in layer.losses)
+    assert len(got) == len(want) > 0
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    # and the penalties survive a config round trip
+    again = type(layer).from_config(layer.get_config())
+    again.build(shape[1:])
+    again.set_weights(weights)
+    again(x)
+    np.testing.assert_allclose(sorted(float(np.asarray(v)) for v in again.losses), got, rtol=1e-6)
+
+
+def test_constraints_reach_the_weights_and_survive_the_config():
+    from convcore import constraints
+    layer = layers.SeparableConv2D(2, 3, depthwise_constraint="non_neg", pointwise_constraint=constraints.MaxNorm(2.0),
+                                   bias_constraint="unit_norm")
+    layer.build((5, 5, 2))
+    kinds = [type(w.constraint).__name__ for w in layer.weights]
+    assert kinds == ["NonNeg", "MaxNorm", "UnitNorm"]
+    again = type(layer).from_config(layer.get_config())
+    again.build((5, 5, 2))
+    assert [type(w.constraint).__name__ for w in again.weights] == kinds
+    assert again.weights[1].constraint.max_value == 2.0
+    conv = layers.Conv3DTranspose(2, 2, kernel_constraint="max_norm", bias_constraint="non_neg")
+    conv.build((2, 2, 2, 1))
+    assert [type(w.constraint).__name__ for w in conv.weights] == ["MaxNorm", "NonNeg"]

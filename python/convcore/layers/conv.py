@@ -82,9 +82,10 @@ def _init_save(v):
 
 
 def _spatial_out(input_shape, layer, kernel_size, strides, dilation_rate, padding):
-    """Output spatial sizes of a convolution / pooling window (None stays None)."""
+    """Output spatial sizes of a convolution over inputs of ``input_shape`` (batch axis
+    excluded, channels last); None stays None."""
     out = []
-    for n, k, s, d in zip(input_shape, kernel_size, strides, dilation_rate):
+    for n, k, s, d in zip(input_shape[:-1], kernel_size, strides, dilation_rate):
         if n is None:
             out.append(None)
             continue
@@ -94,7 +95,7 @@ def _spatial_out(input_shape, layer, kernel_size, strides, dilation_rate, paddin
             pad = padding
         ke = (k - 1) * d + 1
         if pad == "valid" and n < ke:
-            raise ValueError(f"{layer}: the input's spatial size {n} is smaller than the (dilated) kernel {ke}; "
+            raise ValueError(f"{layer}: the (dilated) kernel size {ke} is larger than the input's spatial size {n}; "
                              f"received input_shape={tuple(input_shape)}, kernel_size={kernel_size}, "
                              f"dilation_rate={dilation_rate}, padding={padding!r}")
         out.append(_core.conv_out_spatial([n], [k], [s], [d], pad)[0])
@@ -198,7 +199,7 @@ class _Conv(_BaseConv):
         self.built = True
 
     def compute_output_shape(self, input_shape):
-        return _spatial_out(input_shape[:-1], type(self).__name__, self.kernel_size, self.strides,
+        return _spatial_out(input_shape, type(self).__name__, self.kernel_size, self.strides,
                             self.dilation_rate, self.padding) + (self.filters,)
 
     def call(self, inputs, training=None):
@@ -355,7 +356,7 @@ class _DepthwiseConv(_BaseConv):
 
     def compute_output_shape(self, input_shape):
         c = input_shape[-1]
-        return _spatial_out(input_shape[:-1], type(self).__name__, self.kernel_size, self.strides,
+        return _spatial_out(input_shape, type(self).__name__, self.kernel_size, self.strides,
                             self.dilation_rate, self.padding) + (None if c is None else c * self.depth_multiplier,)
 
     def call(self, inputs, training=None):
@@ -415,7 +416,7 @@ class _SeparableConv(_BaseConv):
         self.built = True
 
     def compute_output_shape(self, input_shape):
-        return _spatial_out(input_shape[:-1], type(self).__name__, self.kernel_size, self.strides,
+        return _spatial_out(input_shape, type(self).__name__, self.kernel_size, self.strides,
                             self.dilation_rate, self.padding) + (self.filters,)
 
     def call(self, inputs, training=None):
