@@ -113,6 +113,15 @@ def test_symbolic_tensor_helpers_as_keras():
         backend.count_params(ours)
 
 
+def test_get_value_and_set_value_as_tf_keras():
+    v = cc.Variable(np.zeros((2,), np.float32))
+    backend.set_value(v, [1.5, -2.0])
+    np.testing.assert_array_equal(backend.get_value(v), [1.5, -2.0])
+    assert isinstance(backend.get_value(v), np.ndarray) and backend.get_value(0.1) == 0.1
+    with pytest.raises(TypeError, match="set_value: expected a Variable"):
+        backend.set_value(0.1, 0.2)
+
+
 def test_set_seed_rng_and_next_seed_are_reproducible():
     backend.set_seed(11)
     a = (backend.rng().random(3), backend.next_seed())

@@ -144,6 +144,7 @@ def test_regularizer_names_and_identifiers():
     (lambda: R.get("l3"), ValueError, r"Unknown regularizer 'l3'; valid regularizers are l1, l1_l2"),
     (lambda: R.get(0.1), ValueError, "Could not interpret regularizer identifier: 0.1"),
     (lambda: R.get({"class_name": "L1", "config": {"l2": 1}}), TypeError, "l2"),
+    (lambda: R.get({"class_name": "Dense", "config": {"units": 1}}), ValueError, "is not a subclass"),
 ])
 def test_regularizer_bad_input(make, err, match):
     with pytest.raises(err, match=match):
@@ -224,6 +225,7 @@ def test_constraint_names_and_identifiers():
     (lambda: C.MaxNorm(axis=2)(np.ones((2, 2), np.float32)), ValueError, "axis 2 is out of range"),
     (lambda: C.get("max"), ValueError, r"Unknown constraint 'max'; valid constraints are .*max_norm"),
     (lambda: C.get(3), ValueError, "Could not interpret constraint identifier: 3"),
+    (lambda: C.get({"class_name": "Dense", "config": {"units": 1}}), ValueError, "is not a subclass"),
 ])
 def test_constraint_bad_input(make, err, match):
     with pytest.raises(err, match=match):

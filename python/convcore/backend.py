@@ -15,7 +15,7 @@ import numpy as np
 
 __all__ = ["backend", "clear_session", "epsilon", "set_epsilon", "floatx", "set_floatx", "image_data_format",
            "set_image_data_format", "is_keras_tensor", "int_shape", "count_params", "set_seed", "rng",
-           "next_seed", "standardize_dtype", "get_uid"]
+           "next_seed", "standardize_dtype", "get_uid", "get_value", "set_value"]
 
 _FLOATX = "float32"
 _EPSILON = 1e-7
@@ -106,6 +106,24 @@ def count_params(x) -> int:
     if any(s is None for s in shape):
         raise ValueError(f"count_params: the shape {shape} has an unknown axis")
     return _math.prod(shape)
+
+
+def get_value(x):
+    """``x`` as a numpy array (a number as it is), as tf.keras 2's ``K.get_value``."""
+    if hasattr(x, "numpy"):
+        return x.numpy()
+    if isinstance(x, (_numbers.Number, np.generic)):
+        return x
+    return np.asarray(x)
+
+
+def set_value(x, value) -> None:
+    """Assign ``value`` to the Variable ``x`` in place, as tf.keras 2's ``K.set_value``
+    (e.g. an optimizer's learning rate when it is a Variable)."""
+    if not hasattr(x, "assign"):
+        raise TypeError(f"set_value: expected a Variable (something with assign), received {type(x).__name__}; "
+                        "to change a plain attribute such as a float learning rate, set the attribute")
+    x.assign(value)
 
 
 def get_uid(prefix="") -> int:

@@ -157,7 +157,7 @@ def deserialize(config, custom_objects=None):
     if isinstance(config, str):
         obj = _lookup.lookup("constraint", config, _TABLE, custom_objects)
     elif isinstance(config, dict):
-        obj = _lookup.from_dict("constraint", config, _TABLE, custom_objects)
+        obj = _lookup.from_dict("constraint", config, _TABLE, custom_objects, Constraint)
     else:
         raise ValueError(f"Could not interpret constraint identifier: {config!r} (expected a name or a "
                          f"{{'class_name': ..., 'config': ...}} dict)")

@@ -456,7 +456,7 @@ def deserialize(config, custom_objects=None):
     if isinstance(config, str):
         obj = _lookup.lookup("initializer", config, _TABLE, custom_objects)
     elif isinstance(config, dict):
-        obj = _lookup.from_dict("initializer", config, _TABLE, custom_objects)
+        obj = _lookup.from_dict("initializer", config, _TABLE, custom_objects, Initializer)
     else:
         raise ValueError(f"Could not interpret initializer identifier: {config!r} (expected a name or a "
                          f"{{'class_name': ..., 'config': ...}} dict)")

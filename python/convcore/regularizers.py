@@ -167,7 +167,7 @@ def deserialize(config, custom_objects=None):
             return L1L2(l1=0.01, l2=0.01)
         obj = _lookup.lookup("regularizer", config, _TABLE, custom_objects)
     elif isinstance(config, dict):
-        obj = _lookup.from_dict("regularizer", config, _TABLE, custom_objects)
+        obj = _lookup.from_dict("regularizer", config, _TABLE, custom_objects, Regularizer)
     else:
         raise ValueError(f"Could not interpret regularizer identifier: {config!r} (expected a name or a "
                          f"{{'class_name': ..., 'config': ...}} dict)")

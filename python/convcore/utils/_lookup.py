@@ -36,7 +36,7 @@ def valid_names(table, snake_only=False):
     return snake if snake_only else snake + [n for n in names if not n[:1].islower()]
 
 
-def from_dict(kind, d, table, custom_objects=None):
+def from_dict(kind, d, table, custom_objects=None, base=None):
     """The object a ``{"class_name": ..., "config": {...}}`` dict describes (Keras 2's
     form, and Keras 3's with "module" / "registered_name"; a function as Keras 3 saves
     one: class_name "function" with its name as the config)."""
@@ -58,6 +58,11 @@ def from_dict(kind, d, table, custom_objects=None):
     name = registered if isinstance(registered, str) and registered not in table else class_name
     obj = lookup(kind, name, table, custom_objects)
     if _inspect.isclass(obj):
+        if base is not None and not issubclass(obj, base):
+            # the registry also holds layers, losses, ...: a config cannot make one of
+            # those stand in for an initializer / regularizer / constraint
+            raise ValueError(f"{kind} config: class {name!r} is not a subclass of {base.__module__}."
+                             f"{base.__name__}")
         from_config = getattr(obj, "from_config", None)
         return from_config(dict(config)) if from_config is not None else obj(**config)
     return obj
