@@ -141,8 +141,9 @@ logcosh = log_cosh
 def kl_divergence(y_true, y_pred):
     """``sum(y_true * log(y_true / y_pred), axis=-1)``, both clipped to [epsilon, 1]."""
     p = _pred(y_pred)
-    t = ops.clip(_like(y_true, p), _EPSILON, 1.0)
-    p = ops.clip(p, _EPSILON, 1.0)
+    # clip as maximum / minimum: the same values and gradient, and device kernels on the GPU
+    t = ops.minimum(ops.maximum(_like(y_true, p), _EPSILON), 1.0)
+    p = ops.minimum(ops.maximum(p, _EPSILON), 1.0)
     return ops.sum(ops.multiply(t, ops.log(ops.divide(t, p))), axis=-1)
 
 
@@ -153,23 +154,29 @@ def poisson(y_true, y_pred):
     return ops.mean(ops.subtract(p, ops.multiply(t, ops.log(ops.add(p, _EPSILON)))), axis=-1)
 
 
-def _hinge_labels(t):
-    # Keras: labels that are all 0 / 1 become -1 / 1
-    binary = bool(ops.all(ops.logical_or(ops.equal(t, 0), ops.equal(t, 1))).numpy())
+def _hinge_labels(y_true, p):
+    """Keras's rule: labels that are all 0 / 1 become -1 / 1. Host labels are checked on
+    the host; device labels by one reduction read back."""
+    t = _like(y_true, p)
+    if isinstance(y_true, ops.Tensor) and y_true.device != "cpu":
+        binary = float(ops.sum(ops.abs(ops.multiply(t, ops.subtract(t, 1.0)))).numpy()) == 0.0
+    else:
+        a = y_true.numpy() if isinstance(y_true, ops.Tensor) else np.asarray(y_true)
+        binary = bool(np.all((a == 0) | (a == 1)))
     return ops.subtract(ops.multiply(t, 2.0), 1.0) if binary else t
 
 
 def hinge(y_true, y_pred):
     """``mean(max(1 - y_true * y_pred, 0), axis=-1)``; 0 / 1 labels are taken as -1 / 1."""
     p = _pred(y_pred)
-    t = _hinge_labels(_like(y_true, p))
+    t = _hinge_labels(y_true, p)
     return ops.mean(ops.maximum(ops.subtract(1.0, ops.multiply(t, p)), 0.0), axis=-1)
 
 
 def squared_hinge(y_true, y_pred):
     """``mean(square(max(1 - y_true * y_pred, 0)), axis=-1)``; 0 / 1 labels as -1 / 1."""
     p = _pred(y_pred)
-    t = _hinge_labels(_like(y_true, p))
+    t = _hinge_labels(y_true, p)
     return ops.mean(ops.square(ops.maximum(ops.subtract(1.0, ops.multiply(t, p)), 0.0)), axis=-1)
 
 

@@ -1,0 +1,257 @@
+"""The stateful metric base (``keras.metrics.Metric``), ``Mean``, ``Sum`` and
+``MeanMetricWrapper``. A metric's state is a set of tensors on the device of the values
+it was last given, updated with :mod:`convcore.ops` (nothing is read back until
+``result()`` is), and never recorded by a tape."""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .. import ops
+from ..losses import squeeze_or_expand_to_same_rank
+from ..tape import stop_recording
+
+
+def _snake(name):
+    out = []
+    for i, c in enumerate(name):
+        if c.isupper() and i and (not name[i - 1].isupper() or (i + 1 < len(name) and name[i + 1].islower())):
+            out.append("_")
+        out.append(c.lower())
+    return "".join(out)
+
+
+def device_of(*xs):
+    for x in xs:
+        if isinstance(x, ops.Tensor):
+            return x.device
+    return "cpu"
+
+
+def as_float(x, device, dtype="float32"):
+    """``x`` as a float tensor on ``device`` (a float64 array meeting the GPU becomes
+    float32, as the GPU computes)."""
+    if isinstance(x, ops.Tensor):
+        if x.device != device:
+            x = x.numpy()
+        else:
+            return x if np.dtype(x.dtype) == np.dtype(dtype) else ops.cast(x, dtype)
+    a = np.asarray(x, dtype=np.float32 if device == "gpu" else dtype)
+    return ops.convert_to_tensor(a, device=device)
+
+
+def _float_dtype(x):
+    dt = np.dtype(x.dtype) if hasattr(x, "dtype") else np.asarray(x).dtype
+    return str(dt) if dt.kind == "f" and dt.itemsize >= 4 else "float32"
+
+
+# Comparisons as arithmetic: sign / maximum / abs have device kernels on the GPU, where the
+# comparison ops run on the host.
+def gt(a, b):
+    """1.0 where a > b, else 0.0."""
+    return ops.maximum(ops.sign(ops.subtract(a, b)), 0.0)
+
+
+def ge(a, b):
+    return ops.subtract(1.0, gt(b, a))
+
+
+def eq(a, b):
+    return ops.subtract(1.0, ops.abs(ops.sign(ops.subtract(a, b))))
+
+
+def divide_no_nan(a, b):
+    """a / b, 0 where b is 0 (for counts: a <= b, so a is 0 there too)."""
+    return ops.divide(a, ops.maximum(b, 1e-30))
+
+
+class Metric:
+    """Base class of metrics (``keras.metrics.Metric``): ``update_state(...)`` adds a
+    batch, ``result()`` is the value so far (a 0-d tensor, or a vector), ``reset_state()``
+    starts again. Subclasses create their state with ``add_variable(shape, name)`` and
+    update it by assigning new tensors to those names (``self.total = ...``)."""
+
+    def __init__(self, name=None, dtype=None):
+        self.name = name or _snake(type(self).__name__)
+        self._dtype = str(np.dtype(dtype)) if dtype is not None and dtype != "int" else "float32"
+        self._state = {}
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if "update_state" in cls.__dict__:
+            f = cls.__dict__["update_state"]
+
+            @functools.wraps(f)
+            def update_state(self, *a, **k):
+                with stop_recording():  # a metric is never differentiated
+                    return f(self, *a, **k)
+            cls.update_state = update_state
+
+    @property
+    def dtype(self):
+        return self._dtype
+
+    def add_variable(self, shape=(), initializer="zeros", dtype=None, name=None):
+        if initializer not in ("zeros", None):
+            raise ValueError(f"{type(self).__name__}.add_variable: only initializer='zeros' is supported, "
+                             f"received initializer={initializer!r}")
+        name = name or f"variable_{len(self._state)}"
+        # float64 on the CPU: counts stay exact past 2**24 samples (the GPU keeps float32)
+        v = ops.convert_to_tensor(np.zeros(shape, dtype=dtype or np.float64))
+        self._state[name] = tuple(shape)
+        object.__setattr__(self, name, v)
+        return v
+
+    add_weight = add_variable
+
+    def _on(self, name, device):
+        """The state ``name`` on ``device`` (moved there the first time it meets it)."""
+        v = getattr(self, name)
+        if v.device != device:
+            v = ops.convert_to_tensor(np.asarray(v.numpy(), dtype=np.float32 if device == "gpu" else v.dtype),
+                                      device=device)
+        return v
+
+    def _add(self, name, value):
+        dev = value.device if isinstance(value, ops.Tensor) else "cpu"
+        object.__setattr__(self, name, ops.add(self._on(name, dev), value))
+
+    @property
+    def variables(self):
+        return [getattr(self, n) for n in self._state]
+
+    def reset_state(self):
+        for n, shape in self._state.items():
+            dev = getattr(self, n).device
+            object.__setattr__(self, n, ops.convert_to_tensor(
+                np.zeros(shape, dtype=np.float32 if dev == "gpu" else getattr(self, n).dtype), device=dev))
+
+    def reset_states(self):
+        """The tf.keras 2 name of :meth:`reset_state`."""
+        self.reset_state()
+
+    def update_state(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__}: a Metric subclass writes update_state(...)")
+
+    def result(self):
+        raise NotImplementedError(f"{type(self).__name__}: a Metric subclass writes result()")
+
+    def __call__(self, *args, **kwargs):
+        self.update_state(*args, **kwargs)
+        return self.result()
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}>"
+
+
+def reduce_to_samplewise_values(values, sample_weight, reduce_fn, device):
+    """Keras's rule: values reduced to one per sample (the weight's rank decides), times
+    the weights; returns (values, weights or None)."""
+    values = as_float(values, device)
+    if sample_weight is not None:
+        sw = as_float(sample_weight, device)
+        values, sw = squeeze_or_expand_to_same_rank(values, sw)
+        if values.ndim > sw.ndim:
+            values = reduce_fn(values, axis=tuple(range(sw.ndim, values.ndim)))
+        sw = ops.broadcast_to(sw, values.shape)
+        values = ops.multiply(values, sw)
+        if sw.ndim > 1:
+            sw = reduce_fn(sw, axis=tuple(range(1, sw.ndim)))
+        sample_weight = sw
+    if values.ndim > 1:
+        values = reduce_fn(values, axis=tuple(range(1, values.ndim)))
+    return values, sample_weight
+
+
+class Sum(Metric):
+    """The (weighted) sum of every value given (``keras.metrics.Sum``)."""
+
+    def __init__(self, name="sum", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.add_variable((), name="total")
+
+    def update_state(self, values, sample_weight=None):
+        dev = device_of(values, sample_weight)
+        values, _ = reduce_to_samplewise_values(values, sample_weight, ops.sum, dev)
+        self._add("total", ops.sum(values))
+
+    def result(self):
+        return self.total
+
+
+class Mean(Metric):
+    """The (weighted) mean of the values given (``keras.metrics.Mean``): a sample's
+    values are first averaged to one per sample; with ``sample_weight`` the mean is
+    ``sum(w * v) / sum(w)``."""
+
+    def __init__(self, name="mean", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.add_variable((), name="total")
+        self.add_variable((), name="count")
+
+    def update_state(self, values, sample_weight=None):
+        dev = device_of(values, sample_weight)
+        if sample_weight is not None and np.ndim(sample_weight) == 0 and not isinstance(sample_weight, ops.Tensor):
+            # a scalar weight (a batch size): weight every value by it
+            v = as_float(values, dev)
+            n = float(sample_weight) * (v.shape[0] if v.ndim else 1)
+            if v.ndim > 1:
+                v = ops.mean(v, axis=tuple(range(1, v.ndim)))
+            self._add("total", ops.multiply(ops.sum(v), float(sample_weight)))
+            self._add("count", ops.convert_to_tensor(np.float32(n), device=dev))
+            return
+        values, sw = reduce_to_samplewise_values(values, sample_weight, ops.mean, dev)
+        self._add("total", ops.sum(values))
+        if sw is not None:
+            n = ops.sum(sw)
+        else:
+            n = ops.convert_to_tensor(np.float32(values.shape[0] if values.ndim else 1), device=dev)
+        self._add("count", n)
+
+    def result(self):
+        return divide_no_nan(self.total, self.count)
+
+
+class MeanMetricWrapper(Mean):
+    """The running mean of a function ``fn(y_true, y_pred, **kwargs)`` of tensors that
+    returns per-sample (or per-element) values (``keras.metrics.MeanMetricWrapper``)."""
+
+    def __init__(self, fn, name=None, dtype=None, **kwargs):
+        if not callable(fn):
+            raise TypeError(f"MeanMetricWrapper: fn must be a function fn(y_true, y_pred), received {fn!r}")
+        super().__init__(name=name or getattr(fn, "__name__", type(fn).__name__), dtype=dtype)
+        self._fn = fn
+        self._fn_kwargs = kwargs
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        dev = device_of(y_pred, y_true)
+        p = as_float(y_pred, dev, _float_dtype(y_pred))
+        t = as_float(y_true, dev, p.dtype)  # as Keras's functions cast them
+        values = self._fn(t, p, **self._fn_kwargs)
+        return super().update_state(values, sample_weight=sample_weight)
+
+    def get_config(self):
+        from ..saving.object_registration import registered_name
+        cfg = super().get_config()
+        cfg["fn"] = registered_name(self._fn)
+        cfg.update(self._fn_kwargs)
+        return cfg
+
+    @classmethod
+    def from_config(cls, config):
+        if "fn" not in config:  # a built-in subclass: its own arguments only
+            return cls(**config)
+        config = dict(config)
+        fn = config.pop("fn", None)
+        if isinstance(fn, str):
+            from . import _function_named
+            fn = _function_named(fn)
+        return cls(fn, **config)
