@@ -190,3 +190,16 @@ def config_instances():
     """One instance per class, for test_nn_layers' every-layer-has-a-config check."""
     return [layers.Add(), layers.Subtract(), layers.Multiply(), layers.Average(), layers.Maximum(),
             layers.Minimum(), layers.Concatenate(axis=1), layers.Dot(axes=(1, 2), normalize=True)]
+
+
+def test_merge_model_saves_and_loads(tmp_path):
+    import convcore
+    a, b = Input((3,)), Input((2, 3))
+    y = layers.concatenate([layers.maximum([a, b]), layers.subtract([b, a]), layers.dot([b, b], axes=2)], axis=-1)
+    m = Model([a, b], y)
+    path = str(tmp_path / "merge.keras")
+    m.save(path)
+    again = convcore.models.load_model(path)
+    xs = _inputs([(3, 3), (3, 2, 3)], seed=8)
+    assert again.output_shape == (None, 2, 8)
+    np.testing.assert_array_equal(again.predict(xs, verbose=0), m.predict(xs, verbose=0))

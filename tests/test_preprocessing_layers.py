@@ -246,3 +246,18 @@ def config_instances():
     """One instance per class, for test_nn_layers' every-layer-has-a-config check."""
     return [layers.Rescaling([1.0, 2.0], offset=0.5), layers.Resizing(3, 4, interpolation="bicubic"),
             layers.CenterCrop(2, 3), layers.Normalization(axis=(1, 2)), layers.RandomCrop(2, 2, seed=3)]
+
+
+def test_model_saves_and_loads_with_the_adapted_statistics(tmp_path):
+    data = _array((8, 5, 5, 2), seed=9) * 2 + 1
+    norm = layers.Normalization()
+    norm.adapt(data)
+    inp = Input((5, 5, 2))
+    y = layers.CenterCrop(4, 4)(norm(layers.Rescaling([1.0, 0.5], offset=-0.25)(inp)))
+    m = Model(inp, layers.Resizing(3, 2, interpolation="lanczos3", antialias=True)(y))
+    path = str(tmp_path / "pre.keras")
+    m.save(path)
+    again = convcore.models.load_model(path)
+    np.testing.assert_array_equal(again.predict(data, verbose=0), m.predict(data, verbose=0))
+    for w, v in zip(again.get_weights(), m.get_weights()):
+        np.testing.assert_array_equal(w, v)

@@ -174,3 +174,16 @@ def config_instances():
             layers.Cropping1D(1), layers.Cropping2D(((1, 0), (0, 2))), layers.Cropping3D((1, 0, 1)),
             layers.UpSampling1D(3), layers.UpSampling2D((2, 3), interpolation="bicubic"),
             layers.UpSampling3D((1, 2, 2)), layers.Permute((2, 1)), layers.RepeatVector(2), layers.Identity()]
+
+
+def test_reshaping_model_saves_and_loads(tmp_path):
+    import convcore
+    inp = Input((3, 4, 2))
+    y = layers.UpSampling2D((2, 1), interpolation="lanczos5")(layers.ZeroPadding2D(((0, 1), (2, 0)))(inp))
+    y = layers.Permute((2, 1, 3))(layers.Cropping2D(((1, 0), (0, 1)))(y))
+    m = Model(inp, layers.Identity()(y))
+    path = str(tmp_path / "reshape.keras")
+    m.save(path)
+    again = convcore.models.load_model(path)
+    x = _input((2, 3, 4, 2))
+    np.testing.assert_array_equal(again.predict(x, verbose=0), m.predict(x, verbose=0))

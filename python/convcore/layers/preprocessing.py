@@ -225,7 +225,8 @@ class RandomCrop(_ImageLayer):
     larger on some axis) take the window at the centred crop box of the target's aspect
     ratio and resize it (bilinear) to the target, as ``keras.layers.RandomCrop``. In
     inference (``training=False``: predict, evaluate) the images pass through unchanged,
-    as in Keras 3 (whose output shape then is not (height, width)). A direct call
+    as in Keras 3 (whose output shape then is not (height, width); tf.keras 2 center-
+    cropped instead, and the two conflict, so Keras 3's rule is kept). A direct call
     trains (``training=True`` by default), as Keras's. The offset is drawn from the
     layer's own numpy generator when ``seed`` is given, else from
     :func:`convcore.backend.rng`; the values drawn are not Keras's."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
+from ..ops.core import reserve, size_of
 from .conv import _tuple
 from .core import Layer
 
@@ -69,6 +70,9 @@ def _resize(x, height, width, interpolation="bilinear", antialias=False):
     """(batch, h, w, c) images resized to (height, width): one gather ('nearest') or one
     matrix product per axis that changes size."""
     b, h, w, c = x.shape
+    size_of("resize", (b, height, width, c))
+    if interpolation != "nearest":  # the (out, in) weight matrices and their float64 temporaries
+        reserve("resize", 40 * (height * h + width * w), "the interpolation weights")
     if interpolation == "nearest":
         if height != h:
             x = ops.take(x, _nearest(h, height), axis=1)
