@@ -119,6 +119,15 @@ def test_deterministic_initializers_equal_keras(cls, kw, shape):
     assert getattr(I, cls)(**kw)(shape, "float64").dtype == np.float64
 
 
+def test_an_array_constant_round_trips_and_loads_kerass_config():
+    c = I.Constant(np.array([1.0, 2.0]))
+    assert c.get_config() == {"value": [1.0, 2.0]}
+    np.testing.assert_array_equal(I.deserialize(I.serialize(c))((3, 2)), [[1, 2]] * 3)
+    saved = keras.initializers.serialize(keras.initializers.Constant(np.array([1.0, 2.0])))
+    assert saved["config"]["value"]["class_name"] == "__numpy__"
+    np.testing.assert_array_equal(I.deserialize(saved)((2, 2), "float32"), [[1, 2]] * 2)
+
+
 def test_constant_zeros_ones_keep_integer_dtypes():
     assert I.Constant(3)((2,), "int32").tolist() == [3, 3]
     assert I.Zeros()((2,), "int64").dtype == np.int64 and I.Ones()((2,), "int32").tolist() == [1, 1]
@@ -294,9 +303,14 @@ def test_a_registered_callable_is_saved_by_its_name():
 
     assert I.serialize(fives) == "fives"
     assert I.deserialize("fives") is fives
-    # Keras 3's form of a saved function
-    assert I.deserialize({"module": "builtins", "class_name": "function", "config": "fives",
-                          "registered_name": "test_initializers>fives"}) is fives
+    # what Keras 3 writes for the same function registered the same way loads as ours
+    @keras.saving.register_keras_serializable(package="test_initializers", name="fives")
+    def keras_fives(shape, dtype=None):
+        return keras.ops.full(shape, 5.0)
+
+    saved = keras.layers.Dense(2, kernel_initializer=keras_fives).get_config()["kernel_initializer"]
+    assert saved["class_name"] == "function" and saved["config"] == "test_initializers>fives"
+    assert I.deserialize(saved) is fives
 
     @register_keras_serializable(package="test_initializers")
     class Threes(I.Initializer):

@@ -351,11 +351,8 @@ def deserialize(config, custom_objects=None):
     """The activation of a saved name (``custom_objects`` first), or of Keras 3's
     ``{"class_name": "function", "config": name}`` form."""
     if isinstance(config, dict):
+        # Keras 3: {"class_name": "function", "config": "<registered name>", "registered_name": "function"}
         name = config.get("config") if config.get("class_name") == "function" else config.get("class_name")
-        if config.get("class_name") == "function" and isinstance(config.get("registered_name"), str):
-            registered = config["registered_name"]
-            if not (custom_objects and name in custom_objects) and name not in _BY_NAME:
-                name = registered
         if not isinstance(name, str):
             raise ValueError(f"Could not interpret activation config {config!r}: expected a name or "
                              "{'class_name': 'function', 'config': name}")

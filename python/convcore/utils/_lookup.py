@@ -46,8 +46,8 @@ def from_dict(kind, d, table, custom_objects=None, base=None):
                          f"received {d!r}")
     config = d.get("config", {})
     registered = d.get("registered_name")
-    if class_name == "function":
-        name = registered if isinstance(registered, str) else config
+    if class_name == "function":  # Keras 3: config is the (registered) name, registered_name "function"
+        name = config
         if not isinstance(name, str):
             raise ValueError(f"{kind} config: a function is saved by its name, received config={config!r}")
         return lookup(kind, name, table, custom_objects)
