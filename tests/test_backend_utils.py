@@ -361,6 +361,10 @@ def test_plot_model_bad_arguments():
     m, _ = _two_models(cc, False)
     with pytest.raises(TypeError, match="expected a Model"):
         utils.plot_model(layers.Dense(2))
+    for unbuilt in (cc.Sequential([layers.Dense(2)]), cc.Model()):
+        for f in (utils.plot_model, utils.model_to_dot):
+            with pytest.raises(ValueError, match="This model has not yet been built"):
+                f(unbuilt)
     if HAVE_PYDOT:
         with pytest.raises(ValueError, match="Unrecognized keyword arguments"):
             utils.model_to_dot(m, colour="red")
