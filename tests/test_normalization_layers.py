@@ -1,5 +1,5 @@
 """Normalization layers (BatchNormalization, LayerNormalization, GroupNormalization,
-UnitNormalization) against real Keras 3 with the same weights and inputs, on CPU and
+RMSNormalization, UnitNormalization) against real Keras 3 with the same weights and inputs, on CPU and
 GPU, in inference and training (BatchNormalization's moving statistics after a training
 call too, and Keras's frozen semantics); gradients against float64 finite differences;
 configs against Keras's keys and by behaviour; bad arguments."""
@@ -57,6 +57,9 @@ CASES = {
     "gn_instance": (layers.GroupNormalization, {"groups": -1}, _gn_k, (3, 4, 6)),
     "gn_one_group": (layers.GroupNormalization, {"groups": 1, "center": False}, _gn_k, (3, 4, 6)),
     "gn_axis1": (layers.GroupNormalization, {"groups": 2, "axis": 1, "scale": False}, _gn_k, (3, 4, 5)),
+    "rms": (layers.RMSNormalization, {}, lambda **kw: K.RMSNormalization(**kw), (4, 6)),
+    "rms_axes": (layers.RMSNormalization, {"axis": [1, 2], "epsilon": 1e-3}, lambda **kw: K.RMSNormalization(**kw),
+                 (3, 4, 5)),
     "un": (layers.UnitNormalization, {}, lambda **kw: K.UnitNormalization(**kw), (4, 6)),
     "un_axes": (layers.UnitNormalization, {"axis": [1, 2]}, lambda **kw: K.UnitNormalization(**kw), (3, 4, 5)),
     "un_axis1": (layers.UnitNormalization, {"axis": 1}, lambda **kw: K.UnitNormalization(**kw), (3, 4, 5)),
@@ -73,6 +76,8 @@ def _keras(case):
         x = (np.random.default_rng(0).standard_normal(shape) * 2 + 0.5).astype(np.float32)
         kl = kf(**args)
         kl.build(shape)
+        if case.startswith("rms"):  # Keras's scale starts at ones, with no initializer argument
+            kl.set_weights([np.random.default_rng(8).uniform(0.5, 1.5, w.shape) for w in kl.get_weights()])
         w0 = [w.copy() for w in kl.get_weights()]
         y_inf = np.asarray(kl(x, training=False))
         y_train = np.asarray(kl(x, training=True))
@@ -240,4 +245,5 @@ def config_instances():
     """One instance per class of this family (the suite's config-coverage test)."""
     return [layers.BatchNormalization(axis=1, center=False, name="cfg_bn_axis"),
             layers.LayerNormalization(axis=[1, 2], name="cfg_ln"),
-            layers.GroupNormalization(groups=2, name="cfg_gn"), layers.UnitNormalization(axis=1, name="cfg_un")]
+            layers.GroupNormalization(groups=2, name="cfg_gn"), layers.UnitNormalization(axis=1, name="cfg_un"),
+            layers.RMSNormalization(axis=[1], name="cfg_rms")]

@@ -1,5 +1,5 @@
-"""Regularization layers (Dropout with noise_shape, SpatialDropout1D/2D/3D, GaussianNoise,
-GaussianDropout, ActivityRegularization) on CPU and GPU: the identity at inference; in
+"""Regularization layers (Dropout with noise_shape, AlphaDropout, SpatialDropout1D/2D/3D,
+GaussianNoise, GaussianDropout, ActivityRegularization) on CPU and GPU: the identity at inference; in
 training the statistics Keras's formulas give (drop fraction, scale of the kept values,
 noise mean and deviation, masks shared along the broadcast axes); gradients equal to
 the mask the forward used; the activity penalty against real Keras 3; configs against
@@ -50,11 +50,13 @@ NOISE = {
     "spatial3d": (lambda: layers.SpatialDropout3D(0.2, seed=7), (30, 2, 2, 2, 40)),
     "spatial3d_first": (lambda: layers.SpatialDropout3D(0.2, data_format="channels_first", seed=8), (30, 40, 2, 2, 2)),
     "gaussian_noise": (lambda: layers.GaussianNoise(0.7, seed=9), (40, 50)),
+    "alpha_dropout": (lambda: layers.AlphaDropout(0.2, seed=15), (40, 50)),
+    "alpha_dropout_noise_shape": (lambda: layers.AlphaDropout(0.3, noise_shape=(None, 1, 30), seed=16), (40, 6, 30)),
     "gaussian_dropout": (lambda: layers.GaussianDropout(0.4, seed=10), (40, 50)),
 }
 
 # the axes along which one mask value is shared, per case
-SHARED = {"dropout_noise_shape": (1,), "dropout_noise_shape_batch": (0, 2), "spatial1d": (1,), "spatial2d": (1, 2),
+SHARED = {"dropout_noise_shape": (1,), "alpha_dropout_noise_shape": (1,), "dropout_noise_shape_batch": (0, 2), "spatial1d": (1,), "spatial2d": (1, 2),
           "spatial2d_first": (2, 3), "spatial3d": (1, 2, 3), "spatial3d_first": (2, 3, 4)}
 
 
@@ -75,10 +77,15 @@ def test_dropout_statistics_and_shared_masks(case, device):
     layer = make()
     x = _x(shape)
     y = _call(layer, x, device, True)
-    m = y / x
     rate = layer.rate
-    kept = m != 0
-    np.testing.assert_allclose(m[kept], 1.0 / (1.0 - rate), rtol=1e-6)  # kept values scaled exactly
+    if case.startswith("alpha"):
+        a, b = _alpha_affine(rate)
+        kept = np.abs(y - (a * ALPHA_P + b)) > 1e-6  # dropped values are a * alpha_p + b
+        np.testing.assert_allclose(y[kept], a * x[kept] + b, rtol=1e-5, atol=1e-6)  # kept ones a * x + b
+    else:
+        m = y / x
+        kept = m != 0
+        np.testing.assert_allclose(m[kept], 1.0 / (1.0 - rate), rtol=1e-6)  # kept values scaled exactly
     axes = SHARED.get(case, ())
     if axes:  # one draw per slice: the mask is constant along the shared axes
         first = np.take(kept, [0], axis=axes[0])
@@ -88,6 +95,24 @@ def test_dropout_statistics_and_shared_masks(case, device):
     draws = kept.size // int(np.prod([shape[a] for a in axes])) if axes else kept.size
     frac = 1.0 - kept.mean()
     assert abs(frac - rate) < _sigma_bound(rate, draws), (frac, rate, draws)
+
+
+ALPHA_P = -1.6732632423543772848170429916717 * 1.0507009873554804934193349852946  # SELU's -alpha * scale
+
+
+def _alpha_affine(rate):
+    """Keras's AlphaDropout affine correction (a, b)."""
+    a = ((1 - rate) * (1 + rate * ALPHA_P ** 2)) ** -0.5
+    return a, -a * ALPHA_P * rate
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_alpha_dropout_keeps_selu_moments(device):
+    """Inputs with SELU's fixed point (mean 0, variance 1) keep mean 0 and variance 1."""
+    x = np.random.default_rng(17).standard_normal((200, 100)).astype(np.float32)
+    y = _call(layers.AlphaDropout(0.3, seed=18), x, device, True)
+    assert abs(y.mean()) < 5 / np.sqrt(y.size)
+    assert abs(y.var() - 1.0) < 0.03  # a few standard errors of a variance of 2e4 non-Gaussian values
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -117,7 +142,13 @@ def test_gradient_is_the_forward_mask(case, device):
         y = make()(xt, training=True)
         loss = ops.sum(ops.multiply(y, r))
     g = np.asarray(tape.gradient(loss, xt))
-    slope = np.ones_like(x) if case == "gaussian_noise" else np.asarray(y) / x
+    if case == "gaussian_noise":
+        slope = np.ones_like(x)
+    elif case.startswith("alpha"):
+        a, b = _alpha_affine(make().rate)
+        slope = a * (np.abs(np.asarray(y) - (a * ALPHA_P + b)) > 1e-6)
+    else:
+        slope = np.asarray(y) / x
     np.testing.assert_allclose(g, r * slope, rtol=1e-5, atol=1e-6)
 
 
@@ -181,6 +212,8 @@ KERAS_CFG = {
     "spatial3d": lambda: K.SpatialDropout3D(0.2), "gaussian_noise": lambda: K.GaussianNoise(0.7),
     "gaussian_dropout": lambda: K.GaussianDropout(0.4), "spatial2d_first": lambda: K.SpatialDropout2D(0.3),
     "spatial3d_first": lambda: K.SpatialDropout3D(0.2), "dropout_noise_shape_batch": lambda: K.Dropout(0.1),
+    "alpha_dropout": lambda: K.AlphaDropout(0.2),
+    "alpha_dropout_noise_shape": lambda: K.AlphaDropout(0.3, noise_shape=(None, 1, 30)),
 }
 
 
@@ -213,6 +246,7 @@ def test_activity_regularization_config():
     (lambda: layers.Dropout(0.5, seed=-1), ValueError, r"Dropout: seed must be >= 0"),
     (lambda: layers.SpatialDropout2D(0.5, data_format="nhwc"), ValueError,
      r"SpatialDropout2D: data_format must be one of 'channels_last', 'channels_first'"),
+    (lambda: layers.AlphaDropout(1.0), ValueError, r"AlphaDropout: rate must be a float in \[0, 1\)"),
     (lambda: layers.GaussianNoise(-1.0), ValueError, r"GaussianNoise: stddev must be >= 0"),
     (lambda: layers.GaussianDropout(1.5), ValueError, r"GaussianDropout: rate must be a float in \[0, 1\)"),
     (lambda: layers.ActivityRegularization(l1=-1), ValueError, r"ActivityRegularization: l1 must be >= 0"),
@@ -236,5 +270,5 @@ def config_instances():
     return [layers.Dropout(0.2, noise_shape=(None, 1, 3), seed=1, name="cfg_dropout_ns"),
             layers.SpatialDropout1D(0.2, name="cfg_sd1"), layers.SpatialDropout2D(0.2, name="cfg_sd2"),
             layers.SpatialDropout3D(0.2, data_format="channels_first", name="cfg_sd3"),
-            layers.GaussianNoise(0.1, seed=2, name="cfg_gn"), layers.GaussianDropout(0.1, name="cfg_gd"),
+            layers.GaussianNoise(0.1, seed=2, name="cfg_gn"), layers.AlphaDropout(0.1, seed=3, name="cfg_ad"), layers.GaussianDropout(0.1, name="cfg_gd"),
             layers.ActivityRegularization(l1=0.01, name="cfg_ar")]

@@ -1,4 +1,4 @@
-"""Normalization layers (batch, layer, group and unit normalization), as
+"""Normalization layers (batch, layer, group, RMS and unit normalization), as
 ``keras.layers``' normalization family.
 
 Batch normalization over the last axis runs the fused kernel (``ops.fused_batch_norm``:
@@ -283,6 +283,34 @@ class GroupNormalization(_WeightsMixin, Layer):
                 "center": self.center, "scale": self.scale, **self._affine_config()}
 
 
+class RMSNormalization(Layer):
+    """Root-mean-square normalization, as ``keras.layers.RMSNormalization``:
+    ``x / sqrt(mean(x ** 2 over axis) + epsilon) * scale``, with a learned ``scale``
+    (initialized to ones) of the shape of ``axis`` (an int or a list of ints)."""
+
+    def __init__(self, axis=-1, epsilon=1e-6, **kw):
+        super().__init__(**kw)
+        self.axis = _axes("RMSNormalization", axis)
+        self.epsilon = _checks.real("RMSNormalization", "epsilon", epsilon, minimum=0)
+
+    def build(self, input_shape):
+        self._axes = tuple(_resolve("RMSNormalization", self.axis, input_shape))
+        self.scale = self.add_weight("scale", tuple(input_shape[a - 1] for a in self._axes), "ones")
+        self.built = True
+
+    def call(self, inputs, training=None):
+        x = inputs
+        bshape = [x.shape[i] if i in self._axes else 1 for i in range(x.ndim)]
+        ms = ops.mean(ops.square(x), axis=self._axes, keepdims=True)
+        return ops.multiply(ops.multiply(x, _rsqrt(ops.add(ms, self.epsilon))), ops.reshape(self.scale, bshape))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon}
+
+
 class UnitNormalization(Layer):
     """Scale each sample to unit L2 norm over ``axis`` (an int or a list of ints), as
     ``keras.layers.UnitNormalization``: ``x * min(1 / sqrt(sum(x ** 2)), 1e12)``."""
@@ -306,4 +334,4 @@ class UnitNormalization(Layer):
         return {**super().get_config(), "axis": self.axis}
 
 
-__all__ = ["BatchNormalization", "LayerNormalization", "GroupNormalization", "UnitNormalization"]
+__all__ = ["BatchNormalization", "LayerNormalization", "GroupNormalization", "RMSNormalization", "UnitNormalization"]

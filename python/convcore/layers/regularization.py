@@ -109,6 +109,30 @@ class Dropout(_Noise):
                 "noise_shape": None if self.noise_shape is None else list(self.noise_shape)}
 
 
+class AlphaDropout(Dropout):
+    """Dropout that keeps the mean and variance of self-normalizing (SELU) activations,
+    as ``keras.layers.AlphaDropout``: dropped values become SELU's negative saturation
+    ``-alpha * scale``, then ``a * x + b`` restores the moments, with
+    ``a = ((1 - rate) * (1 + rate * alpha_p ** 2)) ** -0.5`` and
+    ``b = -a * alpha_p * rate``. ``noise_shape`` and ``seed`` as for Dropout. ``rate``
+    must be below 1 (Keras accepts 1, where ``a`` is infinite)."""
+
+    _ALPHA_P = -1.6732632423543772848170429916717 * 1.0507009873554804934193349852946
+
+    def call(self, inputs, training=None):
+        if not training or self.rate == 0.0:
+            return inputs
+        ns = self._noise_shape(inputs) or tuple(inputs.shape)
+        keep = (self._rng().random(ns) >= self.rate).astype(inputs.dtype)
+        rate, ap = self.rate, self._ALPHA_P
+        a = ((1 - rate) * (1 + rate * ap ** 2)) ** -0.5
+        b = -a * ap * rate
+        # a * (x * keep + ap * (1 - keep)) + b, with the constant part folded on the host
+        scale = ops.convert_to_tensor((a * keep).astype(inputs.dtype), device=inputs.device)
+        shift = ops.convert_to_tensor((a * ap * (1 - keep) + b).astype(inputs.dtype), device=inputs.device)
+        return ops.add(ops.multiply(inputs, scale), shift)
+
+
 class _SpatialDropout(Dropout):
     """Dropout of whole feature maps: the mask is ``(batch, 1, ..., 1, channels)``."""
 
@@ -234,5 +258,5 @@ class ActivityRegularization(Layer):
         return {**super().get_config(), "l1": self.l1, "l2": self.l2}
 
 
-__all__ = ["Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
+__all__ = ["Dropout", "AlphaDropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
            "GaussianDropout", "ActivityRegularization"]
