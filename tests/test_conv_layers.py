@@ -231,6 +231,16 @@ def test_config_round_trip_computes_the_same(case_id):
     assert layers.deserialize(d).get_config() == cfg
 
 
+@pytest.mark.parametrize("case_id", IDS)
+def test_a_keras_config_loads_and_computes_what_keras_computes(case_id):
+    """Keras's own ``get_config()`` (DTypePolicy and initializer dicts) builds our layer."""
+    weights, x, want, kcfg, _ = keras_reference(case_id)
+    layer = getattr(layers, BY_ID[case_id][1]).from_config(kcfg)
+    layer.build(x.shape[1:])
+    layer.set_weights(weights)
+    np.testing.assert_allclose(np.asarray(layer(x)), want, rtol=RTOL, atol=ATOL)
+
+
 def test_none_sizes_in_output_shapes_follow_keras():
     for cls, kw, shape in [("Conv1D", dict(filters=2, kernel_size=3, padding="causal"), (None, 3)),
                            ("Conv1DTranspose", dict(filters=2, kernel_size=3, strides=2), (None, 3)),

@@ -80,20 +80,23 @@ def _conv_ref(x, w, strides=(1, 1), padding="valid"):
     return out
 
 
-def _conv_transpose_ref(x, w, strides, padding, output_padding=None):
+def _conv_transpose_ref(x, w, strides, padding, output_padding=None, dilation=1):
     """Direct channels-last 2-D transposed convolution as Keras 3 defines it: each input
     cell scatters ``x[i] * w[t]`` to cell ``i * s + t`` of the full result (length
     ``(n - 1) * s + k``), and Keras's output is the window of that result starting at
     ``k - 1 - lo``, where ``lo`` is the left padding of jax's conv_transpose that Keras
     computes (keras/src/backend/common/backend_utils.py,
     ``_convert_conv_transpose_padding_args_from_keras_to_jax``); cells beyond the full
-    result are zeros."""
+    result are zeros. A dilated kernel's taps are ``dilation`` cells apart (and its
+    holes are no taps: nothing, not a zero times a NaN, lands there)."""
     n, h, wd, _ = x.shape
-    kh, kw, f, _ = w.shape
+    d = dilation
+    kh, kw = ((k - 1) * d + 1 for k in w.shape[:2])  # the dilated extent
+    f = w.shape[2]
     full = np.zeros((n, (h - 1) * strides[0] + kh, (wd - 1) * strides[1] + kw, f))
     for i in range(h):
         for j in range(wd):
-            full[:, i * strides[0]:i * strides[0] + kh, j * strides[1]:j * strides[1] + kw, :] += np.einsum(
+            full[:, i * strides[0]:i * strides[0] + kh:d, j * strides[1]:j * strides[1] + kw:d, :] += np.einsum(
                 "nc,abfc->nabf", x[:, i, j, :], w)
     out = full
     for ax, (size, k, s) in enumerate(zip((h, wd), (kh, kw), strides), start=1):
@@ -227,6 +230,9 @@ TABLE = [
      [U(1, 3, 2, 2), U(4, 2, 1, 2)], lambda x, w: _conv_transpose_ref(x, w, (2, 3), "same", (0, 1))),
     ("conv_transpose_valid_op", lambda x, w: ops.conv_transpose(x, w, strides=(3, 2), output_padding=(2, 1)),
      [U(1, 2, 3, 1), U(2, 3, 2, 1)], lambda x, w: _conv_transpose_ref(x, w, (3, 2), "valid", (2, 1))),
+    ("conv_transpose_dilated_strided", lambda x, w: ops.conv_transpose(x, w, strides=2, padding="same",
+                                                                       dilation_rate=2),
+     [U(1, 2, 3, 2), U(2, 3, 1, 2)], lambda x, w: _conv_transpose_ref(x, w, (2, 2), "same", dilation=2)),
     ("depthwise_conv", lambda x, w: ops.depthwise_conv(x, w), [U(2, 5, 5, 2), U(2, 2, 2, 2)],
      lambda x, w: np.concatenate([_conv_ref(x[..., c:c + 1], w[:, :, c:c + 1, :]) for c in range(2)], -1)),
     ("max_pool", lambda x: ops.max_pool(x, 2), [DISTINCT(2, 4, 6, 3)], lambda x: _pool_ref(x, 2, "max")),

@@ -141,6 +141,14 @@ def test_config_round_trip_computes_the_same(case_id):
     assert layers.deserialize(layers.serialize(layer)).get_config() == cfg
 
 
+@pytest.mark.parametrize("case_id", IDS)
+def test_a_keras_config_loads_and_computes_what_keras_computes(case_id):
+    """Keras's own ``get_config()`` (with its DTypePolicy dict) builds our layer."""
+    x, want, kcfg, _ = keras_reference(case_id)
+    layer = getattr(layers, BY_ID[case_id][1]).from_config(kcfg)
+    np.testing.assert_allclose(np.asarray(layer(x)), want, rtol=RTOL, atol=ATOL)
+
+
 def test_none_sizes_in_output_shapes_follow_keras():
     for cls, kw, shape in [("MaxPooling1D", dict(pool_size=3, padding="same"), (None, 3)),
                            ("AveragePooling2D", dict(pool_size=2), (None, 7, 3)),
