@@ -224,6 +224,40 @@ def test_normalize_bad_input():
         utils.normalize(np.array(["a"]))
 
 
+PAD_SEQS = [[1, 2, 3], [4], [], [5, 6, 7, 8, 9]]
+PAD_CASES = [{}, {"maxlen": 3}, {"maxlen": 6, "padding": "post"}, {"maxlen": 2, "truncating": "post"},
+             {"padding": "post", "truncating": "post", "value": -1, "dtype": "float32"},
+             {"maxlen": 4, "value": 0.5, "dtype": "float64"}]
+
+
+@pytest.mark.parametrize("kw", PAD_CASES, ids=[str(i) for i in range(len(PAD_CASES))])
+def test_pad_sequences_equals_kerass(kw):
+    ours, ref = utils.pad_sequences(PAD_SEQS, **kw), keras.utils.pad_sequences(PAD_SEQS, **kw)
+    assert ours.dtype == ref.dtype
+    np.testing.assert_array_equal(ours, ref)
+    vec = [np.ones((2, 3)), np.zeros((1, 3))]  # samples with a feature axis
+    np.testing.assert_array_equal(utils.pad_sequences(vec, **kw), keras.utils.pad_sequences(vec, **kw))
+    strs = [["a", "b"], ["c"]]
+    np.testing.assert_array_equal(utils.pad_sequences(strs, dtype=object, value="-"),
+                                  keras.utils.pad_sequences(strs, dtype=object, value="-"))
+
+
+@pytest.mark.parametrize("kw,err,match", [
+    ({"padding": "middle"}, ValueError, "pad_sequences: padding must be one of"),
+    ({"truncating": "both"}, ValueError, "pad_sequences: truncating must be one of"),
+    ({"maxlen": -1}, ValueError, "pad_sequences: maxlen must be >= 0"),
+    ({"maxlen": 2.5}, TypeError, "pad_sequences: maxlen must be an integer"),
+    ({"value": "x"}, ValueError, "is not compatible with `value`'s type"),
+])
+def test_pad_sequences_bad_input(kw, err, match):
+    with pytest.raises(err, match=match):
+        utils.pad_sequences(PAD_SEQS, **kw)
+    with pytest.raises(ValueError, match="non-iterable"):
+        utils.pad_sequences([[1], 2])
+    with pytest.raises(ValueError, match="different from expected shape"):
+        utils.pad_sequences([np.ones((2, 3)), np.ones((2, 4))])
+
+
 # ------------------------------------------------------------------ utils: seeds
 def test_set_random_seed_seeds_the_global_streams_as_keras():
     keras.utils.set_random_seed(1234)

@@ -1,5 +1,5 @@
 """Utilities with ``keras.utils``'s names: ``to_categorical``, ``normalize``,
-``set_random_seed``, ``plot_model`` / ``model_to_dot``, and the serialization helpers
+``pad_sequences``, ``set_random_seed``, ``plot_model`` / ``model_to_dot``, and the serialization helpers
 (``register_keras_serializable``, ``custom_object_scope``, ...). ``get_file`` is left out:
 convcore downloads nothing at run time."""
 from __future__ import annotations
@@ -10,8 +10,9 @@ import numpy as np
 
 from .model_visualization import model_to_dot, plot_model
 from .numerical_utils import normalize, to_categorical
+from .sequence_utils import pad_sequences
 
-__all__ = ["to_categorical", "normalize", "set_random_seed", "plot_model", "model_to_dot", "clear_session",
+__all__ = ["to_categorical", "normalize", "pad_sequences", "set_random_seed", "plot_model", "model_to_dot", "clear_session",
            "is_keras_tensor", "register_keras_serializable", "custom_object_scope", "CustomObjectScope",
            "get_registered_object", "get_registered_name", "serialize_keras_object", "deserialize_keras_object"]
 
