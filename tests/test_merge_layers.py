@@ -203,3 +203,16 @@ def test_merge_model_saves_and_loads(tmp_path):
     xs = _inputs([(3, 3), (3, 2, 3)], seed=8)
     assert again.output_shape == (None, 2, 8)
     np.testing.assert_array_equal(again.predict(xs, verbose=0), m.predict(xs, verbose=0))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_dot_normalize_of_tiny_and_zero_vectors_matches_keras(device):
+    """keras.ops.normalize floors the norm at 1e-7: vectors of norm ~1e-5 are still
+    normalized, a zero vector gives 0 (not NaN)."""
+    x = _inputs([(3, 4), (3, 4)], seed=11)
+    x = [x[0] * np.float32(1e-5), x[1]]
+    x[0][2] = 0.0
+    want = np.asarray(keras.layers.Dot(axes=1, normalize=True)(x))
+    got = run(layers.Dot(axes=1, normalize=True), x, device)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert got[2, 0] == 0.0
