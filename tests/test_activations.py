@@ -173,6 +173,15 @@ def test_get_returns_callable_names_that_configs_and_fusion_use():
         assert A.serialize(A.get(n)) == keras.activations.serialize(getattr(keras.activations, n))
 
 
+def test_tf_keras_2_alpha_is_the_negative_slope():
+    x = X.astype(np.float32)
+    np.testing.assert_array_equal(A.relu(x, alpha=0.1, max_value=3.0).numpy(),
+                                  A.relu(x, negative_slope=0.1, max_value=3.0).numpy())
+    np.testing.assert_array_equal(A.leaky_relu(x, alpha=0.3).numpy(), A.leaky_relu(x, negative_slope=0.3).numpy())
+    with pytest.raises(TypeError, match="both negative_slope=0.1 and alpha=0.2"):
+        A.relu(x, 0.1, alpha=0.2)
+
+
 def test_user_functions_round_trip_by_name():
     from convcore.saving import register_keras_serializable
 

@@ -205,6 +205,10 @@ def test_constraint_names_and_identifiers():
     from keras.src.constraints import ALL_OBJECTS_DICT
     for n in ALL_OBJECTS_DICT:
         assert type(C.get(n)).__name__ == type(keras.constraints.get(n)).__name__, n
+    for legacy, cls in (("maxnorm", C.MaxNorm), ("nonneg", C.NonNeg), ("unitnorm", C.UnitNorm)):
+        with pytest.raises(ValueError):  # Keras 3 refuses tf.keras 2's legacy names; ours takes them
+            keras.constraints.get(legacy)
+        assert type(C.get(legacy)) is cls
     assert C.get(None) is None and C.serialize(None) is None
     c = C.UnitNorm(1)
     assert C.get(c) is c and isinstance(C.get(C.NonNeg), C.NonNeg)

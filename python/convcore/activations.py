@@ -35,11 +35,21 @@ def linear(x):
     return ops.convert_to_tensor(x)
 
 
-def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
+def _slope(func, negative_slope, alpha, default):
+    """Keras 3's ``negative_slope``, or tf.keras 2's name for it, ``alpha``."""
+    if alpha is not None:
+        if negative_slope is not None and negative_slope != default:
+            raise TypeError(f"{func}: got both negative_slope={negative_slope!r} and alpha={alpha!r} "
+                            "(tf.keras 2's name for it); pass one")
+        negative_slope = alpha
+    return _checks.real(func, "negative_slope", default if negative_slope is None else negative_slope)
+
+
+def relu(x, negative_slope=0.0, max_value=None, threshold=0.0, *, alpha=None):
     """Keras 3's ``relu``: ``x`` above ``threshold`` (else 0), clipped at ``max_value``,
     minus ``negative_slope * relu(threshold - x)`` below it. The defaults are
-    ``max(x, 0)`` (the native kernel)."""
-    slope = _checks.real("relu", "negative_slope", negative_slope)
+    ``max(x, 0)`` (the native kernel). ``alpha=`` is tf.keras 2's name of the slope."""
+    slope = _slope("relu", negative_slope, alpha, 0.0)
     thr = _checks.real("relu", "threshold", threshold)
     top = None if max_value is None else _checks.real("relu", "max_value", max_value)
     if slope == 0.0 and top is None and thr == 0.0:
@@ -57,9 +67,10 @@ def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
     return y if negative is None else y - slope * negative
 
 
-def leaky_relu(x, negative_slope=0.2):
-    """``x`` for ``x > 0``, else ``negative_slope * x`` (Keras 3's default slope 0.2)."""
-    return ops.leaky_relu(x, negative_slope=negative_slope)
+def leaky_relu(x, negative_slope=0.2, *, alpha=None):
+    """``x`` for ``x > 0``, else ``negative_slope * x`` (Keras 3's default slope 0.2;
+    ``alpha=`` is tf.keras 2's name of the slope)."""
+    return ops.leaky_relu(x, negative_slope=_slope("leaky_relu", negative_slope, alpha, 0.2))
 
 
 def relu6(x):

@@ -143,11 +143,14 @@ class MinMaxNorm(Constraint):
 
 # Keras's aliases: the classes themselves.
 max_norm, non_neg, unit_norm, min_max_norm = MaxNorm, NonNeg, UnitNorm, MinMaxNorm
+maxnorm, nonneg, unitnorm = MaxNorm, NonNeg, UnitNorm  # tf.keras 2's legacy aliases
 
 _CLASSES = (Constraint, MaxNorm, NonNeg, UnitNorm, MinMaxNorm)
 _TABLE = {c.__name__: c for c in _CLASSES}
 _TABLE.update({"constraint": Constraint, "max_norm": MaxNorm, "non_neg": NonNeg, "unit_norm": UnitNorm,
-               "min_max_norm": MinMaxNorm})
+               "min_max_norm": MinMaxNorm,
+               # tf.keras 2's legacy names (Keras 3 refuses them)
+               "maxnorm": MaxNorm, "nonneg": NonNeg, "unitnorm": UnitNorm})
 CONSTRAINTS = tuple(_lookup.valid_names(_TABLE))
 
 
