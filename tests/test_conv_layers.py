@@ -310,6 +310,25 @@ def test_bad_arguments_fail_keras_style(make, exc, msg):
         make()
 
 
+@pytest.mark.parametrize("cls,kw", [("Conv2D", dict(filters=2, kernel_size=3)),
+                                    ("Conv2D", dict(filters=2, kernel_size=3, groups=2)),
+                                    ("DepthwiseConv2D", dict(kernel_size=3)),
+                                    ("SeparableConv2D", dict(filters=2, kernel_size=3)),
+                                    ("Conv2DTranspose", dict(filters=2, kernel_size=3))])
+def test_a_built_layer_refuses_another_channel_count(cls, kw):
+    """Keras's InputSpec: a kernel built for 4 channels never reads 8 (as a grouped
+    convolution would) nor 2."""
+    layer = getattr(layers, cls)(**kw, name="c")
+    layer(np.zeros((1, 5, 5, 4), np.float32))
+    for c in (8, 2):
+        with pytest.raises(ValueError, match=rf"Layer 'c' \({cls}\) expects axis -1 of its inputs to have value 4 "
+                                             rf"\(it was built for 4 channels\), received input shape "
+                                             rf"\(None, 5, 5, {c}\)"):
+            layer(np.zeros((1, 5, 5, c), np.float32))
+    with pytest.raises(ValueError, match="expects axis -1"):
+        layer(layers.Input((5, 5, 8)))
+
+
 def test_grouped_conv_op_refuses_channels_that_do_not_divide():
     with pytest.raises(ValueError, match=r"conv: the kernel's input channels \(2.*must equal the input's channels "
                                          r"\(3\) or divide them"):

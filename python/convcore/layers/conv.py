@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import _core, activations, initializers, ops
 from .basic import _activate, _init_name
-from .core import Layer
+from .core import InputSpecError, Layer
 
 
 # ------------------------------------------------------------------ argument checks
@@ -136,7 +136,18 @@ class _BaseConv(Layer):
         if c is None:
             raise ValueError(f"{type(self).__name__}: the channel axis (last) of the inputs must be known, received "
                              f"input_shape={tuple(input_shape)}")
+        self._channels = int(c)
         return int(c)
+
+    def _check_input(self, shape):
+        # Keras's InputSpec: once built, the channel axis is fixed (without this, a
+        # kernel for C channels would read 2C channels as a grouped convolution).
+        super()._check_input(shape)
+        c = self.__dict__.get("_channels")
+        if self.built and c is not None and len(shape) and shape[-1] is not None and shape[-1] != c:
+            raise InputSpecError(f"Layer {self.name!r} ({type(self).__name__}) expects axis -1 of its inputs to have "
+                                 f"value {c} (it was built for {c} channels), received input shape "
+                                 f"{(None,) + tuple(shape)}")
 
     def _finish(self, y, fused_bias=False):
         """Bias and activation after a convolution that did not fuse them."""
