@@ -119,4 +119,10 @@ def config_round_trip(layer, x, training=False, keras_layer=None, keras_only=())
             loaded.built = True
             loaded.set_weights(layer.get_weights())
         np.testing.assert_array_equal(np.asarray(loaded(x, training=training)), y)
+        # and Keras builds the same layer from convcore's config
+        theirs = type(keras_layer).from_config(cfg)
+        theirs.build(tuple((None,) + np.shape(x)[1:]))
+        if layer.weights:
+            theirs.set_weights(layer.get_weights())
+        np.testing.assert_allclose(np.asarray(theirs(x, training=training)), y, rtol=1e-5, atol=1e-6)
     return again

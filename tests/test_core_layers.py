@@ -89,8 +89,7 @@ def test_config_round_trip(case):
     kl, x, _ = _keras(case)
     layer = CASES[case][0](name=f"cfg_{case}")
     copy_keras_weights(layer, kl, x.shape[1:])
-    # Keras 3.15's Dense saves quantization settings, which convcore does not have
-    config_round_trip(layer, x, keras_layer=kl, keras_only=("quantization_config",))
+    config_round_trip(layer, x, keras_layer=kl)
 
 
 def test_dense_initializers_saved_by_serialize():

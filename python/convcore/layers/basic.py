@@ -10,13 +10,9 @@ from .core import Layer
 
 
 def _init_name(i):
-    """An initializer as it goes into a config: its name (a callable by its name)."""
-    if isinstance(i, str):
-        return i
-    name = getattr(i, "__name__", None) or type(i).__name__
-    if name in ("<lambda>", "function"):
-        raise ValueError("save: a lambda initializer cannot be saved; use a named function or class")
-    return name
+    """An initializer as it goes into a config (``initializers.serialize``: a callable by
+    its own registered name, an Initializer as its class and config)."""
+    return _weights.init_save(i)
 
 
 def _activate(activation, z):
@@ -97,7 +93,8 @@ class Dense(Layer):
                "kernel_regularizer": _weights.regularizer_save(self.kernel_regularizer),
                "bias_regularizer": _weights.regularizer_save(self.bias_regularizer),
                "kernel_constraint": _weights.constraint_save(self.kernel_constraint),
-               "bias_constraint": _weights.constraint_save(self.bias_constraint)}
+               "bias_constraint": _weights.constraint_save(self.bias_constraint),
+               "quantization_config": None}
         return cfg
 
 
