@@ -16,7 +16,7 @@ import keras  # noqa: E402  (the reference)
 
 import convcore  # noqa: E402
 from convcore import Input, Model, layers, ops  # noqa: E402
-from layer_reference import DEVICES, check_gradients, run  # noqa: E402
+from layer_reference import DEVICES, check_gradients, needs_gpu, run  # noqa: E402
 
 # (class name, constructor arguments, input shape, adapt data shape or None, call arguments)
 CASES = [
@@ -261,3 +261,18 @@ def test_model_saves_and_loads_with_the_adapted_statistics(tmp_path):
     np.testing.assert_array_equal(again.predict(data, verbose=0), m.predict(data, verbose=0))
     for w, v in zip(again.get_weights(), m.get_weights()):
         np.testing.assert_array_equal(w, v)
+
+
+@needs_gpu
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic", "lanczos3"])
+def test_gpu_resize_runs_without_host_fallback(interpolation):
+    """The interpolating kernels are dense products on the device, forward and backward."""
+    from convcore import device
+    x = ops.convert_to_tensor(_array((2, 5, 7, 3)), device="gpu")
+    layer = layers.Resizing(3, 9, interpolation=interpolation)
+    before = device.host_fallbacks()
+    with convcore.GradientTape() as tape:
+        tape.watch(x)
+        loss = ops.sum(ops.square(layer(x)))
+    g = tape.gradient(loss, x)
+    assert device.host_fallbacks() == before and g.device == "gpu"

@@ -1,19 +1,20 @@
 """Preprocessing layers (rescaling, resizing, cropping, normalization with ``adapt``),
 as ``keras.layers``' preprocessing family, channels-last.
 
-Where they run: Rescaling, Normalization, CenterCrop and Resizing are composed of
+Where they run: Rescaling, Normalization, Resizing and CenterCrop are composed of
 :mod:`convcore.ops` and run on the device of their input (differentiable by the tape);
-on the GPU, Resizing's 'nearest' gathers (``take``) and its matrix products over a batch,
-the padding of ``pad_to_aspect_ratio`` and the slicing gradients go through the GPU's
-host fallback. RandomCrop draws its crop offset on the host (numpy) and slices on the
-device. ``Normalization.adapt`` computes the mean and variance on the host (numpy, in
-float64) and stores them in the layer's weights.
+on the GPU, Resizing's 'nearest' gathers (``take``), the padding of
+``pad_to_aspect_ratio`` and the gradient of crops (slices) go through the GPU's host
+fallback; the interpolating kernels are dense products (native). RandomCrop draws its
+crop offset on the host (numpy) and slices on the device. ``Normalization.adapt``
+computes the mean and variance on the host (numpy, in float64) and stores them in the
+layer's weights; the interpolation weights of a resize are computed on the host too.
 
 Resizing follows ``keras.ops.image.resize`` on the jax backend (``jax.image.resize``):
 output pixel centres ``(i + 0.5) * in / out - 0.5``, kernels 'bilinear' (triangle),
 'bicubic' (Keys, a = -0.5), 'lanczos3', 'lanczos5' (weights normalised per output pixel;
 with ``antialias`` the kernel is widened by the downscaling factor), 'nearest' taking
-``floor((i + 0.5) * in / out)``. Each axis is one matrix product with the weights.
+``floor((i + 0.5) * in / out)`` (see ``reshaping._resize``).
 """
 from __future__ import annotations
 

@@ -2,10 +2,9 @@
 upsampling along the spatial axes (1-D, 2-D, 3-D), Permute, RepeatVector and Identity.
 
 Every layer is composed of :mod:`convcore.ops` (pad, slicing, repeat, transpose, the
-native ``upsample2d``, matrix products), so it runs on the device of its input and the
+native ``upsample2d``, dense products), so it runs on the device of its input and the
 tape differentiates it. On the GPU, ``pad`` (ZeroPadding), ``repeat`` (UpSampling1D/3D,
-RepeatVector), the cropping slices' gradient and batched matrix products (UpSampling2D's
-'bicubic' / 'lanczos') go through the GPU's host fallback. Inputs are channels-last
+RepeatVector) and the cropping slices' gradient go through the GPU's host fallback. Inputs are channels-last
 (``data_format='channels_first'`` is refused). Reshape and Flatten live in ``basic.py``.
 """
 from __future__ import annotations
@@ -18,8 +17,8 @@ from .conv import _tuple
 from .core import Layer
 
 # UpSampling2D's interpolations, as Keras 3's: 'nearest' and 'bilinear' run the native
-# upsampling kernel; the wider kernels go through the separable resize of
-# _resize below (one matrix product per axis).
+# upsampling kernel; the wider kernels go through the separable resize _resize below
+# (one dense product per axis).
 UPSAMPLING2D_INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos3", "lanczos5")
 
 
@@ -68,7 +67,8 @@ def _nearest(m, n):
 
 def _resize(x, height, width, interpolation="bilinear", antialias=False):
     """(batch, h, w, c) images resized to (height, width): one gather ('nearest') or one
-    matrix product per axis that changes size."""
+    product with the interpolation weights per axis that changes size (an axis that
+    keeps its size is left alone, as jax does)."""
     b, h, w, c = x.shape
     size_of("resize", (b, height, width, c))
     if interpolation != "nearest":  # the (out, in) weight matrices and their float64 temporaries
@@ -80,13 +80,14 @@ def _resize(x, height, width, interpolation="bilinear", antialias=False):
             x = ops.take(x, _nearest(w, width), axis=2)
         return x
     dt = np.dtype(x.dtype) if np.dtype(x.dtype).kind == "f" else np.dtype(np.float32)
+    # Each axis is contracted as the last axis of a dense product (a native kernel, with
+    # its backward, on every device); transposes bring the axis there and back.
     if height != h:
-        wh = _weights(h, height, interpolation, antialias).astype(dt)
-        x = ops.reshape(ops.matmul(wh, ops.reshape(x, (b, h, w * c))), (b, height, w, c))
+        wh = _weights(h, height, interpolation, antialias).T.astype(dt)
+        x = ops.transpose(ops.dense_bias_activation(ops.transpose(x, (0, 2, 3, 1)), wh), (0, 3, 1, 2))
     if width != w:
-        ww = _weights(w, width, interpolation, antialias).astype(dt)
-        t = ops.reshape(ops.transpose(x, (0, 2, 1, 3)), (b, w, height * c))
-        x = ops.transpose(ops.reshape(ops.matmul(ww, t), (b, width, height, c)), (0, 2, 1, 3))
+        ww = _weights(w, width, interpolation, antialias).T.astype(dt)
+        x = ops.transpose(ops.dense_bias_activation(ops.transpose(x, (0, 1, 3, 2)), ww), (0, 1, 3, 2))
     return x
 
 
