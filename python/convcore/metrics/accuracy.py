@@ -17,6 +17,10 @@ def _tensors(y_true, y_pred):
     return as_float(y_true, dev, p.dtype), p
 
 
+def _pred_of(y_true, y_pred):
+    return as_float(y_pred, device_of(y_pred, y_true), _float_dtype(y_pred))
+
+
 def accuracy(y_true, y_pred):
     """1.0 where ``y_true == y_pred`` (``keras.metrics.Accuracy``'s per-element value)."""
     t, p = squeeze_or_expand_to_same_rank(*_tensors(y_true, y_pred))
@@ -30,6 +34,7 @@ def binary_accuracy(y_true, y_pred, threshold=0.5):
 
 
 def _labels_host(y):
+    """Class labels on the host (device labels: one read-back)."""
     return y.numpy() if isinstance(y, ops.Tensor) else np.asarray(y)
 
 
@@ -52,14 +57,14 @@ def _argmax_matches(labels, p):
 
 def categorical_accuracy(y_true, y_pred):
     """1.0 where ``argmax(y_true) == argmax(y_pred)`` along the last axis."""
-    t, p = _tensors(y_true, y_pred)
-    return _argmax_matches(np.argmax(_labels_host(t), axis=-1), p)
+    p = _pred_of(y_true, y_pred)
+    return _argmax_matches(np.argmax(_labels_host(y_true), axis=-1), p)
 
 
 def sparse_categorical_accuracy(y_true, y_pred):
     """1.0 where the integer label equals ``argmax(y_pred)`` (labels (N,) or (N, 1))."""
-    t, p = _tensors(y_true, y_pred)
-    lab = _labels_host(t)
+    p = _pred_of(y_true, y_pred)
+    lab = _labels_host(y_true)
     if lab.ndim == p.ndim and lab.shape[-1] == 1:
         lab = lab.reshape(lab.shape[:-1])
     valid = (lab == np.round(lab)) & (lab >= 0) & (lab < p.shape[-1])
@@ -82,14 +87,14 @@ def _in_top_k(labels, p, k):
 
 def top_k_categorical_accuracy(y_true, y_pred, k=5):
     """1.0 where the one-hot label's class is among the ``k`` highest scores."""
-    t, p = _tensors(y_true, y_pred)
-    return _in_top_k(np.argmax(_labels_host(t), axis=-1), p, k)
+    p = _pred_of(y_true, y_pred)
+    return _in_top_k(np.argmax(_labels_host(y_true), axis=-1), p, k)
 
 
 def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
     """1.0 where the integer label is among the ``k`` highest scores."""
-    t, p = _tensors(y_true, y_pred)
-    lab = _labels_host(t).astype(np.int64)
+    p = _pred_of(y_true, y_pred)
+    lab = _labels_host(y_true).astype(np.int64)
     if lab.ndim == p.ndim and lab.shape[-1] == 1:
         lab = lab.reshape(lab.shape[:-1])
     return _in_top_k(lab, p, k)

@@ -234,7 +234,10 @@ class MeanMetricWrapper(Mean):
     def update_state(self, y_true, y_pred, sample_weight=None):
         dev = device_of(y_pred, y_true)
         p = as_float(y_pred, dev, _float_dtype(y_pred))
-        t = as_float(y_true, dev, p.dtype)  # as Keras's functions cast them
+        if getattr(self._fn, "__module__", "").startswith("convcore."):
+            t = y_true  # built-in functions take host labels as they are (no upload and read-back)
+        else:
+            t = as_float(y_true, dev, p.dtype)  # a user's function gets tensors, as Keras casts them
         values = self._fn(t, p, **self._fn_kwargs)
         return super().update_state(values, sample_weight=sample_weight)
 
