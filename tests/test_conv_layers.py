@@ -31,6 +31,7 @@ CASES = [
     ("c1_same_even_s2", "Conv1D", dict(filters=2, kernel_size=4, strides=2, padding="same"), (2, 9, 3)),
     ("c1_causal_d2", "Conv1D", dict(filters=2, kernel_size=3, padding="causal", dilation_rate=2), (2, 8, 2)),
     ("c1_causal_even", "Conv1D", dict(filters=2, kernel_size=2, padding="causal", activation="relu"), (1, 7, 3)),
+    ("c1_causal_s2", "Conv1D", dict(filters=2, kernel_size=3, strides=2, padding="causal"), (2, 8, 2)),
     ("c1_groups", "Conv1D", dict(filters=4, kernel_size=3, groups=2, activation="tanh"), (2, 7, 4)),
     ("c2_same_s21", "Conv2D", dict(filters=3, kernel_size=(3, 2), strides=(2, 1), padding="same"), (2, 7, 6, 2)),
     ("c2_valid_d2", "Conv2D", dict(filters=2, kernel_size=2, dilation_rate=2, use_bias=False), (1, 6, 7, 3)),
@@ -40,6 +41,8 @@ CASES = [
      (2, 5, 5, 6)),
     ("c2_elu", "Conv2D", dict(filters=2, kernel_size=3, activation="elu"), (1, 5, 6, 2)),
     ("c3_valid", "Conv3D", dict(filters=2, kernel_size=2), (1, 4, 5, 3, 2)),
+    ("c3_same_d2", "Conv3D", dict(filters=2, kernel_size=2, padding="same", dilation_rate=(2, 1, 2)),
+     (1, 4, 3, 5, 1)),
     ("c3_same_s2_groups", "Conv3D", dict(filters=4, kernel_size=3, strides=2, padding="same", groups=2),
      (1, 5, 4, 5, 2)),
     ("t1_same_s2", "Conv1DTranspose", dict(filters=2, kernel_size=3, strides=2, padding="same"), (2, 5, 3)),
@@ -99,7 +102,7 @@ def keras_reference(case_id):
     zeros = {p: "zeros" for p in inspect.signature(kcls.__init__).parameters if p.endswith("_initializer")}
     kl = kcls(**kw, **zeros)
     kl.build(shape)
-    weights = [rng.standard_normal(w.shape).astype(np.float32) for w in kl.get_weights()]
+    weights = [rng.standard_normal(w.shape).astype(np.float32) for w in kl.weights]
     kl.set_weights(weights)
     x = rng.standard_normal(shape).astype(np.float32)
     y = np.asarray(kl(x))
@@ -400,7 +403,7 @@ def test_regularizer_penalties_equal_keras_layer_losses(cls, kw, shape):
     kcls = getattr(keras.layers, cls)
     kl = kcls(**kw, **{p: "zeros" for p in inspect.signature(kcls.__init__).parameters if p.endswith("_initializer")})
     kl.build(shape)
-    weights = [rng.standard_normal(w.shape).astype(np.float32) for w in kl.get_weights()]
+    weights = [rng.standard_normal(w.shape).astype(np.float32) for w in kl.weights]
     kl.set_weights(weights)
     x = rng.standard_normal(shape).astype(np.float32)
     kl(x)
