@@ -303,6 +303,24 @@ def test_function_wrapper_config_and_registered_function():
                                np.asarray(keras.losses.MeanSquaredError()(yt, yp, sample_weight=sw)), rtol=1e-5)
 
 
+def test_a_loss_subclass_gets_tensors_and_the_reductions():
+    class Quartic(losses.Loss):
+        def call(self, y_true, y_pred):
+            assert isinstance(y_true, convcore.Tensor) and isinstance(y_pred, convcore.Tensor)
+            return ops.mean(ops.square(ops.square(y_true - y_pred)), axis=-1)
+
+    class KQuartic(keras.losses.Loss):
+        def call(self, y_true, y_pred):
+            return keras.ops.mean((y_true - y_pred) ** 4, axis=-1)
+
+    yt, yp, sw = _data("reg", seed=9)
+    for red in ("sum", "mean_with_sample_weight"):
+        want = np.asarray(KQuartic(reduction=red)(yt, yp, sample_weight=sw))
+        np.testing.assert_allclose(Quartic(reduction=red)(yt, yp, sample_weight=sw).numpy(), want, rtol=1e-5)
+    assert Quartic().name == "quartic" and Quartic().get_config() == {"name": "quartic",
+                                                                      "reduction": "sum_over_batch_size"}
+
+
 def test_unknown_names_list_the_valid_ones():
     with pytest.raises(ValueError, match="Unknown loss 'nope'; valid losses are .*mean_absolute_error.*mse"):
         losses.get("nope")

@@ -337,6 +337,8 @@ class Loss:
         if self.native and self._fused_ok(y_true, pred, sample_weight):
             return ops.fused_loss(self.native, _labels(y_true) if not isinstance(y_true, ops.Tensor) else y_true,
                                   pred, getattr(self, "from_logits", False))
+        if not isinstance(self, LossFunctionWrapper):
+            y_true = _like(y_true, pred)  # a user's call() gets tensors, as Keras converts them
         values = self.call(y_true, pred)
         mask = None
         if isinstance(values, tuple):
