@@ -182,6 +182,37 @@ def test_frozen_batch_norm_in_a_model_keeps_its_statistics_during_fit(device, ax
     assert not np.array_equal(bn.get_weights()[2], before[2])
 
 
+def _fit_model(M, mod, constraints):
+    return M.Sequential([M.Input((4, 3)), mod.BatchNormalization(axis=1, momentum=0.5), mod.Flatten(),
+                         mod.Dense(3, kernel_constraint=constraints.NonNeg()), mod.BatchNormalization(momentum=0.8),
+                         mod.Dense(1)])
+
+
+_KERAS_FIT: dict = {}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_fit_matches_keras_with_batch_norm_on_two_axes(device):
+    """Two epochs of SGD through batch norm over axis 1 (composed) and the last axis
+    (fused): every weight, moving statistics included, as Keras's fit leaves them."""
+    rng = np.random.default_rng(9)
+    x = (rng.standard_normal((8, 4, 3)) * 2 + 1).astype(np.float32)
+    y = rng.standard_normal((8, 1)).astype(np.float32)
+    if not _KERAS_FIT:
+        km = _fit_model(keras, K, keras.constraints)
+        km.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        _KERAS_FIT["w0"] = km.get_weights()
+        km.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+        _KERAS_FIT["w1"] = km.get_weights()
+    cm = _fit_model(convcore, layers, convcore.constraints)
+    cm.set_weights(_KERAS_FIT["w0"])
+    cm.compile(optimizer=convcore.optimizers.SGD(0.1), loss="mse", device=device)
+    cm.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+    for got, want, w in zip(cm.get_weights(), _KERAS_FIT["w1"], cm.weights):
+        # four float32 steps: a few ulps of drift on values of order 1
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=w.path)
+
+
 def test_synchronized_is_accepted_and_changes_nothing():
     """One device: synchronized=True computes what synchronized=False does (Keras's
     TensorFlow backend on one replica); the config keeps the flag."""
