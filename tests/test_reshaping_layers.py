@@ -13,7 +13,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import keras  # noqa: E402  (the reference)
 
 from convcore import Input, Model, layers  # noqa: E402
-from layer_reference import DEVICES, check_gradients, config_round_trip, run  # noqa: E402
+from layer_reference import DEVICES, check_gradients, config_round_trip, needs_gpu, run  # noqa: E402
 
 # (class name, constructor arguments (the same for both libraries), input shape with batch)
 CASES = [
@@ -187,3 +187,23 @@ def test_reshaping_model_saves_and_loads(tmp_path):
     again = convcore.models.load_model(path)
     x = _input((2, 3, 4, 2))
     np.testing.assert_array_equal(again.predict(x, verbose=0), m.predict(x, verbose=0))
+
+
+@needs_gpu
+@pytest.mark.parametrize("layer, shape", [
+    (lambda: layers.UpSampling1D(3), (2, 4, 3)), (lambda: layers.UpSampling3D((2, 1, 3)), (1, 2, 3, 2, 2)),
+    (lambda: layers.RepeatVector(4), (2, 3)), (lambda: layers.UpSampling2D(2, interpolation="bicubic"), (1, 3, 4, 2)),
+    (lambda: layers.Permute((2, 1)), (2, 3, 4)),
+], ids=["UpSampling1D", "UpSampling3D", "RepeatVector", "UpSampling2D-bicubic", "Permute"])
+def test_gpu_runs_without_host_fallback(layer, shape):
+    """Repeats are broadcasts and the wide kernels dense products: native on the GPU,
+    forward and backward."""
+    import convcore
+    from convcore import device, ops
+    x = ops.convert_to_tensor(_input(shape), device="gpu")
+    before = device.host_fallbacks()
+    with convcore.GradientTape() as tape:
+        tape.watch(x)
+        loss = ops.sum(ops.square(layer()(x)))
+    g = tape.gradient(loss, x)
+    assert device.host_fallbacks() == before and g.device == "gpu"

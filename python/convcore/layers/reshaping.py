@@ -1,10 +1,11 @@
 """Reshaping layers, as ``keras.layers``' reshaping family: zero padding, cropping and
 upsampling along the spatial axes (1-D, 2-D, 3-D), Permute, RepeatVector and Identity.
 
-Every layer is composed of :mod:`convcore.ops` (pad, slicing, repeat, transpose, the
+Every layer is composed of :mod:`convcore.ops` (pad, slicing, broadcasts, transpose, the
 native ``upsample2d``, dense products), so it runs on the device of its input and the
-tape differentiates it. On the GPU, ``pad`` (ZeroPadding), ``repeat`` (UpSampling1D/3D,
-RepeatVector) and the cropping slices' gradient go through the GPU's host fallback. Inputs are channels-last
+tape differentiates it. On the GPU, ``pad`` (ZeroPadding) and the gradient of the
+cropping slices go through the GPU's host fallback; repeats (UpSampling1D/3D,
+RepeatVector) are broadcasts, native. Inputs are channels-last
 (``data_format='channels_first'`` is refused). Reshape and Flatten live in ``basic.py``.
 """
 from __future__ import annotations
@@ -89,6 +90,14 @@ def _resize(x, height, width, interpolation="bilinear", antialias=False):
         ww = _weights(w, width, interpolation, antialias).T.astype(dt)
         x = ops.transpose(ops.dense_bias_activation(ops.transpose(x, (0, 1, 3, 2)), ww), (0, 1, 3, 2))
     return x
+
+
+def _repeat(x, k, axis):
+    """``ops.repeat(x, k, axis)`` as broadcast_to + reshape, which the GPU computes
+    natively, forward and backward (repeat itself goes through its host fallback)."""
+    s = tuple(x.shape)
+    y = ops.broadcast_to(ops.expand_dims(x, axis + 1), s[:axis + 1] + (k,) + s[axis + 1:])
+    return ops.reshape(y, s[:axis] + (s[axis] * k,) + s[axis + 1:])
 
 
 def _is_int(v):
@@ -266,7 +275,7 @@ class UpSampling1D(Layer):
         return (None if input_shape[0] is None else input_shape[0] * self.size, input_shape[1])
 
     def call(self, inputs, training=None):
-        return ops.repeat(inputs, self.size, axis=1)
+        return _repeat(inputs, self.size, 1)
 
     def get_config(self):
         return {**super().get_config(), "size": self.size}
@@ -321,7 +330,7 @@ class UpSampling3D(Layer):
         y = inputs
         for axis, f in enumerate(self.size, start=1):
             if f != 1:
-                y = ops.repeat(y, f, axis=axis)
+                y = _repeat(y, f, axis)
         return y
 
     def get_config(self):
@@ -370,7 +379,7 @@ class RepeatVector(Layer):
         return (self.n, input_shape[0])
 
     def call(self, inputs, training=None):
-        return ops.repeat(ops.expand_dims(inputs, 1), self.n, axis=1)
+        return ops.broadcast_to(ops.expand_dims(inputs, 1), (inputs.shape[0], self.n, inputs.shape[1]))
 
     def get_config(self):
         return {**super().get_config(), "n": self.n}
