@@ -12,7 +12,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from convcore import layers  # noqa: E402
-from core_layers_reference import DEVICES, check_gradients, config_round_trip, copy_keras_weights, on_device  # noqa: E402
+from core_layers_reference import (DEVICES, check_gradients, config_round_trip, copy_keras_weights,  # noqa: E402
+                                   on_device)
 
 K = keras.layers
 

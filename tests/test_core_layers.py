@@ -15,7 +15,8 @@ import pytest  # noqa: E402
 
 import convcore  # noqa: E402
 from convcore import layers, ops  # noqa: E402
-from core_layers_reference import DEVICES, check_gradients, config_round_trip, copy_keras_weights, on_device  # noqa: E402
+from core_layers_reference import (DEVICES, check_gradients, config_round_trip, copy_keras_weights,  # noqa: E402
+                                   on_device)
 
 K = keras.layers
 

@@ -56,7 +56,8 @@ NOISE = {
 }
 
 # the axes along which one mask value is shared, per case
-SHARED = {"dropout_noise_shape": (1,), "alpha_dropout_noise_shape": (1,), "dropout_noise_shape_batch": (0, 2), "spatial1d": (1,), "spatial2d": (1, 2),
+SHARED = {"dropout_noise_shape": (1,), "alpha_dropout_noise_shape": (1,), "dropout_noise_shape_batch": (0, 2),
+          "spatial1d": (1,), "spatial2d": (1, 2),
           "spatial2d_first": (2, 3), "spatial3d": (1, 2, 3), "spatial3d_first": (2, 3, 4)}
 
 
@@ -154,7 +155,8 @@ def test_gradient_is_the_forward_mask(case, device):
 
 def test_seeded_layers_repeat_their_sequence():
     x = _x((10, 12))
-    for make in (lambda: layers.Dropout(0.5, noise_shape=(None, 1), seed=21), lambda: layers.GaussianNoise(1.0, seed=21),
+    for make in (lambda: layers.Dropout(0.5, noise_shape=(None, 1), seed=21),
+                 lambda: layers.GaussianNoise(1.0, seed=21),
                  lambda: layers.SpatialDropout1D(0.5, seed=21)):
         xx = x if not isinstance(make(), layers.SpatialDropout1D) else x.reshape(10, 3, 4)
         a, b = make(), make()
@@ -270,5 +272,6 @@ def config_instances():
     return [layers.Dropout(0.2, noise_shape=(None, 1, 3), seed=1, name="cfg_dropout_ns"),
             layers.SpatialDropout1D(0.2, name="cfg_sd1"), layers.SpatialDropout2D(0.2, name="cfg_sd2"),
             layers.SpatialDropout3D(0.2, data_format="channels_first", name="cfg_sd3"),
-            layers.GaussianNoise(0.1, seed=2, name="cfg_gn"), layers.AlphaDropout(0.1, seed=3, name="cfg_ad"), layers.GaussianDropout(0.1, name="cfg_gd"),
+            layers.GaussianNoise(0.1, seed=2, name="cfg_gn"), layers.AlphaDropout(0.1, seed=3, name="cfg_ad"),
+            layers.GaussianDropout(0.1, name="cfg_gd"),
             layers.ActivityRegularization(l1=0.01, name="cfg_ar")]

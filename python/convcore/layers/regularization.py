@@ -5,8 +5,9 @@ The noise layers act in training only and are the identity in inference. Their r
 draws come from one stream per layer: a fixed ``seed`` gives the same sequence of masks
 on every run (call ``n`` of a layer draws from ``(seed, n)``), no seed draws from the
 package generator (``convcore.set_seed``). Masks that are not elementwise (a
-``noise_shape``, spatial dropout) and Gaussian noise are drawn on the host and moved to
-the input's device; plain dropout draws on the device in one kernel.
+``noise_shape``, spatial dropout), alpha dropout's mask and Gaussian noise are drawn on
+the host and moved to the input's device (the same draws on CPU and GPU); plain dropout
+draws on the device in one kernel.
 """
 from __future__ import annotations
 
