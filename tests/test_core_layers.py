@@ -1,4 +1,4 @@
-"""Core layers (Dense, Activation) against real Keras 3 with the same weights and inputs,
+"""Core layers (Dense, Activation, Flatten, Reshape, Lambda) against real Keras 3 with the same weights and inputs,
 on CPU and GPU; gradients (input, kernel, bias) against float64 finite differences;
 configs against Keras's keys and by behaviour after a round trip (initializers saved by
 ``initializers.serialize``, a callable by its own name); weight and activity
@@ -47,6 +47,13 @@ CASES = {
     "activation_softmax": (lambda **d: layers.Activation("softmax", **d), lambda: K.Activation("softmax"), (3, 5)),
     "activation_callable": (lambda **d: layers.Activation(_gelu_tanh_c, **d), lambda: K.Activation(_gelu_tanh_k),
                             (3, 5)),
+    "flatten": (lambda **d: layers.Flatten(**d), lambda: K.Flatten(), (2, 3, 4, 2)),
+    "flatten_channels_first": (lambda **d: layers.Flatten(data_format="channels_first", **d),
+                               lambda: K.Flatten(data_format="channels_first"), (2, 3, 4, 2)),
+    "flatten_rank1": (lambda **d: layers.Flatten(data_format="channels_first", **d),
+                      lambda: K.Flatten(data_format="channels_first"), (2, 5)),
+    "reshape": (lambda **d: layers.Reshape((2, -1), **d), lambda: K.Reshape((2, -1)), (3, 4, 3)),
+    "reshape_full": (lambda **d: layers.Reshape((6, 2), **d), lambda: K.Reshape((6, 2)), (3, 4, 3)),
 }
 
 _KERAS_OUT: dict = {}
@@ -85,6 +92,24 @@ def test_gradients_match_finite_differences(case):
     check_gradients(layer, x)
 
 
+def _lambda_c(x):
+    return ops.multiply(ops.tanh(x), 2.0)
+
+
+def test_lambda_matches_keras_and_reloads_by_name():
+    x = np.random.default_rng(5).standard_normal((3, 4)).astype(np.float32)
+    want = np.asarray(K.Lambda(lambda t: keras.ops.tanh(t) * 2.0)(x))
+    for device in DEVICES:
+        np.testing.assert_allclose(on_device(layers.Lambda(_lambda_c), (4,), device)(x), want, rtol=1e-5, atol=1e-6)
+    lam = layers.Lambda(_lambda_c, name="lam")
+    cfg = lam.get_config()
+    assert cfg["function"] == "_lambda_c"
+    again = layers.Lambda.from_config(cfg, custom_objects={"_lambda_c": _lambda_c})
+    np.testing.assert_array_equal(np.asarray(again(x)), np.asarray(lam(x)))
+    check_gradients(layers.Lambda(_lambda_c, dtype="float64"), x.astype(np.float64))
+
+
+# Activation(callable) is saved by the function's name (test below); Keras saves its code
 @pytest.mark.parametrize("case", sorted(c for c in CASES if c != "activation_callable"))
 def test_config_round_trip(case):
     kl, x, _ = _keras(case)
@@ -169,6 +194,8 @@ def test_activation_callable_config_by_name():
     (lambda: layers.Dense(2, quantization_config={"mode": "int8"}), ValueError,
      r"Dense: quantization is not supported"),
     (lambda: layers.Dense(2, lora_rank=4), ValueError, r"Dense: LoRA .* not supported"),
+    (lambda: layers.Flatten(data_format="NCHW"), ValueError, r"Flatten: data_format must be one of 'channels_last'"),
+    (lambda: layers.Lambda(_lambda_c, mask=_lambda_c), ValueError, r"Lambda: masks are not supported"),
 ])
 def test_bad_arguments(make, err, match):
     with pytest.raises(err, match=match):
@@ -178,4 +205,5 @@ def test_bad_arguments(make, err, match):
 def config_instances():
     """One instance per class of this family (the suite's config-coverage test)."""
     return [layers.Dense(3, activation="relu", name="cfg_dense_core"),
-            layers.Activation("tanh", name="cfg_act_core")]
+            layers.Activation("tanh", name="cfg_act_core"),
+            layers.Flatten(data_format="channels_first", name="cfg_flat_cf")]

@@ -117,13 +117,26 @@ class Activation(Layer):
 
 
 class Flatten(Layer):
-    """Collapse all axes but the batch axis."""
+    """Collapse all axes but the batch axis, as ``keras.layers.Flatten``. With
+    ``data_format='channels_first'`` the channels axis (1) is moved last first, so the
+    flattened order is that of the channels-last tensor (Keras's rule)."""
+
+    def __init__(self, data_format=None, **kw):
+        super().__init__(**kw)
+        self.data_format = _checks.choice("Flatten", "data_format", data_format or "channels_last",
+                                          ("channels_last", "channels_first"))
 
     def compute_output_shape(self, input_shape):
         return (_checks.element_count(f"Flatten {self.name!r}", input_shape, "the input"),)
 
     def call(self, inputs, training=None):
-        return ops.reshape(inputs, (inputs.shape[0], -1))
+        x = inputs
+        if self.data_format == "channels_first" and x.ndim > 2:
+            x = ops.transpose(x, (0,) + tuple(range(2, x.ndim)) + (1,))
+        return ops.reshape(x, (x.shape[0], -1))
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format}
 
 
 class Reshape(Layer):
@@ -174,8 +187,10 @@ class Lambda(Layer):
     running the function on one zero sample. A Lambda holds no weights and is saved by
     its function's name (pass the function in ``custom_objects`` to load it)."""
 
-    def __init__(self, function, output_shape=None, arguments=None, **kw):
+    def __init__(self, function, output_shape=None, mask=None, arguments=None, **kw):
         super().__init__(**kw)
+        if mask is not None:
+            raise ValueError(f"Lambda: masks are not supported; received mask={mask!r} (expected None)")
         if not callable(function):
             raise TypeError(f"Lambda: function must be callable, got {function!r}")
         self.function = function
