@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import convcore
-from convcore import _core, losses, ops
+from convcore import _core, device, losses, ops
 
 import keras  # noqa: E402  (conftest sets KERAS_BACKEND=jax first)
 
@@ -228,11 +228,13 @@ def test_gpu_equals_cpu(cls, kw, kind):
         for w in (None, sw):
             cpu = loss(yt, yp, sample_weight=w).numpy()
             pg = ops.convert_to_tensor(yp, device="gpu")
+            before = device.host_fallbacks()
             with convcore.GradientTape() as tape:
                 tape.watch(pg)
                 vg = loss(yt, pg, sample_weight=w)
                 total = ops.sum(vg)
             assert vg.device == "gpu"
+            assert device.host_fallbacks() == before, "the loss ran an op on the host"
             np.testing.assert_allclose(vg.numpy(), cpu, rtol=1e-5, atol=1e-6)
             pc = ops.convert_to_tensor(yp)
             with convcore.GradientTape() as tape2:

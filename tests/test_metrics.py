@@ -157,9 +157,6 @@ def test_config_keys_match_keras():
         assert set(ours) - set(ref) <= {"axis"} and {k: ours[k] for k in ref} == ref, (cls, ours, ref)
 
 
-# these compute through ops that run on the host on the GPU (ops.nn's cross-entropies clip
-# their probabilities with ops.clip)
-_HOST_OPS = {"BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCrossentropy"}
 
 
 @needs_gpu
@@ -175,7 +172,7 @@ def test_gpu_equals_cpu_with_state_on_the_device(cls, kw, kind):
         else:
             gpu.update_state(y, ops.convert_to_tensor(p, device="gpu"), sample_weight=sw)
     assert all(v.device == "gpu" for v in gpu.variables)
-    if cls not in _HOST_OPS and kind != "ids":  # integer ids on the device: their cast to float is a host op
+    if kind != "ids":  # integer ids on the device: their cast to float is a host op
         assert device.host_fallbacks() == before, "a metric update ran on the host"
     np.testing.assert_allclose(gpu.result().numpy(), cpu.result().numpy(), rtol=1e-5, atol=1e-6)
 

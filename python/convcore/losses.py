@@ -75,8 +75,9 @@ def _pair(y_true, y_pred):
 
 
 def _divide_no_nan(a, b):
-    zero = ops.equal(b, 0)
-    return ops.where(zero, ops.zeros_like(a), ops.divide(a, ops.where(zero, ops.ones_like(b), b)))
+    # as arithmetic (sign has a device kernel; comparisons and where run on the host on the GPU)
+    is0 = ops.subtract(1.0, ops.abs(ops.sign(b)))
+    return ops.multiply(ops.divide(a, ops.add(b, is0)), ops.subtract(1.0, is0))
 
 
 def _l2_normalize(x, axis):
@@ -121,11 +122,11 @@ def cosine_similarity(y_true, y_pred, axis=-1):
 def huber(y_true, y_pred, delta=1.0):
     """Quadratic for ``|error| <= delta``, linear beyond; mean over the last axis."""
     t, p = _pair(y_true, y_pred)
-    err = ops.subtract(p, t)
-    a = ops.abs(err)
-    quad = ops.multiply(ops.square(err), 0.5)
-    lin = ops.subtract(ops.multiply(a, delta), 0.5 * delta * delta)
-    return ops.mean(ops.where(ops.less_equal(a, delta), quad, lin), axis=-1)
+    a = ops.abs(ops.subtract(p, t))
+    # 0.5 a**2 where a <= delta, else delta * a - 0.5 delta**2: with m = min(a, delta) both
+    # are 0.5 m**2 + delta (a - m), values and gradient (device kernels only)
+    m = ops.minimum(a, float(delta))
+    return ops.mean(ops.add(ops.multiply(ops.square(m), 0.5), ops.multiply(ops.subtract(a, m), float(delta))), axis=-1)
 
 
 def log_cosh(y_true, y_pred):
@@ -208,7 +209,7 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
     axis = _check_axis("categorical_crossentropy", axis)
     p = _pred(y_pred)
     t = _smooth_categorical(_like(y_true, p), label_smoothing)
-    return ops.categorical_crossentropy(t, p, from_logits=from_logits, axis=axis)
+    return _cce_values("categorical_crossentropy", t, p, from_logits, axis)
 
 
 def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0,
@@ -219,17 +220,75 @@ def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_l
     t = _smooth_categorical(_like(y_true, p), label_smoothing)
     if from_logits:
         p = ops.softmax(p, axis=axis)
-    o = ops.clip(ops.divide(p, ops.sum(p, axis=axis, keepdims=True)), _EPSILON, 1.0 - _EPSILON)
+    o = _clip_probs(ops.divide(p, ops.sum(p, axis=axis, keepdims=True)))
     cce = ops.negative(ops.multiply(t, ops.log(o)))
     w = ops.multiply(ops.power(ops.subtract(1.0, o), gamma), alpha)
     return ops.sum(ops.multiply(w, cce), axis=axis)
 
 
 def _sparse_labels(y_true, p):
-    t = ops.core.tensor(y_true, p)
-    if t.ndim == p.ndim and t.shape[-1] == 1:
-        t = ops.squeeze(t, -1)
-    return t
+    """Integer labels on the host (device labels: one read-back), checked: whole
+    numbers in [0, classes), shaped as y_pred without its class axis."""
+    f = "sparse_categorical_crossentropy"
+    y = y_true.numpy() if isinstance(y_true, ops.Tensor) else np.asarray(y_true)
+    if y.ndim == p.ndim and y.ndim and y.shape[-1] == 1:
+        y = y.reshape(y.shape[:-1])
+    if y.dtype.kind not in "biuf":
+        raise TypeError(f"{f}: labels must be integer class indices, received dtype {y.dtype}")
+    if tuple(y.shape) != tuple(p.shape[:-1]):
+        raise ValueError(f"{f}: y_true (class labels) must have shape {tuple(p.shape[:-1])} (y_pred's shape without "
+                         f"the class axis) or {tuple(p.shape[:-1]) + (1,)}, received {y.shape}")
+    if y.dtype.kind == "f" and (not np.all(np.isfinite(y)) or np.any(y != np.round(y))):
+        raise ValueError(f"{f}: labels must be whole numbers (class indices)")
+    return y.astype(np.int64)
+
+
+def _one_hot(labels, p):
+    k = p.shape[-1]
+    bad = (labels < 0) | (labels >= k)
+    if bad.any():
+        b = int(labels[bad].reshape(-1)[0])
+        raise ValueError(f"sparse_categorical_crossentropy: label {b} is out of range for {k} classes (valid labels: "
+                         f"0..{k - 1})")
+    return ops.core.tensor((labels[..., None] == np.arange(k)).astype(np.dtype(p.dtype)), p)
+
+
+def _clip_probs(o):
+    # Keras's clip to [eps, 1 - eps] as maximum / minimum: the same values and gradient, and
+    # device kernels on the GPU (ops.clip runs on the host there)
+    return ops.minimum(ops.maximum(o, _EPSILON), 1.0 - _EPSILON)
+
+
+def _cce_values(f, t, p, from_logits, axis):
+    """``-sum(t * log(probabilities), axis)``; a softmax output is taken from its logits
+    (as the fused kernel and ops.categorical_crossentropy do)."""
+    if p.ndim == 0:
+        raise ValueError(f"{f}: y_pred needs a class axis, received a scalar")
+    if tuple(t.shape) != tuple(p.shape):
+        raise ValueError(f"{f}: y_true and y_pred must have the same shape, received y_true.shape={tuple(t.shape)} "
+                         f"and y_pred.shape={tuple(p.shape)}")
+    if not -p.ndim <= axis < p.ndim:
+        raise ValueError(f"{f}: axis {axis} is out of range for y_pred of rank {p.ndim}")
+    link = getattr(p, "_keras_logits", None)
+    if not from_logits and link is not None and isinstance(link[0], ops.Tensor) and \
+            link[0].device == p.device and link[1] % p.ndim == axis % p.ndim:
+        p, from_logits = link[0], True
+    if from_logits:
+        logp = ops.log_softmax(p, axis=axis)
+    else:
+        logp = ops.log(_clip_probs(ops.divide(p, ops.sum(p, axis=axis, keepdims=True))))
+    return ops.negative(ops.sum(ops.multiply(t, logp), axis=axis))
+
+
+def _bce_values(t, p, from_logits):
+    if tuple(t.shape) != tuple(p.shape):
+        raise ValueError(f"binary_crossentropy: y_true and y_pred must have the same shape, received "
+                         f"y_true.shape={tuple(t.shape)} and y_pred.shape={tuple(p.shape)}")
+    if from_logits:
+        return ops.add(ops.subtract(ops.relu(p), ops.multiply(p, t)), ops.log1p(ops.exp(ops.negative(ops.abs(p)))))
+    o = _clip_probs(p)
+    return ops.negative(ops.add(ops.multiply(t, ops.log(o)), ops.multiply(ops.subtract(1.0, t),
+                                                                          ops.log(ops.subtract(1.0, o)))))
 
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
@@ -242,14 +301,19 @@ def _sparse_cce(y_true, y_pred, from_logits, ignore_class, axis):
     """(per-sample losses, the mask of samples that count or None)."""
     axis = _check_axis("sparse_categorical_crossentropy", axis)
     p = _pred(y_pred)
-    t = _sparse_labels(y_true, p)
+    if p.ndim == 0:
+        raise ValueError("sparse_categorical_crossentropy: y_pred needs a class axis, received a scalar")
+    if axis not in (-1, p.ndim - 1):
+        raise ValueError(f"sparse_categorical_crossentropy: only the last axis holds the classes (axis=-1), "
+                         f"received axis={axis}")
+    labels = _sparse_labels(y_true, p)
+    f = "sparse_categorical_crossentropy"
     if ignore_class is None:
-        return ops.sparse_categorical_crossentropy(t, p, from_logits=from_logits, axis=axis), None
-    labels = t.numpy()
+        return _cce_values(f, _one_hot(labels, p), p, from_logits, -1), None
     valid = labels != ignore_class
     # the ignored samples' labels become 0 (a valid class); their loss is then zeroed
-    res = ops.sparse_categorical_crossentropy(np.where(valid, labels, 0), p, from_logits=from_logits, axis=axis)
-    return ops.where(ops.core.tensor(valid, p), res, ops.zeros_like(res)), valid
+    res = _cce_values(f, _one_hot(np.where(valid, labels, 0), p), p, from_logits, -1)
+    return ops.multiply(res, ops.core.tensor(valid.astype(np.dtype(res.dtype)), res)), valid
 
 
 def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
@@ -259,7 +323,7 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, 
     t = _like(y_true, p)
     if label_smoothing:
         t = ops.add(ops.multiply(t, 1.0 - label_smoothing), 0.5 * label_smoothing)
-    return ops.mean(ops.binary_crossentropy(t, p, from_logits=from_logits), axis=axis)
+    return ops.mean(_bce_values(t, p, from_logits), axis=axis)
 
 
 def binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=False, alpha=0.25, gamma=2.0, from_logits=False,
@@ -272,7 +336,7 @@ def binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=False, alpha
         t = ops.add(ops.multiply(t, 1.0 - label_smoothing), 0.5 * label_smoothing)
     if from_logits:
         p = ops.sigmoid(p)
-    bce = ops.binary_crossentropy(t, p)
+    bce = _bce_values(t, p, False)
     p_t = ops.add(ops.multiply(t, p), ops.multiply(ops.subtract(1.0, t), ops.subtract(1.0, p)))
     focal = ops.multiply(ops.power(ops.subtract(1.0, p_t), gamma), bce)
     if apply_class_balancing:
