@@ -116,6 +116,19 @@ def _conv_transpose_ref(x, w, strides, padding, output_padding=None, dilation=1)
     return out
 
 
+def _adaptive_ref(x, sizes, reduce):
+    """Adaptive pooling by its definition (Keras 3's and PyTorch's windows): output cell
+    ``(i, j)`` reduces the box ``[floor(i n / o), ceil((i + 1) n / o))`` of each axis."""
+    n, h, w, c = x.shape
+    oh, ow = sizes
+    out = np.zeros((n, oh, ow, c))
+    for i in range(oh):
+        for j in range(ow):
+            box = x[:, i * h // oh:-(-(i + 1) * h // oh), j * w // ow:-(-(j + 1) * w // ow), :]
+            out[:, i, j, :] = reduce(box, axis=(1, 2))
+    return out
+
+
 def _pool_ref(x, k, kind):
     n, h, w, c = x.shape
     oh, ow = h // k, w // k
@@ -233,6 +246,17 @@ TABLE = [
     ("conv_transpose_dilated_strided", lambda x, w: ops.conv_transpose(x, w, strides=2, padding="same",
                                                                        dilation_rate=2),
      [U(1, 2, 3, 2), U(2, 3, 1, 2)], lambda x, w: _conv_transpose_ref(x, w, (2, 2), "same", dilation=2)),
+    # (separable_conv is in ops.nn; convcore.ops exports it once ops/__init__.py names it)
+    ("separable_conv", lambda x, dw, pw: ops.nn.separable_conv(x, dw, pw, strides=2, padding="same"),
+     [U(1, 5, 4, 2), U(3, 2, 2, 2), U(1, 1, 4, 3)],
+     lambda x, dw, pw: np.tensordot(np.concatenate(
+         [_conv_ref(x[..., c:c + 1], dw[:, :, c:c + 1, :], (2, 2), "same") for c in range(2)], -1), pw[0, 0], 1)),
+    ("adaptive_average_pool", lambda x: ops.nn.adaptive_average_pool(x, (3, 4)), [U(2, 5, 3, 2)],
+     lambda x: _adaptive_ref(x, (3, 4), np.mean)),
+    ("adaptive_max_pool", lambda x: ops.nn.adaptive_max_pool(x, (2, 3)), [DISTINCT(1, 5, 4, 2)],
+     lambda x: _adaptive_ref(x, (2, 3), np.max)),
+    ("adaptive_max_pool_native", lambda x: ops.nn.adaptive_max_pool(x, (2, 2)), [DISTINCT(1, 4, 6, 2)],
+     lambda x: _adaptive_ref(x, (2, 2), np.max)),
     ("depthwise_conv", lambda x, w: ops.depthwise_conv(x, w), [U(2, 5, 5, 2), U(2, 2, 2, 2)],
      lambda x, w: np.concatenate([_conv_ref(x[..., c:c + 1], w[:, :, c:c + 1, :]) for c in range(2)], -1)),
     ("max_pool", lambda x: ops.max_pool(x, 2), [DISTINCT(2, 4, 6, 3)], lambda x: _pool_ref(x, 2, "max")),

@@ -1,5 +1,5 @@
-"""Pooling layers against real Keras 3 (jax, CPU): forward outputs on CPU and GPU (odd
-sizes with 'same' padding included: Keras 3's TensorFlow-style padding, padded cells
+"""Pooling layers (local, global, adaptive) against real Keras 3 (jax, CPU): forward
+outputs on CPU and GPU (odd sizes with 'same' padding included: Keras 3's TensorFlow-style padding, padded cells
 not counted in averages), ``compute_output_shape``, config keys, ``keepdims`` of the
 global poolings; gradients against float64 central finite differences; GPU = CPU;
 config round trips; Keras's aliases; bad arguments."""
@@ -44,6 +44,15 @@ CASES = [
     ("gap1_keep", "GlobalAveragePooling1D", dict(keepdims=True), (2, 6, 3)),
     ("gap2", "GlobalAveragePooling2D", dict(), (2, 4, 5, 3)),
     ("gap3_keep", "GlobalAveragePooling3D", dict(keepdims=True), (1, 3, 2, 4, 2)),
+    # adaptive: overlapping windows (o does not divide n), repeated cells (o > n), native (o divides n)
+    ("aap1_overlap", "AdaptiveAveragePooling1D", dict(output_size=3), (2, 7, 2)),
+    ("aap2_mixed", "AdaptiveAveragePooling2D", dict(output_size=(4, 3)), (1, 6, 7, 2)),
+    ("aap2_native", "AdaptiveAveragePooling2D", dict(output_size=2), (1, 6, 4, 3)),
+    ("aap3_up", "AdaptiveAveragePooling3D", dict(output_size=(2, 4, 1)), (1, 3, 3, 2, 2)),
+    ("amp1_up", "AdaptiveMaxPooling1D", dict(output_size=5), (2, 3, 2)),
+    ("amp2_overlap", "AdaptiveMaxPooling2D", dict(output_size=(3, 2)), (1, 7, 5, 2)),
+    ("amp2_native", "AdaptiveMaxPooling2D", dict(output_size=(3, 2)), (2, 6, 4, 1)),
+    ("amp3", "AdaptiveMaxPooling3D", dict(output_size=2), (1, 3, 4, 5, 1)),
 ]
 IDS = [c[0] for c in CASES]
 BY_ID = {c[0]: c for c in CASES}
@@ -178,6 +187,12 @@ BAD = [
      r"GlobalMaxPooling1D: keepdims must be True or False, received keepdims='yes'"),
     (lambda: layers.MaxPooling2D((2, 2, 2)), ValueError, r"MaxPooling2D: pool_size must be a positive int or a tuple of 2"),
     (lambda: layers.AveragePooling3D(2, strides=0), ValueError, r"AveragePooling3D: strides must be a positive int"),
+    (lambda: layers.AdaptiveAveragePooling2D((2, 2, 2)), TypeError,
+     r"AdaptiveAveragePooling2D: output_size must be a positive integer or a tuple of 2 positive integers, "
+     r"received output_size=\(2, 2, 2\)"),
+    (lambda: layers.AdaptiveMaxPooling1D(0), TypeError, r"AdaptiveMaxPooling1D: output_size must be a positive"),
+    (lambda: layers.AdaptiveMaxPooling3D(2, data_format="channels_first"), ValueError,
+     r"AdaptiveMaxPooling3D: data_format='channels_first' is not supported"),
     (lambda: layers.MaxPooling2D(3).compute_output_shape((2, 5, 1)), ValueError,
      r"MaxPooling2D: the input's spatial size 2 is smaller than pool_size \(3, 3\) with padding='valid'"),
 ]
@@ -193,4 +208,7 @@ def config_instances():
     """Instances with the new arguments, for the suite's config-coverage test."""
     return [layers.MaxPool2D(3, strides=2, padding="same", data_format="channels_last", name="cfg_mpool2"),
             layers.GlobalAvgPool1D(keepdims=True, name="cfg_gavg1"),
-            layers.GlobalMaxPool3D(keepdims=True, name="cfg_gmax3")]
+            layers.GlobalMaxPool3D(keepdims=True, name="cfg_gmax3"),
+            layers.AdaptiveAveragePooling1D(3, name="cfg_aap1"), layers.AdaptiveAveragePooling2D((2, 3), name="cfg_aap2"),
+            layers.AdaptiveAveragePooling3D(2, name="cfg_aap3"), layers.AdaptiveMaxPooling1D(4, name="cfg_amp1"),
+            layers.AdaptiveMaxPooling2D(1, name="cfg_amp2"), layers.AdaptiveMaxPooling3D((1, 2, 3), name="cfg_amp3")]

@@ -1,10 +1,13 @@
 """Pooling layers as Keras 3's: local max / average pooling over 1 to 3 spatial axes
-(``MaxPooling2D``, ...) and global pooling (``GlobalAveragePooling2D``, ... with
-``keepdims``), with Keras's aliases (``MaxPool2D``, ``AvgPool2D``, ``GlobalMaxPool2D``,
+(``MaxPooling2D``, ...), global pooling (``GlobalAveragePooling2D``, ... with
+``keepdims``) and adaptive pooling to a fixed output size (``AdaptiveMaxPooling2D``, ...),
+with Keras's aliases (``MaxPool2D``, ``AvgPool2D``, ``GlobalMaxPool2D``,
 ``GlobalAvgPool2D``, ...). Channels-last only. 'same' padding is Keras 3's (TensorFlow's):
 ``ceil(n / strides)`` outputs, the padding split with its smaller half first, and padded
 cells neither win a max nor count in an average."""
 from __future__ import annotations
+
+import numpy as np
 
 from .. import _core, ops
 from .conv import _data_format, _padding, _tuple
@@ -139,6 +142,71 @@ class GlobalMaxPooling3D(_GlobalPool):
     rank, kind = 3, "max"
 
 
+class _AdaptivePool(Layer):
+    rank = 2
+    kind = "avg"
+
+    def __init__(self, output_size, data_format=None, **kw):
+        super().__init__(**kw)
+        cls = type(self).__name__
+        one = isinstance(output_size, (int, np.integer)) and not isinstance(output_size, bool)
+        vals = (output_size,) * self.rank if one else output_size
+        if (not isinstance(vals, (tuple, list)) or len(vals) != self.rank
+                or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in vals)):
+            raise TypeError(f"{cls}: output_size must be a positive integer or a tuple of {self.rank} positive "
+                            f"integers, received output_size={output_size!r}")
+        self.output_size = tuple(int(v) for v in vals)
+        self.data_format = _data_format(data_format, cls)
+        self._input_rank = self.rank + 1
+
+    def compute_output_shape(self, input_shape):
+        return self.output_size + (input_shape[-1],)
+
+    def call(self, inputs, training=None):
+        f = ops.nn.adaptive_max_pool if self.kind == "max" else ops.nn.adaptive_average_pool
+        return f(inputs, self.output_size)
+
+    def get_config(self):
+        return {**super().get_config(), "output_size": list(self.output_size), "data_format": self.data_format}
+
+
+class AdaptiveAveragePooling1D(_AdaptivePool):
+    """Average pooling to a fixed number of steps, as
+    ``keras.layers.AdaptiveAveragePooling1D``: output step ``i`` of ``o`` averages input
+    steps ``[floor(i * n / o), ceil((i + 1) * n / o))`` (windows overlap where ``o`` does
+    not divide ``n``)."""
+    rank, kind = 1, "avg"
+
+
+class AdaptiveAveragePooling2D(_AdaptivePool):
+    """Average pooling to a fixed (height, width), as
+    ``keras.layers.AdaptiveAveragePooling2D`` (PyTorch's windows)."""
+    rank, kind = 2, "avg"
+
+
+class AdaptiveAveragePooling3D(_AdaptivePool):
+    """Average pooling to a fixed (depth, height, width), as
+    ``keras.layers.AdaptiveAveragePooling3D``."""
+    rank, kind = 3, "avg"
+
+
+class AdaptiveMaxPooling1D(_AdaptivePool):
+    """Max pooling to a fixed number of steps, as ``keras.layers.AdaptiveMaxPooling1D``
+    (the windows of :class:`AdaptiveAveragePooling1D`)."""
+    rank, kind = 1, "max"
+
+
+class AdaptiveMaxPooling2D(_AdaptivePool):
+    """Max pooling to a fixed (height, width), as ``keras.layers.AdaptiveMaxPooling2D``."""
+    rank, kind = 2, "max"
+
+
+class AdaptiveMaxPooling3D(_AdaptivePool):
+    """Max pooling to a fixed (depth, height, width), as
+    ``keras.layers.AdaptiveMaxPooling3D``."""
+    rank, kind = 3, "max"
+
+
 # Keras's aliases are the same classes.
 MaxPool1D, MaxPool2D, MaxPool3D = MaxPooling1D, MaxPooling2D, MaxPooling3D
 AvgPool1D, AvgPool2D, AvgPool3D = AveragePooling1D, AveragePooling2D, AveragePooling3D
@@ -151,4 +219,5 @@ __all__ = ["MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "
            "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
            "MaxPool1D", "MaxPool2D", "MaxPool3D", "AvgPool1D", "AvgPool2D", "AvgPool3D",
            "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D", "GlobalAvgPool1D", "GlobalAvgPool2D",
-           "GlobalAvgPool3D"]
+           "GlobalAvgPool3D", "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveAveragePooling3D",
+           "AdaptiveMaxPooling1D", "AdaptiveMaxPooling2D", "AdaptiveMaxPooling3D"]

@@ -443,6 +443,23 @@ def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None,
     return concatenate([conv(xi, ki, strides, padding, None, dilation_rate) for xi, ki in zip(xs, ks)], axis=-1)
 
 
+def separable_conv(inputs, depthwise_kernel, pointwise_kernel, strides=1, padding="valid", data_format=None,
+                   dilation_rate=1):
+    """Depthwise-separable convolution, as ``keras.ops.separable_conv``: a
+    :func:`depthwise_conv` with ``depthwise_kernel`` (*k, C_in, M) (strides, padding and
+    dilation apply here), then a pointwise :func:`conv` with ``pointwise_kernel``
+    (1, ..., 1, C_in * M, C_out)."""
+    _channels_last(data_format)
+    dk, pk = _reals("separable_conv", depthwise_kernel, pointwise_kernel)
+    rank = dk.ndim - 2
+    if pk.ndim != rank + 2 or any(v != 1 for v in pk.shape[:rank]) or pk.shape[-2] != dk.shape[-2] * dk.shape[-1]:
+        raise ValueError(f"separable_conv: the pointwise kernel must be (1,) * {rank} + (C_in * M, C_out) = "
+                         f"{(1,) * rank + (dk.shape[-2] * dk.shape[-1], 'C_out')} for a depthwise kernel of shape "
+                         f"{dk.shape}; got {pk.shape}")
+    y = depthwise_conv(inputs, dk, strides, padding, None, dilation_rate)
+    return conv(y, pk)
+
+
 def dense_bias_activation(x, kernel, bias=None, activation="linear"):
     """``activation(x @ kernel + bias)`` on the last axis in one kernel (a Keras Dense
     layer's forward); its gradient is the dense backward kernel."""
@@ -490,6 +507,52 @@ def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None)
 def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
     """Average pooling, as ``keras.ops.average_pool`` (padded cells not counted)."""
     return _pool("avg", inputs, pool_size, strides, padding, data_format)
+
+
+def _adaptive_pool(kind, inputs, output_size, data_format):
+    """Adaptive pooling to ``output_size`` cells per spatial axis: output cell ``i`` of an
+    axis of ``n`` cells pools cells ``[floor(i * n / o), ceil((i + 1) * n / o))`` (Keras 3's
+    and PyTorch's windows; they overlap when ``o`` does not divide ``n``, and repeat
+    cells when ``o > n``). Where every ``o`` divides its ``n`` this is the native pooling
+    with windows and strides ``n / o``; else one reduction per output row of each axis in
+    turn (a box's max / mean is the max / mean along each axis, as the windows of an axis
+    do not depend on the others)."""
+    func = f"adaptive_{kind}_pool"
+    _channels_last(data_format)
+    x = _real(func, tensor(inputs), native=True)
+    rank = x.ndim - 2
+    if rank < 1 or rank > 3:
+        raise ValueError(f"{func}: inputs must be (batch, *spatial, channels) with 1 to 3 spatial axes, got shape "
+                         f"{x.shape}")
+    sizes = _spatial(f"{func}: output_size", output_size, rank)
+    spatial = x.shape[1:-1]
+    if all(n % o == 0 for n, o in zip(spatial, sizes)):
+        window = [n // o for n, o in zip(spatial, sizes)]
+        return _pool(kind, x, window, window, "valid", None)
+    from .numpy import max as _max
+    reduce = _max if kind == "max" else mean
+    y = x
+    for ax, (n, o) in enumerate(zip(spatial, sizes), start=1):
+        if n == o:
+            continue
+        lead = (slice(None),) * ax
+        parts = [reduce(y[lead + (slice(i * n // o, -(-(i + 1) * n // o)),)], axis=ax, keepdims=True)
+                 for i in range(o)]
+        y = concatenate(parts, axis=ax)
+    return y
+
+
+def adaptive_average_pool(inputs, output_size, data_format=None):
+    """Adaptive average pooling, as ``keras.ops.adaptive_average_pool``: the mean of each
+    of ``output_size`` windows per spatial axis (see :func:`_adaptive_pool`)."""
+    return _adaptive_pool("avg", inputs, output_size, data_format)
+
+
+def adaptive_max_pool(inputs, output_size, data_format=None):
+    """Adaptive max pooling, as ``keras.ops.adaptive_max_pool``. Where ``output_size``
+    divides the input the gradient goes to the first maximum of a window (native
+    pooling), else it is shared among tied maxima (``ops.max``'s rule)."""
+    return _adaptive_pool("max", inputs, output_size, data_format)
 
 
 def global_pool(kind, x):
