@@ -64,6 +64,7 @@ CASES = {
     "un": (layers.UnitNormalization, {}, lambda **kw: K.UnitNormalization(**kw), (4, 6)),
     "un_axes": (layers.UnitNormalization, {"axis": [1, 2]}, lambda **kw: K.UnitNormalization(**kw), (3, 4, 5)),
     "un_axis1": (layers.UnitNormalization, {"axis": 1}, lambda **kw: K.UnitNormalization(**kw), (3, 4, 5)),
+    "un_batch_axis": (layers.UnitNormalization, {"axis": [0, -1]}, lambda **kw: K.UnitNormalization(**kw), (3, 4, 5)),
 }
 
 _KERAS_OUT: dict = {}

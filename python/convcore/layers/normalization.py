@@ -320,7 +320,8 @@ class UnitNormalization(Layer):
         self.axis = _axes("UnitNormalization", axis)
 
     def build(self, input_shape):
-        self._axes = tuple(_resolve("UnitNormalization", self.axis, input_shape))
+        # no weights: the batch axis is a valid axis too, as Keras
+        self._axes = tuple(_resolve("UnitNormalization", self.axis, input_shape, batch_ok=True))
         self.built = True
 
     def call(self, inputs, training=None):
