@@ -264,6 +264,12 @@ class CpuBackend:
     def adam_update(self, p, g, m, v, lr, b1, b2, eps, t):
         _core.adam_update(p, _like(g, p), m, v, lr, b1, b2, eps, t)
 
+    def optimizer_update(self, rule, p, g, slots, hyper, weight_decay=0.0, clipvalue=None):
+        """One optimizer step of ``rule`` in place on ``p`` and its state ``slots``
+        (three entries, None where unused); see ``_core.optimizer_update``."""
+        _core.optimizer_update(rule, p, _like(g, p), list(slots), [float(h) for h in hyper], float(weight_decay),
+                               clipvalue)
+
     # --- one binding for every device (the binding dispatches on the storage)
     def upsample2d(self, x, size, interpolation):
         return _core.upsample2d(_native(x), list(size), interpolation)
@@ -542,6 +548,10 @@ class GpuBackend(CpuBackend):
 
     def adam_update(self, p, g, m, v, lr, b1, b2, eps, t):
         _core.adam_update(p, _like(g, p), m, v, lr, b1, b2, eps, t, guard=current_guard())
+
+    def optimizer_update(self, rule, p, g, slots, hyper, weight_decay=0.0, clipvalue=None):
+        _core.optimizer_update(rule, p, g, list(slots), [float(h) for h in hyper], float(weight_decay), clipvalue,
+                               guard=current_guard())
 
     def dense(self, x, w, b):
         if len(x.shape) == 2 and x.shape[1] == 0 and x.shape[0]:

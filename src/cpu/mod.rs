@@ -6,6 +6,7 @@ pub mod correlate;
 pub mod fft;
 pub mod gemm;
 pub mod nn;
+pub mod optim;
 pub mod pool;
 pub mod resize;
 pub(crate) mod simd;

@@ -5,6 +5,7 @@ use super::{gpu, Gpu, GpuTensor, Kernel, Win, ALIGN, PARAMS};
 use crate::error::{Error, Result};
 use crate::ops::conv::ConvPlan;
 use crate::ops::nn::{Activation, Loss};
+use crate::ops::optim::OptimStep;
 use crate::ops::correlate::{Boundary, CorrPlan};
 use crate::ops::pool::{PoolKind, PoolPlan};
 use crate::ops::resize::{Interpolation, UpsamplePlan};
@@ -22,6 +23,7 @@ const POOL: &str = include_str!("shaders/pool.wgsl");
 const CORR: &str = include_str!("shaders/correlate.wgsl");
 const RESIZE: &str = include_str!("shaders/resize.wgsl");
 const ARRAY: &str = include_str!("shaders/array.wgsl");
+const OPTIM: &str = include_str!("shaders/optim.wgsl");
 
 /// Largest rank of the strided array kernels.
 pub const MAX_RANK: usize = 6;
@@ -73,6 +75,12 @@ crate::gpu_params! {
 crate::gpu_params! {
     /// adam: alpha is the bias-corrected step size.
     pub struct AdamParams as adam { count: u32, alpha: f32, one_minus_beta1: f32, one_minus_beta2: f32, eps: f32 }
+}
+
+crate::gpu_params! {
+    /// optim_update (`shaders/optim.wgsl`): `rule` is `Rule::code()`, `flags` the
+    /// `crate::ops::optim` bits, `c` the rule's coefficients, `wd` the weight-decay step.
+    pub struct OptimParams as opt { count: u32, rule: u32, flags: u32, wd: f32, clip: f32, c: [f32; 8] }
 }
 
 crate::gpu_params! {
@@ -201,6 +209,7 @@ kernels! {
     K_DROPOUT = ELEM::"dropout" with elementwise_params,
     K_SGD = ELEM::"sgd" with elementwise_params,
     K_ADAM = ELEM::"adam" with elementwise_params,
+    K_OPTIM = OPTIM::"optim_update" with OptimParams,
     K_COPY_COLS = ELEM::"copy_cols" with elementwise_params,
     K_GEMM = GEMM::"gemm",
     K_GEMM_TALL = GEMM_TALL::"gemm",
@@ -590,6 +599,39 @@ pub fn adam_update(
         let mut wins = vec![(0, w(pt)), (1, w(gr)), (2, w(m)), (3, w(v))];
         wins.extend(guard.map(|t| (GUARD_SLOT, Win::all(t))));
         g.dispatch_at(&K_ADAM, &wins, q.words(), groups(n))?;
+    }
+    Ok(())
+}
+
+/// One optimizer step (any rule) in place on `pt` and its state `slots`, skipped when
+/// the step guard is set; the spec was checked by `OptimStep::new`.
+pub fn optim_update(s: &OptimStep, pt: &GpuTensor, gr: &GpuTensor, slots: [Option<&GpuTensor>; 3], guard: Option<&GpuTensor>) -> Result<()> {
+    same_len(pt, gr, "optimizer_update: gradient")?;
+    check_guard(guard)?;
+    for (k, sl) in slots.iter().enumerate() {
+        if let Some(sl) = sl {
+            same_len(pt, sl, &format!("optimizer_update: state slot {k} ({})", s.rule.slot_names()[k]))?;
+        }
+    }
+    let g = gpu()?;
+    let c = s.coefficients::<f32>();
+    for (st, n) in elem_chunks(&g, pt.numel()) {
+        let q = OptimParams {
+            count: u(n, "size")?,
+            rule: s.rule.code(),
+            flags: s.flags,
+            wd: s.wd_lr as f32,
+            clip: s.clip as f32,
+            c,
+        };
+        let mut wins = vec![(0, Win::part(pt, st, n)), (1, Win::part(gr, st, n))];
+        for (k, sl) in slots.iter().enumerate() {
+            if let Some(sl) = sl {
+                wins.push((2 + k, Win::part(sl, st, n)));
+            }
+        }
+        wins.extend(guard.map(|t| (GUARD_SLOT, Win::all(t))));
+        g.dispatch_at(&K_OPTIM, &wins, q.words(), groups(n))?;
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 pub mod conv;
 pub mod correlate;
 pub mod nn;
+pub mod optim;
 pub mod pool;
 pub mod resize;
 

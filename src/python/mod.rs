@@ -217,6 +217,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     augment_bindings::register(m)?;
     gpu_bindings::register(m)?;
     resize_bindings::register(m)?;
+    optim_bindings::register(m)?;
     Ok(())
 }
 
@@ -268,3 +269,4 @@ mod nn_bindings;
 mod augment_bindings;
 mod gpu_bindings;
 mod resize_bindings;
+mod optim_bindings;

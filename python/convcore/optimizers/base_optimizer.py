@@ -1,0 +1,392 @@
+"""The optimizer base class, as Keras 3's ``keras.optimizers.Optimizer``: the arguments
+every optimizer takes (learning rate as a float, a schedule or a callable; tf.keras 2's
+``lr=`` and ``decay=``; weight decay; clipping; loss scaling), the per-variable state,
+the step (``apply`` / ``apply_gradients``), constraints and configs. A subclass names
+its native update rule, its state slots and its hyperparameters; each variable's update
+is one kernel, in place, on the variable's device (``backend.optimizer_update``)."""
+from __future__ import annotations
+
+import inspect as _inspect
+import math
+import numbers
+import re
+import reprlib
+
+import numpy as np
+
+from .. import ops
+from ..tensor import Tensor, Variable
+from . import schedules as schedules_mod
+from .schedules import LearningRateSchedule
+
+
+class _ArgumentError(ValueError):
+    """A bad optimizer argument; ``arg`` names it (``deserialize`` reports it as the
+    config key)."""
+
+    def __init__(self, arg, message):
+        super().__init__(message)
+        self.arg = arg
+
+
+def _real(opt, arg, value, ok, wanted):
+    """``value`` as a finite float for which ``ok(v)`` holds, else a ValueError naming
+    ``arg``: an infinite or NaN rate turns every weight into NaN on the first step, and
+    a bool or a string is a mistake, not a number."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise _ArgumentError(arg, f"{opt}: {arg} must be a real number {wanted}, received {arg}={reprlib.repr(value)}")
+    try:
+        v = float(value)
+    except (OverflowError, ValueError):
+        v = math.nan
+    if not math.isfinite(v) or not ok(v):
+        raise _ArgumentError(arg, f"{opt}: {arg} must be a finite number {wanted}, received "
+                                  f"{arg}={reprlib.repr(value)}")
+    return v
+
+
+def _optional_real(opt, arg, value, ok, wanted):
+    return None if value is None else _real(opt, arg, value, ok, wanted)
+
+
+def _flag(opt, arg, value):
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral) and value in (0, 1)):
+        return bool(value)
+    raise _ArgumentError(arg, f"{opt}: {arg} must be True or False, received {arg}={reprlib.repr(value)}")
+
+
+def _unit(opt, arg, value, open_top=False):
+    """A coefficient in [0, 1] (or [0, 1) where 1 divides by zero)."""
+    if open_top:
+        return _real(opt, arg, value, lambda v: 0.0 <= v < 1.0, "in [0, 1)")
+    return _real(opt, arg, value, lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
+
+
+def _positive(opt, arg, value):
+    return _real(opt, arg, value, lambda v: v > 0, "> 0")
+
+
+def _is_schedule_like(value):
+    return isinstance(value, LearningRateSchedule) or (callable(value) and not isinstance(value, type))
+
+
+def _learning_rate(opt, value):
+    """A float learning rate (> 0), a LearningRateSchedule or a callable of no arguments."""
+    if _is_schedule_like(value):
+        return value
+    return _real(opt, "learning_rate", value, lambda v: v > 0,
+                 "> 0 (or a LearningRateSchedule, or a callable of no arguments)")
+
+
+class Optimizer:
+    """Base class of the optimizers (Keras 3's ``keras.optimizers.Optimizer``).
+
+    Parameters common to every optimizer: ``learning_rate`` (a float, a
+    :class:`~convcore.optimizers.schedules.LearningRateSchedule` called with the number
+    of steps applied so far, or a callable of no arguments); ``weight_decay``
+    (decoupled: ``v -= v * weight_decay * lr`` before each update); ``clipnorm`` (each
+    gradient to that L2 norm), ``clipvalue`` (each element to ``[-clipvalue,
+    clipvalue]``) or ``global_clipnorm`` (all gradients of a step together), at most
+    one of them; ``loss_scale_factor`` (gradients are divided by it first); ``name``.
+    tf.keras 2's ``lr=`` (an alias of ``learning_rate``) and ``decay=`` (``lr / (1 +
+    decay * iterations)``, kept as an ``InverseTimeDecay`` schedule so its config is
+    Keras 3's) are accepted. ``use_ema=True`` and ``gradient_accumulation_steps`` are
+    refused (not implemented).
+    """
+
+    #: native rule of ``_core.optimizer_update``
+    _rule = None
+    #: arguments get_config always writes (the others only when not at their default)
+    _always = ()
+
+    def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
+                 use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None, loss_scale_factor=None,
+                 gradient_accumulation_steps=None, name=None, **kwargs):
+        c = type(self).__name__
+        lr = kwargs.pop("lr", None)
+        decay = kwargs.pop("decay", None)
+        if kwargs:
+            raise ValueError(f"{c}: argument(s) not recognized: {', '.join(sorted(kwargs))} (the arguments are "
+                             f"{', '.join(self._arguments())}, and tf.keras 2's lr and decay)")
+        if lr is not None:
+            default = _inspect.signature(type(self).__init__).parameters["learning_rate"].default
+            if learning_rate is not default and learning_rate != default and learning_rate != lr:
+                raise _ArgumentError("lr", f"{c}: lr is an alias of learning_rate; received both, with different "
+                                           f"values: lr={reprlib.repr(lr)}, learning_rate={reprlib.repr(learning_rate)}")
+            learning_rate = lr
+        learning_rate = _learning_rate(c, learning_rate)
+        self._from_decay = False
+        if decay is not None:
+            d = _real(c, "decay", decay, lambda v: v >= 0, ">= 0")
+            if _is_schedule_like(learning_rate):
+                raise _ArgumentError("decay", f"{c}: decay (tf.keras 2's time-based decay) cannot be combined with "
+                                              f"a learning-rate schedule or callable; received decay={d} and "
+                                              f"learning_rate={reprlib.repr(learning_rate)} (put the decay in the "
+                                              "schedule, e.g. InverseTimeDecay)")
+            if d > 0:
+                learning_rate = schedules_mod.InverseTimeDecay(learning_rate, 1, d)
+                self._from_decay = True
+        self._learning_rate = learning_rate
+        self.weight_decay = _optional_real(c, "weight_decay", weight_decay, lambda v: v >= 0, ">= 0")
+        self.clipnorm = _optional_real(c, "clipnorm", clipnorm, lambda v: v >= 0, ">= 0")
+        self.clipvalue = _optional_real(c, "clipvalue", clipvalue, lambda v: v >= 0, ">= 0")
+        self.global_clipnorm = _optional_real(c, "global_clipnorm", global_clipnorm, lambda v: v >= 0, ">= 0")
+        given = [k for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue), ("global_clipnorm", global_clipnorm))
+                 if v is not None]
+        if len(given) > 1:
+            raise _ArgumentError(given[1], f"{c}: only one of clipnorm, clipvalue and global_clipnorm can be set. "
+                                           f"Received: clipnorm={clipnorm}, clipvalue={clipvalue}, "
+                                           f"global_clipnorm={global_clipnorm}")
+        self.use_ema = _flag(c, "use_ema", use_ema)
+        if self.use_ema:
+            raise _ArgumentError("use_ema", f"{c}: use_ema=True (moving averages of the weights) is not "
+                                            "implemented in convcore; received use_ema=True")
+        self.ema_momentum = _unit(c, "ema_momentum", ema_momentum)
+        if ema_overwrite_frequency is not None and (isinstance(ema_overwrite_frequency, bool) or not isinstance(
+                ema_overwrite_frequency, numbers.Integral) or ema_overwrite_frequency < 1):
+            raise _ArgumentError("ema_overwrite_frequency", f"{c}: ema_overwrite_frequency must be an integer >= 1 "
+                                 f"or None, received ema_overwrite_frequency={reprlib.repr(ema_overwrite_frequency)}")
+        self.ema_overwrite_frequency = ema_overwrite_frequency
+        self.loss_scale_factor = _optional_real(c, "loss_scale_factor", loss_scale_factor, lambda v: v > 0, "> 0")
+        if gradient_accumulation_steps is not None:
+            raise _ArgumentError("gradient_accumulation_steps", f"{c}: gradient_accumulation_steps is not "
+                                 "implemented in convcore; received gradient_accumulation_steps="
+                                 f"{reprlib.repr(gradient_accumulation_steps)} (use None)")
+        self.gradient_accumulation_steps = None
+        if name is None:
+            name = c.lower()
+        if not isinstance(name, str):
+            raise _ArgumentError("name", f"{c}: name must be a string, received name={reprlib.repr(name)}")
+        self.name = name
+        self.iterations = 0
+        self._slots = {}
+        self._trainable_variables = []
+        self.built = False
+        self._exclude_ids = set()
+        self._exclude_pattern = None
+
+    # ------------------------------------------------------------------ arguments
+    @classmethod
+    def _arguments(cls):
+        return [p for p, v in _inspect.signature(cls.__init__).parameters.items()
+                if p != "self" and v.kind is not _inspect.Parameter.VAR_KEYWORD]
+
+    # ------------------------------------------------------------------ learning rate
+    def _current_learning_rate(self):
+        """The rate of the next step as a float (a schedule at ``iterations``)."""
+        lr = self._learning_rate
+        if isinstance(lr, LearningRateSchedule):
+            # ours: the float64 value directly; a user's subclass through its __call__
+            v = lr._value(self.iterations) if type(lr).__call__ is LearningRateSchedule.__call__ \
+                else lr(self.iterations)
+        elif callable(lr):
+            v = lr()
+        else:
+            return lr
+        if isinstance(v, Tensor):
+            v = v.numpy()
+        return float(np.asarray(v, dtype=np.float64))
+
+    @property
+    def learning_rate(self):
+        """The current learning rate as a float (a schedule's value at ``iterations``);
+        set a float, a schedule or a callable."""
+        return self._current_learning_rate()
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        c = type(self).__name__
+        value = _learning_rate(c, value)
+        if _is_schedule_like(value):
+            self._learning_rate, self._from_decay = value, False
+        elif self._from_decay:
+            self._learning_rate.initial_learning_rate = value  # tf.keras 2: lr is the rate decay divides
+        elif isinstance(self._learning_rate, LearningRateSchedule):
+            raise TypeError(f"{c}: this optimizer was created with a LearningRateSchedule as its learning_rate, "
+                            "hence its learning rate is not settable to a number; create the optimizer with a "
+                            "float learning_rate if you need to set it")
+        else:
+            self._learning_rate = value
+
+    lr = learning_rate  # tf.keras 2's name
+
+    # ------------------------------------------------------------------ state
+    def _slot_spec(self):
+        """Three entries (state name, initial value) or None, in the native rule's order."""
+        raise NotImplementedError
+
+    def _hyper(self, lr):
+        """The native rule's hyperparameters for this step (``lr`` first)."""
+        raise NotImplementedError
+
+    def _slots_of(self, var):
+        """The state variables of ``var`` (None where the rule has no slot), created
+        at the first step, on var's device (and following it if it moves)."""
+        s = self._slots.get(id(var))
+        if s is None or s[0] is not var:
+            made = []
+            for spec in self._slot_spec():
+                if spec is None:
+                    made.append(None)
+                    continue
+                slot_name, init = spec
+                made.append(Variable(np.full(var.shape, init, dtype=var.dtype), dtype=var.dtype, trainable=False,
+                                     name=f"{var.name}_{slot_name}", device=var.device))
+            s = self._slots[id(var)] = (var, made)
+        for slot in s[1]:
+            if slot is not None and slot.device != var.device:
+                slot._move(var.device)
+        return s[1]
+
+    def build(self, var_list):
+        """Create the state of every variable of ``var_list`` (the first step does it
+        otherwise)."""
+        var_list = list(var_list)
+        for v in var_list:
+            if not isinstance(v, Variable):
+                raise TypeError(f"{type(self).__name__}.build: expected Variables, received a {type(v).__name__}")
+            self._slots_of(v)
+        self._trainable_variables = var_list
+        self.built = True
+
+    @property
+    def variables(self):
+        """The optimizer's state variables (slots of every variable it updated)."""
+        return [s for _, made in self._slots.values() for s in made if s is not None]
+
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        """Leave the variables of ``var_list``, and those whose name contains one of
+        ``var_names``, out of the weight decay (as Keras, before the first step)."""
+        if self.built:
+            raise ValueError(f"{type(self).__name__}: exclude_from_weight_decay() can only be configured before the "
+                             "optimizer is built")
+        self._exclude_ids = {id(v) for v in (var_list or [])}
+        self._exclude_pattern = re.compile("|".join(set(var_names))) if var_names else None
+
+    def _use_weight_decay(self, var):
+        if id(var) in self._exclude_ids:
+            return False
+        return not (self._exclude_pattern is not None and self._exclude_pattern.search(var.name or ""))
+
+    # ------------------------------------------------------------------ steps
+    def apply_gradients(self, grads_and_vars):
+        """``apply_gradients(zip(grads, variables))``: update each variable in place from
+        its gradient (None gradients are skipped); returns ``iterations``."""
+        pairs = list(grads_and_vars)
+        for p in pairs:
+            if not isinstance(p, (tuple, list)) or len(p) != 2:
+                raise TypeError(f"{type(self).__name__}.apply_gradients: expected (gradient, variable) pairs, "
+                                f"received {reprlib.repr(p)}")
+        self.apply([g for g, _ in pairs], [v for _, v in pairs])
+        return self.iterations
+
+    def apply(self, grads, trainable_variables=None):
+        """Update ``trainable_variables`` in place from ``grads`` (one per variable; None
+        gradients are skipped). Without variables, those of ``build`` are updated."""
+        c = type(self).__name__
+        grads = list(grads)
+        if trainable_variables is None:
+            if not self.built:
+                raise ValueError(f"{c}.apply: when passing grads without variables, the optimizer must already be "
+                                 "built on a list of variables; call optimizer.build(trainable_variables) first")
+            variables = self._trainable_variables
+        else:
+            variables = list(trainable_variables)
+        if len(grads) != len(variables):
+            raise ValueError(f"{c}.apply: received {len(grads)} gradients for {len(variables)} variables")
+        if not grads:
+            return
+        for v in variables:
+            if not isinstance(v, Variable):
+                raise TypeError(f"{c}.apply_gradients: expected (gradient, Variable) pairs, got a "
+                                f"{type(v).__name__} as the variable")
+        if not self.built:
+            self.build(variables)
+        pairs = []
+        for g, v in zip(grads, variables):
+            if g is None:
+                continue
+            g = ops.convert_to_tensor(g, device=v.device)
+            if tuple(g.shape) != tuple(v.shape):
+                raise ValueError(f"{c}.apply_gradients: gradient of shape {g.shape} for variable {v.name!r} of "
+                                 f"shape {v.shape}")
+            pairs.append((g, v))
+        if not pairs:
+            raise ValueError(f"{c}.apply_gradients: no gradients provided for any variable")
+        lr = self._current_learning_rate()
+        gs = self._clip([g for g, _ in pairs])
+        self._before_step([v for _, v in pairs])
+        hyper = self._hyper(lr)
+        clipvalue = self.clipvalue if self.clipvalue else None
+        for g, (_, v) in zip(gs, pairs):
+            wd = self.weight_decay * lr if self.weight_decay and self._use_weight_decay(v) else 0.0
+            slots = [None if s is None else s._data for s in self._slots_of(v)]
+            ops.core.backend(v).optimizer_update(self._rule, v._data, g._data, slots, hyper, wd, clipvalue)
+        for _, v in pairs:
+            constraint = getattr(v, "constraint", None)
+            if constraint is not None:
+                self._constrain(v, constraint(v))
+        self.iterations += 1
+
+    def _before_step(self, variables):
+        """Per-step state outside the variables (Nadam's momentum product)."""
+
+    def _clip(self, gs):
+        """Loss-scale division and norm clipping (Keras's order), computed on the
+        gradients' device; clipvalue is applied inside the update kernel."""
+        if self.loss_scale_factor is not None:
+            gs = [g / self.loss_scale_factor for g in gs]
+        if self.clipnorm:
+            c = self.clipnorm
+            return [g * c / ops.maximum(ops.sqrt(ops.sum(ops.square(g))), c) for g in gs]
+        if self.global_clipnorm:
+            c = self.global_clipnorm
+            total = None
+            for g in gs:
+                s = ops.sum(ops.square(g))
+                total = s if total is None else total + s
+            norm = ops.sqrt(total)
+            # (norm - norm) makes the scale NaN for an infinite or NaN norm, as Keras's
+            scale = c * ops.minimum(1.0 / norm, 1.0 / c) + (norm - norm)
+            return [g * scale for g in gs]
+        return gs
+
+    @staticmethod
+    def _constrain(v, value):
+        """``v.assign(value)``; on the variable's device a guarded in-place copy (so a
+        GPU step the trainer's guard skips writes nothing here either)."""
+        if isinstance(value, Tensor) and value.device == v.device and tuple(value.shape) == tuple(v.shape) and \
+                value.dtype == v.dtype and value.device != "cpu":
+            v._apply_axpby(value, 0.0, 1.0)
+        else:
+            v.assign(value)
+
+    # ------------------------------------------------------------------ configs
+    def get_config(self):
+        """``{"name": <class name>, "learning_rate": ..., <hyperparameters>}``: the
+        rule's numeric hyperparameters always, every other argument when it is not at
+        its default; a schedule as Keras serializes it; a callable as its current value."""
+        lr = self._learning_rate
+        if isinstance(lr, LearningRateSchedule):
+            lr_cfg = schedules_mod.serialize(lr)
+        else:
+            lr_cfg = self._current_learning_rate()
+        cfg = {"name": type(self).__name__, "learning_rate": lr_cfg}
+        for p, par in _inspect.signature(type(self).__init__).parameters.items():
+            if p in ("self", "learning_rate", "name") or par.kind is _inspect.Parameter.VAR_KEYWORD:
+                continue
+            value = getattr(self, p)
+            if p in self._always or value != par.default:
+                cfg[p] = value
+        return cfg
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = schedules_mod.deserialize(config["learning_rate"], custom_objects)
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r} learning_rate={self.learning_rate:g} " \
+               f"iterations={self.iterations}>"
