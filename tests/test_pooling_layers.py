@@ -175,6 +175,16 @@ def test_aliases_are_the_keras_classes():
         assert getattr(keras.layers, alias) is getattr(keras.layers, cls)  # Keras's own aliases, for the table
 
 
+def test_keras_positional_argument_order():
+    # Keras 3: MaxPooling2D(pool_size, strides, padding, data_format, name)
+    p = layers.MaxPooling2D((3, 2), 1, "same", "channels_last", "p5")
+    assert (p.pool_size, p.strides, p.padding, p.name) == ((3, 2), (1, 1), "same", "p5")
+    g = layers.GlobalAveragePooling1D("channels_last", True)
+    assert g.keepdims is True
+    a = layers.AdaptiveMaxPooling2D((2, 3), "channels_last")
+    assert a.output_size == (2, 3)
+
+
 BAD = [
     (lambda: layers.MaxPooling2D(padding="full"), ValueError,
      r"MaxPooling2D: padding must be one of 'valid', 'same', got 'full'"),

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _core, activations, initializers, ops
-from .basic import _activate, _init_name
+from .. import _core, activations, constraints, initializers, ops, regularizers
+from .basic import _activate
 from .core import InputSpecError, Layer
 
 
@@ -46,39 +46,22 @@ def _positive(name, v, layer):
 
 
 # ------------------------------------------------------------------ initializers, regularizers, constraints
-# regularizers and constraints are imported when one is given: a layer without them
-# needs neither module.
+# Resolved with each module's ``get`` at construction (a bad name fails there) and saved
+# with its ``serialize``, as Keras; None stays None.
 def _reg_get(v):
-    if v is None:
-        return None
-    from .. import regularizers
-    return regularizers.get(v)
+    return None if v is None else regularizers.get(v)
 
 
 def _reg_save(v):
-    if v is None:
-        return None
-    from .. import regularizers
-    return regularizers.serialize(v)
+    return None if v is None else regularizers.serialize(v)
 
 
 def _con_get(v):
-    if v is None:
-        return None
-    from .. import constraints
-    return constraints.get(v)
+    return None if v is None else constraints.get(v)
 
 
 def _con_save(v):
-    if v is None:
-        return None
-    from .. import constraints
-    return constraints.serialize(v)
-
-
-def _init_save(v):
-    ser = getattr(initializers, "serialize", None)
-    return ser(v) if ser is not None else _init_name(v)
+    return None if v is None else constraints.serialize(v)
 
 
 def _spatial_out(input_shape, layer, kernel_size, strides, dilation_rate, padding):
@@ -166,16 +149,14 @@ class _BaseConv(Layer):
 
     def _bias_config(self):
         return {"activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-                "bias_initializer": _init_save(self.bias_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
                 "bias_regularizer": _reg_save(self.bias_regularizer),
                 "bias_constraint": _con_save(self.bias_constraint)}
 
 
-def _split_activity(kw, activity_regularizer):
-    # The base Layer takes activity_regularizer; passed on only when given.
-    if activity_regularizer is not None:
-        kw["activity_regularizer"] = activity_regularizer
-    return kw
+def _with_activity(kw, activity_regularizer):
+    # The base Layer applies (and saves) the activity regularizer.
+    return {**kw, "activity_regularizer": activity_regularizer}
 
 
 # ------------------------------------------------------------------ Conv1D / 2D / 3D
@@ -184,7 +165,7 @@ class _Conv(_BaseConv):
                  groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kw):
-        super().__init__(**_split_activity(kw, activity_regularizer))
+        super().__init__(**_with_activity(kw, activity_regularizer))
         cls = type(self).__name__
         self.filters = _positive("filters", filters, cls)
         self.groups = _positive("groups", groups, cls)
@@ -225,7 +206,7 @@ class _Conv(_BaseConv):
 
     def get_config(self):
         return {**self._base_config(), "filters": self.filters, **self._window_config(), "groups": self.groups,
-                **self._bias_config(), "kernel_initializer": _init_save(self.kernel_initializer),
+                **self._bias_config(), "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "kernel_regularizer": _reg_save(self.kernel_regularizer),
                 "kernel_constraint": _con_save(self.kernel_constraint)}
 
@@ -257,7 +238,7 @@ class _ConvTranspose(_BaseConv):
                  dilation_rate=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kw):
-        super().__init__(**_split_activity(kw, activity_regularizer))
+        super().__init__(**_with_activity(kw, activity_regularizer))
         cls = type(self).__name__
         self.filters = _positive("filters", filters, cls)
         self._window_args(kernel_size, strides, padding, data_format, dilation_rate)
@@ -310,7 +291,7 @@ class _ConvTranspose(_BaseConv):
     def get_config(self):
         return {**self._base_config(), "filters": self.filters, **self._window_config(),
                 "output_padding": None if self.output_padding is None else list(self.output_padding),
-                **self._bias_config(), "kernel_initializer": _init_save(self.kernel_initializer),
+                **self._bias_config(), "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "kernel_regularizer": _reg_save(self.kernel_regularizer),
                 "kernel_constraint": _con_save(self.kernel_constraint)}
 
@@ -349,7 +330,7 @@ class _DepthwiseConv(_BaseConv):
                  dilation_rate=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
                  bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kw):
-        super().__init__(**_split_activity(kw, activity_regularizer))
+        super().__init__(**_with_activity(kw, activity_regularizer))
         self.depth_multiplier = _positive("depth_multiplier", depth_multiplier, type(self).__name__)
         self._window_args(kernel_size, strides, padding, data_format, dilation_rate)
         self._bias_args(activation, use_bias, bias_initializer, bias_regularizer, bias_constraint)
@@ -376,7 +357,7 @@ class _DepthwiseConv(_BaseConv):
 
     def get_config(self):
         return {**self._base_config(), "depth_multiplier": self.depth_multiplier, **self._window_config(),
-                **self._bias_config(), "depthwise_initializer": _init_save(self.depthwise_initializer),
+                **self._bias_config(), "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
                 "depthwise_regularizer": _reg_save(self.depthwise_regularizer),
                 "depthwise_constraint": _con_save(self.depthwise_constraint)}
 
@@ -400,7 +381,7 @@ class _SeparableConv(_BaseConv):
                  pointwise_initializer="glorot_uniform", bias_initializer="zeros", depthwise_regularizer=None,
                  pointwise_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  depthwise_constraint=None, pointwise_constraint=None, bias_constraint=None, **kw):
-        super().__init__(**_split_activity(kw, activity_regularizer))
+        super().__init__(**_with_activity(kw, activity_regularizer))
         cls = type(self).__name__
         self.filters = _positive("filters", filters, cls)
         self.depth_multiplier = _positive("depth_multiplier", depth_multiplier, cls)
@@ -440,8 +421,8 @@ class _SeparableConv(_BaseConv):
     def get_config(self):
         return {**self._base_config(), "depth_multiplier": self.depth_multiplier, "filters": self.filters,
                 **self._window_config(), **self._bias_config(),
-                "depthwise_initializer": _init_save(self.depthwise_initializer),
-                "pointwise_initializer": _init_save(self.pointwise_initializer),
+                "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
+                "pointwise_initializer": initializers.serialize(self.pointwise_initializer),
                 "depthwise_regularizer": _reg_save(self.depthwise_regularizer),
                 "pointwise_regularizer": _reg_save(self.pointwise_regularizer),
                 "depthwise_constraint": _con_save(self.depthwise_constraint),

@@ -18,8 +18,8 @@ class _Pool(Layer):
     rank = 2
     kind = "max"
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kw):
-        super().__init__(**kw)
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, name=None, **kw):
+        super().__init__(name=name, **kw)  # (Keras 3 takes name as the fifth positional argument)
         cls = type(self).__name__
         self.pool_size = _tuple("pool_size", pool_size, self.rank, cls)
         self.strides = self.pool_size if strides is None else _tuple("strides", strides, self.rank, cls)
