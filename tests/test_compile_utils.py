@@ -128,6 +128,22 @@ def test_tracker_logs_equal_keras_evaluate(case):
     assert tr.logs()["loss"] == 0.0
 
 
+@pytest.mark.parametrize("case", [list(CASES)[0], list(CASES)[4]])
+def test_tracker_logs_equal_keras_fit_history(case):
+    """fit with a learning rate of 0 (the weights stay those of the outputs compared):
+    the epoch's history is the running means the tracker keeps."""
+    make, names, ys, args, sw = CASES[case]
+    model = make()
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), **args(keras.metrics))
+    hist = model.fit(X, ys if len(ys) > 1 else ys[0], batch_size=BATCH, sample_weight=sw, shuffle=False, epochs=1,
+                     verbose=0).history
+    _, tr = _ours(case, model)
+    got = tr.logs()
+    assert set(got) == set(hist)
+    for k in hist:
+        np.testing.assert_allclose(got[k], hist[k][0], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
 @needs_gpu
 @pytest.mark.parametrize("case", list(CASES))
 def test_gpu_tracker_equals_cpu_and_reads_nothing_back_until_logs(case, monkeypatch):
@@ -176,6 +192,26 @@ def test_total_applies_loss_weights_and_returns_unweighted_parts():
     np.testing.assert_allclose([float(per[0]), float(per[1])], [want_a, want_b], rtol=1e-5)
     np.testing.assert_allclose(float(total), 2.0 * want_a + 0.25 * want_b, rtol=1e-5)
     assert cl.loss_names == ["a_loss", "b_loss"]
+
+
+def test_a_one_entry_list_for_one_output_is_that_loss():
+    cl = CompiledLoss(["mae"])
+    cl.check_labels(Y_REG, (2,))
+    assert isinstance(cl.loss, losses.MeanAbsoluteError)
+    assert isinstance(CompiledLoss(losses.Huber()).loss, losses.Huber)
+
+
+def test_registered_metric_function_config_round_trip():
+    @convcore.saving.register_keras_serializable(package="tests")
+    def mean_pred_cc(y_true, y_pred):
+        return ops.mean(y_pred, axis=-1)
+
+    m = metrics.MeanMetricWrapper(mean_pred_cc)
+    m2 = metrics.deserialize(metrics.serialize(m))
+    for q in (m, m2):
+        q.update_state(Y_REG[:8], Y_REG[8:16], sample_weight=SW[:8])
+    assert m2.name == "mean_pred_cc"
+    np.testing.assert_array_equal(m2.result().numpy(), m.result().numpy())
 
 
 def test_crossentropy_alias_resolves_from_the_shapes():

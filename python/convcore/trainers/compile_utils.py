@@ -76,10 +76,8 @@ class CompiledLoss:
             self._build(len(self.output_names))
         elif not _is_seq(loss):
             self._build(1)
-        # the single Loss object (the trainer's model.loss); a list when there are several
-        single = self._losses if self._losses is not None else None
-        self.loss = single[0] if single is not None and len(single) == 1 else (
-            single if single is not None else [_resolve_loss(x) if x is not None else None for x in loss])
+        if self._losses is None:  # a list, its outputs not known yet (resolved by check_labels_all)
+            self.loss = [None if x is None else _resolve_loss(x) for x in loss]
 
     # ---------------------------------------------------------------- structure
     def _build(self, n):
@@ -120,6 +118,11 @@ class CompiledLoss:
         self._weights = [None if x is None else float(x) for x in weights]
         self._losses = [None if e is None else _resolve_loss(e) for e in entries]
         self._names = names
+        self._set_loss()
+
+    def _set_loss(self):
+        """``self.loss``: the one Loss (the trainer's ``model.loss``), or the list of them."""
+        self.loss = self._losses[0] if len(self._losses) == 1 else list(self._losses)
 
     def _ensure(self, n):
         if self._entries is None:
@@ -155,8 +158,7 @@ class CompiledLoss:
             y = y.numpy() if isinstance(y, Tensor) else np.asarray(y)
             if self._losses[i] is None and self._entries[i] is not None:
                 self._losses[i] = _resolve_loss(self._entries[i], y.shape, (y.shape[0],) + tuple(shape))
-                if len(self._losses) == 1:
-                    self.loss = self._losses[0]
+                self._set_loss()
             loss = self._losses[i]
             out.append(y if loss is None else loss.check_labels(y, tuple(shape)))
         self._shapes = [(np.shape(y), (np.shape(y)[0],) + tuple(s)) for y, s in zip(out, out_shapes)]
