@@ -297,6 +297,9 @@ BAD = [
      r"DepthwiseConv2D: data_format must be 'channels_last' \(or None\), received data_format='nhwc'"),
     (lambda: layers.Conv2D(0, 3), ValueError, r"Conv2D: filters must be a positive integer, received filters=0"),
     (lambda: layers.Conv2D(2, (3, 3, 3)), ValueError, r"Conv2D: kernel_size must be a positive int or a tuple of 2"),
+    (lambda: layers.Conv1D(2, None), ValueError, r"Conv1D: kernel_size must be a positive int or a tuple of 1 "
+                                                 r"positive ints, got None"),
+    (lambda: layers.Conv2D(2, 3, strides=1.5), ValueError, r"Conv2D: strides must be a positive int"),
     (lambda: layers.DepthwiseConv1D(3, depth_multiplier=0), ValueError,
      r"DepthwiseConv1D: depth_multiplier must be a positive integer, received depth_multiplier=0"),
     (lambda: layers.Conv2D(2, 3, groups=True), ValueError, r"Conv2D: groups must be a positive integer"),

@@ -9,13 +9,17 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _core, activations, constraints, initializers, ops, regularizers
+from ..ops.nn import _conv_transpose_shape
 from .basic import _activate
 from .core import InputSpecError, Layer
 
 
 # ------------------------------------------------------------------ argument checks
 def _tuple(name, v, rank, layer):
-    vals = (v,) * rank if isinstance(v, (int, np.integer)) else tuple(v)
+    try:
+        vals = (v,) * rank if isinstance(v, (int, np.integer)) else tuple(v)
+    except TypeError:  # None, a float: not a tuple of ints either
+        vals = ()
     if len(vals) != rank or any(isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 1 for t in vals):
         raise ValueError(f"{layer}: {name} must be a positive int or a tuple of {rank} positive ints, got {v!r}")
     return tuple(int(t) for t in vals)
@@ -132,9 +136,9 @@ class _BaseConv(Layer):
                                  f"value {c} (it was built for {c} channels), received input shape "
                                  f"{(None,) + tuple(shape)}")
 
-    def _finish(self, y, fused_bias=False):
+    def _finish(self, y):
         """Bias and activation after a convolution that did not fuse them."""
-        if self.bias is not None and not fused_bias:
+        if self.bias is not None:
             y = ops.add(y, self.bias)
         return _activate(self.activation, y)
 
@@ -272,7 +276,6 @@ class _ConvTranspose(_BaseConv):
         self.built = True
 
     def compute_output_shape(self, input_shape):
-        from ..ops.nn import _conv_transpose_shape
         out = []
         for i, n in enumerate(input_shape[:-1]):
             if n is None:
