@@ -92,6 +92,14 @@ def test_gradients_match_finite_differences(case):
     check_gradients(layer, x)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_flatten_an_empty_batch(device):
+    for fmt in ("channels_last", "channels_first"):
+        want = np.asarray(K.Flatten(data_format=fmt)(np.zeros((0, 3, 4), np.float32)))
+        got = on_device(layers.Flatten(data_format=fmt), (3, 4), device)(np.zeros((0, 3, 4), np.float32))
+        assert got.shape == want.shape == (0, 12)
+
+
 def _lambda_c(x):
     return ops.multiply(ops.tanh(x), 2.0)
 

@@ -2,6 +2,8 @@
 ``activation.py``, Dropout in ``regularization.py``, as Keras groups them)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import _checks, activations, initializers, ops
@@ -133,7 +135,8 @@ class Flatten(Layer):
         x = inputs
         if self.data_format == "channels_first" and x.ndim > 2:
             x = ops.transpose(x, (0,) + tuple(range(2, x.ndim)) + (1,))
-        return ops.reshape(x, (x.shape[0], -1))
+        # the size, not -1: an empty batch has no values to infer it from
+        return ops.reshape(x, (x.shape[0], math.prod(x.shape[1:])))
 
     def get_config(self):
         return {**super().get_config(), "data_format": self.data_format}
