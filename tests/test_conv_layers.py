@@ -276,6 +276,34 @@ def test_keras_positional_argument_order():
     assert s.depth_multiplier == 4
 
 
+def test_convolution_op_override_as_keras_io_weight_standardization():
+    """keras.io's WSConv2D overrides ``convolution_op``; the same subclass body gives
+    Keras's output here (bias and activation added after it, as Keras's call does)."""
+    def standardize(mod, kernel):
+        mean, var = mod.ops.mean(kernel, axis=(0, 1, 2), keepdims=True), mod.ops.var(kernel, axis=(0, 1, 2),
+                                                                                      keepdims=True)
+        return mod.ops.divide(mod.ops.subtract(kernel, mean), mod.ops.sqrt(mod.ops.add(var, 1e-5)))
+
+    class KWS(keras.layers.Conv2D):
+        def convolution_op(self, inputs, kernel):
+            return super().convolution_op(inputs, standardize(keras, kernel))
+
+    class WS(layers.Conv2D):
+        def convolution_op(self, inputs, kernel):
+            return super().convolution_op(inputs, standardize(convcore, kernel))
+
+    rng = np.random.default_rng(17)
+    kw = dict(filters=3, kernel_size=3, padding="same", activation="relu")
+    kl, ol = KWS(**kw), WS(**kw)
+    kl.build((1, 6, 5, 2))
+    ol.build((6, 5, 2))
+    weights = [rng.standard_normal(w.shape).astype(np.float32) for w in kl.weights]
+    kl.set_weights(weights)
+    ol.set_weights(weights)
+    x = rng.standard_normal((1, 6, 5, 2)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(ol(x)), np.asarray(kl(x)), rtol=RTOL, atol=ATOL)
+
+
 BAD = [
     (lambda: layers.Conv2D(3, 3, groups=2), ValueError,
      r"Conv2D: the number of filters must be evenly divisible by the number of groups, received groups=2, filters=3"),

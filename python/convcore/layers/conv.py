@@ -198,11 +198,20 @@ class _Conv(_BaseConv):
         return _spatial_out(input_shape, type(self).__name__, self.kernel_size, self.strides,
                             self.dilation_rate, self.padding) + (self.filters,)
 
+    def convolution_op(self, inputs, kernel):
+        """``ops.conv(inputs, kernel)`` with the layer's window arguments, as Keras's
+        ``BaseConv.convolution_op``: a subclass may override it (weight standardization,
+        say); the layer then adds the bias and applies the activation after it."""
+        return ops.conv(inputs, kernel, self.strides, self.padding, None, self.dilation_rate)
+
     def call(self, inputs, training=None):
+        if type(self).convolution_op is not _Conv.convolution_op and self.padding != "causal":
+            return self._finish(self.convolution_op(inputs, self.kernel))
         x, padding = inputs, self.padding
-        if padding == "causal":  # left-pad the steps so output t sees inputs <= t only
+        if padding == "causal":  # left-pad the steps so output t sees inputs <= t only (as Keras's Conv1D.call)
             x = ops.pad(x, [(0, 0), ((self.kernel_size[0] - 1) * self.dilation_rate[0], 0), (0, 0)])
             padding = "valid"
+        # the fused kernel: conv + bias + activation in one op
         act = self.activation
         fused = act if isinstance(act, str) and act in activations.NATIVE else "linear"
         y = ops.conv_bias_activation(x, self.kernel, self.bias, self.strides, padding, self.dilation_rate, fused)
