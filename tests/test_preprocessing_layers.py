@@ -27,6 +27,8 @@ CASES = [
     ("Resizing", {"height": 8, "width": 10}, (2, 3, 4, 1), None, {}),
     ("Resizing", {"height": 4, "width": 3, "interpolation": "nearest"}, (1, 7, 5, 2), None, {}),
     ("Resizing", {"height": 9, "width": 7, "interpolation": "nearest"}, (1, 4, 3, 1), None, {}),
+    ("Resizing", {"height": 8, "width": 2, "interpolation": "nearest"}, (2, 4, 6, 2), None, {}),  # x2, /3
+    ("Resizing", {"height": 3, "width": 9, "interpolation": "nearest"}, (1, 6, 3, 1), None, {}),  # /2, x3
     ("Resizing", {"height": 5, "width": 6, "interpolation": "bicubic"}, (1, 7, 4, 2), None, {}),
     ("Resizing", {"height": 6, "width": 3, "interpolation": "lanczos3"}, (1, 4, 5, 1), None, {}),
     ("Resizing", {"height": 3, "width": 7, "interpolation": "lanczos5"}, (1, 6, 4, 1), None, {}),
@@ -264,12 +266,14 @@ def test_model_saves_and_loads_with_the_adapted_statistics(tmp_path):
 
 
 @needs_gpu
-@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic", "lanczos3"])
-def test_gpu_resize_runs_without_host_fallback(interpolation):
-    """The interpolating kernels are dense products on the device, forward and backward."""
+@pytest.mark.parametrize("interpolation, size", [("bilinear", (3, 9)), ("bicubic", (3, 9)), ("lanczos3", (3, 9)),
+                                                 ("nearest", (10, 14))])
+def test_gpu_resize_runs_without_host_fallback(interpolation, size):
+    """The interpolating kernels are dense products on the device, forward and backward;
+    'nearest' by integer factors is a broadcast."""
     from convcore import device
     x = ops.convert_to_tensor(_array((2, 5, 7, 3)), device="gpu")
-    layer = layers.Resizing(3, 9, interpolation=interpolation)
+    layer = layers.Resizing(*size, interpolation=interpolation)
     before = device.host_fallbacks()
     with convcore.GradientTape() as tape:
         tape.watch(x)

@@ -3,9 +3,10 @@ as ``keras.layers``' preprocessing family, channels-last.
 
 Where they run: Rescaling, Normalization, Resizing and CenterCrop are composed of
 :mod:`convcore.ops` and run on the device of their input (differentiable by the tape);
-on the GPU, Resizing's 'nearest' gathers (``take``), the padding of
-``pad_to_aspect_ratio`` and the gradient of crops (slices) go through the GPU's host
-fallback; the interpolating kernels are dense products (native). RandomCrop draws its
+on the GPU, Resizing's 'nearest' by a factor that is no integer (nor its inverse) — a
+gather, ``take`` —, the padding of ``pad_to_aspect_ratio`` and the gradient of crops
+(slices) go through the GPU's host fallback; the interpolating kernels are dense
+products and 'nearest' by integer factors a broadcast or a strided slice (native). RandomCrop draws its
 crop offset on the host (numpy) and slices on the device. ``Normalization.adapt``
 computes the mean and variance on the host (numpy, in float64) and stores them in the
 layer's weights; the interpolation weights of a resize are computed on the host too.

@@ -66,6 +66,20 @@ def _nearest(m, n):
                     ).astype(np.int64)
 
 
+def _nearest_axis(x, axis, m, n):
+    """'nearest' along one axis from m to n samples. Integer factors are a repeat (a
+    broadcast) or a strided slice, which the GPU computes natively; the picks are the
+    same as the general gather's (floor((i + 0.5) * k) = i * k + k // 2)."""
+    if n == m or m == 0:
+        return x
+    if n % m == 0:
+        return _repeat(x, n // m, axis)
+    if m % n == 0:
+        k = m // n
+        return x[(slice(None),) * axis + (slice(k // 2, None, k),)]
+    return ops.take(x, _nearest(m, n), axis=axis)
+
+
 def _resize(x, height, width, interpolation="bilinear", antialias=False):
     """(batch, h, w, c) images resized to (height, width): one gather ('nearest') or one
     product with the interpolation weights per axis that changes size (an axis that
@@ -75,10 +89,8 @@ def _resize(x, height, width, interpolation="bilinear", antialias=False):
     if interpolation != "nearest":  # the (out, in) weight matrices and their float64 temporaries
         reserve("resize", 40 * (height * h + width * w), "the interpolation weights")
     if interpolation == "nearest":
-        if height != h:
-            x = ops.take(x, _nearest(h, height), axis=1)
-        if width != w:
-            x = ops.take(x, _nearest(w, width), axis=2)
+        for axis, m, n in ((1, h, height), (2, w, width)):
+            x = _nearest_axis(x, axis, m, n)
         return x
     dt = np.dtype(x.dtype) if np.dtype(x.dtype).kind == "f" else np.dtype(np.float32)
     # Each axis is contracted as the last axis of a dense product (a native kernel, with
