@@ -423,3 +423,61 @@ def test_a_model_trains_with_each_optimizer_by_name(name, device):
     losses = [float(m.train_on_batch(x, y)) for _ in range(8)]
     assert losses[-1] < losses[0], losses
     assert opt.iterations == 8
+
+
+# ---------------------------------------------------------------------- Keras's API for optimizers of your own
+def _momentum_sgd(base, o):
+    """Keras's own example of a custom optimizer (its Optimizer docstring), for either
+    library: ``base`` the Optimizer class, ``o`` the ops module."""
+
+    class MomentumSGD(base):
+        def __init__(self, momentum=0.9, **kwargs):
+            super().__init__(**kwargs)
+            self.momentum = momentum
+
+        def build(self, variables):
+            super().build(variables)
+            self.momentums = [self.add_variable_from_reference(reference_variable=v, name="momentum")
+                              for v in variables]
+            self.count = self.add_variable((), initializer="zeros", dtype="float32", name="count")
+
+        def update_step(self, gradient, variable, learning_rate):
+            m = self.momentums[self._get_variable_index(variable)]
+            self.assign(m, o.subtract(o.multiply(m, self.momentum), o.multiply(gradient, learning_rate)))
+            self.assign_add(variable, m)
+            self.assign_add(self.count, 1.0)
+
+    return MomentumSGD
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_an_optimizer_of_your_own_follows_keras(device):
+    kw = dict(learning_rate=0.05, momentum=0.8, weight_decay=0.1, clipvalue=0.9)
+    ref = _momentum_sgd(keras.optimizers.Optimizer, keras.ops)(**kw)
+    ours = _momentum_sgd(optimizers.Optimizer, ops)(**kw)
+    kv = [keras.Variable(w) for w in W0]
+    vs = [convcore.Variable(w, device=device) for w in W0]
+    for gs in GRADS[:8]:
+        ref.apply_gradients(zip(gs, kv))
+        ours.apply_gradients(zip([ops.convert_to_tensor(g, device=device) for g in gs], vs))
+    for a, b in zip(vs, kv):
+        np.testing.assert_allclose(a.numpy(), np.asarray(b.numpy()), rtol=1e-5, atol=1e-6)
+    assert float(ours.count.numpy()) == 16.0 and ours.iterations == 8
+    assert len(ours.variables) == 3 and all(v.device == device for v in ours.variables)
+    with pytest.raises(ValueError, match="not one this optimizer was built with"):
+        ours.apply_gradients([(np.ones(2, np.float32), convcore.Variable(np.ones(2, np.float32), device=device))])
+
+
+def test_learning_rate_and_iterations_answer_variable_idioms():
+    opt = optimizers.Adam(0.01)
+    assert isinstance(opt.learning_rate.numpy(), np.float32) and opt.learning_rate.numpy() == np.float32(0.01)
+    opt.learning_rate.assign(0.5)
+    assert opt.learning_rate == 0.5 and opt.lr == 0.5
+    v = convcore.Variable(np.ones(2, np.float32))
+    opt.apply_gradients([(np.ones(2, np.float32), v)])
+    assert opt.iterations.numpy() == 1 and int(opt.iterations) == 1
+    opt.iterations.assign(0)  # the bias correction starts over, as Keras's
+    assert opt.iterations == 0
+    with pytest.raises(ValueError, match="iterations must be >= 0"):
+        opt.iterations = -1
+    assert json.loads(json.dumps(opt.get_config()))["learning_rate"] == 0.5

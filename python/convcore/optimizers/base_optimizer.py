@@ -78,6 +78,40 @@ def _learning_rate(opt, value):
                  "> 0 (or a LearningRateSchedule, or a callable of no arguments)")
 
 
+class _LearningRate(float):
+    """The current learning rate: a float that also answers Keras's variable idioms
+    (``opt.learning_rate.numpy()``, ``opt.learning_rate.assign(1e-4)``)."""
+
+    def __new__(cls, value, optimizer):
+        self = float.__new__(cls, value)
+        self._optimizer = optimizer
+        return self
+
+    def numpy(self):
+        return np.float32(self)
+
+    def assign(self, value):
+        self._optimizer.learning_rate = value
+        return self._optimizer.learning_rate
+
+
+class _Iterations(int):
+    """The number of steps applied: an int with Keras's variable idioms
+    (``opt.iterations.numpy()``, ``opt.iterations.assign(0)``)."""
+
+    def __new__(cls, value, optimizer):
+        self = int.__new__(cls, value)
+        self._optimizer = optimizer
+        return self
+
+    def numpy(self):
+        return np.int64(self)
+
+    def assign(self, value):
+        self._optimizer.iterations = value
+        return self._optimizer.iterations
+
+
 class Optimizer:
     """Base class of the optimizers (Keras 3's ``keras.optimizers.Optimizer``).
 
@@ -92,6 +126,11 @@ class Optimizer:
     decay * iterations)``, kept as an ``InverseTimeDecay`` schedule so its config is
     Keras 3's) are accepted. ``use_ema=True`` and ``gradient_accumulation_steps`` are
     refused (not implemented).
+
+    A subclass of your own follows Keras's API: ``build(var_list)`` creating state with
+    ``add_variable_from_reference`` / ``add_variable``, ``update_step(gradient,
+    variable, learning_rate)`` written with ``convcore.ops`` and ``self.assign`` /
+    ``assign_add`` / ``assign_sub``, and ``get_config``.
     """
 
     #: native rule of ``_core.optimizer_update``
@@ -158,7 +197,7 @@ class Optimizer:
         if not isinstance(name, str):
             raise _ArgumentError("name", f"{c}: name must be a string, received name={reprlib.repr(name)}")
         self.name = name
-        self.iterations = 0
+        self._iterations = 0
         self._slots = {}
         self._trainable_variables = []
         self.built = False
@@ -177,8 +216,8 @@ class Optimizer:
         lr = self._learning_rate
         if isinstance(lr, LearningRateSchedule):
             # ours: the float64 value directly; a user's subclass through its __call__
-            v = lr._value(self.iterations) if type(lr).__call__ is LearningRateSchedule.__call__ \
-                else lr(self.iterations)
+            v = lr._value(self._iterations) if type(lr).__call__ is LearningRateSchedule.__call__ \
+                else lr(self._iterations)
         elif callable(lr):
             v = lr()
         else:
@@ -191,7 +230,7 @@ class Optimizer:
     def learning_rate(self):
         """The current learning rate as a float (a schedule's value at ``iterations``);
         set a float, a schedule or a callable."""
-        return self._current_learning_rate()
+        return _LearningRate(self._current_learning_rate(), self)
 
     @learning_rate.setter
     def learning_rate(self, value):
@@ -210,10 +249,22 @@ class Optimizer:
 
     lr = learning_rate  # tf.keras 2's name
 
+    @property
+    def iterations(self):
+        """The number of steps applied (an int; ``.numpy()`` and ``.assign()`` work as
+        on Keras's variable)."""
+        return _Iterations(self._iterations, self)
+
+    @iterations.setter
+    def iterations(self, value):
+        from .. import _checks
+        self._iterations = _checks.integer(type(self).__name__, "iterations", value, minimum=0)
+
     # ------------------------------------------------------------------ state
     def _slot_spec(self):
-        """Three entries (state name, initial value) or None, in the native rule's order."""
-        raise NotImplementedError
+        """Three entries (state name, initial value) or None, in the native rule's order
+        (a subclass of your own keeps its state itself: none here)."""
+        return (None, None, None)
 
     def _hyper(self, lr):
         """The native rule's hyperparameters for this step (``lr`` first)."""
@@ -247,12 +298,86 @@ class Optimizer:
                 raise TypeError(f"{type(self).__name__}.build: expected Variables, received a {type(v).__name__}")
             self._slots_of(v)
         self._trainable_variables = var_list
+        self._indices = {id(v): i for i, v in enumerate(var_list)}
         self.built = True
+
+    # --- Keras's API for optimizers of your own (update_step)
+    def _get_variable_index(self, variable):
+        """The index of ``variable`` in the list ``build`` received."""
+        try:
+            return self._indices[id(variable)]
+        except (AttributeError, KeyError):
+            raise ValueError(f"{type(self).__name__}: variable {getattr(variable, 'name', variable)!r} is not one "
+                             "this optimizer was built with") from None
+
+    def add_variable(self, shape, initializer="zeros", dtype=None, aggregation="none", name=None):
+        """A state variable (not trainable) on the device of the variables being
+        optimized (the CPU before ``build``)."""
+        from .. import initializers
+        dtype = dtype or "float32"
+        device = self._trainable_variables[0].device if self._trainable_variables else "cpu"
+        init = initializers.get(initializer)
+        shape = tuple(shape)
+        v = Variable(np.asarray(init(shape, dtype), dtype=dtype), dtype=dtype, trainable=False, name=name,
+                     device=device)
+        self._own_variables = getattr(self, "_own_variables", []) + [v]
+        return v
+
+    def add_variable_from_reference(self, reference_variable, name=None, initializer="zeros"):
+        """A state variable shaped as ``reference_variable``, on its device and in its
+        dtype (named ``<variable>_<name>``)."""
+        from .. import initializers
+        ref = reference_variable
+        init = initializers.get(initializer)
+        v = Variable(np.asarray(init(tuple(ref.shape), ref.dtype), dtype=ref.dtype), dtype=ref.dtype,
+                     trainable=False, name=f"{ref.name}_{name}" if name else ref.name, device=ref.device)
+        self._own_variables = getattr(self, "_own_variables", []) + [v]
+        return v
+
+    def add_optimizer_variables(self, trainable_variables, name, initializer="zeros"):
+        """One state variable per trainable variable (a list), or one list per name of
+        a list of names, as Keras."""
+        if isinstance(name, (list, tuple)):
+            return tuple(self.add_optimizer_variables(trainable_variables, n, initializer) for n in name)
+        return [self.add_variable_from_reference(v, name, initializer) for v in trainable_variables]
+
+    @staticmethod
+    def _operand(variable, value):
+        v = value if isinstance(value, Tensor) else ops.convert_to_tensor(value, dtype=variable.dtype,
+                                                                           device=variable.device)
+        if v.device != variable.device:
+            raise ValueError(f"assign: the value is on {v.device}, variable {variable.name!r} on {variable.device}")
+        if tuple(v.shape) != tuple(variable.shape):
+            v = ops.broadcast_to(v, tuple(variable.shape))
+        if v._data is variable._data:
+            v = v * 1.0  # the in-place kernels need two buffers
+        return v
+
+    def assign(self, variable, value):
+        """``variable = value`` in place, on the variable's device (skipped by a
+        tripped GPU step guard, as the built-in updates)."""
+        v = self._operand(variable, value)
+        if variable.device == "cpu":
+            variable.assign(v)
+        else:
+            variable._apply_axpby(v, 0.0, 1.0)
+
+    def assign_add(self, variable, value):
+        variable._apply_axpby(self._operand(variable, value), 1.0, 1.0)
+
+    def assign_sub(self, variable, value):
+        variable._apply_axpby(self._operand(variable, value), 1.0, -1.0)
+
+    def update_step(self, gradient, variable, learning_rate):
+        """One variable's update (a subclass of your own defines it; the built-in
+        optimizers run a native kernel instead)."""
+        raise NotImplementedError(f"{type(self).__name__} must define update_step(gradient, variable, learning_rate)")
 
     @property
     def variables(self):
         """The optimizer's state variables (slots of every variable it updated)."""
-        return [s for _, made in self._slots.values() for s in made if s is not None]
+        return [s for _, made in self._slots.values() for s in made if s is not None] + \
+            list(getattr(self, "_own_variables", []))
 
     def exclude_from_weight_decay(self, var_list=None, var_names=None):
         """Leave the variables of ``var_list``, and those whose name contains one of
@@ -316,17 +441,28 @@ class Optimizer:
         lr = self._current_learning_rate()
         gs = self._clip([g for g, _ in pairs])
         self._before_step([v for _, v in pairs])
-        hyper = self._hyper(lr)
+        hyper = self._hyper(lr) if self._rule is not None else None
         clipvalue = self.clipvalue if self.clipvalue else None
         for g, (_, v) in zip(gs, pairs):
             wd = self.weight_decay * lr if self.weight_decay and self._use_weight_decay(v) else 0.0
+            if self._rule is None:
+                self._user_step(g, v, lr, wd, clipvalue)
+                continue
             slots = [None if s is None else s._data for s in self._slots_of(v)]
             ops.core.backend(v).optimizer_update(self._rule, v._data, g._data, slots, hyper, wd, clipvalue)
         for _, v in pairs:
             constraint = getattr(v, "constraint", None)
             if constraint is not None:
                 self._constrain(v, constraint(v))
-        self.iterations += 1
+        self._iterations += 1
+
+    def _user_step(self, g, v, lr, wd, clipvalue):
+        """A subclass's ``update_step``, after the common parts done with ops."""
+        if clipvalue:
+            g = ops.clip(g, -clipvalue, clipvalue)
+        if wd:
+            v._apply_axpby(v.value * wd, 1.0, -1.0)
+        self.update_step(g, v, lr)
 
     def _before_step(self, variables):
         """Per-step state outside the variables (Nadam's momentum product)."""
@@ -375,7 +511,9 @@ class Optimizer:
         for p, par in _inspect.signature(type(self).__init__).parameters.items():
             if p in ("self", "learning_rate", "name") or par.kind is _inspect.Parameter.VAR_KEYWORD:
                 continue
-            value = getattr(self, p)
+            value = getattr(self, p, par.default)
+            if value is _inspect.Parameter.empty:
+                continue  # an argument of a subclass of your own that it does not keep
             if p in self._always or value != par.default:
                 cfg[p] = value
         return cfg
@@ -388,5 +526,5 @@ class Optimizer:
         return cls(**config)
 
     def __repr__(self):
-        return f"<{type(self).__name__} name={self.name!r} learning_rate={self.learning_rate:g} " \
-               f"iterations={self.iterations}>"
+        return f"<{type(self).__name__} name={self.name!r} learning_rate={self._current_learning_rate():g} " \
+               f"iterations={self._iterations}>"
