@@ -153,6 +153,44 @@ def test_gradient_is_the_forward_mask(case, device):
     np.testing.assert_allclose(g, r * slope, rtol=1e-5, atol=1e-6)
 
 
+# small float64 cases for finite differences: id -> (layer from its dtype, input shape)
+FD = {
+    "dropout": (lambda dt: layers.Dropout(0.4, seed=31, dtype=dt), (3, 4)),
+    "dropout_noise_shape": (lambda dt: layers.Dropout(0.4, noise_shape=(None, 1, 3), seed=32, dtype=dt), (2, 2, 3)),
+    "alpha_dropout": (lambda dt: layers.AlphaDropout(0.3, seed=33, dtype=dt), (3, 4)),
+    "spatial1d": (lambda dt: layers.SpatialDropout1D(0.5, seed=34, dtype=dt), (2, 2, 3)),
+    "spatial2d": (lambda dt: layers.SpatialDropout2D(0.5, seed=35, dtype=dt), (2, 2, 1, 3)),
+    "spatial3d": (lambda dt: layers.SpatialDropout3D(0.5, seed=36, dtype=dt), (2, 1, 2, 1, 3)),
+    "gaussian_noise": (lambda dt: layers.GaussianNoise(0.5, seed=37, dtype=dt), (3, 4)),
+    "gaussian_dropout": (lambda dt: layers.GaussianDropout(0.3, seed=38, dtype=dt), (3, 4)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FD))
+def test_gradients_match_finite_differences(case):
+    """float64 central differences through the same draw: a fresh layer with the same
+    seed draws the same first mask or noise, so each evaluation sees one function."""
+    make, shape = FD[case]
+    x = np.random.default_rng(39).standard_normal(shape)
+    r = np.random.default_rng(40).standard_normal(shape)
+    xt = ops.convert_to_tensor(x)
+    with convcore.GradientTape() as tape:
+        tape.watch(xt)
+        loss = ops.sum(ops.multiply(make("float64")(xt, training=True), r))
+    got = np.asarray(tape.gradient(loss, xt))
+
+    def f(v):
+        return float(np.sum(np.asarray(make("float64")(v, training=True)) * r))
+
+    want = np.zeros_like(x)
+    for idx in np.ndindex(shape):
+        hi, lo = x.copy(), x.copy()
+        hi[idx] += 1e-6
+        lo[idx] -= 1e-6
+        want[idx] = (f(hi) - f(lo)) / 2e-6
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-8)
+
+
 def test_seeded_layers_repeat_their_sequence():
     x = _x((10, 12))
     for make in (lambda: layers.Dropout(0.5, noise_shape=(None, 1), seed=21),
