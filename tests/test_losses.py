@@ -162,6 +162,16 @@ def test_cosine_similarity_along_another_axis():
         np.testing.assert_allclose(losses.CosineSimilarity(axis=0, reduction=red)(yt, yp).numpy(), want, rtol=1e-5)
 
 
+def test_tf_keras_2_spellings():
+    yt, yp, sw = _data("reg", seed=10)
+    want = np.asarray(keras.losses.MeanSquaredError(reduction="sum_over_batch_size")(yt, yp, sample_weight=sw))
+    got = losses.MeanSquaredError(reduction=losses.Reduction.AUTO)(yt, yp, sample_weight=sw)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-5)
+    assert losses.MeanSquaredError(reduction="auto").reduction == "sum_over_batch_size"
+    np.testing.assert_allclose(losses.MSE(yt, yp).numpy(), np.asarray(keras.losses.mean_squared_error(yt, yp)),
+                               rtol=1e-5)
+
+
 def test_logcosh_aliases():
     yt, yp, _ = _data("reg", seed=5)
     want = np.asarray(keras.losses.LogCosh()(yt, yp))

@@ -97,6 +97,10 @@ CASES = [
     ("AUC", {"curve": "PR", "summation_method": "majoring", "num_thresholds": 31}, "multilabel"),
     ("AUC", {"thresholds": [0.1, 0.4, 0.5, 0.9]}, "multilabel"),
     ("AUC", {"from_logits": True}, "multilabel"),
+    ("AUC", {"multi_label": True}, "multilabel"),
+    ("AUC", {"multi_label": True, "num_labels": K, "curve": "PR", "label_weights": [0.1, 0.2, 0.3, 0.4]},
+     "multilabel"),
+    ("AUC", {"label_weights": [0.5, 1.0, 2.0, 0.0], "num_thresholds": 50}, "multilabel"),
     ("F1Score", {}, "onehot"),
     ("F1Score", {"average": "macro", "threshold": 0.5}, "multilabel"),
     ("F1Score", {"average": "micro", "threshold": 0.4}, "multilabel"),
@@ -154,6 +158,9 @@ def test_config_keys_match_keras():
         if cls == "MeanIoU":
             ref.pop("dtype"), ours.pop("dtype")  # Keras writes its integer dtype: int32
         # convcore's CosineSimilarity keeps its axis (Keras's config leaves it out)
+        if ref.get("label_weights") is not None:  # Keras keeps them as an array
+            ref["label_weights"] = np.asarray(ref["label_weights"]).tolist()
+            ours["label_weights"] = np.asarray(ours["label_weights"], dtype=np.float32).tolist()
         assert set(ours) - set(ref) <= {"axis"} and {k: ours[k] for k in ref} == ref, (cls, ours, ref)
 
 
@@ -234,7 +241,7 @@ def test_get_names_as_keras():
     (lambda: metrics.AUC(curve="XY"), "AUC: curve must be one of 'ROC', 'PR', received curve='XY'"),
     (lambda: metrics.AUC(summation_method="avg"), "AUC: summation_method must be one of"),
     (lambda: metrics.AUC(num_thresholds=1), "AUC: num_thresholds must be an int > 1"),
-    (lambda: metrics.AUC(multi_label=True), "multi_label"),
+    (lambda: metrics.AUC(num_labels=3), "num_labels is needed only when multi_label is True"),
     (lambda: metrics.F1Score(average="mean"), "F1Score: average must be one of"),
     (lambda: metrics.F1Score(threshold=1.5), r"F1Score: threshold must be a number in \(0, 1\]"),
     (lambda: metrics.TopKCategoricalAccuracy(k=0), "k must be a positive int"),

@@ -16,7 +16,22 @@ _EPSILON = 1e-7  # keras.backend.epsilon()
 _REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
 
 
+class Reduction:
+    """tf.keras 2's names of the reductions (``tf.keras.losses.Reduction``); ``AUTO`` is
+    ``"sum_over_batch_size"`` as there."""
+    AUTO = "auto"
+    NONE = "none"
+    SUM = "sum"
+    SUM_OVER_BATCH_SIZE = "sum_over_batch_size"
+
+    @classmethod
+    def all(cls):
+        return (cls.AUTO, cls.NONE, cls.SUM, cls.SUM_OVER_BATCH_SIZE)
+
+
 def _standardize_reduction(owner, reduction):
+    if reduction == "auto":  # tf.keras 2
+        return "sum_over_batch_size"
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{owner}: reduction must be one of {', '.join(repr(r) for r in _REDUCTIONS)}, "
                          f"received reduction={reduction!r}")
@@ -691,7 +706,7 @@ class SparseCategoricalCrossentropy(_Wrapped):
 
     def check_labels(self, y, out_shape):
         y = np.asarray(y)
-        if y.ndim == len(out_shape) and y.shape[-1] == 1:
+        if y.ndim == len(out_shape) + 1 and y.ndim > 1 and y.shape[-1] == 1:  # (N, 1) labels of (N, C) outputs
             y = y.reshape(y.shape[:-1])
         if y.dtype.kind == "f":
             if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
@@ -916,5 +931,6 @@ mse, mae, mape, msle, kld, bce = (mean_squared_error, mean_absolute_error, mean_
                                   mean_squared_logarithmic_error, kl_divergence, binary_crossentropy)
 kullback_leibler_divergence = kl_divergence
 huber_loss = huber
-__all__ += ["logcosh", "kullback_leibler_divergence", "huber_loss"]
+MSE, MAE, MAPE, MSLE, KLD = mse, mae, mape, msle, kld  # tf.keras 2's upper-case names
+__all__ += ["logcosh", "kullback_leibler_divergence", "huber_loss", "Reduction", "MSE", "MAE", "MAPE", "MSLE", "KLD"]
 __all__ = list(dict.fromkeys(__all__))

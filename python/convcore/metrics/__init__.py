@@ -24,6 +24,7 @@ from ..losses import (binary_crossentropy, binary_focal_crossentropy, categorica
 
 mse, mae, mape, msle, kld = (mean_squared_error, mean_absolute_error, mean_absolute_percentage_error,
                              mean_squared_logarithmic_error, kl_divergence)
+MSE, MAE, MAPE, MSLE, KLD = mse, mae, mape, msle, kld  # tf.keras 2's upper-case names
 
 _CLASSES = {c.__name__: c for c in (
     Metric, Mean, Sum, MeanMetricWrapper, Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
@@ -144,4 +145,5 @@ def deserialize(config, custom_objects=None):
 
 
 __all__ = sorted(n for n in set(_CLASSES) | set(_FUNCTIONS) | {"get", "serialize", "deserialize",
-                                                               "reduce_to_samplewise_values"} if n in globals())
+                                                               "reduce_to_samplewise_values", "MSE", "MAE", "MAPE",
+                                                               "MSLE", "KLD"} if n in globals())

@@ -74,7 +74,8 @@ class Metric:
 
     def __init__(self, name=None, dtype=None):
         self.name = name or _snake(type(self).__name__)
-        self._dtype = str(np.dtype(dtype)) if dtype is not None and dtype != "int" else "float32"
+        from .. import backend  # Keras 3: a metric computes in floatx unless told
+        self._dtype = str(np.dtype(dtype)) if dtype is not None and dtype != "int" else backend.floatx()
         self._state = {}
 
     def __init_subclass__(cls, **kw):
@@ -152,12 +153,12 @@ class Metric:
         return f"<{type(self).__name__} name={self.name}>"
 
 
-def reduce_to_samplewise_values(values, sample_weight, reduce_fn, device):
+def reduce_to_samplewise_values(values, sample_weight, reduce_fn, device, dtype="float32"):
     """Keras's rule: values reduced to one per sample (the weight's rank decides), times
     the weights; returns (values, weights or None)."""
-    values = as_float(values, device)
+    values = as_float(values, device, dtype)
     if sample_weight is not None:
-        sw = as_float(sample_weight, device)
+        sw = as_float(sample_weight, device, dtype)
         values, sw = squeeze_or_expand_to_same_rank(values, sw)
         if values.ndim > sw.ndim:
             values = reduce_fn(values, axis=tuple(range(sw.ndim, values.ndim)))
@@ -201,14 +202,14 @@ class Mean(Metric):
         dev = device_of(values, sample_weight)
         if sample_weight is not None and np.ndim(sample_weight) == 0 and not isinstance(sample_weight, ops.Tensor):
             # a scalar weight (a batch size): weight every value by it
-            v = as_float(values, dev)
+            v = as_float(values, dev, self.dtype)
             n = float(sample_weight) * (v.shape[0] if v.ndim else 1)
             if v.ndim > 1:
                 v = ops.mean(v, axis=tuple(range(1, v.ndim)))
             self._add("total", ops.multiply(ops.sum(v), float(sample_weight)))
             self._add("count", ops.convert_to_tensor(np.float32(n), device=dev))
             return
-        values, sw = reduce_to_samplewise_values(values, sample_weight, ops.mean, dev)
+        values, sw = reduce_to_samplewise_values(values, sample_weight, ops.mean, dev, self.dtype)
         self._add("total", ops.sum(values))
         if sw is not None:
             n = ops.sum(sw)

@@ -39,10 +39,12 @@ def _top_k_filter(p, k):
     return ops.add(ops.multiply(p, keep), ops.multiply(ops.subtract(1.0, keep), NEG_INF))
 
 
-def confusion_counts(y_true, y_pred, thresholds, sample_weight=None, top_k=None, class_id=None, want=("tp",)):
+def confusion_counts(y_true, y_pred, thresholds, sample_weight=None, top_k=None, class_id=None, want=("tp",),
+                     multi_label=False, label_weights=None):
     """Keras's ``update_confusion_matrix_variables``: for each threshold, the (weighted)
     counts of true / false positives / negatives, a prediction counting as positive when
-    it is above the threshold and a label when it is non-zero."""
+    it is above the threshold and a label when it is non-zero (``multi_label``: one count
+    per threshold and label; ``label_weights``: a weight per label of the last axis)."""
     dev = device_of(y_pred, y_true)
     p = as_float(y_pred, dev, _float_dtype(y_pred))
     t = as_float(y_true, dev, p.dtype)
@@ -58,14 +60,19 @@ def confusion_counts(y_true, y_pred, thresholds, sample_weight=None, top_k=None,
             raise ValueError(f"class_id needs y_pred of shape (num_samples, num_classes), received shape {p.shape}")
         t, p = t[..., class_id:class_id + 1], p[..., class_id:class_id + 1]
     m = int(np.prod(p.shape))
-    pf = ops.reshape(p, (1, m))
-    label = ops.reshape(ops.minimum(ops.abs(ops.sign(t)), 1.0), (1, m))
-    th = ops.convert_to_tensor(np.asarray(thresholds, dtype=np.float32 if dev == "gpu" else p.dtype).reshape(-1, 1),
-                               device=dev)
-    pos = gt(pf, th)  # (thresholds, m)
+    # (1, m) values against (thresholds, 1); multi-label: (1, N, labels) against (thresholds, 1, 1)
+    flat = (1, m) if not multi_label else (1,) + tuple(p.shape)
+    pf = ops.reshape(p, flat)
+    label = ops.reshape(ops.minimum(ops.abs(ops.sign(t)), 1.0), flat)
+    th = ops.convert_to_tensor(np.asarray(thresholds, dtype=np.float32 if dev == "gpu" else p.dtype).reshape(
+        (-1,) + (1,) * (len(flat) - 1)), device=dev)
+    pos = gt(pf, th)
     w = None
     if sw is not None:
-        w = ops.reshape(ops.broadcast_to(sw, p.shape), (1, m))
+        w = ops.reshape(ops.broadcast_to(sw, p.shape), flat)
+    if label_weights is not None:
+        lw = ops.reshape(ops.broadcast_to(as_float(label_weights, dev, p.dtype), p.shape), flat)
+        w = lw if w is None else ops.multiply(w, lw)
     out = {}
     for key in want:
         lab = label if key in ("tp", "fn") else ops.subtract(1.0, label)
@@ -136,8 +143,10 @@ class AUC(Metric):
     """Area under the ROC or precision-recall curve from ``num_thresholds`` confusion
     counts (``keras.metrics.AUC``): ``curve='ROC'|'PR'``, ``summation_method``
     ('interpolation' (PR: Davis & Goadrich), 'majoring', 'minoring'), ``thresholds``
-    (explicit interior thresholds), ``from_logits`` (a sigmoid is applied first).
-    ``multi_label`` and ``label_weights`` are not supported."""
+    (explicit interior thresholds), ``multi_label`` (an AUC per label of a (N, labels)
+    output, averaged, weighted by ``label_weights``), ``label_weights`` (else: a weight
+    per label in the counts), ``from_logits`` (a sigmoid is applied first). The curve
+    'PRGAIN' is not supported."""
 
     def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation", name=None, dtype=None,
                  thresholds=None, multi_label=False, num_labels=None, label_weights=None, from_logits=False):
@@ -146,8 +155,11 @@ class AUC(Metric):
         if not isinstance(summation_method, str) or summation_method.lower() not in _SUMMATIONS:
             raise ValueError(f"AUC: summation_method must be one of {', '.join(map(repr, _SUMMATIONS))}, received "
                              f"summation_method={summation_method!r}")
-        if multi_label or num_labels is not None or label_weights is not None:
-            raise ValueError("AUC: multi_label, num_labels and label_weights are not supported by convcore")
+        if not isinstance(multi_label, (bool, np.bool_)):
+            raise TypeError(f"AUC: multi_label must be True or False, received multi_label={multi_label!r}")
+        if num_labels is not None and not multi_label:
+            raise ValueError("AUC: num_labels is needed only when multi_label is True")
+        num_labels = _opt_int("AUC", "num_labels", num_labels, 1)
         if not isinstance(from_logits, (bool, np.bool_)):
             raise TypeError(f"AUC: from_logits must be True or False, received from_logits={from_logits!r}")
         self._init_from_thresholds = thresholds is not None
@@ -163,11 +175,22 @@ class AUC(Metric):
         self._thresholds = np.array([0.0 - _EPS] + inner + [1.0 + _EPS])
         self.curve = _CURVES[curve.lower()]
         self.summation_method = summation_method.lower()
-        self.multi_label, self.num_labels, self.label_weights = False, None, None
+        self.multi_label, self.num_labels = bool(multi_label), num_labels
+        self.label_weights = None if label_weights is None else [float(w) for w in np.asarray(
+            label_weights, dtype=np.float64).reshape(-1)]
         self._from_logits = bool(from_logits)
         super().__init__(name=name, dtype=dtype)
+        self._built = False
+        if not self.multi_label:
+            self._build(None)
+        elif num_labels:
+            self._build(num_labels)
+
+    def _build(self, labels):
+        shape = (self.num_thresholds,) if labels is None else (self.num_thresholds, labels)
         for k in ("tp", "fp", "tn", "fn"):
-            self.add_variable((self.num_thresholds,), name=_NAMES[k])
+            self.add_variable(shape, name=_NAMES[k])
+        self._built = True
 
     @property
     def thresholds(self):
@@ -177,7 +200,14 @@ class AUC(Metric):
         if self._from_logits:
             dev = device_of(y_pred, y_true)
             y_pred = ops.sigmoid(as_float(y_pred, dev, _float_dtype(y_pred)))
-        c = confusion_counts(y_true, y_pred, self._thresholds, sample_weight, want=("tp", "fp", "tn", "fn"))
+        if not self._built:
+            shape = np.shape(y_pred)
+            if len(shape) != 2:
+                raise ValueError(f"AUC: y_pred must have rank 2 when multi_label=True, received shape {shape}")
+            self._build(shape[1])
+        c = confusion_counts(y_true, y_pred, self._thresholds, sample_weight, want=("tp", "fp", "tn", "fn"),
+                             multi_label=self.multi_label,
+                             label_weights=None if self.multi_label else self.label_weights)
         for k, v in c.items():
             self._add(_NAMES[k], v)
 
@@ -194,7 +224,17 @@ class AUC(Metric):
         safe = ops.add(ops.multiply(both, ratio), ops.subtract(1.0, both))
         inc = divide_no_nan(ops.multiply(slope, ops.add(dtp, ops.multiply(intercept, ops.log(safe)))),
                             ops.maximum(ops.add(tp[1:], fn[1:]), 0.0))
-        return ops.sum(inc)
+        return self._over_labels(inc)
+
+    def _over_labels(self, terms):
+        """The sum over thresholds; multi-label: the (label-weighted) mean of each label's."""
+        if not self.multi_label:
+            return ops.sum(terms)
+        by_label = ops.sum(terms, axis=0)
+        if self.label_weights is None:
+            return ops.mean(by_label)
+        lw = as_float(self.label_weights, by_label.device, by_label.dtype)
+        return divide_no_nan(ops.sum(ops.multiply(by_label, lw)), ops.sum(lw))
 
     def result(self):
         if self.curve == "PR" and self.summation_method == "interpolation":
@@ -212,13 +252,14 @@ class AUC(Metric):
             h = ops.minimum(y[:n - 1], y[1:])
         else:
             h = ops.maximum(y[:n - 1], y[1:])
-        return ops.sum(ops.multiply(ops.subtract(x[:n - 1], x[1:]), h))
+        return self._over_labels(ops.multiply(ops.subtract(x[:n - 1], x[1:]), h))
 
     def get_config(self):
         cfg = super().get_config()
         cfg.update({"num_thresholds": self.num_thresholds, "curve": self.curve,
-                    "summation_method": self.summation_method, "multi_label": False, "num_labels": None,
-                    "label_weights": None, "from_logits": self._from_logits})
+                    "summation_method": self.summation_method, "multi_label": self.multi_label,
+                    "num_labels": self.num_labels, "label_weights": self.label_weights,
+                    "from_logits": self._from_logits})
         if self._init_from_thresholds:
             cfg["thresholds"] = self.thresholds[1:-1]
         return cfg
