@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 
 import convcore  # noqa: E402
 from convcore import layers, ops  # noqa: E402
-from core_layers_reference import DEVICES, config_round_trip  # noqa: E402
+from core_layers_reference import DEVICES, config_round_trip, needs_gpu  # noqa: E402
 
 K = keras.layers
 
@@ -114,6 +114,15 @@ def test_alpha_dropout_keeps_selu_moments(device):
     y = _call(layers.AlphaDropout(0.3, seed=18), x, device, True)
     assert abs(y.mean()) < 5 / np.sqrt(y.size)
     assert abs(y.var() - 1.0) < 0.03  # a few standard errors of a variance of 2e4 non-Gaussian values
+
+
+@needs_gpu
+@pytest.mark.parametrize("case", sorted(NOISE))
+def test_gpu_draws_what_the_cpu_draws(case):
+    """A seeded layer draws the same masks and noise on both devices."""
+    make, shape = NOISE[case]
+    x = _x(shape)
+    np.testing.assert_allclose(_call(make(), x, "gpu", True), _call(make(), x, "cpu", True), rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("device", DEVICES)
