@@ -122,8 +122,7 @@ def test_forward_matches_keras(case_id, device):
     weights, x, want, _, _ = keras_reference(case_id)
     layer = ours(case_id)
     layer.set_weights(weights)
-    if device != "cpu":
-        layer._move_to(device)
+    layer._move_to(device)  # what compile(device=...) does to a model's layers; a lone layer has no compile
     y = layer(ops.convert_to_tensor(x, device=device))
     assert y.device == device
     assert y.shape == want.shape

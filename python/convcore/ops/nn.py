@@ -229,7 +229,9 @@ def _act_name(activation):
 
 def conv_bias_activation(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, activation="linear"):
     """``activation(conv(x, kernel) + bias)`` in one kernel (a Keras Conv layer's
-    forward); its gradient is the convolution's backward kernel."""
+    forward); its gradient is the convolution's backward kernel. A kernel of
+    ``C_in / groups`` input channels is a grouped convolution (one native convolution per
+    group, then the bias and the activation)."""
     x, kernel, bias = _reals("conv", x, kernel, bias, native=True)
     rank = kernel.ndim - 2
     if rank < 1 or x.ndim != rank + 2:
