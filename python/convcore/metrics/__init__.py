@@ -14,7 +14,8 @@ from .accuracy import (Accuracy, BinaryAccuracy, BinaryCrossentropy, Categorical
                        categorical_accuracy, sparse_categorical_accuracy, sparse_top_k_categorical_accuracy,
                        top_k_categorical_accuracy)
 from .base import Mean, MeanMetricWrapper, Metric, Sum, reduce_to_samplewise_values
-from .confusion import AUC, F1Score, FBetaScore, MeanIoU, Precision, Recall
+from .confusion import (AUC, F1Score, FalseNegatives, FalsePositives, FBetaScore, MeanIoU, Precision, Recall,
+                        TrueNegatives, TruePositives)
 
 # the loss functions are metric functions too (keras.metrics.mean_squared_error, ...)
 from ..losses import (binary_crossentropy, binary_focal_crossentropy, categorical_crossentropy,
@@ -31,7 +32,8 @@ _CLASSES = {c.__name__: c for c in (
     TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy, MeanSquaredError, MeanAbsoluteError,
     MeanAbsolutePercentageError, MeanSquaredLogarithmicError, RootMeanSquaredError, CosineSimilarity, LogCoshError,
     Hinge, SquaredHinge, CategoricalHinge, KLDivergence, Poisson, BinaryCrossentropy, CategoricalCrossentropy,
-    SparseCategoricalCrossentropy, Precision, Recall, AUC, F1Score, FBetaScore, MeanIoU)}
+    SparseCategoricalCrossentropy, Precision, Recall, AUC, F1Score, FBetaScore, MeanIoU, TruePositives,
+    FalsePositives, TrueNegatives, FalseNegatives)}
 _FUNCTIONS = {f.__name__: f for f in (
     accuracy, binary_accuracy, categorical_accuracy, sparse_categorical_accuracy, top_k_categorical_accuracy,
     sparse_top_k_categorical_accuracy)}

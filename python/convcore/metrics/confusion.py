@@ -408,3 +408,37 @@ class MeanIoU(Metric):
         return {"num_classes": self.num_classes, "name": self.name, "dtype": self._dtype_arg,
                 "ignore_class": self.ignore_class, "sparse_y_true": self.sparse_y_true,
                 "sparse_y_pred": self.sparse_y_pred, "axis": self.axis}
+
+
+class _Count(Metric):
+    _key = ""
+
+    def __init__(self, thresholds=None, name=None, dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.init_thresholds = thresholds
+        self.thresholds = _thresholds(type(self).__name__, thresholds, 0.5)
+        self.add_variable((len(self.thresholds),), name="accumulator")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        c = confusion_counts(y_true, y_pred, self.thresholds, sample_weight, want=(self._key,))
+        self._add("accumulator", c[self._key])
+
+    def result(self):
+        return self.accumulator[0] if len(self.thresholds) == 1 else self.accumulator
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["thresholds"] = self.init_thresholds
+        return cfg
+
+
+def _count(cls_name, key, what):
+    return type(cls_name, (_Count,), {"_key": key, "__module__": __name__, "__doc__":
+                                      f"The (weighted) number of {what} at each threshold (default 0.5: a "
+                                      f"prediction above it is positive; ``keras.metrics.{cls_name}``)."})
+
+
+TruePositives = _count("TruePositives", "tp", "true positives")
+FalsePositives = _count("FalsePositives", "fp", "false positives")
+TrueNegatives = _count("TrueNegatives", "tn", "true negatives")
+FalseNegatives = _count("FalseNegatives", "fn", "false negatives")
