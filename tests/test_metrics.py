@@ -23,10 +23,10 @@ N, K = 8, 4
 
 
 def _batches(kind, seed=0):
-    """Three batches (y_true, y_pred, sample_weight) of one kind; the middle one weighted."""
+    """Two batches (y_true, y_pred, sample_weight) of one kind; the second one weighted."""
     r = np.random.default_rng(seed)
     out = []
-    for b in range(3):
+    for b in range(2):
         p = r.uniform(0, 1, (N, K)).astype(np.float32)
         sw = r.uniform(0.2, 2, N).astype(np.float32) if b == 1 else None
         if kind == "values":
