@@ -226,3 +226,20 @@ def test_dot_normalize_of_tiny_and_zero_vectors_matches_keras(device):
     got = run(layers.Dot(axes=1, normalize=True), x, device)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert got[2, 0] == 0.0
+
+
+NONFINITE = [("Maximum", {}), ("Minimum", {}), ("Average", {}), ("Multiply", {}), ("Dot", {"axes": 1}),
+             ("Dot", {"axes": 1, "normalize": True})]
+_NONFINITE_KERAS = {}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("i", range(len(NONFINITE)), ids=[f"{n}-{i}" for i, (n, _) in enumerate(NONFINITE)])
+def test_nan_and_inf_as_in_keras(i, device):
+    name, kw = NONFINITE[i]
+    xs = _inputs([(3, 4), (3, 4)], seed=13)
+    xs[0][0, 1], xs[1][1, 2], xs[0][2, 3], xs[1][2, 0] = np.nan, np.inf, -np.inf, np.nan
+    if i not in _NONFINITE_KERAS:
+        _NONFINITE_KERAS[i] = np.asarray(getattr(keras.layers, name)(**kw)(xs))
+    got = run(getattr(layers, name)(**kw), xs, device)
+    np.testing.assert_allclose(got, _NONFINITE_KERAS[i], rtol=1e-5, atol=1e-6, equal_nan=True)

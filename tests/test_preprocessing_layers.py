@@ -280,3 +280,24 @@ def test_gpu_resize_runs_without_host_fallback(interpolation, size):
         loss = ops.sum(ops.square(layer(x)))
     g = tape.gradient(loss, x)
     assert device.host_fallbacks() == before and g.device == "gpu"
+
+
+NONFINITE = [("Resizing", {"height": 3, "width": 7}), ("Resizing", {"height": 8, "width": 10, "interpolation": "nearest"}),
+             ("Resizing", {"height": 6, "width": 4, "interpolation": "bicubic", "antialias": True}),
+             ("CenterCrop", {"height": 6, "width": 3}), ("Rescaling", {"scale": 0.5, "offset": 1.0}),
+             ("Normalization", {"mean": [0.5], "variance": [2.0]})]
+_NONFINITE_KERAS = {}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("i", range(len(NONFINITE)), ids=[n for n, _ in NONFINITE])
+def test_nan_and_inf_spread_as_in_keras(i, device):
+    """A NaN or inf pixel reaches every output whose weights cover it, zero weights
+    included (0 * inf is NaN in Keras's einsum too)."""
+    name, kw = NONFINITE[i]
+    x = _array((1, 4, 5, 1), seed=12)
+    x[0, 1, 2, 0], x[0, 3, 0, 0] = np.nan, np.inf
+    if i not in _NONFINITE_KERAS:
+        _NONFINITE_KERAS[i] = np.asarray(getattr(keras.layers, name)(**kw)(x))
+    got = run(getattr(layers, name)(**kw), x, device)
+    np.testing.assert_allclose(got, _NONFINITE_KERAS[i], rtol=1e-5, atol=1e-6, equal_nan=True)
