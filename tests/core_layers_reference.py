@@ -35,6 +35,39 @@ def on_device(layer, input_shape, device):
     return f
 
 
+def device_gradients(layer, weights, x, device, training=False, seed=0):
+    """The tape's gradients of ``sum(layer(x) * r)`` for the input and each trainable
+    weight, with ``layer`` (given ``weights``) in a model compiled for ``device``."""
+    model = Sequential([Input(tuple(x.shape[1:])), layer])
+    model.compile(loss="mse", device=device)
+    if weights:
+        layer.set_weights(weights)
+    xt = ops.convert_to_tensor(x, device=device)
+    model(xt, training=training)  # moves the weights to the device
+    r = ops.convert_to_tensor(np.random.default_rng(seed).standard_normal(x.shape[:1] + tuple(
+        layer.compute_output_shape(tuple(x.shape[1:])))).astype(x.dtype), device=device)
+    with convcore.GradientTape() as tape:
+        tape.watch(xt)
+        loss = ops.sum(ops.multiply(model(xt, training=training), r))
+    grads = tape.gradient(loss, [xt] + list(layer.trainable_weights))
+    assert all(g is not None and g.device == device for g in grads)
+    return [np.asarray(g) for g in grads]
+
+
+def assert_gpu_gradients_match_cpu(make, x, training=False, rtol=1e-4, atol=1e-5):
+    """Input and weight gradients on the GPU equal the CPU's (float32; the GPU's
+    reductions sum in another order, hence 1e-4)."""
+    cpu_layer = make()
+    cpu_layer.build(tuple(x.shape[1:]))
+    cpu_layer.built = True
+    rng = np.random.default_rng(3)
+    weights = [rng.uniform(0.5, 1.5, w.shape).astype(np.float32) for w in cpu_layer.get_weights()]
+    want = device_gradients(cpu_layer, weights, x, "cpu", training)
+    got = device_gradients(make(), weights, x, "gpu", training)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=atol)
+
+
 def copy_keras_weights(layer, keras_layer, input_shape):
     """Build ``layer`` for ``input_shape`` and give it the Keras layer's weights (same
     order and shapes, as Keras's ``get_weights``)."""

@@ -12,8 +12,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from convcore import layers  # noqa: E402
-from core_layers_reference import (DEVICES, check_gradients, config_round_trip, copy_keras_weights,  # noqa: E402
-                                   on_device)
+from core_layers_reference import (DEVICES, assert_gpu_gradients_match_cpu, check_gradients,  # noqa: E402
+                                   config_round_trip, copy_keras_weights, needs_gpu, on_device)
 
 K = keras.layers
 
@@ -93,6 +93,13 @@ def test_gradients_match_finite_differences(case):
     if layer.weights:  # PReLU: alphas away from 0 so the weight gradient is exercised
         layer.set_weights([np.random.default_rng(2).uniform(0.1, 0.5, w.shape) for w in layer.get_weights()])
     check_gradients(layer, x)
+
+
+@needs_gpu
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_gpu_gradients_match_cpu(case):
+    cf, _, shape, kinks = CASES[case]
+    assert_gpu_gradients_match_cpu(cf, _data(shape, seed=1, kinks=kinks).astype(np.float32))
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

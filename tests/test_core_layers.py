@@ -15,8 +15,8 @@ import pytest  # noqa: E402
 
 import convcore  # noqa: E402
 from convcore import layers, ops  # noqa: E402
-from core_layers_reference import (DEVICES, check_gradients, config_round_trip, copy_keras_weights,  # noqa: E402
-                                   on_device)
+from core_layers_reference import (DEVICES, assert_gpu_gradients_match_cpu, check_gradients,  # noqa: E402
+                                   config_round_trip, copy_keras_weights, needs_gpu, on_device)
 
 K = keras.layers
 
@@ -150,6 +150,13 @@ def test_lambda_matches_keras_and_reloads_by_name():
     again = layers.Lambda.from_config(cfg, custom_objects={"_lambda_c": _lambda_c})
     np.testing.assert_array_equal(np.asarray(again(x)), np.asarray(lam(x)))
     check_gradients(layers.Lambda(_lambda_c, dtype="float64"), x.astype(np.float64))
+
+
+@needs_gpu
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_gpu_gradients_match_cpu(case):
+    cf, _, shape = CASES[case]
+    assert_gpu_gradients_match_cpu(cf, np.random.default_rng(1).standard_normal(shape).astype(np.float32))
 
 
 # Activation(callable) is saved by the function's name (test below); Keras saves its code

@@ -15,8 +15,8 @@ import pytest  # noqa: E402
 
 import convcore  # noqa: E402
 from convcore import layers  # noqa: E402
-from core_layers_reference import (DEVICES, check_gradients, config_round_trip, copy_keras_weights,  # noqa: E402
-                                   on_device)
+from core_layers_reference import (DEVICES, assert_gpu_gradients_match_cpu, check_gradients,  # noqa: E402
+                                   config_round_trip, copy_keras_weights, needs_gpu, on_device)
 
 K = keras.layers
 RN = "random_normal"
@@ -123,6 +123,14 @@ def test_gradients_match_finite_differences(case, training):
     rng = np.random.default_rng(2)
     layer.set_weights([rng.uniform(0.5, 1.5, w.shape) for w in layer.get_weights()])
     check_gradients(layer, x, training=training, rtol=1e-5, atol=1e-7)
+
+
+@needs_gpu
+@pytest.mark.parametrize("case, training", [(c, True) for c in sorted(CASES)] +
+                         [(c, False) for c in sorted(CASES) if c.startswith("bn")])
+def test_gpu_gradients_match_cpu(case, training):
+    x = (np.random.default_rng(1).standard_normal(CASES[case][3]) + 0.3).astype(np.float32)
+    assert_gpu_gradients_match_cpu(lambda: _ours(case), x, training=training)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
