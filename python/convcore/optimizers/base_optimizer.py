@@ -124,7 +124,8 @@ class Optimizer:
     one of them; ``loss_scale_factor`` (gradients are divided by it first); ``name``.
     tf.keras 2's ``lr=`` (an alias of ``learning_rate``) and ``decay=`` (``lr / (1 +
     decay * iterations)``, kept as an ``InverseTimeDecay`` schedule so its config is
-    Keras 3's) are accepted. ``use_ema=True`` and ``gradient_accumulation_steps`` are
+    Keras 3's) are accepted. ``gradient_accumulation_steps=n`` applies the mean gradient
+    of every n calls (``iterations`` then counts applied updates). ``use_ema=True`` is
     refused (not implemented).
 
     A subclass of your own follows Keras's API: ``build(var_list)`` creating state with
@@ -187,11 +188,15 @@ class Optimizer:
                                  f"or None, received ema_overwrite_frequency={reprlib.repr(ema_overwrite_frequency)}")
         self.ema_overwrite_frequency = ema_overwrite_frequency
         self.loss_scale_factor = _optional_real(c, "loss_scale_factor", loss_scale_factor, lambda v: v > 0, "> 0")
-        if gradient_accumulation_steps is not None:
-            raise _ArgumentError("gradient_accumulation_steps", f"{c}: gradient_accumulation_steps is not "
-                                 "implemented in convcore; received gradient_accumulation_steps="
-                                 f"{reprlib.repr(gradient_accumulation_steps)} (use None)")
-        self.gradient_accumulation_steps = None
+        if gradient_accumulation_steps is not None and (
+                isinstance(gradient_accumulation_steps, (bool, np.bool_)) or
+                not isinstance(gradient_accumulation_steps, numbers.Integral) or gradient_accumulation_steps < 2):
+            raise _ArgumentError("gradient_accumulation_steps", f"{c}: gradient_accumulation_steps must be an "
+                                 "integer >= 2 or None, received gradient_accumulation_steps="
+                                 f"{reprlib.repr(gradient_accumulation_steps)}")
+        self.gradient_accumulation_steps = None if gradient_accumulation_steps is None else \
+            int(gradient_accumulation_steps)
+        self._accumulators = {}
         if name is None:
             name = c.lower()
         if not isinstance(name, str):
@@ -253,12 +258,14 @@ class Optimizer:
     def iterations(self):
         """The number of steps applied (an int; ``.numpy()`` and ``.assign()`` work as
         on Keras's variable)."""
-        return _Iterations(self._iterations, self)
+        n = self.gradient_accumulation_steps
+        return _Iterations(self._iterations // n if n else self._iterations, self)
 
     @iterations.setter
     def iterations(self, value):
         from .. import _checks
-        self._iterations = _checks.integer(type(self).__name__, "iterations", value, minimum=0)
+        self._iterations = _checks.integer(type(self).__name__, "iterations", value, minimum=0) * \
+            (self.gradient_accumulation_steps or 1)
 
     # ------------------------------------------------------------------ state
     def _slot_spec(self):
@@ -377,7 +384,7 @@ class Optimizer:
     def variables(self):
         """The optimizer's state variables (slots of every variable it updated)."""
         return [s for _, made in self._slots.values() for s in made if s is not None] + \
-            list(getattr(self, "_own_variables", []))
+            list(getattr(self, "_own_variables", [])) + [a for _, a in self._accumulators.values()]
 
     def exclude_from_weight_decay(self, var_list=None, var_names=None):
         """Leave the variables of ``var_list``, and those whose name contains one of
@@ -438,8 +445,24 @@ class Optimizer:
             pairs.append((g, v))
         if not pairs:
             raise ValueError(f"{c}.apply_gradients: no gradients provided for any variable")
+        gs = [g for g, _ in pairs]
+        if self.loss_scale_factor is not None:
+            gs = [g / self.loss_scale_factor for g in gs]
+        n = self.gradient_accumulation_steps
+        if n:
+            accs = [self._accumulator(v) for _, v in pairs]
+            if (self._iterations + 1) % n:
+                # not an update step: only the running sum moves (guarded on the GPU)
+                for g, a in zip(gs, accs):
+                    a._apply_axpby(g, 1.0, 1.0)
+                self._apply_constraints(pairs)
+                self._iterations += 1
+                return
+            gs = [(g + a) / n for g, a in zip(gs, accs)]
+            for a in accs:
+                a._apply_axpby(ops.zeros_like(a), 0.0, 1.0)
         lr = self._current_learning_rate()
-        gs = self._clip([g for g, _ in pairs])
+        gs = self._clip(gs)
         self._before_step([v for _, v in pairs])
         hyper = self._hyper(lr) if self._rule is not None else None
         clipvalue = self.clipvalue if self.clipvalue else None
@@ -450,11 +473,25 @@ class Optimizer:
                 continue
             slots = [None if s is None else s._data for s in self._slots_of(v)]
             ops.core.backend(v).optimizer_update(self._rule, v._data, g._data, slots, hyper, wd, clipvalue)
+        self._apply_constraints(pairs)
+        self._iterations += 1
+
+    def _apply_constraints(self, pairs):
         for _, v in pairs:
             constraint = getattr(v, "constraint", None)
             if constraint is not None:
                 self._constrain(v, constraint(v))
-        self._iterations += 1
+
+    def _accumulator(self, var):
+        """The running gradient sum of ``var`` (gradient_accumulation_steps)."""
+        a = self._accumulators.get(id(var))
+        if a is None or a[0] is not var:
+            a = self._accumulators[id(var)] = (var, Variable(np.zeros(var.shape, dtype=var.dtype), dtype=var.dtype,
+                                                             trainable=False, name=f"{var.name}_gradient_accumulator",
+                                                             device=var.device))
+        if a[1].device != var.device:
+            a[1]._move(var.device)
+        return a[1]
 
     def _user_step(self, g, v, lr, wd, clipvalue):
         """A subclass's ``update_step``, after the common parts done with ops."""
@@ -468,10 +505,8 @@ class Optimizer:
         """Per-step state outside the variables (Nadam's momentum product)."""
 
     def _clip(self, gs):
-        """Loss-scale division and norm clipping (Keras's order), computed on the
-        gradients' device; clipvalue is applied inside the update kernel."""
-        if self.loss_scale_factor is not None:
-            gs = [g / self.loss_scale_factor for g in gs]
+        """Norm clipping, computed on the gradients' device; clipvalue is applied
+        inside the update kernel."""
         if self.clipnorm:
             c = self.clipnorm
             return [g * c / ops.maximum(ops.sqrt(ops.sum(ops.square(g))), c) for g in gs]
