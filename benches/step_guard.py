@@ -30,7 +30,7 @@ def model():
     m = Sequential([Input((28, 28, 1)), layers.Conv2D(16, 3, activation="relu"), layers.MaxPooling2D(),
                     layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(), layers.Flatten(),
                     layers.Dense(64, activation="relu"), layers.Dense(10, activation="softmax")])
-    m.compile("adam", "sparse_categorical_crossentropy", ["accuracy"], device=DEV)
+    m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"], device=DEV)
     return m
 
 

@@ -2739,14 +2739,15 @@ ACT_NAMES = ["linear", "relu", "sigmoid", "tanh", "softmax", "gelu", "silu", "sw
 ACT_BAD = ["bogus", 5, "", "RELU_"]
 ACT_REF = {
     "linear": lambda z: z, "relu": lambda z: np.where(np.isnan(z), z, np.maximum(z, 0)), "sigmoid": special.expit,
-    "tanh": np.tanh, "softmax": _stable_softmax, "gelu": _gelu, "silu": lambda z: z * special.expit(z),
+    "tanh": np.tanh, "softmax": _stable_softmax,
+    "gelu": lambda z: _gelu(z, approximate=False), "silu": lambda z: z * special.expit(z),
     "swish": lambda z: z * special.expit(z), "elu": _elu, "selu": UNARY["selu"][0],
     "leaky_relu": lambda z: np.where(z > 0, z, 0.2 * z), "log_softmax": _log_softmax,
     "softplus": lambda z: np.logaddexp(0, z), "relu6": UNARY["relu6"][0], "hard_sigmoid": UNARY["hard_sigmoid"][0],
 }
 INITS = ["glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_normal", "lecun_uniform", "zeros",
          "ones", "random_normal", "random_uniform"]
-INITS_BAD = ["orthogonal", 5, "", None]
+INITS_BAD = ["bogus_init", 5, ""]  # Keras 3 accepts None and "orthogonal"
 
 
 def _common_kwargs(rng, A):
@@ -2847,7 +2848,7 @@ def ctor_batchnorm(rng, A, shape):
                     center=choice(rng, [True, False]), scale=choice(rng, [True, False]),
                     gamma_initializer=A.pick("gamma_initializer", ["ones", "random_uniform"], INITS_BAD),
                     moving_variance_initializer=A.pick("moving_variance_initializer", ["ones", "random_uniform"],
-                                                       ["orthogonal"]))
+                                                       ["bogus_init"]))
 
 
 def ctor_dropout(rng, A, shape):

@@ -368,7 +368,7 @@ def test_ten_training_steps_match_cpu():
     runs = {}
     for dev in ("cpu", "gpu"):
         m = _convnet()
-        m.compile("adam", "sparse_categorical_crossentropy", ["accuracy"], device=dev)
+        m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"], device=dev)
         losses = [m.train_on_batch(x[i * 32:(i + 1) * 32], y[i * 32:(i + 1) * 32])[0] for i in range(10)]
         runs[dev] = (np.array(losses), m.get_weights())
     np.testing.assert_allclose(runs["gpu"][0], runs["cpu"][0], rtol=1e-3)
@@ -379,7 +379,7 @@ def test_ten_training_steps_match_cpu():
 def test_fit_on_gpu_learns_and_keeps_buffers():
     x, y = _mnist(1200)
     m = _convnet()
-    m.compile("adam", "sparse_categorical_crossentropy", ["accuracy"], device="gpu")
+    m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"], device="gpu")
     m.fit(x[:64], y[:64], batch_size=32, epochs=1, verbose=0)
     before = _core.gpu_allocations()
     h = m.fit(x[:1000], y[:1000], batch_size=32, epochs=3, verbose=0, shuffle=False)
@@ -395,28 +395,31 @@ def test_fit_on_gpu_learns_and_keeps_buffers():
     np.testing.assert_allclose(m.predict(x[:50]), cpu.predict(x[:50]), atol=1e-4)
 
 
-def test_fit_reads_back_once_per_batch_or_once_per_epoch_when_silent():
-    """verbose=1 (or a per-batch callback): one read-back per batch; verbose=0: the
-    loss and accuracy stay on the device and come back once per epoch, with the same
-    epoch logs."""
-    x, y = _mnist(4 * 32)
+def test_fit_reads_back_per_batch_or_only_per_epoch_when_silent():
+    """verbose=1 (or a per-batch callback): the logs are read back every batch;
+    verbose=0: the loss and metrics stay on the device and come back once per epoch
+    (as many read-backs for 8 batches an epoch as for 4), with the same epoch logs."""
 
     class PerBatch(cc.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
             self.last = logs
 
-    hists = []
+    hists, reads = {}, {}
     for mode in ("silent", "per-batch"):
-        m = _convnet(3)
-        m.compile("adam", "sparse_categorical_crossentropy", ["accuracy"], device="gpu")
-        before = _core.gpu_readbacks()
-        cbs = [PerBatch()] if mode == "per-batch" else []
-        h = m.fit(x, y, batch_size=32, epochs=2, verbose=0, shuffle=False, callbacks=cbs)
-        reads = _core.gpu_readbacks() - before
-        assert reads == (2 if mode == "silent" else 8), (mode, reads)
-        hists.append(h.history)
+        for n_batches in (4, 8):
+            x, y = _mnist(n_batches * 32)
+            m = _convnet(3)
+            m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"], device="gpu")
+            before = _core.gpu_readbacks()
+            cbs = [PerBatch()] if mode == "per-batch" else []
+            h = m.fit(x, y, batch_size=32, epochs=2, verbose=0, shuffle=False, callbacks=cbs)
+            reads[mode, n_batches] = _core.gpu_readbacks() - before
+            hists[mode, n_batches] = h.history
+    assert reads["silent", 4] == reads["silent", 8], reads  # per epoch, not per batch
+    assert reads["silent", 4] <= 2 * 4, reads  # a few values (loss, accuracy) per epoch
+    assert reads["per-batch", 8] - reads["per-batch", 4] >= 2 * 4, reads  # every batch's logs
     for key in ("loss", "accuracy"):
-        np.testing.assert_allclose(hists[0][key], hists[1][key], rtol=1e-5)
+        np.testing.assert_allclose(hists["silent", 4][key], hists["per-batch", 4][key], rtol=1e-5)
 
 
 def test_gpu_model_gradients_and_saving(tmp_path):

@@ -239,9 +239,10 @@ class CompiledMetrics:
     the number of outputs applies to every output (tf.keras 2; Keras 3 refuses it)."""
 
     def __init__(self, metrics, compiled_loss, output_names=None, weighted_metrics=None):
-        self.compiled_loss = compiled_loss
-        self.loss = compiled_loss.loss
-        self.output_names = list(output_names) if output_names is not None else compiled_loss.output_names
+        self.compiled_loss = compiled_loss  # None: compiled without a loss (the model's own losses only)
+        self.loss = compiled_loss.loss if compiled_loss is not None else None
+        self.output_names = list(output_names) if output_names is not None else (
+            compiled_loss.output_names if compiled_loss is not None else None)
         for arg, v in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):
             if v is not None and not isinstance(v, (list, tuple, dict)):
                 raise ValueError(f"compile: {arg} must be a list, tuple or dict, received {arg}={v!r}")
@@ -327,11 +328,19 @@ class CompiledMetrics:
             keys = self._keys(stub)
         else:
             keys = self._keys(self._built)
-        return keys + self.compiled_loss.loss_names
+        return keys + (self.compiled_loss.loss_names if self.compiled_loss is not None else [])
 
     # ---------------------------------------------------------------- the general interface
     def tracker(self, deferred=False):
-        """Running loss and metrics of an epoch: ``update(...)`` per batch, ``logs()``."""
+        """Running loss and metrics of an epoch: ``update(...)`` per batch, ``logs()``.
+        The metric objects are the compiled ones (as in Keras, shared by training and
+        evaluation): a new tracker resets them, as Keras does at the start of an epoch
+        or an evaluate, so read one tracker's logs before starting the next."""
+        if self._built is not None:
+            for group in self._built:
+                for lst in group:
+                    for m in lst:
+                        m.reset_state()
         return _Tracker(self, deferred)
 
     # ---------------------------------------------------------------- the first interface (one output)
@@ -411,7 +420,7 @@ class _Tracker:
         if n is None:
             n = len(ys[0]) if len(ys) else 0
         self.loss.update_state(loss_total, sample_weight=float(n))
-        names = c.compiled_loss.loss_names
+        names = c.compiled_loss.loss_names if c.compiled_loss is not None else []
         if names:
             if self.output_losses is None:
                 self.output_losses = [metrics_mod.Mean(name=k) for k in names]

@@ -1,0 +1,136 @@
+"""Issue 12's layer table: forward, and forward + backward (gradients of the sum of the
+output with respect to the input and every weight), of the new layers on batch-32 image
+shapes, against the same op in PyTorch on the CPU, measured in one run.
+
+    python benches/layers.py [--rounds N] [--threads N]
+
+PyTorch is not a dependency: run with an interpreter that has torch and sees convcore
+(e.g. ``PYTHONPATH=python /path/to/torch-venv/bin/python benches/layers.py``). Rounds
+alternate convcore and torch after a warm-up of each; the table holds medians and the
+ratio torch_time / convcore_time (above 1: convcore is faster; target >= 0.8x, goal 1x).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+
+import convcore as cc
+from convcore import layers, ops
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # pragma: no cover
+    torch = None
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next(line for line in f if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return "?"
+    return ", ".join(f for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512vl") if f in flags)
+
+
+def cases():
+    """(name, input shape NHWC, convcore layer, torch module, torch input layout)."""
+    out = []
+    n = 32
+    out.append(("Conv2DTranspose 32->32, 3x3, stride 2, same", (n, 16, 16, 32),
+                lambda: layers.Conv2DTranspose(32, 3, strides=2, padding="same"),
+                lambda: torch.nn.ConvTranspose2d(32, 32, 3, stride=2, padding=1, output_padding=1), "nchw"))
+    out.append(("DepthwiseConv2D 64, 3x3, same", (n, 32, 32, 64),
+                lambda: layers.DepthwiseConv2D(3, padding="same"),
+                lambda: torch.nn.Conv2d(64, 64, 3, padding=1, groups=64), "nchw"))
+    out.append(("SeparableConv2D 64->64, 3x3, same", (n, 32, 32, 64),
+                lambda: layers.SeparableConv2D(64, 3, padding="same"),
+                lambda: torch.nn.Sequential(torch.nn.Conv2d(64, 64, 3, padding=1, groups=64, bias=False),
+                                            torch.nn.Conv2d(64, 64, 1)), "nchw"))
+    out.append(("LayerNormalization over 64 channels", (n, 32, 32, 64),
+                lambda: layers.LayerNormalization(), lambda: torch.nn.LayerNorm(64), "nhwc"))
+    out.append(("GroupNormalization 8 groups of 64 channels", (n, 32, 32, 64),
+                lambda: layers.GroupNormalization(groups=8), lambda: torch.nn.GroupNorm(8, 64), "nchw"))
+    out.append(("UpSampling2D x2, bilinear", (n, 32, 32, 64),
+                lambda: layers.UpSampling2D(2, interpolation="bilinear"),
+                lambda: torch.nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), "nchw"))
+    return out
+
+
+def convcore_runs(make, x):
+    layer = make()
+    t = cc.convert_to_tensor(x)
+    layer(t)  # build
+
+    def fwd():
+        np.asarray(layer(t))
+
+    def fwd_bwd():
+        with cc.GradientTape() as tape:
+            tape.watch(t)
+            loss = ops.sum(layer(t, training=True))
+        gs = tape.gradient(loss, [t] + layer.trainable_weights)
+        for g in gs:
+            np.asarray(g)
+    return fwd, fwd_bwd
+
+
+def torch_runs(make, x, layout):
+    mod = make()
+    a = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2) if layout == "nchw" else x))
+    a.requires_grad_(True)
+
+    def fwd():
+        with torch.no_grad():
+            mod(a)
+
+    def fwd_bwd():
+        mod.zero_grad(set_to_none=True)
+        a.grad = None
+        mod(a).sum().backward()
+    return fwd, fwd_bwd
+
+
+def timed(f):
+    t = time.perf_counter()
+    f()
+    return time.perf_counter() - t
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    args = ap.parse_args()
+    cc.set_num_threads(args.threads)
+    if torch is None:
+        raise SystemExit("benches/layers.py needs torch (pip install torch in a separate venv; see the docstring)")
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} threads, "
+          f"CPU flags: {cpu_flags()}; torch {torch.__version__}; {time.strftime('%Y-%m-%d')}")
+    print("| layer | input (NHWC) | pass | convcore ms | torch ms | torch / convcore | target 0.8x |")
+    print("|---|---|---|---|---|---|---|")
+    for name, shape, make_cc, make_torch, layout in cases():
+        x = rng.standard_normal(shape, dtype=np.float32)
+        ours = convcore_runs(make_cc, x)
+        theirs = torch_runs(make_torch, x, layout)
+        for k, label in enumerate(("forward", "forward+backward")):
+            a, b = ours[k], theirs[k]
+            a(), b(), a(), b()  # warm up
+            ta, tb = [], []
+            for _ in range(args.rounds):
+                ta.append(timed(a))
+                tb.append(timed(b))
+            ma, mb = float(np.median(ta)), float(np.median(tb))
+            ratio = mb / ma
+            print(f"| {name} | {shape} | {label} | {ma * 1e3:.2f} | {mb * 1e3:.2f} | {ratio:.2f}x | "
+                  f"{'met' if ratio >= 0.8 else 'MISSED'} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
