@@ -236,6 +236,8 @@ def test_bad_inputs_and_adapt_data_are_clear_errors():
         layers.Normalization(axis=0).adapt(np.ones((4, 3), np.float32))
     with pytest.raises(ValueError, match=r"axis values must be in \[-2, 2\)"):
         layers.Normalization(axis=3)(np.ones((4, 3), np.float32))
+    with pytest.raises(ValueError, match=r"known sizes, received axis=\(1,\) for inputs of shape \(None, None, 3\)"):
+        layers.Normalization(axis=1)(Input((None, 3)))
     with pytest.raises(TypeError, match="adapt expects an array"):
         layers.Normalization().adapt(3.0)
     with pytest.raises(ValueError, match="no data"):

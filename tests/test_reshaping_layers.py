@@ -207,3 +207,22 @@ def test_gpu_runs_without_host_fallback(layer, shape):
         loss = ops.sum(ops.square(layer()(x)))
     g = tape.gradient(loss, x)
     assert device.host_fallbacks() == before and g.device == "gpu"
+
+
+def test_symbolic_inputs_with_unknown_sizes():
+    """Inputs with None sizes (Keras's variable-size inputs): the known sizes are
+    computed, the unknown ones stay None, and the model runs on any size as Keras's."""
+    def build(L, inp):
+        y = L.UpSampling2D((2, 1), interpolation="bicubic")(L.ZeroPadding2D(((1, 0), (0, 2)))(inp))
+        return L.Cropping2D(((0, 1), (1, 0)))(y)
+    inp = Input((None, None, 2))
+    y = build(layers, inp)
+    assert y.shape == (None, None, None, 2)
+    m = Model(inp, y)
+    k_inp = keras.Input((None, None, 2))
+    k = keras.Model(k_inp, build(keras.layers, k_inp))
+    for shape in ((1, 3, 4, 2), (2, 2, 5, 2)):
+        x = _input(shape)
+        np.testing.assert_allclose(m.predict(x, verbose=0), k.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert layers.Permute((2, 1))(Input((None, 3))).shape == (None, 3, None)
+    assert layers.UpSampling3D()(Input((None, 2, None, 1))).shape == (None, None, 4, None, 1)

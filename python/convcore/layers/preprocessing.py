@@ -329,6 +329,9 @@ class Normalization(Layer):
         if 0 in keep:
             raise ValueError(f"Normalization {self.name!r}: axis must not include the batch axis 0, received "
                              f"axis={self.axis}")
+        if any(full[d] is None for d in keep):
+            raise ValueError(f"Normalization {self.name!r}: the axes that keep statistics must have known sizes, "
+                             f"received axis={self.axis} for inputs of shape {full}")
         self._build_shape = tuple(input_shape)
         self._keep = keep
         self._reduce = tuple(d for d in range(ndim) if d not in keep)
