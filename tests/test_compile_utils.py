@@ -144,6 +144,53 @@ def test_tracker_logs_equal_keras_fit_history(case):
         np.testing.assert_allclose(got[k], hist[k][0], rtol=1e-5, atol=1e-6, err_msg=k)
 
 
+DEVICES = ["cpu"] + (["gpu"] if HAVE_GPU else [])
+
+
+@pytest.mark.parametrize("dev", DEVICES)
+def test_a_training_loop_on_the_compiled_loss_equals_keras_fit(dev):
+    """Two epochs of SGD on a two-output model with Keras's weights: the tape's gradient
+    of ``CompiledLoss.total`` (loss weights, sample weights, a Huber loss) moves the
+    weights as Keras's fit does, and the tracker's logs are fit's history."""
+    keras_model = _two_outputs()
+    inp = convcore.Input((5,))
+    h = convcore.layers.Dense(4, activation="tanh")(inp)
+    model = convcore.Model(inp, [convcore.layers.Dense(3, activation="softmax", name="cls")(h),
+                                 convcore.layers.Dense(2, name="reg")(h)])
+    model.set_weights(keras_model.get_weights())
+    if dev == "gpu":
+        model.compile(optimizer="sgd", loss="mse", device="gpu")  # places the weights on the GPU
+
+    def args(L, M):
+        return dict(loss={"cls": "sparse_categorical_crossentropy", "reg": L.Huber(delta=0.5)},
+                    loss_weights={"cls": 1.0, "reg": 0.3}, metrics={"cls": ["acc"], "reg": ["mae"]},
+                    weighted_metrics={"cls": ["accuracy"]})
+    keras_model.compile(optimizer=keras.optimizers.SGD(0.1), **args(keras.losses, keras.metrics))
+    hist = keras_model.fit(X, [Y_SPARSE, Y_REG], batch_size=BATCH, sample_weight=SW, shuffle=False, epochs=2,
+                           verbose=0).history
+    a = args(losses, metrics)
+    cl = CompiledLoss(a["loss"], a["loss_weights"], output_names=["cls", "reg"])
+    cm = CompiledMetrics(a["metrics"], cl, output_names=["cls", "reg"], weighted_metrics=a["weighted_metrics"])
+    ys = cl.check_labels_all([Y_SPARSE, Y_REG], [(3,), (2,)])
+    opt = convcore.optimizers.SGD(learning_rate=0.1)
+    for epoch in range(2):
+        tr = cm.tracker()  # resets the metrics, as Keras does each epoch
+        for s in range(0, N, BATCH):
+            yb, swb = [y[s:s + BATCH] for y in ys], SW[s:s + BATCH]
+            with convcore.GradientTape() as tape:
+                outs = model._run([X[s:s + BATCH]], True)
+                total, per = cl.total(yb, outs, sample_weight=swb)
+            grads = tape.gradient(total, model.trainable_weights)
+            opt.apply_gradients(zip(grads, model.trainable_weights))
+            tr.update(total, per, yb, outs, sample_weight=swb)
+        logs = tr.logs()
+        assert set(logs) == set(hist)
+        for k in hist:
+            # float32 training on both sides; the GPU sums in another order
+            np.testing.assert_allclose(logs[k], hist[k][epoch], rtol=1e-5 if dev == "cpu" else 1e-4, atol=1e-6,
+                                       err_msg=f"{k} epoch {epoch}")
+
+
 @needs_gpu
 @pytest.mark.parametrize("case", list(CASES))
 def test_gpu_tracker_equals_cpu_and_reads_nothing_back_until_logs(case, monkeypatch):
