@@ -223,6 +223,15 @@ def test_fit_matches_keras_with_batch_norm_on_two_axes(device):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=w.path)
 
 
+def test_tf_keras_2_fused_is_accepted():
+    x = np.random.default_rng(10).standard_normal((5, 2, 3)).astype(np.float32)
+    for fused in (True, False, None):
+        for axis in (-1, 1):
+            a, b = layers.BatchNormalization(axis=axis, fused=fused), layers.BatchNormalization(axis=axis)
+            np.testing.assert_array_equal(np.asarray(a(x, training=True)), np.asarray(b(x, training=True)))
+            assert "fused" not in a.get_config()
+
+
 def test_synchronized_is_accepted_and_changes_nothing():
     """One device: synchronized=True computes what synchronized=False does (Keras's
     TensorFlow backend on one replica); the config keeps the flag."""
@@ -257,6 +266,9 @@ def test_regularizers_and_constraints_on_gamma_beta():
 @pytest.mark.parametrize("make, err, match", [
     (lambda: layers.BatchNormalization(axis="x"), TypeError, r"BatchNormalization: axis must be an int"),
     (lambda: layers.BatchNormalization(renorm=True), ValueError, r"renorm=True .* not supported"),
+    (lambda: layers.BatchNormalization(virtual_batch_size=2), ValueError, r"virtual_batch_size \(tf.keras 2\)"),
+    (lambda: layers.BatchNormalization(adjustment=abs), ValueError, r"adjustment \(tf.keras 2\) is not supported"),
+    (lambda: layers.BatchNormalization(fused="yes"), TypeError, r"fused must be True or False"),
     (lambda: layers.BatchNormalization(momentum=2), ValueError, r"momentum must be <= 1"),
     (lambda: layers.BatchNormalization(center="no"), TypeError, r"center must be True or False"),
     (lambda: layers.LayerNormalization(axis=[]), ValueError, r"LayerNormalization: axis must be an int or a non-empty"),

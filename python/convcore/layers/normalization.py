@@ -89,7 +89,9 @@ class BatchNormalization(_WeightsMixin, Layer):
     inference mode and leaves its moving statistics alone, as Keras 3. ``gamma`` exists
     only with ``scale``, ``beta`` only with ``center`` (Keras's weights: gamma, beta,
     moving_mean, moving_variance). ``synchronized`` is accepted and has no effect (one
-    device); ``renorm=True`` is not supported.
+    device); ``renorm=True`` is not supported. tf.keras 2's ``fused`` is accepted (a
+    speed hint; the last axis always runs fused), its ``virtual_batch_size`` and
+    ``adjustment`` only as None.
     """
 
     _min_input_rank = 1  # the channels axis
@@ -99,6 +101,14 @@ class BatchNormalization(_WeightsMixin, Layer):
                  moving_variance_initializer="ones", beta_regularizer=None, gamma_regularizer=None,
                  beta_constraint=None, gamma_constraint=None, renorm=False, renorm_clipping=None,
                  renorm_momentum=0.99, synchronized=False, **kw):
+        # tf.keras 2's arguments: ``fused`` is a speed hint (accepted, not saved); the
+        # other two change the computation and are not supported.
+        fused = kw.pop("fused", None)
+        if fused is not None:
+            _flag("BatchNormalization", "fused", fused)
+        for name in ("virtual_batch_size", "adjustment"):
+            if kw.pop(name, None) is not None:
+                raise ValueError(f"BatchNormalization: {name} (tf.keras 2) is not supported; expected None")
         super().__init__(**kw)
         self.axis = _axes("BatchNormalization", axis)
         self.momentum = _checks.real("BatchNormalization", "momentum", momentum, minimum=0, maximum=1)
