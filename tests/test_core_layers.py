@@ -213,6 +213,36 @@ def test_dense_regularizer_losses_match_keras():
         np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
+_KERAS_REG_FIT: dict = {}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_fit_with_weight_and_activity_regularizers_matches_keras(device):
+    """Two epochs of SGD with an L2 kernel penalty and an L2 activity penalty: the
+    weights fit leaves equal Keras's (the penalties enter the training loss as
+    Keras's model.losses: weight penalties as they are, activity ones per batch)."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((8, 3)).astype(np.float32)
+    y = rng.standard_normal((8, 1)).astype(np.float32)
+
+    def build(M, mod, reg):
+        return M.Sequential([M.Input((3,)), mod.Dense(4, activation="tanh", kernel_regularizer=reg.L2(0.05)),
+                             mod.Dense(1, activity_regularizer=reg.L2(0.02))])
+
+    if not _KERAS_REG_FIT:
+        km = build(keras, K, keras.regularizers)
+        km.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        _KERAS_REG_FIT["w0"] = km.get_weights()
+        km.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+        _KERAS_REG_FIT["w1"] = km.get_weights()
+    cm = build(convcore, layers, convcore.regularizers)
+    cm.set_weights(_KERAS_REG_FIT["w0"])
+    cm.compile(optimizer=convcore.optimizers.SGD(0.1), loss="mse", device=device)
+    cm.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+    for got, want, w in zip(cm.get_weights(), _KERAS_REG_FIT["w1"], cm.weights):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=w.path)
+
+
 def test_dense_constraints_carried_and_saved():
     d = layers.Dense(2, kernel_constraint="non_neg", bias_constraint=convcore.constraints.MaxNorm(2.0), name="dc")
     d.build((3,))
