@@ -255,6 +255,29 @@ def test_activity_regularization_matches_keras(l1, l2):
     assert out.shape == (6, 2)
 
 
+def test_fit_with_activity_regularization_matches_keras():
+    """The layer's penalty joins the training loss as Keras's: two epochs of SGD leave
+    Keras's weights, on each device."""
+    rng = np.random.default_rng(41)
+    x = rng.standard_normal((8, 3)).astype(np.float32)
+    y = rng.standard_normal((8, 2)).astype(np.float32)
+
+    def build(M, mod):
+        return M.Sequential([M.Input((3,)), mod.Dense(2), mod.ActivityRegularization(l1=0.03, l2=0.05)])
+
+    km = build(keras, K)
+    km.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    w0 = km.get_weights()
+    km.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+    for device in DEVICES:
+        cm = build(convcore, layers)
+        cm.set_weights(w0)
+        cm.compile(optimizer=convcore.optimizers.SGD(0.1), loss="mse", device=device)
+        cm.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+        for got, want in zip(cm.get_weights(), km.get_weights()):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 KERAS_CFG = {
     "dropout": lambda: K.Dropout(0.3, seed=1), "dropout_noise_shape": lambda: K.Dropout(0.4, noise_shape=(None, 1, 30)),
     "spatial1d": lambda: K.SpatialDropout1D(0.5, seed=4), "spatial2d": lambda: K.SpatialDropout2D(0.3),
