@@ -175,6 +175,20 @@ def test_aliases_are_the_keras_classes():
         assert getattr(keras.layers, alias) is getattr(keras.layers, cls)  # Keras's own aliases, for the table
 
 
+@pytest.mark.parametrize("n,o", [(7, 7), (3, 7), (7, 14), (5, 15)])
+def test_adaptive_pooling_follows_its_windows_where_keras_3_15_does_not(n, o):
+    """Keras 3.15's jax two-pool gather returns NaN / shifted values for some sizes
+    (e.g. 7 -> 7 cells; a known difference): our output cell i pools
+    [floor(i n / o), ceil((i + 1) n / o)), the definition its docs and PyTorch give."""
+    x = np.random.default_rng(n * 100 + o).standard_normal((2, n, 3)).astype(np.float32)
+    for cls, reduce in (("AdaptiveAveragePooling1D", np.mean), ("AdaptiveMaxPooling1D", np.max)):
+        want = np.stack([reduce(x[:, i * n // o:-(-(i + 1) * n // o)], axis=1) for i in range(o)], axis=1)
+        np.testing.assert_allclose(np.asarray(getattr(layers, cls)(o)(x)), want, rtol=1e-6, atol=1e-7)
+    k = np.asarray(keras.layers.AdaptiveAveragePooling1D(o)(x))
+    assert not np.allclose(k, np.stack([x[:, i * n // o:-(-(i + 1) * n // o)].mean(1) for i in range(o)], 1),
+                           equal_nan=False), "Keras now follows the definition: drop this case from the README"
+
+
 def test_keras_positional_argument_order():
     # Keras 3: MaxPooling2D(pool_size, strides, padding, data_format, name)
     p = layers.MaxPooling2D((3, 2), 1, "same", "channels_last", "p5")

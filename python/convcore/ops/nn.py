@@ -389,6 +389,7 @@ def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=No
     if any(length < 1 for length in spatial):
         raise ValueError(f"conv_transpose: inputs {x.shape} with kernel {kernel.shape}, strides {s} and "
                          f"output_padding {output_padding!r} give an empty output {spatial}")
+    _checks.element_count("conv_transpose", (x.shape[0],) + tuple(spatial) + (kernel.shape[-2],), "the result")
     native = all(_native_padding_fits(n, length, before, kk, ss, dd, pad)
                  for n, (length, before), kk, ss, dd in zip(n_in, geo, k, s, d))
     c_out = kernel.shape[-2]
@@ -516,9 +517,10 @@ def _adaptive_pool(kind, inputs, output_size, data_format):
     axis of ``n`` cells pools cells ``[floor(i * n / o), ceil((i + 1) * n / o))`` (Keras 3's
     and PyTorch's windows; they overlap when ``o`` does not divide ``n``, and repeat
     cells when ``o > n``). Where every ``o`` divides its ``n`` this is the native pooling
-    with windows and strides ``n / o``; else one reduction per output row of each axis in
-    turn (a box's max / mean is the max / mean along each axis, as the windows of an axis
-    do not depend on the others)."""
+    with windows and strides ``n / o``. Else each axis in turn (a box's max / mean is the
+    max / mean along each axis, as the windows of an axis do not depend on the others):
+    the windows of an axis have at most two sizes, so a native stride-1 pooling per size
+    gives every window, and a gather picks each output's (Keras's two-pool gather)."""
     func = f"adaptive_{kind}_pool"
     _channels_last(data_format)
     x = _real(func, tensor(inputs), native=True)
@@ -527,20 +529,32 @@ def _adaptive_pool(kind, inputs, output_size, data_format):
         raise ValueError(f"{func}: inputs must be (batch, *spatial, channels) with 1 to 3 spatial axes, got shape "
                          f"{x.shape}")
     sizes = _spatial(f"{func}: output_size", output_size, rank)
+    _checks.element_count(func, (x.shape[0],) + tuple(sizes) + (x.shape[-1],), "the result")
     spatial = x.shape[1:-1]
     if all(n % o == 0 for n, o in zip(spatial, sizes)):
         window = [n // o for n, o in zip(spatial, sizes)]
         return _pool(kind, x, window, window, "valid", None)
-    from .numpy import max as _max
-    reduce = _max if kind == "max" else mean
     y = x
-    for ax, (n, o) in enumerate(zip(spatial, sizes), start=1):
-        if n == o:
+    for ax, (n, o) in enumerate(zip(spatial, sizes)):
+        if n % o == 0:
+            if n != o:
+                window = [1] * rank
+                window[ax] = n // o
+                y = _pool(kind, y, window, window, "valid", None)
             continue
-        lead = (slice(None),) * ax
-        parts = [reduce(y[lead + (slice(i * n // o, -(-(i + 1) * n // o)),)], axis=ax, keepdims=True)
-                 for i in range(o)]
-        y = concatenate(parts, axis=ax)
+        i = np.arange(o)
+        start = i * n // o
+        length = -(-(i + 1) * n // o) - start
+        pooled, offset, at = [], {}, 0
+        for w in np.unique(length):
+            window = [1] * rank
+            window[ax] = int(w)
+            offset[int(w)] = at
+            pooled.append(_pool(kind, y, window, [1] * rank, "valid", None))
+            at += pooled[-1].shape[1 + ax]
+        rows = pooled[0] if len(pooled) == 1 else concatenate(pooled, axis=1 + ax)
+        index = np.array([offset[int(w)] for w in length]) + start
+        y = rows[(slice(None),) * (1 + ax) + (index,)]
     return y
 
 
