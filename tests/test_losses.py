@@ -333,6 +333,24 @@ def test_a_loss_subclass_gets_tensors_and_the_reductions():
                                                                       "reduction": "sum_over_batch_size"}
 
 
+@pytest.mark.parametrize("call,match", [
+    (lambda: losses.MeanSquaredError()(np.ones((4, 3)), np.ones((4, 2))),
+     r"MeanSquaredError: y_true and y_pred must have the same shape, received y_true.shape=\(4, 3\)"),
+    (lambda: losses.Huber()(np.ones((4, 3)), np.ones((4, 2)), sample_weight=np.ones(4)), "Huber: y_true and y_pred"),
+    (lambda: losses.CategoricalCrossentropy(label_smoothing=0.1)(np.ones((2, 4)), np.ones((2, 3))),
+     "CategoricalCrossentropy: y_true and y_pred must have the same shape"),
+    (lambda: losses.SparseCategoricalCrossentropy()(np.array([0, 5]), np.ones((2, 3)), sample_weight=np.ones(2)),
+     r"label 5 is out of range for 3 classes \(valid labels: 0..2\)"),
+    (lambda: losses.SparseCategoricalCrossentropy()(np.array([0.5, 1]), np.ones((2, 3)), sample_weight=np.ones(2)),
+     "labels must be whole numbers"),
+    (lambda: losses.SparseCategoricalCrossentropy(reduction=None)(np.array([[0, 1]]), np.ones((2, 3))),
+     r"y_true \(class labels\) must have shape \(2,\)"),
+])
+def test_bad_calls_are_clear_errors(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
 def test_unknown_names_list_the_valid_ones():
     with pytest.raises(ValueError, match="Unknown loss 'nope'; valid losses are .*mean_absolute_error.*mse"):
         losses.get("nope")

@@ -456,6 +456,12 @@ class LossFunctionWrapper(Loss):
         else:
             t = y_true if y_true.device == y_pred.device else ops.core.tensor(y_true.numpy(), y_pred)
         t, p = squeeze_or_expand_to_same_rank(t, y_pred)
+        if type(self) is not LossFunctionWrapper:  # a built-in: elementwise in y_true and y_pred
+            try:
+                np.broadcast_shapes(tuple(t.shape), tuple(p.shape))
+            except ValueError:
+                raise ValueError(f"{type(self).__name__}: y_true and y_pred must have the same shape, received "
+                                 f"y_true.shape={tuple(t.shape)} and y_pred.shape={tuple(p.shape)}") from None
         return self.fn(t, p, **self._fn_kwargs)
 
     @property

@@ -49,6 +49,9 @@ def confusion_counts(y_true, y_pred, thresholds, sample_weight=None, top_k=None,
     p = as_float(y_pred, dev, _float_dtype(y_pred))
     t = as_float(y_true, dev, p.dtype)
     p, t = squeeze_or_expand_to_same_rank(p, t)
+    if tuple(p.shape) != tuple(t.shape):
+        raise ValueError(f"y_true and y_pred must have the same shape, received y_true.shape={tuple(t.shape)} and "
+                         f"y_pred.shape={tuple(p.shape)}")
     sw = None
     if sample_weight is not None:
         sw = ops.expand_dims(as_float(sample_weight, dev, p.dtype), -1)
