@@ -148,6 +148,22 @@ def test_rescaling_of_uint8_images_is_float():
     np.testing.assert_allclose(y, np.asarray(keras.layers.Rescaling(1 / 255)(x)), rtol=1e-6)
 
 
+def test_resizing_integer_images_round_back_to_their_dtype():
+    """(CPU: the GPU holds integer tensors as uint32, so a uint8 image put there clips to
+    uint32's range.)"""
+    x = np.random.default_rng(3).integers(0, 256, size=(2, 5, 7, 3)).astype(np.uint8)
+    x[0, :2] = 255  # bicubic overshoots above 255 next to the edge: clipped as Keras's saturating cast
+    for kw in ({"height": 3, "width": 4}, {"height": 8, "width": 9, "interpolation": "bicubic"}):
+        k = keras.layers.Resizing(**kw)
+        want, exact = np.asarray(k(x)), np.asarray(k(x.astype(np.float32)))
+        got = run(layers.Resizing(**kw), x)
+        assert want.dtype == got.dtype == np.uint8
+        # values within float32 rounding of a half may round either way
+        tie = np.abs(exact - np.floor(exact) - 0.5) < 1e-3
+        np.testing.assert_array_equal(got[~tie], want[~tie])
+        assert np.all(np.abs(got[tie].astype(int) - want[tie]) <= 1)
+
+
 def test_normalization_adapts_from_batches_as_from_the_whole_array():
     data = _array((12, 3), seed=7) * 2 + 5
     whole = layers.Normalization()

@@ -86,6 +86,14 @@ class _ImageLayer(Layer):
         return super().__call__(x, training, **kwargs)
 
 
+def _int_dtype(x):
+    """The integer dtype of an array or Tensor given to a layer directly, else None."""
+    if isinstance(x, (KerasTensor, list, tuple)):
+        return None
+    dt = x.dtype if isinstance(x, (Tensor, np.ndarray)) else None
+    return np.dtype(dt) if dt is not None and np.dtype(dt).kind in "iu" else None
+
+
 def _float(layer, x):
     """Integer and bool inputs in the layer's float dtype, as Keras's compute dtype."""
     return x if x.dtype == np.dtype(layer.dtype) else ops.cast(x, layer.dtype)
@@ -141,8 +149,9 @@ class Resizing(_ImageLayer):
     'lanczos5'; ``crop_to_aspect_ratio`` first crops the largest centred window of the
     target's aspect ratio, ``pad_to_aspect_ratio`` first pads both sides symmetrically
     with ``fill_value``; ``antialias`` widens the kernel when downscaling. Integer images
-    are resized in the layer's float dtype and returned as floats (Keras rounds them
-    back to their integer dtype)."""
+    given directly are resized in the layer's float dtype, rounded and clipped back to
+    their integer dtype, as Keras does (inside a model the inputs are floats already; the
+    GPU holds integer tensors as uint32, so there the clip is to uint32's range)."""
 
     def __init__(self, height, width, interpolation="bilinear", crop_to_aspect_ratio=False,
                  pad_to_aspect_ratio=False, fill_mode="constant", fill_value=0.0, antialias=False,
@@ -166,6 +175,15 @@ class Resizing(_ImageLayer):
         self.fill_value = _checks.real("Resizing", "fill_value", fill_value)
         self.antialias = _flag("Resizing", "antialias", antialias)
         self.data_format = _data_format("Resizing", data_format)
+
+    def __call__(self, inputs, training=None, **kwargs):
+        y = super().__call__(inputs, training, **kwargs)
+        kind = _int_dtype(inputs)
+        if kind is None:
+            return y
+        # Keras returns integer images in their dtype: rounded (half to even) and clipped
+        info = np.iinfo(kind)
+        return ops.cast(ops.clip(ops.round(y), info.min, info.max), kind)
 
     def compute_output_shape(self, input_shape):
         return (self.height, self.width, input_shape[-1])
