@@ -52,6 +52,9 @@ CASES = {
     "sgd_lr_decay": ("SGD", dict(lr=0.05, decay=0.1, momentum=0.9), "decay", False),
     "sgd_accumulate": ("SGD", dict(learning_rate=0.05, momentum=0.9, gradient_accumulation_steps=3), None, False),
     "adam": ("Adam", dict(learning_rate=0.05), None, False),
+    "adam_ema": ("Adam", dict(learning_rate=0.05, use_ema=True, ema_momentum=0.8, ema_overwrite_frequency=6), None,
+                 False),
+    "sgd_ema": ("SGD", dict(learning_rate=0.05, momentum=0.5, use_ema=True), None, False),
     "adam_accumulate_exponential": ("Adam", dict(learning_rate=schedules.ExponentialDecay(0.05, 4, 0.5),
                                                  gradient_accumulation_steps=2, loss_scale_factor=2.0), "schedule",
                                     False),
@@ -118,6 +121,9 @@ def _keras_trajectory(case):
         for gs in GRADS[:STEPS_OF.get(case, STEPS)]:
             opt.apply_gradients(zip(gs, vs))
             out.append([np.asarray(v.numpy()) for v in vs])
+        if opt.use_ema:  # the weights fit ends with
+            opt.finalize_variable_values(vs)
+            out.append([np.asarray(v.numpy()) for v in vs])
         _KERAS_CACHE[case] = out
     return _KERAS_CACHE[case]
 
@@ -133,6 +139,9 @@ def _ours(case, device):
     steps = STEPS_OF.get(case, STEPS)
     for gs in GRADS[:steps]:
         opt.apply_gradients(zip([ops.convert_to_tensor(g, device=device) for g in gs], vs))
+        out.append([v.numpy().copy() for v in vs])
+    if opt.use_ema:
+        opt.finalize_variable_values(vs)
         out.append([v.numpy().copy() for v in vs])
     assert opt.iterations == steps // (kw.get("gradient_accumulation_steps") or 1)
     return out
@@ -341,7 +350,8 @@ BAD = [
     (lambda: optimizers.SGD(lr=0.1, learning_rate=0.2), ValueError, r"SGD: lr is an alias of learning_rate; "
                                                                     r"received both, with different values"),
     (lambda: optimizers.SGD(decay=-1.0), ValueError, r"SGD: decay must be a finite number >= 0"),
-    (lambda: optimizers.Adam(use_ema=True), ValueError, r"Adam: use_ema=True .* not implemented"),
+    (lambda: optimizers.Adam(use_ema=True, ema_momentum=1.5), ValueError, r"Adam: ema_momentum must be a finite "
+                                                                          r"number in \[0, 1\]"),
     (lambda: optimizers.Adam(gradient_accumulation_steps=1), ValueError, r"Adam: gradient_accumulation_steps must "
                                                                          r"be an integer >= 2 or None, received "
                                                                          r"gradient_accumulation_steps=1"),
@@ -389,7 +399,7 @@ def test_setting_a_bad_learning_rate():
 
 # ---------------------------------------------------------------------- the GPU step guard
 @needs_gpu
-@pytest.mark.parametrize("case", ["sgd_momentum", "adam_amsgrad", "rmsprop_centered_momentum", "adagrad", "adadelta",
+@pytest.mark.parametrize("case", ["sgd_momentum", "adam_ema", "adam_amsgrad", "rmsprop_centered_momentum", "adagrad", "adadelta",
                                   "adamax", "nadam", "lion_weight_decay_clipnorm", "adamw", "sgd_accumulate"])
 def test_a_guarded_gpu_step_writes_nothing(case):
     """A tripped step guard (the trainer's flag for non-finite gradients) leaves every

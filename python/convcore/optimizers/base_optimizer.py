@@ -178,9 +178,6 @@ class Optimizer:
                                            f"Received: clipnorm={clipnorm}, clipvalue={clipvalue}, "
                                            f"global_clipnorm={global_clipnorm}")
         self.use_ema = _flag(c, "use_ema", use_ema)
-        if self.use_ema:
-            raise _ArgumentError("use_ema", f"{c}: use_ema=True (moving averages of the weights) is not "
-                                            "implemented in convcore; received use_ema=True")
         self.ema_momentum = _unit(c, "ema_momentum", ema_momentum)
         if ema_overwrite_frequency is not None and (isinstance(ema_overwrite_frequency, bool) or not isinstance(
                 ema_overwrite_frequency, numbers.Integral) or ema_overwrite_frequency < 1):
@@ -197,6 +194,7 @@ class Optimizer:
         self.gradient_accumulation_steps = None if gradient_accumulation_steps is None else \
             int(gradient_accumulation_steps)
         self._accumulators = {}
+        self._averages = []
         if name is None:
             name = c.lower()
         if not isinstance(name, str):
@@ -306,6 +304,9 @@ class Optimizer:
             self._slots_of(v)
         self._trainable_variables = var_list
         self._indices = {id(v): i for i, v in enumerate(var_list)}
+        if self.use_ema:
+            self._averages = [Variable(np.zeros(v.shape, dtype=v.dtype), dtype=v.dtype, trainable=False,
+                                       name=f"{v.name}_average", device=v.device) for v in var_list]
         self.built = True
 
     # --- Keras's API for optimizers of your own (update_step)
@@ -384,7 +385,8 @@ class Optimizer:
     def variables(self):
         """The optimizer's state variables (slots of every variable it updated)."""
         return [s for _, made in self._slots.values() for s in made if s is not None] + \
-            list(getattr(self, "_own_variables", [])) + [a for _, a in self._accumulators.values()]
+            list(getattr(self, "_own_variables", [])) + [a for _, a in self._accumulators.values()] + \
+            list(self._averages)
 
     def exclude_from_weight_decay(self, var_list=None, var_names=None):
         """Leave the variables of ``var_list``, and those whose name contains one of
@@ -455,6 +457,7 @@ class Optimizer:
                 # not an update step: only the running sum moves (guarded on the GPU)
                 for g, a in zip(gs, accs):
                     a._apply_axpby(g, 1.0, 1.0)
+                self._ema_step()
                 self._apply_constraints(pairs)
                 self._iterations += 1
                 return
@@ -473,8 +476,34 @@ class Optimizer:
                 continue
             slots = [None if s is None else s._data for s in self._slots_of(v)]
             ops.core.backend(v).optimizer_update(self._rule, v._data, g._data, slots, hyper, wd, clipvalue)
+        self._ema_step()
         self._apply_constraints(pairs)
         self._iterations += 1
+
+    def _ema_step(self):
+        """Keras's moving averages of the weights (the first step copies them), and
+        their periodic write-back; in-place kernels, guarded on the GPU."""
+        if not self.use_ema:
+            return
+        m = self.ema_momentum if self.iterations != 0 else 0.0
+        for v, avg in zip(self._trainable_variables, self._averages):
+            avg._move(v.device)
+            avg._apply_axpby(v, m, 1.0 - m)
+        f = self.ema_overwrite_frequency
+        if f and (self.iterations + 1) % f == 0:
+            self.finalize_variable_values(self._trainable_variables)
+
+    def finalize_variable_values(self, var_list):
+        """With ``use_ema``, write the moving averages into the variables (Keras's
+        trainer calls this at the end of ``fit``)."""
+        if not self.use_ema:
+            return
+        var_list = list(var_list)
+        if len(var_list) != len(self._averages):
+            raise ValueError(f"{type(self).__name__}.finalize_variable_values: {len(var_list)} variables, but the "
+                             f"optimizer keeps averages of {len(self._averages)}; was it used on this model?")
+        for v, avg in zip(var_list, self._averages):
+            v._apply_axpby(avg, 0.0, 1.0)
 
     def _apply_constraints(self, pairs):
         for _, v in pairs:
@@ -517,8 +546,9 @@ class Optimizer:
                 s = ops.sum(ops.square(g))
                 total = s if total is None else total + s
             norm = ops.sqrt(total)
-            # (norm - norm) makes the scale NaN for an infinite or NaN norm, as Keras's
-            scale = c * ops.minimum(1.0 / norm, 1.0 / c) + (norm - norm)
+            # Keras's c * min(1 / norm, 1 / c) without dividing by a zero norm; (norm - norm)
+            # makes the scale NaN for an infinite or NaN norm, as Keras's
+            scale = c / ops.maximum(norm, c) + (norm - norm)
             return [g * scale for g in gs]
         return gs
 
