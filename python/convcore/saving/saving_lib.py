@@ -494,8 +494,7 @@ def save_model(model, path):
     from .. import losses
     cfg = {"format": FORMAT, "version": VERSION, "model": model_config(model)}
     if model._compiled:
-        cfg["compile"] = {"optimizer": model.optimizer.get_config(), "loss": losses.serialize(model.loss),
-                          "metrics": list(model.metrics_names)}
+        cfg["compile"] = _compile_config(model)
     weights = model.get_weights()
 
     def write(f):
@@ -521,35 +520,117 @@ def _check_header(cfg, path):
                                      f"one reads versions up to {VERSION}", path)
 
 
+def _compile_config(model):
+    """The ``compile`` section: the optimizer's config, and the loss, loss weights and
+    metrics as the user gave them to ``compile`` (several outputs: lists or dicts keyed
+    by output name), each loss and metric serialized (a function by its registered
+    name)."""
+    from .. import losses, metrics as metrics_mod
+    args = getattr(model, "_compile_args", None) or {"loss": model.loss, "loss_weights": None, "metrics": None,
+                                                     "weighted_metrics": None}
+
+    def loss_entry(x):
+        return None if x is None else losses.serialize(losses.get(x))
+
+    def metric_entry(m):
+        if isinstance(m, str):
+            return m
+        if isinstance(m, (list, tuple)):
+            return [metric_entry(v) for v in m]
+        return metrics_mod.serialize(m)
+
+    def structure(v, entry):
+        if v is None:
+            return None
+        if isinstance(v, dict):
+            return {str(k): entry(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [entry(x) for x in v]
+        return entry(v)
+
+    out = {"optimizer": model.optimizer.get_config(), "loss": structure(args["loss"], loss_entry)}
+    lw = args.get("loss_weights")
+    if lw is not None:
+        out["loss_weights"] = dict(lw) if isinstance(lw, dict) else list(lw) if isinstance(lw, (list, tuple)) \
+            else float(lw)
+    for key in ("metrics", "weighted_metrics"):
+        if args.get(key) is not None:
+            out[key] = structure(args[key], metric_entry)
+    return out
+
+
 def _compile_args(c, custom_objects):
-    """optimizer, loss and metrics of the ``compile`` section (ConfigErrors keyed
-    inside it)."""
+    """The ``compile`` arguments of the ``compile`` section (ConfigErrors keyed inside
+    it): optimizer, loss, loss_weights, metrics, weighted_metrics."""
     from .. import losses, optimizers
     check_dict(c, (), "the compile settings (a dict with 'optimizer', 'loss' and 'metrics')")
-    for key in ("optimizer", "loss"):
+    for key in c:
+        if key not in ("optimizer", "loss", "loss_weights", "metrics", "weighted_metrics"):
+            raise ConfigError(key, "is not a compile setting (optimizer, loss, loss_weights, metrics, "
+                                   "weighted_metrics)")
+    for key in ("optimizer", "loss"):  # a file always holds both (the loss may be null)
         if key not in c:
             raise ConfigError(key, "is missing")
     try:
         opt = optimizers.deserialize(c["optimizer"])
     except ConfigError as e:
         raise e.within("optimizer") from None
-    try:
-        loss = losses.deserialize(c["loss"], custom_objects)
-    except ConfigError as e:
-        raise e.within("loss") from None
-    metrics = c.get("metrics") or []
-    if not isinstance(metrics, list):
-        raise ConfigError("metrics", f"must be a list of metric names, got {metrics!r}")
-    resolved = []
-    for i, m in enumerate(metrics):
-        if not isinstance(m, str):
-            raise ConfigError(("metrics", i), f"must be a metric name, got {m!r}")
-        fn = m if m in ("accuracy", "acc") else (None if _is_private(m) else get_registered_object(m, custom_objects))
-        if fn is None or not (isinstance(fn, str) or (callable(fn) and not isinstance(fn, type))):
-            raise ConfigError(("metrics", i), f"unknown metric {m!r} (a metric function loads when it is registered "
-                                              "with register_keras_serializable or passed in custom_objects)")
-        resolved.append(fn)
-    return opt, loss, resolved or None
+
+    def loss_entry(x, where):
+        if x is None:
+            return None
+        try:
+            return losses.deserialize(x, custom_objects)
+        except ConfigError as e:
+            raise e.within(*where) from None
+
+    loss = c.get("loss")
+    if isinstance(loss, list):
+        loss = [loss_entry(x, ("loss", i)) for i, x in enumerate(loss)]
+    elif isinstance(loss, dict) and "name" not in loss and "class_name" not in loss:
+        loss = {k: loss_entry(x, ("loss", k)) for k, x in loss.items()}
+    else:
+        loss = loss_entry(loss, ("loss",))
+    lw = c.get("loss_weights")
+    if lw is not None and not isinstance(lw, (list, dict, int, float)) or isinstance(lw, bool):
+        raise ConfigError("loss_weights", f"must be a number, a list or a dict of numbers, got {lw!r}")
+    out = {"optimizer": opt, "loss": loss, "loss_weights": lw}
+    for key in ("metrics", "weighted_metrics"):
+        out[key] = _metrics_entry(c.get(key), (key,), custom_objects)
+    return out
+
+
+def _metrics_entry(m, where, custom_objects):
+    """A metrics structure of the compile section (a list, a list of lists, a dict per
+    output) with each entry resolved: a name stays a name (compile resolves it; a
+    function's name must be registered or in custom_objects), a config becomes its
+    Metric."""
+    from .. import metrics as metrics_mod
+    if m is None:
+        return None
+    if isinstance(m, dict) and "class_name" not in m:
+        return {k: _metrics_entry(v, where + (k,), custom_objects) for k, v in m.items()}
+    if isinstance(m, list):
+        return [_metrics_entry(v, where + (i,), custom_objects) for i, v in enumerate(m)]
+    if isinstance(m, str):
+        if m in ("accuracy", "acc"):
+            return m
+        try:
+            metrics_mod.get(m)
+            return m
+        except ValueError:
+            pass
+        fn = None if _is_private(m) else get_registered_object(m, custom_objects)
+        if fn is None or not (callable(fn) and not isinstance(fn, type)):
+            raise ConfigError(where, f"unknown metric {m!r} (a metric function loads when it is registered with "
+                                     "register_keras_serializable or passed in custom_objects)")
+        return fn
+    if isinstance(m, dict):
+        try:
+            return metrics_mod.deserialize(m, custom_objects)
+        except ConfigError as e:
+            raise e.within(*where) from None
+    raise ConfigError(where, f"must be a metric name or config, got {m!r}")
 
 
 #: Deflate expands at most ~1032:1; an entry's data can be no larger than that (or
@@ -595,7 +676,7 @@ def load_model(path, compile=True, custom_objects=None):
                 raise ConfigError("model", str(e)) from None
             if compile and "compile" in cfg:
                 try:
-                    opt, loss, metrics = _compile_args(cfg["compile"], custom_objects)
+                    compile_args = _compile_args(cfg["compile"], custom_objects)
                 except ConfigError as e:
                     raise e.within("compile") from None
         except ConfigError as e:
@@ -609,7 +690,7 @@ def load_model(path, compile=True, custom_objects=None):
     model.set_weights(weights)
     if compile and "compile" in cfg:
         try:
-            model.compile(optimizer=opt, loss=loss, metrics=metrics)
+            model.compile(**compile_args)
         except (TypeError, ValueError) as e:
             raise ConfigError("compile", str(e), path) from None
     return model
