@@ -261,6 +261,13 @@ def test_aliases_are_the_keras_classes():
         assert getattr(keras.layers, alias) is getattr(keras.layers, cls)  # Keras's own aliases, for the table
 
 
+def test_depthwise_kernel_has_its_tf_keras_2_name_too():
+    d = layers.DepthwiseConv2D(3, depth_multiplier=2)
+    d.build((5, 5, 3))
+    assert d.depthwise_kernel is d.kernel and d.kernel.shape == (3, 3, 3, 2)
+    assert [w.name for w in d.weights] == ["kernel", "bias"]  # Keras 3's weight names
+
+
 def test_keras_positional_argument_order():
     # Keras 3: Conv2D(filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation)
     c = layers.Conv2D(4, 3, 1, "same", "channels_last", 2, 2, "relu")

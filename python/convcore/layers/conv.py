@@ -358,6 +358,11 @@ class _DepthwiseConv(_BaseConv):
         self._add_bias(c_in * self.depth_multiplier)
         self.built = True
 
+    @property
+    def depthwise_kernel(self):
+        """tf.keras 2's name of the kernel (Keras 3 calls it ``kernel``)."""
+        return self.kernel
+
     def compute_output_shape(self, input_shape):
         c = input_shape[-1]
         return _spatial_out(input_shape, type(self).__name__, self.kernel_size, self.strides,
