@@ -227,6 +227,8 @@ def test_names_follow_keras_before_the_first_batch():
     def my_metric(y, p):
         return ops.mean(p, axis=-1)
     assert CompiledMetrics([my_metric], cl).names == ["my_metric"]
+    cfg = keras.metrics.serialize(keras.metrics.AUC(name="roc_auc", curve="PR"))
+    assert CompiledMetrics([cfg], cl).names == ["roc_auc"]
 
 
 def test_total_applies_loss_weights_and_returns_unweighted_parts():

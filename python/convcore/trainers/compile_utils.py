@@ -197,6 +197,8 @@ class CompiledLoss:
 def _metric_name(identifier, obj):
     if isinstance(identifier, str):
         return identifier
+    if isinstance(identifier, dict):  # a Keras config: the name it builds
+        return metrics_mod.get(identifier).name
     if isinstance(obj, metrics_mod.Metric):
         return obj.name
     return getattr(obj, "__name__", type(obj).__name__)
