@@ -100,6 +100,10 @@ CASES = [
     ("SparseCategoricalCrossentropy", {}, "sparse"),
     ("SparseCategoricalCrossentropy", {"from_logits": True}, "sparse_logit"),
     ("SparseCategoricalCrossentropy", {"ignore_class": 1}, "sparse"),
+    ("Dice", {}, "bin"),
+    ("Dice", {"axis": -1}, "bin"),
+    ("Tversky", {"alpha": 0.3, "beta": 0.7}, "bin"),
+    ("Tversky", {"axis": 1}, "bin"),
 ]
 IDS = [f"{c}-{'-'.join(f'{k}={v}' for k, v in kw.items())}-{d}" for c, kw, d in CASES]
 

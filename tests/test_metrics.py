@@ -37,6 +37,8 @@ def _batches(kind, seed=0):
             y = np.eye(K, dtype=np.float32)[r.integers(0, K, N)]
         elif kind == "sparse":
             y = r.integers(0, K, N)
+        elif kind == "sorted_ids":  # class ids, best first
+            y, p = r.integers(0, K, N), np.argsort(-p, axis=1).astype(np.float32)
         elif kind == "sparse_col":
             y = r.integers(0, K, (N, 1))
         elif kind == "multilabel":
@@ -66,6 +68,7 @@ CASES = [
     ("TopKCategoricalAccuracy", {"k": 2}, "onehot"),
     ("SparseTopKCategoricalAccuracy", {"k": 2}, "sparse"),
     ("SparseTopKCategoricalAccuracy", {}, "sparse_col"),
+    ("SparseTopKCategoricalAccuracy", {"k": 2, "from_sorted_ids": True}, "sorted_ids"),
     ("MeanAbsoluteError", {}, "reg"),
     ("MeanSquaredError", {}, "reg"),
     ("MeanSquaredError", {}, "reg_col"),

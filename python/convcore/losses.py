@@ -360,6 +360,37 @@ def binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=False, alpha
     return ops.mean(focal, axis=axis)
 
 
+def _axis_arg(f, axis):
+    if axis is None:
+        return None
+    if isinstance(axis, (list, tuple)):
+        return tuple(_check_axis(f, a) for a in axis)
+    return _check_axis(f, axis)
+
+
+def dice(y_true, y_pred, axis=None):
+    """``1 - 2 sum(y_true * y_pred) / (sum(y_true) + sum(y_pred) + epsilon)`` over
+    ``axis`` (None: everything, one value for the batch)."""
+    axis = _axis_arg("dice", axis)
+    p = _pred(y_pred)
+    t = _like(y_true, p)
+    inter = ops.sum(ops.multiply(t, p), axis=axis)
+    den = ops.add(ops.add(ops.sum(t, axis=axis), ops.sum(p, axis=axis)), _EPSILON)
+    return ops.subtract(1.0, ops.divide(ops.multiply(inter, 2.0), den))
+
+
+def tversky(y_true, y_pred, alpha=0.5, beta=0.5, axis=None):
+    """``1 - tp / (tp + alpha fp + beta fn + epsilon)`` over ``axis`` (None: everything)."""
+    axis = _axis_arg("tversky", axis)
+    p = _pred(y_pred)
+    t = _like(y_true, p)
+    tp = ops.sum(ops.multiply(t, p), axis=axis)
+    fp = ops.sum(ops.multiply(ops.subtract(1.0, p), t), axis=axis)
+    fn = ops.sum(ops.multiply(p, ops.subtract(1.0, t)), axis=axis)
+    den = ops.add(ops.add(ops.add(tp, ops.multiply(fp, alpha)), ops.multiply(fn, beta)), _EPSILON)
+    return ops.subtract(1.0, ops.divide(tp, den))
+
+
 # ---------------------------------------------------------------------- reduction
 def _reduce(values, sample_weight, mask, reduction):
     """Keras's ``reduce_weighted_values``: mask and sample weights multiply the values,
@@ -740,16 +771,37 @@ class SparseCategoricalCrossentropy(_Wrapped):
         return s == tuple(pred.shape[:1]) or s == (pred.shape[0], 1)
 
 
+class Dice(_Wrapped):
+    """Dice loss over ``axis`` (``keras.losses.Dice``; None: the whole batch at once)."""
+    _fn = staticmethod(dice)
+    _args = ("axis",)
+
+    def __init__(self, reduction="sum_over_batch_size", name="dice", axis=None, dtype=None):
+        super().__init__(reduction=reduction, name=name, dtype=dtype, axis=_axis_arg("Dice", axis))
+
+
+class Tversky(_Wrapped):
+    """Tversky loss (``keras.losses.Tversky``): ``alpha`` weighs false positives, ``beta``
+    false negatives."""
+    _fn = staticmethod(tversky)
+    _args = ("alpha", "beta", "axis")
+
+    def __init__(self, alpha=0.5, beta=0.5, reduction="sum_over_batch_size", name="tversky", axis=None, dtype=None):
+        super().__init__(reduction=reduction, name=name, dtype=dtype, alpha=_check_float("Tversky", "alpha", alpha),
+                         beta=_check_float("Tversky", "beta", beta), axis=_axis_arg("Tversky", axis))
+
+
 # ---------------------------------------------------------------------- names
 _CLASSES = {c.__name__: c for c in (
     MeanSquaredError, MeanAbsoluteError, MeanAbsolutePercentageError, MeanSquaredLogarithmicError, CosineSimilarity,
     Huber, LogCosh, KLDivergence, Poisson, Hinge, SquaredHinge, CategoricalHinge, BinaryCrossentropy,
-    BinaryFocalCrossentropy, CategoricalCrossentropy, CategoricalFocalCrossentropy, SparseCategoricalCrossentropy)}
+    BinaryFocalCrossentropy, CategoricalCrossentropy, CategoricalFocalCrossentropy, SparseCategoricalCrossentropy,
+    Dice, Tversky)}
 _FUNCTIONS = {f.__name__: f for f in (
     mean_squared_error, mean_absolute_error, mean_absolute_percentage_error, mean_squared_logarithmic_error,
     cosine_similarity, huber, log_cosh, kl_divergence, poisson, hinge, squared_hinge, categorical_hinge,
     binary_crossentropy, binary_focal_crossentropy, categorical_crossentropy, categorical_focal_crossentropy,
-    sparse_categorical_crossentropy)}
+    sparse_categorical_crossentropy, dice, tversky)}
 _ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error", "mape": "mean_absolute_percentage_error",
             "msle": "mean_squared_logarithmic_error", "kld": "kl_divergence", "kullback_leibler_divergence":
             "kl_divergence", "bce": "binary_crossentropy", "logcosh": "log_cosh", "huber_loss": "huber"}
@@ -762,7 +814,7 @@ _FUNCTION_CLASS = {mean_squared_error: MeanSquaredError, mean_absolute_error: Me
                    binary_crossentropy: BinaryCrossentropy, binary_focal_crossentropy: BinaryFocalCrossentropy,
                    categorical_crossentropy: CategoricalCrossentropy,
                    categorical_focal_crossentropy: CategoricalFocalCrossentropy,
-                   sparse_categorical_crossentropy: SparseCategoricalCrossentropy}
+                   sparse_categorical_crossentropy: SparseCategoricalCrossentropy, dice: Dice, tversky: Tversky}
 
 #: The names the first convcore files were written with (and that keep their fused kernel).
 _LOSSES = {"sparse_categorical_crossentropy": SparseCategoricalCrossentropy,

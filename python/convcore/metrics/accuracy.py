@@ -91,12 +91,18 @@ def top_k_categorical_accuracy(y_true, y_pred, k=5):
     return _in_top_k(np.argmax(_labels_host(y_true), axis=-1), p, k)
 
 
-def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
-    """1.0 where the integer label is among the ``k`` highest scores."""
+def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5, from_sorted_ids=False):
+    """1.0 where the integer label is among the ``k`` highest scores (``from_sorted_ids``:
+    ``y_pred`` holds class ids, best first, and the label is sought in its first ``k``)."""
     p = _pred_of(y_true, y_pred)
     lab = _labels_host(y_true).astype(np.int64)
     if lab.ndim == p.ndim and lab.shape[-1] == 1:
         lab = lab.reshape(lab.shape[:-1])
+    if from_sorted_ids:
+        ids = p[..., :k]
+        want = ops.convert_to_tensor(lab[..., None].astype(np.float32 if p.device == "gpu" else np.dtype(p.dtype)),
+                                     device=p.device)
+        return ops.max(eq(ids, want), axis=-1)
     return _in_top_k(lab, p, k)
 
 
@@ -163,15 +169,23 @@ class TopKCategoricalAccuracy(MeanMetricWrapper):
 
 
 class SparseTopKCategoricalAccuracy(MeanMetricWrapper):
-    """How often the integer label is in the top ``k`` predictions."""
+    """How often the integer label is in the top ``k`` predictions (``from_sorted_ids``:
+    the predictions are class ids, best first)."""
 
-    def __init__(self, k=5, name="sparse_top_k_categorical_accuracy", dtype=None):
+    def __init__(self, k=5, name="sparse_top_k_categorical_accuracy", dtype=None, from_sorted_ids=False):
         k = _check_k("SparseTopKCategoricalAccuracy", k)
-        super().__init__(sparse_top_k_categorical_accuracy, name=name, dtype=dtype, k=k)
-        self.k = k
+        if not isinstance(from_sorted_ids, (bool, np.bool_)):
+            raise TypeError(f"SparseTopKCategoricalAccuracy: from_sorted_ids must be True or False, received "
+                            f"from_sorted_ids={from_sorted_ids!r}")
+        super().__init__(sparse_top_k_categorical_accuracy, name=name, dtype=dtype, k=k,
+                         from_sorted_ids=bool(from_sorted_ids))
+        self.k, self.from_sorted_ids = k, bool(from_sorted_ids)
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype, "k": self.k}
+        cfg = {"name": self.name, "dtype": self.dtype, "k": self.k}
+        if self.from_sorted_ids:  # as Keras: only when set
+            cfg["from_sorted_ids"] = True
+        return cfg
 
 
 # ---------------------------------------------------------------- running means of per-sample functions
