@@ -319,3 +319,16 @@ def test_nan_and_inf_spread_as_in_keras(i, device):
         _NONFINITE_KERAS[i] = np.asarray(getattr(keras.layers, name)(**kw)(x))
     got = run(getattr(layers, name)(**kw), x, device)
     np.testing.assert_allclose(got, _NONFINITE_KERAS[i], rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+def test_tf_keras_2_experimental_preprocessing_path():
+    """``tf.keras.layers.experimental.preprocessing.X`` with the prefix changed: the same
+    classes, by attribute and by import."""
+    from convcore.layers.experimental.preprocessing import Normalization, RandomFlip, Rescaling
+    pre = convcore.layers.experimental.preprocessing
+    assert Rescaling is pre.Rescaling is layers.Rescaling and Normalization is layers.Normalization
+    assert RandomFlip is layers.RandomFlip
+    for name in pre.__all__:
+        assert getattr(pre, name) is getattr(layers, name), name
+    x = _array((2, 3, 3, 1))
+    np.testing.assert_array_equal(run(pre.Rescaling(1 / 255.0), x), run(layers.Rescaling(1 / 255.0), x))
