@@ -405,6 +405,24 @@ def test_conv_layers_train_in_a_model_on_every_device():
             np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
 
 
+@needs_gpu
+def test_grouped_and_depthwise_steps_join_on_the_host_three_times_per_layer():
+    """A grouped / depthwise convolution is one recorded op: a GPU training step joins
+    its groups on the host (the fallback: concatenate has no shader yet) for the output,
+    dx and dw only, whatever the number of groups (8 and 16 here)."""
+    from convcore import device
+    x = np.random.default_rng(0).standard_normal((2, 6, 6, 8)).astype(np.float32)
+    m = convcore.Sequential([layers.Input((6, 6, 8)), layers.Conv2D(8, 1, name="c"),
+                             layers.DepthwiseConv2D(3, depth_multiplier=2, name="dw"),
+                             layers.Conv2D(16, 3, groups=8, name="g"), layers.Flatten(), layers.Dense(2)])
+    m.compile(optimizer="sgd", loss="mse", device="gpu")
+    y = np.zeros((2, 2), np.float32)
+    m.train_on_batch(x, y)
+    before = device.host_fallbacks()
+    m.train_on_batch(x, y)
+    assert device.host_fallbacks() - before == 6
+
+
 def _fixed_weights(model):
     r = np.random.default_rng(11)
     return [(r.standard_normal(w.shape) * 0.3).astype(np.float32) for w in model.get_weights()]

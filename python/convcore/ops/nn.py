@@ -266,16 +266,42 @@ def _conv_groups(c_in, kernel_shape):
 
 
 def _grouped_conv(x, kernel, b, s, pad, d, act, groups):
-    """A grouped convolution: group ``g`` of the input channels meets group ``g`` of the
-    filters only. One native convolution per group (a block-diagonal kernel would
-    multiply the other groups by zeros, and 0 * inf would leak NaN across groups)."""
-    from .numpy import split
-    _check_fits("conv", x, "a copy of each group of channels")
-    xs, ks = split(x, groups, axis=-1), split(kernel, groups, axis=-1)
-    y = concatenate([conv_bias_activation(xi, ki, None, s, pad, d) for xi, ki in zip(xs, ks)], axis=-1)
+    """A grouped convolution with bias and activation: :func:`_grouped_conv_linear`, then
+    the bias and the activation as their own ops."""
+    y = _grouped_conv_linear(x, kernel, groups, s, pad, d)
     if b is not None:
         y = add(y, b)
     return {"linear": linear, "relu": relu, "sigmoid": sigmoid, "tanh": tanh, "softmax": softmax}[act](y)
+
+
+def _grouped_conv_linear(x, kernel, groups, s, pad, d):
+    """Group ``g`` of the input channels convolved with group ``g`` of the filters: one
+    native convolution per group (a block-diagonal kernel would multiply the other groups
+    by zeros, and 0 * inf would leak NaN across groups), joined along the channels.
+    Recorded as one op, so its gradient is one backward kernel per group and two joins
+    (on the GPU: three host joins per step, not one per group and weight)."""
+    _check_fits("conv", x, "a copy of each group of channels")
+    B = backend(x)
+    cg, fg = x.shape[-1] // groups, kernel.shape[-1] // groups
+
+    def channels(data, ndim, g, width):
+        return (slice(None),) * (ndim - 1) + (slice(g * width, (g + 1) * width),)
+
+    xs = [B.array_op("getitem", x._data, channels(x._data, x.ndim, g, cg)) for g in range(groups)]
+    ks = [B.array_op("getitem", kernel._data, channels(kernel._data, kernel.ndim, g, fg)) for g in range(groups)]
+    y = out(B.array_op("concatenate", [B.conv(xi, ki, None, s, d, pad) for xi, ki in zip(xs, ks)], x.ndim - 1), x)
+    if recording() and is_float(x):
+        need_dx = needs_grad(x)
+
+        def vjp(g):
+            Bg = backend(g)
+            parts = [Bg.conv_backward(xi, ki, Bg.array_op("getitem", g._data, channels(g._data, g.ndim, j, fg)),
+                                      s, d, pad, need_dx) for j, (xi, ki) in enumerate(zip(xs, ks))]
+            dx = out(Bg.array_op("concatenate", [p[0] for p in parts], x.ndim - 1), g) if need_dx else None
+            dw = out(Bg.array_op("concatenate", [p[1] for p in parts], kernel.ndim - 1), g)
+            return dx, dw
+        record("grouped_conv", (x, kernel), (y,), vjp)
+    return y
 
 
 def _bias(func, b, units):
@@ -436,14 +462,10 @@ def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None,
                          f"got {x.shape}")
     if c == 1:
         return conv(x, kernel, strides, padding, None, dilation_rate)
-    _spatial("strides", strides, rank), _spatial("dilation_rate", dilation_rate, rank), _padding(padding)
-    _check_fits("depthwise_conv", x, "a copy of each channel")
-    # One convolution per input channel (a block-diagonal kernel would multiply the
-    # other channels by zeros, and 0 * inf would leak NaN across channels).
-    from .numpy import split
-    xs = split(x, c, axis=-1)
-    ks = split(kernel, c, axis=-2)
-    return concatenate([conv(xi, ki, strides, padding, None, dilation_rate) for xi, ki in zip(xs, ks)], axis=-1)
+    s, d, pad = _spatial("strides", strides, rank), _spatial("dilation_rate", dilation_rate, rank), _padding(padding)
+    # a grouped convolution of C groups: kernel (*k, C, M) as (*k, 1, C * M), whose filter
+    # c * M + m is the depthwise kernel's [..., c, m]
+    return _grouped_conv_linear(x, reshape(kernel, tuple(kernel.shape[:rank]) + (1, c * m)), c, s, pad, d)
 
 
 def separable_conv(inputs, depthwise_kernel, pointwise_kernel, strides=1, padding="valid", data_format=None,
