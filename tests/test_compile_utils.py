@@ -12,7 +12,7 @@ import pytest
 
 import convcore
 from convcore import _core, device, losses, metrics, ops
-from convcore.trainers.compile_utils import CompiledLoss, CompiledMetrics
+from convcore.trainers.compile_utils import CompiledLoss, CompiledMetrics, sample_weights
 
 import keras  # noqa: E402  (conftest sets KERAS_BACKEND=jax first)
 
@@ -261,6 +261,22 @@ def test_registered_metric_function_config_round_trip():
         q.update_state(Y_REG[:8], Y_REG[8:16], sample_weight=SW[:8])
     assert m2.name == "mean_pred_cc"
     np.testing.assert_array_equal(m2.result().numpy(), m.result().numpy())
+
+
+def test_class_weight_becomes_keras_sample_weights():
+    from keras.src.trainers.data_adapters.data_adapter_utils import class_weight_to_sample_weights
+    cw = {0: 0.5, 2: 3.0}
+    for y in (Y_SPARSE, Y_SPARSE.reshape(-1, 1), Y_ONEHOT, Y_BIN):
+        np.testing.assert_array_equal(sample_weights([y], class_weight=cw), class_weight_to_sample_weights(y, cw))
+    np.testing.assert_array_equal(sample_weights([Y_REG], sample_weight=SW.reshape(-1, 1)), SW)
+    assert sample_weights([Y_REG]) is None
+    for kw, match in [(dict(class_weight=cw, sample_weight=SW), "at the same time"),
+                      (dict(sample_weight=SW[:3]), r"one weight per sample, shape \(20,\)"),
+                      (dict(class_weight={0.5: 1.0}), "integer classes")]:
+        with pytest.raises(ValueError, match=match):
+            sample_weights([Y_SPARSE], **kw)
+    with pytest.raises(ValueError, match="only supported for models with a single output"):
+        sample_weights([Y_SPARSE, Y_REG], class_weight=cw)
 
 
 def test_crossentropy_alias_resolves_from_the_shapes():

@@ -194,6 +194,46 @@ class CompiledLoss:
         return self.total([y], [pred])[0]
 
 
+def sample_weights(ys, sample_weight=None, class_weight=None, where="fit"):
+    """The per-sample weights of a fit / evaluate (a float32 array (N,), or None), as
+    Keras makes them: ``sample_weight`` as given (one weight per sample), or
+    ``class_weight`` ({class: weight}, classes missing weigh 1.0) looked up by each
+    sample's class (its label; one-hot: its arg-max; rounded). Both at once, or
+    ``class_weight`` for several outputs, is a ValueError, as in Keras."""
+    n = len(ys[0])
+    if sample_weight is not None and class_weight is not None:
+        raise ValueError(f"{where}: you cannot give class_weight and sample_weight at the same time")
+    if class_weight is not None:
+        if not isinstance(class_weight, dict):
+            raise TypeError(f"{where}: class_weight must be a dict {{class: weight}}, received {class_weight!r}")
+        if len(ys) > 1:
+            raise ValueError(f"{where}: class_weight is only supported for models with a single output (this one has "
+                             f"{len(ys)}); give a sample_weight instead")
+        for k, v in class_weight.items():
+            if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or isinstance(v, bool) or \
+                    not isinstance(v, (int, float, np.number)) or not np.isfinite(v):
+                raise ValueError(f"{where}: class_weight maps integer classes to finite weights, received "
+                                 f"{k!r}: {v!r}")
+        y = np.asarray(ys[0].numpy() if isinstance(ys[0], Tensor) else ys[0])
+        if y.ndim > 1:
+            y = np.argmax(y, axis=-1) if y.shape[-1] != 1 else y.reshape(y.shape[:-1])
+        cls = np.round(y.astype(np.float64)).astype(np.int64).reshape(n, -1)[:, 0]
+        return np.array([float(class_weight.get(int(c), 1.0)) for c in cls], dtype=np.float32)
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight.numpy() if isinstance(sample_weight, Tensor) else sample_weight)
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: sample_weight must be numbers, received dtype {w.dtype}")
+    if w.ndim == 2 and w.shape[1] == 1:
+        w = w.reshape(-1)
+    if w.shape != (n,):
+        raise ValueError(f"{where}: sample_weight must have one weight per sample, shape ({n},), received shape "
+                         f"{w.shape}")
+    if not np.all(np.isfinite(w)):
+        raise ValueError(f"{where}: sample_weight must be finite")
+    return w.astype(np.float32)
+
+
 def _metric_name(identifier, obj):
     if isinstance(identifier, str):
         return identifier
