@@ -499,3 +499,22 @@ def test_learning_rate_and_iterations_answer_variable_idioms():
     with pytest.raises(ValueError, match="iterations must be >= 0"):
         opt.iterations = -1
     assert json.loads(json.dumps(opt.get_config()))["learning_rate"] == 0.5
+
+
+def test_tf_keras_2_import_paths():
+    """tf.keras 2 notebooks import optimizers.legacy.Adam(lr=..., decay=...) and
+    optimizers.experimental.AdamW: the same classes."""
+    from convcore.optimizers import experimental, legacy
+    assert legacy.Adam is optimizers.Adam and legacy.RMSprop is optimizers.RMSprop
+    assert experimental.AdamW is optimizers.AdamW and experimental.Lion is optimizers.Lion
+    opt = legacy.SGD(lr=0.1, decay=0.5)
+    assert opt.learning_rate == pytest.approx(0.1)
+
+
+def test_read_values_copy_as_plain_numbers():
+    import copy
+    import pickle
+    opt = optimizers.SGD(0.25)
+    for v, kind in ((opt.learning_rate, float), (opt.iterations, int)):
+        for c in (copy.deepcopy(v), copy.copy(v), pickle.loads(pickle.dumps(v))):
+            assert type(c) is kind and c == v

@@ -1,15 +1,16 @@
 """``convcore.optimizers``, as ``keras.optimizers``: the optimizers (SGD, Adam, AdamW,
 RMSprop, Adagrad, Adadelta, Adamax, Nadam, Lion), ``schedules`` (learning-rate
-schedules), and ``get`` / ``serialize`` / ``deserialize``."""
+schedules), and ``get`` / ``serialize`` / ``deserialize``; ``legacy`` and
+``experimental`` are tf.keras 2's import paths for the same classes."""
 from __future__ import annotations
 
 
-from . import schedules
+from . import experimental, legacy, schedules
 from .algorithms import SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, Lion, Nadam, RMSprop
 from .base_optimizer import Optimizer, _ArgumentError
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "Nadam", "Lion",
-           "schedules", "get", "serialize", "deserialize"]
+           "schedules", "legacy", "experimental", "get", "serialize", "deserialize"]
 
 _CLASSES = {c.__name__: c for c in (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Adamax, Nadam, Lion)}
 # Keras's names for get(): the lowercase class names

@@ -90,6 +90,9 @@ class _LearningRate(float):
     def numpy(self):
         return np.float32(self)
 
+    def __reduce__(self):  # a copy or a pickle is the plain number (not the optimizer)
+        return float, (float(self),)
+
     def assign(self, value):
         self._optimizer.learning_rate = value
         return self._optimizer.learning_rate
@@ -106,6 +109,9 @@ class _Iterations(int):
 
     def numpy(self):
         return np.int64(self)
+
+    def __reduce__(self):
+        return int, (int(self),)
 
     def assign(self, value):
         self._optimizer.iterations = value
