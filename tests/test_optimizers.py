@@ -518,3 +518,27 @@ def test_read_values_copy_as_plain_numbers():
     for v, kind in ((opt.learning_rate, float), (opt.iterations, int)):
         for c in (copy.deepcopy(v), copy.copy(v), pickle.loads(pickle.dumps(v))):
             assert type(c) is kind and c == v
+
+
+@needs_gpu
+@pytest.mark.parametrize("cls", ["Adam", "RMSprop", "Nadam", "Lion"])
+def test_gpu_update_of_a_variable_larger_than_one_binding(cls):
+    """A variable over the binding window is updated in element chunks (each with its
+    own state windows): the result equals the CPU's."""
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=(3000,)).astype(np.float32)  # 12 KB: three 4 KB windows
+    gs = [rng.normal(size=w.shape).astype(np.float32) for _ in range(3)]
+    kw = dict(centered=True, momentum=0.5) if cls == "RMSprop" else {}
+    out = {}
+    for device in ("cpu", "gpu"):
+        opt = getattr(optimizers, cls)(learning_rate=0.01, **kw)
+        v = convcore.Variable(w, device=device)
+        if device == "gpu":
+            _core.gpu_set_binding_limit(4096)
+        try:
+            for g in gs:
+                opt.apply_gradients([(ops.convert_to_tensor(g, device=device), v)])
+            out[device] = v.numpy().copy()
+        finally:
+            _core.gpu_set_binding_limit(None)
+    np.testing.assert_allclose(out["gpu"], out["cpu"], rtol=1e-5, atol=1e-6)
