@@ -80,3 +80,24 @@ def config_round_trip(layer, x, device="cpu", **kw):
     again = type(layer).from_config(cfg)
     assert type(again) is type(layer) and again.get_config() == cfg
     np.testing.assert_array_equal(run(again, x, device, **kw), run(layer, x, device, **kw))
+
+
+def check_gpu_gradients(make, xs, multi=False, seed=0, **kw):
+    """The GPU's output and input gradients of ``sum(layer(xs) * r)`` equal the CPU's
+    (float32; one layer per device from ``make()``)."""
+    xs = [np.asarray(x, dtype=np.float32) for x in xs]
+    results = []
+    for device in ("cpu", "gpu"):
+        layer = make()
+        ts = [ops.convert_to_tensor(x, device=device) for x in xs]
+        with convcore.GradientTape() as tape:
+            for t in ts:
+                tape.watch(t)
+            y = layer(ts if multi else ts[0], **kw)
+            r = np.random.default_rng(seed).standard_normal(y.shape).astype(np.float32)
+            loss = ops.sum(ops.multiply(y, r))
+        grads = tape.gradient(loss, ts)
+        assert y.device == device and all(g.device == device for g in grads)
+        results.append([np.asarray(y)] + [np.asarray(g) for g in grads])
+    for got, want in zip(*results[::-1]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)  # float32 sums in another order

@@ -15,7 +15,8 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import keras  # noqa: E402  (the reference)
 
 from convcore import Input, Model, layers  # noqa: E402
-from layer_reference import DEVICES, check_gradients, config_round_trip, run  # noqa: E402
+from layer_reference import (DEVICES, check_gpu_gradients, check_gradients, config_round_trip,  # noqa: E402
+                             needs_gpu, run)
 
 # (class name, constructor arguments, input shapes with the batch axis)
 CASES = [
@@ -243,3 +244,10 @@ def test_nan_and_inf_as_in_keras(i, device):
         _NONFINITE_KERAS[i] = np.asarray(getattr(keras.layers, name)(**kw)(xs))
     got = run(getattr(layers, name)(**kw), xs, device)
     np.testing.assert_allclose(got, _NONFINITE_KERAS[i], rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+@needs_gpu
+@pytest.mark.parametrize("i", range(len(CASES)), ids=IDS)
+def test_gpu_gradients_equal_cpu(i):
+    name, kw, shapes = CASES[i]
+    check_gpu_gradients(lambda: getattr(layers, name)(**kw), _inputs(shapes, seed=i), multi=True)

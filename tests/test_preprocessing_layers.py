@@ -16,7 +16,7 @@ import keras  # noqa: E402  (the reference)
 
 import convcore  # noqa: E402
 from convcore import Input, Model, layers, ops  # noqa: E402
-from layer_reference import DEVICES, check_gradients, needs_gpu, run  # noqa: E402
+from layer_reference import DEVICES, check_gpu_gradients, check_gradients, needs_gpu, run  # noqa: E402
 
 # (class name, constructor arguments, input shape, adapt data shape or None, call arguments)
 CASES = [
@@ -300,7 +300,8 @@ def test_gpu_resize_runs_without_host_fallback(interpolation, size):
     assert device.host_fallbacks() == before and g.device == "gpu"
 
 
-NONFINITE = [("Resizing", {"height": 3, "width": 7}), ("Resizing", {"height": 8, "width": 10, "interpolation": "nearest"}),
+NONFINITE = [("Resizing", {"height": 3, "width": 7}),
+             ("Resizing", {"height": 8, "width": 10, "interpolation": "nearest"}),
              ("Resizing", {"height": 6, "width": 4, "interpolation": "bicubic", "antialias": True}),
              ("CenterCrop", {"height": 6, "width": 3}), ("Rescaling", {"scale": 0.5, "offset": 1.0}),
              ("Normalization", {"mean": [0.5], "variance": [2.0]})]
@@ -332,3 +333,10 @@ def test_tf_keras_2_experimental_preprocessing_path():
         assert getattr(pre, name) is getattr(layers, name), name
     x = _array((2, 3, 3, 1))
     np.testing.assert_array_equal(run(pre.Rescaling(1 / 255.0), x), run(layers.Rescaling(1 / 255.0), x))
+
+
+@needs_gpu
+@pytest.mark.parametrize("i", range(len(CASES)), ids=IDS)
+def test_gpu_gradients_equal_cpu(i):
+    name, kw, shape, _, call_kw = CASES[i]
+    check_gpu_gradients(lambda: _make(i), [_array(shape, seed=i)], **call_kw)

@@ -13,7 +13,8 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import keras  # noqa: E402  (the reference)
 
 from convcore import Input, Model, layers  # noqa: E402
-from layer_reference import DEVICES, check_gradients, config_round_trip, needs_gpu, run  # noqa: E402
+from layer_reference import (DEVICES, check_gpu_gradients, check_gradients, config_round_trip,  # noqa: E402
+                             needs_gpu, run)
 
 # (class name, constructor arguments (the same for both libraries), input shape with batch)
 CASES = [
@@ -226,3 +227,10 @@ def test_symbolic_inputs_with_unknown_sizes():
         np.testing.assert_allclose(m.predict(x, verbose=0), k.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
     assert layers.Permute((2, 1))(Input((None, 3))).shape == (None, 3, None)
     assert layers.UpSampling3D()(Input((None, 2, None, 1))).shape == (None, None, 4, None, 1)
+
+
+@needs_gpu
+@pytest.mark.parametrize("i", range(len(CASES)), ids=IDS)
+def test_gpu_gradients_equal_cpu(i):
+    name, kw, shape = CASES[i]
+    check_gpu_gradients(lambda: getattr(layers, name)(**kw), [_input(shape, seed=i)])
