@@ -217,6 +217,42 @@ def test_reset_states_alias_and_mean_metric_wrapper():
     np.testing.assert_allclose(m.result().numpy(), np.asarray(ref.result()), rtol=1e-5)
 
 
+def test_a_metric_subclass_written_as_for_keras():
+    def make(M, O):
+        class WeightedPositives(M.Metric):
+            def __init__(self, name="weighted_positives", **kw):
+                super().__init__(name=name, **kw)
+                self.hits = self.add_variable(shape=(), initializer="zeros", name="hits")
+                self.seen = self.add_weight(shape=(), initializer="zeros", name="seen")
+
+            def update_state(self, y_true, y_pred, sample_weight=None):
+                hit = O.cast(O.greater(y_pred, 0.5), "float32") * O.cast(y_true, "float32")
+                w = O.ones_like(hit) if sample_weight is None else O.expand_dims(O.cast(sample_weight, "float32"), 1)
+                self.hits.assign_add(O.sum(hit * w))
+                self.seen.assign_add(O.sum(O.ones_like(hit) * w))
+
+            def result(self):
+                return self.hits / self.seen
+        return WeightedPositives()
+
+    ours, ref = make(metrics, ops), make(keras.metrics, keras.ops)
+    for y, p, sw in _batches("multilabel", seed=6):
+        ours.update_state(y, p, sample_weight=sw)
+        ref.update_state(y, p, sample_weight=sw)
+    np.testing.assert_allclose(float(ours.result()), float(ref.result()), rtol=1e-6)
+    assert [v.name for v in ours.variables] == ["hits", "seen"]
+    ours.reset_state()
+    assert float(ours.hits) == 0.0 and float(ours.seen) == 0.0
+
+
+def test_result_is_not_changed_by_later_updates():
+    m = metrics.Sum()
+    m.update_state([1.0, 2.0])
+    r = m.result()
+    m.update_state([4.0])
+    assert float(r) == 3.0 and float(m.result()) == 7.0
+
+
 def test_functions_equal_keras():
     for name, kind in [("binary_accuracy", "multilabel"), ("categorical_accuracy", "onehot"),
                        ("sparse_categorical_accuracy", "sparse"), ("top_k_categorical_accuracy", "onehot"),

@@ -8,7 +8,8 @@ import functools
 
 import numpy as np
 
-from .. import ops
+from .. import device as device_mod, ops
+from ..tensor import Variable
 from ..losses import squeeze_or_expand_to_same_rank
 from ..tape import stop_recording
 
@@ -69,14 +70,14 @@ def divide_no_nan(a, b):
 class Metric:
     """Base class of metrics (``keras.metrics.Metric``): ``update_state(...)`` adds a
     batch, ``result()`` is the value so far (a 0-d tensor, or a vector), ``reset_state()``
-    starts again. Subclasses create their state with ``add_variable(shape, name)`` and
-    update it by assigning new tensors to those names (``self.total = ...``)."""
+    starts again. Subclasses create their state with ``self.total = self.add_variable(shape,
+    name=...)`` and update it with ``self.total.assign_add(...)``, as in Keras."""
 
-    def __init__(self, name=None, dtype=None):
+    def __init__(self, dtype=None, name=None):  # Keras's order
         self.name = name or _snake(type(self).__name__)
         from .. import backend  # Keras 3: a metric computes in floatx unless told
         self._dtype = str(np.dtype(dtype)) if dtype is not None and dtype != "int" else backend.floatx()
-        self._state = {}
+        self._variables = []
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -93,40 +94,50 @@ class Metric:
     def dtype(self):
         return self._dtype
 
-    def add_variable(self, shape=(), initializer="zeros", dtype=None, name=None):
-        if initializer not in ("zeros", None):
+    def add_variable(self, shape=(), initializer="zeros", dtype=None, aggregation="sum", name=None):
+        """A state variable (a non-trainable :class:`~convcore.Variable`, zeros), as
+        Keras's: update it with ``assign`` / ``assign_add``. It moves to the device of the
+        values it is first given (float32 on the GPU; float64 on the CPU by default, so
+        counts stay exact past 2**24 samples)."""
+        if initializer not in ("zeros", None) and getattr(initializer, "__name__", "") != "Zeros" and \
+                type(initializer).__name__ != "Zeros":
             raise ValueError(f"{type(self).__name__}.add_variable: only initializer='zeros' is supported, "
                              f"received initializer={initializer!r}")
-        name = name or f"variable_{len(self._state)}"
-        # float64 on the CPU: counts stay exact past 2**24 samples (the GPU keeps float32)
-        v = ops.convert_to_tensor(np.zeros(shape, dtype=dtype or np.float64))
-        self._state[name] = tuple(shape)
-        object.__setattr__(self, name, v)
+        name = name or f"variable_{len(self._variables)}"
+        v = Variable(np.zeros(tuple(shape), dtype=dtype or np.float64), trainable=False, name=name)
+        self._variables.append(v)
         return v
 
-    add_weight = add_variable
+    def add_weight(self, shape=(), initializer=None, dtype=None, name=None):
+        return self.add_variable(shape=shape, initializer=initializer, dtype=dtype, name=name)
 
-    def _on(self, name, device):
-        """The state ``name`` on ``device`` (moved there the first time it meets it)."""
-        v = getattr(self, name)
-        if v.device != device:
-            v = ops.convert_to_tensor(np.asarray(v.numpy(), dtype=np.float32 if device == "gpu" else v.dtype),
-                                      device=device)
-        return v
+    def _place(self, v, dev):
+        """Move the state variable ``v`` to ``dev`` (in place: who holds it keeps it)."""
+        if v.device != dev:
+            host = v.numpy()
+            v._data = device_mod.to_device(host.astype(np.float32) if dev == "gpu" else host.astype(np.float64),
+                                           dev, f"metric {self.name!r}")
+            v._device = dev
 
-    def _add(self, name, value):
-        dev = value.device if isinstance(value, ops.Tensor) else "cpu"
-        object.__setattr__(self, name, ops.add(self._on(name, dev), value))
+    def _add(self, v, value):
+        """``v += value`` in place on the device of ``value`` (never deferred)."""
+        if isinstance(v, str):
+            v = getattr(self, v)
+        value = value if isinstance(value, ops.Tensor) else ops.convert_to_tensor(value)
+        self._place(v, value.device)
+        if np.dtype(value.dtype) != np.dtype(v.dtype):
+            value = ops.cast(value, v.dtype)
+        if tuple(value.shape) != tuple(v.shape):
+            value = ops.broadcast_to(value, v.shape)
+        v._apply_axpby(value, 1.0, 1.0)
 
     @property
     def variables(self):
-        return [getattr(self, n) for n in self._state]
+        return list(self._variables)
 
     def reset_state(self):
-        for n, shape in self._state.items():
-            dev = getattr(self, n).device
-            object.__setattr__(self, n, ops.convert_to_tensor(
-                np.zeros(shape, dtype=np.float32 if dev == "gpu" else getattr(self, n).dtype), device=dev))
+        for v in self._variables:
+            v.assign(np.zeros(v.shape, dtype=v.dtype))
 
     def reset_states(self):
         """The tf.keras 2 name of :meth:`reset_state`."""
@@ -177,7 +188,7 @@ class Sum(Metric):
 
     def __init__(self, name="sum", dtype=None):
         super().__init__(name=name, dtype=dtype)
-        self.add_variable((), name="total")
+        self.total = self.add_variable((), name="total")
 
     def update_state(self, values, sample_weight=None):
         dev = device_of(values, sample_weight)
@@ -185,7 +196,7 @@ class Sum(Metric):
         self._add("total", ops.sum(values))
 
     def result(self):
-        return self.total
+        return ops.copy(self.total)  # not the variable: later updates must not change it
 
 
 class Mean(Metric):
@@ -195,8 +206,8 @@ class Mean(Metric):
 
     def __init__(self, name="mean", dtype=None):
         super().__init__(name=name, dtype=dtype)
-        self.add_variable((), name="total")
-        self.add_variable((), name="count")
+        self.total = self.add_variable((), name="total")
+        self.count = self.add_variable((), name="count")
 
     def update_state(self, values, sample_weight=None):
         dev = device_of(values, sample_weight)

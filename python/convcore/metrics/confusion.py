@@ -98,7 +98,7 @@ class _Confusion(Metric):
         self.class_id = _opt_int(owner, "class_id", class_id)
         self.thresholds = _thresholds(owner, thresholds, 0.5 if top_k is None else NEG_INF)
         for k in self._keys:
-            self.add_variable((len(self.thresholds),), name=_NAMES[k])
+            setattr(self, _NAMES[k], self.add_variable((len(self.thresholds),), name=_NAMES[k]))
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         c = confusion_counts(y_true, y_pred, self.thresholds, sample_weight, self.top_k, self.class_id, self._keys)
@@ -192,7 +192,7 @@ class AUC(Metric):
     def _build(self, labels):
         shape = (self.num_thresholds,) if labels is None else (self.num_thresholds, labels)
         for k in ("tp", "fp", "tn", "fn"):
-            self.add_variable(shape, name=_NAMES[k])
+            setattr(self, _NAMES[k], self.add_variable(shape, name=_NAMES[k]))
         self._built = True
 
     @property
@@ -295,7 +295,7 @@ class FBetaScore(Metric):
                              f"y_pred.shape={tuple(yp_shape)} and y_true.shape={tuple(yt_shape)}")
         shape = (yp_shape[-1],) if self.average != "micro" else ()
         for n in ("true_positives", "false_positives", "false_negatives", "intermediate_weights"):
-            self.add_variable(shape, name=n)
+            setattr(self, n, self.add_variable(shape, name=n))
         self._built = True
 
     def update_state(self, y_true, y_pred, sample_weight=None):
@@ -373,7 +373,7 @@ class MeanIoU(Metric):
         self.num_classes = n
         self.ignore_class = _opt_int("MeanIoU", "ignore_class", ignore_class, -2 ** 31)
         self.sparse_y_true, self.sparse_y_pred, self.axis = bool(sparse_y_true), bool(sparse_y_pred), int(axis)
-        self.add_variable((n, n), name="total_cm")
+        self.total_cm = self.add_variable((n, n), name="total_cm")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         dev = device_of(y_pred, y_true)
@@ -420,14 +420,14 @@ class _Count(Metric):
         super().__init__(name=name, dtype=dtype)
         self.init_thresholds = thresholds
         self.thresholds = _thresholds(type(self).__name__, thresholds, 0.5)
-        self.add_variable((len(self.thresholds),), name="accumulator")
+        self.accumulator = self.add_variable((len(self.thresholds),), name="accumulator")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         c = confusion_counts(y_true, y_pred, self.thresholds, sample_weight, want=(self._key,))
         self._add("accumulator", c[self._key])
 
     def result(self):
-        return self.accumulator[0] if len(self.thresholds) == 1 else self.accumulator
+        return ops.copy(self.accumulator[0] if len(self.thresholds) == 1 else self.accumulator)
 
     def get_config(self):
         cfg = super().get_config()
