@@ -251,3 +251,25 @@ def test_nan_and_inf_as_in_keras(i, device):
 def test_gpu_gradients_equal_cpu(i):
     name, kw, shapes = CASES[i]
     check_gpu_gradients(lambda: getattr(layers, name)(**kw), _inputs(shapes, seed=i), multi=True)
+
+
+@needs_gpu
+@pytest.mark.parametrize("name, kw, shapes", [
+    ("Add", {}, [(2, 3, 1), (2, 1, 4)]), ("Subtract", {}, [(2, 4), (2, 3, 4)]), ("Multiply", {}, [(2, 3), (2, 3)]),
+    ("Average", {}, [(2, 3), (2, 3), (2, 3)]), ("Dot", {"axes": 1, "normalize": True}, [(2, 4), (2, 4)]),
+    ("Dot", {"axes": (2, 1)}, [(2, 3, 4), (2, 4)]), ("Dot", {"axes": (1, 1), "normalize": True}, [(2, 4), (2, 4, 5)]),
+], ids=["Add", "Subtract", "Multiply", "Average", "Dot-cosine", "Dot-matrix-vector", "Dot-vector-matrix"])
+def test_gpu_runs_without_host_fallback(name, kw, shapes):
+    """Elementwise merges and dot products with a vector on one side are native on the
+    GPU, forward and backward (Maximum / Minimum's gradient and a Dot of two matrices
+    per sample go through the host fallback)."""
+    import convcore
+    from convcore import device, ops
+    xs = [ops.convert_to_tensor(x, device="gpu") for x in _inputs(shapes, seed=2)]
+    before = device.host_fallbacks()
+    with convcore.GradientTape() as tape:
+        for x in xs:
+            tape.watch(x)
+        loss = ops.sum(ops.square(getattr(layers, name)(**kw)(xs)))
+    grads = tape.gradient(loss, xs)
+    assert device.host_fallbacks() == before and all(g.device == "gpu" for g in grads)

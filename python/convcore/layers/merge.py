@@ -271,8 +271,14 @@ class Dot(Layer):
         y = ops.moveaxis(y, a2, 1)
         rest1, rest2 = tuple(x.shape[1:-1]), tuple(y.shape[2:])
         k = x.shape[-1]
-        z = ops.matmul(ops.reshape(x, (b, int(np.prod(rest1, dtype=np.int64)), k)),
-                       ops.reshape(y, (b, k, int(np.prod(rest2, dtype=np.int64)))))
+        n1, n2 = int(np.prod(rest1, dtype=np.int64)), int(np.prod(rest2, dtype=np.int64))
+        if min(n1, n2) == 1:
+            # a vector on one side (the usual case: per-sample dot products, cosine
+            # similarity): a broadcast product and a sum, native on every device and no
+            # larger than the other input (a batched matmul runs on the GPU's host fallback)
+            z = ops.sum(ops.multiply(ops.reshape(x, (b, n1, k, 1)), ops.reshape(y, (b, 1, k, n2))), axis=2)
+        else:
+            z = ops.matmul(ops.reshape(x, (b, n1, k)), ops.reshape(y, (b, k, n2)))
         out = rest1 + rest2
         return ops.reshape(z, (b,) + (out if out else (1,)))
 
@@ -282,11 +288,12 @@ class Dot(Layer):
 
 
 def _l2_normalize(x, axis):
-    """x / max(||x||, 1e-7) along ``axis``, keras.ops.normalize's order-2 rule; the
-    floor is taken on the square sum (1e-14) so that a zero vector has a finite
-    gradient."""
+    """x / max(||x||, 1e-7) along ``axis``, keras.ops.normalize's order-2 rule. The
+    floor is taken on the square sum (1e-14), so a zero vector has a finite gradient,
+    as relu(ss - 1e-14) + 1e-14 (max(ss, 1e-14) to a rounding): relu and its gradient
+    are native on the GPU, where maximum's gradient (a comparison) is a host fallback."""
     ss = ops.sum(ops.square(x), axis=axis, keepdims=True)
-    return ops.divide(x, ops.sqrt(ops.maximum(ss, 1e-14)))
+    return ops.divide(x, ops.sqrt(ops.add(ops.relu(ops.subtract(ss, 1e-14)), 1e-14)))
 
 
 def add(inputs, **kwargs):
