@@ -284,18 +284,18 @@ def _grouped_conv_linear(x, kernel, groups, s, pad, d):
     B = backend(x)
     cg, fg = x.shape[-1] // groups, kernel.shape[-1] // groups
 
-    def channels(data, ndim, g, width):
+    def channels(ndim, g, width):  # the key of group g along the last axis
         return (slice(None),) * (ndim - 1) + (slice(g * width, (g + 1) * width),)
 
-    xs = [B.array_op("getitem", x._data, channels(x._data, x.ndim, g, cg)) for g in range(groups)]
-    ks = [B.array_op("getitem", kernel._data, channels(kernel._data, kernel.ndim, g, fg)) for g in range(groups)]
+    xs = [B.array_op("getitem", x._data, channels(x.ndim, g, cg)) for g in range(groups)]
+    ks = [B.array_op("getitem", kernel._data, channels(kernel.ndim, g, fg)) for g in range(groups)]
     y = out(B.array_op("concatenate", [B.conv(xi, ki, None, s, d, pad) for xi, ki in zip(xs, ks)], x.ndim - 1), x)
     if recording() and is_float(x):
         need_dx = needs_grad(x)
 
         def vjp(g):
             Bg = backend(g)
-            parts = [Bg.conv_backward(xi, ki, Bg.array_op("getitem", g._data, channels(g._data, g.ndim, j, fg)),
+            parts = [Bg.conv_backward(xi, ki, Bg.array_op("getitem", g._data, channels(g.ndim, j, fg)),
                                       s, d, pad, need_dx) for j, (xi, ki) in enumerate(zip(xs, ks))]
             dx = out(Bg.array_op("concatenate", [p[0] for p in parts], x.ndim - 1), g) if need_dx else None
             dw = out(Bg.array_op("concatenate", [p[1] for p in parts], kernel.ndim - 1), g)
@@ -587,9 +587,9 @@ def adaptive_average_pool(inputs, output_size, data_format=None):
 
 
 def adaptive_max_pool(inputs, output_size, data_format=None):
-    """Adaptive max pooling, as ``keras.ops.adaptive_max_pool``. Where ``output_size``
-    divides the input the gradient goes to the first maximum of a window (native
-    pooling), else it is shared among tied maxima (``ops.max``'s rule)."""
+    """Adaptive max pooling, as ``keras.ops.adaptive_max_pool`` (the windows of
+    :func:`adaptive_average_pool`); the gradient goes to the first maximum of each window,
+    as max pooling's."""
     return _adaptive_pool("max", inputs, output_size, data_format)
 
 
