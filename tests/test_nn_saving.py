@@ -414,6 +414,18 @@ def test_files_saved_before_the_op_house_still_load():
     assert [l.name for l in func.layers][-2:] == ["cat", "out"]
 
 
+def test_batchnorm_without_center_or_scale_saved_before_keras_3_weights_loads():
+    """tests/data/batchnorm_unscaled_v1.convcore was written by commit c00d466, whose
+    BatchNormalization held gamma and beta even with scale=False / center=False (Keras 3
+    holds neither then): the file keeps loading, with the same predictions."""
+    m = convcore.load_model(DATA / "batchnorm_unscaled_v1.convcore")
+    want = np.load(DATA / "batchnorm_unscaled_v1_outputs.npy")
+    np.testing.assert_allclose(m.predict(np.ones((2, 4)), verbose=0), want, rtol=1e-6, atol=1e-7)
+    bn1, bn2 = m.layers[1], m.layers[2]
+    assert (bn1.center, bn1.scale, bn2.center, bn2.scale) == (False, True, True, False)
+    assert len(bn1.weights) == len(bn2.weights) == 4 and len(bn1.trainable_weights) == len(bn2.trainable_weights) == 1
+
+
 def test_registered_initializer_and_layer_round_trip(tmp_path):
     from convcore.saving import register_keras_serializable
 

@@ -130,7 +130,15 @@ class BatchNormalization(_WeightsMixin, Layer):
         self._axes = _resolve("BatchNormalization", self.axis, input_shape)
         shape = tuple(input_shape[a - 1] for a in self._axes)
         self._fused = self._axes == [len(input_shape)]
-        self._add_affine(shape, gamma=self.scale, beta=self.center)
+        if self.__dict__.get("_legacy_affine"):
+            # a layer of a file written by convcore before Keras 3's weights: it held
+            # gamma and beta always (the unused one frozen), so its weights keep loading
+            self._add_affine(shape)
+            self.gamma.trainable, self.beta.trainable = self.scale, self.center
+            self.gamma = self.gamma if self.scale else None
+            self.beta = self.beta if self.center else None
+        else:
+            self._add_affine(shape, gamma=self.scale, beta=self.center)
         self.moving_mean = self.add_weight("moving_mean", shape, self.moving_mean_initializer, trainable=False)
         self.moving_variance = self.add_weight("moving_variance", shape, self.moving_variance_initializer,
                                                trainable=False)
@@ -166,6 +174,15 @@ class BatchNormalization(_WeightsMixin, Layer):
             y = ops.add(y, ops.reshape(self.beta, bshape))
         shape = tuple(self.moving_mean.shape)
         return y, ops.reshape(mean, shape), ops.reshape(var, shape)
+
+    @classmethod
+    def from_config(cls, config):
+        layer = cls(**config)
+        # convcore's configs before Keras 3's BatchNormalization keys (renorm...) had
+        # four weights whatever center / scale said
+        if "renorm" not in config and not (layer.center and layer.scale):
+            layer._legacy_affine = True
+        return layer
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
