@@ -243,6 +243,13 @@ def test_a_metric_subclass_written_as_for_keras():
     assert [v.name for v in ours.variables] == ["hits", "seen"]
     ours.reset_state()
     assert float(ours.hits) == 0.0 and float(ours.seen) == 0.0
+    if HAVE_GPU:  # the state follows GPU inputs, where assign_add then runs
+        gpu = make(metrics, ops)
+        for y, p, sw in _batches("multilabel", seed=6):
+            gpu.update_state(ops.convert_to_tensor(y, device="gpu"), ops.convert_to_tensor(p, device="gpu"),
+                             sample_weight=ops.convert_to_tensor(sw, device="gpu") if sw is not None else None)
+        assert gpu.hits.device == "gpu"
+        np.testing.assert_allclose(float(gpu.result()), float(ref.result()), rtol=1e-6)
 
 
 def test_result_is_not_changed_by_later_updates():

@@ -86,6 +86,9 @@ class Metric:
 
             @functools.wraps(f)
             def update_state(self, *a, **k):
+                if device_of(*a, *k.values()) == "gpu":  # the state follows GPU inputs (assign_add there)
+                    for v in getattr(self, "_variables", ()):
+                        self._place(v, "gpu")
                 with stop_recording():  # a metric is never differentiated
                     return f(self, *a, **k)
             cls.update_state = update_state
