@@ -42,6 +42,8 @@ def _copy_weights(keras_model, ours, seed=0):
 
 def _assert_same_weights(keras_model, ours):
     for kl in keras_model.layers:
+        if not kl.get_weights():
+            continue
         for a, b in zip(kl.get_weights(), ours.get_layer(kl.name).get_weights()):
             np.testing.assert_allclose(b, a, rtol=RTOL, atol=ATOL, err_msg=kl.name)
 

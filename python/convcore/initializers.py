@@ -499,4 +499,5 @@ def initialize(init, shape, dtype):
         init = "glorot_uniform" if np.dtype(dtype or backend.floatx()).kind == "f" else "zeros"
     if not callable(init) or isinstance(init, type):
         init = get(init)
-    return np.ascontiguousarray(np.asarray(init(tuple(shape), dtype), dtype=dtype))
+    # reshape: ascontiguousarray gives a 0-d array one axis
+    return np.ascontiguousarray(np.asarray(init(tuple(shape), dtype), dtype=dtype)).reshape(tuple(shape))

@@ -25,6 +25,8 @@ for _m in _FAMILIES:
     for _n in _m.__all__:
         globals()[_n] = getattr(_m, _n)
 
+from . import experimental  # tf.keras 2's layers.experimental.preprocessing path
+
 __all__ = ["Layer", "Input", "InputLayer", "KerasTensor", "InputSpecError", "deserialize", "serialize"] + [
     n for m in _FAMILIES for n in m.__all__]
 

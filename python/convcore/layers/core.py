@@ -21,9 +21,15 @@ from ..tensor import Tensor, Variable
 _NAME_COUNTS: dict = {}
 
 
+def _snake_case(name):
+    """Keras's layer-name rule: 'Conv2DTranspose' -> 'conv2d_transpose'."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
 def _auto_name(cls_name):
-    base = re.sub(r"(?<!^)(?=[A-Z])", "_", cls_name).lower()
-    base = base.replace("_d", "d") if re.search(r"\d_d$", base) else base
+    base = _snake_case(cls_name)
     n = _NAME_COUNTS.get(base, 0)
     _NAME_COUNTS[base] = n + 1
     return base if n == 0 else f"{base}_{n}"

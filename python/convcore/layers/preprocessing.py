@@ -451,9 +451,3 @@ class Normalization(Layer):
         return {**super().get_config(), "axis": list(self.axis), "invert": self.invert,
                 "mean": None if self.input_mean is None else self.input_mean.tolist(),
                 "variance": None if self.input_variance is None else self.input_variance.tolist()}
-
-
-# tf.keras 2's ``layers.experimental.preprocessing`` path, bound as an attribute of
-# ``convcore.layers`` (its names above are defined by now; the augmentation module is
-# imported before this one). Its place is layers/__init__.py, owned elsewhere.
-from . import experimental  # noqa: E402,F401

@@ -25,6 +25,7 @@ from .nn import (average_pool, batch_normalization, binary_crossentropy, categor
                  fused_batch_norm, fused_loss, gelu, global_pool, hard_sigmoid, leaky_relu, linear, log_softmax,
                  max_pool, moments, one_hot, relu, relu6, selu, sigmoid, silu, softmax, softmax_logits, softplus,
                  sparse_categorical_crossentropy, swish)
+from .nn import adaptive_average_pool, adaptive_max_pool, separable_conv
 from .nn import tanh as _tanh_native
 from . import image
 from .image import upsample2d

@@ -168,8 +168,9 @@ class Trainer:
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
                 run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True, device=None):
-        """Configure training, as ``keras.Model.compile``: the optimizer (a name such as
-        'rmsprop' — Keras's default — 'adam', 'sgd', or an optimizer object), the loss (a
+        """Configure training, as ``keras.Model.compile``: the optimizer (a name —
+        'rmsprop', Keras's default, 'adam', 'adamw', 'sgd', 'adagrad', 'adadelta',
+        'adamax', 'nadam', 'lion' — or an optimizer object), the loss (a
         name, a Loss object or a function ``fn(y_true, y_pred)``; for several outputs a
         list or a dict keyed by output name; None when the model's own ``add_loss``
         losses are all there is), ``loss_weights``, ``metrics`` and ``weighted_metrics``
@@ -801,6 +802,11 @@ class Trainer:
             cbs.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
+        # use_ema: the moving averages become the weights at the end of training (Keras)
+        finalize = getattr(self.optimizer, "finalize_variable_values", None)
+        if finalize is not None:
+            with self._weights().write():
+                finalize(self.trainable_weights)
         cbs.on_train_end(logs)
         self.history = history
         return history
