@@ -157,31 +157,14 @@ CONSTRAINTS = tuple(_lookup.valid_names(_TABLE))
 def deserialize(config, custom_objects=None):
     """The constraint of a config: a ``{"class_name", "config"}`` dict (Keras 2 or 3
     form) or a name."""
-    if isinstance(config, str):
-        obj = _lookup.lookup("constraint", config, _TABLE, custom_objects)
-    elif isinstance(config, dict):
-        obj = _lookup.from_dict("constraint", config, _TABLE, custom_objects, Constraint)
-    else:
-        raise ValueError(f"Could not interpret constraint identifier: {config!r} (expected a name or a "
-                         f"{{'class_name': ..., 'config': ...}} dict)")
-    return obj() if isinstance(obj, type) else obj
+    return _lookup.deserialize("constraint", config, _TABLE, custom_objects, Constraint)
 
 
 def get(identifier):
     """A Constraint (or a user callable ``w -> w``) from None (None), a name
     ('max_norm', 'non_neg', 'unit_norm', 'min_max_norm', a class name, a registered
     name), a config dict, a Constraint, a class (instantiated) or a callable."""
-    if identifier is None:
-        return None
-    if isinstance(identifier, (str, dict)):
-        return deserialize(identifier)
-    if isinstance(identifier, type):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"Could not interpret constraint identifier: {identifier!r}; valid constraints are "
-                     f"{', '.join(_lookup.valid_names(_TABLE, True))} (or their class names), "
-                     f"a config dict, a Constraint or a function of the weight")
+    return _lookup.get_callable("constraint", identifier, _TABLE, deserialize, "Constraint")
 
 
 def serialize(constraint):

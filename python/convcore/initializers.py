@@ -453,14 +453,7 @@ class _FromArray:
 def deserialize(config, custom_objects=None):
     """The initializer of a config: a ``{"class_name", "config"}`` dict (Keras 2 or 3
     form) or a name."""
-    if isinstance(config, str):
-        obj = _lookup.lookup("initializer", config, _TABLE, custom_objects)
-    elif isinstance(config, dict):
-        obj = _lookup.from_dict("initializer", config, _TABLE, custom_objects, Initializer)
-    else:
-        raise ValueError(f"Could not interpret initializer identifier: {config!r} (expected a name or a "
-                         f"{{'class_name': ..., 'config': ...}} dict)")
-    return obj() if isinstance(obj, type) else obj
+    return _lookup.deserialize("initializer", config, _TABLE, custom_objects, Initializer)
 
 
 def get(identifier):

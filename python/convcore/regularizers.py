@@ -165,30 +165,14 @@ def deserialize(config, custom_objects=None):
     if isinstance(config, str):
         if config == "l1_l2":
             return L1L2(l1=0.01, l2=0.01)
-        obj = _lookup.lookup("regularizer", config, _TABLE, custom_objects)
-    elif isinstance(config, dict):
-        obj = _lookup.from_dict("regularizer", config, _TABLE, custom_objects, Regularizer)
-    else:
-        raise ValueError(f"Could not interpret regularizer identifier: {config!r} (expected a name or a "
-                         f"{{'class_name': ..., 'config': ...}} dict)")
-    return obj() if isinstance(obj, type) else obj
+    return _lookup.deserialize("regularizer", config, _TABLE, custom_objects, Regularizer)
 
 
 def get(identifier):
     """A Regularizer (or a user callable ``x -> penalty``) from None (None), a name
     ('l1', 'l2', 'l1_l2', 'orthogonal_regularizer', a class name, a registered name), a
     config dict, a Regularizer, a class (instantiated) or a callable."""
-    if identifier is None:
-        return None
-    if isinstance(identifier, (str, dict)):
-        return deserialize(identifier)
-    if isinstance(identifier, type):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"Could not interpret regularizer identifier: {identifier!r}; valid regularizers are "
-                     f"{', '.join(_lookup.valid_names(_TABLE, True))} (or their class names), "
-                     f"a config dict, a Regularizer or a function of the weight")
+    return _lookup.get_callable("regularizer", identifier, _TABLE, deserialize, "Regularizer")
 
 
 def serialize(regularizer):

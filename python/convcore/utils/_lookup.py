@@ -91,3 +91,33 @@ def to_dict(kind, obj, builtin_classes):
         raise ValueError(f"save: a {kind} {obj!r} cannot be saved: give it a name (a def or a class with "
                          f"get_config) and register it or pass it in custom_objects when loading")
     return name
+
+
+def deserialize(kind, config, table, custom_objects=None, base=None):
+    """The object of a name or a ``{"class_name", "config"}`` dict (a class named
+    without a config is built with its defaults)."""
+    if isinstance(config, str):
+        obj = lookup(kind, config, table, custom_objects)
+    elif isinstance(config, dict):
+        obj = from_dict(kind, config, table, custom_objects, base)
+    else:
+        raise ValueError(f"Could not interpret {kind} identifier: {config!r} (expected a name or a "
+                         f"{{'class_name': ..., 'config': ...}} dict)")
+    return obj() if isinstance(obj, type) else obj
+
+
+def get_callable(kind, identifier, table, deserialize, base_name):
+    """``get`` of a kind whose objects are callables of the weight (regularizers,
+    constraints): None, a name or config (through ``deserialize``), a class
+    (instantiated) or a callable (as is)."""
+    if identifier is None:
+        return None
+    if isinstance(identifier, (str, dict)):
+        return deserialize(identifier)
+    if isinstance(identifier, type):
+        return identifier()
+    if callable(identifier):
+        return identifier
+    raise ValueError(f"Could not interpret {kind} identifier: {identifier!r}; valid {kind}s are "
+                     f"{', '.join(valid_names(table, True))} (or their class names), "
+                     f"a config dict, a {base_name} or a function of the weight")
