@@ -202,7 +202,20 @@ class RandomInitializer(Initializer):
         return {"seed": self.seed}
 
 
-class RandomNormal(RandomInitializer):
+class _MeanStddev(RandomInitializer):
+    """Base of the normal-draw initializers: ``mean``, ``stddev`` (>= 0) and the seed."""
+
+    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+        from . import _checks
+        self.mean = _checks.real(type(self).__name__, "mean", mean)
+        self.stddev = _checks.real(type(self).__name__, "stddev", stddev, minimum=0)
+        super().__init__(seed)
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "stddev": self.stddev}
+
+
+class RandomNormal(_MeanStddev):
     """Normal draws with ``mean`` and ``stddev``.
 
     Parameters
@@ -212,21 +225,12 @@ class RandomNormal(RandomInitializer):
     seed : int, optional
     """
 
-    def __init__(self, mean=0.0, stddev=0.05, seed=None):
-        from . import _checks
-        self.mean = _checks.real("RandomNormal", "mean", mean)
-        self.stddev = _checks.real("RandomNormal", "stddev", stddev, minimum=0)
-        super().__init__(seed)
-
     def __call__(self, shape, dtype=None):
         shape, dt = _shape("RandomNormal", shape), _dtype("RandomNormal", dtype, True)
         return self._rng().normal(self.mean, self.stddev, size=shape).astype(dt)
 
-    def get_config(self):
-        return {**super().get_config(), "mean": self.mean, "stddev": self.stddev}
 
-
-class TruncatedNormal(RandomInitializer):
+class TruncatedNormal(_MeanStddev):
     """Normal draws with ``mean`` and ``stddev``, redrawn until within two standard
     deviations of the mean (so the standard deviation of the values is about
     ``0.88 * stddev``, as Keras).
@@ -238,18 +242,9 @@ class TruncatedNormal(RandomInitializer):
     seed : int, optional
     """
 
-    def __init__(self, mean=0.0, stddev=0.05, seed=None):
-        from . import _checks
-        self.mean = _checks.real("TruncatedNormal", "mean", mean)
-        self.stddev = _checks.real("TruncatedNormal", "stddev", stddev, minimum=0)
-        super().__init__(seed)
-
     def __call__(self, shape, dtype=None):
         shape, dt = _shape("TruncatedNormal", shape), _dtype("TruncatedNormal", dtype, True)
         return _truncated_normal(self._rng(), self.mean, self.stddev, shape).astype(dt)
-
-    def get_config(self):
-        return {**super().get_config(), "mean": self.mean, "stddev": self.stddev}
 
 
 class RandomUniform(RandomInitializer):
