@@ -71,11 +71,11 @@ class LearningRateSchedule:
         return f"{type(self).__name__}({args})"
 
 
-class ExponentialDecay(LearningRateSchedule):
-    """``initial_learning_rate * decay_rate ** (step / decay_steps)``; with
-    ``staircase`` the exponent is floored."""
+class _StepDecay(LearningRateSchedule):
+    """Base of ExponentialDecay and InverseTimeDecay: the same arguments and config, and
+    the same progress ``step / decay_steps`` (floored with ``staircase``)."""
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="ExponentialDecay"):
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase, name):
         c = type(self).__name__
         self.initial_learning_rate = _number(c, "initial_learning_rate", initial_learning_rate)
         self.decay_steps = _number(c, "decay_steps", decay_steps, lambda v: v > 0, "> 0")
@@ -83,39 +83,36 @@ class ExponentialDecay(LearningRateSchedule):
         self.staircase = _flag(c, "staircase", staircase)
         self.name = name
 
-    def _value(self, step):
+    def _progress(self, step):
         p = _step(step) / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate * self.decay_rate ** p
+        return math.floor(p) if self.staircase else p
 
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
                 "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
 
 
-class InverseTimeDecay(LearningRateSchedule):
+class ExponentialDecay(_StepDecay):
+    """``initial_learning_rate * decay_rate ** (step / decay_steps)``; with
+    ``staircase`` the exponent is floored."""
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="ExponentialDecay"):
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name)
+
+    def _value(self, step):
+        return self.initial_learning_rate * self.decay_rate ** self._progress(step)
+
+
+class InverseTimeDecay(_StepDecay):
     """``initial_learning_rate / (1 + decay_rate * step / decay_steps)`` (floored
     ``step / decay_steps`` with ``staircase``). tf.keras 2's ``decay=`` argument of the
     optimizers is this schedule with ``decay_steps=1``."""
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="InverseTimeDecay"):
-        c = type(self).__name__
-        self.initial_learning_rate = _number(c, "initial_learning_rate", initial_learning_rate)
-        self.decay_steps = _number(c, "decay_steps", decay_steps, lambda v: v > 0, "> 0")
-        self.decay_rate = _number(c, "decay_rate", decay_rate)
-        self.staircase = _flag(c, "staircase", staircase)
-        self.name = name
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name)
 
     def _value(self, step):
-        p = _step(step) / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate / (1.0 + self.decay_rate * p)
-
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
+        return self.initial_learning_rate / (1.0 + self.decay_rate * self._progress(step))
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
