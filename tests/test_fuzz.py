@@ -71,7 +71,7 @@ from convcore.layers import Layer
 from test_pooling import ref_pool
 
 # ---------------------------------------------------------------------------- configuration
-DEFAULT_CASES = {"filters": 1300, "ops": 1600, "layers": 1500, "models": 500, "gpu": 400}
+DEFAULT_CASES = {"filters": 1300, "ops": 1600, "layers": 3000, "models": 500, "gpu": 400}
 FAMILY_ID = {"filters": 1, "ops": 2, "layers": 3, "models": 4, "gpu": 5}
 BASE_SEED = int(os.environ.get("CONVCORE_FUZZ_SEED", "11"))
 SLOW_S = 5.0  # a call slower than this twice in a row is reported
@@ -2117,6 +2117,68 @@ def make_depthwise_conv(gpu=False):
     return make
 
 
+def _adaptive_reference(kind):
+    def ref(x_, output_size, data_format=None):
+        x_ = f64(x_)
+        if data_format not in (None, "channels_last") or x_.ndim < 3:
+            raise ValueError("adaptive pooling arguments")
+        r = x_.ndim - 2
+        o = _spatial_ref(output_size, r)
+        sp = x_.shape[1:-1]
+        if min(sp) < 1 or x_.shape[0] * x_.shape[-1] == 0:
+            raise NoReference("an empty input")
+        out = np.empty((x_.shape[0],) + tuple(o) + (x_.shape[-1],))
+        red = np.max if kind == "max" else np.mean
+        for idx in np.ndindex(*o):  # PyTorch's windows [floor(i n / o), ceil((i + 1) n / o))
+            win = tuple(slice(i * n // oo, -(-(i + 1) * n // oo)) for i, n, oo in zip(idx, sp, o))
+            out[(slice(None),) + idx] = red(x_[(slice(None),) + win], axis=tuple(range(1, r + 1)))
+        return out
+    return ref
+
+
+def make_adaptive_pool(name, gpu=False):
+    kind = "max" if "max" in name else "avg"
+
+    def make(rng):
+        r = int(rng.integers(1, 4))
+        shape = (choice(rng, [1, 2]),) + draw_shape(rng, r, hi=5, cap=125) + (choice(rng, [1, 2]),)
+        if rng.random() < 0.06:
+            shape = shape[1:]
+        x = float_input(rng, shape=shape, gpu=gpu, huge=0.02)
+        size = choose(rng, [1, 2, 3, tuple([2] * r), tuple([1] * r), [3] * r], [0, -1, True, 1.5, None, "2",
+                                                                               (1,) * (r + 1), (0,) * r])
+        df = choose(rng, [None, None, "channels_last"], ["channels_first", "bogus"], p_bad=0.05)
+        return op_call(name, getattr(ops, name), [x, size], dict(data_format=df), _adaptive_reference(kind), rng)
+    return make
+
+
+def make_separable_conv(gpu=False):
+    def make(rng):
+        x, w0, r = _conv_inputs(rng, gpu)
+        c = np.shape(x.value)[-1] if np.ndim(x.value) else 1
+        m = choice(rng, [1, 2])
+        dw = float_input(rng, shape=np.shape(w0.value)[:r] + (c if rng.random() < 0.92 else c + 1, m), gpu=gpu,
+                         special=0.05)
+        pw = float_input(rng, shape=(1,) * r + (c * m if rng.random() < 0.92 else c * m + 1, choice(rng, [1, 2])),
+                         gpu=gpu, special=0.05)
+        strides = choose(rng, STRIDES, STRIDES_BAD)
+        padding = choose(rng, ["valid", "same"], ["full", None])
+        dil = choose(rng, [1, 1, 2], [0, True, -1])
+
+        def ref(x_, dw_, pw_, strides, padding, dilation_rate):
+            x_, dw_, pw_ = f64(x_), f64(dw_), f64(pw_)
+            if x_.ndim != dw_.ndim or pw_.ndim != dw_.ndim or pw_.shape[:-2] != (1,) * (pw_.ndim - 2):
+                raise ValueError("separable shapes")
+            z = _depthwise_ref(x_, dw_, strides, padding, dilation_rate)
+            if z.shape[-1] != pw_.shape[-2]:
+                raise ValueError("pointwise kernel")
+            return z @ pw_.reshape(pw_.shape[-2:])
+        return op_call("separable_conv", ops.separable_conv, [x, dw, pw],
+                       dict(strides=strides, padding=padding, dilation_rate=dil), ref, rng,
+                       atol_scale=lambda a, kw: _sum_scale(a, kw) ** 3)
+    return make
+
+
 def make_dense(gpu=False):
     def make(rng):
         f = choice(rng, [1, 2, 3, 4, 0])
@@ -2709,6 +2771,11 @@ def op_entries(gpu=False):
     e["conv"], e["conv_bias_activation"] = make_conv("conv", gpu), make_conv("conv_bias_activation", gpu)
     e["conv_transpose"], e["depthwise_conv"] = make_conv_transpose(gpu), make_depthwise_conv(gpu)
     e["dense_bias_activation"] = make_dense(gpu)
+    if not gpu:  # (on the GPU too once gpu:380, fused_batch_norm's float32 CPU/GPU split, is settled: adding
+        # entries there reshuffles the GPU cases onto it)
+        e["adaptive_average_pool"] = make_adaptive_pool("adaptive_average_pool", gpu)
+        e["adaptive_max_pool"] = make_adaptive_pool("adaptive_max_pool", gpu)
+        e["separable_conv"] = make_separable_conv(gpu)
     e["max_pool"], e["average_pool"] = make_ops_pool("max_pool", gpu), make_ops_pool("average_pool", gpu)
     e["global_pool"], e["moments"] = make_global_pool(gpu), make_moments(gpu)
     e["batch_normalization"], e["fused_batch_norm"] = make_batch_normalization(gpu), make_fused_batch_norm(gpu)
@@ -2837,12 +2904,12 @@ def ctor_lambda(rng, A, shape):
 
 def ctor_upsampling(rng, A, shape):
     return (), dict(size=_tuple_arg(A, rng, "size", 2, [1, 2, 3]),
-                    interpolation=A.pick("interpolation", ["nearest", "bilinear"], ["bicubic", None, "NEAREST"]),
+                    interpolation=A.pick("interpolation", ["nearest", "bilinear", "NEAREST"], ["cubic", None, 5]),
                     data_format=A.pick("data_format", [None, "channels_last"], ["channels_first", "x"], p_bad=0.05))
 
 
 def ctor_batchnorm(rng, A, shape):
-    return (), dict(axis=A.pick("axis", [-1], [0, 1, 3, 1.5, None], p_bad=0.05),
+    return (), dict(axis=A.pick("axis", [-1], [1.5, None], maybe=[0, 1, 3], p_bad=0.05),
                     momentum=A.pick("momentum", [0.99, 0.9, 0.0, 1.0], [-0.1, 1.5, nan, "a", None]),
                     epsilon=A.pick("epsilon", [1e-3, 1e-5], [0.0, -1.0, nan, "a"], maybe=[inf]),
                     center=choice(rng, [True, False]), scale=choice(rng, [True, False]),
@@ -2962,10 +3029,12 @@ def ref_lambda(layer, x, training):
 
 
 def ref_upsampling(layer, x, training):
-    return _upsample_ref(x, layer.size, layer.interpolation)
+    return _upsample_ref(x, layer.size, str(layer.interpolation).lower())
 
 
 def ref_batchnorm(layer, x, training, before=None):
+    if _feature_axes(layer.axis, x.ndim) != (x.ndim - 1,):  # (an axis is resolved against the input at build)
+        raise NoReference("the reference covers the last axis only")
     g = _w(layer.gamma) if layer.scale else 1.0
     b = _w(layer.beta) if layer.center else 0.0
     if training and layer.trainable:
@@ -2980,6 +3049,823 @@ def ref_identity(layer, x, training):
     if training:
         raise NoReference("random in training")
     return x
+
+
+# ---------------------------------------------------------------------- Keras 3's other layer families
+# Constructors (valid and invalid arguments, Keras 3's names), numpy references (float64,
+# from the layer's own weights) and output shapes (Python ints, for the symbolic calls).
+# A reference raises ValueError where the layer must refuse the input (an axis out of
+# range, a crop larger than the input), NoReference where it cannot judge.
+def _ints_of(v, rank):
+    """``v`` (an int or a tuple) as ``rank`` ints, or None when it is not that."""
+    vals = (v,) * rank if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else v
+    try:
+        vals = tuple(vals)
+    except TypeError:
+        return None
+    if len(vals) != rank or any(isinstance(t, bool) or not isinstance(t, (int, np.integer)) for t in vals):
+        return None
+    return tuple(int(t) for t in vals)
+
+
+def _flag_pick(A, name, good=(True, False)):
+    return A.pick(name, list(good), ["yes", 2.5], p_bad=0.05)
+
+
+def ctor_conv_transpose(rank):
+    def ctor(rng, A, shape):
+        strides = _tuple_arg(A, rng, "strides", rank, [1, 1, 2, 3])
+        op = A.pick("output_padding", [None, None, 0, 1], [-1, 1.5, "1", (0,) * (rank + 1), (True,) * rank])
+        s, o = _ints_of(strides, rank), _ints_of(op, rank) if op is not None else None
+        A.invalid_if(s is not None and o is not None and any(p >= q for p, q in zip(o, s)),
+                     f"output_padding={fmt(op)} >= strides={fmt(strides)}")
+        return (_pos(A, "filters", [1, 2, 3]), _tuple_arg(A, rng, "kernel_size", rank, [1, 2, 3])), dict(
+            strides=strides, padding=A.pick("padding", ["valid", "same", "SAME"], ["full", "causal", None, 1]),
+            output_padding=op, dilation_rate=_tuple_arg(A, rng, "dilation_rate", rank, [1, 1, 1, 2], huge=False),
+            activation=_act(A), use_bias=choice(rng, [True, False]),
+            kernel_initializer=A.pick("kernel_initializer", INITS, INITS_BAD, p_bad=0.04))
+    return ctor
+
+
+def ctor_depthwise(rank):
+    def ctor(rng, A, shape):
+        return (_tuple_arg(A, rng, "kernel_size", rank, [1, 2, 3]),), dict(
+            strides=_tuple_arg(A, rng, "strides", rank, [1, 1, 2]),
+            padding=A.pick("padding", ["valid", "same"], ["full", None, 1]),
+            depth_multiplier=_pos(A, "depth_multiplier", [1, 1, 2, 3], huge=False),
+            dilation_rate=_tuple_arg(A, rng, "dilation_rate", rank, [1, 1, 2], huge=False), activation=_act(A),
+            use_bias=choice(rng, [True, False]),
+            depthwise_initializer=A.pick("depthwise_initializer", INITS, INITS_BAD, p_bad=0.04))
+    return ctor
+
+
+def ctor_separable(rank):
+    def ctor(rng, A, shape):
+        return (_pos(A, "filters", [1, 2, 3]), _tuple_arg(A, rng, "kernel_size", rank, [1, 2, 3])), dict(
+            strides=_tuple_arg(A, rng, "strides", rank, [1, 1, 2]),
+            padding=A.pick("padding", ["valid", "same"], ["full", None, 1]),
+            dilation_rate=_tuple_arg(A, rng, "dilation_rate", rank, [1, 1, 2], huge=False),
+            depth_multiplier=_pos(A, "depth_multiplier", [1, 1, 2], huge=False), activation=_act(A),
+            use_bias=choice(rng, [True, False]),
+            pointwise_initializer=A.pick("pointwise_initializer", INITS, INITS_BAD, p_bad=0.04))
+    return ctor
+
+
+def ctor_adaptive(rank):
+    def ctor(rng, A, shape):
+        return (_tuple_arg(A, rng, "output_size", rank, [1, 2, 3, 4], huge=False),), dict(
+            data_format=A.pick("data_format", [None, "channels_last"], ["channels_first", "x"], p_bad=0.05))
+    return ctor
+
+
+def ctor_global(rng, A, shape):
+    return (), dict(keepdims=A.pick("keepdims", [False, True], ["yes", 1, None], p_bad=0.05),
+                    data_format=A.pick("data_format", [None, "channels_last"], ["channels_first", "x"], p_bad=0.05))
+
+
+def _axis_pick(A, name, shape, lists=True, none_ok=False):
+    """A feature axis of inputs of ``shape`` (batch first), sometimes one out of range
+    (the reference decides), or a non-integer (invalid)."""
+    nd = len(shape) + 1
+    good = [-1, -1, nd - 1] + ([[-1], [1, -1] if nd > 2 else [-1]] if lists else [])
+    return A.pick(name, good, ["a", 1.5] + ([None] if not none_ok else []) + ([[]] if lists else []),
+                  maybe=[0, nd, -nd - 1, 1, -2] + ([[1, 1]] if lists else []))
+
+
+def _eps_pick(A, good=(1e-3, 1e-5, 1e-6)):
+    return A.pick("epsilon", list(good), [-1.0, nan, inf, "a", None], maybe=[0.0])
+
+
+def ctor_layernorm(rng, A, shape):
+    return (), dict(axis=_axis_pick(A, "axis", shape), epsilon=_eps_pick(A), center=_flag_pick(A, "center"),
+                    scale=_flag_pick(A, "scale"), rms_scaling=choice(rng, [False, False, True]),
+                    gamma_initializer=A.pick("gamma_initializer", ["ones", "random_uniform"], INITS_BAD, p_bad=0.04),
+                    beta_initializer=A.pick("beta_initializer", ["zeros", "random_uniform"], INITS_BAD, p_bad=0.04))
+
+
+def ctor_groupnorm(rng, A, shape):
+    kw = dict(axis=A.pick("axis", [-1, -1], ["a", 1.5, None], maybe=[1, -2, 0, 5]), epsilon=_eps_pick(A),
+              center=_flag_pick(A, "center"), scale=_flag_pick(A, "scale"),
+              gamma_initializer=A.pick("gamma_initializer", ["ones", "random_uniform"], INITS_BAD, p_bad=0.04))
+    if rng.random() < 0.9:  # (else Keras's default, 32 groups)
+        kw["groups"] = A.pick("groups", [1, 1, 2, 3, -1], [0, -2, 1.5, "a", None, True])
+    return (), kw
+
+
+def ctor_rmsnorm(rng, A, shape):
+    return (), dict(axis=_axis_pick(A, "axis", shape), epsilon=_eps_pick(A, (1e-6, 1e-3)))
+
+
+def ctor_unitnorm(rng, A, shape):
+    return (), dict(axis=_axis_pick(A, "axis", shape))
+
+
+def ctor_normalization(rng, A, shape):
+    c = shape[-1] if shape and shape[-1] <= 8 else 2  # (huge symbolic shapes: statistics of a few)
+    kw = dict(axis=A.pick("axis", [-1, -1, None], ["a", 1.5], maybe=[0, 1, (1, -1)]),
+              invert=_flag_pick(A, "invert", (False, True)))
+    r = rng.random()
+    if r < 0.35:
+        kw["mean"], kw["variance"] = choice(rng, [(0.5, 4.0), (-1.0, 0.0), ([0.5] * c, [2.0] * c),
+                                                   (list(range(c)), [1.0 + i for i in range(c)])])
+    elif r < 0.45:
+        k, v = choice(rng, [("mean", 1.0), ("variance", 1.0)])
+        kw[k] = A.pick(k, [v], [v], p_bad=1.0)  # one without the other
+    elif r < 0.5:
+        kw["mean"], kw["variance"] = 0.0, A.pick("variance", [1.0], [-1.0, nan, "a"], p_bad=1.0)
+    return (), kw
+
+
+def ctor_alpha_dropout(rng, A, shape):
+    return (A.pick("rate", [0.0, 0.3, 0.5, 0.9], RATE_BAD),), dict(
+        seed=A.pick("seed", [None, 0, 1, 7], ["a", 1 + 1j], maybe=[-1, 1.5, 2 ** 64]))
+
+
+def ctor_spatial_dropout(rank):
+    def ctor(rng, A, shape):
+        kw = dict(seed=A.pick("seed", [None, 0, 3], ["a"], maybe=[-1, 1.5]))
+        if rank > 1:
+            kw["data_format"] = A.pick("data_format", [None, "channels_last", "channels_first"], ["x", 5],
+                                       p_bad=0.05)
+        return (A.pick("rate", [0.0, 0.3, 0.5, 0.9], RATE_BAD),), kw
+    return ctor
+
+
+def ctor_gaussian_noise(rng, A, shape):
+    return (A.pick("stddev", [0.0, 0.1, 1.0, 3.0], [-1.0, nan, inf, "a", None]),), dict(
+        seed=A.pick("seed", [None, 0, 5], ["a"], maybe=[-1, 1.5]))
+
+
+def ctor_gaussian_dropout(rng, A, shape):
+    return (A.pick("rate", [0.0, 0.2, 0.5, 0.9], RATE_BAD),), dict(
+        seed=A.pick("seed", [None, 0, 5], ["a"], maybe=[-1, 1.5]))
+
+
+def ctor_activity_reg(rng, A, shape):
+    bad = [-1.0, nan, inf, "a", None]
+    return (), dict(l1=A.pick("l1", [0.0, 0.01, 1.0], bad, p_bad=0.06), l2=A.pick("l2", [0.0, 0.01, 2.0], bad,
+                                                                                p_bad=0.06))
+
+
+SLOPES, SLOPES_BAD = [0.3, 0.0, 0.1, 1.0, 2.0], [-0.1, nan, inf, "a", None]
+
+
+def ctor_leaky_relu(rng, A, shape):
+    if rng.random() < 0.15:  # tf.keras 2's name
+        return (), dict(alpha=A.pick("alpha", SLOPES, SLOPES_BAD))
+    return (), dict(negative_slope=A.pick("negative_slope", SLOPES, SLOPES_BAD))
+
+
+def ctor_prelu(rng, A, shape):
+    nd = len(shape)
+    return (), dict(alpha_initializer=A.pick("alpha_initializer", ["zeros", "Zeros", "ones", "random_uniform"],
+                                             INITS_BAD, p_bad=0.05),
+                    shared_axes=A.pick("shared_axes", [None, None, 1, [1], list(range(1, nd)) or None],
+                                       [0, -1, "a", 1.5, [0]], maybe=[nd + 1, [nd + 1], [1, 1]]))
+
+
+def ctor_elu(rng, A, shape):
+    return (), dict(alpha=A.pick("alpha", [1.0, 0.5, 2.0, 0.0], ["a", None, nan, inf], maybe=[-1.0]))
+
+
+def ctor_dot(rng, A, shape):
+    return (A.pick("axes", [-1, -1, 1, 2, (1, 1), (2, 1), (-1, -2), [3, 3]], ["a", None, 1.5, (1,), (1, 2, 3),
+                                                                              (1.5, 1)], maybe=[0, 5, (0, 1), -5]),), \
+        dict(normalize=A.pick("normalize", [False, True], ["yes", None], p_bad=0.05))
+
+
+def _amount_args(A, rng, name, rank, zero_ok=True):
+    base = [0, 1, 2] if zero_ok else [1, 2]
+    good = base + [(1, 2), (0, 1)] if rank == 1 else \
+        base + [tuple(choice(rng, base) for _ in range(rank)),
+                tuple((choice(rng, base), choice(rng, base)) for _ in range(rank))]
+    bad = [-1, 1.5, "a", (1, 2, 3), (-1, 0), (True, 1)] if rank == 1 else \
+        [-1, 1.5, "a", (1,) * (rank + 1), ((1, 2),) * (rank - 1) + ((-1, 0),), ((1, 2, 3),) * rank, (1.5,) * rank]
+    return A.pick(name, good, bad, maybe=[None, np.int64(1)])
+
+
+def ctor_zero_padding(rank):
+    def ctor(rng, A, shape):
+        kw = dict(padding=_amount_args(A, rng, "padding", rank))
+        kw["data_format"] = A.pick("data_format", [None, "channels_last"], ["channels_first", "x"], p_bad=0.04)
+        return (), kw
+    return ctor
+
+
+def ctor_cropping(rank):
+    def ctor(rng, A, shape):
+        kw = dict(cropping=_amount_args(A, rng, "cropping", rank))
+        if rank > 1:
+            kw["data_format"] = A.pick("data_format", [None, "channels_last"], ["channels_first", "x"], p_bad=0.04)
+        return (), kw
+    return ctor
+
+
+def ctor_upsampling1d(rng, A, shape):
+    return (), dict(size=_pos(A, "size", [1, 2, 3], huge=False))
+
+
+def ctor_upsampling3d(rng, A, shape):
+    return (), dict(size=_tuple_arg(A, rng, "size", 3, [1, 2], huge=False),
+                    data_format=A.pick("data_format", [None, "channels_last"], ["channels_first", "x"], p_bad=0.04))
+
+
+def ctor_permute(rng, A, shape):
+    nd = max(len(shape), 1)
+    perm = tuple(int(p) + 1 for p in rng.permutation(nd))
+    return (A.pick("dims", [perm, perm, tuple(range(1, nd + 1)), list(perm)],
+                   [(0, 1), (1, 1), (1, 3), "ab", (1.5,), None, 5, (True,)], maybe=[(2, 1), (1, 2, 3), (1,)]),), {}
+
+
+def ctor_repeat_vector(rng, A, shape):
+    return (_pos(A, "n", [1, 2, 3], huge=False),), {}
+
+
+def ctor_rescaling(rng, A, shape):
+    c = shape[-1] if shape and shape[-1] <= 8 else 2  # (huge symbolic shapes: statistics of a few)
+    scale = A.pick("scale", [1 / 255, 2.0, -1.0, 0.0, 1, np.float32(0.5)], [nan, inf, "a", None, True, 1 + 1j],
+                   maybe=[[1.0] * c + ([2.0] if rng.random() < 0.3 else []), np.arange(1, c + 1, dtype=float)])
+    return (scale,), dict(offset=A.pick("offset", [0.0, -1.0, 0.5, 2], [nan, -inf, "a", None]))
+
+
+RESIZE_METHODS = ["bilinear", "bilinear", "nearest", "bicubic", "lanczos3", "lanczos5"]
+
+
+def ctor_resizing(rng, A, shape):
+    crop, pad = _flag_pick(A, "crop_to_aspect_ratio", (False, False, True)), \
+        _flag_pick(A, "pad_to_aspect_ratio", (False, False, True))
+    A.invalid_if(crop is True and pad is True, "crop_to_aspect_ratio=True with pad_to_aspect_ratio=True")
+    return (_pos(A, "height", [1, 2, 3, 5], huge=False), _pos(A, "width", [1, 2, 4], huge=False)), dict(
+        interpolation=A.pick("interpolation", RESIZE_METHODS, ["cubic", None, "BILINEAR", 5]),
+        crop_to_aspect_ratio=crop, pad_to_aspect_ratio=pad,
+        fill_mode=A.pick("fill_mode", ["constant"], ["reflect", None], p_bad=0.04),
+        fill_value=A.pick("fill_value", [0.0, 1.5, -2], [nan, "a", None], p_bad=0.04),
+        antialias=_flag_pick(A, "antialias", (False, True)),
+        data_format=A.pick("data_format", [None, "channels_last"], ["channels_first"], p_bad=0.03))
+
+
+def ctor_center_crop(rng, A, shape):
+    return (_pos(A, "height", [1, 2, 3], huge=False), _pos(A, "width", [1, 2, 4], huge=False)), dict(
+        data_format=A.pick("data_format", [None, "channels_last"], ["channels_first"], p_bad=0.03))
+
+
+def ctor_random_crop(rng, A, shape):
+    return (_pos(A, "height", [1, 2, 3], huge=False), _pos(A, "width", [1, 2, 4], huge=False)), dict(
+        seed=A.pick("seed", [None, 0, 3], ["a"], maybe=[-1, 1.5]))
+
+
+# references of the layers above (float64, from the layer's own weights)
+def _feature_axes(axis, ndim, batch_ok=False, dup_ok=False):
+    """Keras's axes (an int or a list, counting the batch axis) resolved for inputs of
+    ``ndim`` axes; ValueError where one is out of range, repeated or the batch axis."""
+    axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+    out = []
+    for a in axes:
+        if isinstance(a, bool) or not isinstance(a, (int, np.integer)) or not -ndim <= a < ndim:
+            raise ValueError(f"axis {a!r} for rank {ndim}")
+        r = int(a) % ndim
+        if r in out and dup_ok:
+            continue
+        if r in out or (r == 0 and not batch_ok):
+            raise ValueError(f"axis {axis!r} for rank {ndim}")
+        out.append(r)
+    if not out:
+        raise ValueError("no axes")
+    return tuple(sorted(out))
+
+
+def _bshape(x, axes):
+    return [x.shape[i] if i in axes else 1 for i in range(x.ndim)]
+
+
+def _weight_or(layer, name, default):
+    v = getattr(layer, name, None)
+    return default if v is None else _w(v)
+
+
+def ref_conv_transpose(layer, x, training):
+    w, r = _w(layer.kernel), len(layer.kernel_size)
+    s, d, pad = list(layer.strides), list(layer.dilation_rate), layer.padding
+    op = layer.output_padding
+    sp = x.shape[1:-1]
+    if min(sp, default=1) < 1:
+        raise NoReference("an empty spatial axis")
+    if max((k - 1) * dd + 1 for k, dd in zip(layer.kernel_size, d)) > 10 ** 5:
+        raise NoReference("an effective kernel far larger than the input")
+    outs, befores = [], []
+    for i, n in enumerate(sp):
+        ke = (layer.kernel_size[i] - 1) * d[i] + 1
+        if pad == "valid":
+            big = (n - 1) * s[i] + ke + (max(ke, s[i]) - ke if op is None else op[i])
+        else:
+            big = n * s[i] if op is None else (n - 1) * s[i] + ke % 2 + op[i]
+        # the adjoint of conv over outputs of size `big` (Keras's alignment), where conv maps them to n
+        back = (big - ke) // s[i] + 1 if pad == "valid" else -(-big // s[i])
+        if back != n:
+            raise NoReference("conv does not map this output size back to the input's")
+        befores.append(0 if pad == "valid" else max((n - 1) * s[i] + ke - big, 0) // 2)
+        outs.append(big)
+    full = [max(o + b, (n - 1) * ss + (k - 1) * dd + 1) for o, b, n, ss, k, dd in
+            zip(outs, befores, sp, s, layer.kernel_size, d)]
+    y = np.zeros((x.shape[0], *full, w.shape[-2]))
+    for idx in np.ndindex(*w.shape[:r]):
+        sl = tuple(slice(i * dd, i * dd + (n - 1) * ss + 1, ss) for i, dd, n, ss in zip(idx, d, sp, s))
+        y[(slice(None),) + sl + (slice(None),)] += x @ w[idx].T
+    y = y[(slice(None),) + tuple(slice(b, b + o) for b, o in zip(befores, outs)) + (slice(None),)]
+    return _act_layer(layer, y + _weight_or(layer, "bias", 0.0))
+
+
+def _depthwise_ref(x, w, strides, padding, dilation):
+    if x.ndim != w.ndim or x.shape[-1] != w.shape[-2]:
+        raise ValueError("depthwise shapes")
+    if x.shape[-1] == 0:
+        raise NoReference("no channels")
+    return np.concatenate([conv_reference(x[..., i:i + 1], w[..., i:i + 1, :], strides, padding, dilation)
+                           for i in range(x.shape[-1])], axis=-1)
+
+
+def ref_depthwise(layer, x, training):
+    z = _depthwise_ref(x, _w(layer.kernel), list(layer.strides), layer.padding, list(layer.dilation_rate))
+    return _act_layer(layer, z + _weight_or(layer, "bias", 0.0))
+
+
+def ref_separable(layer, x, training):
+    z = _depthwise_ref(x, _w(layer.depthwise_kernel), list(layer.strides), layer.padding, list(layer.dilation_rate))
+    z = z @ _w(layer.pointwise_kernel).reshape(z.shape[-1], -1)
+    return _act_layer(layer, z + _weight_or(layer, "bias", 0.0))
+
+
+def ref_adaptive(layer, x, training):
+    r = len(layer.output_size)
+    sp = x.shape[1:-1]
+    if min(sp, default=1) < 1:
+        raise NoReference("an empty spatial axis")
+    out = np.empty((x.shape[0],) + layer.output_size + (x.shape[-1],))
+    red = np.max if layer.kind == "max" else np.mean
+    for idx in np.ndindex(*layer.output_size):  # PyTorch's windows [floor(i n / o), ceil((i + 1) n / o))
+        win = tuple(slice(i * n // o, -(-(i + 1) * n // o)) for i, n, o in zip(idx, sp, layer.output_size))
+        out[(slice(None),) + idx] = red(x[(slice(None),) + win], axis=tuple(range(1, r + 1)))
+    return out
+
+
+def ref_global_keep(layer, x, training):
+    y = ref_global(layer, x, training)
+    return y.reshape((y.shape[0],) + (1,) * (x.ndim - 2) + (y.shape[-1],)) if layer.keepdims else y
+
+
+def ref_layernorm(layer, x, training):
+    axes = _feature_axes(layer.axis, x.ndim)
+    bs = _bshape(x, axes)
+    m, v = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
+    g = _weight_or(layer, "gamma", 1.0)
+    g = np.reshape(g, bs) if np.ndim(g) else g
+    if layer.rms_scaling:  # Keras 3.15's deprecated rule: no mean subtracted, no beta
+        return x / np.sqrt(v + layer.epsilon) * g
+    b = _weight_or(layer, "beta", 0.0)
+    return (x - m) / np.sqrt(v + layer.epsilon) * g + (np.reshape(b, bs) if np.ndim(b) else b)
+
+
+def _groups_ref(layer, x):
+    (ax,) = _feature_axes(layer.axis, x.ndim)
+    c = x.shape[ax]
+    g = c if layer.groups == -1 else layer.groups
+    if c < g or (g and c % g) or g == 0:
+        raise ValueError(f"{c} channels in {g} groups")
+    return ax, c, g
+
+
+def ref_groupnorm(layer, x, training):
+    ax, c, g = _groups_ref(layer, x)
+    shp = list(x.shape)
+    shp[ax:ax + 1] = [g, c // g]
+    xg = x.reshape(shp)
+    red = tuple(i for i in range(1, len(shp)) if i != ax)
+    y = (xg - xg.mean(axis=red, keepdims=True)) / np.sqrt(xg.var(axis=red, keepdims=True) + layer.epsilon)
+    y = y.reshape(x.shape)
+    bs = [c if i == ax else 1 for i in range(x.ndim)]
+    return y * np.reshape(_weight_or(layer, "gamma", np.ones(c)), bs) + np.reshape(
+        _weight_or(layer, "beta", np.zeros(c)), bs)
+
+
+def ref_rmsnorm(layer, x, training):
+    axes = _feature_axes(layer.axis, x.ndim)
+    return x / np.sqrt(np.mean(x * x, axis=axes, keepdims=True) + layer.epsilon) * _w(layer.scale).reshape(
+        _bshape(x, axes))
+
+
+def ref_unitnorm(layer, x, training):
+    axes = _feature_axes(layer.axis, x.ndim, batch_ok=True)
+    return x * np.minimum(1 / np.sqrt(np.sum(x * x, axis=axes, keepdims=True)), 1e12)  # keras.ops.normalize
+
+
+def ref_normalization(layer, x, training):
+    keep = _feature_axes(layer.axis, x.ndim, dup_ok=True) if layer.axis not in ((), None) else ()
+    if layer.input_mean is None:
+        mean, var = _w(layer.adapt_mean), _w(layer.adapt_variance)
+        mean, var = mean.reshape(_bshape(x, keep)[1:]), var.reshape(_bshape(x, keep)[1:])
+    else:
+        mean, var = layer.input_mean, layer.input_variance
+        if mean.ndim > len(keep):
+            raise ValueError("statistics of a higher rank than the axes")
+        ex = [1] * x.ndim
+        for i in range(1, mean.ndim + 1):
+            ex[keep[-i]] = mean.shape[-i]
+        mean, var = mean.reshape(ex)[0], var.reshape(ex)[0]
+        np.broadcast_shapes(mean.shape, _bshape(x, keep)[1:])
+    std = np.maximum(np.sqrt(var), 1e-7)
+    return mean + x * std if layer.invert else (x - mean) / std
+
+
+def ref_activity_reg(layer, x, training):
+    if x.size and np.isfinite(x).all() and np.abs(x).max() < 1e15:
+        want = (layer.l1 * np.abs(x).sum() + layer.l2 * (x * x).sum()) / len(x)
+        got = float(sum(float(np.asarray(_to_host(v))) for v in layer.losses)) if layer.losses else 0.0
+        if not np.isclose(got, want, rtol=1e-4, atol=1e-6):
+            raise Mismatch("wrong activity loss", f"losses sum to {got!r}, expected (l1 * sum|x| + l2 * sum x**2) / "
+                                                  f"batch = {want!r}")
+    return x
+
+
+def ref_plain(layer, x, training):
+    return x
+
+
+def ref_leaky_relu(layer, x, training):
+    return np.where(x > 0, x, layer.negative_slope * x)
+
+
+def ref_prelu(layer, x, training):
+    for a in layer.shared_axes or ():
+        if a >= x.ndim:
+            raise ValueError(f"shared axis {a} for rank {x.ndim}")
+    relu = ACT_REF["relu"]
+    return relu(x) - _w(layer.alpha) * relu(-x)
+
+
+def ref_elu(layer, x, training):
+    return _elu(x, layer.alpha)
+
+
+def _pad_amounts(layer, x, attr):
+    p = getattr(layer, attr)
+    if x.ndim != len(p) + 2:
+        raise ValueError("rank")
+    return p
+
+
+def ref_zero_padding(layer, x, training):
+    return np.pad(x, ((0, 0),) + tuple(_pad_amounts(layer, x, "padding")) + ((0, 0),))
+
+
+def ref_cropping(layer, x, training):
+    c = _pad_amounts(layer, x, "cropping")
+    if any(a + b >= n for (a, b), n in zip(c, x.shape[1:-1])):
+        raise ValueError("cropping as large as the input")
+    return x[(slice(None),) + tuple(slice(a, n - b) for (a, b), n in zip(c, x.shape[1:-1])) + (slice(None),)]
+
+
+def ref_upsampling1d(layer, x, training):
+    if x.ndim != 3:
+        raise ValueError("rank")
+    return np.repeat(x, layer.size, axis=1)
+
+
+def ref_upsampling3d(layer, x, training):
+    if x.ndim != 5:
+        raise ValueError("rank")
+    for ax, f in enumerate(layer.size, 1):
+        x = np.repeat(x, f, axis=ax)
+    return x
+
+
+def ref_permute(layer, x, training):
+    if x.ndim != len(layer.dims) + 1:
+        raise ValueError("rank")
+    return np.transpose(x, (0,) + tuple(layer.dims))
+
+
+def ref_repeat_vector(layer, x, training):
+    if x.ndim != 2:
+        raise ValueError("rank")
+    return np.repeat(x[:, None, :], layer.n, axis=1)
+
+
+def ref_rescaling(layer, x, training):
+    dt = np.dtype(layer.dtype)  # the layer casts an array scale to its dtype
+    sc = layer.scale if np.ndim(layer.scale) == 0 else np.asarray(layer.scale).astype(dt).astype(np.float64)
+    off = layer.offset if np.ndim(layer.offset) == 0 else np.asarray(layer.offset).astype(dt).astype(np.float64)
+    np.broadcast_shapes(x.shape, np.shape(sc), np.shape(off))
+    return x * sc + off
+
+
+def _resize_weights(m, n, method, antialias):
+    """(n, m): jax.image.resize's weights along one axis (m samples to n)."""
+    if method == "nearest":
+        w = np.zeros((n, m))
+        w[np.arange(n), np.floor((np.arange(n) + 0.5) * m / n).astype(int)] = 1.0
+        return w
+    if method != "bilinear":
+        raise NoReference(f"no reference for {method}")
+    ks = max(m / n, 1.0) if antialias else 1.0
+    sample = (np.arange(n) + 0.5) * m / n - 0.5
+    w = np.maximum(0.0, 1.0 - np.abs(sample[:, None] - np.arange(m)[None, :]) / ks)
+    tot = w.sum(axis=1, keepdims=True)
+    return np.where(np.abs(tot) > 1000 * np.finfo(np.float32).eps, w / np.where(tot != 0, tot, 1), 0.0)
+
+
+def _resize_ref(x, h, w, method="bilinear", antialias=False):
+    """(batch, height, width, channels) images resized as keras.ops.image.resize (jax);
+    an axis that keeps its size is left alone, as jax does."""
+    if min(x.shape[1:3]) < 1:
+        raise NoReference("an empty image")
+    if h != x.shape[1]:
+        x = np.einsum("oi,bi...->bo...", _resize_weights(x.shape[1], h, method, antialias), x)
+    if w != x.shape[2]:
+        x = np.einsum("oi,bhi...->bho...", _resize_weights(x.shape[2], w, method, antialias), x)
+    return x
+
+
+def _images(x):
+    """A batch of images, from a batch or one image (as image layers take them)."""
+    if x.ndim not in (3, 4):
+        raise ValueError("rank")
+    return (x[None], True) if x.ndim == 3 else (x, False)
+
+
+def _aspect_box(h, w, th, tw):
+    ch = max(min(h, int(float(w * th) / tw)), 1)
+    cw = max(min(w, int(float(h * tw) / th)), 1)
+    return int(float(h - ch) / 2), int(float(w - cw) / 2), ch, cw
+
+
+def ref_resizing(layer, x, training):
+    x4, single = _images(x)
+    h, w = x4.shape[1:3]
+    H, W = layer.height, layer.width
+    if min(h, w) < 1:
+        raise NoReference("an empty image")
+    if layer.crop_to_aspect_ratio:
+        h0, w0, ch, cw = _aspect_box(h, w, H, W)
+        x4 = x4[:, h0:h0 + ch, w0:w0 + cw]
+    elif layer.pad_to_aspect_ratio:
+        ph, pw = max(h, int(float(w * H) / W)), max(w, int(float(h * W) / H))
+        top, left = int(float(ph - h) / 2), int(float(pw - w) / 2)
+        if top > 0:
+            x4 = np.pad(x4, ((0, 0), (top, top), (0, 0), (0, 0)), constant_values=layer.fill_value)
+        elif left > 0:
+            x4 = np.pad(x4, ((0, 0), (0, 0), (left, left), (0, 0)), constant_values=layer.fill_value)
+    y = _resize_ref(x4, H, W, layer.interpolation, layer.antialias)
+    return y[0] if single else y
+
+
+def ref_center_crop(layer, x, training):
+    x4, single = _images(x)
+    h, w = x4.shape[1:3]
+    H, W = layer.height, layer.width
+    if h >= H and w >= W:
+        h0, w0 = (h - H) // 2, (w - W) // 2
+        y = x4[:, h0:h0 + H, w0:w0 + W]
+    else:
+        if min(h, w) < 1:
+            raise NoReference("an empty image")
+        h0, w0, ch, cw = _aspect_box(h, w, H, W)
+        y = _resize_ref(x4[:, h0:h0 + ch, w0:w0 + cw], H, W)
+    return y[0] if single else y
+
+
+def ref_random_crop(layer, x, training):
+    """Inference: the input. Training on images larger than the target: a random window
+    (checked in _random_check); otherwise Keras's centred box, resized."""
+    x4, single = _images(x)
+    if not training:
+        return x
+    h, w = x4.shape[1:3]
+    H, W = layer.height, layer.width
+    if h > H and w > W:
+        raise NoReference("a random window")
+    if min(h, w) < 1:
+        raise NoReference("an empty image")
+    h0, w0, _, _ = _aspect_box(h, w, H, W)
+    y = x4[:, h0:h0 + H, w0:w0 + W]
+    if y.shape[1:3] != (H, W):
+        y = _resize_ref(y, H, W)
+    return y[0] if single else y
+
+
+# random layers in training: what must hold whatever the draws (inference is the identity)
+def _kept_or_dropped(x, y, rate, groups=None):
+    """Each value is 0 or x / (1 - rate); with ``groups`` (an axis tuple), one choice per
+    group of values (a spatial dropout's feature map)."""
+    keep = x / (1 - rate)
+    kept = np.isclose(y, keep, rtol=1e-5, atol=1e-6) | (np.isnan(y) & ~np.isfinite(keep))
+    dropped = (y == 0) | (np.isnan(y) & ~np.isfinite(x))
+    if not (kept | dropped).all():
+        raise Mismatch("wrong values", f"dropout output {y[~(kept | dropped)][:3]} is neither 0 nor x / (1 - rate)")
+    if groups is not None:
+        surely_kept, surely_dropped = kept & ~dropped, dropped & ~kept
+        if (surely_kept.any(axis=groups) & surely_dropped.any(axis=groups)).any():
+            raise Mismatch("wrong values", "a spatial dropout kept part of a feature map and dropped the rest")
+
+
+def _check_alpha_dropout(layer, x, y):
+    ap = -1.6732632423543772848170429916717 * 1.0507009873554804934193349852946
+    r = layer.rate
+    a = ((1 - r) * (1 + r * ap ** 2)) ** -0.5
+    b = -a * ap * r
+    tol = 1e-4 * (1 + np.abs(np.where(np.isfinite(x), x, 0)))
+    ok = np.isclose(y, a * x + b, rtol=1e-4, atol=1e-5) | (np.abs(y - (a * ap + b)) <= tol) | ~np.isfinite(x)
+    if not ok.all():
+        raise Mismatch("wrong values", f"alpha dropout output {y[~ok][:3]} is neither a * x + b nor a * alpha' + b")
+
+
+def _check_spatial(layer, x, y):
+    groups = tuple(range(1, x.ndim - 1)) if getattr(layer, "data_format", "channels_last") == "channels_last" else \
+        tuple(range(2, x.ndim))
+    _kept_or_dropped(x, y, layer.rate, groups)
+
+
+def _check_gaussian_noise(layer, x, y):
+    if np.isfinite(x).all() and not np.isfinite(y).all() and np.abs(x).max(initial=0) < 1e30:
+        raise Mismatch("non-finite output for finite input", "Gaussian noise made a finite input non-finite")
+
+
+def _check_gaussian_dropout(layer, x, y):
+    _check_gaussian_noise(layer, x, y)
+    if ((x == 0) & (y != 0) & np.isfinite(y)).any():
+        raise Mismatch("wrong values", "Gaussian dropout (multiplicative noise) made a zero nonzero")
+
+
+def _check_random_crop(layer, x, y):
+    x4, single = _images(x)
+    y4 = y[None] if single else y
+    H, W = layer.height, layer.width
+    if y4.shape != x4.shape[:1] + (H, W) + x4.shape[3:]:
+        raise Mismatch("wrong shape", f"shape {y.shape}, expected a {H}x{W} crop of {x.shape}")
+    for i in range(x4.shape[1] - H + 1):
+        for j in range(x4.shape[2] - W + 1):
+            if np.array_equal(x4[:, i:i + H, j:j + W], y4, equal_nan=True):
+                return
+    raise Mismatch("wrong values", "the random crop is no window of the input")
+
+
+RANDOM_TRAINING = {"AlphaDropout": _check_alpha_dropout, "SpatialDropout1D": _check_spatial,
+                   "SpatialDropout2D": _check_spatial, "SpatialDropout3D": _check_spatial,
+                   "GaussianNoise": _check_gaussian_noise, "GaussianDropout": _check_gaussian_dropout}
+
+
+def _random_check(name, layer, x, yv, training):
+    """True when the random layer's training output was judged here."""
+    if name == "RandomCrop":
+        x4, _ = _images(x)
+        if not (training and x4.shape[1] > layer.height and x4.shape[2] > layer.width):
+            return False
+        _check_random_crop(layer, x, yv)
+        return True
+    rate = getattr(layer, "rate", getattr(layer, "stddev", 0.0))
+    if not training or rate == 0:
+        return False
+    if name.startswith("SpatialDropout") and x.ndim != layer._rank + 2:
+        raise Mismatch("accepts what the reference rejects", f"returned for an input of rank {x.ndim}")
+    if yv.shape != x.shape:
+        raise Mismatch("wrong shape", f"shape {yv.shape}, expected the input's {x.shape}")
+    RANDOM_TRAINING[name](layer, x, yv)
+    return True
+
+
+# merges of several inputs (Keras's elementwise rule: one rank, sizes equal or 1)
+def _elementwise(fn, exact=None):
+    def ref(layer, xs):
+        _keras_add_shape([x.shape for x in xs])
+        if exact is not None and len(xs) != exact:
+            raise ValueError(f"exactly {exact} inputs")
+        return fn(xs)
+    return ref
+
+
+def _reduce(f):
+    return lambda xs: __import__("functools").reduce(f, xs[1:], xs[0])
+
+
+def _dot_axes(layer, shapes):
+    """Dot's two axes (counting the batch axis) for inputs of these shapes (with it)."""
+    if len(shapes) != 2:
+        raise ValueError("Dot takes two inputs")
+    pair = (layer.axes, layer.axes) if isinstance(layer.axes, int) else tuple(layer.axes)
+    out = []
+    for a, s in zip(pair, shapes):
+        if len(s) < 2 or not -len(s) <= a < len(s) or a % len(s) == 0:
+            raise ValueError(f"axis {a} of rank {len(s)}")
+        out.append(a % len(s))
+    if shapes[0][out[0]] != shapes[1][out[1]]:
+        raise ValueError("contracted sizes differ")
+    return out
+
+
+def _dot_ref(layer, xs):
+    a1, a2 = _dot_axes(layer, [x.shape for x in xs])
+    x, y = xs
+    if layer.normalize:  # keras.ops.normalize: x * min(rsqrt(sum x**2), 1 / 1e-7)
+        x = x * np.minimum(1 / np.sqrt(np.sum(x * x, axis=a1, keepdims=True)), 1e7)
+        y = y * np.minimum(1 / np.sqrt(np.sum(y * y, axis=a2, keepdims=True)), 1e7)
+    x, y = np.moveaxis(x, a1, -1), np.moveaxis(y, a2, 1)
+    r1, r2, b, k = x.shape[1:-1], y.shape[2:], x.shape[0], x.shape[-1]
+    z = np.matmul(x.reshape(b, math.prod(r1), k), y.reshape(b, k, math.prod(r2))).reshape((b,) + r1 + r2)
+    return z.reshape(b, 1) if z.ndim == 1 else z
+
+
+MERGES = {"Subtract": _elementwise(lambda xs: xs[0] - xs[1], exact=2), "Multiply": _elementwise(_reduce(np.multiply)),
+          "Average": _elementwise(lambda xs: sum(xs[1:], xs[0]) / len(xs)),
+          "Maximum": _elementwise(_reduce(np.maximum)), "Minimum": _elementwise(_reduce(np.minimum)),
+          "Dot": _dot_ref}
+
+
+# output shapes (no batch axis, Python ints) of the layers above, for the symbolic calls
+def _shape_conv_transpose(layer, shape):
+    out = []
+    for i, n in enumerate(shape[:-1]):
+        ke = (layer.kernel_size[i] - 1) * layer.dilation_rate[i] + 1
+        s, op = layer.strides[i], layer.output_padding
+        if layer.padding == "valid":
+            out.append((n - 1) * s + ke + (max(ke, s) - ke if op is None else op[i]))
+        else:
+            out.append(n * s if op is None else (n - 1) * s + ke % 2 + op[i])
+    if min(out, default=1) < 1:
+        raise NoReference("an empty output")
+    return tuple(out) + (layer.filters,)
+
+
+def _shape_window(layer, shape, channels):
+    out = []
+    for n, k, s, d in zip(shape[:-1], layer.kernel_size, layer.strides, layer.dilation_rate):
+        ke = (k - 1) * d + 1
+        o = -(-n // s) if layer.padding == "same" else (n - ke) // s + 1
+        if o < 1:
+            raise ValueError("window larger than the input")
+        out.append(o)
+    return tuple(out) + (channels,)
+
+
+class _Shaped:
+    """A stand-in with an input's shape (batch axis first), for shape-only checks."""
+
+    def __init__(self, shape):
+        self.shape, self.ndim = (1,) + tuple(shape), len(shape) + 1
+
+
+def _same(check=None):
+    """Same shape out, after ``check(layer, stand_in)`` (which raises ValueError where
+    the layer must refuse the shape)."""
+    def shape_fn(layer, shape):
+        if check is not None:
+            check(layer, _Shaped(shape))
+        return tuple(shape)
+    return shape_fn
+
+
+def _check_axes(layer, x, batch_ok=False):
+    _feature_axes(layer.axis, x.ndim, batch_ok=batch_ok)
+
+
+def _shape_via_ref(ref):
+    """The shape of the reference's output on zeros of the shape (small shapes only)."""
+    def shape_fn(layer, shape):
+        if math.prod(shape) > 10 ** 5:
+            raise NoReference("a huge shape")
+        return ref(layer, np.zeros((1,) + tuple(shape)), True).shape[1:]
+    return shape_fn
+
+
+def _shape_resize_like(layer, shape):
+    if len(shape) != 3:
+        raise ValueError("rank")
+    return (layer.height, layer.width, shape[-1])
+
+
+def _shape_rescaling(layer, shape):
+    try:
+        np.broadcast_shapes((1,) + tuple(shape), np.shape(layer.scale), np.shape(layer.offset))
+    except ValueError:  # Keras 3 builds such a model too (and fails when it runs): no judgement
+        raise NoReference("a scale that does not broadcast against the input") from None
+    return tuple(shape)
+
+
+def _shape_prelu(layer, shape):
+    for a in layer.shared_axes or ():
+        if a > len(shape):
+            raise ValueError("shared axis")
+    return tuple(shape)
+
+
+def _shape_normalization(layer, shape):
+    if math.prod(shape) > 10 ** 5:
+        raise NoReference("a huge shape")
+    return ref_normalization(layer, np.zeros((1,) + tuple(shape)), False).shape[1:]
+
+
+def _shape_dot(layer, shapes):
+    a1, a2 = _dot_axes(layer, [(None,) + tuple(s) for s in shapes])
+    out = [n for i, n in enumerate(shapes[0]) if i != a1 - 1] + [n for i, n in enumerate(shapes[1]) if i != a2 - 1]
+    return tuple(out) or (1,)
 
 
 LAYER_SPECS = {  # class name: (constructor arguments, input rank without batch (None: any), reference)
@@ -3003,6 +3889,98 @@ LAYER_SPECS = {  # class name: (constructor arguments, input rank without batch 
 }
 AUGMENTATION = {"RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom", "RandomContrast",
                 "RandomBrightness"}
+
+
+def ref_rank(n):
+    def ref(layer, x, training):
+        if x.ndim != n + 1:
+            raise ValueError("rank")
+        return x
+    return ref
+
+
+NEW_LAYER_SPECS = {  # class name: (constructor arguments, input rank without batch, reference, output shape)
+    "Conv1DTranspose": (ctor_conv_transpose(1), 2, ref_conv_transpose, _shape_conv_transpose),
+    "Conv2DTranspose": (ctor_conv_transpose(2), 3, ref_conv_transpose, _shape_conv_transpose),
+    "Conv3DTranspose": (ctor_conv_transpose(3), 4, ref_conv_transpose, _shape_conv_transpose),
+    "DepthwiseConv1D": (ctor_depthwise(1), 2, ref_depthwise,
+                        lambda l, s: _shape_window(l, s, s[-1] * l.depth_multiplier)),
+    "DepthwiseConv2D": (ctor_depthwise(2), 3, ref_depthwise,
+                        lambda l, s: _shape_window(l, s, s[-1] * l.depth_multiplier)),
+    "SeparableConv1D": (ctor_separable(1), 2, ref_separable, lambda l, s: _shape_window(l, s, l.filters)),
+    "SeparableConv2D": (ctor_separable(2), 3, ref_separable, lambda l, s: _shape_window(l, s, l.filters)),
+    **{f"Adaptive{kind}Pooling{r}D": (ctor_adaptive(r), r + 1, ref_adaptive, lambda l, s: l.output_size + (s[-1],))
+       for kind in ("Average", "Max") for r in (1, 2, 3)},
+    "LayerNormalization": (ctor_layernorm, None, ref_layernorm, _same(_check_axes)),
+    "GroupNormalization": (ctor_groupnorm, None, ref_groupnorm, _same(_groups_ref)),
+    "RMSNormalization": (ctor_rmsnorm, None, ref_rmsnorm, _same(_check_axes)),
+    "UnitNormalization": (ctor_unitnorm, None, ref_unitnorm, _same(lambda l, x: _check_axes(l, x, batch_ok=True))),
+    "Normalization": (ctor_normalization, None, ref_normalization, _shape_normalization),
+    "AlphaDropout": (ctor_alpha_dropout, None, ref_plain, _same()),
+    "SpatialDropout1D": (ctor_spatial_dropout(1), 2, ref_rank(2), _same()),
+    "SpatialDropout2D": (ctor_spatial_dropout(2), 3, ref_rank(3), _same()),
+    "SpatialDropout3D": (ctor_spatial_dropout(3), 4, ref_rank(4), _same()),
+    "GaussianNoise": (ctor_gaussian_noise, None, ref_plain, _same()),
+    "GaussianDropout": (ctor_gaussian_dropout, None, ref_plain, _same()),
+    "ActivityRegularization": (ctor_activity_reg, None, ref_activity_reg, _same()),
+    "LeakyReLU": (ctor_leaky_relu, None, ref_leaky_relu, _same()),
+    "PReLU": (ctor_prelu, None, ref_prelu, _shape_prelu),
+    "ELU": (ctor_elu, None, ref_elu, _same()),
+    "Subtract": (ctor_none, "multi", None, None), "Multiply": (ctor_none, "multi", None, None),
+    "Average": (ctor_none, "multi", None, None), "Maximum": (ctor_none, "multi", None, None),
+    "Minimum": (ctor_none, "multi", None, None), "Dot": (ctor_dot, "multi", None, None),
+    "ZeroPadding1D": (ctor_zero_padding(1), 2, ref_zero_padding, _shape_via_ref(ref_zero_padding)),
+    "ZeroPadding2D": (ctor_zero_padding(2), 3, ref_zero_padding, _shape_via_ref(ref_zero_padding)),
+    "ZeroPadding3D": (ctor_zero_padding(3), 4, ref_zero_padding, _shape_via_ref(ref_zero_padding)),
+    "Cropping1D": (ctor_cropping(1), 2, ref_cropping, _shape_via_ref(ref_cropping)),
+    "Cropping2D": (ctor_cropping(2), 3, ref_cropping, _shape_via_ref(ref_cropping)),
+    "Cropping3D": (ctor_cropping(3), 4, ref_cropping, _shape_via_ref(ref_cropping)),
+    "UpSampling1D": (ctor_upsampling1d, 2, ref_upsampling1d, lambda l, s: (s[0] * l.size, s[1])),
+    "UpSampling3D": (ctor_upsampling3d, 4, ref_upsampling3d,
+                     lambda l, s: tuple(n * f for n, f in zip(s[:3], l.size)) + (s[3],)),
+    "Permute": (ctor_permute, None, ref_permute, _shape_via_ref(ref_permute)),
+    "RepeatVector": (ctor_repeat_vector, 1, ref_repeat_vector, lambda l, s: (l.n, s[0])),
+    "Identity": (ctor_none, None, ref_plain, _same()),
+    "Rescaling": (ctor_rescaling, None, ref_rescaling, _shape_rescaling),
+    "Resizing": (ctor_resizing, 3, ref_resizing, _shape_resize_like),
+    "CenterCrop": (ctor_center_crop, 3, ref_center_crop, _shape_resize_like),
+    "RandomCrop": (ctor_random_crop, 3, ref_random_crop, _shape_resize_like),
+}
+for _g in ("GlobalAveragePooling", "GlobalMaxPooling"):  # now with keepdims and data_format
+    for _r in (1, 2, 3):
+        NEW_LAYER_SPECS[f"{_g}{_r}D"] = (ctor_global, _r + 1, ref_global_keep,
+                                         lambda l, s: ((1,) * (len(s) - 1) if l.keepdims else ()) + (s[-1],))
+LAYER_SHAPES = {n: spec[3] for n, spec in NEW_LAYER_SPECS.items() if spec[3] is not None}
+
+
+def _no_channels(x):
+    return np.ndim(x) >= 2 and np.shape(x)[-1] == 0
+
+
+# Known defects of layers (found by this test, reported, not fixed here): while one is
+# open its exception is accepted for the inputs it needs, so the rest of the entry keeps
+# running. entry: (the inputs that meet it, the exception types, the reproducer)
+KNOWN_LAYER_DEFECTS = {
+    name: (_no_channels, (ZeroDivisionError,), f"layers.{name}(2)(np.zeros((1, 4{', 4' * ('2D' in name)}, 0), "
+                                                 "'float32')) raises ZeroDivisionError in ops.nn._grouped_conv_linear")
+    for name in ("DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D")}
+KNOWN_LAYER_DEFECTS["GroupNormalization"] = (  # (Keras 3.15 raises ZeroDivisionError here too)
+    _no_channels, (ZeroDivisionError,), "layers.GroupNormalization(groups=-1)(np.zeros((2, 3, 0), 'float32')) raises "
+                                        "ZeroDivisionError in build (dim % groups with 0 channels)")
+
+
+# Layers that fill gigabytes for a huge broadcast view before its size fails (known
+# defects, reported): weights of the input's feature shape (PReLU's alpha of 2**30 floats:
+# 4 GiB, then MemoryError), spatial dropout's mask drawn on the host (batch x channels
+# float64 draws: 3 GiB and 30 s). Their eager calls get no huge views until fixed.
+HUGE_VIEWS_LEFT_OUT = {"PReLU", "RMSNormalization", "LayerNormalization", "GroupNormalization", "SpatialDropout1D",
+                       "SpatialDropout2D", "SpatialDropout3D"}
+
+
+def _known_defect(name, x):
+    when, types, _ = KNOWN_LAYER_DEFECTS.get(name, (None, (), ""))
+    return types if when is not None and when(x) else ()
+LAYER_SPECS.update({n: spec[:3] for n, spec in NEW_LAYER_SPECS.items()})
 
 
 def _feature_shape(rng, rank, huge=False):
@@ -3030,6 +4008,8 @@ def _expected_shape(name, layer, shape):
     rank = LAYER_SPECS[name][1]
     if isinstance(rank, int) and len(shape) != rank:
         raise ValueError("rank")
+    if name in LAYER_SHAPES:
+        return tuple(LAYER_SHAPES[name](layer, shape))
     if name == "Dense":
         if not shape:
             raise ValueError("no feature axis")
@@ -3069,7 +4049,8 @@ def _layer_input(rng, name, shape, n=None):
     """An ndarray batch (a Python list would be a list of inputs to a layer)."""
     n = choice(rng, [1, 2, 3, 0]) if n is None else n
     dt = "float32" if rng.random() < 0.6 else draw_dtype(rng)
-    x = arr(rng, shape=(n,) + tuple(shape), dtype=dt, special=0.12, huge=0.02, layout=False)
+    x = arr(rng, shape=(n,) + tuple(shape), dtype=dt, special=0.12, huge=0.0 if name in HUGE_VIEWS_LEFT_OUT else 0.02,
+            layout=False)
     return x if is_huge(x) else relayout(rng, x, choice(rng, [k for k in LAYOUTS if k != "list"]))
 
 
@@ -3078,9 +4059,10 @@ def _layer_setup(name, args, kwargs):
     return f"layers.{name}({', '.join(parts)})"
 
 
-def _check_layer_output(name, layer, xs, y, training, before=None):
+def _check_layer_output(name, layer, xs, y, training, before=None, direct=False):
     """``y`` against the spec's reference on the inputs as the layer sees them (``xs``:
-    one array, or the list of a merge layer's inputs)."""
+    one array, or the list of a merge layer's inputs; ``direct``: the layer was called on
+    them, not a model)."""
     spec_ref = LAYER_SPECS[name][2]
     xs_list = list(xs) if LAYER_SPECS[name][1] == "multi" else [xs]
     refuse_nonnumeric(*xs_list, group="layers (any layer)")
@@ -3091,12 +4073,21 @@ def _check_layer_output(name, layer, xs, y, training, before=None):
     yv = _to_host(y)
     if not isinstance(yv, np.ndarray):
         raise Mismatch("wrong result type", f"returned {type(y).__name__}")
+    int_out = None  # Resizing returns integer images given directly in their dtype, as Keras
+    if name == "Resizing" and direct and np.asarray(xs_list[0]).dtype.kind in "iu":
+        int_out = np.asarray(xs_list[0]).dtype
+        dt = int_out
     if yv.dtype != dt:
         raise Mismatch("wrong dtype", f"dtype {yv.dtype}, expected the layer's {dt}")
     clean = finite(*x32) and all(np.all(np.isfinite(_w(w))) for w in layer.weights)
     r = rtol_of(dt) * 4
+    if name in RANDOM_TRAINING or name == "RandomCrop":
+        if reference(lambda: _random_check(name, layer, x32[0], yv, training)):
+            return
     if name == "Add":
         want = reference(lambda: _sum_same_shape(x32))
+    elif name in MERGES:
+        want = reference(lambda: MERGES[name](layer, x32))
     elif name == "Concatenate":
         if x32 and isinstance(layer.axis, int) and x32[0].ndim and layer.axis % x32[0].ndim == 0 \
                 and -x32[0].ndim <= layer.axis < x32[0].ndim:
@@ -3127,8 +4118,16 @@ def _check_layer_output(name, layer, xs, y, training, before=None):
     else:
         want = reference(lambda: spec_ref(layer, x32[0], training))
     scale = max([amax(x) for x in x32] + [1.0]) * max([asum(_w(w)) for w in layer.weights] + [1.0])
-    if name == "BatchNormalization":
-        scale *= 1e3
+    if name in ("Multiply", "Dot"):  # products of the inputs (summed over the contracted axis)
+        scale = math.prod(max(amax(x), 1.0) for x in x32) * max([x.size for x in x32] + [1])
+    if name in ("BatchNormalization", "LayerNormalization", "GroupNormalization", "RMSNormalization",
+                "UnitNormalization"):
+        scale *= 1e3  # (float32 statistics of nearly constant data: x - mean cancels)
+    if int_out is not None:  # rounded to integers (float32 rounding may tip a half the other way)
+        info = np.iinfo(int_out)
+        want = np.clip(np.round(want), info.min, info.max)
+        compare(yv.astype(np.float64), want, 0.0, 1.0 + r * scale, "finite-only")
+        return
     compare(yv, want, r, r * scale, "exact" if clean else "finite-only")
 
 
@@ -3138,6 +4137,12 @@ def _merge_shape(name, layer, shapes):
     if len(shapes) < 2:
         raise ValueError("a merge needs two or more inputs")
     if name == "Add":
+        return _keras_add_shape(shapes)
+    if name == "Dot":
+        return _shape_dot(layer, shapes)
+    if name in MERGES:
+        if name == "Subtract" and len(shapes) != 2:
+            raise ValueError("Subtract takes exactly two inputs")
         return _keras_add_shape(shapes)
     nd_ = len(shapes[0]) + 1  # with the batch axis
     ax = layer.axis
@@ -3198,15 +4203,15 @@ def make_layer(name):
             layer = cls(*args, **kwargs)
             y = layer(x, training=training)
             before = None
-            if name == "BatchNormalization" and not training:  # inference leaves the moving statistics as they were
+            if name == "BatchNormalization" and not (training and layer.trainable):  # inference leaves them as they were
                 before = (_w(layer.moving_mean), _w(layer.moving_variance))
             return layer, y, before
 
         def check(out):
             layer, y, before = out
-            _check_layer_output(name, layer, x, y, training, before)
+            _check_layer_output(name, layer, x, y, training, before, direct=True)
         return Call(f"{setup}", run, (x,), dict(training=training), invalid=A.invalid, check=check,
-                    entry=f"layers.{name}.__call__", group=f"layers.{name}")
+                    entry=f"layers.{name}.__call__", group=f"layers.{name}", allow=_known_defect(name, x))
     return make
 
 
@@ -3449,13 +4454,13 @@ def make_training(gpu=False):
         A = Args(rng)
         sp = _model_spec(rng)
         loss = _loss_for(rng, sp)
-        opt = A.pick("optimizer", ["adam", "sgd", "SGD"], ["rmsprop", 5, "bogus"], maybe=[None], p_bad=0.04)
+        opt = A.pick("optimizer", ["adam", "sgd", "SGD", "rmsprop"], ["ftrl", 5, "bogus"], maybe=[None], p_bad=0.04)
         if rng.random() < 0.3:
             A.invalid = [v for v in A.invalid if not v.startswith("optimizer=")]
             opt = optimizers.SGD(learning_rate=choice(rng, [0.01, 0.1, 1e3]), momentum=choice(rng, [0.0, 0.9]),
                                  nesterov=choice(rng, [False, True])) if rng.random() < 0.5 else \
                 optimizers.Adam(learning_rate=choice(rng, [1e-3, 0.1, 1e3]))
-        metrics = A.pick("metrics", [None, ["accuracy"]], [["auc"]], p_bad=0.04)
+        metrics = A.pick("metrics", [None, ["accuracy"]], [["aucc"]], p_bad=0.04)
         x, n = _model_data(rng, A, sp, gpu)
         y = _targets(rng, A, loss, n, sp["k"])
         method = choice(rng, ["fit", "fit", "fit", "predict", "evaluate", "train_on_batch", "test_on_batch",
@@ -3816,7 +4821,7 @@ def make_optimizer(rng):
     A = Args(rng)
     kind = choice(rng, ["SGD", "Adam", "get"])
     if kind == "get":
-        ident = A.pick("identifier", ["sgd", "adam", "SGD", "Adam", optimizers.SGD()], ["rmsprop", None, 5, ""])
+        ident = A.pick("identifier", ["sgd", "adam", "SGD", "Adam", optimizers.SGD()], ["ftrl", None, 5, ""])
         return Call("optimizers.get", optimizers.get, (ident,), invalid=A.invalid,
                     check=lambda o: None if isinstance(o, optimizers.Optimizer) else (_ for _ in ()).throw(
                         Mismatch("wrong result type", f"optimizers.get returned {o!r}")), group="optimizers.get")
@@ -3859,7 +4864,7 @@ def make_optimizer(rng):
 def make_loss_object(rng):
     A = Args(rng)
     name = A.pick("name", ["mse", "mean_squared_error", "sparse_categorical_crossentropy", "categorical_crossentropy",
-                           "binary_crossentropy"], ["hinge", None, 5])
+                           "binary_crossentropy"], ["hinj", None, 5])
     n, k = choice(rng, [1, 2, 3]), choice(rng, [2, 3])
     p = rng.uniform(0.05, 1, (n, k)).astype(np.float32)
     p /= p.sum(axis=1, keepdims=True)
@@ -4127,7 +5132,10 @@ def test_every_public_entry_point_is_fuzzed():
     for mod, prefix in ((csig, "signal"), (cn, "ndimage"), (cpool, "pooling")):
         missing += [f"{prefix}.{n}" for n in mod.__all__ if n not in filters]
     layer_classes = {n for n in L.__all__ if isinstance(getattr(L, n), type) and issubclass(getattr(L, n), Layer)}
-    missing += [f"layers.{n}" for n in sorted(layer_classes - set(LAYERS) - {"Layer", "InputLayer", "KerasTensor"})]
+    # Keras's aliases (MaxPool2D is MaxPooling2D, Convolution2D is Conv2D) share their class's entry
+    fuzzed = {getattr(L, n) for n in LAYERS if isinstance(getattr(L, n, None), type)}
+    missing += [f"layers.{n}" for n in sorted(layer_classes - set(LAYERS) - {"Layer", "InputLayer", "KerasTensor"})
+                if getattr(L, n) not in fuzzed]
     missing += [f"adversarial.{n}" for n in adversarial.__all__ if f"adversarial.{n}" not in MODELS]
     fuzzed_inspect = {n.split(".", 1)[1] for n in MODELS if n.startswith("inspect.")} | {"plot_filters",
                                                                                         "plot_feature_maps"}
