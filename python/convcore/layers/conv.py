@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _core, activations, constraints, initializers, ops, regularizers
+from .. import _core, activations, initializers, ops
+from ._weights import constraint_get as _con_get, constraint_save as _con_save
+from ._weights import regularizer_get as _reg_get, regularizer_save as _reg_save
 from ..ops.nn import _conv_transpose_shape
 from .basic import _activate
 from .core import InputSpecError, Layer
@@ -47,25 +49,6 @@ def _positive(name, v, layer):
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
         raise ValueError(f"{layer}: {name} must be a positive integer, received {name}={v!r}")
     return int(v)
-
-
-# ------------------------------------------------------------------ initializers, regularizers, constraints
-# Resolved with each module's ``get`` at construction (a bad name fails there) and saved
-# with its ``serialize``, as Keras; None stays None.
-def _reg_get(v):
-    return None if v is None else regularizers.get(v)
-
-
-def _reg_save(v):
-    return None if v is None else regularizers.serialize(v)
-
-
-def _con_get(v):
-    return None if v is None else constraints.get(v)
-
-
-def _con_save(v):
-    return None if v is None else constraints.serialize(v)
 
 
 def _spatial_out(input_shape, layer, kernel_size, strides, dilation_rate, padding):
@@ -109,14 +92,22 @@ class _BaseConv(Layer):
     def _bias_args(self, activation, use_bias, bias_initializer, bias_regularizer, bias_constraint):
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.bias_regularizer = _reg_get(bias_regularizer)
-        self.bias_constraint = _con_get(bias_constraint)
+        self._weight_args("bias", bias_initializer, bias_regularizer, bias_constraint)
+
+    def _weight_args(self, prefix, initializer, regularizer, constraint):
+        # Resolved with each module's ``get`` at construction (a bad name fails there), as Keras.
+        setattr(self, prefix + "_initializer", initializers.get(initializer))
+        setattr(self, prefix + "_regularizer", _reg_get(regularizer))
+        setattr(self, prefix + "_constraint", _con_get(constraint))
+
+    def _add_weight_of(self, prefix, name, shape):
+        """The weight ``name`` with the initializer, regularizer and constraint ``prefix_*``."""
+        return self.add_weight(name=name, shape=shape, initializer=getattr(self, prefix + "_initializer"),
+                               regularizer=getattr(self, prefix + "_regularizer"),
+                               constraint=getattr(self, prefix + "_constraint"))
 
     def _add_bias(self, units):
-        self.bias = (self.add_weight(name="bias", shape=(units,), initializer=self.bias_initializer,
-                                     regularizer=self.bias_regularizer, constraint=self.bias_constraint)
-                     if self.use_bias else None)
+        self.bias = self._add_weight_of("bias", "bias", (units,)) if self.use_bias else None
 
     def _in_channels(self, input_shape):
         c = input_shape[-1]
@@ -151,11 +142,14 @@ class _BaseConv(Layer):
         return {"kernel_size": list(self.kernel_size), "strides": list(self.strides), "padding": self.padding,
                 "data_format": self.data_format, "dilation_rate": list(self.dilation_rate)}
 
+    def _weight_config(self, prefix):
+        return {prefix + "_initializer": initializers.serialize(getattr(self, prefix + "_initializer")),
+                prefix + "_regularizer": _reg_save(getattr(self, prefix + "_regularizer")),
+                prefix + "_constraint": _con_save(getattr(self, prefix + "_constraint"))}
+
     def _bias_config(self):
         return {"activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "bias_regularizer": _reg_save(self.bias_regularizer),
-                "bias_constraint": _con_save(self.bias_constraint)}
+                **self._weight_config("bias")}
 
 
 def _with_activity(kw, activity_regularizer):
@@ -178,9 +172,7 @@ class _Conv(_BaseConv):
                              f"received groups={self.groups}, filters={self.filters}")
         self._window_args(kernel_size, strides, padding, data_format, dilation_rate)
         self._bias_args(activation, use_bias, bias_initializer, bias_regularizer, bias_constraint)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.kernel_regularizer = _reg_get(kernel_regularizer)
-        self.kernel_constraint = _con_get(kernel_constraint)
+        self._weight_args("kernel", kernel_initializer, kernel_regularizer, kernel_constraint)
 
     def build(self, input_shape):
         c_in = self._in_channels(input_shape)
@@ -188,9 +180,7 @@ class _Conv(_BaseConv):
             raise ValueError(f"{type(self).__name__}: the number of input channels must be evenly divisible by the "
                              f"number of groups, received groups={self.groups}, but the input has {c_in} channels "
                              f"(input_shape={(None,) + tuple(input_shape)})")
-        self.kernel = self.add_weight(name="kernel", shape=self.kernel_size + (c_in // self.groups, self.filters),
-                                      initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
-                                      constraint=self.kernel_constraint)
+        self.kernel = self._add_weight_of("kernel", "kernel", self.kernel_size + (c_in // self.groups, self.filters))
         self._add_bias(self.filters)
         self.built = True
 
@@ -219,9 +209,7 @@ class _Conv(_BaseConv):
 
     def get_config(self):
         return {**self._base_config(), "filters": self.filters, **self._window_config(), "groups": self.groups,
-                **self._bias_config(), "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "kernel_regularizer": _reg_save(self.kernel_regularizer),
-                "kernel_constraint": _con_save(self.kernel_constraint)}
+                **self._bias_config(), **self._weight_config("kernel")}
 
 
 class Conv1D(_Conv):
@@ -272,15 +260,11 @@ class _ConvTranspose(_BaseConv):
                 raise ValueError(f"{cls}: output_padding must be smaller than strides, received "
                                  f"output_padding={self.output_padding}, strides={self.strides}")
         self._bias_args(activation, use_bias, bias_initializer, bias_regularizer, bias_constraint)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.kernel_regularizer = _reg_get(kernel_regularizer)
-        self.kernel_constraint = _con_get(kernel_constraint)
+        self._weight_args("kernel", kernel_initializer, kernel_regularizer, kernel_constraint)
 
     def build(self, input_shape):
         c_in = self._in_channels(input_shape)
-        self.kernel = self.add_weight(name="kernel", shape=self.kernel_size + (self.filters, c_in),
-                                      initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
-                                      constraint=self.kernel_constraint)
+        self.kernel = self._add_weight_of("kernel", "kernel", self.kernel_size + (self.filters, c_in))
         self._add_bias(self.filters)
         self.built = True
 
@@ -303,9 +287,7 @@ class _ConvTranspose(_BaseConv):
     def get_config(self):
         return {**self._base_config(), "filters": self.filters, **self._window_config(),
                 "output_padding": None if self.output_padding is None else list(self.output_padding),
-                **self._bias_config(), "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "kernel_regularizer": _reg_save(self.kernel_regularizer),
-                "kernel_constraint": _con_save(self.kernel_constraint)}
+                **self._bias_config(), **self._weight_config("kernel")}
 
 
 class Conv1DTranspose(_ConvTranspose):
@@ -346,15 +328,11 @@ class _DepthwiseConv(_BaseConv):
         self.depth_multiplier = _positive("depth_multiplier", depth_multiplier, type(self).__name__)
         self._window_args(kernel_size, strides, padding, data_format, dilation_rate)
         self._bias_args(activation, use_bias, bias_initializer, bias_regularizer, bias_constraint)
-        self.depthwise_initializer = initializers.get(depthwise_initializer)
-        self.depthwise_regularizer = _reg_get(depthwise_regularizer)
-        self.depthwise_constraint = _con_get(depthwise_constraint)
+        self._weight_args("depthwise", depthwise_initializer, depthwise_regularizer, depthwise_constraint)
 
     def build(self, input_shape):
         c_in = self._in_channels(input_shape)
-        self.kernel = self.add_weight(name="kernel", shape=self.kernel_size + (c_in, self.depth_multiplier),
-                                      initializer=self.depthwise_initializer, regularizer=self.depthwise_regularizer,
-                                      constraint=self.depthwise_constraint)
+        self.kernel = self._add_weight_of("depthwise", "kernel", self.kernel_size + (c_in, self.depth_multiplier))
         self._add_bias(c_in * self.depth_multiplier)
         self.built = True
 
@@ -374,9 +352,7 @@ class _DepthwiseConv(_BaseConv):
 
     def get_config(self):
         return {**self._base_config(), "depth_multiplier": self.depth_multiplier, **self._window_config(),
-                **self._bias_config(), "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
-                "depthwise_regularizer": _reg_save(self.depthwise_regularizer),
-                "depthwise_constraint": _con_save(self.depthwise_constraint)}
+                **self._bias_config(), **self._weight_config("depthwise")}
 
 
 class DepthwiseConv1D(_DepthwiseConv):
@@ -414,13 +390,9 @@ class _SeparableConv(_BaseConv):
     def build(self, input_shape):
         c_in = self._in_channels(input_shape)
         m = self.depth_multiplier
-        self.depthwise_kernel = self.add_weight(
-            name="depthwise_kernel", shape=self.kernel_size + (c_in, m), initializer=self.depthwise_initializer,
-            regularizer=self.depthwise_regularizer, constraint=self.depthwise_constraint)
-        self.pointwise_kernel = self.add_weight(
-            name="pointwise_kernel", shape=(1,) * self.rank + (c_in * m, self.filters),
-            initializer=self.pointwise_initializer, regularizer=self.pointwise_regularizer,
-            constraint=self.pointwise_constraint)
+        self.depthwise_kernel = self._add_weight_of("depthwise", "depthwise_kernel", self.kernel_size + (c_in, m))
+        self.pointwise_kernel = self._add_weight_of("pointwise", "pointwise_kernel",
+                                                    (1,) * self.rank + (c_in * m, self.filters))
         self._add_bias(self.filters)
         self.built = True
 
