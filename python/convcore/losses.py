@@ -500,30 +500,45 @@ class LossFunctionWrapper(Loss):
         return bool(self._fn_kwargs.get("from_logits", False))
 
     def get_config(self):
-        from .saving.object_registration import registered_name
-        cfg = super().get_config()
-        cfg["fn"] = registered_name(self.fn)
-        cfg.update(self._fn_kwargs)
-        return cfg
+        return _fn_config(super().get_config(), self.fn, self._fn_kwargs)
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        fn = config.pop("fn", None)
-        if isinstance(fn, str):
-            fn = _function_named(fn)
-        return cls(fn, **config)
+        return _from_fn_config(cls, config, _function_named)
 
 
-def _function_named(name, custom_objects=None):
+# A function wrapper's config (LossFunctionWrapper here, metrics' MeanMetricWrapper): the
+# base's, the function by its registered name, and the function's keyword arguments.
+def _fn_config(cfg, fn, fn_kwargs):
+    from .saving.object_registration import registered_name
+    cfg["fn"] = registered_name(fn)
+    cfg.update(fn_kwargs)
+    return cfg
+
+
+def _from_fn_config(cls, config, function_named):
+    config = dict(config)
+    fn = config.pop("fn", None)
+    if isinstance(fn, str):
+        fn = function_named(fn)
+    return cls(fn, **config)
+
+
+def _function_in(kind, functions, name, custom_objects=None):
+    """The function ``name`` of the table ``functions`` (built-in) or registered, for the
+    ``kind`` ('loss', 'metric') of wrapper that saved it."""
     from .saving.object_registration import get_registered_object, is_private
-    if name in _FUNCTIONS:
-        return _FUNCTIONS[name]
+    if name in functions:
+        return functions[name]
     fn = None if is_private(name) else get_registered_object(name, custom_objects)
     if callable(fn) and not isinstance(fn, type):
         return fn
-    raise ValueError(f"Unknown loss function {name!r}; known functions are {', '.join(sorted(_FUNCTIONS))}, or a "
+    raise ValueError(f"Unknown {kind} function {name!r}; known functions are {', '.join(sorted(functions))}, or a "
                      "function registered with register_keras_serializable")
+
+
+def _function_named(name, custom_objects=None):
+    return _function_in("loss", _FUNCTIONS, name, custom_objects)
 
 
 def _labels(y):

@@ -62,14 +62,7 @@ def _known():
 
 
 def _function_named(name, custom_objects=None):
-    from ..saving.object_registration import get_registered_object, is_private
-    if name in _FUNCTIONS:
-        return _FUNCTIONS[name]
-    fn = None if is_private(name) else get_registered_object(name, custom_objects)
-    if callable(fn) and not isinstance(fn, type):
-        return fn
-    raise ValueError(f"Unknown metric function {name!r}; known functions are {', '.join(sorted(_FUNCTIONS))}, or a "
-                     "function registered with register_keras_serializable")
+    return _losses._function_in("metric", _FUNCTIONS, name, custom_objects)
 
 
 def get(identifier):

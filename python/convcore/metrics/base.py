@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import device as device_mod, ops
 from ..tensor import Variable
+from .. import losses as _losses
 from ..losses import squeeze_or_expand_to_same_rank
 from ..tape import stop_recording
 
@@ -257,19 +258,11 @@ class MeanMetricWrapper(Mean):
         return super().update_state(values, sample_weight=sample_weight)
 
     def get_config(self):
-        from ..saving.object_registration import registered_name
-        cfg = super().get_config()
-        cfg["fn"] = registered_name(self._fn)
-        cfg.update(self._fn_kwargs)
-        return cfg
+        return _losses._fn_config(super().get_config(), self._fn, self._fn_kwargs)
 
     @classmethod
     def from_config(cls, config):
         if "fn" not in config:  # a built-in subclass: its own arguments only
             return cls(**config)
-        config = dict(config)
-        fn = config.pop("fn", None)
-        if isinstance(fn, str):
-            from . import _function_named
-            fn = _function_named(fn)
-        return cls(fn, **config)
+        from . import _function_named
+        return _losses._from_fn_config(cls, config, _function_named)
