@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 
-from .callback import Callback, _positive_int_or_epoch
+from .callback import Callback, _positive_int_or_epoch, _save_freq_reached
 
 
 class BackupAndRestore(Callback):
@@ -107,18 +107,7 @@ class BackupAndRestore(Callback):
         os.replace(tmp, self._training_metadata_path)
 
     def _should_save_on_batch(self, batch):
-        if self.save_freq == "epoch":
-            return False
-        if batch <= self._last_batch_seen:  # a new epoch
-            add = batch + 1
-        else:
-            add = batch - self._last_batch_seen
-        self._batches_seen_since_last_saving += add
-        self._last_batch_seen = batch
-        if self._batches_seen_since_last_saving >= self.save_freq:
-            self._batches_seen_since_last_saving = 0
-            return True
-        return False
+        return _save_freq_reached(self, batch)
 
     def on_train_end(self, logs=None):
         if self.delete_checkpoint and os.path.exists(self.backup_dir):

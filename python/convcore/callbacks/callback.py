@@ -283,3 +283,21 @@ def _positive_int_or_epoch(cls, name, value):
         raise ValueError(f"{cls}: {name} must be 'epoch' or a positive number of batches, received "
                          f"{name}={value!r}")
     return int(value)
+
+
+def _save_freq_reached(cb, batch):
+    """Whether ``cb`` (ModelCheckpoint, BackupAndRestore) saves after ``batch``: its
+    ``save_freq`` in batches counted across epochs (a batch number not above the last
+    one starts a new epoch; batches are 0-based), as Keras's ``_should_save_on_batch``."""
+    if cb.save_freq == "epoch":
+        return False
+    if cb._last_batch_seen is None or batch <= cb._last_batch_seen:
+        add = batch + 1
+    else:
+        add = batch - cb._last_batch_seen
+    cb._batches_seen_since_last_saving += add
+    cb._last_batch_seen = batch
+    if cb._batches_seen_since_last_saving >= cb.save_freq:
+        cb._batches_seen_since_last_saving = 0
+        return True
+    return False

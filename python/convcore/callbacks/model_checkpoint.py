@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 
 from .. import _checks
-from .callback import _positive_int_or_epoch
+from .callback import _positive_int_or_epoch, _save_freq_reached
 from .monitor import MonitorCallback, _real_or_none
 
 
@@ -63,18 +63,7 @@ class ModelCheckpoint(MonitorCallback):
             self._save_model(epoch=epoch, batch=None, logs=logs)
 
     def _should_save_on_batch(self, batch):
-        if self.save_freq == "epoch":
-            return False
-        if self._last_batch_seen is None or batch <= self._last_batch_seen:
-            add = batch + 1  # a new epoch: batches are 0-based
-        else:
-            add = batch - self._last_batch_seen
-        self._batches_seen_since_last_saving += add
-        self._last_batch_seen = batch
-        if self._batches_seen_since_last_saving >= self.save_freq:
-            self._batches_seen_since_last_saving = 0
-            return True
-        return False
+        return _save_freq_reached(self, batch)
 
     def _should_save_model(self, epoch, batch, logs, filepath):
         logs = logs or {}
