@@ -656,6 +656,13 @@ def _elementwise_labels(native, y, out_shape):
     return y
 
 
+def _crossentropy_args(owner, from_logits, label_smoothing, axis):
+    """The checked arguments every cross-entropy loss takes, in Keras's order."""
+    return {"from_logits": _check_bool(owner, "from_logits", from_logits),
+            "label_smoothing": _check_float(owner, "label_smoothing", label_smoothing, 0, 1),
+            "axis": _check_axis(owner, axis)}
+
+
 class BinaryCrossentropy(_Wrapped):
     """Binary cross-entropy (``keras.losses.BinaryCrossentropy``): ``from_logits``,
     ``label_smoothing`` (targets pulled towards 0.5), ``axis`` of the mean."""
@@ -667,9 +674,8 @@ class BinaryCrossentropy(_Wrapped):
     def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
                  name="binary_crossentropy", dtype=None):
         o = "BinaryCrossentropy"
-        super().__init__(reduction=reduction, name=name, dtype=dtype, from_logits=_check_bool(o, "from_logits",
-                         from_logits), label_smoothing=_check_float(o, "label_smoothing", label_smoothing, 0, 1),
-                         axis=_check_axis(o, axis))
+        super().__init__(reduction=reduction, name=name, dtype=dtype,
+                         **_crossentropy_args(o, from_logits, label_smoothing, axis))
 
     def check_labels(self, y, out_shape):
         return _elementwise_labels(self.native, y, out_shape)
@@ -690,9 +696,7 @@ class BinaryFocalCrossentropy(_Wrapped):
         super().__init__(reduction=reduction, name=name, dtype=dtype,
                          apply_class_balancing=_check_bool(o, "apply_class_balancing", apply_class_balancing),
                          alpha=_check_float(o, "alpha", alpha), gamma=_check_float(o, "gamma", gamma, 0),
-                         from_logits=_check_bool(o, "from_logits", from_logits),
-                         label_smoothing=_check_float(o, "label_smoothing", label_smoothing, 0, 1),
-                         axis=_check_axis(o, axis))
+                         **_crossentropy_args(o, from_logits, label_smoothing, axis))
 
 
 class CategoricalCrossentropy(_Wrapped):
@@ -707,9 +711,7 @@ class CategoricalCrossentropy(_Wrapped):
                  name="categorical_crossentropy", dtype=None):
         o = "CategoricalCrossentropy"
         super().__init__(reduction=reduction, name=name, dtype=dtype,
-                         from_logits=_check_bool(o, "from_logits", from_logits),
-                         label_smoothing=_check_float(o, "label_smoothing", label_smoothing, 0, 1),
-                         axis=_check_axis(o, axis))
+                         **_crossentropy_args(o, from_logits, label_smoothing, axis))
 
     def check_labels(self, y, out_shape):
         y = np.asarray(y)
@@ -732,9 +734,8 @@ class CategoricalFocalCrossentropy(_Wrapped):
                  reduction="sum_over_batch_size", name="categorical_focal_crossentropy", dtype=None):
         o = "CategoricalFocalCrossentropy"
         super().__init__(reduction=reduction, name=name, dtype=dtype, alpha=_check_float(o, "alpha", alpha),
-                         gamma=_check_float(o, "gamma", gamma, 0), from_logits=_check_bool(o, "from_logits", from_logits),
-                         label_smoothing=_check_float(o, "label_smoothing", label_smoothing, 0, 1),
-                         axis=_check_axis(o, axis))
+                         gamma=_check_float(o, "gamma", gamma, 0),
+                         **_crossentropy_args(o, from_logits, label_smoothing, axis))
 
 
 class SparseCategoricalCrossentropy(_Wrapped):
