@@ -112,6 +112,12 @@ def _check_k(owner, k):
     return int(k)
 
 
+def _config(metric, **args):
+    """A built-in wrapper's config: name, dtype and its own arguments, without
+    MeanMetricWrapper's ``fn`` (the class names the function)."""
+    return {"name": metric.name, "dtype": metric.dtype, **args}
+
+
 class Accuracy(MeanMetricWrapper):
     """How often predictions equal labels (``keras.metrics.Accuracy``)."""
 
@@ -119,7 +125,7 @@ class Accuracy(MeanMetricWrapper):
         super().__init__(accuracy, name=name, dtype=dtype)
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype}
+        return _config(self)
 
 
 class BinaryAccuracy(MeanMetricWrapper):
@@ -133,7 +139,7 @@ class BinaryAccuracy(MeanMetricWrapper):
         self.threshold = float(threshold)
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype, "threshold": self.threshold}
+        return _config(self, threshold=self.threshold)
 
 
 class CategoricalAccuracy(MeanMetricWrapper):
@@ -143,7 +149,7 @@ class CategoricalAccuracy(MeanMetricWrapper):
         super().__init__(categorical_accuracy, name=name, dtype=dtype)
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype}
+        return _config(self)
 
 
 class SparseCategoricalAccuracy(MeanMetricWrapper):
@@ -153,7 +159,7 @@ class SparseCategoricalAccuracy(MeanMetricWrapper):
         super().__init__(sparse_categorical_accuracy, name=name, dtype=dtype)
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype}
+        return _config(self)
 
 
 class TopKCategoricalAccuracy(MeanMetricWrapper):
@@ -165,7 +171,7 @@ class TopKCategoricalAccuracy(MeanMetricWrapper):
         self.k = k
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype, "k": self.k}
+        return _config(self, k=self.k)
 
 
 class SparseTopKCategoricalAccuracy(MeanMetricWrapper):
@@ -182,7 +188,7 @@ class SparseTopKCategoricalAccuracy(MeanMetricWrapper):
         self.k, self.from_sorted_ids = k, bool(from_sorted_ids)
 
     def get_config(self):
-        cfg = {"name": self.name, "dtype": self.dtype, "k": self.k}
+        cfg = _config(self, k=self.k)
         if self.from_sorted_ids:  # as Keras: only when set
             cfg["from_sorted_ids"] = True
         return cfg
@@ -206,9 +212,7 @@ def _wrapper(cls_name, fn, default, args=(), doc=""):
             setattr(self, a, v)
 
     def get_config(self):
-        cfg = {"name": self.name, "dtype": self.dtype}
-        cfg.update({a: getattr(self, a) for a, _ in args})
-        return cfg
+        return _config(self, **{a: getattr(self, a) for a, _ in args})
 
     return type(cls_name, (MeanMetricWrapper,), {
         "__init__": __init__, "get_config": get_config, "__module__": __name__,
