@@ -78,44 +78,38 @@ def _learning_rate(opt, value):
                  "> 0 (or a LearningRateSchedule, or a callable of no arguments)")
 
 
-class _LearningRate(float):
-    """The current learning rate: a float that also answers Keras's variable idioms
-    (``opt.learning_rate.numpy()``, ``opt.learning_rate.assign(1e-4)``)."""
+class _OptimizerNumber:
+    """An optimizer's value as a plain number (of the subclass's number type) that also
+    answers Keras's variable idioms: ``numpy()``, ``assign(v)`` (which sets the
+    optimizer's attribute ``_attr``); a copy or a pickle is the plain number (not the
+    optimizer)."""
 
     def __new__(cls, value, optimizer):
-        self = float.__new__(cls, value)
+        self = super().__new__(cls, value)
         self._optimizer = optimizer
         return self
 
     def numpy(self):
-        return np.float32(self)
-
-    def __reduce__(self):  # a copy or a pickle is the plain number (not the optimizer)
-        return float, (float(self),)
-
-    def assign(self, value):
-        self._optimizer.learning_rate = value
-        return self._optimizer.learning_rate
-
-
-class _Iterations(int):
-    """The number of steps applied: an int with Keras's variable idioms
-    (``opt.iterations.numpy()``, ``opt.iterations.assign(0)``)."""
-
-    def __new__(cls, value, optimizer):
-        self = int.__new__(cls, value)
-        self._optimizer = optimizer
-        return self
-
-    def numpy(self):
-        return np.int64(self)
+        return self._numpy_type(self)
 
     def __reduce__(self):
-        return int, (int(self),)
+        return self._plain, (self._plain(self),)
 
     def assign(self, value):
-        self._optimizer.iterations = value
-        return self._optimizer.iterations
+        setattr(self._optimizer, self._attr, value)
+        return getattr(self._optimizer, self._attr)
+
+
+class _LearningRate(_OptimizerNumber, float):
+    """The current learning rate: a float that also answers Keras's variable idioms
+    (``opt.learning_rate.numpy()``, ``opt.learning_rate.assign(1e-4)``)."""
+    _plain, _numpy_type, _attr = float, np.float32, "learning_rate"
+
+
+class _Iterations(_OptimizerNumber, int):
+    """The number of steps applied: an int with Keras's variable idioms
+    (``opt.iterations.numpy()``, ``opt.iterations.assign(0)``)."""
+    _plain, _numpy_type, _attr = int, np.int64, "iterations"
 
 
 class Optimizer:
