@@ -1,7 +1,7 @@
 """Helpers shared by the core, normalization, regularization and activation layer tests:
 running a layer on a device (inside a model compiled for it, as users do), copying
 weights from a Keras layer, float64 central finite differences of the input and weight
-gradients, and config round trips checked by behaviour."""
+gradients, config round trips checked by behaviour, and a short fit against Keras's."""
 from __future__ import annotations
 
 import json
@@ -159,3 +159,25 @@ def config_round_trip(layer, x, training=False, keras_layer=None, keras_only=())
             theirs.set_weights(layer.get_weights())
         np.testing.assert_allclose(np.asarray(theirs(x, training=training)), y, rtol=1e-5, atol=1e-6)
     return again
+
+
+def assert_fit_matches_keras(keras_model, convcore_model, x, y, device, cache):
+    """Two epochs of SGD(0.1) on mse (batches of 4, unshuffled) from Keras's initial
+    weights leave convcore's model (``convcore_model()``, compiled for ``device``) with
+    the weights Keras's (``keras_model()``) ends with. ``cache``, a module-level dict,
+    keeps Keras's run for the other devices."""
+    if not cache:
+        import keras  # imported by the calling test module already (KERAS_BACKEND set first)
+        km = keras_model()
+        km.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        cache["w0"] = km.get_weights()
+        km.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+        cache["w1"] = km.get_weights()
+    cm = convcore_model()
+    cm.set_weights(cache["w0"])
+    cm.compile(optimizer=convcore.optimizers.SGD(0.1), loss="mse", device=device)
+    cm.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+    for got, want, w in zip(cm.get_weights(), cache["w1"], cm.weights):
+        # four float32 steps: a few ulps of drift on values of order 1
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=w.path)
+

@@ -15,8 +15,8 @@ import pytest  # noqa: E402
 
 import convcore  # noqa: E402
 from convcore import layers, ops  # noqa: E402
-from core_layers_reference import (DEVICES, assert_gpu_gradients_match_cpu, check_gradients,  # noqa: E402
-                                   config_round_trip, copy_keras_weights, needs_gpu, on_device)
+from core_layers_reference import (DEVICES, assert_fit_matches_keras, assert_gpu_gradients_match_cpu,  # noqa: E402
+                                   check_gradients, config_round_trip, copy_keras_weights, needs_gpu, on_device)
 
 K = keras.layers
 
@@ -229,18 +229,8 @@ def test_fit_with_weight_and_activity_regularizers_matches_keras(device):
         return M.Sequential([M.Input((3,)), mod.Dense(4, activation="tanh", kernel_regularizer=reg.L2(0.05)),
                              mod.Dense(1, activity_regularizer=reg.L2(0.02))])
 
-    if not _KERAS_REG_FIT:
-        km = build(keras, K, keras.regularizers)
-        km.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
-        _KERAS_REG_FIT["w0"] = km.get_weights()
-        km.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
-        _KERAS_REG_FIT["w1"] = km.get_weights()
-    cm = build(convcore, layers, convcore.regularizers)
-    cm.set_weights(_KERAS_REG_FIT["w0"])
-    cm.compile(optimizer=convcore.optimizers.SGD(0.1), loss="mse", device=device)
-    cm.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
-    for got, want, w in zip(cm.get_weights(), _KERAS_REG_FIT["w1"], cm.weights):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=w.path)
+    assert_fit_matches_keras(lambda: build(keras, K, keras.regularizers),
+                             lambda: build(convcore, layers, convcore.regularizers), x, y, device, _KERAS_REG_FIT)
 
 
 def test_dense_constraints_carried_and_saved():

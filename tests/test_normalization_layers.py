@@ -15,8 +15,8 @@ import pytest  # noqa: E402
 
 import convcore  # noqa: E402
 from convcore import layers  # noqa: E402
-from core_layers_reference import (DEVICES, assert_gpu_gradients_match_cpu, check_gradients,  # noqa: E402
-                                   config_round_trip, copy_keras_weights, needs_gpu, on_device)
+from core_layers_reference import (DEVICES, assert_fit_matches_keras, assert_gpu_gradients_match_cpu,  # noqa: E402
+                                   check_gradients, config_round_trip, copy_keras_weights, needs_gpu, on_device)
 
 K = keras.layers
 RN = "random_normal"
@@ -208,19 +208,8 @@ def test_fit_matches_keras_with_batch_norm_on_two_axes(device):
     rng = np.random.default_rng(9)
     x = (rng.standard_normal((8, 4, 3)) * 2 + 1).astype(np.float32)
     y = rng.standard_normal((8, 1)).astype(np.float32)
-    if not _KERAS_FIT:
-        km = _fit_model(keras, K, keras.constraints)
-        km.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
-        _KERAS_FIT["w0"] = km.get_weights()
-        km.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
-        _KERAS_FIT["w1"] = km.get_weights()
-    cm = _fit_model(convcore, layers, convcore.constraints)
-    cm.set_weights(_KERAS_FIT["w0"])
-    cm.compile(optimizer=convcore.optimizers.SGD(0.1), loss="mse", device=device)
-    cm.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
-    for got, want, w in zip(cm.get_weights(), _KERAS_FIT["w1"], cm.weights):
-        # four float32 steps: a few ulps of drift on values of order 1
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=w.path)
+    assert_fit_matches_keras(lambda: _fit_model(keras, K, keras.constraints),
+                             lambda: _fit_model(convcore, layers, convcore.constraints), x, y, device, _KERAS_FIT)
 
 
 def test_tf_keras_2_fused_is_accepted():
