@@ -18,6 +18,7 @@ import keras  # (KERAS_BACKEND=jax is set by conftest)
 
 import convcore
 from convcore import _core, layers, ops
+from layer_reference import fd_gradients
 
 HAVE_GPU = _core.gpu_available()
 if not HAVE_GPU and os.environ.get("CONVCORE_CI"):
@@ -149,20 +150,6 @@ def test_gpu_equals_cpu_values_and_gradients(case_id):
         np.testing.assert_allclose(g, c, rtol=1e-4, atol=1e-4)  # float32, two summation orders, squared loss
 
 
-def _fd(f, arrays, r, eps=1e-6):
-    out = []
-    for i, a in enumerate(arrays):
-        g = np.zeros_like(a)
-        for idx in np.ndindex(a.shape):
-            hi = [b.copy() for b in arrays]
-            lo = [b.copy() for b in arrays]
-            hi[i][idx] += eps
-            lo[i][idx] -= eps
-            g[idx] = (np.sum(f(hi) * r) - np.sum(f(lo) * r)) / (2 * eps)
-        out.append(g)
-    return out
-
-
 # tiny shapes: every element of the input and of each weight is perturbed
 GRAD_CASES = [
     ("Conv1D", dict(filters=2, kernel_size=3, padding="causal", dilation_rate=2, activation="tanh"), (1, 5, 2)),
@@ -201,7 +188,7 @@ def test_gradients_match_float64_finite_differences(cls, kw, shape):
         layer.set_weights(arrays[1:])
         return np.asarray(layer(arrays[0]))
 
-    want = _fd(f, [x] + weights, r)
+    want = fd_gradients(f, [x] + weights, r)
     assert len(got) == len(want) == 1 + len(weights)
     for g, w in zip(got, want):
         np.testing.assert_allclose(np.asarray(g), w, rtol=1e-6, atol=1e-8)

@@ -12,6 +12,7 @@ import pytest
 
 import convcore as cc
 from convcore import _core, constraints as C, ops, regularizers as R
+from finite_differences import central_differences
 
 HAVE_GPU = _core.gpu_available()
 if not HAVE_GPU and os.environ.get("CONVCORE_CI"):
@@ -52,13 +53,7 @@ def test_regularizer_gradients_equal_float64_finite_differences(cls, kw):
         assert g is None or not np.any(g.numpy())  # both factors 0: no penalty
         return
     g = g.numpy()
-    eps = 1e-6
-    num = np.zeros_like(W)
-    for i in range(W.size):
-        wp, wm = W.copy(), W.copy()
-        wp.flat[i] += eps
-        wm.flat[i] -= eps
-        num.flat[i] = (float(reg(wp).numpy()) - float(reg(wm).numpy())) / (2 * eps)
+    num = central_differences(lambda a: float(reg(a).numpy()), W, 1e-6)
     err = np.max(np.abs(g - num)) / max(np.max(np.abs(num)), 1e-6)
     assert err <= 1e-6, f"relative error {err:.3g}\nanalytic {g}\nnumeric {num}"
 
