@@ -17,6 +17,7 @@ import pytest
 
 import convcore
 from convcore import Input, Sequential, _core, callbacks, layers, optimizers
+from fake_terminal import Clock, FakeTTY
 
 import keras  # noqa: E402  (KERAS_BACKEND=jax is set by conftest)
 
@@ -541,19 +542,6 @@ def test_backup_and_restore_in_fit_restores_weights_epoch_and_learning_rate(tmp_
 
 
 # ----------------------------------------------------------------- ProgbarLogger
-class Clock:
-    def __init__(self):
-        self.t = 1000.0
-
-    def __call__(self):
-        return self.t
-
-
-class FakeTTY(io.StringIO):
-    def isatty(self):
-        return True
-
-
 def _logs(step):
     return {"loss": 1.0 / (step + 1), "accuracy": 0.125 * step}
 

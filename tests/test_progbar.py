@@ -11,25 +11,11 @@ import time
 import pytest
 
 from convcore.utils.progbar import Progbar, dynamic_display
+from fake_terminal import Clock, FakeTTY
 
 import keras  # noqa: E402  (KERAS_BACKEND=jax is set by conftest)
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-class Clock:
-    """time.time() for both bars: it moves only when a case says so."""
-
-    def __init__(self):
-        self.t = 1000.0
-
-    def __call__(self):
-        return self.t
-
-
-class FakeTTY(io.StringIO):
-    def isatty(self):
-        return True
 
 
 @pytest.fixture
