@@ -337,7 +337,14 @@ class VarianceScaling(RandomInitializer):
                 "input_axes": self.input_axes, "output_axes": self.output_axes}
 
 
-def _preset(name, scale, mode, distribution, doc):
+_PRESET_PARAMETERS = "Parameters\n----------\nseed : int, optional\ninput_axes, output_axes : optional\n"
+
+
+def _preset(name, scale, mode, distribution, summary):
+    """A VarianceScaling subclass of fixed scale, mode and distribution (Keras's named
+    initializers); its docstring is ``summary`` and the arguments it keeps."""
+    doc = summary + "\n\n" + _PRESET_PARAMETERS
+
     def __init__(self, seed=None, input_axes=None, output_axes=None):
         VarianceScaling.__init__(self, scale=scale, mode=mode, distribution=distribution, seed=seed,
                                  input_axes=input_axes, output_axes=output_axes)
@@ -350,23 +357,17 @@ def _preset(name, scale, mode, distribution, doc):
 
 
 GlorotUniform = _preset("GlorotUniform", 1.0, "fan_avg", "uniform",
-                        "Uniform in ``[-l, l]``, ``l = sqrt(6 / (fan_in + fan_out))`` (Xavier uniform).\n\n"
-                        "Parameters\n----------\nseed : int, optional\ninput_axes, output_axes : optional\n")
+                        "Uniform in ``[-l, l]``, ``l = sqrt(6 / (fan_in + fan_out))`` (Xavier uniform).")
 GlorotNormal = _preset("GlorotNormal", 1.0, "fan_avg", "truncated_normal",
-                       "Truncated normal with variance ``2 / (fan_in + fan_out)`` (Xavier normal).\n\n"
-                       "Parameters\n----------\nseed : int, optional\ninput_axes, output_axes : optional\n")
+                       "Truncated normal with variance ``2 / (fan_in + fan_out)`` (Xavier normal).")
 HeNormal = _preset("HeNormal", 2.0, "fan_in", "truncated_normal",
-                   "Truncated normal with variance ``2 / fan_in``.\n\n"
-                   "Parameters\n----------\nseed : int, optional\ninput_axes, output_axes : optional\n")
+                   "Truncated normal with variance ``2 / fan_in``.")
 HeUniform = _preset("HeUniform", 2.0, "fan_in", "uniform",
-                    "Uniform in ``[-l, l]``, ``l = sqrt(6 / fan_in)``.\n\n"
-                    "Parameters\n----------\nseed : int, optional\ninput_axes, output_axes : optional\n")
+                    "Uniform in ``[-l, l]``, ``l = sqrt(6 / fan_in)``.")
 LecunNormal = _preset("LecunNormal", 1.0, "fan_in", "truncated_normal",
-                      "Truncated normal with variance ``1 / fan_in``.\n\n"
-                      "Parameters\n----------\nseed : int, optional\ninput_axes, output_axes : optional\n")
+                      "Truncated normal with variance ``1 / fan_in``.")
 LecunUniform = _preset("LecunUniform", 1.0, "fan_in", "uniform",
-                       "Uniform in ``[-l, l]``, ``l = sqrt(3 / fan_in)``.\n\n"
-                       "Parameters\n----------\nseed : int, optional\ninput_axes, output_axes : optional\n")
+                       "Uniform in ``[-l, l]``, ``l = sqrt(3 / fan_in)``.")
 
 
 class Orthogonal(RandomInitializer):
