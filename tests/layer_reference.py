@@ -1,4 +1,4 @@
-"""Helpers shared by the reshaping, merging and preprocessing layer tests: devices,
+"""Helpers shared by the reshaping, merging, preprocessing, conv and pooling layer tests: devices,
 calling a convcore layer on a device, the tape's input gradients and float64 central
 finite differences of ``sum(layer(x) * r)``."""
 from __future__ import annotations

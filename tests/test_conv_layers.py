@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-import os
 import zlib
 
 import numpy as np
@@ -17,14 +16,8 @@ import pytest
 import keras  # (KERAS_BACKEND=jax is set by conftest)
 
 import convcore
-from convcore import _core, layers, ops
-from layer_reference import fd_gradients
-
-HAVE_GPU = _core.gpu_available()
-if not HAVE_GPU and os.environ.get("CONVCORE_CI"):
-    raise RuntimeError("CI requires a GPU adapter (lavapipe) for the GPU half of the conv layer tests")
-DEVICES = ["cpu"] + (["gpu"] if HAVE_GPU else [])
-needs_gpu = pytest.mark.skipif(not HAVE_GPU, reason="no GPU adapter (install mesa-vulkan-drivers for lavapipe)")
+from convcore import layers, ops
+from layer_reference import DEVICES, fd_gradients, needs_gpu
 
 # (id, class name, constructor arguments (the same for Keras and convcore), input shape)
 CASES = [
