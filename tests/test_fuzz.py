@@ -2857,11 +2857,18 @@ def ctor_dense(rng, A, shape):
 
 def ctor_conv(rank):
     def ctor(rng, A, shape):
-        return (_pos(A, "filters", [1, 2, 3]), _tuple_arg(A, rng, "kernel_size", rank, [1, 2, 3])), dict(
-            strides=_tuple_arg(A, rng, "strides", rank, [1, 1, 2]),
-            padding=A.pick("padding", ["valid", "same", "SAME"], ["full", None, 1, ""]),
-            dilation_rate=_tuple_arg(A, rng, "dilation_rate", rank, [1, 1, 2]), activation=_act(A),
-            use_bias=choice(rng, [True, False]))
+        filters = _pos(A, "filters", [1, 2, 3, 4])
+        kw = dict(strides=_tuple_arg(A, rng, "strides", rank, [1, 1, 2]),
+                  padding=A.pick("padding", ["valid", "same", "SAME"] + (["causal"] if rank == 1 else []),
+                                 ["full", None, 1, ""] + ([] if rank == 1 else ["causal"])),
+                  dilation_rate=_tuple_arg(A, rng, "dilation_rate", rank, [1, 1, 2]), activation=_act(A),
+                  use_bias=choice(rng, [True, False]))
+        if rng.random() < 0.3:  # Keras 3's grouped convolution (the input channels must divide too: at build)
+            kw["groups"] = A.pick("groups", [1, 2, 2, 3], [0, -1, 1.5, "2", None, True], p_bad=0.08)
+            g, f = kw["groups"], filters
+            A.invalid_if(all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (g, f)) and f % g,
+                         f"filters={f} not a multiple of groups={g}")
+        return (filters, _tuple_arg(A, rng, "kernel_size", rank, [1, 2, 3])), kw
     return ctor
 
 
@@ -2991,7 +2998,15 @@ def _act_layer(layer, z):
 
 
 def ref_conv(layer, x, training):
-    z = conv_reference(x, _w(layer.kernel), list(layer.strides), layer.padding, list(layer.dilation_rate))
+    w, g, pad = _w(layer.kernel), layer.groups, layer.padding
+    if x.ndim != w.ndim or x.shape[-1] % g or x.shape[-1] // g != w.shape[-2]:
+        raise ValueError(f"{x.shape[-1]} input channels in {g} groups for a kernel {w.shape}")
+    if pad == "causal":  # Conv1D: the steps left-padded by the dilated kernel's reach, then 'valid'
+        x = np.pad(x, ((0, 0), ((layer.kernel_size[0] - 1) * layer.dilation_rate[0], 0), (0, 0)))
+        pad = "valid"
+    cg, fg = x.shape[-1] // g, layer.filters // g
+    z = np.concatenate([conv_reference(x[..., i * cg:(i + 1) * cg], w[..., i * fg:(i + 1) * fg], list(layer.strides),
+                                       pad, list(layer.dilation_rate)) for i in range(g)], axis=-1)
     return _act_layer(layer, z + (0.0 if layer.bias is None else _w(layer.bias)))
 
 
@@ -4021,10 +4036,13 @@ def _expected_shape(name, layer, shape):
         out = []
         for n, kk, ss, dd in zip(shape[:-1], k, layer.strides, d):
             ke = (kk - 1) * dd + 1
-            o = -(-n // ss) if layer.padding == "same" else (n - ke) // ss + 1
+            o = -(-n // ss) if layer.padding == "same" else (n - 1) // ss + 1 if layer.padding == "causal" else \
+                (n - ke) // ss + 1
             if o < 1:
                 raise ValueError("window larger than the input")
             out.append(o)
+        if is_conv and shape[-1] % layer.groups:
+            raise ValueError("input channels not a multiple of groups")
         return tuple(out) + ((layer.filters,) if is_conv else (shape[-1],))
     if name.startswith("Global"):
         return (shape[-1],)
