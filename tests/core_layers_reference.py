@@ -80,6 +80,14 @@ def copy_keras_weights(layer, keras_layer, input_shape):
     layer.set_weights(kw)
 
 
+def assert_matches_keras(layer, keras_layer, x, want, device, rtol=1e-5, atol=1e-6):
+    """``layer``, given ``keras_layer``'s weights and run on ``device`` (in a model
+    compiled for it), computes Keras's output ``want`` for ``x`` (float32 on both
+    sides: a few ulps of difference)."""
+    copy_keras_weights(layer, keras_layer, x.shape[1:])
+    np.testing.assert_allclose(on_device(layer, x.shape[1:], device)(x), want, rtol=rtol, atol=atol)
+
+
 def check_gradients(layer, x, training=False, seed=0, rtol=1e-6, atol=1e-8, eps=1e-6):
     """The tape's gradients of ``sum(layer(x) * r)`` for the input and every trainable
     weight of a float64 layer equal float64 central differences."""

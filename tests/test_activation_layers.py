@@ -12,8 +12,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from convcore import layers  # noqa: E402
-from core_layers_reference import (DEVICES, assert_gpu_gradients_match_cpu, check_gradients,  # noqa: E402
-                                   config_round_trip, copy_keras_weights, needs_gpu, on_device)
+from core_layers_reference import (DEVICES, assert_gpu_gradients_match_cpu, assert_matches_keras,  # noqa: E402
+                                   check_gradients, config_round_trip, copy_keras_weights, needs_gpu)
 
 K = keras.layers
 
@@ -75,12 +75,8 @@ def _keras(case):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_matches_keras(case, device):
-    kl, x, want = _keras(case)
-    layer = CASES[case][0]()
-    copy_keras_weights(layer, kl, x.shape[1:])
-    got = on_device(layer, x.shape[1:], device)(x)
     # float32 on both sides; softmax / elu differ from jax's by a few ulps of exp
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert_matches_keras(CASES[case][0](), *_keras(case), device)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -16,7 +16,8 @@ import pytest  # noqa: E402
 import convcore  # noqa: E402
 from convcore import layers, ops  # noqa: E402
 from core_layers_reference import (DEVICES, assert_fit_matches_keras, assert_gpu_gradients_match_cpu,  # noqa: E402
-                                   check_gradients, config_round_trip, copy_keras_weights, needs_gpu, on_device)
+                                   assert_matches_keras, check_gradients, config_round_trip, copy_keras_weights,
+                                   needs_gpu, on_device)
 
 K = keras.layers
 
@@ -71,11 +72,7 @@ def _keras(case):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_matches_keras(case, device):
-    kl, x, want = _keras(case)
-    layer = CASES[case][0]()
-    copy_keras_weights(layer, kl, x.shape[1:])
-    got = on_device(layer, x.shape[1:], device)(x)
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert_matches_keras(CASES[case][0](), *_keras(case), device)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
