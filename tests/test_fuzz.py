@@ -4337,7 +4337,42 @@ def make_deserialize(rng):
     return Call("layers.deserialize", L.deserialize, (d,), check=check)
 
 
+# The functional forms of the merges (layers.add([a, b]), layers.dot([a, b], axes=1)): the
+# class's arguments, eager or symbolic inputs, the class's reference.
+FUNCTIONAL_MERGES = {"add": "Add", "subtract": "Subtract", "multiply": "Multiply", "average": "Average",
+                     "maximum": "Maximum", "minimum": "Minimum", "concatenate": "Concatenate", "dot": "Dot"}
+
+
+def make_functional_merge(fname):
+    cls_name = FUNCTIONAL_MERGES[fname]
+    cls, fn = getattr(L, cls_name), getattr(L, fname)
+
+    def make(rng):
+        A = Args(rng)
+        shape = _feature_shape(rng, 3)
+        args, kwargs = LAYER_SPECS[cls_name][0](rng, A, shape)
+        kw = dict(kwargs, **({"axes": args[0]} if cls_name == "Dot" else {}))
+        k = choice(rng, [2, 2, 3, 1])
+        shapes = [shape] + [tuple(s if rng.random() < 0.8 else s + 1 for s in shape) for _ in range(k - 1)]
+        if rng.random() < 0.3:
+            def check_symbolic(t):
+                want = reference(lambda: _merge_shape(cls_name, cls(*args, **kwargs), shapes))
+                if tuple(t.shape[1:]) != tuple(want):
+                    raise Mismatch("wrong shape", f"symbolic output shape {t.shape}, expected {(None,) + tuple(want)}")
+            return Call(f"layers.{fname}", lambda: fn([cc.Input(s) for s in shapes], **kw), invalid=A.invalid,
+                        check=check_symbolic, shown=((f"<Inputs of shapes {shapes}>",), kw),
+                        entry=f"layers.{fname} (symbolic)", group=f"layers.{fname}")
+        n = choice(rng, [1, 2])
+        xs = [_layer_input(rng, cls_name, s, n) for s in shapes]
+
+        def check(y):
+            _check_layer_output(cls_name, cls(*args, **kwargs), xs, y, False)
+        return Call(f"layers.{fname}", fn, (xs,), kw, invalid=A.invalid, check=check, group=f"layers.{fname}")
+    return make
+
+
 LAYERS = {n: make_layer(n) for n in LAYER_SPECS}
+LAYERS.update({f"layers.{f}": make_functional_merge(f) for f in FUNCTIONAL_MERGES})
 LAYERS["layers.deserialize"] = make_deserialize
 
 
@@ -5154,6 +5189,10 @@ def test_every_public_entry_point_is_fuzzed():
     fuzzed = {getattr(L, n) for n in LAYERS if isinstance(getattr(L, n, None), type)}
     missing += [f"layers.{n}" for n in sorted(layer_classes - set(LAYERS) - {"Layer", "InputLayer", "KerasTensor"})
                 if getattr(L, n) not in fuzzed]
+    # the functional forms (layers.add, ...); Input runs in every symbolic case, serialize in deserialize's
+    missing += [f"layers.{n}" for n in L.__all__ if n not in layer_classes and callable(getattr(L, n))
+                and not isinstance(getattr(L, n), type) and f"layers.{n}" not in LAYERS
+                and n not in ("Input", "serialize")]
     missing += [f"adversarial.{n}" for n in adversarial.__all__ if f"adversarial.{n}" not in MODELS]
     fuzzed_inspect = {n.split(".", 1)[1] for n in MODELS if n.startswith("inspect.")} | {"plot_filters",
                                                                                         "plot_feature_maps"}
