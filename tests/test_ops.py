@@ -80,6 +80,40 @@ def _conv_ref(x, w, strides=(1, 1), padding="valid"):
     return out
 
 
+def _depthwise_ref(x, w, strides=(1, 1), padding="valid", dilation=(1, 1)):
+    """Direct channels-last 2-D depthwise convolution: zero padding (Keras's rule),
+    output channel c * M + m = sum over taps of x[..., c] * w[tap, c, m]."""
+    n, h, wd, c = x.shape
+    kh, kw, _, m = w.shape
+    (sh, sw), (dh, dw) = strides, dilation
+    eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    if padding == "same":
+        oh, ow = -(-h // sh), -(-wd // sw)
+        ph, pw = max((oh - 1) * sh + eh - h, 0), max((ow - 1) * sw + ew - wd, 0)
+        x = np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+    else:
+        oh, ow = (h - eh) // sh + 1, (wd - ew) // sw + 1
+    out = np.zeros((n, oh, ow, c, m))
+    for i in range(kh):
+        for j in range(kw):
+            patch = x[:, i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw, :]
+            out += patch[..., None] * w[i, j]
+    return out.reshape(n, oh, ow, c * m)
+
+
+def _group_norm_ref(x, g, b, groups, eps):
+    """x (rows, pixels, C): each row's group of C / groups channels over every pixel
+    normalized by its mean and biased variance, then * g + b per channel."""
+    r, p, c = x.shape
+    xg = x.reshape(r, p, groups, c // groups)
+    m = xg.mean(axis=(1, 3), keepdims=True)
+    v = ((xg - m) ** 2).mean(axis=(1, 3), keepdims=True)
+    y = ((xg - m) * (1 / np.sqrt(v + eps))).reshape(r, p, c)
+    if g is not None:
+        y = y * g
+    return y if b is None else y + b
+
+
 def _conv_transpose_ref(x, w, strides, padding, output_padding=None, dilation=1):
     """Direct channels-last 2-D transposed convolution as Keras 3 defines it: each input
     cell scatters ``x[i] * w[t]`` to cell ``i * s + t`` of the full result (length
@@ -259,12 +293,27 @@ TABLE = [
      lambda x: _adaptive_ref(x, (2, 2), np.max)),
     ("depthwise_conv", lambda x, w: ops.depthwise_conv(x, w), [U(2, 5, 5, 2), U(2, 2, 2, 2)],
      lambda x, w: np.concatenate([_conv_ref(x[..., c:c + 1], w[:, :, c:c + 1, :]) for c in range(2)], -1)),
+    ("depthwise_conv_same_strided_dilated", lambda x, w: ops.depthwise_conv(x, w, strides=(2, 1), padding="same",
+                                                                            dilation_rate=(1, 2)),
+     [U(2, 7, 6, 3), U(3, 2, 3, 2)], lambda x, w: _depthwise_ref(x, w, (2, 1), "same", (1, 2))),
+    ("depthwise_conv1d_same", lambda x, w: ops.depthwise_conv(x, w, strides=2, padding="same"),
+     [U(2, 7, 4), U(3, 4, 1)], lambda x, w: _depthwise_ref(x[:, :, None], w[:, None], (2, 1), "same")[:, :, 0]),
+    ("conv_groups_equal_channels", lambda x, w: ops.conv(x, w, padding="same"), [U(1, 5, 4, 3), U(3, 2, 1, 6)],
+     lambda x, w: _depthwise_ref(x, w.reshape(3, 2, 3, 2), padding="same")),
     ("max_pool", lambda x: ops.max_pool(x, 2), [DISTINCT(2, 4, 6, 3)], lambda x: _pool_ref(x, 2, "max")),
     ("average_pool", lambda x: ops.average_pool(x, 2), [U(2, 5, 4, 3)], lambda x: _pool_ref(x, 2, "avg")),
     ("global_avg_pool", lambda x: ops.global_pool("avg", x), [U(2, 3, 4, 3)], lambda x: x.mean(axis=(1, 2))),
     ("global_max_pool", lambda x: ops.global_pool("max", x), [DISTINCT(2, 3, 4, 3)], lambda x: x.max(axis=(1, 2))),
     ("batch_normalization", lambda x, m, v, b, s: ops.batch_normalization(x, m, v, -1, b, s, 1e-3),
      [U(4, 3), U(3), POS(3), U(3), U(3)], lambda x, m, v, b, s: (x - m) / np.sqrt(v + 1e-3) * s + b),
+    ("fused_layer_norm", lambda x, g, b: ops.nn.fused_layer_norm(x, g, b, epsilon=1e-3), [U(2, 3, 5), U(5), U(5)],
+     lambda x, g, b: _group_norm_ref(x.reshape(6, 1, 5), g, b, 1, 1e-3).reshape(2, 3, 5)),
+    ("fused_layer_norm_no_affine", lambda x: ops.nn.fused_layer_norm(x, epsilon=0.1), [U(4, 3)],
+     lambda x: _group_norm_ref(x.reshape(4, 1, 3), None, None, 1, 0.1).reshape(4, 3)),
+    ("fused_group_norm", lambda x, g, b: ops.nn.fused_group_norm(x, g, b, groups=2, epsilon=1e-3),
+     [U(2, 3, 2, 4), U(4), U(4)], lambda x, g, b: _group_norm_ref(x.reshape(2, 6, 4), g, b, 2, 1e-3).reshape(2, 3, 2, 4)),
+    ("fused_group_norm_scale_only", lambda x, g: ops.nn.fused_group_norm(x, g, groups=3, epsilon=1e-2),
+     [U(3, 4, 6), U(6)], lambda x, g: _group_norm_ref(x, g, None, 3, 1e-2)),
     ("moments", lambda x: ops.moments(x, axes=(0,))[1], [U(5, 3)], lambda x: x.var(axis=0)),
     # image resizing (UpSampling2D); skimage's rescale is the bilinear reference
     ("upsample_nearest", lambda x: ops.upsample2d(x, (2, 3)), [U(2, 3, 2, 2)],

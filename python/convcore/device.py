@@ -217,6 +217,20 @@ class CpuBackend:
     def conv_backward(self, x, w, dz, strides, dilation, padding, need_dx):
         return _core.conv_backward(_native(x), _native(w), _native(dz), strides, dilation, padding, need_dx)
 
+    def depthwise_conv(self, x, w, strides, dilation, padding):
+        return _core.depthwise_conv(_native(x), _native(w), list(strides), list(dilation), padding)
+
+    def depthwise_conv_backward(self, x, w, dy, strides, dilation, padding, need_dx):
+        return _core.depthwise_conv_backward(_native(x), _native(w), _native(dy), list(strides), list(dilation),
+                                             padding, need_dx)
+
+    def group_norm(self, x, gamma, beta, rows, pixels, groups, epsilon):
+        return _core.group_norm(_native(x), _native(gamma), _native(beta), rows, pixels, groups, float(epsilon))
+
+    def group_norm_backward(self, x, gamma, dy, mean, rstd, rows, pixels, groups, need_dx):
+        return _core.group_norm_backward(_native(x), _native(gamma), _native(dy), _native(mean), _native(rstd), rows,
+                                         pixels, groups, need_dx)
+
     def pool(self, x, kind, pool, strides, padding):
         return _core.pool_train_forward(_native(x), kind, pool, strides, padding)
 

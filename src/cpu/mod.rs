@@ -2,10 +2,12 @@
 
 pub mod augment;
 pub mod conv;
+pub mod depthwise;
 pub mod correlate;
 pub mod fft;
 pub mod gemm;
 pub mod nn;
+pub mod norm;
 pub mod optim;
 pub mod pool;
 pub mod resize;

@@ -4,6 +4,8 @@
 use super::{gpu, Gpu, GpuTensor, Kernel, Win, ALIGN, PARAMS};
 use crate::error::{Error, Result};
 use crate::ops::conv::ConvPlan;
+use crate::ops::depthwise::DepthwisePlan;
+use crate::ops::norm::NormPlan;
 use crate::ops::nn::{Activation, Loss};
 use crate::ops::optim::OptimStep;
 use crate::ops::correlate::{Boundary, CorrPlan};
@@ -22,6 +24,8 @@ const CONV: &str = include_str!("shaders/conv.wgsl");
 const POOL: &str = include_str!("shaders/pool.wgsl");
 const CORR: &str = include_str!("shaders/correlate.wgsl");
 const RESIZE: &str = include_str!("shaders/resize.wgsl");
+const DEPTHWISE: &str = include_str!("shaders/depthwise.wgsl");
+const NORM: &str = include_str!("shaders/norm.wgsl");
 const ARRAY: &str = include_str!("shaders/array.wgsl");
 const OPTIM: &str = include_str!("shaders/optim.wgsl");
 
@@ -184,6 +188,42 @@ crate::gpu_params! {
     }
 }
 
+crate::gpu_params! {
+    /// Parameters of the depthwise convolution kernels (`shaders/depthwise.wgsl`);
+    /// geometry padded to three spatial axes.
+    pub struct DepthwiseParams {
+        /// Threads: outputs (forward), inputs (dx) or kernel elements (dk).
+        count: u32,
+        channels: u32,
+        mult: u32,
+        in_size: [u32; 3],
+        out_size: [u32; 3],
+        kernel: [u32; 3],
+        strides: [u32; 3],
+        dilation: [u32; 3],
+        pad_before: [u32; 3],
+        /// Samples in this dispatch (dk).
+        nb: u32,
+        /// dk: add to the kernel gradient already there (a later batch chunk).
+        accumulate: u32,
+    }
+}
+
+crate::gpu_params! {
+    /// Parameters of the fused group / layer normalization kernels (`shaders/norm.wgsl`).
+    pub struct NormParams {
+        /// Workgroups that work: rows * groups.
+        count: u32,
+        rows: u32,
+        pixels: u32,
+        groups: u32,
+        cg: u32,
+        epsilon: f32,
+        has_gamma: u32,
+        has_beta: u32,
+    }
+}
+
 macro_rules! kernels {
     ($($id:ident = $file:ident :: $entry:literal $(with $params:ident)?),* $(,)?) => {
         $(const $id: Kernel = Kernel {
@@ -236,6 +276,12 @@ kernels! {
     K_GATHER = ARRAY::"gather" with ArrayParams,
     K_REDUCE_AXIS = ARRAY::"reduce_axis" with ArrayParams,
     K_UPSAMPLE_BWD = RESIZE::"upsample_bwd" with UpsampleParams,
+    K_DW_FWD = DEPTHWISE::"dw_fwd" with DepthwiseParams,
+    K_DW_DX = DEPTHWISE::"dw_dx" with DepthwiseParams,
+    K_DW_DK = DEPTHWISE::"dw_dk" with DepthwiseParams,
+    K_NORM_FWD = NORM::"norm_fwd" with NormParams,
+    K_NORM_DX = NORM::"norm_dx" with NormParams,
+    K_NORM_DGB = NORM::"norm_dgb" with NormParams,
 }
 
 fn p() -> [u32; PARAMS] {
@@ -1573,6 +1619,162 @@ pub fn upsample_backward(dy: &GpuTensor, plan: &UpsamplePlan) -> Result<GpuTenso
                    q.words(), groups(nb * img))?;
     }
     Ok(dx)
+}
+
+// ------------------------------------------------------------------ depthwise convolution
+
+fn depthwise_params(p: &DepthwisePlan) -> Result<DepthwiseParams> {
+    let a3 = |v: &[usize], what: &str| -> Result<[u32; 3]> { Ok([u(v[0], what)?, u(v[1], what)?, u(v[2], what)?]) };
+    Ok(DepthwiseParams {
+        count: 0,
+        channels: u(p.channels, "channels")?,
+        mult: u(p.mult, "the depth multiplier")?,
+        in_size: a3(&p.spatial, "the input size")?,
+        out_size: a3(&p.out_spatial, "the output size")?,
+        kernel: a3(&p.kernel, "the kernel size")?,
+        strides: a3(&p.strides, "strides")?,
+        dilation: a3(&p.dilation, "dilation")?,
+        pad_before: a3(&p.pad_before, "padding")?,
+        nb: 0,
+        accumulate: 0,
+    })
+}
+
+/// Elements per sample of the input and of the output.
+fn depthwise_sizes(p: &DepthwisePlan) -> Result<(usize, usize)> {
+    let img = p.in_pixels() * p.channels;
+    let oimg = p.out_pixels() * p.c_out();
+    u(img, "the input image size")?;
+    u(oimg, "the output image size")?;
+    Ok((img, oimg))
+}
+
+/// y = depthwise_conv(x, k).
+pub fn depthwise_forward(x: &GpuTensor, k: &GpuTensor, p: &DepthwisePlan) -> Result<GpuTensor> {
+    let g = gpu()?;
+    let (img, oimg) = depthwise_sizes(p)?;
+    check_len(x, p.batch * img, "depthwise_conv: x")?;
+    check_len(k, p.taps() * p.c_out(), "depthwise_conv: kernel")?;
+    whole(&g, k, "depthwise_conv: the kernel")?;
+    let y = g.empty(&p.out_shape(), "the depthwise convolution's output")?;
+    let mut q = depthwise_params(p)?;
+    for (b0, nb) in batch_chunks(&g, p.batch, &[img, oimg], "depthwise_conv")? {
+        q.count = u(nb * oimg, "outputs")?;
+        g.dispatch(&K_DW_FWD, &[Win::part(x, b0 * img, nb * img), Win::all(k), Win::part(&y, b0 * oimg, nb * oimg)],
+                   q.words(), groups(nb * oimg))?;
+    }
+    Ok(y)
+}
+
+/// dL/dx of the depthwise convolution from dL/dy.
+pub fn depthwise_backward_input(dy: &GpuTensor, k: &GpuTensor, p: &DepthwisePlan) -> Result<GpuTensor> {
+    let g = gpu()?;
+    let (img, oimg) = depthwise_sizes(p)?;
+    check_len(dy, p.batch * oimg, "depthwise_conv backward: dy")?;
+    check_len(k, p.taps() * p.c_out(), "depthwise_conv backward: kernel")?;
+    whole(&g, k, "depthwise_conv: the kernel")?;
+    let dx = g.empty(&p.in_shape(), "the depthwise convolution's dx")?;
+    let mut q = depthwise_params(p)?;
+    for (b0, nb) in batch_chunks(&g, p.batch, &[img, oimg], "depthwise_conv backward")? {
+        q.count = u(nb * img, "inputs")?;
+        g.dispatch(&K_DW_DX, &[Win::part(dy, b0 * oimg, nb * oimg), Win::all(k), Win::part(&dx, b0 * img, nb * img)],
+                   q.words(), groups(nb * img))?;
+    }
+    Ok(dx)
+}
+
+/// dL/dk of the depthwise convolution from x and dL/dy (batch chunks summed in order).
+pub fn depthwise_backward_kernel(x: &GpuTensor, dy: &GpuTensor, p: &DepthwisePlan) -> Result<GpuTensor> {
+    let g = gpu()?;
+    let (img, oimg) = depthwise_sizes(p)?;
+    check_len(x, p.batch * img, "depthwise_conv backward: x")?;
+    check_len(dy, p.batch * oimg, "depthwise_conv backward: dy")?;
+    let kn = p.taps() * p.c_out();
+    let dk = g.empty(&p.kernel_shape(), "the depthwise kernel gradient")?;
+    whole(&g, &dk, "depthwise_conv: the kernel gradient")?;
+    let mut q = depthwise_params(p)?;
+    q.count = u(kn, "kernel elements")?;
+    for (i, (b0, nb)) in batch_chunks(&g, p.batch, &[img, oimg], "depthwise_conv backward")?.into_iter().enumerate() {
+        q.nb = u(nb, "samples")?;
+        q.accumulate = (i > 0) as u32;
+        g.dispatch(&K_DW_DK, &[Win::part(x, b0 * img, nb * img), Win::part(dy, b0 * oimg, nb * oimg), Win::all(&dk)],
+                   q.words(), groups(kn))?;
+    }
+    Ok(dk)
+}
+
+// ------------------------------------------------------------------ group / layer normalization
+
+fn norm_params(p: &NormPlan, gamma: bool, beta: bool) -> Result<NormParams> {
+    Ok(NormParams {
+        count: u(p.rows * p.groups, "rows * groups")?,
+        rows: u(p.rows, "rows")?,
+        pixels: u(p.pixels, "pixels")?,
+        groups: u(p.groups, "groups")?,
+        cg: u(p.cg, "channels per group")?,
+        epsilon: p.epsilon as f32,
+        has_gamma: gamma as u32,
+        has_beta: beta as u32,
+    })
+}
+
+/// `(y, mean, rstd)` of the fused normalization (statistics of shape (rows, groups)).
+pub fn norm_forward(x: &GpuTensor, gamma: Option<&GpuTensor>, beta: Option<&GpuTensor>, p: &NormPlan)
+                    -> Result<(GpuTensor, GpuTensor, GpuTensor)> {
+    let g = gpu()?;
+    check_len(x, p.rows * p.row_len(), "group_norm: x")?;
+    whole(&g, x, "group_norm: x")?;
+    for t in [gamma, beta].into_iter().flatten() {
+        check_len(t, p.channels(), "group_norm: gamma / beta")?;
+    }
+    let y = g.empty(&x.shape, "the normalization's output")?;
+    let mean = g.empty(&[p.rows, p.groups], "the normalization's means")?;
+    let rstd = g.empty(&[p.rows, p.groups], "the normalization's scales")?;
+    let q = norm_params(p, gamma.is_some(), beta.is_some())?;
+    let mut wins = vec![(0, Win::all(x)), (3, Win::all(&y)), (4, Win::all(&mean)), (5, Win::all(&rstd))];
+    if let Some(t) = gamma {
+        wins.push((1, Win::all(t)));
+    }
+    if let Some(t) = beta {
+        wins.push((2, Win::all(t)));
+    }
+    g.dispatch_at(&K_NORM_FWD, &wins, q.words(), (p.rows * p.groups) as u64)?;
+    Ok((y, mean, rstd))
+}
+
+/// `(dx, dgamma, dbeta)` of the fused normalization (dx None unless `need_dx`).
+#[allow(clippy::type_complexity)]
+pub fn norm_backward(x: &GpuTensor, gamma: Option<&GpuTensor>, dy: &GpuTensor, mean: &GpuTensor, rstd: &GpuTensor,
+                     p: &NormPlan, need_dx: bool) -> Result<(Option<GpuTensor>, GpuTensor, GpuTensor)> {
+    let g = gpu()?;
+    check_len(x, p.rows * p.row_len(), "group_norm backward: x")?;
+    check_len(dy, p.rows * p.row_len(), "group_norm backward: dy")?;
+    check_len(mean, p.rows * p.groups, "group_norm backward: mean")?;
+    check_len(rstd, p.rows * p.groups, "group_norm backward: rstd")?;
+    whole(&g, x, "group_norm backward: x")?;
+    let q = norm_params(p, gamma.is_some(), false)?;
+    let dx = if need_dx {
+        let dx = g.empty(&x.shape, "the normalization's dx")?;
+        let mut wins = vec![(0, Win::all(x)), (2, Win::all(dy)), (3, Win::all(mean)), (4, Win::all(rstd)),
+                            (5, Win::all(&dx))];
+        if let Some(t) = gamma {
+            check_len(t, p.channels(), "group_norm backward: gamma")?;
+            wins.push((1, Win::all(t)));
+        }
+        g.dispatch_at(&K_NORM_DX, &wins, q.words(), (p.rows * p.groups) as u64)?;
+        Some(dx)
+    } else {
+        None
+    };
+    let c = p.channels();
+    let both = g.empty(&[2 * c], "the normalization's weight gradients")?;
+    g.dispatch(&K_NORM_DGB, &[Win::all(x), Win::all(dy), Win::all(mean), Win::all(rstd), Win::all(&both)], q.words(),
+               groups(c))?;
+    let dg = g.empty(&[c], "dgamma")?;
+    let db = g.empty(&[c], "dbeta")?;
+    copy_words(&g, &both, 0, &dg, 0, c)?;
+    copy_words(&g, &both, c, &db, 0, c)?;
+    Ok((dx, dg, db))
 }
 
 // ------------------------------------------------------------------ generic array algebra

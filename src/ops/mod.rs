@@ -2,8 +2,10 @@
 //! asked by both the Python bindings and the backends. A backend never re-validates.
 
 pub mod conv;
+pub mod depthwise;
 pub mod correlate;
 pub mod nn;
+pub mod norm;
 pub mod optim;
 pub mod pool;
 pub mod resize;

@@ -217,6 +217,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     augment_bindings::register(m)?;
     gpu_bindings::register(m)?;
     resize_bindings::register(m)?;
+    depthwise_bindings::register(m)?;
+    norm_bindings::register(m)?;
     optim_bindings::register(m)?;
     Ok(())
 }
@@ -269,4 +271,6 @@ mod nn_bindings;
 mod augment_bindings;
 mod gpu_bindings;
 mod resize_bindings;
+mod depthwise_bindings;
+mod norm_bindings;
 mod optim_bindings;

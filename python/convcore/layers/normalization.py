@@ -2,9 +2,11 @@
 ``keras.layers``' normalization family.
 
 Batch normalization over the last axis runs the fused kernel (``ops.fused_batch_norm``:
-statistics, normalization and its backward in one pass on each device); every other
-case composes :mod:`convcore.ops` (moments, sqrt, division), so the tape gives the
-gradients and both devices run it.
+statistics, normalization and its backward in one pass on each device), and so do layer
+normalization over the last axis (``ops.nn.fused_layer_norm``) and channels-last group
+normalization (``ops.nn.fused_group_norm``); every other case (other axes, RMS scaling)
+composes :mod:`convcore.ops` (moments, sqrt, division), so the tape gives the gradients
+and both devices run it.
 """
 from __future__ import annotations
 
@@ -230,6 +232,8 @@ class LayerNormalization(_WeightsMixin, Layer):
             _, var = ops.moments(x, axes, keepdims=True)
             y = ops.multiply(x, _rsqrt(ops.add(var, self.epsilon)))
             return y if self.gamma is None else ops.multiply(y, ops.reshape(self.gamma, bshape))
+        if axes == (x.ndim - 1,):
+            return ops.nn.fused_layer_norm(x, self.gamma, self.beta, self.epsilon)
         mean, var = ops.moments(x, axes, keepdims=True)
         inv = _rsqrt(ops.add(var, self.epsilon))
         if self.gamma is not None:
@@ -287,6 +291,8 @@ class GroupNormalization(_WeightsMixin, Layer):
         x, ax = inputs, self._axis
         c = x.shape[ax]
         g = self._groups_for(c)
+        if ax == x.ndim - 1:
+            return ops.nn.fused_group_norm(x, self.gamma, self.beta, g, self.epsilon)
         gshape = list(x.shape)
         gshape[ax:ax + 1] = [g, c // g]
         xg = ops.reshape(x, gshape)

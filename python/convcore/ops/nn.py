@@ -267,8 +267,14 @@ def _conv_groups(c_in, kernel_shape):
 
 def _grouped_conv(x, kernel, b, s, pad, d, act, groups):
     """A grouped convolution with bias and activation: :func:`_grouped_conv_linear`, then
-    the bias and the activation as their own ops."""
-    y = _grouped_conv_linear(x, kernel, groups, s, pad, d)
+    the bias and the activation as their own ops. One input channel per group is the
+    native depthwise kernel (kernel (*k, 1, C * M) read as (*k, C, M))."""
+    rank = kernel.ndim - 2
+    if groups == x.shape[-1] and rank <= 3:
+        y = _depthwise_native(x, reshape(kernel, tuple(kernel.shape[:rank]) + (groups, kernel.shape[-1] // groups)),
+                              s, pad, d)
+    else:
+        y = _grouped_conv_linear(x, kernel, groups, s, pad, d)
     if b is not None:
         y = add(y, b)
     return {"linear": linear, "relu": relu, "sigmoid": sigmoid, "tanh": tanh, "softmax": softmax}[act](y)
@@ -463,9 +469,27 @@ def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None,
     if c == 1:
         return conv(x, kernel, strides, padding, None, dilation_rate)
     s, d, pad = _spatial("strides", strides, rank), _spatial("dilation_rate", dilation_rate, rank), _padding(padding)
-    # a grouped convolution of C groups: kernel (*k, C, M) as (*k, 1, C * M), whose filter
-    # c * M + m is the depthwise kernel's [..., c, m]
-    return _grouped_conv_linear(x, reshape(kernel, tuple(kernel.shape[:rank]) + (1, c * m)), c, s, pad, d)
+    if rank > 3:
+        # a grouped convolution of C groups: kernel (*k, C, M) as (*k, 1, C * M), whose
+        # filter c * M + m is the depthwise kernel's [..., c, m]
+        return _grouped_conv_linear(x, reshape(kernel, tuple(kernel.shape[:rank]) + (1, c * m)), c, s, pad, d)
+    return _depthwise_native(x, kernel, s, pad, d)
+
+
+def _depthwise_native(x, kernel, s, pad, d):
+    """The native depthwise kernel (CPU and GPU), recorded with its two backward kernels.
+    Each output channel reads one input channel, so a NaN stays in its channel."""
+    B = backend(x)
+    y = out(B.depthwise_conv(x._data, kernel._data, s, d, pad), x)
+    if recording() and is_float(x):
+        need_dx = needs_grad(x)
+
+        def vjp(g):
+            Bg = backend(g)
+            dx, dk = Bg.depthwise_conv_backward(x._data, kernel._data, g._data, s, d, pad, need_dx)
+            return (None if dx is None else out(dx, g)), out(dk, g)
+        record("depthwise_conv", (x, kernel), (y,), vjp)
+    return y
 
 
 def separable_conv(inputs, depthwise_kernel, pointwise_kernel, strides=1, padding="valid", data_format=None,
@@ -662,6 +686,61 @@ def fused_batch_norm(x, gamma, beta, epsilon, training, moving_mean, moving_vari
             return out(dx, gy), (None if g_ is None else out(dgamma, gy)), (None if b_ is None else out(dbeta, gy))
         record("fused_batch_norm", (x, g_, b_), (y, m, v), vjp)
     return y, m, v
+
+
+def _fused_norm(func, x, gamma, beta, rows, pixels, groups, epsilon):
+    """The fused group / layer normalization kernel on ``x`` viewed as (rows, pixels,
+    groups, C / groups): ``(y, mean, rstd)``, statistics of shape (rows, groups); its
+    gradient (x, gamma, beta) is one backward kernel."""
+    x, g_, b_ = _reals(func, x, gamma, beta, native=True)
+    g_, b_ = [t if t is None or t.dtype == x.dtype else cast(t, x.dtype) for t in (g_, b_)]
+    c = x.shape[-1]
+    for what, t in (("gamma", g_), ("beta", b_)):
+        if t is not None and tuple(t.shape) != (c,):
+            raise ValueError(f"{func}: {what} must have shape ({c},) (one value per channel), got {tuple(t.shape)}")
+    B = backend(x)
+    y_d, mean_d, rstd_d = B.group_norm(x._data, None if g_ is None else g_._data, None if b_ is None else b_._data,
+                                       rows, pixels, groups, epsilon)
+    y = out(y_d, x)
+    if recording() and is_float(x):
+        need_dx = needs_grad(x)
+
+        def vjp(gy):
+            dx, dg, db = backend(gy).group_norm_backward(x._data, None if g_ is None else g_._data, gy._data, mean_d,
+                                                         rstd_d, rows, pixels, groups, need_dx)
+            return ((None if dx is None else out(dx, gy)), (None if g_ is None else out(dg, gy)),
+                    (None if b_ is None else out(db, gy)))
+        record(func, (x, g_, b_), (y,), vjp)
+    return y, out(mean_d, x), out(rstd_d, x)
+
+
+def fused_layer_norm(x, gamma=None, beta=None, epsilon=1e-3):
+    """Layer normalization over the last axis in one kernel (Keras's
+    ``LayerNormalization(axis=-1)``): ``(x - mean) / sqrt(var + epsilon) * gamma + beta``
+    with each row's mean and biased variance; ``gamma`` / ``beta`` (one per channel) are
+    optional. A NaN stays in its row."""
+    x = _real("fused_layer_norm", tensor(x), native=True)
+    epsilon = _checks.real("fused_layer_norm", "epsilon", epsilon, minimum=0.0)
+    if x.ndim < 1 or x.size == 0:
+        raise ValueError(f"fused_layer_norm: expected a non-empty tensor of rank >= 1, got shape {x.shape}")
+    return _fused_norm("fused_layer_norm", x, gamma, beta, x.size // x.shape[-1], 1, 1, epsilon)[0]
+
+
+def fused_group_norm(x, gamma=None, beta=None, groups=1, epsilon=1e-3):
+    """Group normalization of channels-last ``x`` (batch, *spatial, C) in one kernel
+    (Keras's ``GroupNormalization(axis=-1)``): the C channels in ``groups`` consecutive
+    groups, each sample's group normalized by its mean and biased variance over the
+    group's channels and every spatial position, then ``* gamma + beta`` per channel."""
+    x = _real("fused_group_norm", tensor(x), native=True)
+    epsilon = _checks.real("fused_group_norm", "epsilon", epsilon, minimum=0.0)
+    groups = _checks.integer("fused_group_norm", "groups", groups)
+    if x.ndim < 2 or x.size == 0:
+        raise ValueError(f"fused_group_norm: expected a non-empty tensor (batch, ..., channels), got shape {x.shape}")
+    c = x.shape[-1]
+    if groups < 1 or c % groups:
+        raise ValueError(f"fused_group_norm: groups must be a positive divisor of the channels ({c}), got {groups}")
+    return _fused_norm("fused_group_norm", x, gamma, beta, x.shape[0], x.size // (x.shape[0] * c), groups,
+                       epsilon)[0]
 
 
 def dropout(x, rate, noise_shape=None, seed=None):
