@@ -47,25 +47,33 @@ pub fn upsample_backward<T: Element>(dy: &[T], p: &UpsamplePlan) -> Result<Vec<T
         return Ok(dx);
     }
     let oimg = oh * ow * c;
+    // (output, weight) pairs with a non-zero weight, per input column; each channel sums
+    // its terms in the same order as a per-channel loop would, over rows of channels
+    let cols: Vec<Vec<(usize, f64)>> = (0..p.in_w)
+        .map(|ix| readers(ix, p.size_w, ow).map(|ox| (ox, weight(ox, ix, p.size_w, p.in_w, p.interpolation)))
+             .filter(|&(_, w)| w != 0.0).collect())
+        .collect();
     dx.par_chunks_mut(p.in_w * c).enumerate().for_each(|(row, out)| {
         let (n, iy) = (row / p.in_h, row % p.in_h);
         let g = &dy[n * oimg..(n + 1) * oimg];
-        for ix in 0..p.in_w {
-            for ch in 0..c {
-                let mut acc = 0.0f64;
-                for oy in readers(iy, p.size_h, oh) {
-                    let wy = weight(oy, iy, p.size_h, p.in_h, p.interpolation);
-                    if wy == 0.0 {
-                        continue;
-                    }
-                    for ox in readers(ix, p.size_w, ow) {
-                        let wx = weight(ox, ix, p.size_w, p.in_w, p.interpolation);
-                        if wx != 0.0 {
-                            acc += wy * wx * g[(oy * ow + ox) * c + ch].to_f64().unwrap_or(f64::NAN);
-                        }
+        let rows: Vec<(usize, f64)> = readers(iy, p.size_h, oh)
+            .map(|oy| (oy, weight(oy, iy, p.size_h, p.in_h, p.interpolation)))
+            .filter(|&(_, w)| w != 0.0)
+            .collect();
+        let mut acc = vec![0.0f64; c];
+        for (ix, o) in out.chunks_exact_mut(c).enumerate() {
+            acc.fill(0.0);
+            for &(oy, wy) in &rows {
+                for &(ox, wx) in &cols[ix] {
+                    let w = wy * wx;
+                    let src = &g[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
+                    for (a, &v) in acc.iter_mut().zip(src) {
+                        *a += w * v.to_f64().unwrap_or(f64::NAN);
                     }
                 }
-                out[ix * c + ch] = T::from_f64_lossy(acc);
+            }
+            for (d, &a) in o.iter_mut().zip(&acc) {
+                *d = T::from_f64_lossy(a);
             }
         }
     });
