@@ -3975,13 +3975,7 @@ def _no_channels(x):
 # Known defects of layers (found by this test, reported, not fixed here): while one is
 # open its exception is accepted for the inputs it needs, so the rest of the entry keeps
 # running. entry: (the inputs that meet it, the exception types, the reproducer)
-KNOWN_LAYER_DEFECTS = {
-    name: (_no_channels, (ZeroDivisionError,), f"layers.{name}(2)(np.zeros((1, 4{', 4' * ('2D' in name)}, 0), "
-                                                 "'float32')) raises ZeroDivisionError in ops.nn._grouped_conv_linear")
-    for name in ("DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D")}
-KNOWN_LAYER_DEFECTS["GroupNormalization"] = (  # (Keras 3.15 raises ZeroDivisionError here too)
-    _no_channels, (ZeroDivisionError,), "layers.GroupNormalization(groups=-1)(np.zeros((2, 3, 0), 'float32')) raises "
-                                        "ZeroDivisionError in build (dim % groups with 0 channels)")
+KNOWN_LAYER_DEFECTS: dict = {}  # none open: 0-channel depthwise / separable / group norm now raise ValueError
 
 
 # Layers that fill gigabytes for a huge broadcast view before its size fails (known

@@ -277,6 +277,9 @@ class GroupNormalization(_WeightsMixin, Layer):
     def build(self, input_shape):
         (self._axis,) = _resolve("GroupNormalization", self.axis, input_shape)
         dim = input_shape[self._axis - 1]
+        if dim is None or dim < 1:
+            raise ValueError(f"GroupNormalization: the normalized axis ({self.axis}) needs a known size of at least "
+                             f"1 channel, received input shape {(None,) + tuple(input_shape)}")
         g = self._groups_for(dim)
         if dim < g:
             raise ValueError(f"GroupNormalization: the number of groups ({g}) cannot be more than the number of "
