@@ -194,15 +194,17 @@ class CompiledLoss:
         return self.total([y], [pred])[0]
 
 
-def sample_weights(ys, sample_weight=None, class_weight=None, where="fit"):
+def sample_weights(ys, sample_weight=None, class_weight=None, where="fit", n=None, classes=None):
     """The per-sample weights of a fit / evaluate (a float32 array (N,), or None), as
     Keras makes them: ``sample_weight`` as given (one weight per sample), or
     ``class_weight`` ({class: weight}, classes missing weigh 1.0) looked up by each
     sample's class (its label; one-hot: its arg-max; rounded). Both at once, or
-    ``class_weight`` for several outputs, is a ValueError, as in Keras."""
-    n = len(ys[0])
+    ``class_weight`` for several outputs, is a ValueError, as in Keras. ``n``: the
+    number of samples (default: the targets'); ``classes``: the output's number of
+    classes, when known (a class_weight key outside 0..classes-1 is then an error)."""
+    n = len(ys[0]) if n is None else n
     if sample_weight is not None and class_weight is not None:
-        raise ValueError(f"{where}: you cannot give class_weight and sample_weight at the same time")
+        raise ValueError(f"{where}: give class_weight or sample_weight, not both at the same time (as Keras)")
     if class_weight is not None:
         if not isinstance(class_weight, dict):
             raise TypeError(f"{where}: class_weight must be a dict {{class: weight}}, received {class_weight!r}")
@@ -211,9 +213,12 @@ def sample_weights(ys, sample_weight=None, class_weight=None, where="fit"):
                              f"{len(ys)}); give a sample_weight instead")
         for k, v in class_weight.items():
             if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or isinstance(v, bool) or \
-                    not isinstance(v, (int, float, np.number)) or not np.isfinite(v):
-                raise ValueError(f"{where}: class_weight maps integer classes to finite weights, received "
+                    not isinstance(v, (int, float, np.number)) or not np.isfinite(v) or v < 0:
+                raise ValueError(f"{where}: class_weight maps integer classes to finite weights >= 0, received "
                                  f"{k!r}: {v!r}")
+            if classes is not None and not 0 <= int(k) < classes:
+                raise ValueError(f"{where}: class_weight names class {int(k)}, but the labels' classes are "
+                                 f"0..{classes - 1}")
         y = np.asarray(ys[0].numpy() if isinstance(ys[0], Tensor) else ys[0])
         if y.ndim > 1:
             y = np.argmax(y, axis=-1) if y.shape[-1] != 1 else y.reshape(y.shape[:-1])
@@ -227,8 +232,9 @@ def sample_weights(ys, sample_weight=None, class_weight=None, where="fit"):
     if w.ndim == 2 and w.shape[1] == 1:
         w = w.reshape(-1)
     if w.shape != (n,):
-        raise ValueError(f"{where}: sample_weight must have one weight per sample, shape ({n},), received shape "
-                         f"{w.shape}")
+        got = 0 if w.ndim == 0 else len(w)
+        raise ValueError(f"{where}: sample_weight has {got} entries, but x and y have {n} samples: it must have "
+                         f"one weight per sample, shape ({n},), received shape {w.shape}")
     if not np.all(np.isfinite(w)):
         raise ValueError(f"{where}: sample_weight must be finite")
     return w.astype(np.float32)

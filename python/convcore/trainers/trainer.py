@@ -22,7 +22,7 @@ from .. import _checks, backend, device as device_mod, optimizers as optimizers_
 from ..callbacks import Callback, CallbackList
 from ..tape import GradientTape
 from ..tensor import Tensor, deferred_assignments
-from .compile_utils import CompiledLoss, CompiledMetrics
+from .compile_utils import CompiledLoss, CompiledMetrics, sample_weights
 from .epoch_iterator import EpochIterator, check_len, split_validation
 
 
@@ -200,7 +200,7 @@ class Trainer:
             raise ValueError("compile: loss_weights were given without a loss")
         compiled_metrics = CompiledMetrics(metrics, compiled_loss, names, weighted_metrics)
         self.optimizer = opt
-        self.loss = loss if compiled_loss is None else compiled_loss.loss
+        self.loss = None if compiled_loss is None else compiled_loss.loss
         self._compiled_loss, self._compiled_metrics = compiled_loss, compiled_metrics
         self._compile_args = {"loss": loss, "loss_weights": loss_weights, "metrics": metrics,
                               "weighted_metrics": weighted_metrics}
@@ -293,13 +293,6 @@ class Trainer:
         return [None if v is None else np.ascontiguousarray(v, dtype=dt) if v.dtype.kind == "f"
                 else np.ascontiguousarray(v) for v, dt in zip(ys, dts)]
 
-    def _prepare_y(self, y):
-        """One output's targets (the inspection and attack tools' single-output use)."""
-        ys = self._prepare_ys(y, "targets")
-        if ys is None:
-            raise ValueError("targets y are required")
-        return ys[0]
-
     def _x_list(self, x):
         """Inputs as numpy arrays: checked against the graph's inputs, or (a subclassed
         model) converted as they are."""
@@ -318,47 +311,16 @@ class Trainer:
         return out
 
     def _sample_weight(self, sample_weight, class_weight, ys, n, where):
-        """Per-sample weights from ``sample_weight`` or ``class_weight`` (one output)."""
-        if sample_weight is not None and class_weight is not None:
-            raise ValueError(f"{where}: give class_weight or sample_weight, not both (as Keras)")
-        if sample_weight is not None:
-            sw = sample_weight.numpy() if isinstance(sample_weight, Tensor) else np.asarray(sample_weight)
-            if sw.dtype.kind not in "biuf":
-                raise TypeError(f"{where}: sample_weight must be numeric, got dtype {sw.dtype}")
-            if sw.ndim == 0 or len(sw) != n:
-                raise ValueError(f"{where}: sample_weight has {0 if sw.ndim == 0 else len(sw)} entries, but x and y "
-                                 f"have {n} samples")
-            if not np.all(np.isfinite(sw)):
-                raise ValueError(f"{where}: sample_weight holds inf or NaN")
-            return np.ascontiguousarray(sw, dtype=np.float64)
-        if class_weight is None:
-            return None
-        if not isinstance(class_weight, dict):
-            raise TypeError(f"{where}: class_weight must be a dict {{class index: weight}}, got "
-                            f"{type(class_weight).__name__}")
-        if ys is None or len(ys) != 1 or ys[0] is None:
-            raise ValueError(f"{where}: class_weight is only supported for models with a single output (and needs "
-                             "targets y)")
-        y = ys[0]
-        width = self._output_shapes()[0][-1] if self._output_shapes()[0] else 1
-        classes = 2 if width in (1, None) else width
-        weights = {}
-        for k, v in class_weight.items():
-            if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
-                raise TypeError(f"{where}: class_weight keys must be class indices (int), got {k!r}")
-            if not 0 <= int(k) < classes:
-                raise ValueError(f"{where}: class_weight names class {int(k)}, but the labels' classes are "
-                                 f"0..{classes - 1} (the model's output has {width} unit{'s' if width != 1 else ''})")
-            weights[int(k)] = float(_checks.real(where, f"class_weight[{k}]", v, minimum=0))
-        if y.ndim >= 2 and y.shape[-1] > 1:
-            labels = np.argmax(y, axis=-1)
-        else:
-            labels = np.round(y.reshape(len(y), -1)[:, 0] if y.ndim >= 2 else y).astype(np.int64)
-        table = np.ones(max(classes, int(labels.max(initial=0)) + 1))
-        for k, v in weights.items():
-            table[k] = v
-        labels = labels.reshape(len(labels), -1)[:, 0] if labels.ndim > 1 else labels
-        return table[np.clip(labels, 0, len(table) - 1)]
+        """Per-sample weights from ``sample_weight`` or ``class_weight`` (one output,
+        keys checked against the output's classes: a single unit is binary)."""
+        classes = None
+        if class_weight is not None:
+            if ys is None or ys[0] is None:
+                raise ValueError(f"{where}: class_weight needs targets y")
+            shape = self._output_shapes()[0]
+            width = shape[-1] if shape else 1
+            classes = 2 if width in (1, None) else width
+        return sample_weights(ys or [None], sample_weight, class_weight, where, n=n, classes=classes)
 
     def _data(self, x, y, sample_weight, class_weight, where, need_y=True):
         """(xs, ys, sample weights) checked against the model and each other."""
@@ -510,20 +472,10 @@ class Trainer:
         tracker.update(total, per, ys, outs, sw, n=len(outs[0]))
         return tracker.logs()
 
-    def _new_tracker(self, deferred):
-        """Fresh running values (loss and metrics from zero) for an epoch or an
-        evaluation."""
-        t = self._compiled_metrics.tracker(deferred)
-        built = getattr(self._compiled_metrics, "_built", None)
-        if built is not None:  # the metric objects are the compiled ones, shared: start them from zero
-            t._objects = built
-        t.reset()
-        return t
-
     def _current_tracker(self):
         t = self.__dict__.get("_tracker")
         if t is None:
-            t = self.__dict__["_tracker"] = self._new_tracker(False)
+            t = self.__dict__["_tracker"] = self._compiled_metrics.tracker(False)
         return t
 
     def reset_metrics(self):
@@ -540,7 +492,7 @@ class Trainer:
         x = tx[0] if len(tx) == 1 else tx
         y = None
         if ys is not None:
-            ty = [None if v is None else ops.convert_to_tensor(v if v.dtype.kind == "f" else v, device=dev)
+            ty = [None if v is None else ops.convert_to_tensor(v, device=dev)
                   for v in ys]
             y = ty[0] if len(ty) == 1 else ty
         s = None if sw is None else ops.convert_to_tensor(np.asarray(sw, dtype=np.float32), device=dev)
@@ -554,7 +506,7 @@ class Trainer:
         xs, ys, sw = self._data(x, y, sample_weight, class_weight, "train_on_batch")
         with self._training("train_on_batch"):
             self._reset_guard()
-            logs = self._one_train_batch(xs, ys, sw, self._new_tracker(False), "train_on_batch")
+            logs = self._one_train_batch(xs, ys, sw, self._compiled_metrics.tracker(False), "train_on_batch")
         return self._result(logs, return_dict)
 
     def _one_train_batch(self, xs, ys, sw, tracker, where, epoch=None, batch=None, steps=None):
@@ -579,7 +531,7 @@ class Trainer:
         """Loss (and metrics) on one batch, in inference mode."""
         self._require_compiled("test_on_batch")
         xs, ys, sw = self._data(x, y, sample_weight, None, "test_on_batch")
-        tracker = self._new_tracker(False)
+        tracker = self._compiled_metrics.tracker(False)
         logs = self._one_test_batch(xs, ys, sw, tracker)
         return self._result(tracker.logs() if logs is None else logs, return_dict)
 
@@ -665,6 +617,12 @@ class Trainer:
         if verbose == "auto":
             return 1
         return _checks.integer(where, "verbose", verbose, minimum=0, maximum=2)
+
+    @staticmethod
+    def _n_steps(n, batch_size, steps):
+        """Batches of an evaluate / predict pass: all of them, or at most ``steps``."""
+        batches = -(-n // batch_size)
+        return batches if steps is None else min(steps, batches)
 
     @staticmethod
     def _steps(steps, where, name):
@@ -770,9 +728,8 @@ class Trainer:
         # are read back once per epoch instead of once per batch.
         deferred = (self.device == "gpu" and not custom and not cbs.wants_batch_logs())
         for epoch in range(initial_epoch, epochs):
-            self.reset_metrics()
             cbs.on_epoch_begin(epoch)
-            tracker = self._new_tracker(deferred)
+            tracker = self._compiled_metrics.tracker(deferred)  # the metrics from zero, as Keras's epoch
             step_logs = {}
             for b, (bx, by, bsw) in enumerate(it.epoch()):
                 cbs.on_train_batch_begin(b)
@@ -797,7 +754,7 @@ class Trainer:
                     "did (no later update was applied either); lower the learning rate or check the data for NaN/inf")
             logs = dict(logs)
             if val is not None and _should_eval(epoch, validation_freq):
-                vlogs = self._evaluate_data(val, val_bs, validation_steps, cbs, in_fit=True)
+                vlogs = self._evaluate_data(val, val_bs, validation_steps, cbs)
                 logs.update({"val_" + k: v for k, v in vlogs.items()})
             cbs.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -811,15 +768,15 @@ class Trainer:
         self.history = history
         return history
 
-    def _evaluate_data(self, data, batch_size, steps, cbs, in_fit=False):
+    def _evaluate_data(self, data, batch_size, steps, cbs):
         """Logs of the loss and metrics over ``data`` = (xs, ys, sw), in batches, with the
         ``on_test_*`` hooks."""
         xs, ys, sw = data
         it = EpochIterator(xs, ys, sw, batch_size, False, None, None)
-        n_steps = it.num_batches if steps is None else min(steps, it.num_batches)
+        n_steps = self._n_steps(len(xs[0]), batch_size, steps)
         custom = self._custom("test_step")
         deferred = self.device == "gpu" and not custom and not cbs.wants_batch_logs()
-        tracker = self._new_tracker(deferred)
+        tracker = self._compiled_metrics.tracker(deferred)
         cbs.on_test_begin()
         logs = {}
         for b, (bx, by, bsw) in enumerate(it.epoch()):
@@ -848,7 +805,7 @@ class Trainer:
         if len(data[0][0]) == 0:
             raise ValueError("evaluate: no samples (x and y are empty)")
         bs = self._batch_size(batch_size, "evaluate")
-        n_steps = -(-len(data[0][0]) // bs) if steps is None else min(steps, -(-len(data[0][0]) // bs))
+        n_steps = self._n_steps(len(data[0][0]), bs, steps)
         cbs, _ = self._callback_list(self._user_callbacks(callbacks, "evaluate"), verbose, steps=n_steps)
         logs = self._evaluate_data(data, bs, steps, cbs)
         return self._result(logs, return_dict)
@@ -862,7 +819,7 @@ class Trainer:
         xs = self._x_list(x)
         bs = self._batch_size(batch_size, "predict")
         n = len(xs[0])
-        n_steps = -(-n // bs) if steps is None else min(steps, -(-n // bs))
+        n_steps = self._n_steps(n, bs, steps)
         cbs, _ = self._callback_list(self._user_callbacks(callbacks, "predict"), verbose, steps=n_steps)
         cbs.on_predict_begin()
         chunks = None
