@@ -45,35 +45,45 @@ fn mac_in<T: Element>(acc: &mut [T], dy: &[T], w: &[T], m: usize) {
     }
 }
 
+/// The input channels under each tap of the window of output position `o` of sample
+/// `n`: `f(tap, row of C input values)`, a row of `zeros` where the window lies in the
+/// padding (the forward and the kernel gradient walk the same windows).
+#[inline(always)]
+fn each_tap<'a, T: Element>(x: &'a [T], p: &DepthwisePlan, zeros: &'a [T], n: usize, o: [usize; 3],
+                            mut f: impl FnMut(usize, &'a [T])) {
+    let c = p.channels;
+    let [i0n, i1n, i2n] = [p.spatial[0], p.spatial[1], p.spatial[2]];
+    for j0 in 0..p.kernel[0] {
+        let i0 = p.input_at(0, o[0], j0);
+        for j1 in 0..p.kernel[1] {
+            let i1 = p.input_at(1, o[1], j1);
+            for j2 in 0..p.kernel[2] {
+                let i2 = p.input_at(2, o[2], j2);
+                let tap = (j0 * p.kernel[1] + j1) * p.kernel[2] + j2;
+                let inside = i0 >= 0 && (i0 as usize) < i0n && i1 >= 0 && (i1 as usize) < i1n && i2 >= 0
+                    && (i2 as usize) < i2n;
+                let xs = if inside {
+                    let at = (((n * i0n + i0 as usize) * i1n + i1 as usize) * i2n + i2 as usize) * c;
+                    &x[at..at + c]
+                } else {
+                    zeros
+                };
+                f(tap, xs);
+            }
+        }
+    }
+}
+
 /// One row of an output-shaped (forward) or input-shaped (dx) array, and the kernel
 /// gradient's partial sums over a range of output rows.
 #[inline(always)]
 fn fwd_row<T: Element>(x: &[T], k: &[T], p: &DepthwisePlan, zeros: &[T], row: usize, out: &mut [T]) {
-    let (c, cm, m) = (p.channels, p.c_out(), p.mult);
-    let [i0n, i1n, i2n] = [p.spatial[0], p.spatial[1], p.spatial[2]];
+    let (cm, m) = (p.c_out(), p.mult);
     let (o0n, o1n) = (p.out_spatial[0], p.out_spatial[1]);
     let (o1, o0, n) = (row % o1n, (row / o1n) % o0n, row / (o1n * o0n));
     for (o2, acc) in out.chunks_exact_mut(cm).enumerate() {
         acc.fill(T::zero());
-        for j0 in 0..p.kernel[0] {
-            let i0 = p.input_at(0, o0, j0);
-            for j1 in 0..p.kernel[1] {
-                let i1 = p.input_at(1, o1, j1);
-                for j2 in 0..p.kernel[2] {
-                    let i2 = p.input_at(2, o2, j2);
-                    let tap = (j0 * p.kernel[1] + j1) * p.kernel[2] + j2;
-                    let inside = i0 >= 0 && (i0 as usize) < i0n && i1 >= 0 && (i1 as usize) < i1n && i2 >= 0
-                        && (i2 as usize) < i2n;
-                    let xs = if inside {
-                        let at = (((n * i0n + i0 as usize) * i1n + i1 as usize) * i2n + i2 as usize) * c;
-                        &x[at..at + c]
-                    } else {
-                        zeros
-                    };
-                    mac(acc, xs, &k[tap * cm..(tap + 1) * cm], m);
-                }
-            }
-        }
+        each_tap(x, p, zeros, n, [o0, o1, o2], |tap, xs| mac(acc, xs, &k[tap * cm..(tap + 1) * cm], m));
     }
 }
 
@@ -102,33 +112,14 @@ fn dx_row<T: Element>(dy: &[T], k: &[T], p: &DepthwisePlan, row: usize, out: &mu
 
 #[inline(always)]
 fn dk_rows<T: Element>(x: &[T], dy: &[T], p: &DepthwisePlan, zeros: &[T], rows: std::ops::Range<usize>, part: &mut [T]) {
-    let (c, cm, m) = (p.channels, p.c_out(), p.mult);
-    let [i0n, i1n, i2n] = [p.spatial[0], p.spatial[1], p.spatial[2]];
+    let (cm, m) = (p.c_out(), p.mult);
     let (o0n, o1n, o2n) = (p.out_spatial[0], p.out_spatial[1], p.out_spatial[2]);
     for row in rows {
         let (o1, o0, n) = (row % o1n, (row / o1n) % o0n, row / (o1n * o0n));
         for o2 in 0..o2n {
             let d = &dy[(row * o2n + o2) * cm..(row * o2n + o2 + 1) * cm];
-            for j0 in 0..p.kernel[0] {
-                let i0 = p.input_at(0, o0, j0);
-                for j1 in 0..p.kernel[1] {
-                    let i1 = p.input_at(1, o1, j1);
-                    for j2 in 0..p.kernel[2] {
-                        let i2 = p.input_at(2, o2, j2);
-                        let tap = (j0 * p.kernel[1] + j1) * p.kernel[2] + j2;
-                        let inside = i0 >= 0 && (i0 as usize) < i0n && i1 >= 0 && (i1 as usize) < i1n && i2 >= 0
-                            && (i2 as usize) < i2n;
-                        let xs = if inside {
-                            let at = (((n * i0n + i0 as usize) * i1n + i1 as usize) * i2n + i2 as usize) * c;
-                            &x[at..at + c]
-                        } else {
-                            zeros
-                        };
-                        // dk[tap, c, m] += x[c] * dy[c*M + m]: the forward's product with w <- dy
-                        mac(&mut part[tap * cm..(tap + 1) * cm], xs, d, m);
-                    }
-                }
-            }
+            // dk[tap, c, m] += x[c] * dy[c*M + m]: the forward's product with w <- dy
+            each_tap(x, p, zeros, n, [o0, o1, o2], |tap, xs| mac(&mut part[tap * cm..(tap + 1) * cm], xs, d, m));
         }
     }
 }

@@ -145,7 +145,8 @@ class Layer:
             bis = kwargs.pop("batch_input_shape")
             if bis is not None:
                 batch_size, input_shape = tuple(bis)[0], tuple(bis)[1:]
-        kwargs.pop("weights", None) if kwargs.get("weights") is None else None
+        if "weights" in kwargs and kwargs["weights"] is None:  # tf.keras 2's weights=None
+            del kwargs["weights"]
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword arguments {sorted(kwargs)}")
         if name is not None and (not isinstance(name, str) or not name):
