@@ -1,7 +1,10 @@
 """Utilities with ``keras.utils``'s names: ``to_categorical``, ``normalize``,
-``pad_sequences``, ``set_random_seed``, ``plot_model`` / ``model_to_dot``, and the serialization helpers
-(``register_keras_serializable``, ``custom_object_scope``, ...). ``get_file`` is left out:
-convcore downloads nothing at run time."""
+``pad_sequences``, ``set_random_seed``, ``plot_model`` / ``model_to_dot``, the image
+files (``load_img``, ``img_to_array``, ``array_to_img``, ``save_img``, ``smart_resize``;
+Pillow, imported when used), ``get_file`` (downloads into Keras's cache, ``~/.keras``
+or ``$KERAS_HOME``, only when the file is not already there), the data pipelines
+(``Sequence`` / ``PyDataset``, ``image_dataset_from_directory``, imported on first use)
+and the serialization helpers (``register_keras_serializable``, ``custom_object_scope``, ...)."""
 from __future__ import annotations
 
 import random as _random
@@ -9,12 +12,16 @@ import random as _random
 import numpy as np
 
 from .model_visualization import model_to_dot, plot_model
+from .file_utils import get_file
+from .image_utils import array_to_img, img_to_array, load_img, save_img, smart_resize
 from .numerical_utils import normalize, to_categorical
 from .sequence_utils import pad_sequences
 
 __all__ = ["to_categorical", "normalize", "pad_sequences", "set_random_seed", "plot_model", "model_to_dot", "clear_session",
            "is_keras_tensor", "register_keras_serializable", "custom_object_scope", "CustomObjectScope",
-           "get_registered_object", "get_registered_name", "serialize_keras_object", "deserialize_keras_object"]
+           "get_registered_object", "get_registered_name", "serialize_keras_object", "deserialize_keras_object",
+           "load_img", "img_to_array", "array_to_img", "save_img", "smart_resize", "get_file",
+           "Sequence", "PyDataset", "image_dataset_from_directory"]
 
 
 def set_random_seed(seed):
@@ -62,4 +69,11 @@ def __getattr__(name):
     if name in ("serialize_keras_object", "deserialize_keras_object"):
         from ..saving import saving_lib
         return getattr(saving_lib, name)
+    if name in ("Sequence", "PyDataset"):
+        # the data pipelines, imported on first use (they import the trainers' helpers)
+        from . import py_dataset
+        return getattr(py_dataset, name)
+    if name == "image_dataset_from_directory":
+        from . import image_dataset_utils
+        return image_dataset_utils.image_dataset_from_directory
     raise AttributeError(f"module 'convcore.utils' has no attribute {name!r}")
