@@ -11,9 +11,9 @@ PGD-20 0.763, 19.8 % of input-gradient entries exactly zero (convcore: 0.9725, 0
 """
 import numpy as np, torch, torch.nn.functional as F, sys
 sys.path.insert(0, __import__('os').path.dirname(__import__('os').path.abspath(__file__))); from train import torch_convnet
-from convcore.datasets import mnist
+from convcore.datasets import mnist10k
 torch.manual_seed(0); torch.set_num_threads(2)
-(xtr,ytr),(xts,yts)=mnist.load_data()
+(xtr,ytr),(xts,yts)=mnist10k.load_data()
 X=torch.from_numpy((xtr/255.0).astype(np.float32)[:,None]); Y=torch.from_numpy(ytr.astype(np.int64))
 Xt=torch.from_numpy((xts/255.0).astype(np.float32)[:,None]); Yt=torch.from_numpy(yts.astype(np.int64))
 net=torch_convnet(); opt=torch.optim.Adam(net.parameters(),1e-3)

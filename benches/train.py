@@ -137,8 +137,8 @@ else:
     import torch, torch.nn.functional as F
     sys.path.insert(0, sys.argv[2])
     from train import torch_convnet
-    from convcore.datasets import mnist
-    (xtr, ytr), (xts, yts) = mnist.load_data()
+    from convcore.datasets import mnist10k
+    (xtr, ytr), (xts, yts) = mnist10k.load_data()
     x = torch.from_numpy((np.concatenate([xtr, xts]).astype(np.float32) / 255.0)[:, None])
     y = torch.from_numpy(np.concatenate([ytr, yts]).astype(np.int64))
     net = torch_convnet(); opt = torch.optim.Adam(net.parameters(), lr=1e-3)

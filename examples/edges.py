@@ -25,7 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from convcore import avg_pool, ndimage
-from convcore.datasets import mnist
+from convcore.datasets import mnist10k
 
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "output")
 
@@ -42,7 +42,7 @@ def load_grey():
         grey = avg_pool(grey, (2, 2))
         return grey, "grace_hopper.jpg (matplotlib sample data), 2x2 average-pooled"
     except Exception as e:  # sample data not installed, or no JPEG reader
-        (_, _), (x, _) = mnist.load_data()
+        (_, _), (x, _) = mnist10k.load_data()
         m = (x[:48].astype(np.float32) / 255.0).reshape(6, 8, 28, 28).transpose(0, 2, 1, 3).reshape(168, 224)
         return m, f"MNIST digit mosaic (photo unavailable: {e})"
 

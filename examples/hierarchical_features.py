@@ -34,7 +34,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from convcore import ndimage
-from convcore.datasets import mnist
+from convcore.datasets import mnist10k
 
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "output")
 VERTICAL, ROUND = (1, 4, 7), (0, 6, 8)
@@ -58,7 +58,7 @@ def auc(pos, neg):
 def main(argv):
     outdir = argv[0] if argv else DEFAULT_OUT
     os.makedirs(outdir, exist_ok=True)
-    (xtr, ytr), (xts, yts) = mnist.load_data()
+    (xtr, ytr), (xts, yts) = mnist10k.load_data()
     x = np.concatenate([xtr, xts]).astype(np.float32) / 255.0     # (10000, 28, 28)
     y = np.concatenate([ytr, yts])
 

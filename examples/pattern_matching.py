@@ -30,7 +30,7 @@ from matplotlib.patches import Rectangle
 
 import convcore
 from convcore import ndimage
-from convcore.datasets import mnist
+from convcore.datasets import mnist10k
 
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "output")
 
@@ -43,7 +43,7 @@ def load_colour():
         img = plt.imread(path).astype(np.float32) / 255.0
         return img[..., :3], "grace_hopper.jpg (matplotlib sample data)", (170, 180), 48
     except Exception as e:
-        (_, _), (x, _) = mnist.load_data()
+        (_, _), (x, _) = mnist10k.load_data()
         rng = np.random.default_rng(0)
         d = x[:48].astype(np.float32) / 255.0
         tint = rng.uniform(0.3, 1.0, size=(48, 1, 1, 3)).astype(np.float32)

@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 
 import convcore
 from convcore import ndimage
-from convcore.datasets import mnist
+from convcore.datasets import mnist10k
 
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "output")
 
@@ -82,7 +82,7 @@ def one_d(outdir):
 
 
 def two_d(outdir):
-    (_, _), (x, _) = mnist.load_data()
+    (_, _), (x, _) = mnist10k.load_data()
     rows, cols = 4, 6
     clean = (x[: rows * cols].astype(np.float32) / 255.0).reshape(rows, cols, 28, 28)
     clean = clean.transpose(0, 2, 1, 3).reshape(rows * 28, cols * 28)

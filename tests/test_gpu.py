@@ -357,7 +357,7 @@ def _convnet(seed=0):
 
 
 def _mnist(n):
-    x, y = cc.datasets.mnist.load_data()[0]
+    x, y = cc.datasets.mnist10k.load_data()[0]
     return x[:n, ..., None].astype(np.float32) / 255.0, y[:n]
 
 

@@ -21,8 +21,8 @@ DEVICES = ["cpu"] + (["gpu"] if HAVE_GPU else [])
 @pytest.fixture
 def digits():
     """A small slice of the real MNIST digits shipped with convcore."""
-    from convcore.datasets import mnist
-    (x, y), (xt, yt) = mnist.load_data()
+    from convcore.datasets import mnist10k
+    (x, y), (xt, yt) = mnist10k.load_data()
     return (x[:256], y[:256]), (xt[:64], yt[:64])
 
 

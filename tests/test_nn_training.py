@@ -12,7 +12,7 @@ import pytest
 
 import convcore
 from convcore import Input, Sequential, callbacks, layers, mnist_demo, optimizers
-from convcore.datasets import mnist
+from convcore.datasets import mnist, mnist10k
 
 
 def _random_data(seed=0, n=600, nin=20, nout=4):
@@ -347,7 +347,7 @@ def test_mnist_convnet_reaches_accuracy():
 
 # ---------------------------------------------------------------------- MNIST loaders
 def test_mnist_load_data_shipped():
-    (xtr, ytr), (xts, yts) = mnist.load_data()
+    (xtr, ytr), (xts, yts) = mnist10k.load_data()
     assert xtr.shape == (8000, 28, 28) and xtr.dtype == np.uint8
     assert ytr.shape == (8000,)
     assert xts.shape == (2000, 28, 28) and xts.dtype == np.uint8

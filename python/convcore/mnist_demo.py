@@ -14,7 +14,7 @@ import numpy as np
 
 from . import Input, Sequential, layers, optimizers, set_seed
 from ._png import write_png
-from .datasets import mnist
+from .datasets import mnist10k
 
 
 def build_convnet():
@@ -29,7 +29,7 @@ def build_convnet():
 
 
 def load_scaled():
-    (xtr, ytr), (xts, yts) = mnist.load_data()
+    (xtr, ytr), (xts, yts) = mnist10k.load_data()
     xtr = (xtr.astype(np.float32) / 255.0)[..., None]
     xts = (xts.astype(np.float32) / 255.0)[..., None]
     return (xtr, ytr.astype(np.int64)), (xts, yts.astype(np.int64))

@@ -1,35 +1,67 @@
-"""MNIST handwritten digits, with Keras's ``load_data`` contract.
+"""MNIST handwritten digits, as ``keras.datasets.mnist``: ``load_data()`` returns the
+full 60,000 training and 10,000 test digits from the standard ``mnist.npz`` (keys
+x_train, y_train, x_test, y_test; uint8 images (N, 28, 28), uint8 labels).
 
-``load_data()`` with no argument returns the 10,000 real MNIST digits shipped inside
-the package (first 8,000 for training, last 2,000 for testing; MIT licence in
-``convcore/data/mnist10k.LICENSE``). ``load_data(path)`` reads the full dataset from
-the standard ``mnist.npz`` (keys x_train, y_train, x_test, y_test) or from a folder
-holding the four IDX files (``train-images-idx3-ubyte`` etc., optionally ``.gz``).
-Nothing is downloaded.
+Where the file comes from: ``path`` is Keras's — a file name looked up in Keras's
+cache, ``$KERAS_HOME/datasets/`` or ``~/.keras/datasets/`` (so a file Keras downloaded
+is used), and downloaded there from Keras's origin when absent, its sha256 checked
+(:func:`convcore.utils.get_file`). convcore also takes a path with a folder in it (or a
+``pathlib.Path``): that file is read as it is (Keras refuses paths), either an
+``mnist.npz`` or a folder holding the four IDX files of the original distribution
+(``train-images-idx3-ubyte`` etc., optionally ``.gz``). Offline, a missing file raises
+:class:`convcore.utils.file_utils.DownloadError` naming the URL and the path to put
+the file at.
+
+The 10,000 digits shipped inside convcore (no file needed) are
+:func:`convcore.datasets.mnist10k.load_data`.
 """
 from __future__ import annotations
 
 import gzip
 import os
-from importlib import resources
 
 import numpy as np
 
-N_TRAIN = 8000
+__all__ = ["load_data", "read_idx", "ORIGIN", "SHA256"]
+
+# keras/src/datasets/mnist.py (Keras 3.15)
+ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
+SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 
 
-def load_data(path=None):
-    """``((x_train, y_train), (x_test, y_test))``: uint8 images (N, 28, 28), uint8 labels."""
-    if path is None:
-        with resources.files("convcore").joinpath("data/mnist10k.npz").open("rb") as f:
-            with np.load(f, allow_pickle=False) as z:
-                x, y = z["x"], z["y"]
-        return (x[:N_TRAIN], y[:N_TRAIN]), (x[N_TRAIN:], y[N_TRAIN:])
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        return _load_idx_dir(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"mnist.load_data: {path} does not exist")
+def _is_path(path):
+    """A path with a folder in it (read as it is) rather than a name in the cache."""
+    if isinstance(path, os.PathLike):
+        return True
+    return os.path.isabs(path) or os.sep in path or bool(os.altsep and os.altsep in path)
+
+
+def load_data(path="mnist.npz"):
+    """``((x_train, y_train), (x_test, y_test))``: uint8 images (N, 28, 28), uint8
+    labels; 60,000 / 10,000 for the standard file. See the module docstring for
+    ``path``."""
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"mnist.load_data: path must be a file name or a path, received path={path!r} "
+                        f"(of type {type(path).__name__})")
+    if not path:
+        raise ValueError("mnist.load_data: path must not be empty (Keras's default is 'mnist.npz')")
+    if _is_path(path):
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            return _load_idx_dir(path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"mnist.load_data: {path} does not exist")
+        return _load_npz(path)
+    from ..utils.file_utils import cache_folder, get_file
+    cached = os.path.join(cache_folder("datasets"), path)
+    if os.path.isdir(cached):  # the IDX files in a folder of the cache
+        return _load_idx_dir(cached)
+    return _load_npz(get_file(fname=path, origin=ORIGIN, file_hash=SHA256))
+
+
+def _load_npz(path):
     try:
         with np.load(path, allow_pickle=False) as z:
             keys = ("x_train", "y_train", "x_test", "y_test")
@@ -50,7 +82,9 @@ def _find(folder, stem):
 
 
 def read_idx(path):
-    """Read one IDX file (the format of the original MNIST distribution)."""
+    """Read one IDX file (the format of the original MNIST distribution; ``.gz``
+    compressed when the name ends so)."""
+    path = os.fspath(path)
     opener = gzip.open if path.endswith(".gz") else open
     with opener(path, "rb") as f:
         data = f.read()
