@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import warnings
 
 import numpy as np
 
@@ -23,7 +24,8 @@ from ..callbacks import Callback, CallbackList
 from ..tape import GradientTape
 from ..tensor import Tensor, deferred_assignments
 from .compile_utils import CompiledLoss, CompiledMetrics, sample_weights
-from .epoch_iterator import EpochIterator, check_len, split_validation
+from . import data_adapters
+from .epoch_iterator import _RAN_OUT, EpochIterator, check_len, split_validation
 
 
 class _ReadWriteLock:
@@ -656,7 +658,32 @@ class Trainer:
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
         """Train for ``epochs`` epochs (counting from ``initial_epoch``), as
         ``keras.Model.fit``; returns a :class:`History` whose ``history`` dict holds
-        each epoch's logs ('loss', the metrics, and 'val_' ones on validation epochs)."""
+        each epoch's logs ('loss', the metrics, and 'val_' ones on validation epochs).
+
+        ``x`` is numpy arrays (with ``y``), a :class:`~convcore.utils.PyDataset` /
+        ``Sequence`` (or any object with ``__len__`` and ``__getitem__`` returning
+        batches), or a Python generator / iterator yielding ``x``, ``(x, y)`` or ``(x,
+        y, sample_weight)``; ``validation_data`` may be any of these too. A PyDataset
+        with ``workers > 1`` (or ``use_multiprocessing``) and a generator load their
+        next batches in worker threads (processes) while the step runs
+        (:mod:`convcore.trainers.data_adapters`). With batches, ``y``,
+        ``sample_weight``, ``batch_size`` and ``validation_split`` are refused, and
+        ``shuffle`` shuffles a PyDataset's batch order (a generator's: ignored, with
+        Keras's warning). ``steps_per_epoch`` follows Keras 3: an epoch takes that many
+        batches, a finite source going on across epochs; one that runs out stops
+        training with Keras's warning. Where convcore differs from Keras 3.15: a
+        generator's first batches are never replayed after it ends (Keras replays the
+        two it peeked at); ``class_weight`` works with generators (Keras 3 refuses it);
+        ``batch_size`` with batches is an error (Keras 3 ignores it); an infinite
+        PyDataset needs ``steps_per_epoch``; a PyDataset's epoch hooks run once per
+        epoch (Keras runs one extra pair to build the model)."""
+        return self._fit_entry(x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
+                               shuffle, class_weight, sample_weight, initial_epoch, steps_per_epoch,
+                               validation_steps, validation_batch_size, validation_freq)
+
+    def _fit_entry(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
+                   class_weight, sample_weight, initial_epoch, steps_per_epoch, validation_steps,
+                   validation_batch_size, validation_freq, loader=None, warn_shuffle=True):
         self._require_compiled("fit")
         epochs = _checks.integer("fit", "epochs", epochs, minimum=0)
         initial_epoch = _checks.integer("fit", "initial_epoch", initial_epoch, minimum=0)
@@ -671,19 +698,78 @@ class Trainer:
                              bool(shuffle), class_weight, sample_weight, initial_epoch,
                              self._steps(steps_per_epoch, "fit", "steps_per_epoch"),
                              self._steps(validation_steps, "fit", "validation_steps"),
-                             validation_batch_size, validation_freq)
+                             validation_batch_size, validation_freq, loader, warn_shuffle)
 
-    def fit_generator(self, *args, **kwargs):
-        """tf.keras 2's name of :meth:`fit` (deprecated there; kept as an alias)."""
-        return self.fit(*args, **kwargs)
+    @staticmethod
+    def _loader(max_queue_size, workers, use_multiprocessing):
+        """tf.keras 2's loading arguments of the *_generator methods (None: the
+        PyDataset's own, or 10 / 1 / False)."""
+        out = {}
+        if max_queue_size is not None:
+            out["max_queue_size"] = max_queue_size
+        if workers is not None:
+            out["workers"] = workers
+        if use_multiprocessing is not None:
+            if not isinstance(use_multiprocessing, (bool, np.bool_)):
+                raise TypeError(f"use_multiprocessing must be True or False, got {use_multiprocessing!r}")
+            out["use_multiprocessing"] = bool(use_multiprocessing)
+        return out
 
-    def evaluate_generator(self, *args, **kwargs):
-        """tf.keras 2's name of :meth:`evaluate` (deprecated there; kept as an alias)."""
-        return self.evaluate(*args, **kwargs)
+    def fit_generator(self, generator, steps_per_epoch=None, epochs=1, verbose=1, callbacks=None,
+                      validation_data=None, validation_steps=None, validation_freq=1, class_weight=None,
+                      max_queue_size=None, workers=None, use_multiprocessing=None, shuffle=True, initial_epoch=0):
+        """tf.keras 2's ``fit_generator`` (deprecated there, removed in Keras 3: use
+        :meth:`fit`, which takes generators and PyDatasets). Kept as an alias with
+        tf.keras 2's arguments: ``max_queue_size`` (default 10), ``workers`` (default
+        1; 0 draws a generator in the training thread) and ``use_multiprocessing``
+        (default False) set how batches are loaded (for a PyDataset they override its
+        own settings when given); ``shuffle`` shuffles a PyDataset's batches and is
+        ignored for a generator (silently, as tf.keras 2)."""
+        return self._fit_entry(generator, None, None, epochs, verbose, callbacks, 0.0, validation_data, shuffle,
+                               class_weight, None, initial_epoch, steps_per_epoch, validation_steps, None,
+                               validation_freq, self._loader(max_queue_size, workers, use_multiprocessing),
+                               warn_shuffle=False)
 
-    def predict_generator(self, *args, **kwargs):
-        """tf.keras 2's name of :meth:`predict` (deprecated there; kept as an alias)."""
-        return self.predict(*args, **kwargs)
+    def evaluate_generator(self, generator, steps=None, callbacks=None, max_queue_size=None, workers=None,
+                           use_multiprocessing=None, verbose=0):
+        """tf.keras 2's ``evaluate_generator`` (deprecated there, removed in Keras 3:
+        use :meth:`evaluate`). Kept as an alias with tf.keras 2's arguments (see
+        :meth:`fit_generator`); returns what ``evaluate`` returns."""
+        return self._evaluate(generator, None, None, verbose, None, steps, callbacks, False,
+                              self._loader(max_queue_size, workers, use_multiprocessing))
+
+    def predict_generator(self, generator, steps=None, callbacks=None, max_queue_size=None, workers=None,
+                          use_multiprocessing=None, verbose=0):
+        """tf.keras 2's ``predict_generator`` (deprecated there, removed in Keras 3:
+        use :meth:`predict`). Kept as an alias with tf.keras 2's arguments (see
+        :meth:`fit_generator`)."""
+        return self._predict(generator, None, verbose, steps, callbacks,
+                             self._loader(max_queue_size, workers, use_multiprocessing))
+
+    def _batches(self, x, y, sample_weight, batch_size, steps, shuffle, class_weight, where, loader,
+                 warn_shuffle=True, predict=False):
+        """A :class:`~.data_adapters.DataEpochIterator` over ``x`` when it is a
+        PyDataset or a generator (None for arrays), the model built from its first batch
+        if it has no input shape yet."""
+        adapter = data_adapters.get_data_adapter(x, y, sample_weight, batch_size, steps, shuffle, class_weight,
+                                                 where, loader, warn_shuffle)
+        if adapter is None:
+            return None
+        try:
+            if not self._is_graph():
+                first = data_adapters.standardize_batch(adapter.peek(), where, adapter.source)
+                bx = first[0]
+                self._ensure_built_for(bx if not isinstance(bx, (list, tuple)) else bx[0])
+            if predict:
+                def convert(bx, by, bsw):
+                    return self._x_list(bx)
+            else:
+                def convert(bx, by, bsw):
+                    return self._data(bx, by, bsw, class_weight, where)
+            return data_adapters.DataEpochIterator(adapter, steps, convert, where)
+        except BaseException:
+            adapter.close()
+            raise
 
     def _validation(self, validation_data, where):
         """``validation_data`` as checked ``(xs, ys, sample_weight)``."""
@@ -697,23 +783,52 @@ class Trainer:
 
     def _fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
              class_weight, sample_weight, initial_epoch, steps_per_epoch, validation_steps, validation_batch_size,
-             validation_freq):
-        self._ensure_built_for(x)
-        xs, ys, sw = self._data(x, y, sample_weight, class_weight, "fit")
-        if len(xs[0]) == 0:
-            raise ValueError("fit: no training samples (x and y are empty)")
-        batch_size = self._batch_size(batch_size, "fit")
-        val = None
-        if validation_data is not None:
+             validation_freq, loader=None, warn_shuffle=True):
+        it = val = None
+        try:
+            if not data_adapters.is_array_data(x):
+                if validation_split and validation_data is None:
+                    raise ValueError("Argument `validation_split` is only supported for tensors or NumPy arrays. "
+                                     f"Found incompatible type in the input: [{type(x)}]")
+                it = self._batches(x, y, sample_weight, batch_size, steps_per_epoch, shuffle, class_weight, "fit",
+                                   loader, warn_shuffle)
+            if validation_data is not None and not data_adapters.is_array_data(validation_data):
+                val = self._batches(validation_data, None, None, validation_batch_size, validation_steps, False,
+                                    None, "fit (validation_data)", loader)
+            return self._fit_loop(it, val, x, y, batch_size, epochs, verbose, callbacks, validation_split,
+                                  validation_data, shuffle, class_weight, sample_weight, initial_epoch,
+                                  steps_per_epoch, validation_steps, validation_batch_size, validation_freq)
+        finally:
+            for i in (it, val):
+                if i is not None:
+                    i.close()
+
+    def _fit_loop(self, it, val, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
+                  shuffle, class_weight, sample_weight, initial_epoch, steps_per_epoch, validation_steps,
+                  validation_batch_size, validation_freq):
+        if it is None:
+            self._ensure_built_for(x)
+            xs, ys, sw = self._data(x, y, sample_weight, class_weight, "fit")
+            if len(xs[0]) == 0:
+                raise ValueError("fit: no training samples (x and y are empty)")
+            batch_size = self._batch_size(batch_size, "fit")
+        if val is not None:
+            pass
+        elif validation_data is not None:
             val = self._validation(validation_data, "fit")
-        elif validation_split:
+        elif validation_split and it is None:
             (xs, ys, sw), val = split_validation(xs, ys, sw, validation_split)
         elif not isinstance(validation_split, (int, float, np.floating, np.integer)) or \
                 isinstance(validation_split, bool):
             raise TypeError(f"fit: validation_split must be a float in [0, 1), got {validation_split!r}")
-        val_bs = self._batch_size(validation_batch_size, "fit") if validation_batch_size is not None else batch_size
+        if isinstance(val, data_adapters.DataEpochIterator):
+            val_bs = None
+        else:
+            val_bs = self._batch_size(validation_batch_size, "fit") if validation_batch_size is not None else \
+                (batch_size or 32)
         verbose = self._verbose(verbose, "fit")
-        it = EpochIterator(xs, ys, sw, batch_size, shuffle, backend.rng(), steps_per_epoch)
+        if it is None:
+            it = EpochIterator(xs, ys, sw, batch_size, shuffle, backend.rng(), steps_per_epoch)
         cbs, history = self._callback_list(self._user_callbacks(callbacks, "fit"), verbose, add_history=True,
                                            epochs=epochs, steps=it.steps)
         self.stop_training = False
@@ -727,11 +842,35 @@ class Trainer:
         # On the GPU with no per-batch callback, loss and metrics stay on the device and
         # are read back once per epoch instead of once per batch.
         deferred = (self.device == "gpu" and not custom and not cbs.wants_batch_logs())
+        batches = isinstance(it, data_adapters.DataEpochIterator)
+        try:
+            logs = self._epochs(it, val, batches, cbs, custom, deferred, initial_epoch, epochs, val_bs,
+                                validation_steps, validation_freq)
+        finally:
+            if it.__dict__.get("_open") is not None:
+                it._open.close()
+        # use_ema: the moving averages become the weights at the end of training (Keras)
+        finalize = getattr(self.optimizer, "finalize_variable_values", None)
+        if finalize is not None:
+            with self._weights().write():
+                finalize(self.trainable_weights)
+        cbs.on_train_end(logs)
+        self.history = history
+        return history
+
+    def _epochs(self, it, val, batches, cbs, custom, deferred, initial_epoch, epochs, val_bs, validation_steps,
+                validation_freq):
+        logs = {}
         for epoch in range(initial_epoch, epochs):
+            if batches and not it.has_more():  # a generator that has ended: Keras's warning, and stop
+                if not it.ran_out:
+                    warnings.warn(_RAN_OUT, stacklevel=6)
+                break
             cbs.on_epoch_begin(epoch)
             tracker = self._compiled_metrics.tracker(deferred)  # the metrics from zero, as Keras's epoch
             step_logs = {}
-            for b, (bx, by, bsw) in enumerate(it.epoch()):
+            epoch_batches = it._open = it.epoch()
+            for b, (bx, by, bsw) in enumerate(epoch_batches):
                 cbs.on_train_batch_begin(b)
                 if deferred:
                     total, per, outs = self._train_step(bx, by, bsw)
@@ -744,6 +883,8 @@ class Trainer:
                 cbs.on_train_batch_end(b, step_logs)
                 if self.stop_training:
                     break
+            epoch_batches.close()  # the epoch's workers joined, the dataset's on_epoch_end called
+            it._open = None
             logs = step_logs if custom else tracker.logs()  # deferred: the epoch's one read-back
             lv = logs.get("loss", 0.0)
             if not custom and (not np.isfinite(lv) or self._step_failed()):
@@ -754,39 +895,41 @@ class Trainer:
                     "did (no later update was applied either); lower the learning rate or check the data for NaN/inf")
             logs = dict(logs)
             if val is not None and _should_eval(epoch, validation_freq):
-                vlogs = self._evaluate_data(val, val_bs, validation_steps, cbs)
-                logs.update({"val_" + k: v for k, v in vlogs.items()})
+                if isinstance(val, data_adapters.DataEpochIterator) and not val.has_more():
+                    # a validation generator that has ended: Keras's warning, and stop after this epoch
+                    warnings.warn(_RAN_OUT, stacklevel=6)
+                    self.stop_training = True
+                else:
+                    vlogs = self._evaluate_data(val, val_bs, validation_steps, cbs)
+                    logs.update({"val_" + k: v for k, v in vlogs.items()})
             cbs.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
-        # use_ema: the moving averages become the weights at the end of training (Keras)
-        finalize = getattr(self.optimizer, "finalize_variable_values", None)
-        if finalize is not None:
-            with self._weights().write():
-                finalize(self.trainable_weights)
-        cbs.on_train_end(logs)
-        self.history = history
-        return history
+        return logs
 
     def _evaluate_data(self, data, batch_size, steps, cbs):
-        """Logs of the loss and metrics over ``data`` = (xs, ys, sw), in batches, with the
-        ``on_test_*`` hooks."""
-        xs, ys, sw = data
-        it = EpochIterator(xs, ys, sw, batch_size, False, None, None)
-        n_steps = self._n_steps(len(xs[0]), batch_size, steps)
+        """Logs of the loss and metrics over ``data`` = (xs, ys, sw) in batches, or a
+        :class:`~.data_adapters.DataEpochIterator`, with the ``on_test_*`` hooks."""
+        if isinstance(data, data_adapters.DataEpochIterator):
+            it, n_steps = data, None
+        else:
+            xs, ys, sw = data
+            it = EpochIterator(xs, ys, sw, batch_size, False, None, None)
+            n_steps = self._n_steps(len(xs[0]), batch_size, steps)
         custom = self._custom("test_step")
         deferred = self.device == "gpu" and not custom and not cbs.wants_batch_logs()
         tracker = self._compiled_metrics.tracker(deferred)
         cbs.on_test_begin()
         logs = {}
-        for b, (bx, by, bsw) in enumerate(it.epoch()):
-            if b >= n_steps:
-                break
-            cbs.on_test_batch_begin(b)
-            step_logs = self._one_test_batch(bx, by, bsw, tracker)
-            if not deferred:
-                logs = step_logs if custom else tracker.logs()
-                cbs.on_test_batch_end(b, logs)
+        with contextlib.closing(it.epoch()) as epoch_batches:
+            for b, (bx, by, bsw) in enumerate(epoch_batches):
+                if n_steps is not None and b >= n_steps:
+                    break
+                cbs.on_test_batch_begin(b)
+                step_logs = self._one_test_batch(bx, by, bsw, tracker)
+                if not deferred:
+                    logs = step_logs if custom else tracker.logs()
+                    cbs.on_test_batch_end(b, logs)
         if not custom:
             logs = tracker.logs()
         cbs.on_test_end(logs)
@@ -796,10 +939,23 @@ class Trainer:
                  callbacks=None, return_dict=False):
         """The loss (and metrics) over ``x, y`` in inference mode, as
         ``keras.Model.evaluate``: a float, a list ``[loss, *metrics]``, or a dict with
-        ``return_dict=True``."""
+        ``return_dict=True``. ``x`` may be a PyDataset or a generator of batches (see
+        :meth:`fit`): all of its batches, or ``steps`` of them (needed for an infinite
+        PyDataset; a generator runs until it ends)."""
+        return self._evaluate(x, y, batch_size, verbose, sample_weight, steps, callbacks, return_dict)
+
+    def _evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks, return_dict, loader=None):
         self._require_compiled("evaluate")
         verbose = self._verbose(verbose, "evaluate")
         steps = self._steps(steps, "evaluate", "steps")
+        if not data_adapters.is_array_data(x):
+            it = self._batches(x, y, sample_weight, batch_size, steps, False, None, "evaluate", loader)
+            try:
+                cbs, _ = self._callback_list(self._user_callbacks(callbacks, "evaluate"), verbose, steps=it.steps)
+                logs = self._evaluate_data(it, None, steps, cbs)
+            finally:
+                it.close()
+            return self._result(logs, return_dict)
         self._ensure_built_for(x)
         data = self._data(x, y, sample_weight, None, "evaluate")
         if len(data[0][0]) == 0:
@@ -812,20 +968,37 @@ class Trainer:
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for ``x`` as numpy arrays, computed in batches in inference mode, as
-        ``keras.Model.predict`` (several outputs: a list)."""
+        ``keras.Model.predict`` (several outputs: a list). ``x`` may be a PyDataset or
+        a generator of batches (``x`` or ``(x, ...)``; targets are ignored), see
+        :meth:`fit`."""
+        return self._predict(x, batch_size, verbose, steps, callbacks)
+
+    def _predict(self, x, batch_size, verbose, steps, callbacks, loader=None):
         verbose = self._verbose(verbose, "predict")
         steps = self._steps(steps, "predict", "steps")
+        if not data_adapters.is_array_data(x):
+            it = self._batches(x, None, None, batch_size, steps, False, None, "predict", loader, predict=True)
+            try:
+                cbs, _ = self._callback_list(self._user_callbacks(callbacks, "predict"), verbose, steps=it.steps)
+                with contextlib.closing(it.epoch()) as batches:
+                    return self._predict_loop(cbs, ((b, bx) for b, (bx) in enumerate(batches)))
+            finally:
+                it.close()
         self._ensure_built_for(x)
         xs = self._x_list(x)
         bs = self._batch_size(batch_size, "predict")
         n = len(xs[0])
         n_steps = self._n_steps(n, bs, steps)
         cbs, _ = self._callback_list(self._user_callbacks(callbacks, "predict"), verbose, steps=n_steps)
+        return self._predict_loop(cbs, ((b, [v[b * bs:(b + 1) * bs] for v in xs]) for b in range(n_steps)))
+
+    def _predict_loop(self, cbs, batches):
+        """The outputs over ``(b, xs)`` batches, with the ``on_predict_*`` hooks."""
         cbs.on_predict_begin()
         chunks = None
-        for b in range(n_steps):
+        for b, bxs in batches:
             cbs.on_predict_batch_begin(b)
-            outs = self._predict_batch([v[b * bs:(b + 1) * bs] for v in xs])
+            outs = self._predict_batch(bxs)
             outs = list(outs) if isinstance(outs, list) else [outs]
             chunks = [[] for _ in outs] if chunks is None else chunks
             for c, o in zip(chunks, outs):
