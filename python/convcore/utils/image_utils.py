@@ -248,7 +248,10 @@ def smart_resize(x, size, interpolation="bilinear", data_format="channels_last",
     kind = np.dtype(img.dtype).kind
     if interpolation != "nearest" and kind != "f":
         img = ops.cast(img, "float32")  # jax.image.resize's promotion of integer images
+    dtype = img.dtype
     img = _resize(img, th, tw, interpolation, False)
+    if img.dtype != dtype:  # float16 is interpolated in float32; jax gives back float16
+        img = ops.cast(img, dtype)
     if data_format == "channels_first":
         img = ops.transpose(img, (0, 3, 1, 2))
     if single:
