@@ -572,3 +572,28 @@ def test_module_docstring_example_runs():
     import doctest
     result = doctest.testmod(cimage, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_save_to_dir_writes_the_files_keras_writes(K, tmp_path):
+    from PIL import Image
+    x = rand_image((5, 4, 6, 3), seed=30)
+    outs = []
+    for G in (K, cimage):
+        folder = tmp_path / G.__name__.split(".")[0]
+        folder.mkdir()
+        it = G.ImageDataGenerator(rotation_range=15).flow(x, np.arange(5), batch_size=3, seed=2,
+                                                          save_to_dir=str(folder), save_prefix="aug")
+        next(it)
+        outs.append({p.name: np.asarray(Image.open(p)) for p in sorted(folder.iterdir())})
+    assert sorted(outs[0]) == sorted(outs[1]) and len(outs[0]) == 3
+    for name in outs[0]:
+        assert np.abs(outs[0][name].astype(int) - outs[1][name].astype(int)).max() <= 1, name
+
+
+def test_importing_the_module_loads_no_optional_package():
+    import subprocess
+    import sys
+    code = ("import sys, convcore.preprocessing.image as m; m.ImageDataGenerator(rotation_range=5); "
+            "print(sorted(k for k in ('keras', 'jax', 'torch', 'pandas', 'scipy', 'PIL') if k in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
