@@ -597,3 +597,29 @@ def test_importing_the_module_loads_no_optional_package():
             "print(sorted(k for k in ('keras', 'jax', 'torch', 'pandas', 'scipy', 'PIL') if k in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_flow_from_directory_links_and_aspect_ratio_equal_keras(K, image_folder, tmp_path):
+    import os
+    root = tmp_path / "linked"
+    (root / "only").mkdir(parents=True)
+    os.symlink(image_folder / "cats", root / "only" / "cats_link")
+    for follow in (False, True):
+        kit, cit = _dir_pair(K, root, follow_links=follow, target_size=(6, 4), shuffle=False,
+                             keep_aspect_ratio=True, interpolation="bicubic")
+        assert cit.filenames == kit.filenames and cit.samples == (4 if follow else 0)
+        if follow:
+            _same_batches(next(cit), next(kit))
+
+
+def test_iterators_survive_pickling_for_worker_processes(K):
+    import pickle
+    c = ImageDataGenerator(rotation_range=25, horizontal_flip=True)
+    x = rand_image((6, 5, 5, 3), seed=31)
+    it = c.flow(x, np.arange(6), batch_size=4, seed=8)
+    copy = pickle.loads(pickle.dumps(it))
+    _same_batches(copy[1], it[1])
+    fresh = c.flow(x, np.arange(6), batch_size=4, seed=8)
+    copy = pickle.loads(pickle.dumps(fresh))
+    for _ in range(3):
+        _same_batches(next(copy), next(fresh))

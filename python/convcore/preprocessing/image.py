@@ -33,7 +33,13 @@ How convcore computes, and where it differs from Keras:
 * ``data_format=None`` is ``'channels_last'`` (convcore's global layout);
   ``'channels_first'`` may be passed.
 * ``fill_mode`` and ``interpolation_order`` are checked when the generator is made
-  (Keras lets scipy refuse them at the first transform).
+  (Keras lets scipy refuse them at the first transform); so are the other arguments'
+  types, ``batch_size`` and ``target_size``.
+* ``flow(..., sample_weight=, subset=)`` slices ``sample_weight`` with the subset
+  (Keras keeps the whole array and so pairs the wrong weights with the training
+  subset).
+* The iterators can be pickled (for worker processes): the copy starts a fresh
+  index generator.
 """
 from __future__ import annotations
 
@@ -306,6 +312,19 @@ class Iterator(_Base):
         self.total_batches_seen = 0
         self.lock = threading.Lock()
         self.index_array = None
+        self.index_generator = self._flow_index()
+
+    def __getstate__(self):
+        # worker processes (PyDataset's use_multiprocessing) get a copy without the
+        # lock and the running index generator; both are made afresh there
+        state = self.__dict__.copy()
+        state.pop("lock", None)
+        state.pop("index_generator", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.lock = threading.Lock()
         self.index_generator = self._flow_index()
 
     def _set_index_array(self):
