@@ -4,7 +4,6 @@ same files and arrays; the files are written by Pillow in tmp_path."""
 from __future__ import annotations
 
 import io
-import pathlib
 import warnings
 
 import numpy as np
@@ -221,8 +220,9 @@ def _keras_smart_resize(x, size, **kw):
 @pytest.mark.parametrize("interpolation", ["bilinear", "nearest", "bicubic", "lanczos3", "lanczos5"])
 def test_smart_resize_matches_keras(interpolation):
     rng = np.random.default_rng(7)
-    # downscaling with a crop on either axis, upscaling, a batch (Keras compiles each shape: few cases)
-    for shape, size in (((13, 17, 3), (5, 5)), ((13, 17, 3), (30, 12)), ((2, 9, 6, 1), (4, 7))):
+    # downscaling with a crop of the width, upscaling a batch with a crop of the height (Keras
+    # compiles each shape: few cases)
+    for shape, size in (((13, 17, 3), (5, 5)), ((2, 9, 6, 1), (30, 12))):
         x = rng.uniform(0, 255, shape).astype(np.float32)
         got = utils.smart_resize(x, size, interpolation=interpolation)
         ref = _keras_smart_resize(x, size, interpolation=interpolation)

@@ -18,7 +18,7 @@ import tarfile
 
 import numpy as np
 
-__all__ = ["RestrictedUnpickler", "load_batch", "read_batches", "find_folder"]
+__all__ = ["RestrictedUnpickler", "RefusedPickle", "load_batch", "read_batches", "find_folder"]
 
 
 def _reconstruct():
@@ -30,17 +30,21 @@ def _reconstruct():
     return multiarray._reconstruct
 
 
+class RefusedPickle(pickle.UnpicklingError):
+    """A global (or persistent id) the restricted unpickler does not admit."""
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """A ``pickle.Unpickler`` whose ``find_class`` returns only ``numpy.ndarray``,
     ``numpy.dtype`` and ``numpy[._]core.multiarray._reconstruct``; any other global is a
-    ``pickle.UnpicklingError`` naming it."""
+    ``pickle.UnpicklingError`` (:class:`RefusedPickle`) naming it."""
 
     _ALLOWED = frozenset({("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
                           ("numpy._core.multiarray", "_reconstruct")})
 
     def find_class(self, module, name):
         if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"Refusing to deserialize `{module}.{name}` while loading a dataset: "
+            raise RefusedPickle(f"Refusing to deserialize `{module}.{name}` while loading a dataset: "
                                          "the CIFAR batches hold only numpy arrays, lists, ints and strings. "
                                          "The file may be corrupted or malicious.")
         if name == "ndarray":
@@ -50,13 +54,13 @@ class RestrictedUnpickler(pickle.Unpickler):
         return _reconstruct()
 
     def persistent_load(self, pid):
-        raise pickle.UnpicklingError("Refusing to deserialize a persistent id while loading a dataset")
+        raise RefusedPickle("Refusing to deserialize a persistent id while loading a dataset")
 
 
 def _unpickle(f, where):
     try:
         d = RestrictedUnpickler(f, encoding="bytes").load()
-    except pickle.UnpicklingError:
+    except RefusedPickle:
         raise
     except Exception as e:  # truncated / not a pickle
         raise ValueError(f"{where}: not a readable CIFAR batch ({type(e).__name__}: {e})") from None

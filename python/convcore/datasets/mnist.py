@@ -63,14 +63,17 @@ def load_data(path="mnist.npz"):
 
 def _load_npz(path):
     try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = ("x_train", "y_train", "x_test", "y_test")
-            missing = [k for k in keys if k not in z.files]
-            if missing:
-                raise ValueError(f"mnist.load_data: {path} lacks {missing} (found {z.files})")
-            return (z["x_train"], z["y_train"]), (z["x_test"], z["y_test"])
-    except (OSError, EOFError) as e:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, EOFError, ValueError) as e:
         raise ValueError(f"mnist.load_data: {path} is not a readable .npz file: {e}") from None
+    if not hasattr(z, "files"):
+        raise ValueError(f"mnist.load_data: {path} is a .npy array, not an .npz archive")
+    with z:
+        keys = ("x_train", "y_train", "x_test", "y_test")
+        missing = [k for k in keys if k not in z.files]
+        if missing:
+            raise ValueError(f"mnist.load_data: {path} lacks {missing} (found {z.files})")
+        return (z["x_train"], z["y_train"]), (z["x_test"], z["y_test"])
 
 
 def _find(folder, stem):
