@@ -587,6 +587,22 @@ def test_get_file_refuses_unsafe_tar(home, tmp_path, case):
     assert not [n for n in os.listdir(home / "datasets") if n.startswith(".extract")]
 
 
+def test_get_file_refuses_links_chained_outside(home, tmp_path):
+    # each link's target is inside lexically, but a/b resolves to the parent of the folder
+    src = tmp_path / "chain.tar"
+    with tarfile.open(src, "w") as t:
+        for name, target in (("a", "."), ("a/b", "..")):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            t.addfile(info)
+        info = tarfile.TarInfo("a/b/evil")
+        info.size = 5
+        t.addfile(info, io.BytesIO(b"pwned"))
+    with pytest.raises(ValueError, match="through the link 'a'"):
+        get_file("chain", origin=src.as_uri(), extract=True)
+    assert not (home / "datasets" / "evil").exists() and not (home / "evil").exists()
+
+
 def test_get_file_refuses_unsafe_zip_and_keeps_safe_links(home, tmp_path):
     src = tmp_path / "bad.zip"
     with zipfile.ZipFile(src, "w") as z:

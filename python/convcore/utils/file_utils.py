@@ -20,7 +20,13 @@ Where convcore differs from Keras (for safety, not for API):
   path, ``..``), a link pointing outside it, or a device / fifo member is refused
   whole with a ``ValueError`` before anything is written (Keras skips such members
   with a warning); tar archives are also extracted with ``filter='data'``. The
-  archive is extracted into a temporary folder first and then moved into place.
+  archive is extracted into a temporary folder first and then moved into place;
+  a member written through a link of the same archive is refused too;
+* a connection or read that stalls for ``TIMEOUT`` (60) seconds fails the download
+  (Keras waits forever);
+* a cache folder that does not exist yet is created (Keras, whose import creates
+  ``~/.keras``, falls back to ``/tmp/.keras`` for a ``cache_dir`` that does not exist);
+  only an existing folder that is not writable sends the files to ``/tmp/.keras``.
 """
 from __future__ import annotations
 
@@ -35,6 +41,9 @@ import urllib.parse
 import urllib.request
 import warnings
 import zipfile
+
+# seconds a connection or a read may stall before the download fails (Keras: no limit)
+TIMEOUT = 60
 
 __all__ = ["get_file", "hash_file", "validate_file", "extract_archive", "keras_home", "DownloadError"]
 
@@ -107,7 +116,14 @@ def _inside(base, rel):
 
 
 def _check_tar(archive, base):
-    for m in archive.getmembers():
+    members = archive.getmembers()
+    links = {os.path.normpath(m.name) for m in members if m.issym() or m.islnk()}
+    for m in members:
+        parts = os.path.normpath(m.name).split(os.sep)
+        through = [os.sep.join(parts[:i]) for i in range(1, len(parts)) if os.sep.join(parts[:i]) in links]
+        if through:
+            raise ValueError(f"Refusing to extract the archive: member {m.name!r} is written through the link "
+                             f"{through[0]!r} of the same archive")
         if not _inside(base, m.name):
             raise ValueError(f"Refusing to extract the archive: member {m.name!r} would be written outside "
                              f"the extraction folder {base}")
@@ -188,7 +204,7 @@ def _download(origin, target, file_hash, hash_algorithm, place_hint):
             f"place it at {place_hint or target}")
     try:
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(origin) as response:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(origin, timeout=TIMEOUT) as response:
                 total = response.headers.get("Content-Length") if hasattr(response, "headers") else None
                 total = int(total) if total and str(total).isdigit() else None
                 bar = Progbar(total)

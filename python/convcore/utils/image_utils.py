@@ -18,6 +18,11 @@ Where convcore differs from Keras:
   The dtypes are jax's under Keras: float64 inputs give float32, integer inputs give
   float32 for the interpolating methods and keep their type for 'nearest' (int64 /
   uint64 becoming int32 / uint32, as jax without x64).
+* ``smart_resize``'s numbers are Keras's on the jax backend (``jax.image.resize``,
+  half-pixel centres, no antialiasing: Keras passes ``antialias=False``), equal for
+  'nearest' and within float32 rounding for the others (measured: at most 6e-3 on
+  images valued 0-255, i.e. ~2e-5 of the range — the sums run in another order).
+  Keras's other backends resize with their own kernels; they were not compared.
 """
 from __future__ import annotations
 
