@@ -58,8 +58,12 @@ __all__ = ["ImageDataGenerator", "Iterator", "NumpyArrayIterator", "DirectoryIte
 
 _IMAGE_UTILS = ("load_img", "img_to_array", "array_to_img", "save_img", "smart_resize")
 FILL_MODES = ("constant", "nearest", "reflect", "wrap")
-# the native warp's interpolation for each interpolation_order it computes
+# The native warp's interpolation for each interpolation_order it computes, and its
+# fill mode for each of Keras's. The kernel's modes are scipy's grid modes (those of
+# the Random* layers); when it gains scipy's plain 'constant' / 'wrap' and the
+# round-half-up nearest tap (see the module notes), name them here.
 _NATIVE_ORDERS = {0: "nearest", 1: "bilinear"}
+_NATIVE_FILL_MODES = {"constant": "constant", "nearest": "nearest", "reflect": "reflect", "wrap": "wrap"}
 
 
 def __getattr__(name):
@@ -153,7 +157,7 @@ def _warp_batch(x, matrices, fill_mode, cval, order):
                                                                  dtype.kind in "iu" else np.float32)
         xw = np.ascontiguousarray(x, dtype=work)
         m = np.ascontiguousarray(matrices[:, :2, :].reshape(len(x), 6))
-        out = _core.affine_warp(xw, m, _NATIVE_ORDERS[order], fill_mode, float(cval))
+        out = _core.affine_warp(xw, m, _NATIVE_ORDERS[order], _NATIVE_FILL_MODES[fill_mode], float(cval))
     else:
         try:
             import scipy.ndimage
