@@ -190,6 +190,27 @@ def test_fit_on_batches_equals_fit_on_arrays(make, epochs, passes):
     _assert_same(ma, ha, mb, hb)
 
 
+@pytest.mark.skipif(not cc._core.gpu_available(), reason="no GPU adapter")
+def test_fit_on_batches_on_the_gpu():
+    """The GPU's deferred read-back (no per-batch callback) with batches from a
+    generator / a PyDataset with workers: the same as the GPU's fit on arrays."""
+    def model():
+        m = cc.Sequential([cc.Input((4,)), cc.layers.Dense(1)])
+        m.set_weights(W0)
+        m.compile(cc.optimizers.SGD(0.05), "mse", metrics=["mae"], device="gpu")
+        return m
+    ma = model()
+    ha = ma.fit(X, Y, batch_size=BS, epochs=2, shuffle=False, verbose=0, validation_data=(X[:8], Y[:8]))
+    for data in (dict(x=gen(), steps_per_epoch=5), dict(x=DS(workers=2))):
+        mb = model()
+        hb = mb.fit(epochs=2, shuffle=False, verbose=0, validation_data=DS(n=2), **data)
+        for a, b in zip(ma.get_weights(), mb.get_weights()):
+            np.testing.assert_array_equal(a, b)
+        for k in ha.history:
+            np.testing.assert_allclose(hb.history[k], ha.history[k], rtol=1e-6, err_msg=k)
+    np.testing.assert_array_equal(ma.predict(gen(5), verbose=0), ma.predict(X, batch_size=BS, verbose=0))
+
+
 def test_fit_on_arrays_equals_keras():
     """The reference of the tests above: the array fit is Keras's."""
     mk, mc = theirs(), ours()
@@ -257,7 +278,7 @@ def test_validation_data_as_generator_and_pydataset():
     dict(data=lambda c: dict(x=gen(None, c), steps_per_epoch=3), epochs=2),
     dict(data=lambda c: dict(x=gen(9, c), steps_per_epoch=3), epochs=3),
     dict(data=lambda c: dict(x=gen(10, c), steps_per_epoch=4), epochs=3),  # runs out in epoch 3
-    dict(data=lambda c: dict(x=gen(7, c)), epochs=1),
+    dict(data=lambda c: dict(x=gen(7, c)), epochs=1, keras_warns_at_end=True),
     dict(data=lambda c: dict(x=gen(None, c), steps_per_epoch=3, validation_data=gen(None, c),
                              validation_steps=2), epochs=1),
 ], ids=["infinite-steps", "finite-exact", "finite-runs-out", "finite-no-steps", "validation-generator"])
@@ -273,6 +294,9 @@ def test_generator_counts_equal_keras(case):
     assert c_hooks["train_begin"] == c_hooks["train_end"]
     assert k_hooks["train_begin"] - k_hooks["train_end"] in (0, 1)
     assert c_warn == (case["epochs"] == 3 and c_drawn == 10)
+    # Keras also gives its "ran out" warning at the natural end of a generator without
+    # steps_per_epoch; convcore only when an epoch was cut short or nothing is left
+    assert k_warn == (c_warn or case.get("keras_warns_at_end", False))
 
 
 def test_finite_generator_without_steps_stops_after_it_ends():
@@ -549,7 +573,7 @@ def image_dir(tmp_path_factory):
     for c, n in (("b_dogs", 4), ("a_cats", 5), ("c_birds", 3)):
         (root / c / "sub").mkdir(parents=True)
         for i in range(n):
-            a = rng.integers(0, 256, (9 + i, 12 + 2 * i, 3), dtype=np.uint8)
+            a = rng.integers(0, 256, (9 + i % 2, 12 + 2 * (i % 2), 3), dtype=np.uint8)
             where = root / c / ("sub" if i == 0 else "") / f"img{i}.{'png' if i % 2 else 'jpg'}"
             Image.fromarray(a).save(where)
         (root / c / "notes.txt").write_text("not an image")
@@ -557,18 +581,22 @@ def image_dir(tmp_path_factory):
     return root
 
 
+_REFERENCE = {}
+
+
 def _reference_batches(paths, size, mode="rgb", crop=False):
     """Keras's numbers: Pillow-decoded files (Keras's load_img) resized by
-    keras.ops.image.resize / keras.utils.smart_resize on jax (tf.image.resize is not
-    installed here)."""
+    keras.ops.image.resize / keras.preprocessing.image.smart_resize on jax
+    (tensorflow, which Keras's image_dataset_from_directory needs, is not installed)."""
     out = []
     for p in paths:
-        a = keras.utils.img_to_array(keras.utils.load_img(p, color_mode=mode))
-        if crop:
-            out.append(np.asarray(keras.preprocessing.image.smart_resize(a, size)))
-        else:
-            out.append(np.asarray(keras.ops.image.resize(a, size)))
-    return np.stack(out).astype("float32")
+        key = (p, size, mode, crop)
+        if key not in _REFERENCE:
+            a = keras.utils.img_to_array(keras.utils.load_img(p, color_mode=mode))
+            r = keras.preprocessing.image.smart_resize(a, size) if crop else keras.ops.image.resize(a, size)
+            _REFERENCE[key] = np.asarray(r, dtype="float32")
+        out.append(_REFERENCE[key])
+    return np.stack(out)
 
 
 def test_image_dataset_equals_keras_listing_and_pixels(image_dir, capsys):
@@ -603,6 +631,13 @@ def test_image_dataset_modes_and_split(image_dir):
     assert len(g) == 12 and g[0].shape == (5, 7, 1)  # single images, no labels
     np.testing.assert_allclose(np.stack([g[i] for i in range(12)]),
                                _reference_batches(g.file_paths, (5, 7), "grayscale", crop=True), atol=1e-3)
+    explicit = list(np.arange(12) % 3)
+    lab = image_dataset_from_directory(image_dir, labels=explicit, label_mode="int", image_size=(4, 4), seed=5,
+                                       verbose=False)
+    paths, labels, names = index_directory(str(image_dir), explicit, formats=(".jpg", ".png"), shuffle=True, seed=5,
+                                           verbose=False)
+    assert lab.file_paths == paths and lab.class_names == names == ["0", "1", "2"]
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in lab]), labels)
     two = image_dataset_from_directory(image_dir, class_names=["c_birds", "a_cats"], label_mode="binary",
                                        image_size=(4, 4), shuffle=False, verbose=False)
     x, y = two[0]

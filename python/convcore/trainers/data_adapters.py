@@ -166,7 +166,11 @@ _WORKER_DATASET = None
 
 
 def _init_worker(dataset):
+    """A worker process: the dataset, and Ctrl-C left to the parent (which stops the
+    pool), so a KeyboardInterrupt prints one traceback, not one per worker."""
     global _WORKER_DATASET
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER_DATASET = dataset
 
 

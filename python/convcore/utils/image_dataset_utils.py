@@ -167,6 +167,11 @@ class ImageDirectoryDataset(PyDataset):
         self._passes = 0
         self._resizer = None
 
+    def __getstate__(self):  # for worker processes: the resize layer is made again there
+        state = dict(self.__dict__)
+        state["_resizer"] = None
+        return state
+
     def __len__(self):
         n = len(self.file_paths)
         return n if self.batch_size is None else math.ceil(n / self.batch_size)
