@@ -638,3 +638,16 @@ def test_iterators_survive_pickling_for_worker_processes(K):
     copy = pickle.loads(pickle.dumps(fresh))
     for _ in range(3):
         _same_batches(next(copy), next(fresh))
+
+
+@pytest.mark.parametrize("name,args", [
+    ("random_rotation", (40,)), ("random_shift", (0.2, 0.3)), ("random_shear", (25,)),
+    ("random_zoom", ((0.7, 1.3),)), ("random_channel_shift", (30.0,)), ("random_brightness", ((0.5, 1.5),)),
+])
+def test_random_functions_equal_keras(K, name, args):
+    x = rand_image((3, 8, 8), seed=50) if name != "random_brightness" else rand_image((6, 7, 3), seed=50)
+    for seed in range(3):
+        np.random.seed(seed)
+        want = getattr(K, name)(x, *args)
+        np.random.seed(seed)
+        close(getattr(cimage, name)(x, *args), want)

@@ -53,6 +53,8 @@ import numpy as np
 
 __all__ = ["ImageDataGenerator", "Iterator", "NumpyArrayIterator", "DirectoryIterator", "DataFrameIterator",
            "apply_affine_transform", "apply_channel_shift", "apply_brightness_shift", "flip_axis",
+           "random_rotation", "random_shift", "random_shear", "random_zoom", "random_channel_shift",
+           "random_brightness",
            "transform_matrix_offset_center", "load_img", "img_to_array", "array_to_img", "save_img",
            "smart_resize"]
 
@@ -262,6 +264,63 @@ def apply_brightness_shift(x, brightness, scale=True):
         # the image is now in [0, 255]: Keras keeps it there (no mapping back)
         return _brightness_batch(a[None], [brightness])[0]
     return _brightness_batch(x[None], [brightness])[0]
+
+
+def random_rotation(x, rg, row_axis=1, col_axis=2, channel_axis=0, fill_mode="nearest", cval=0.0,
+                    interpolation_order=1):
+    """Keras's ``random_rotation``: rotate one image by U(-rg, rg) degrees."""
+    theta = np.random.uniform(-rg, rg)
+    return apply_affine_transform(x, theta=theta, row_axis=row_axis, col_axis=col_axis, channel_axis=channel_axis,
+                                  fill_mode=fill_mode, cval=cval, order=interpolation_order)
+
+
+def random_shift(x, wrg, hrg, row_axis=1, col_axis=2, channel_axis=0, fill_mode="nearest", cval=0.0,
+                 interpolation_order=1):
+    """Keras's ``random_shift``: shift by fractions U(-hrg, hrg) of the height and
+    U(-wrg, wrg) of the width."""
+    x = np.asarray(x)
+    h, w = x.shape[row_axis], x.shape[col_axis]
+    tx = np.random.uniform(-hrg, hrg) * h
+    ty = np.random.uniform(-wrg, wrg) * w
+    return apply_affine_transform(x, tx=tx, ty=ty, row_axis=row_axis, col_axis=col_axis, channel_axis=channel_axis,
+                                  fill_mode=fill_mode, cval=cval, order=interpolation_order)
+
+
+def random_shear(x, intensity, row_axis=1, col_axis=2, channel_axis=0, fill_mode="nearest", cval=0.0,
+                 interpolation_order=1):
+    """Keras's ``random_shear``: shear by U(-intensity, intensity) degrees."""
+    shear = np.random.uniform(-intensity, intensity)
+    return apply_affine_transform(x, shear=shear, row_axis=row_axis, col_axis=col_axis, channel_axis=channel_axis,
+                                  fill_mode=fill_mode, cval=cval, order=interpolation_order)
+
+
+def random_zoom(x, zoom_range, row_axis=1, col_axis=2, channel_axis=0, fill_mode="nearest", cval=0.0,
+                interpolation_order=1):
+    """Keras's ``random_zoom``: zoom factors (zx, zy) from U(zoom_range)."""
+    if len(zoom_range) != 2:
+        raise ValueError(f"`zoom_range` should be a tuple or list of two floats. Received: {zoom_range}")
+    if zoom_range[0] == 1 and zoom_range[1] == 1:
+        zx, zy = 1, 1
+    else:
+        zx, zy = np.random.uniform(zoom_range[0], zoom_range[1], 2)
+    return apply_affine_transform(x, zx=zx, zy=zy, row_axis=row_axis, col_axis=col_axis, channel_axis=channel_axis,
+                                  fill_mode=fill_mode, cval=cval, order=interpolation_order)
+
+
+def random_channel_shift(x, intensity_range, channel_axis=0):
+    """Keras's ``random_channel_shift``: :func:`apply_channel_shift` by
+    U(-intensity_range, intensity_range)."""
+    intensity = np.random.uniform(-intensity_range, intensity_range)
+    return apply_channel_shift(x, intensity, channel_axis=channel_axis)
+
+
+def random_brightness(x, brightness_range, scale=True):
+    """Keras's ``random_brightness``: :func:`apply_brightness_shift` by a factor from
+    U(brightness_range)."""
+    if len(brightness_range) != 2:
+        raise ValueError(f"`brightness_range should be tuple or list of two floats. Received: {brightness_range}")
+    u = np.random.uniform(brightness_range[0], brightness_range[1])
+    return apply_brightness_shift(x, u, scale)
 
 
 def _check_fill_mode(where, fill_mode):
