@@ -476,10 +476,26 @@ class GpuBackend(CpuBackend):
         code = _GPU_UNARY.get(name)
         if code is not None and _f32gpu(x) and (name not in ("sin", "cos") or _small_angles(x)):
             return _core.gpu_unary(code, x)
+        code = _GPU_UNARY_BOOL.get(name)
+        if code is not None and isinstance(x, _core.GpuArray):
+            return _core.gpu_unary(code, x)
         return self._host(super().unary, name, x)
 
     def binary(self, name, a, b):
         code = _GPU_BINARY.get(name)
+        if code is None and isinstance(a, _core.GpuArray) and isinstance(b, _core.GpuArray):
+            # comparisons: two float32 or two uint32 operands (compared exactly); logical
+            # ops: any two (their truth values); the result is uint32 0 / 1
+            code = _GPU_COMPARE.get(name)
+            if code is not None and not (code < _GPU_COMPARE["logical_and"] and a.dtype != b.dtype):
+                r = self._broadcast_binary(code, name, a, b)
+                if r is not None:
+                    return r
+            if name == "matmul" and _f32gpu(a) and _f32gpu(b):
+                r = _gpu_matmul(a, b)
+                if r is not None:
+                    return r
+            return self._host(super().binary, name, a, b)
         if code is not None and _f32gpu(a) and _f32gpu(b):
             if a.shape == b.shape and name in ("add", "subtract"):
                 return _core.gpu_axpby(a, b, 1.0, 1.0 if name == "add" else -1.0)
@@ -494,6 +510,22 @@ class GpuBackend(CpuBackend):
                 except MemoryError:
                     pass  # an operand larger than one binding: the host computes it
         return self._host(super().binary, name, a, b)
+
+    @staticmethod
+    def _broadcast_binary(code, name, a, b):
+        """``gpu_binary`` over numpy's broadcast of the operands, or None when the host
+        must decide (too many axes, an operand larger than one binding)."""
+        try:
+            shape = tuple(np.broadcast_shapes(a.shape, b.shape))
+        except ValueError:
+            raise ValueError(f"{name}: shapes {a.shape} and {b.shape} do not broadcast") from None
+        if len(shape) > _MAX_RANK:
+            return None
+        try:
+            return _core.gpu_binary(code, a, _bstrides(a.shape, shape), 0, b, _bstrides(b.shape, shape), 0,
+                                    list(shape))
+        except MemoryError:
+            return None
 
     def reduce(self, name, x, axis, keepdims):
         code = _GPU_REDUCE.get(name)
@@ -524,6 +556,9 @@ class GpuBackend(CpuBackend):
             raise _float64_error("cast", args[1])  # (a host result would come back as float32)
         if name == "reshape" and isinstance(x, _core.GpuArray):
             return x.reshape(tuple(args[1]))
+        r = _gpu_array_op(self, name, args) if isinstance(x, (_core.GpuArray, list)) else None
+        if r is not None:
+            return r
         if _f32gpu(x) and name in ("transpose", "broadcast_to", "getitem", "flip"):
             view = _view(name, tuple(x.shape), *args[1:])  # None: not a plain view, the host decides
             if view is not None:
@@ -584,8 +619,8 @@ class GpuBackend(CpuBackend):
         return y, (x if kind == "max" else argmax)
 
     def global_pool_backward(self, kind, cache, x_shape, dy):
-        if kind == "max":  # the tie rule of the CPU kernel, through the one fallback
-            return self._host(super().global_pool_backward, kind, cache, x_shape, dy)
+        if kind == "max":  # from x itself: the CPU kernel's tie rule
+            return _core.gpu_global_max_pool_backward(dy, cache)
         return _core.gpu_global_pool_backward(kind, dy, cache, list(x_shape))
 
     def batchnorm(self, x, gamma, beta, eps, training, mm, mv):
@@ -651,6 +686,11 @@ _GPU_UNARY = {"negative": 0, "exp": 1, "log": 2, "sqrt": 3, "abs": 4, "sign": 5,
               "log1p": 8, "expm1": 9, "sin": 10, "cos": 11, "floor": 12, "ceil": 13, "round": 14, "tanh": 15}
 _GPU_BINARY = {"add": 0, "subtract": 1, "multiply": 2, "divide": 3, "power": 4, "maximum": 5, "minimum": 6}
 _GPU_REDUCE = {"sum": 0, "max": 1, "min": 2, "mean": 0}
+# Truth-valued codes (uint32 0 / 1 results; uint32 operands read as their values).
+_GPU_UNARY_BOOL = {"isnan": 17, "isfinite": 18, "logical_not": 19}
+_GPU_COMPARE = {"equal": 7, "not_equal": 8, "greater": 9, "greater_equal": 10, "less": 11, "less_equal": 12,
+                "logical_and": 13, "logical_or": 14}
+_GPU_CLIP, _GPU_NONZERO, _GPU_TO_FLOAT = 16, 20, 21
 _MAX_RANK = 6
 
 
@@ -957,3 +997,234 @@ def device_arg(func):
         wrapper.__doc__ += ("\n\n    ``device='cpu' | 'gpu' | 'auto'`` (keyword) chooses where it runs; the GPU "
                             "computes in float32.\n")
     return wrapper
+
+
+# ------------------------------------------------------------------ GPU array ops
+def _gpu_array_op(be, name, args):
+    """The GPU kernel for ``array_op(name, *args)`` (where, clip, pad, concatenate,
+    slice gradients, take, casts between float32 and bool, copy, logsumexp), or None
+    when the host must compute it (an argument form the kernels do not take; the host
+    then also gives numpy's errors)."""
+    try:
+        f = _GPU_ARRAY_OPS.get(name)
+        return None if f is None else f(be, *args)
+    except MemoryError:
+        return None  # an operand larger than one binding
+
+
+def _all_gpu(*xs):
+    return all(isinstance(x, _core.GpuArray) for x in xs)
+
+
+def _gpu_where(be, c, a, b):
+    if not _all_gpu(c, a, b) or a.dtype != b.dtype:
+        return None
+    shape = tuple(np.broadcast_shapes(tuple(c.shape), tuple(a.shape), tuple(b.shape)))
+    if len(shape) > _MAX_RANK:
+        return None
+    return _core.gpu_where(c, _bstrides(c.shape, shape), 0, a, _bstrides(a.shape, shape), 0, b,
+                           _bstrides(b.shape, shape), 0, list(shape))
+
+
+def _scalar(v):
+    """A Python float for a real number or a 0-d real array, else None."""
+    if v is None:
+        return None
+    a = np.asarray(v)
+    if a.ndim or a.dtype.kind not in "biuf":
+        return None
+    return float(a)
+
+
+def _gpu_clip(be, x, lo, hi):
+    if not _f32gpu(x) or (lo is None and hi is None):
+        return None  # (numpy decides what two missing bounds mean)
+    slo, shi = _scalar(lo), _scalar(hi)
+    if (lo is None or slo is not None) and (hi is None or shi is not None):
+        return _core.gpu_unary(_GPU_CLIP, x, -np.inf if lo is None else float(np.float32(slo)),
+                               np.inf if hi is None else float(np.float32(shi)))
+    # array bounds: numpy's clip is minimum(maximum(x, lo), hi), with broadcasting
+    y = x
+    for bound, op in ((lo, "maximum"), (hi, "minimum")):
+        if bound is None:
+            continue
+        b = np.asarray(bound)
+        if b.dtype.kind not in "biuf":
+            return None
+        bg = to_device(b.astype(np.float32), "gpu")
+        y = be._broadcast_binary(_GPU_BINARY[op], op, y, bg)
+        if y is None:
+            return None
+    return y
+
+
+def _gpu_pad(be, x, pad_width, constant_values):
+    if not isinstance(x, _core.GpuArray) or len(x.shape) > _MAX_RANK:
+        return None
+    cv = np.asarray(constant_values)
+    if cv.ndim or cv.dtype.kind not in "biuf":
+        return None
+    if x.dtype == "float32":
+        bits = int(np.float32(cv).view(np.uint32))
+    else:
+        v = float(cv)
+        if v != int(v) or not 0 <= v < 2 ** 32:
+            return None
+        bits = int(v)
+    return _core.gpu_pad(x, [int(lo) for lo, _ in pad_width], [int(hi) for _, hi in pad_width], bits)
+
+
+def _gpu_concatenate(be, xs, axis):
+    if not xs or not _all_gpu(*xs) or any(not _f32gpu(t) for t in xs):
+        return None
+    nd = len(xs[0].shape)
+    if nd > _MAX_RANK:
+        return None
+    shape = list(xs[0].shape)
+    shape[axis] = sum(int(t.shape[axis]) for t in xs)
+    out = _core.gpu_zeros(shape)
+    cs = _contiguous_strides(shape)
+    start = 0
+    for t in xs:
+        if t.size:
+            _core.gpu_scatter(out, t, cs, start * cs[axis])
+        start += int(t.shape[axis])
+    return out.reshape(tuple(shape))
+
+
+def _take_key(shape, key):
+    """(axis, integer indices normalised to [0, n)) when ``key`` indexes one axis with an
+    integer array and takes every other axis whole (take / a nearest resize), else None
+    (also for indices out of range: the host raises numpy's IndexError)."""
+    ks = key if isinstance(key, tuple) else (key,)
+    arrays = [i for i, k in enumerate(ks) if isinstance(k, np.ndarray)]
+    if len(arrays) != 1 or len(ks) > len(shape):
+        return None
+    ax = arrays[0]
+    if any(not (isinstance(k, slice) and k == slice(None)) for i, k in enumerate(ks) if i != ax):
+        return None
+    idx = ks[ax]
+    if idx.dtype.kind not in "iu" or not idx.ndim:
+        return None
+    n = shape[ax]
+    idx = idx.astype(np.int64)
+    idx = np.where(idx < 0, idx + n, idx)
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        return None
+    return ax, idx
+
+
+def _gpu_getitem(be, x, key):
+    if not isinstance(x, _core.GpuArray):
+        return None
+    shape = tuple(x.shape)
+    t = _take_key(shape, key)
+    if t is None:
+        return None
+    ax, idx = t
+    outer = int(np.prod(shape[:ax], dtype=np.int64))
+    inner = int(np.prod(shape[ax + 1:], dtype=np.int64))
+    out = shape[:ax] + idx.shape + shape[ax + 1:]
+    g = _core.gpu_take(x, to_device(idx.reshape(-1).astype(np.uint32), "gpu"), outer, shape[ax], inner, list(out))
+    return g.reshape(out)
+
+
+def _gpu_scatter_slice(be, g, shape, key):
+    if not _f32gpu(g):
+        return None
+    shape = tuple(shape)
+    t = _take_key(shape, key)
+    if t is not None:
+        ax, idx = t
+        flat = idx.reshape(-1)
+        order = np.argsort(flat, kind="stable").astype(np.uint32)
+        starts = np.searchsorted(flat[order], np.arange(shape[ax] + 1), side="left").astype(np.uint32)
+        outer = int(np.prod(shape[:ax], dtype=np.int64))
+        inner = int(np.prod(shape[ax + 1:], dtype=np.int64))
+        dx = _core.gpu_index_add(g.reshape((outer, flat.size, inner)), to_device(order, "gpu"),
+                                 to_device(starts, "gpu"), outer, shape[ax], inner)
+        return dx.reshape(shape)
+    if _has_advanced(key) or len(shape) > _MAX_RANK:
+        return None
+    view = _view("getitem", shape, key)
+    if view is None:
+        return None
+    strides, base, vshape = view
+    if tuple(vshape) != tuple(g.shape) and int(np.prod(vshape, dtype=np.int64)) != g.size:
+        return None
+    out = _core.gpu_zeros(list(shape))
+    if g.size:
+        _core.gpu_scatter(out, g.reshape(tuple(vshape)), strides, base)
+    return out.reshape(shape)
+
+
+def _gpu_cast(be, x, dtype):
+    if not isinstance(x, _core.GpuArray):
+        return None
+    dt = np.dtype(dtype)
+    if dt.kind == "b":
+        return _core.gpu_unary(_GPU_NONZERO, x)
+    if dt == np.float32 or dt.kind == "f" and dt.itemsize < 4:
+        return _core.gpu_unary(_GPU_TO_FLOAT, x)  # (a float32 copy; uint32 values converted)
+    if dt == np.uint32 and x.dtype == "uint32":
+        return _core.gpu_gather(x, _contiguous_strides(list(x.shape)), 0, list(x.shape)).reshape(tuple(x.shape))
+    return None
+
+
+def _gpu_copy(be, x):
+    if not isinstance(x, _core.GpuArray) or len(x.shape) > _MAX_RANK:
+        return None
+    shape = list(x.shape)
+    return _core.gpu_gather(x, _contiguous_strides(shape), 0, shape).reshape(tuple(shape))
+
+
+def _gpu_logsumexp(be, x, axis, keepdims):
+    if not _f32gpu(x) or x.size == 0 or len(x.shape) > _MAX_RANK:
+        return None
+    m = be.reduce("max", x, axis, True)
+    m = _gpu_where(be, _core.gpu_unary(_GPU_UNARY_BOOL["isfinite"], m), m, _core.gpu_zeros([1]).reshape(()))
+    if m is None:
+        return None
+    e = be._broadcast_binary(_GPU_BINARY["subtract"], "subtract", x, m)
+    if e is None:
+        return None
+    s = be.reduce("sum", _core.gpu_unary(_GPU_UNARY["exp"], e), axis, True)
+    y = _core.gpu_axpby(_core.gpu_unary(_GPU_UNARY["log"], s), m, 1.0, 1.0)
+    if keepdims:
+        return y
+    axes = _valid_axes(axis, len(x.shape))
+    return y.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
+
+
+def _gpu_matmul(a, b):
+    """numpy's matmul of two float32 GpuArrays (1-D operands, broadcast batch axes) on
+    the GPU's GEMM, or None for the host (mismatched sizes: numpy's error)."""
+    sa, sb = tuple(a.shape), tuple(b.shape)
+    if not sa or not sb:
+        return None
+    a2 = a.reshape((1,) + sa) if len(sa) == 1 else a
+    b2 = b.reshape(sb + (1,)) if len(sb) == 1 else b
+    (n, k), (k2, m) = tuple(a2.shape)[-2:], tuple(b2.shape)[-2:]
+    if k != k2:
+        return None
+    ba, bb = tuple(a2.shape)[:-2], tuple(b2.shape)[:-2]
+    try:
+        batch = tuple(np.broadcast_shapes(ba, bb))
+    except ValueError:
+        return None
+    ia = np.broadcast_to(np.arange(int(np.prod(ba, dtype=np.int64))).reshape(ba), batch).reshape(-1)
+    ib = np.broadcast_to(np.arange(int(np.prod(bb, dtype=np.int64))).reshape(bb), batch).reshape(-1)
+    y = _core.gpu_matmul(a2, b2, n, k, m, [int(i) for i in ia], [int(i) for i in ib])
+    out = batch + (n, m)
+    if len(sa) == 1:
+        out = out[:-2] + out[-1:]
+    if len(sb) == 1:
+        out = out[:-1]
+    return y.reshape(out)
+
+
+_GPU_ARRAY_OPS = {
+    "where": _gpu_where, "clip": _gpu_clip, "pad": _gpu_pad, "concatenate": _gpu_concatenate,
+    "getitem": _gpu_getitem, "scatter_slice": _gpu_scatter_slice, "cast": _gpu_cast, "copy": _gpu_copy,
+    "logsumexp": _gpu_logsumexp,
+}

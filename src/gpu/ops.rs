@@ -45,6 +45,15 @@ crate::gpu_params! {
         /// Element strides of each operand per output axis (0: broadcast; negative: flipped).
         a_strides: [i32; 6],
         b_strides: [i32; 6],
+        /// The third operand (`where`'s condition); pad: the input's sizes.
+        c_base: u32,
+        c_strides: [i32; 6],
+        /// clip's bounds; pad: `lo` holds the fill value's bits.
+        lo: f32,
+        hi: f32,
+        /// Bit 0: operand a (unary: x; where: the condition) holds uint32 values, bit 1:
+        /// operand b does, bit 2: operand c does.
+        flags: u32,
     }
 }
 
@@ -264,6 +273,7 @@ kernels! {
     K_SOFTMAX_BWD = NN::"softmax_bwd" with nn_params,
     K_GPOOL = NN::"global_pool" with nn_params,
     K_GPOOL_BWD = NN::"global_pool_bwd" with nn_params,
+    K_GPOOL_BWD_TIES = NN::"global_pool_bwd_ties" with nn_params,
     K_LOSS_ROWS = NN::"loss_rows" with nn_params,
     K_LOSS_ELEMS = NN::"loss_elems" with nn_params,
     K_LOSS_REDUCE = NN::"loss_reduce" with nn_params,
@@ -275,6 +285,11 @@ kernels! {
     K_BINARY = ARRAY::"binary_op" with ArrayParams,
     K_GATHER = ARRAY::"gather" with ArrayParams,
     K_REDUCE_AXIS = ARRAY::"reduce_axis" with ArrayParams,
+    K_WHERE = ARRAY::"where_op" with ArrayParams,
+    K_PAD = ARRAY::"pad_op" with ArrayParams,
+    K_SCATTER = ARRAY::"scatter_op" with ArrayParams,
+    K_TAKE = ARRAY::"take_op" with ArrayParams,
+    K_INDEX_ADD = ARRAY::"index_add_op" with ArrayParams,
     K_UPSAMPLE_BWD = RESIZE::"upsample_bwd" with UpsampleParams,
     K_DW_FWD = DEPTHWISE::"dw_fwd" with DepthwiseParams,
     K_DW_DX = DEPTHWISE::"dw_dx" with DepthwiseParams,
@@ -1221,6 +1236,34 @@ pub fn global_pool_forward(kind: PoolKind, x: &GpuTensor, batch: usize, position
     Ok((y, am))
 }
 
+/// Global max pooling backward from `x` itself, with the CPU's tie rule: `dy` shared
+/// evenly among the positions equal to the maximum.
+pub fn global_max_pool_backward(dy: &GpuTensor, x: &GpuTensor, batch: usize, positions: usize, c: usize) -> Result<GpuTensor> {
+    let g = gpu()?;
+    check_len(dy, batch * c, "global pooling backward: dy")?;
+    check_len(x, batch * positions * c, "global pooling backward: x")?;
+    let dx = g.zeros(&[batch, positions, c], "the global pooling gradient")?;
+    let img = positions * c;
+    if img == 0 {
+        return Ok(dx);
+    }
+    for (b0, nb) in batch_chunks(&g, batch, &[img], "global pooling backward")? {
+        let q = GlobalPoolParams {
+            count: u(nb * c, "outputs")?,
+            positions: u(positions, "positions")?,
+            channels: u(c, "channels")?,
+            kind: 0,
+        };
+        g.dispatch(
+            &K_GPOOL_BWD_TIES,
+            &[Win::part(dy, b0 * c, nb * c), Win::part(x, b0 * img, nb * img), Win::part(&dx, b0 * img, nb * img)],
+            q.words(),
+            groups(nb * c),
+        )?;
+    }
+    Ok(dx)
+}
+
 pub fn global_pool_backward(kind: PoolKind, dy: &GpuTensor, argmax: &GpuTensor, batch: usize, positions: usize, c: usize) -> Result<GpuTensor> {
     let g = gpu()?;
     check_len(dy, batch * c, "global pooling backward: dy")?;
@@ -1806,12 +1849,32 @@ fn strided_params(op: u32, shape: &[usize], a: &Strided, b: Option<&Strided>) ->
     Ok(q)
 }
 
-/// `op(x)` elementwise (codes of `shaders/array.wgsl`), chunked over windows.
-pub fn unary(op: u32, x: &GpuTensor) -> Result<GpuTensor> {
+/// Codes of `shaders/array.wgsl` whose results are truth values (stored as uint32 0 / 1).
+pub fn unary_gives_bool(op: u32) -> bool {
+    (UNARY_ISNAN..=UNARY_TO_BOOL).contains(&op)
+}
+pub fn binary_gives_bool(op: u32) -> bool {
+    (BINARY_EQUAL..=BINARY_LOGICAL_OR).contains(&op)
+}
+pub const UNARY_CLIP: u32 = 16;
+pub const UNARY_ISNAN: u32 = 17;
+pub const UNARY_TO_BOOL: u32 = 20;
+pub const UNARY_TO_FLOAT: u32 = 21;
+pub const BINARY_EQUAL: u32 = 7;
+pub const BINARY_LOGICAL_OR: u32 = 14;
+
+/// `op(x)` elementwise (codes of `shaders/array.wgsl`), chunked over windows; `lo` /
+/// `hi` are clip's bounds. A uint32 `x` is read as its values; truth-valued codes give a
+/// uint32 result, the others float32.
+pub fn unary(op: u32, x: &GpuTensor, lo: f32, hi: f32) -> Result<GpuTensor> {
+    if op > UNARY_TO_FLOAT {
+        return Err(Error::Value(format!("unknown GPU unary code {op}")));
+    }
     let g = gpu()?;
-    let out = g.empty(&x.shape, "the elementwise result")?;
+    let mut out = g.empty(&x.shape, "the elementwise result")?;
+    out.int = unary_gives_bool(op);
     for (s, n) in elem_chunks(&g, x.numel()) {
-        let q = ArrayParams { count: u(n, "size")?, op, ..Default::default() };
+        let q = ArrayParams { count: u(n, "size")?, op, lo, hi, flags: x.int as u32, ..Default::default() };
         g.dispatch(&K_UNARY, &[Win::part(x, s, n), Win::part(&out, s, n)], q.words(), groups(n))?;
     }
     Ok(out)
@@ -1823,11 +1886,16 @@ pub fn binary(op: u32, a: &GpuTensor, sa: &Strided, b: &GpuTensor, sb: &Strided,
     let g = gpu()?;
     let b2 = unshared(b, a)?;
     let b = b2.as_ref().unwrap_or(b);
-    let out = g.empty(shape, "the elementwise result")?;
+    if op > BINARY_LOGICAL_OR {
+        return Err(Error::Value(format!("unknown GPU binary code {op}")));
+    }
+    let mut out = g.empty(shape, "the elementwise result")?;
+    out.int = binary_gives_bool(op);
     for t in [a, b, &out] {
         whole(&g, t, "an operand of an elementwise op")?;
     }
-    let q = strided_params(op, shape, sa, Some(sb))?;
+    let mut q = strided_params(op, shape, sa, Some(sb))?;
+    q.flags = a.int as u32 | (b.int as u32) << 1;
     g.dispatch(&K_BINARY, &[Win::all(a), Win::all(b), Win::all(&out)], q.words(), groups(out.numel()))?;
     Ok(out)
 }
@@ -1835,7 +1903,8 @@ pub fn binary(op: u32, a: &GpuTensor, sa: &Strided, b: &GpuTensor, sb: &Strided,
 /// The elements of `a` at a strided view (transpose, broadcast, slicing, flips).
 pub fn gather(a: &GpuTensor, sa: &Strided, shape: &[usize]) -> Result<GpuTensor> {
     let g = gpu()?;
-    let out = g.empty(shape, "the gathered result")?;
+    let mut out = g.empty(shape, "the gathered result")?;
+    out.int = a.int;
     whole(&g, a, "the source of a gather")?;
     whole(&g, &out, "the result of a gather")?;
     let q = strided_params(0, shape, sa, None)?;
@@ -1857,5 +1926,201 @@ pub fn reduce_axis(op: u32, x: &GpuTensor, outer: usize, n: usize, inner: usize)
     q.shape[1] = u(n, "axis")?;
     q.shape[2] = u(inner, "inner")?;
     g.dispatch(&K_REDUCE_AXIS, &[Win::all(x), Win::all(&out)], q.words(), groups(outer * inner))?;
+    Ok(out)
+}
+
+fn strides_i32(v: &[isize], what: &str) -> Result<[i32; 6]> {
+    let mut o = [0i32; 6];
+    for (d, &x) in v.iter().enumerate() {
+        o[d] = i32::try_from(x).map_err(|_| Error::Value(format!("{what}: stride {x} too large for the GPU")))?;
+    }
+    Ok(o)
+}
+
+/// `where(c, a, b)` with broadcasting: `c` is read as truth values (float: nonzero,
+/// NaN included; uint32: nonzero), `a` and `b` are copied bit for bit (both float32 or
+/// both uint32, which the result then is).
+pub fn select(c: &GpuTensor, sc: &Strided, a: &GpuTensor, sa: &Strided, b: &GpuTensor, sb: &Strided, shape: &[usize])
+              -> Result<GpuTensor> {
+    if a.int != b.int {
+        return Err(Error::Value("where: x1 and x2 must both be float32 or both uint32 on the GPU".into()));
+    }
+    let g = gpu()?;
+    let a2 = unshared(a, c)?;
+    let a = a2.as_ref().unwrap_or(a);
+    let b2 = match unshared(b, c)? {
+        Some(t) => Some(t),
+        None => unshared(b, a)?,
+    };
+    let b = b2.as_ref().unwrap_or(b);
+    let mut out = g.empty(shape, "the result of where")?;
+    out.int = a.int;
+    for t in [c, a, b, &out] {
+        whole(&g, t, "an operand of where")?;
+    }
+    let mut q = strided_params(0, shape, sa, Some(sb))?;
+    q.c_base = u(sc.base, "offset")?;
+    q.c_strides = strides_i32(&sc.strides, "where")?;
+    q.flags = c.int as u32;
+    g.dispatch(&K_WHERE, &[Win::all(c), Win::all(a), Win::all(b), Win::all(&out)], q.words(), groups(out.numel()))?;
+    Ok(out)
+}
+
+/// `x` padded with `before[d]` leading and `after[d]` trailing entries per axis, all
+/// holding the value whose 32-bit pattern is `fill_bits` (a float32, or a uint32 for a
+/// uint32 tensor).
+pub fn pad(x: &GpuTensor, before: &[usize], after: &[usize], fill_bits: u32) -> Result<GpuTensor> {
+    let nd = x.shape.len();
+    if before.len() != nd || after.len() != nd {
+        return Err(Error::Value(format!("pad: {} / {} widths for {nd} axes", before.len(), after.len())));
+    }
+    let g = gpu()?;
+    let shape: Vec<usize> = (0..nd).map(|d| x.shape[d] + before[d] + after[d]).collect();
+    let mut out = g.empty(&shape, "the padded result")?;
+    out.int = x.int;
+    if out.numel() == 0 {
+        return Ok(out);
+    }
+    whole(&g, x, "the input of pad")?;
+    whole(&g, &out, "the result of pad")?;
+    let mut cs = vec![0isize; nd];
+    let mut acc = 1isize;
+    for d in (0..nd).rev() {
+        cs[d] = acc;
+        acc *= x.shape[d] as isize;
+    }
+    let mut q = strided_params(0, &shape, &Strided { base: 0, strides: cs }, None)?;
+    for d in 0..nd {
+        q.b_strides[d] = i32::try_from(before[d]).map_err(|_| Error::Value("pad: width too large for the GPU".into()))?;
+        q.c_strides[d] = i32::try_from(x.shape[d]).map_err(|_| Error::Value("pad: axis too large for the GPU".into()))?;
+    }
+    q.lo = f32::from_bits(fill_bits);
+    if x.numel() == 0 {
+        // nothing to read: bind the output twice would alias; fill through a dummy
+        let dummy = g.zeros(&[1], "a placeholder")?;
+        for d in 0..nd {
+            q.c_strides[d] = 0;
+        }
+        g.dispatch(&K_PAD, &[Win::all(&dummy), Win::all(&out)], q.words(), groups(out.numel()))?;
+        return Ok(out);
+    }
+    g.dispatch(&K_PAD, &[Win::all(x), Win::all(&out)], q.words(), groups(out.numel()))?;
+    Ok(out)
+}
+
+/// Write `src` (contiguous) into the strided view `sd` of `dst`, in place. The view must
+/// not repeat an element (no zero strides on axes longer than one).
+pub fn scatter(dst: &GpuTensor, sd: &Strided, src: &GpuTensor) -> Result<()> {
+    if src.numel() == 0 {
+        return Ok(());
+    }
+    if dst.buf.same(&src.buf) {
+        return Err(Error::Value("scatter: the source and the destination share a buffer".into()));
+    }
+    let g = gpu()?;
+    whole(&g, dst, "the destination of a scatter")?;
+    whole(&g, src, "the source of a scatter")?;
+    let q = strided_params(0, &src.shape, sd, None)?;
+    g.dispatch(&K_SCATTER, &[Win::all(src), Win::all(dst)], q.words(), groups(src.numel()))
+}
+
+/// `x` seen as (outer, n, inner) taken at `idx` (uint32, each < n) along the middle
+/// axis: (outer, m, inner), m = the number of indices; `shape` is the result's.
+pub fn take(x: &GpuTensor, idx: &GpuTensor, outer: usize, n: usize, inner: usize, shape: &[usize]) -> Result<GpuTensor> {
+    check_len(x, outer * n * inner, "take: x")?;
+    let m = idx.numel();
+    if shape.iter().product::<usize>() != outer * m * inner {
+        return Err(Error::Value(format!("take: shape {shape:?} does not hold {outer} x {m} x {inner} elements")));
+    }
+    let g = gpu()?;
+    let mut out = g.empty(shape, "the result of take")?;
+    out.int = x.int;
+    if out.numel() == 0 {
+        return Ok(out);
+    }
+    for t in [x, idx, &out] {
+        whole(&g, t, "an operand of take")?;
+    }
+    let mut q = ArrayParams { count: u(out.numel(), "elements")?, ..Default::default() };
+    q.shape[0] = u(outer, "outer")?;
+    q.shape[1] = u(n, "axis")?;
+    q.shape[2] = u(inner, "inner")?;
+    q.shape[3] = u(m, "indices")?;
+    g.dispatch(&K_TAKE, &[Win::all(x), Win::all(idx), Win::all(&out)], q.words(), groups(out.numel()))?;
+    Ok(out)
+}
+
+/// The adjoint of `take`: `g` (outer, m, inner) summed into (outer, n, inner) at the
+/// indices, given as `order` (the index positions sorted by index, stable) and `starts`
+/// (n + 1 offsets into `order`), so each output sums its entries in index order.
+pub fn index_add(gr: &GpuTensor, order: &GpuTensor, starts: &GpuTensor, outer: usize, n: usize, inner: usize)
+                 -> Result<GpuTensor> {
+    let m = order.numel();
+    check_len(gr, outer * m * inner, "index_add: g")?;
+    check_len(starts, n + 1, "index_add: starts")?;
+    let g = gpu()?;
+    let out = g.empty(&[outer, n, inner], "the result of index_add")?;
+    if out.numel() == 0 {
+        return Ok(out);
+    }
+    if m == 0 {
+        return g.zeros(&[outer, n, inner], "the result of index_add");
+    }
+    for t in [gr, order, starts, &out] {
+        whole(&g, t, "an operand of index_add")?;
+    }
+    let mut q = ArrayParams { count: u(out.numel(), "elements")?, ..Default::default() };
+    q.shape[0] = u(outer, "outer")?;
+    q.shape[1] = u(n, "axis")?;
+    q.shape[2] = u(inner, "inner")?;
+    q.shape[3] = u(m, "indices")?;
+    g.dispatch(&K_INDEX_ADD, &[Win::all(gr), Win::all(order), Win::all(starts), Win::all(&out)], q.words(),
+               groups(out.numel()))?;
+    Ok(out)
+}
+
+/// Batched matrix products: output matrix `i` (of `a_index.len()`) is
+/// `a[a_index[i]] (n, k) @ b[b_index[i]] (k, m)`, `a` and `b` contiguous stacks of
+/// matrices. The result is (batch, n, m).
+pub fn matmul(a: &GpuTensor, b: &GpuTensor, n: usize, k: usize, m: usize, a_index: &[usize], b_index: &[usize])
+              -> Result<GpuTensor> {
+    if a_index.len() != b_index.len() {
+        return Err(Error::Value("matmul: the batch index lists differ in length".into()));
+    }
+    let na = if n * k == 0 { 0 } else { a.numel() / (n * k) };
+    let nb = if k * m == 0 { 0 } else { b.numel() / (k * m) };
+    if a.numel() != na * n * k || b.numel() != nb * k * m {
+        return Err(Error::Value(format!("matmul: operands of shapes {:?} and {:?} are not stacks of ({n}, {k}) and \
+                                         ({k}, {m}) matrices", a.shape, b.shape)));
+    }
+    if a_index.iter().any(|&i| i >= na.max(1)) || b_index.iter().any(|&i| i >= nb.max(1)) {
+        return Err(Error::Value("matmul: a batch index is out of range".into()));
+    }
+    let g = gpu()?;
+    let batch = a_index.len();
+    if k == 0 {
+        return g.zeros(&[batch, n, m], "the matrix product");
+    }
+    let out = g.empty(&[batch, n, m], "the matrix product")?;
+    for t in [a, b, &out] {
+        whole(&g, t, "an operand of matmul")?;
+    }
+    let b2 = unshared(b, a)?;
+    let b = b2.as_ref().unwrap_or(b);
+    for (i, (&ai, &bi)) in a_index.iter().zip(b_index).enumerate() {
+        run_gemm(&g, Gemm {
+            a: Win::part(a, ai * n * k, n * k),
+            b: Win::part(b, bi * k * m, k * m),
+            c: Win::part(&out, i * n * m, n * m),
+            bias: None,
+            m: n,
+            n: m,
+            k,
+            amode: 0,
+            bmode: 0,
+            accumulate: false,
+            geom: p(),
+        })?;
+    }
     Ok(out)
 }

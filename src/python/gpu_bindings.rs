@@ -446,6 +446,18 @@ pub(super) fn gpu_global_pool_backward(py: Python<'_>, kind: &str, dy: &Bound<'_
     wrap(py, dx.reshaped(x_shape)?)
 }
 
+/// Global max pooling backward from x (batch, ..., C) itself: dy (batch, C) shared among
+/// tied maxima, the CPU kernel's rule.
+#[pyfunction]
+pub(super) fn gpu_global_max_pool_backward(py: Python<'_>, dy: &Bound<'_, PyAny>, x: &Bound<'_, PyAny>) -> PyResult<Py<PyGpuArray>> {
+    const F: &str = "global_pool_backward";
+    let (dy, x) = (t(dy, F, "dy")?.t.clone(), t(x, F, "x")?.t.clone());
+    let (b, p, c) = global_dims(&x.shape, F)?;
+    let shape = x.shape.clone();
+    let dx = run(py, || ops::global_max_pool_backward(&dy, &x, b, p, c))?;
+    wrap(py, dx.reshaped(shape)?)
+}
+
 #[pyfunction]
 #[pyo3(signature = (x, gamma, beta, epsilon, training, moving_mean, moving_variance))]
 #[allow(clippy::too_many_arguments)]
@@ -579,11 +591,91 @@ fn view(fname: &str, numel: usize, shape: &[usize], strides: &[isize], base: usi
     Ok(ops::Strided { base, strides: strides.to_vec() })
 }
 
-/// `op(x)` elementwise on the GPU (codes in shaders/array.wgsl).
+/// `op(x)` elementwise on the GPU (codes in shaders/array.wgsl; 16 is clip to
+/// [lo, hi]; 17..20 give uint32 truth values).
 #[pyfunction]
-pub(super) fn gpu_unary(py: Python<'_>, op: u32, x: &Bound<'_, PyAny>) -> PyResult<Py<PyGpuArray>> {
+#[pyo3(signature = (op, x, lo=f64::NEG_INFINITY, hi=f64::INFINITY))]
+pub(super) fn gpu_unary(py: Python<'_>, op: u32, x: &Bound<'_, PyAny>, lo: f64, hi: f64) -> PyResult<Py<PyGpuArray>> {
     let x = t(x, "unary", "x")?.t.clone();
-    wrap(py, run(py, || ops::unary(op, &x))?)
+    wrap(py, run(py, || ops::unary(op, &x, lo as f32, hi as f32))?)
+}
+
+/// `where(c, a, b)` with broadcasting: the output `shape`, each operand's strides and start.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gpu_where(py: Python<'_>, c: &Bound<'_, PyAny>, c_strides: Vec<isize>, c_base: usize, a: &Bound<'_, PyAny>,
+                        a_strides: Vec<isize>, a_base: usize, b: &Bound<'_, PyAny>, b_strides: Vec<isize>, b_base: usize,
+                        shape: Vec<usize>) -> PyResult<Py<PyGpuArray>> {
+    const F: &str = "where";
+    let (c, a, b) = (t(c, F, "condition")?.t.clone(), t(a, F, "x1")?.t.clone(), t(b, F, "x2")?.t.clone());
+    let vc = view(F, c.numel(), &shape, &c_strides, c_base)?;
+    let (va, vb) = (view(F, a.numel(), &shape, &a_strides, a_base)?, view(F, b.numel(), &shape, &b_strides, b_base)?);
+    wrap(py, run(py, || ops::select(&c, &vc, &a, &va, &b, &vb, &shape))?)
+}
+
+/// `x` padded per axis with `before` / `after` entries of the value with bits `fill_bits`.
+#[pyfunction]
+pub(super) fn gpu_pad(py: Python<'_>, x: &Bound<'_, PyAny>, before: Vec<usize>, after: Vec<usize>, fill_bits: u32)
+                      -> PyResult<Py<PyGpuArray>> {
+    let x = t(x, "pad", "x")?.t.clone();
+    wrap(py, run(py, || ops::pad(&x, &before, &after, fill_bits))?)
+}
+
+/// Write `src` into the strided view (`strides`, `base`, of `src`'s shape) of `dst`, in
+/// place; the view must not repeat an element.
+#[pyfunction]
+pub(super) fn gpu_scatter(py: Python<'_>, dst: &Bound<'_, PyAny>, src: &Bound<'_, PyAny>, strides: Vec<isize>, base: usize)
+                          -> PyResult<()> {
+    const F: &str = "scatter";
+    let (d, sr) = (t(dst, F, "dst")?.t.clone(), t(src, F, "src")?.t.clone());
+    if d.int != sr.int {
+        return Err(PyTypeError::new_err("scatter: dst and src must both be float32 or both uint32"));
+    }
+    let v = view(F, d.numel(), &sr.shape, &strides, base)?;
+    for (&n, &st) in sr.shape.iter().zip(&strides) {
+        if n > 1 && st == 0 {
+            return Err(PyValueError::new_err("scatter: the view repeats elements (a zero stride)"));
+        }
+    }
+    run(py, || ops::scatter(&d, &v, &sr))
+}
+
+/// `x` seen as (outer, n, inner) taken along the middle axis at `idx` (a uint32 GpuArray,
+/// each index < n), as a tensor of `shape` (outer, idx's shape, inner).
+#[pyfunction]
+pub(super) fn gpu_take(py: Python<'_>, x: &Bound<'_, PyAny>, idx: &Bound<'_, PyAny>, outer: usize, n: usize, inner: usize,
+                       shape: Vec<usize>) -> PyResult<Py<PyGpuArray>> {
+    let (x, i) = (t(x, "take", "x")?.t.clone(), t(idx, "take", "indices")?.t.clone());
+    if !i.int {
+        return Err(PyTypeError::new_err("take: the indices must be a uint32 GpuArray"));
+    }
+    wrap(py, run(py, || ops::take(&x, &i, outer, n, inner, &shape))?)
+}
+
+/// The adjoint of take: g (outer, m, inner) summed into (outer, n, inner); `order` the
+/// index positions sorted by index (stable), `starts` the n + 1 offsets into it.
+#[pyfunction]
+pub(super) fn gpu_index_add(py: Python<'_>, g: &Bound<'_, PyAny>, order: &Bound<'_, PyAny>, starts: &Bound<'_, PyAny>,
+                            outer: usize, n: usize, inner: usize) -> PyResult<Py<PyGpuArray>> {
+    const F: &str = "index_add";
+    let (g, o, s) = (t(g, F, "g")?.t.clone(), t(order, F, "order")?.t.clone(), t(starts, F, "starts")?.t.clone());
+    if !o.int || !s.int {
+        return Err(PyTypeError::new_err("index_add: order and starts must be uint32 GpuArrays"));
+    }
+    wrap(py, run(py, || ops::index_add(&g, &o, &s, outer, n, inner))?)
+}
+
+/// Batched matrix products: result i (batch, n, m) is a[a_index[i]] (n, k) @ b[b_index[i]]
+/// (k, m), with a and b contiguous stacks of matrices.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gpu_matmul(py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, n: usize, k: usize, m: usize,
+                         a_index: Vec<usize>, b_index: Vec<usize>) -> PyResult<Py<PyGpuArray>> {
+    let (a, b) = (t(a, "matmul", "a")?.t.clone(), t(b, "matmul", "b")?.t.clone());
+    if a.int || b.int {
+        return Err(PyTypeError::new_err("matmul: the GPU multiplies float32 matrices"));
+    }
+    wrap(py, run(py, || ops::matmul(&a, &b, n, k, m, &a_index, &b_index))?)
 }
 
 /// `op(a, b)` with broadcasting: the output `shape`, each operand's strides and start.
@@ -613,6 +705,12 @@ pub(super) fn gpu_reduce_axis(py: Python<'_>, op: u32, x: &Bound<'_, PyAny>, out
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gpu_unary, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_where, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_pad, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_scatter, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_take, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_index_add, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_matmul, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_binary, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_gather, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_reduce_axis, m)?)?;
@@ -645,6 +743,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gpu_pool_backward, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_global_pool_forward, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_global_pool_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_global_max_pool_backward, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_batchnorm_forward, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_batchnorm_backward, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_loss, m)?)?;

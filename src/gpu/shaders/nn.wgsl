@@ -188,6 +188,39 @@ fn global_pool_bwd(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups)
     }
 }
 
+// Global max pooling backward with the CPU's tie rule: one thread per (sample, channel)
+// finds the maximum of x s2 (batch, P, C) as global_pool does (the first NaN wins), counts
+// the positions equal to it (NaN equal to NaN), and gives each dy s1 (batch, C) / count;
+// dx s3 (batch, P, C) is zero elsewhere.
+@compute @workgroup_size(256)
+fn global_pool_bwd_ties(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) g: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let i = lin(w, g, l);
+    if (i >= gp_count()) { return; }
+    let P = gp_positions();
+    let C = gp_channels();
+    let n = i / C;
+    let c = i % C;
+    let bx = o2() + n * P * C + c;
+    let bd = o3() + n * P * C + c;
+    var best = s2[bx];
+    for (var p = 1u; p < P; p++) {
+        let v = s2[bx + p * C];
+        if (is_nan(best)) { break; }
+        if (v > best || is_nan(v)) { best = v; }
+    }
+    let nan_best = is_nan(best);
+    var count = 0u;
+    for (var p = 0u; p < P; p++) {
+        let v = s2[bx + p * C];
+        if (v == best || (nan_best && is_nan(v))) { count++; }
+    }
+    let share = s1[o1() + i] / f32(count);
+    for (var p = 0u; p < P; p++) {
+        let v = s2[bx + p * C];
+        s3[bd + p * C] = select(0.0, share, v == best || (nan_best && is_nan(v)));
+    }
+}
+
 const KERAS_EPS: f32 = 1e-7;
 
 fn row_argmax(base: u32, k: u32, which: u32) -> u32 {
