@@ -445,6 +445,36 @@ def test_keyboard_interrupt_stops_cleanly():
     m.fit(DS(workers=2), verbose=0)  # and the next fit runs normally
 
 
+@pytest.mark.parametrize("kind", ["threads", "generator"])
+def test_ctrl_c_while_waiting_for_a_batch(kind):
+    """A real SIGINT (Ctrl-C) arriving while fit waits for a worker: KeyboardInterrupt
+    reaches the caller and every loading thread is joined."""
+    import os
+    import signal
+    import time
+
+    def interrupt():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+
+    class Slow(DS):
+        def __getitem__(self, i):
+            if i == 2:
+                interrupt()
+            return super().__getitem__(i)
+
+    def slow_gen():
+        for i in range(5):
+            if i == 2:
+                interrupt()
+            yield batch(i)
+    before = threading.active_count()
+    data = dict(x=Slow(workers=2, max_queue_size=1)) if kind == "threads" else dict(x=slow_gen())
+    with pytest.raises(KeyboardInterrupt):
+        ours().fit(shuffle=False, verbose=0, **data)
+    assert threading.active_count() == before and not any(_is_ours(t) for t in threading.enumerate())
+
+
 def test_generator_producer_draws_ahead_into_a_bounded_queue():
     from convcore.trainers.data_adapters import Producer
     drawn = [0]
@@ -675,7 +705,16 @@ def test_image_dataset_bad_input(image_dir, tmp_path):
         image_dataset_from_directory(tmp_path, verbose=False)
     with pytest.raises(ValueError, match="tf.image's"):
         image_dataset_from_directory(image_dir, interpolation="area")
-    (tmp_path / "k" ).mkdir()
+    from PIL import Image
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    Image.fromarray(np.zeros((3, 3, 3), np.uint8)).save(flat / "one.png")
+    with pytest.raises(ValueError, match="no class sub-folders .* pass labels=None"):
+        image_dataset_from_directory(flat, verbose=False)
+    assert image_dataset_from_directory(flat, labels=None, image_size=(2, 2), verbose=False)[0].shape == (1, 2, 2, 3)
+    with pytest.raises(ValueError, match='`format` should be either "tf" or "grain"'):
+        image_dataset_from_directory(flat, format="numpy")
+    (tmp_path / "k").mkdir()
     (tmp_path / "k" / "broken.png").write_bytes(b"\x89PNG not really")
     ds = image_dataset_from_directory(tmp_path, verbose=False, image_size=(4, 4))
     with pytest.raises(ValueError, match="could not decode the image file .*broken.png"):

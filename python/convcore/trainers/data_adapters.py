@@ -178,6 +178,51 @@ def _worker_get(index):
     return _WORKER_DATASET[index]
 
 
+class _ThreadPool:
+    """``workers`` threads calling ``fn(i)``, started at once. Every thread is counted
+    before it starts and signals when it has finished, so :meth:`shutdown` joins all of
+    them even when a KeyboardInterrupt arrived while one was starting (which leaves
+    ``concurrent.futures.ThreadPoolExecutor`` a thread it never joins)."""
+
+    def __init__(self, workers, fn):
+        self.fn = fn
+        self.tasks = queue.SimpleQueue()
+        self.threads = []
+        for k in range(workers):
+            done = threading.Event()
+            t = threading.Thread(target=self._work, args=(done,), name=f"convcore-loader_{k}", daemon=True)
+            self.threads.append((t, done))
+            t.start()
+
+    def submit(self, i):
+        f = concurrent.futures.Future()
+        self.tasks.put((f, i))
+        return f
+
+    def _work(self, done):
+        try:
+            while True:
+                item = self.tasks.get()
+                if item is None:
+                    return
+                f, i = item
+                if not f.set_running_or_notify_cancel():
+                    continue
+                try:
+                    f.set_result(self.fn(i))
+                except BaseException as e:  # the consumer re-raises it, with this thread's traceback
+                    f.set_exception(e)
+        finally:
+            done.set()
+
+    def shutdown(self, wait=True, cancel_futures=True):
+        for _ in self.threads:
+            self.tasks.put(None)
+        for t, done in self.threads:
+            done.wait()
+            t.join()
+
+
 class OrderedLoader:
     """``dataset[i]`` for the indices given, loaded by ``workers`` threads (processes
     with ``use_multiprocessing``) at most ``max_queue_size`` ahead, yielded in order.
@@ -191,8 +236,7 @@ class OrderedLoader:
 
     def _executor(self):
         if not self.use_multiprocessing:
-            return concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="convcore-loader"), \
-                self.dataset.__getitem__
+            return _ThreadPool(self.workers, self.dataset.__getitem__), None
         import pickle
         try:
             pickle.dumps(self.dataset)  # a clear error here, not a broken pool later
@@ -205,21 +249,24 @@ class OrderedLoader:
         return ex, _worker_get
 
     def __iter__(self):
-        executor, get = self._executor()
+        executor = None
         pending = collections.deque()
         try:
+            executor, get = self._executor()
+            submit = executor.submit if get is None else (lambda i: executor.submit(get, i))
             it = iter(self.indices)
             for i in itertools.islice(it, self.ahead):
-                pending.append(executor.submit(get, i))
+                pending.append(submit(i))
             while pending:
                 batch = pending.popleft().result()  # a worker's exception is raised here
                 for i in itertools.islice(it, 1):
-                    pending.append(executor.submit(get, i))
+                    pending.append(submit(i))
                 yield batch
         finally:
             for f in pending:
                 f.cancel()
-            executor.shutdown(wait=True, cancel_futures=True)
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
 
 
 _END = object()
@@ -237,6 +284,7 @@ class Producer:
         self._cond = threading.Condition()
         self._allowed, self._drawn = 0, 0
         self._thread = None
+        self._done = threading.Event()
 
     def allow(self, n):
         """Let the producer draw ``n`` more batches (None: until the generator ends)."""
@@ -244,6 +292,7 @@ class Producer:
             self._allowed = math.inf if n is None else self._allowed + n
             self._cond.notify_all()
         if self._thread is None:
+            # counted before it starts: close() joins it even if Ctrl-C interrupts the start
             self._thread = threading.Thread(target=self._run, name="convcore-generator", daemon=True)
             self._thread.start()
 
@@ -257,6 +306,12 @@ class Producer:
         return False
 
     def _run(self):
+        try:
+            self._produce()
+        finally:
+            self._done.set()
+
+    def _produce(self):
         try:
             while True:
                 with self._cond:
@@ -281,7 +336,7 @@ class Producer:
                 err, item = self._q.get(timeout=0.1)
                 break
             except queue.Empty:
-                if self._thread is None or not self._thread.is_alive() and self._q.empty():
+                if self._thread is None or self._done.is_set() and self._q.empty():
                     raise RuntimeError("the generator's producer thread stopped without a batch") from None
         if err is _END:
             self._q.put((_END, None))  # stays exhausted
@@ -296,13 +351,13 @@ class Producer:
             self._cond.notify_all()
         t = self._thread
         if t is not None:
-            while t.is_alive():
+            while not self._done.wait(0.05):  # the producer may be blocked on a full queue
                 try:
                     while True:
                         self._q.get_nowait()
                 except queue.Empty:
                     pass
-                t.join(0.05)
+            t.join()
             self._thread = None
 
 
@@ -542,12 +597,18 @@ class DataEpochIterator:
         try:
             n = self.steps_per_epoch
             got = 0
-            for raw in a.batches(n):
-                data = standardize_batch(raw, self.where, a.source)
-                self._check_shapes(data, self._batch_no)
-                self._batch_no += 1
-                got += 1
-                yield self.convert(*data)
+            source = a.batches(n)
+            try:
+                for raw in source:
+                    data = standardize_batch(raw, self.where, a.source)
+                    self._check_shapes(data, self._batch_no)
+                    self._batch_no += 1
+                    got += 1
+                    yield self.convert(*data)
+            finally:
+                close = getattr(source, "close", None)
+                if close is not None:
+                    close()  # a worker pool: stopped and joined now, whatever ended the epoch
             if n is not None and got < n:
                 warnings.warn(_RAN_OUT, stacklevel=3)
                 self.ran_out = True

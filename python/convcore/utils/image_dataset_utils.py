@@ -246,7 +246,7 @@ def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
                                  batch_size=32, image_size=(256, 256), shuffle=True, seed=None,
                                  validation_split=None, subset=None, interpolation="bilinear", follow_links=False,
                                  crop_to_aspect_ratio=False, pad_to_aspect_ratio=False, data_format=None,
-                                 verbose=True):
+                                 verbose=True, format="tf"):
     """A dataset of ``(images, labels)`` batches from the images in ``directory``, as
     ``keras.utils.image_dataset_from_directory``.
 
@@ -262,8 +262,12 @@ def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
     'validation' or 'both' (a list ``[train, validation]``). Files are ``.bmp``,
     ``.gif``, ``.jpeg``, ``.jpg``, ``.png``.
 
+    ``format`` ('tf' or 'grain', Keras 3.15's choice of the returned type) is accepted
+    for compatibility: convcore returns its own dataset for both.
+
     Returns an :class:`ImageDirectoryDataset` (a PyDataset; Keras returns a
-    ``tf.data.Dataset``): see the module docstring for where convcore differs."""
+    ``tf.data.Dataset`` or a ``grain.IterDataset``): see the module docstring for where
+    convcore differs."""
     if labels not in ("inferred", None):
         if not isinstance(labels, (list, tuple)):
             raise ValueError("`labels` argument should be a list/tuple of integer labels, of the same size as the "
@@ -301,6 +305,8 @@ def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
     if interpolation not in _INTERPOLATIONS:
         raise ValueError(f"image_dataset_from_directory: interpolation={interpolation!r} is tf.image's; convcore "
                          f"resizes with {_INTERPOLATIONS}")
+    if format not in ("tf", "grain"):
+        raise ValueError(f'`format` should be either "tf" or "grain". Received: format={format}')
     if pad_to_aspect_ratio and crop_to_aspect_ratio:
         raise ValueError("Only one of `pad_to_aspect_ratio`, `crop_to_aspect_ratio` can be set to `True`.")
     if validation_split and not 0 < validation_split < 1:
@@ -354,6 +360,10 @@ def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
                              f"{ALLOWLIST_FORMATS}")
         return [make(pt, lt, shuffle), make(pv, lv, False)]
     paths, labs = _split(paths, labs, validation_split, subset, verbose)
+    if not paths and labels == "inferred" and not class_names:
+        raise ValueError(f"No images found in directory {directory}: it has no class sub-folders (labels='inferred' "
+                         "takes one sub-folder of images per class); for a folder of images without classes pass "
+                         "labels=None")
     if not paths:
         raise ValueError(f"No images found in directory {directory}. Allowed formats: {ALLOWLIST_FORMATS}")
     return make(paths, labs, shuffle)
