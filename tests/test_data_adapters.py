@@ -322,6 +322,10 @@ def test_pydataset_calls_equal_keras():
         assert dc.calls["get"] == dk.calls["get"][1:], kw
         assert dc.calls["begin"] == dc.calls["end"] == kw["epochs"] == dk.calls["begin"] - 1
         assert {k: len(v) for k, v in hc.history.items()} == {k: len(v) for k, v in hk.history.items()}
+    vc, vk = DS(), KDS()  # validation with validation_steps: from the first batch each time, as Keras
+    ours().fit(X, Y, epochs=2, validation_data=vc, validation_steps=2, verbose=0)
+    theirs().fit(X, Y, epochs=2, validation_data=vk, validation_steps=2, verbose=0)
+    assert vc.calls["get"] == vk.calls["get"] == [0, 1, 0, 1]
     di = InfiniteDS()
     ours().fit(di, epochs=2, steps_per_epoch=3, verbose=0)
     assert di.calls["get"] == list(range(6))  # an infinite dataset's indices go on across epochs

@@ -617,6 +617,12 @@ class DataEpochIterator:
         finally:
             a.on_epoch_end()
 
+    def reset(self):
+        """Start a new pass at the next epoch (each evaluation does, as Keras resets its
+        evaluation iterator); a generator cannot restart and goes on."""
+        if self.adapter.restartable:
+            self.adapter.reset()
+
     def has_more(self):
         """False once a generator has ended (an epoch would have no batch)."""
         return self.adapter.has_more()

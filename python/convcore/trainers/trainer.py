@@ -912,6 +912,7 @@ class Trainer:
         :class:`~.data_adapters.DataEpochIterator`, with the ``on_test_*`` hooks."""
         if isinstance(data, data_adapters.DataEpochIterator):
             it, n_steps = data, None
+            it.reset()  # each evaluation from the first batch of a PyDataset, as Keras
         else:
             xs, ys, sw = data
             it = EpochIterator(xs, ys, sw, batch_size, False, None, None)
