@@ -572,6 +572,11 @@ def test_bad_input_messages():
     with pytest.raises(ValueError, match=r"batch 3 of the generator has inputs of shape \(5,\).*first batch had "
                                          r"\(4,\)"):
         m.fit(shapes(), shuffle=False, verbose=0)
+    # axes the model leaves free may change from batch to batch
+    free = cc.Sequential([cc.Input((None, 4)), cc.layers.GlobalAveragePooling1D(), cc.layers.Dense(1)])
+    free.compile("sgd", "mse")
+    free.fit(iter([(np.ones((2, n, 4), "float32"), np.ones((2, 1), "float32")) for n in (3, 5)]), shuffle=False,
+             verbose=0)
     with pytest.raises(ValueError, match="must yield batches .* received a tuple of 4"):
         m.fit(iter([(X, Y, Y, Y)]), shuffle=False, verbose=0)
     with pytest.raises(ValueError, match="class_weight or sample_weight, not both"):

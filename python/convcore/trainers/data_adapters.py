@@ -555,9 +555,12 @@ class DataEpochIterator:
     epoch takes ``steps_per_epoch`` batches, the pass going on across epochs, and one
     that reaches the end of a finite dataset stops short there with Keras's warning.
     ``convert(x, y, sample_weight)`` checks and converts each batch; the inputs'
-    shapes (batch axis aside) must stay those of the first batch."""
+    shapes (batch axis aside) must stay those of the first batch, except along the
+    axes ``input_shapes`` (the model's, without the batch axis) leave as None. Without
+    ``input_shapes`` (a subclassed model) the shapes are not compared."""
 
-    def __init__(self, adapter, steps_per_epoch, convert, where):
+    def __init__(self, adapter, steps_per_epoch, convert, where, input_shapes=None):
+        self.input_shapes = input_shapes
         self.adapter, self.steps_per_epoch, self.convert, self.where = adapter, steps_per_epoch, convert, where
         nb = adapter.num_batches
         if nb is None and steps_per_epoch is None and adapter.restartable:
@@ -579,9 +582,14 @@ class DataEpochIterator:
         return nb if nb is not None else self._learned
 
     def _check_shapes(self, data, b):
+        if self.input_shapes is None:
+            return
         x = data[0]
         shapes = [np.shape(v)[1:] for v in (x if isinstance(x, (list, tuple)) else
                                             x.values() if isinstance(x, dict) else [x])]
+        if len(shapes) == len(self.input_shapes):  # the axes the model leaves free may vary
+            shapes = [tuple(None if m is None else d for d, m in zip(s, ms)) if len(s) == len(ms) else s
+                      for s, ms in zip(shapes, self.input_shapes)]
         if self._shapes is None:
             self._shapes = shapes
         elif shapes != self._shapes:

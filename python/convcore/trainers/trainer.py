@@ -723,8 +723,11 @@ class Trainer:
         tf.keras 2's arguments: ``max_queue_size`` (default 10), ``workers`` (default
         1; 0 draws a generator in the training thread) and ``use_multiprocessing``
         (default False) set how batches are loaded (for a PyDataset they override its
-        own settings when given); ``shuffle`` shuffles a PyDataset's batches and is
-        ignored for a generator (silently, as tf.keras 2)."""
+        own settings when given). A generator is always drawn by one producer thread
+        (``workers`` > 1 and ``use_multiprocessing`` do not apply to it: tf.keras 2's
+        several threads or processes on one generator duplicated or reordered its
+        batches). ``shuffle`` shuffles a PyDataset's batches and is ignored for a
+        generator (silently, as tf.keras 2)."""
         return self._fit_entry(generator, None, None, epochs, verbose, callbacks, 0.0, validation_data, shuffle,
                                class_weight, None, initial_epoch, steps_per_epoch, validation_steps, None,
                                validation_freq, self._loader(max_queue_size, workers, use_multiprocessing),
@@ -766,7 +769,8 @@ class Trainer:
             else:
                 def convert(bx, by, bsw):
                     return self._data(bx, by, bsw, class_weight, where)
-            return data_adapters.DataEpochIterator(adapter, steps, convert, where)
+            shapes = [tuple(t.shape[1:]) for t in self.inputs] if self._is_graph() else None
+            return data_adapters.DataEpochIterator(adapter, steps, convert, where, shapes)
         except BaseException:
             adapter.close()
             raise
