@@ -387,11 +387,20 @@ def test_use_multiprocessing_with_a_picklable_dataset():
     assert multiprocessing.active_children() == []
 
 
-def test_unpicklable_dataset_with_processes_is_a_clear_error():
+def test_unpicklable_dataset_with_processes(monkeypatch):
+    """Forked workers inherit the dataset (nothing is pickled, as Keras); with another
+    start method an unpicklable dataset is a clear error before any process starts."""
+    from convcore.trainers import data_adapters
+
     class Local(DS):  # a local class cannot be pickled
         pass
+    if multiprocessing.get_start_method() == "fork":
+        ours().fit(Local(workers=2, use_multiprocessing=True), verbose=0)
+        assert multiprocessing.active_children() == []
+    monkeypatch.setattr(data_adapters, "_mp_context", lambda: multiprocessing.get_context("spawn"))
     with pytest.raises(TypeError, match="use_multiprocessing=True .* must be picklable"):
         ours().fit(Local(workers=2, use_multiprocessing=True), verbose=0)
+    assert multiprocessing.active_children() == []
 
 
 def _is_ours(t):

@@ -178,6 +178,11 @@ def _worker_get(index):
     return _WORKER_DATASET[index]
 
 
+def _mp_context():
+    """The start method of the worker processes: Python's default (Keras's too)."""
+    return multiprocessing.get_context()
+
+
 class _ThreadPool:
     """``workers`` threads calling ``fn(i)``, started at once. Every thread is counted
     before it starts and signals when it has finished, so :meth:`shutdown` joins all of
@@ -237,6 +242,14 @@ class OrderedLoader:
     def _executor(self):
         if not self.use_multiprocessing:
             return _ThreadPool(self.workers, self.dataset.__getitem__), None
+        ctx = _mp_context()
+        if ctx.get_start_method() != "fork":  # forked workers inherit the dataset; others unpickle it
+            self._check_picklable()
+        ex = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
+                                                    initargs=(self.dataset,))
+        return ex, _worker_get
+
+    def _check_picklable(self):
         import pickle
         try:
             pickle.dumps(self.dataset)  # a clear error here, not a broken pool later
@@ -244,9 +257,6 @@ class OrderedLoader:
             raise TypeError(f"use_multiprocessing=True sends the dataset ({type(self.dataset).__name__}) to worker "
                             f"processes, so it must be picklable, and it is not: {e}. Use threads "
                             "(use_multiprocessing=False), or keep unpicklable things out of the dataset") from e
-        ex = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(),
-                                                    initializer=_init_worker, initargs=(self.dataset,))
-        return ex, _worker_get
 
     def __iter__(self):
         executor = None
