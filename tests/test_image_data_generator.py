@@ -5,9 +5,8 @@ transformed pixels (scipy's affine_transform in Keras, the native warp here), th
 statistics after ``fit``, the same batches from ``flow`` / ``flow_from_directory`` /
 ``flow_from_dataframe``.
 
-Known differences of the native warp from Keras's scipy modes are ``xfail(strict=True)``
-with the reason: they flip to passing when the kernel gains scipy's non-grid
-'constant' / 'wrap' and its round-half-up nearest tap.
+The native warp has scipy.ndimage's plain 'constant' / 'wrap' modes and its
+round-half-up nearest tap, so every fill mode and order equals Keras.
 """
 from __future__ import annotations
 
@@ -49,14 +48,6 @@ GEOMETRIC = dict(rotation_range=35, width_shift_range=0.2, height_shift_range=0.
 EVERYTHING = dict(GEOMETRIC, channel_shift_range=25.0, horizontal_flip=True, vertical_flip=True,
                   brightness_range=(0.4, 1.6))
 
-CONSTANT_REASON = ("native warp's 'constant' is scipy's 'grid-constant' (cval blended into the half-pixel "
-                   "fringe); Keras's scipy 'constant' gives cval to any sample point outside [0, n-1] on either "
-                   "axis and never blends")
-WRAP_REASON = ("native warp's 'wrap' is scipy's 'grid-wrap' (period n); Keras's scipy 'wrap' maps a sample "
-               "coordinate into [0, n-1] with period n-1 before interpolating")
-ORDER0_REASON = ("native nearest tap rounds exact half-pixel ties to even; scipy's order=0 takes "
-                 "floor(c + 0.5) (ties round up)")
-
 
 def both(K, **kw):
     return K.ImageDataGenerator(**kw), ImageDataGenerator(**kw)
@@ -94,13 +85,7 @@ def test_get_random_transform_equals_keras_for_the_same_seed(K, kw):
 # apply_transform / random_transform
 # ---------------------------------------------------------------------------------
 
-def _mode_params(mode, reason):
-    return pytest.param(mode, marks=pytest.mark.xfail(strict=True, reason=reason)) if reason else mode
-
-
-@pytest.mark.parametrize("fill_mode", [_mode_params("nearest", None), _mode_params("reflect", None),
-                                       _mode_params("constant", CONSTANT_REASON),
-                                       _mode_params("wrap", WRAP_REASON)])
+@pytest.mark.parametrize("fill_mode", ["nearest", "reflect", "constant", "wrap"])
 def test_random_transform_equals_keras_for_every_fill_mode(K, fill_mode):
     k, c = both(K, fill_mode=fill_mode, cval=40.0, **EVERYTHING)
     x = rand_image()
@@ -154,7 +139,7 @@ def test_apply_transform_interior_equals_keras_for_constant_and_wrap(K, fill_mod
     close(got[2:6, 3:7], want[2:6, 3:7])
 
 
-@pytest.mark.parametrize("fill_mode", [_mode_params("constant", CONSTANT_REASON), _mode_params("wrap", WRAP_REASON)])
+@pytest.mark.parametrize("fill_mode", ["constant", "wrap"])
 def test_apply_transform_border_equals_keras_for_constant_and_wrap(K, fill_mode):
     k, c = both(K, fill_mode=fill_mode, cval=9.0)
     x = rand_image((8, 10, 3), seed=5)
@@ -183,7 +168,6 @@ def test_interpolation_orders_equal_keras(K, order):
         close(c.apply_transform(x, p), k.apply_transform(x, p))
 
 
-@pytest.mark.xfail(strict=True, reason=ORDER0_REASON)
 def test_nearest_order_at_exact_half_pixel_ties_equals_keras(K):
     k, c = both(K, interpolation_order=0, fill_mode="nearest")
     x = rand_image((8, 10, 1), seed=2)

@@ -18,7 +18,7 @@ from .pooling import avg_pool, max_pool
 from .signal import convolve, convolve2d, correlate, correlate2d
 from . import activations, backend, callbacks, constraints, datasets, initializers, layers, losses, optimizers
 from . import metrics, regularizers, utils
-from . import adversarial, inspect, models
+from . import adversarial, inspect, models, preprocessing
 from .backend import set_floatx, set_seed
 from .device import devices, get_device, set_device
 from .layers import Input
@@ -29,7 +29,7 @@ __version__ = "0.1.0"
 __all__ = [
     "correlate", "convolve", "correlate2d", "convolve2d", "max_pool", "avg_pool",
     "signal", "ndimage", "pooling", "set_num_threads", "get_num_threads", "__version__",
-    "Sequential", "Model", "Input", "layers", "optimizers", "losses", "callbacks", "datasets", "models",
+    "Sequential", "Model", "Input", "layers", "preprocessing", "optimizers", "losses", "callbacks", "datasets", "models",
     "activations", "backend", "constraints", "metrics", "initializers", "regularizers", "utils",
     "load_model", "set_seed", "Tensor", "Variable", "convert_to_tensor", "ops", "GradientTape", "set_floatx", "inspect", "adversarial", "devices", "set_device", "get_device",
 ]

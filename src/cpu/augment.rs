@@ -30,6 +30,13 @@ pub enum FillMode {
     Constant,
     /// a a a a | a b c d | d d d d (scipy 'nearest').
     Nearest,
+    /// scipy.ndimage's plain 'constant' (Keras's ImageDataGenerator): a sample whose
+    /// coordinate leaves [0, n - 1] on either axis is the fill value, with no blending;
+    /// inside, the taps are clamped.
+    NdimageConstant,
+    /// scipy.ndimage's plain 'wrap': the coordinate wraps with period n - 1 (not n), then
+    /// the taps are clamped.
+    NdimageWrap,
 }
 
 impl FillMode {
@@ -39,8 +46,11 @@ impl FillMode {
             "wrap" => Ok(FillMode::Wrap),
             "constant" => Ok(FillMode::Constant),
             "nearest" => Ok(FillMode::Nearest),
+            "ndimage_constant" => Ok(FillMode::NdimageConstant),
+            "ndimage_wrap" => Ok(FillMode::NdimageWrap),
             other => Err(Error::Value(format!(
-                "fill_mode must be one of 'reflect', 'wrap', 'constant', 'nearest', got '{other}'"
+                "fill_mode must be one of 'reflect', 'wrap', 'constant', 'nearest', 'ndimage_constant', \
+                 'ndimage_wrap', got '{other}'"
             ))),
         }
     }
@@ -55,11 +65,50 @@ impl FillMode {
         }
         match self {
             FillMode::Constant => None,
-            FillMode::Nearest => Some(i.clamp(0, n - 1) as usize),
+            FillMode::Nearest | FillMode::NdimageConstant | FillMode::NdimageWrap => Some(i.clamp(0, n - 1) as usize),
             FillMode::Wrap => Some(i.rem_euclid(n) as usize),
             FillMode::Reflect => {
                 let m = i.rem_euclid(2 * n);
                 Some(if m < n { m } else { 2 * n - 1 - m } as usize)
+            }
+        }
+    }
+
+    /// Whether the mode maps the sample coordinate itself (scipy.ndimage's plain modes),
+    /// before the taps.
+    fn maps_coordinates(self) -> bool {
+        matches!(self, FillMode::NdimageConstant | FillMode::NdimageWrap)
+    }
+
+    /// scipy.ndimage's `map_coordinate`: a sample coordinate `c` on an axis of length `n`
+    /// mapped into [0, n - 1] by the mode (None: the constant fill).
+    fn map_coordinate(self, c: f64, n: usize) -> Option<f64> {
+        let len = n as f64;
+        if (0.0..=len - 1.0).contains(&c) {
+            return Some(c);
+        }
+        if n <= 1 && self != FillMode::Constant && self != FillMode::NdimageConstant {
+            return Some(0.0);
+        }
+        match self {
+            FillMode::Constant | FillMode::NdimageConstant => None,
+            FillMode::Nearest => Some(c.clamp(0.0, len - 1.0)),
+            FillMode::Reflect => {
+                let sz2 = 2.0 * len;
+                let mut c = c;
+                if c < 0.0 {
+                    if c < -sz2 {
+                        c += sz2 * (-c / sz2).trunc();
+                    }
+                    Some(if c < -len { c + sz2 } else { -c - 1.0 })
+                } else {
+                    c -= sz2 * (c / sz2).trunc();
+                    Some(if c >= len { sz2 - c - 1.0 } else { c })
+                }
+            }
+            FillMode::Wrap | FillMode::NdimageWrap => {
+                let sz = len - 1.0;
+                Some(if c < 0.0 { c + sz * ((-c / sz).trunc() + 1.0) } else { c - sz * (c / sz).trunc() })
             }
         }
     }
@@ -72,6 +121,10 @@ pub enum Interpolation {
     /// The nearest pixel, halves rounded to even (numpy's `round`, as Keras's
     /// `map_coordinates(order=0)`).
     Nearest,
+    /// scipy.ndimage's order 0 (Keras's ImageDataGenerator with interpolation_order=0):
+    /// the coordinate is mapped by the fill mode first, then the pixel at
+    /// floor(c + 0.5), clamped, is taken.
+    NdimageNearest,
 }
 
 impl Interpolation {
@@ -79,7 +132,10 @@ impl Interpolation {
         match s {
             "bilinear" => Ok(Interpolation::Bilinear),
             "nearest" => Ok(Interpolation::Nearest),
-            other => Err(Error::Value(format!("interpolation must be 'bilinear' or 'nearest', got '{other}'"))),
+            "ndimage_nearest" => Ok(Interpolation::NdimageNearest),
+            other => Err(Error::Value(format!(
+                "interpolation must be 'bilinear', 'nearest' or 'ndimage_nearest', got '{other}'"
+            ))),
         }
     }
 }
@@ -174,9 +230,28 @@ struct Tap {
 #[inline]
 fn taps(spec: &WarpSpec, m: &[f64], x: usize, y: usize, out: &mut [Tap; 4]) -> usize {
     let (xf, yf) = (x as f64, y as f64);
-    let sx = m[0] * xf + m[1] * yf + m[2];
-    let sy = m[3] * xf + m[4] * yf + m[5];
+    let mut sx = m[0] * xf + m[1] * yf + m[2];
+    let mut sy = m[3] * xf + m[4] * yf + m[5];
     let (h, w, mode) = (spec.dims.h, spec.dims.w, spec.fill_mode);
+    if mode.maps_coordinates() || spec.interpolation == Interpolation::NdimageNearest {
+        // scipy.ndimage's plain modes: the coordinate is mapped, then the taps clamped
+        match (mode.map_coordinate(sx, w), mode.map_coordinate(sy, h)) {
+            (Some(cx), Some(cy)) => {
+                sx = cx;
+                sy = cy;
+            }
+            _ => {
+                out[0] = Tap { src: None, weight: 1.0 };
+                return 1;
+            }
+        }
+        if spec.interpolation == Interpolation::NdimageNearest {
+            let r = to_index((sy + 0.5).floor()).clamp(0, h as i64 - 1) as usize;
+            let c = to_index((sx + 0.5).floor()).clamp(0, w as i64 - 1) as usize;
+            out[0] = Tap { src: Some(r * w + c), weight: 1.0 };
+            return 1;
+        }
+    }
     let pixel = |r: i64, c: i64| -> Option<usize> {
         match (mode.map(r, h), mode.map(c, w)) {
             (Some(r), Some(c)) => Some(r * w + c),
@@ -184,7 +259,7 @@ fn taps(spec: &WarpSpec, m: &[f64], x: usize, y: usize, out: &mut [Tap; 4]) -> u
         }
     };
     match spec.interpolation {
-        Interpolation::Nearest => {
+        Interpolation::Nearest | Interpolation::NdimageNearest => {
             out[0] = Tap { src: pixel(to_index(sy.round_ties_even()), to_index(sx.round_ties_even())), weight: 1.0 };
             1
         }
@@ -517,6 +592,35 @@ pub fn brightness_backward<T: Element>(x: &[T], dy: &[T], spec: &ColorSpec) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ndimage_coordinates_follow_scipys_map_coordinate() {
+        let m = |mode: FillMode, c: f64, n: usize| mode.map_coordinate(c, n);
+        // plain 'wrap' has period n - 1: on 5 samples, 4.5 is 0.5 and -0.5 is 3.5
+        assert_eq!(m(FillMode::NdimageWrap, 4.5, 5), Some(0.5));
+        assert_eq!(m(FillMode::NdimageWrap, -0.5, 5), Some(3.5));
+        assert_eq!(m(FillMode::NdimageWrap, 9.0, 5), Some(1.0));
+        // plain 'constant': anything outside [0, n - 1] is the fill, the ends are inside
+        assert_eq!(m(FillMode::NdimageConstant, -0.01, 5), None);
+        assert_eq!(m(FillMode::NdimageConstant, 4.0, 5), Some(4.0));
+        assert_eq!(m(FillMode::NdimageConstant, 4.01, 5), None);
+        // 'reflect' (half-sample symmetric): -1 is 0, 5 is 4, -6 is 4, 10.25 is 0.25
+        assert_eq!(m(FillMode::Reflect, -1.0, 5), Some(0.0));
+        assert_eq!(m(FillMode::Reflect, 5.0, 5), Some(4.0));
+        assert_eq!(m(FillMode::Reflect, -6.0, 5), Some(4.0));
+        assert_eq!(m(FillMode::Reflect, 10.25, 5), Some(0.25));
+        assert_eq!(m(FillMode::Nearest, -3.5, 5), Some(0.0));
+        assert_eq!(m(FillMode::NdimageWrap, 7.0, 1), Some(0.0));
+        // order 0: floor(c + 0.5) of the mapped coordinate (2.5 -> 3, not numpy's 2)
+        let d = ImageBatch { n: 1, h: 1, w: 5, c: 1 };
+        let x: Vec<f64> = (0..5).map(f64::from).collect();
+        let s = WarpSpec::new(d, &[1.0, 0.0, 0.5, 0.0, 1.0, 0.0], &[1, 6], Interpolation::NdimageNearest,
+                              FillMode::NdimageWrap, 0.0).unwrap();
+        assert_eq!(affine_warp(&x, &s).unwrap(), vec![1.0, 2.0, 3.0, 4.0, 1.0]);
+        let s = WarpSpec::new(d, &[1.0, 0.0, -0.5, 0.0, 1.0, 0.0], &[1, 6], Interpolation::Bilinear,
+                              FillMode::NdimageConstant, -1.0).unwrap();
+        assert_eq!(affine_warp(&x, &s).unwrap(), vec![-1.0, 0.5, 1.5, 2.5, 3.5]);
+    }
 
     /// A small deterministic pseudo-random sequence in [-1, 1).
     fn noise(len: usize, seed: u64) -> Vec<f64> {

@@ -117,9 +117,12 @@ fn affine_warp_t<'py, T: Element + numpy::Element>(
 /// Warp each image of x (N, H, W, C) by its own affine map: output pixel (x, y)
 /// (x = column, y = row) samples the input at (a0*x + a1*y + a2, b0*x + b1*y + b2), with
 /// transforms (N, 6) = [a0, a1, a2, b0, b1, b2] per image (Keras's affine_transform
-/// convention, without the projective terms). interpolation: 'bilinear' | 'nearest';
+/// convention, without the projective terms). interpolation: 'bilinear' | 'nearest' |
+/// 'ndimage_nearest' (scipy.ndimage's order 0: the mapped coordinate, halves rounded up);
 /// fill_mode: 'reflect' | 'wrap' | 'constant' | 'nearest', applied per sample tap as
-/// scipy.ndimage's 'reflect' | 'grid-wrap' | 'grid-constant' | 'nearest'.
+/// scipy.ndimage's 'reflect' | 'grid-wrap' | 'grid-constant' | 'nearest', or
+/// 'ndimage_constant' | 'ndimage_wrap': scipy.ndimage's plain 'constant' and 'wrap',
+/// which map the sample coordinate (Keras's ImageDataGenerator).
 #[pyfunction]
 #[pyo3(signature = (x, transforms, interpolation="bilinear", fill_mode="reflect", fill_value=0.0))]
 fn affine_warp<'py>(

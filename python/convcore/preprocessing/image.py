@@ -15,13 +15,12 @@ How convcore computes, and where it differs from Keras:
   channel. The matrices are Keras's (``transform_matrix_offset_center`` included, with
   its (height, width) centre for non-square images). ``interpolation_order`` 0 and 1
   are native; orders 2 to 5 (splines) use scipy, as Keras, when scipy is installed.
-* Known differences of the native warp from scipy, until the kernel gains scipy's
-  non-grid modes: ``fill_mode='constant'`` blends ``cval`` into the half-pixel fringe
-  outside the image (scipy's 'grid-constant'; Keras's scipy 'constant' gives ``cval``
-  to any point outside [0, n-1] and never blends); ``fill_mode='wrap'`` wraps with
-  period n (scipy's 'grid-wrap'; scipy's 'wrap' has period n-1); and
-  ``interpolation_order=0`` rounds a coordinate exactly halfway between two pixels
-  to even (scipy rounds it up). 'nearest' and 'reflect' with order 1 equal scipy.
+* The native warp follows scipy.ndimage's plain modes, as Keras passes them:
+  ``fill_mode='constant'`` gives ``cval`` to any sample outside [0, n-1] (no
+  blending), ``'wrap'`` has period n-1, ``'reflect'`` and ``'nearest'`` are scipy's,
+  and ``interpolation_order=0`` takes the pixel at ``floor(c + 0.5)`` of the mapped
+  coordinate (scipy's rounding of exact half-pixel ties). (The Random* layers keep
+  Keras 3's grid modes.)
 * Inside ``flow`` / ``flow_from_directory`` the parameters of a batch are drawn first
   (per sample, in Keras's order), then the batch is transformed, then
   ``preprocessing_function`` runs per image: a ``preprocessing_function`` that draws
@@ -61,11 +60,11 @@ __all__ = ["ImageDataGenerator", "Iterator", "NumpyArrayIterator", "DirectoryIte
 _IMAGE_UTILS = ("load_img", "img_to_array", "array_to_img", "save_img", "smart_resize")
 FILL_MODES = ("constant", "nearest", "reflect", "wrap")
 # The native warp's interpolation for each interpolation_order it computes, and its
-# fill mode for each of Keras's. The kernel's modes are scipy's grid modes (those of
-# the Random* layers); when it gains scipy's plain 'constant' / 'wrap' and the
-# round-half-up nearest tap (see the module notes), name them here.
-_NATIVE_ORDERS = {0: "nearest", 1: "bilinear"}
-_NATIVE_FILL_MODES = {"constant": "constant", "nearest": "nearest", "reflect": "reflect", "wrap": "wrap"}
+# fill mode for each of Keras's: scipy.ndimage's plain modes (the Random* layers use
+# the grid ones).
+_NATIVE_ORDERS = {0: "ndimage_nearest", 1: "bilinear"}
+_NATIVE_FILL_MODES = {"constant": "ndimage_constant", "nearest": "nearest", "reflect": "reflect",
+                      "wrap": "ndimage_wrap"}
 
 
 def __getattr__(name):
@@ -931,9 +930,8 @@ class ImageDataGenerator:
     dtype : str or None
         None: ``convcore.backend.floatx()``.
 
-    See the module notes for where the values differ from Keras ('constant' and
-    'wrap' at the borders, order 0 at exact ties, the order of draws of a
-    ``preprocessing_function``).
+    See the module notes for where convcore differs from Keras (the order of draws
+    of a ``preprocessing_function``).
 
     Examples
     --------
