@@ -9,8 +9,10 @@ Keras 3's ``keras.src.trainers.data_adapters``:
   sample_weight)``, finite or infinite: :class:`GeneratorDataAdapter`.
 
 **Loading overlaps training.** A PyDataset with ``workers > 1`` loads its next batches in
-a pool of threads (``use_multiprocessing=True``: processes; the dataset is sent to them,
-never the model), at most ``max_queue_size`` ahead, in order; a generator is drawn by one
+a pool of threads (``use_multiprocessing=True``: processes, started with 'forkserver' or
+'spawn', never 'fork' (a forked child deadlocks in convcore's native thread pool): the
+dataset is pickled to them, never the model, so it must be picklable and its class
+importable), at most ``max_queue_size`` ahead, in order; a generator is drawn by one
 producer thread into a bounded queue. The native steps release the GIL, so the loading
 runs while the step computes. An exception in a worker reaches the caller of ``fit`` with
 the worker's traceback (threads: the exception's own traceback; processes: chained as
@@ -30,6 +32,10 @@ Where convcore differs from Keras 3.15 (documented in ``Model.fit``):
   refuses it for generators).
 - ``batch_size`` with a generator or a PyDataset is refused (tf.keras 2's error);
   Keras 3 ignores it.
+- Worker processes are started with 'forkserver' / 'spawn' (Keras: the platform's
+  default, 'fork' on Linux), so the dataset is pickled to them: it must be picklable,
+  and its class defined in a module (not a notebook); each epoch's pool starts in about
+  a second.
 - A PyDataset whose ``num_batches`` is None (infinite) without ``steps_per_epoch`` is
   refused (Keras 3 runs one endless epoch). A plain generator cannot say whether it
   ends: without ``steps_per_epoch`` its first epoch lasts until it stops, as Keras.
@@ -38,6 +44,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import concurrent.futures.process
 import itertools
 import math
 import multiprocessing
@@ -165,13 +172,15 @@ def standardize_batch(batch, where, source):
 _WORKER_DATASET = None
 
 
-def _init_worker(dataset):
-    """A worker process: the dataset, and Ctrl-C left to the parent (which stops the
-    pool), so a KeyboardInterrupt prints one traceback, not one per worker."""
+def _init_worker(payload):
+    """A worker process: the dataset (unpickled from ``payload``), and Ctrl-C left to
+    the parent (which stops the pool), so a KeyboardInterrupt prints one traceback,
+    not one per worker."""
     global _WORKER_DATASET
+    import pickle
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _WORKER_DATASET = dataset
+    _WORKER_DATASET = pickle.loads(payload)  # the parent's own dataset: data it pickled itself
 
 
 def _worker_get(index):
@@ -179,8 +188,12 @@ def _worker_get(index):
 
 
 def _mp_context():
-    """The start method of the worker processes: Python's default (Keras's too)."""
-    return multiprocessing.get_context()
+    """The start method of the worker processes: 'forkserver' (else 'spawn'), never
+    'fork': a forked child inherits the parent's native thread pools without their
+    threads, and the first native op it runs (a resize, an augmentation warp) waits
+    for them forever."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
 class _ThreadPool:
@@ -242,21 +255,27 @@ class OrderedLoader:
     def _executor(self):
         if not self.use_multiprocessing:
             return _ThreadPool(self.workers, self.dataset.__getitem__), None
-        ctx = _mp_context()
-        if ctx.get_start_method() != "fork":  # forked workers inherit the dataset; others unpickle it
-            self._check_picklable()
-        ex = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                                    initargs=(self.dataset,))
+        payload = self._pickled()
+        ex = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=_mp_context(), initializer=_init_worker,
+                                                    initargs=(payload,))
         return ex, _worker_get
 
-    def _check_picklable(self):
+    def _pickled(self):
+        """The dataset pickled for the worker processes (never the model), or a clear
+        error when it cannot be."""
         import pickle
+        import sys
+        cls = type(self.dataset)
+        if cls.__module__ == "__main__" and not hasattr(sys.modules.get("__main__"), "__file__"):
+            raise TypeError(f"use_multiprocessing=True: the dataset's class {cls.__name__} is defined in an "
+                            "interactive session (a notebook, a REPL), which worker processes cannot import; "
+                            "define it in a module, or use threads (use_multiprocessing=False)")
         try:
-            pickle.dumps(self.dataset)  # a clear error here, not a broken pool later
+            return pickle.dumps(self.dataset)
         except Exception as e:
-            raise TypeError(f"use_multiprocessing=True sends the dataset ({type(self.dataset).__name__}) to worker "
-                            f"processes, so it must be picklable, and it is not: {e}. Use threads "
-                            "(use_multiprocessing=False), or keep unpicklable things out of the dataset") from e
+            raise TypeError(f"use_multiprocessing=True sends the dataset ({cls.__name__}) to worker processes, so it "
+                            f"must be picklable, and it is not: {e}. Use threads (use_multiprocessing=False), or "
+                            "keep unpicklable things out of the dataset") from e
 
     def __iter__(self):
         executor = None
@@ -268,7 +287,13 @@ class OrderedLoader:
             for i in itertools.islice(it, self.ahead):
                 pending.append(submit(i))
             while pending:
-                batch = pending.popleft().result()  # a worker's exception is raised here
+                try:
+                    batch = pending.popleft().result()  # a worker's exception is raised here
+                except concurrent.futures.process.BrokenProcessPool as e:
+                    raise RuntimeError("use_multiprocessing=True: a worker process died before it returned a "
+                                       f"batch of {type(self.dataset).__name__} (it could not import the "
+                                       "dataset's class or unpickle the dataset, or it crashed); see the "
+                                       "worker's error above, or use threads (use_multiprocessing=False)") from e
                 for i in itertools.islice(it, 1):
                     pending.append(submit(i))
                 yield batch
