@@ -676,7 +676,11 @@ class Trainer:
         two it peeked at); ``class_weight`` works with generators (Keras 3 refuses it);
         ``batch_size`` with batches is an error (Keras 3 ignores it); an infinite
         PyDataset needs ``steps_per_epoch``; a PyDataset's epoch hooks run once per
-        epoch (Keras runs one extra pair to build the model)."""
+        epoch (Keras runs one extra pair to build the model); worker processes start
+        with 'forkserver' / 'spawn', not 'fork', so the dataset must be picklable. Each
+        validation on a PyDataset starts from its first batch (as Keras); a validation
+        generator goes on where the last validation stopped, and one without
+        ``validation_steps`` that has ended stops training with Keras's warning."""
         return self._fit_entry(x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
                                shuffle, class_weight, sample_weight, initial_epoch, steps_per_epoch,
                                validation_steps, validation_batch_size, validation_freq)
