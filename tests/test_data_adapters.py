@@ -291,6 +291,12 @@ def test_validation_data_as_generator_and_pydataset():
         _assert_same(ma, ha, mb, hb)
 
 
+def test_validation_generator_that_ends_stops_training():
+    with pytest.warns(UserWarning, match="ran out of data"):
+        h = ours().fit(DS(), epochs=4, shuffle=False, validation_data=gen(2), verbose=0)
+    assert len(h.history["loss"]) == 2 and len(h.history["val_loss"]) == 1
+
+
 # ---------------------------------------------------------------------- counts against Keras
 @pytest.mark.parametrize("case", [
     dict(data=lambda c: dict(x=gen(None, c), steps_per_epoch=3), epochs=2),
