@@ -4,7 +4,10 @@
 use crate::error::{Error, Result};
 use std::sync::{Arc, RwLock};
 
-static POOL: RwLock<Option<Arc<rayon::ThreadPool>>> = RwLock::new(None);
+/// The pool and the process it was started in: a forked child has none of the parent's
+/// threads, so it starts its own pool (a pool inherited through `fork` would wait forever
+/// for workers that do not exist).
+static POOL: RwLock<Option<(u32, Arc<rayon::ThreadPool>)>> = RwLock::new(None);
 
 /// More threads than this is a mistake (and starting them could take minutes).
 pub const MAX_THREADS: usize = 1024;
@@ -26,16 +29,28 @@ fn build(n: usize) -> Result<Arc<rayon::ThreadPool>> {
         .map_err(|e| Error::Value(format!("cannot start a pool of {n} threads: {e}")))
 }
 
-/// The current pool, created on first use.
+/// The current pool, created on first use (and anew in a forked child).
 pub fn pool() -> Result<Arc<rayon::ThreadPool>> {
-    if let Some(p) = POOL.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
-        return Ok(p.clone());
+    let pid = std::process::id();
+    if let Some((owner, p)) = POOL.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if *owner == pid {
+            return Ok(p.clone());
+        }
     }
     let mut guard = POOL.write().unwrap_or_else(|e| e.into_inner());
-    if guard.is_none() {
-        *guard = Some(build(default_threads())?);
+    let n = match guard.as_ref() {
+        Some((owner, p)) if *owner == pid => return Ok(p.clone()),
+        Some((_, p)) => p.current_num_threads(), // the parent's size
+        None => default_threads(),
+    };
+    if let Some(inherited) = guard.take() {
+        // A forked copy of the parent's pool: its threads do not exist here, so it must
+        // not be dropped (that would signal them); it is left as it is.
+        std::mem::forget(inherited);
     }
-    Ok(guard.as_ref().unwrap().clone())
+    let p = build(n)?;
+    *guard = Some((pid, p.clone()));
+    Ok(p)
 }
 
 /// Replace the pool with one of `n` threads (n >= 1).
@@ -44,7 +59,14 @@ pub fn set_num_threads(n: usize) -> Result<()> {
         return Err(Error::Value(format!("set_num_threads expects 1 <= n <= {MAX_THREADS}, got {n}")));
     }
     let p = build(n)?;
-    *POOL.write().unwrap_or_else(|e| e.into_inner()) = Some(p);
+    let pid = std::process::id();
+    let mut guard = POOL.write().unwrap_or_else(|e| e.into_inner());
+    if let Some((owner, old)) = guard.take() {
+        if owner != pid {
+            std::mem::forget(old); // inherited through fork (see `pool`)
+        }
+    }
+    *guard = Some((pid, p));
     Ok(())
 }
 

@@ -165,3 +165,41 @@ def test_training_is_identical_on_1_and_2_threads():
 def test_set_num_threads_rejects_absurd_counts():
     with pytest.raises(ValueError, match="1024"):
         convcore.set_num_threads(30000)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="os.fork exists on POSIX only")
+def test_a_forked_child_runs_native_work():
+    """A child forked after the parent used the native pool (a DataLoader or a
+    multiprocessing worker with the 'fork' start method) starts its own pool instead
+    of waiting forever on the parent's threads, which do not exist in the child; the
+    parent's pool keeps working."""
+    import os
+    import warnings
+    x = np.random.default_rng(2).random((64, 64)).astype(np.float32)
+    want = cn.gaussian_filter(x, 2.0)  # the parent's pool exists now
+    r, w = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # (fork in a process with threads)
+        pid = os.fork()
+    if pid == 0:  # the child: report, never return into pytest
+        try:
+            os.close(r)
+            got = cn.gaussian_filter(x, 2.0)
+            ok = np.array_equal(got, want) and convcore.get_num_threads() == ORIGINAL_THREADS
+            os.write(w, b"ok" if ok else b"wrong")
+        finally:
+            os._exit(0)
+    os.close(w)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung in native work")
+    assert os.read(r, 16) == b"ok"
+    os.close(r)
+    np.testing.assert_array_equal(cn.gaussian_filter(x, 2.0), want)

@@ -217,6 +217,11 @@ class CpuBackend:
     def conv_backward(self, x, w, dz, strides, dilation, padding, need_dx):
         return _core.conv_backward(_native(x), _native(w), _native(dz), strides, dilation, padding, need_dx)
 
+    def conv_input_grad(self, x_shape, w, dz, strides, dilation, padding):
+        """The input gradient alone of a convolution whose input has ``x_shape`` (a
+        transposed convolution of ``dz``): no weight gradient is computed."""
+        return _core.conv_input_grad(list(x_shape), _native(w), _native(dz), strides, dilation, padding)
+
     def depthwise_conv(self, x, w, strides, dilation, padding):
         return _core.depthwise_conv(_native(x), _native(w), list(strides), list(dilation), padding)
 
@@ -612,6 +617,11 @@ class GpuBackend(CpuBackend):
         if len(x.shape) == 2 and x.shape[1] == 0 and x.shape[0]:
             return self._host(super().dense_backward, x, w, dz, need_dx)
         return super().dense_backward(x, w, dz, need_dx)
+
+    def conv_input_grad(self, x_shape, w, dz, strides, dilation, padding):
+        # the GPU's backward kernel takes the input itself: zeros of its shape
+        return _core.conv_backward(_core.gpu_zeros(list(x_shape)).reshape(tuple(x_shape)), w, dz, strides, dilation,
+                                   padding, True)[0]
 
     def global_pool(self, kind, x):
         y, argmax = _core.gpu_global_pool_forward(kind, x)

@@ -397,6 +397,13 @@ pub fn conv_backward<T: Element>(x: &[T], w: &[T], dy: &[T], plan: &ConvPlan, ne
     conv_backward_tuned(x, w, dy, plan, need_dx, Tuning::default())
 }
 
+/// The input gradient alone (`dw` and `db` left empty): the transposed convolution of
+/// `dy` with `w`, which is how `conv_transpose` computes; no `x` is read.
+pub fn conv_input_grad<T: Element>(w: &[T], dy: &[T], plan: &ConvPlan) -> Result<Vec<T>> {
+    let g = conv_backward_impl(None, w, dy, plan, true, Tuning::default())?;
+    Ok(g.dx.unwrap_or_default())
+}
+
 pub(crate) fn conv_backward_tuned<T: Element>(
     x: &[T],
     w: &[T],
@@ -405,8 +412,23 @@ pub(crate) fn conv_backward_tuned<T: Element>(
     need_dx: bool,
     tuning: Tuning,
 ) -> Result<ConvGrads<T>> {
+    conv_backward_impl(Some(x), w, dy, plan, need_dx, tuning)
+}
+
+/// The backward; `x = None` computes dx only (no weight or bias gradient).
+fn conv_backward_impl<T: Element>(
+    x: Option<&[T]>,
+    w: &[T],
+    dy: &[T],
+    plan: &ConvPlan,
+    need_dx: bool,
+    tuning: Tuning,
+) -> Result<ConvGrads<T>> {
     let g = Geo::new(plan);
-    check_len("x", x.len(), g.in_len(), &plan.in_shape(), plan)?;
+    let need_dw = x.is_some();
+    if let Some(x) = x {
+        check_len("x", x.len(), g.in_len(), &plan.in_shape(), plan)?;
+    }
     check_len("the kernel", w.len(), g.kw * g.c_out, &plan.weight_shape(), plan)?;
     check_len("dy", dy.len(), g.out_len(), &plan.out_shape(), plan)?;
     let mut dx = if need_dx {
@@ -426,10 +448,10 @@ pub(crate) fn conv_backward_tuned<T: Element>(
         .zip(dxs)
         .map(|(t, mut dxt)| -> Result<(Vec<T>, Vec<T>)> {
             let (r_begin, r_end) = (t.b0 * g.positions, t.b1 * g.positions);
-            let mut dw = try_zeroed::<T>(g.kw * g.c_out, "the kernel gradient")?;
-            let mut db = vec![T::zero(); g.c_out];
+            let mut dw = try_zeroed::<T>(if need_dw { g.kw * g.c_out } else { 0 }, "the kernel gradient")?;
+            let mut db = vec![T::zero(); if need_dw { g.c_out } else { 0 }];
             let cap = piece_rows.min(r_end - r_begin) * g.kw;
-            let mut col = if g.direct {
+            let mut col = if g.direct || !need_dw {
                 Vec::new()
             } else {
                 try_zeroed::<T>(cap, "the im2col buffer")?
@@ -439,32 +461,34 @@ pub(crate) fn conv_backward_tuned<T: Element>(
             } else {
                 try_zeroed::<T>(cap, "the im2col gradient buffer")?
             };
-            let xt = &x[t.b0 * g.image_len()..t.b1 * g.image_len()];
+            let xt = x.map(|x| &x[t.b0 * g.image_len()..t.b1 * g.image_len()]);
             let mut r0 = r_begin;
             while r0 < r_end {
                 let rows = piece_rows.min(r_end - r0);
                 let dyp = &dy[r0 * g.c_out..][..rows * g.c_out];
                 let dym = MatRef::row_major(dyp, rows, g.c_out);
-                for row in dyp.chunks_exact(g.c_out) {
-                    for (s, &v) in db.iter_mut().zip(row) {
-                        *s += v;
+                if let Some(xt) = xt {
+                    for row in dyp.chunks_exact(g.c_out) {
+                        for (s, &v) in db.iter_mut().zip(row) {
+                            *s += v;
+                        }
                     }
+                    let a = if g.direct {
+                        &xt[(r0 - r_begin) * g.kw..][..rows * g.kw]
+                    } else {
+                        g.im2col(xt, t.b0, r0, &mut col[..rows * g.kw]);
+                        &col[..rows * g.kw]
+                    };
+                    let dwm = MatMut::row_major(&mut dw[..], g.kw, g.c_out);
+                    matmul(
+                        dwm,
+                        T::one(),
+                        MatRef::row_major(a, rows, g.kw).t(),
+                        dym,
+                        T::one(),
+                        gemm_threads,
+                    )?;
                 }
-                let a = if g.direct {
-                    &xt[(r0 - r_begin) * g.kw..][..rows * g.kw]
-                } else {
-                    g.im2col(xt, t.b0, r0, &mut col[..rows * g.kw]);
-                    &col[..rows * g.kw]
-                };
-                let dwm = MatMut::row_major(&mut dw[..], g.kw, g.c_out);
-                matmul(
-                    dwm,
-                    T::one(),
-                    MatRef::row_major(a, rows, g.kw).t(),
-                    dym,
-                    T::one(),
-                    gemm_threads,
-                )?;
                 if let Some(dxt) = dxt.as_deref_mut() {
                     if g.direct {
                         let dxp = &mut dxt[(r0 - r_begin) * g.kw..][..rows * g.kw];

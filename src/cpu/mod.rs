@@ -8,6 +8,8 @@ pub mod fft;
 pub mod gemm;
 pub mod nn;
 pub mod norm;
+#[cfg(target_arch = "x86_64")]
+mod norm_f32;
 pub mod optim;
 pub mod pool;
 pub mod resize;

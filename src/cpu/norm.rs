@@ -9,6 +9,31 @@ use crate::error::{try_filled, Result};
 use crate::ops::norm::NormPlan;
 use rayon::prelude::*;
 
+/// `s` as a float32 slice when `T` is f32 (the hand-vectorised rows), else None.
+#[inline(always)]
+fn f32s<T: Element>(s: &[T]) -> Option<&[f32]> {
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+        // SAFETY: T is f32 (same type, same layout).
+        Some(unsafe { std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len()) })
+    } else {
+        None
+    }
+}
+
+/// A float32 vector as `Vec<T>` when `T` is f32 (only called then).
+fn from_f32<T: Element>(v: Vec<f32>) -> Vec<T> {
+    assert!(std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>());
+    let mut v = std::mem::ManuallyDrop::new(v);
+    // SAFETY: T is f32 (checked above): same layout, same allocation.
+    unsafe { Vec::from_raw_parts(v.as_mut_ptr() as *mut T, v.len(), v.capacity()) }
+}
+
+/// Whether the float32 rows run hand-vectorised (AVX2 + FMA).
+fn fast_f32<T: Element>() -> bool {
+    cfg!(target_arch = "x86_64") && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+        && crate::cpu::simd::has_avx2_fma()
+}
+
 fn chunk_rows(p: &NormPlan) -> usize {
     // about 16K values per task, and at most 64 tasks' partials for the weight gradients
     (16384 / p.row_len().max(1)).max(p.rows.div_ceil(64)).max(1)
@@ -75,15 +100,21 @@ unsafe fn row1_forward_avx2<T: Element>(xr: &[T], yr: &mut [T], gm: &[T], bt: &[
 pub fn norm_forward<T: Element>(x: &[T], gamma: Option<&[T]>, beta: Option<&[T]>, p: &NormPlan)
                                 -> Result<(Vec<T>, Vec<T>, Vec<T>)> {
     let (rl, g, cg, c) = (p.row_len(), p.groups, p.cg, p.channels());
+    let ones = vec![T::one(); c];
+    let zeros = vec![T::zero(); c];
+    let gm = gamma.unwrap_or(&ones);
+    let bt = beta.unwrap_or(&zeros);
+    #[cfg(target_arch = "x86_64")]
+    if fast_f32::<T>() {
+        let (y, m, r) = crate::cpu::norm_f32::forward(f32s(x).unwrap(), f32s(gm).unwrap(), f32s(bt).unwrap(), p,
+                                                       chunk_rows(p))?;
+        return Ok((from_f32(y), from_f32(m), from_f32(r)));
+    }
     let mut y = try_filled(x.len(), T::zero(), "the normalization's output")?;
     let mut mean = try_filled(p.rows * g, T::zero(), "the normalization's means")?;
     let mut rstd = try_filled(p.rows * g, T::zero(), "the normalization's scales")?;
     let k = p.group_len() as f64;
     let cr = chunk_rows(p);
-    let ones = vec![T::one(); c];
-    let zeros = vec![T::zero(); c];
-    let gm = gamma.unwrap_or(&ones);
-    let bt = beta.unwrap_or(&zeros);
     y.par_chunks_mut(rl * cr)
         .zip(mean.par_chunks_mut(g * cr))
         .zip(rstd.par_chunks_mut(g * cr))
@@ -197,12 +228,18 @@ unsafe fn row1_backward_avx2<T: Element>(xr: &[T], dr: &[T], gm: &[T], mr: &[T],
 pub fn norm_backward<T: Element>(x: &[T], gamma: Option<&[T]>, dy: &[T], mean: &[T], rstd: &[T], p: &NormPlan,
                                  need_dx: bool) -> Result<(Vec<T>, Vec<T>, Vec<T>)> {
     let (rl, g, cg, c) = (p.row_len(), p.groups, p.cg, p.channels());
-    let mut dx = try_filled(if need_dx { x.len() } else { 0 }, T::zero(), "the normalization's dx")?;
-    let k = p.group_len() as f64;
-    let cr = chunk_rows(p);
-    let nchunks = p.rows.div_ceil(cr);
     let ones = vec![T::one(); c];
     let gm = gamma.unwrap_or(&ones);
+    let cr = chunk_rows(p);
+    #[cfg(target_arch = "x86_64")]
+    if fast_f32::<T>() {
+        let (dx, dg, db) = crate::cpu::norm_f32::backward(f32s(x).unwrap(), f32s(gm).unwrap(), f32s(dy).unwrap(),
+                                                          f32s(mean).unwrap(), f32s(rstd).unwrap(), p, cr, need_dx)?;
+        return Ok((from_f32(dx), from_f32(dg), from_f32(db)));
+    }
+    let mut dx = try_filled(if need_dx { x.len() } else { 0 }, T::zero(), "the normalization's dx")?;
+    let k = p.group_len() as f64;
+    let nchunks = p.rows.div_ceil(cr);
     let work = |ci: usize, dxc: Option<&mut [T]>| -> Vec<T> {
         // partial dgamma (0..c) and dbeta (c..2c) of this chunk's rows
         let mut part = vec![T::zero(); 2 * c];

@@ -264,6 +264,41 @@ fn conv_backward_t<'py, T: Element + numpy::Element>(
     (dx, dw, db).into_bound_py_any(py)
 }
 
+fn conv_input_grad_t<'py, T: Element + numpy::Element>(
+    py: Python<'py>,
+    x_shape: Vec<usize>,
+    w: &Bound<'py, PyAny>,
+    dy: &Bound<'py, PyAny>,
+    strides: Option<Vec<usize>>,
+    dilation: Option<Vec<usize>>,
+    padding: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    const F: &str = "conv_input_grad";
+    let (wa, ga) = (arr::<T>(w, F, "w")?, arr::<T>(dy, F, "dy")?);
+    let plan = conv_plan(F, &x_shape, wa.shape(), strides, dilation, padding)?;
+    crate::error::checked_numel(&x_shape).map_err(PyErr::from)?;
+    check_shape(F, "dy", ga.shape(), &plan.out_shape())?;
+    let (ws, gs) = (contiguous(&wa)?, contiguous(&ga)?);
+    let dx = run_native(py, || cpu::conv::conv_input_grad(&ws, &gs, &plan))?;
+    out(py, dx, &plan.in_shape())
+}
+
+/// The input gradient of a convolution whose input has shape `x_shape` (the transposed
+/// convolution of `dy` with `w`), without the weight and bias gradients. CPU arrays.
+#[pyfunction]
+#[pyo3(signature = (x_shape, w, dy, strides=None, dilation=None, padding="valid"))]
+fn conv_input_grad<'py>(
+    py: Python<'py>,
+    x_shape: Vec<usize>,
+    w: &Bound<'py, PyAny>,
+    dy: &Bound<'py, PyAny>,
+    strides: Option<Vec<usize>>,
+    dilation: Option<Vec<usize>>,
+    padding: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    dispatch!(w, "conv_input_grad", "w", conv_input_grad_t(py, x_shape, w, dy, strides, dilation, padding))
+}
+
 /// Convolution backward: returns (dx or None when need_dx is False, dw, db).
 #[pyfunction]
 #[pyo3(signature = (x, w, dy, strides=None, dilation=None, padding="valid", need_dx=true))]
@@ -1092,6 +1127,7 @@ fn adam_update<'py>(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(conv_forward, m)?)?;
     m.add_function(wrap_pyfunction!(conv_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(conv_input_grad, m)?)?;
     m.add_function(wrap_pyfunction!(dense_forward, m)?)?;
     m.add_function(wrap_pyfunction!(dense_backward, m)?)?;
     m.add_function(wrap_pyfunction!(pool_train_forward, m)?)?;
