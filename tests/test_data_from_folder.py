@@ -286,10 +286,6 @@ def test_corrupt_jpeg_raises_as_keras(tmp_path, kind):
         ds[0]
 
 
-@pytest.mark.xfail(strict=True, reason="flow_from_directory's error for a corrupt file does not name it: "
-                   "load_img decodes from an io.BytesIO, so Pillow says 'cannot identify image file "
-                   "<_io.BytesIO object at ...>' (Keras 3.15 says the same). Fix in utils/image_utils.load_img: "
-                   "re-raise PIL.UnidentifiedImageError / OSError with the path")
 @pytest.mark.parametrize("kind", ["garbage", "truncated"])
 def test_corrupt_jpeg_error_names_the_file(tmp_path, kind):
     _corrupt_folder(tmp_path, kind)
@@ -420,9 +416,6 @@ def test_get_file_hash_mismatch_leaves_nothing_in_the_cache(tmp_path, capsys):
     assert sorted(p.name for p in (cache / "datasets").iterdir()) == ["payload.bin"]
 
 
-@pytest.mark.xfail(strict=True, reason="get_file removes the downloaded file whose hash does not match, but its "
-                   "error (Keras's wording) does not say so. Fix in utils/file_utils._download: add "
-                   "'The downloaded file was removed; nothing was saved at <target>.' to the ValueError")
 def test_get_file_hash_mismatch_error_says_the_file_was_removed(tmp_path):
     origin, _ = _origin(tmp_path)
     with pytest.raises(ValueError, match=r"Incomplete or corrupted file detected(.|\n)*removed"):

@@ -230,7 +230,8 @@ def _download(origin, target, file_hash, hash_algorithm, place_hint):
             raise DownloadError(f"URL fetch failure on {origin}: {e}. {hint}", origin, place_hint or target) from None
         if file_hash is not None and not validate_file(tmp, file_hash, algorithm=hash_algorithm):
             raise ValueError(f"Incomplete or corrupted file detected. The {hash_algorithm} file hash does not match "
-                             f"the provided value of {file_hash}.")
+                             f"the provided value of {file_hash}. The downloaded file was removed; nothing was saved "
+                             f"at {target}.")
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

@@ -141,6 +141,23 @@ def save_img(path, x, data_format=None, file_format=None, scale=True, **kwargs):
     img.save(path, format=file_format or None, **kwargs)
 
 
+def _decode(Image, stream, name):
+    """``(image, name)``: the image decoded now (a truncated file fails here, not later),
+    with Pillow's errors (Keras's types) naming the file when it has a name."""
+    try:
+        img = Image.open(stream)
+        img.load()
+    except Image.UnidentifiedImageError as e:
+        if name is None:
+            raise
+        raise Image.UnidentifiedImageError(f"cannot identify image file {os.fsdecode(name)!r}") from e
+    except OSError as e:
+        if name is None:
+            raise
+        raise OSError(f"{os.fsdecode(name)!r}: {e}") from e
+    return img, name
+
+
 def load_img(path, color_mode="rgb", target_size=None, interpolation="nearest", keep_aspect_ratio=False):
     """Load an image file into a PIL image, as ``keras.utils.load_img``.
 
@@ -155,14 +172,14 @@ def load_img(path, color_mode="rgb", target_size=None, interpolation="nearest", 
     binary file object with ``read`` (Keras: only ``io.BytesIO``)."""
     Image = _pil("load_img")
     if isinstance(path, io.BytesIO):
-        img = Image.open(path)
+        img, name = _decode(Image, path, None)
     elif isinstance(path, (str, bytes, os.PathLike)):
         if isinstance(path, pathlib.Path):
             path = str(path.resolve())
         with open(path, "rb") as f:
-            img = Image.open(io.BytesIO(f.read()))
+            img, name = _decode(Image, io.BytesIO(f.read()), path)
     elif hasattr(path, "read"):
-        img = Image.open(io.BytesIO(path.read()))
+        img, name = _decode(Image, io.BytesIO(path.read()), getattr(path, "name", None))
     else:
         raise TypeError(f"path should be path-like or io.BytesIO, not {type(path)}")
 
