@@ -415,20 +415,38 @@ pub unsafe fn backward_run(x: &[f32], dy: &[f32], gm: &[f32], m: f32, r: f32, dg
     let (vm, vr) = (_mm256_set1_ps(m), _mm256_set1_ps(r));
     let z = _mm256_setzero_pd();
     let (mut a0, mut a1, mut b0, mut b1) = (z, z, z, z);
+    // float32 partial sums over blocks of BLOCK values (two independent chains), added
+    // to the f64 totals per block
+    const BLOCK: usize = 128;
+    let full = n / 8 * 8;
     let mut i = 0;
-    while i + 8 <= n {
-        let h = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x.as_ptr().add(i)), vm), vr);
-        let d = _mm256_loadu_ps(dy.as_ptr().add(i));
-        let dh = _mm256_mul_ps(d, h);
-        _mm256_storeu_ps(dg.as_mut_ptr().add(i), _mm256_add_ps(_mm256_loadu_ps(dg.as_ptr().add(i)), dh));
-        _mm256_storeu_ps(db.as_mut_ptr().add(i), _mm256_add_ps(_mm256_loadu_ps(db.as_ptr().add(i)), d));
-        let gd = _mm256_mul_ps(d, _mm256_loadu_ps(gm.as_ptr().add(i)));
-        let gdh = _mm256_mul_ps(gd, h);
-        a0 = _mm256_add_pd(a0, lo(gd));
-        a1 = _mm256_add_pd(a1, hi(gd));
-        b0 = _mm256_add_pd(b0, lo(gdh));
-        b1 = _mm256_add_pd(b1, hi(gdh));
-        i += 8;
+    while i < full {
+        let end = (i + BLOCK).min(full);
+        let zs = _mm256_setzero_ps();
+        let (mut sa, mut sb, mut ta, mut tb) = (zs, zs, zs, zs);
+        let mut one = |i: usize, sa: &mut __m256, sb: &mut __m256| {
+            let h = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x.as_ptr().add(i)), vm), vr);
+            let d = _mm256_loadu_ps(dy.as_ptr().add(i));
+            _mm256_storeu_ps(dg.as_mut_ptr().add(i), _mm256_fmadd_ps(d, h, _mm256_loadu_ps(dg.as_ptr().add(i))));
+            _mm256_storeu_ps(db.as_mut_ptr().add(i), _mm256_add_ps(_mm256_loadu_ps(db.as_ptr().add(i)), d));
+            let gd = _mm256_mul_ps(d, _mm256_loadu_ps(gm.as_ptr().add(i)));
+            *sa = _mm256_add_ps(*sa, gd);
+            *sb = _mm256_fmadd_ps(gd, h, *sb);
+        };
+        while i + 16 <= end {
+            one(i, &mut sa, &mut sb);
+            one(i + 8, &mut ta, &mut tb);
+            i += 16;
+        }
+        if i < end {
+            one(i, &mut sa, &mut sb);
+            i += 8;
+        }
+        let (sa, sb) = (_mm256_add_ps(sa, ta), _mm256_add_ps(sb, tb));
+        a0 = _mm256_add_pd(a0, lo(sa));
+        a1 = _mm256_add_pd(a1, hi(sa));
+        b0 = _mm256_add_pd(b0, lo(sb));
+        b1 = _mm256_add_pd(b1, hi(sb));
     }
     let (mut s1, mut s2) = (hsum(_mm256_add_pd(a0, a1)), hsum(_mm256_add_pd(b0, b1)));
     for j in i..n {
