@@ -107,6 +107,23 @@ unsafe fn affine(x: &[f32], y: *mut f32, m: &[f32], s: &[f32], b: &[f32]) {
 /// Pixels per tile of the group-normalization sums (float32 partials over a tile).
 const TILE: usize = 16;
 
+/// The tiles of the group-normalization sums: `body(p0, pe, c0, nblk)` for pixels
+/// `p0..pe` (at most TILE, from `first` to `pixels`) and up to four blocks of eight
+/// channels from channel `c0` (`nb` blocks in all).
+#[inline(always)]
+unsafe fn tiles(first: usize, pixels: usize, nb: usize, mut body: impl FnMut(usize, usize, usize, usize)) {
+    let mut p0 = first;
+    while p0 < pixels {
+        let pe = (p0 + TILE).min(pixels);
+        let mut bg = 0;
+        while bg < nb {
+            body(p0, pe, bg * 8, (nb - bg).min(4));
+            bg += 4;
+        }
+        p0 = pe;
+    }
+}
+
 /// `d[0..8] += v` (widened to f64).
 #[inline(always)]
 unsafe fn flush(d: *mut f64, v: __m256) {
@@ -146,54 +163,44 @@ pub unsafe fn forward_row(xr: &[f32], yr: *mut f32, gm: &[f32], bt: &[f32], pixe
     // registers (reading the tile's rows in order), added to the f64 totals per tile.
     w.d1.fill(0.0);
     w.d2.fill(0.0);
-    let nb = full / 8;
-    let mut p0 = 1;
-    while p0 < pixels {
-        let pe = (p0 + TILE).min(pixels);
-        let mut bg = 0;
-        while bg < nb {
-            let nblk = (nb - bg).min(4);
-            let c0 = bg * 8;
-            let z = _mm256_setzero_ps();
-            let (mut s1, mut s2) = ([z; 4], [z; 4]);
-            let mut k = [z; 4];
-            for j in 0..nblk {
-                k[j] = _mm256_loadu_ps(x.add(c0 + 8 * j));
-            }
-            if nblk == 4 {
-                for p in p0..pe {
-                    let q = x.add(p * c + c0);
-                    let d0 = _mm256_sub_ps(_mm256_loadu_ps(q), k[0]);
-                    let d1 = _mm256_sub_ps(_mm256_loadu_ps(q.add(8)), k[1]);
-                    let d2 = _mm256_sub_ps(_mm256_loadu_ps(q.add(16)), k[2]);
-                    let d3 = _mm256_sub_ps(_mm256_loadu_ps(q.add(24)), k[3]);
-                    s1[0] = _mm256_add_ps(s1[0], d0);
-                    s1[1] = _mm256_add_ps(s1[1], d1);
-                    s1[2] = _mm256_add_ps(s1[2], d2);
-                    s1[3] = _mm256_add_ps(s1[3], d3);
-                    s2[0] = _mm256_fmadd_ps(d0, d0, s2[0]);
-                    s2[1] = _mm256_fmadd_ps(d1, d1, s2[1]);
-                    s2[2] = _mm256_fmadd_ps(d2, d2, s2[2]);
-                    s2[3] = _mm256_fmadd_ps(d3, d3, s2[3]);
-                }
-            } else {
-                for p in p0..pe {
-                    let q = x.add(p * c + c0);
-                    for j in 0..nblk {
-                        let d = _mm256_sub_ps(_mm256_loadu_ps(q.add(8 * j)), k[j]);
-                        s1[j] = _mm256_add_ps(s1[j], d);
-                        s2[j] = _mm256_fmadd_ps(d, d, s2[j]);
-                    }
-                }
-            }
-            for j in 0..nblk {
-                flush(w.d1.as_mut_ptr().add(c0 + 8 * j), s1[j]);
-                flush(w.d2.as_mut_ptr().add(c0 + 8 * j), s2[j]);
-            }
-            bg += 4;
+    tiles(1, pixels, full / 8, |p0, pe, c0, nblk| {
+        let z = _mm256_setzero_ps();
+        let (mut s1, mut s2) = ([z; 4], [z; 4]);
+        let mut k = [z; 4];
+        for j in 0..nblk {
+            k[j] = _mm256_loadu_ps(x.add(c0 + 8 * j));
         }
-        p0 = pe;
-    }
+        if nblk == 4 {
+            for p in p0..pe {
+                let q = x.add(p * c + c0);
+                let d0 = _mm256_sub_ps(_mm256_loadu_ps(q), k[0]);
+                let d1 = _mm256_sub_ps(_mm256_loadu_ps(q.add(8)), k[1]);
+                let d2 = _mm256_sub_ps(_mm256_loadu_ps(q.add(16)), k[2]);
+                let d3 = _mm256_sub_ps(_mm256_loadu_ps(q.add(24)), k[3]);
+                s1[0] = _mm256_add_ps(s1[0], d0);
+                s1[1] = _mm256_add_ps(s1[1], d1);
+                s1[2] = _mm256_add_ps(s1[2], d2);
+                s1[3] = _mm256_add_ps(s1[3], d3);
+                s2[0] = _mm256_fmadd_ps(d0, d0, s2[0]);
+                s2[1] = _mm256_fmadd_ps(d1, d1, s2[1]);
+                s2[2] = _mm256_fmadd_ps(d2, d2, s2[2]);
+                s2[3] = _mm256_fmadd_ps(d3, d3, s2[3]);
+            }
+        } else {
+            for p in p0..pe {
+                let q = x.add(p * c + c0);
+                for j in 0..nblk {
+                    let d = _mm256_sub_ps(_mm256_loadu_ps(q.add(8 * j)), k[j]);
+                    s1[j] = _mm256_add_ps(s1[j], d);
+                    s2[j] = _mm256_fmadd_ps(d, d, s2[j]);
+                }
+            }
+        }
+        for j in 0..nblk {
+            flush(w.d1.as_mut_ptr().add(c0 + 8 * j), s1[j]);
+            flush(w.d2.as_mut_ptr().add(c0 + 8 * j), s2[j]);
+        }
+    });
     for ch in full..c {
         let k = xr[ch];
         let (mut s1, mut s2) = (0.0f64, 0.0f64);
@@ -253,47 +260,37 @@ pub unsafe fn backward_row(xr: &[f32], dr: &[f32], gm: &[f32], mr: &[f32], rr: &
     // over tiles of pixels by four channel blocks, added to f64 totals per tile
     w.d1.fill(0.0);
     w.d2.fill(0.0);
-    let nb = full / 8;
-    let mut p0 = 0;
-    while p0 < pixels {
-        let pe = (p0 + TILE).min(pixels);
-        let mut bg = 0;
-        while bg < nb {
-            let nblk = (nb - bg).min(4);
-            let c0 = bg * 8;
-            let z = _mm256_setzero_ps();
-            let (mut sa, mut sb) = ([z; 4], [z; 4]);
-            let (mut mv, mut rv) = ([z; 4], [z; 4]);
-            for j in 0..nblk {
-                mv[j] = _mm256_loadu_ps(w.m.as_ptr().add(c0 + 8 * j));
-                rv[j] = _mm256_loadu_ps(w.s.as_ptr().add(c0 + 8 * j));
-            }
-            for p in p0..pe {
-                let o = p * c + c0;
-                if nblk == 4 {
-                    for j in 0..4 {
-                        let d = _mm256_loadu_ps(dy.add(o + 8 * j));
-                        let h = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x.add(o + 8 * j)), mv[j]), rv[j]);
-                        sa[j] = _mm256_add_ps(sa[j], d);
-                        sb[j] = _mm256_fmadd_ps(d, h, sb[j]);
-                    }
-                } else {
-                    for j in 0..nblk {
-                        let d = _mm256_loadu_ps(dy.add(o + 8 * j));
-                        let h = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x.add(o + 8 * j)), mv[j]), rv[j]);
-                        sa[j] = _mm256_add_ps(sa[j], d);
-                        sb[j] = _mm256_fmadd_ps(d, h, sb[j]);
-                    }
+    tiles(0, pixels, full / 8, |p0, pe, c0, nblk| {
+        let z = _mm256_setzero_ps();
+        let (mut sa, mut sb) = ([z; 4], [z; 4]);
+        let (mut mv, mut rv) = ([z; 4], [z; 4]);
+        for j in 0..nblk {
+            mv[j] = _mm256_loadu_ps(w.m.as_ptr().add(c0 + 8 * j));
+            rv[j] = _mm256_loadu_ps(w.s.as_ptr().add(c0 + 8 * j));
+        }
+        for p in p0..pe {
+            let o = p * c + c0;
+            if nblk == 4 {
+                for j in 0..4 {
+                    let d = _mm256_loadu_ps(dy.add(o + 8 * j));
+                    let h = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x.add(o + 8 * j)), mv[j]), rv[j]);
+                    sa[j] = _mm256_add_ps(sa[j], d);
+                    sb[j] = _mm256_fmadd_ps(d, h, sb[j]);
+                }
+            } else {
+                for j in 0..nblk {
+                    let d = _mm256_loadu_ps(dy.add(o + 8 * j));
+                    let h = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x.add(o + 8 * j)), mv[j]), rv[j]);
+                    sa[j] = _mm256_add_ps(sa[j], d);
+                    sb[j] = _mm256_fmadd_ps(d, h, sb[j]);
                 }
             }
-            for j in 0..nblk {
-                flush(w.d1.as_mut_ptr().add(c0 + 8 * j), sa[j]);
-                flush(w.d2.as_mut_ptr().add(c0 + 8 * j), sb[j]);
-            }
-            bg += 4;
         }
-        p0 = pe;
-    }
+        for j in 0..nblk {
+            flush(w.d1.as_mut_ptr().add(c0 + 8 * j), sa[j]);
+            flush(w.d2.as_mut_ptr().add(c0 + 8 * j), sb[j]);
+        }
+    });
     for ch in full..c {
         let (m, r) = (w.m[ch], w.s[ch]);
         let (mut a, mut b) = (0.0f64, 0.0f64);
