@@ -299,7 +299,7 @@ def run(args, root, convcore):
     gen_s = write_folder(small, 2000)
     x, y = in_memory(small)
     worker_counts = [int(w) for w in args.workers.split(",")]
-    med, _ = bench_epochs(small, x, y, args.rounds, worker_counts)
+    med, allt = bench_epochs(small, x, y, args.rounds, worker_counts)
     ips, notes = bench_augmentation(x[:1024], args.aug_batches, args.rounds)
     mem = []
     if not args.no_memory:
@@ -317,7 +317,8 @@ def run(args, root, convcore):
           + ("" if args.no_memory else f" and {gen_b:.1f} s") + f"; whole run {time.perf_counter() - t_all:.0f} s")
     print()
     print("Ratios: epoch rows folder time / in-memory time (below 1.3x meets the target); augmentation rows "
-          "convcore img/s / anchor img/s; memory rows the big folder's increase minus the small one's.")
+          "convcore img/s / anchor img/s; memory rows the big folder's increase minus the small one's. "
+          "Epoch times: median (fastest-slowest round).")
     print()
     print("| case | setting | time / rate | anchor | anchor time / rate | ratio | target |")
     print("|---|---|---:|---|---:|---:|---|")
@@ -330,7 +331,8 @@ def run(args, root, convcore):
             label += ", best"
         verdict = "goal met" if r <= 1.1 else ("met" if r <= 1.3 else "MISSED")
         print(f"| epoch, 2,000 JPEGs 150x150 -> 64x64, lab augmentation, flow_from_directory | {label} | "
-              f"{med[w]:.2f} s | fit(x, y) in memory | {m:.2f} s | {r:.2f}x | <= 1.3x (goal 1.1x) {verdict} |")
+              f"{med[w]:.2f} s ({min(allt[w]):.2f}-{max(allt[w]):.2f}) | fit(x, y) in memory | "
+              f"{m:.2f} s ({min(allt['mem']):.2f}-{max(allt['mem']):.2f}) | {r:.2f}x | <= 1.3x (goal 1.1x) {verdict} |")
     n_aug = args.aug_batches * 32
     for k in ("keras", "torchvision"):
         if k in ips:
