@@ -2,7 +2,7 @@
 augmentation's throughput vs Keras's (scipy-based) ImageDataGenerator, and the peak
 memory of a generator epoch over 2,000 and 20,000 files, measured in one run.
 
-    python benches/data.py [--rounds N] [--dir DIR] [--aug-batches N] [--big N] [--no-memory]
+    python benches/data.py [--rounds N] [--dir DIR] [--aug-batches N] [--workers 1,2] [--big N] [--no-memory]
 
 1. Writes 2,000 150x150 JPEGs in two classes (numpy noise plus a few ellipses, Pillow,
    quality 90) into ``DIR/small/<class>/`` (default: a temporary folder, removed at the
