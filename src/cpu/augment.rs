@@ -268,6 +268,23 @@ fn taps(spec: &WarpSpec, m: &[f64], x: usize, y: usize, out: &mut [Tap; 4]) -> u
             let (fx, fy) = (sx - x0, sy - y0);
             let (x0, y0) = (to_index(x0), to_index(y0));
             let mut k = 0;
+            if x0 >= 0 && y0 >= 0 && x0 + 1 < w as i64 && y0 + 1 < h as i64 {
+                // all four taps inside the image: no fill mode to apply (the same taps)
+                let base = y0 as usize * w + x0 as usize;
+                for (dy, wy) in [(0usize, 1.0 - fy), (w, fy)] {
+                    if wy == 0.0 {
+                        continue;
+                    }
+                    for (dx, wx) in [(0usize, 1.0 - fx), (1, fx)] {
+                        if wx == 0.0 {
+                            continue;
+                        }
+                        out[k] = Tap { src: Some(base + dy + dx), weight: wy * wx };
+                        k += 1;
+                    }
+                }
+                return k;
+            }
             for (dy, wy) in [(0i64, 1.0 - fy), (1, fy)] {
                 if wy == 0.0 {
                     continue;
@@ -303,12 +320,35 @@ pub fn affine_warp<T: Element>(x: &[T], spec: &WarpSpec) -> Result<Vec<T>> {
         return Ok(out);
     }
     let fill = T::from_f64_lossy(spec.fill_value);
-    out.par_chunks_mut(row).enumerate().for_each(|(r, orow)| {
+    // rows of small images are small tasks: at least ~4K output values per task
+    let min_rows = (4096 / row.max(1)).max(1);
+    out.par_chunks_mut(row).enumerate().with_min_len(min_rows).for_each(|(r, orow)| {
         let (n, y) = (r / d.h, r % d.h);
         let m = &spec.matrices[n * 6..n * 6 + 6];
         let xin = &x[n * img..(n + 1) * img];
         let mut t = [Tap { src: None, weight: 0.0 }; 4];
+        let direct = spec.interpolation == Interpolation::Bilinear && !spec.fill_mode.maps_coordinates();
         for (xo, o) in orow.chunks_exact_mut(d.c).enumerate() {
+            if direct {
+                // The common case: four taps inside the image, none of weight 0. The same
+                // arithmetic as `taps` (the adjoint's), without its fill-mode mapping.
+                let (xf, yf) = (xo as f64, y as f64);
+                let sx = m[0] * xf + m[1] * yf + m[2];
+                let sy = m[3] * xf + m[4] * yf + m[5];
+                let (x0, y0) = (sx.floor(), sy.floor());
+                let (fx, fy) = (sx - x0, sy - y0);
+                let (xi, yi) = (to_index(x0), to_index(y0));
+                if fx != 0.0 && fy != 0.0 && xi >= 0 && yi >= 0 && xi + 1 < d.w as i64 && yi + 1 < d.h as i64 {
+                    let wts = [(1.0 - fy) * (1.0 - fx), (1.0 - fy) * fx, fy * (1.0 - fx), fy * fx].map(T::from_f64_lossy);
+                    let p = (yi as usize * d.w + xi as usize) * d.c;
+                    let q = p + d.w * d.c;
+                    let (a, b) = (&xin[p..p + 2 * d.c], &xin[q..q + 2 * d.c]);
+                    for (ch, oc) in o.iter_mut().enumerate() {
+                        *oc = T::zero() + wts[0] * a[ch] + wts[1] * a[d.c + ch] + wts[2] * b[ch] + wts[3] * b[d.c + ch];
+                    }
+                    continue;
+                }
+            }
             let k = taps(spec, m, xo, y, &mut t);
             for tap in &t[..k] {
                 let wt = T::from_f64_lossy(tap.weight);
