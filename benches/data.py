@@ -326,7 +326,7 @@ def run(args, root, convcore):
     best = min(worker_counts, key=lambda w: med[w])
     for w in worker_counts:
         r = med[w] / m
-        label = "default (workers=1: loaded between steps)" if w == 1 else f"it.workers = {w} (threads)"
+        label = "default (workers=1: one loader thread beside the step)" if w == 1 else f"it.workers = {w} (threads)"
         if w == best:
             label += ", best"
         verdict = "goal met" if r <= 1.1 else ("met" if r <= 1.3 else "MISSED")

@@ -8,8 +8,10 @@ Keras 3's ``keras.src.trainers.data_adapters``:
 - a Python generator or iterator yielding ``x``, ``(x,)``, ``(x, y)`` or ``(x, y,
   sample_weight)``, finite or infinite: :class:`GeneratorDataAdapter`.
 
-**Loading overlaps training.** A PyDataset with ``workers > 1`` loads its next batches in
-a pool of threads (``use_multiprocessing=True``: processes, started with 'forkserver' or
+**Loading overlaps training.** A PyDataset loads its next batches in a pool of
+``workers`` threads (the default ``workers=1``: one loader thread beside the step, as
+tf.keras 2's enqueuer; Keras 3 loads in the caller's thread then; ``workers=0``: in the
+caller's thread) (``use_multiprocessing=True``: processes, started with 'forkserver' or
 'spawn', never 'fork' (a forked child deadlocks in convcore's native thread pool): the
 dataset is pickled to them, never the model, so it must be picklable and its class
 importable), at most ``max_queue_size`` ahead, in order; a generator is drawn by one
@@ -488,7 +490,7 @@ class PyDatasetAdapter:
     def batches(self, n):
         """The raw batches of one epoch: ``n`` of them (None: the rest of the pass)."""
         idx = self._indices(n)
-        if self.workers > 1 or (self.workers > 0 and self.use_multiprocessing):
+        if self.workers > 0:  # (workers=1: one loader thread, as tf.keras 2; 0: in the caller's thread)
             return iter(OrderedLoader(self.dataset, idx, self.workers, self.use_multiprocessing,
                                       self.max_queue_size))
         return (self.dataset[i] for i in idx)
