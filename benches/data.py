@@ -53,19 +53,12 @@ import time
 
 import numpy as np
 
+from _machine import cpu_flags  # (benches/ is the script's folder)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 LAB = dict(rescale=1. / 255, shear_range=0.2, zoom_range=0.2, horizontal_flip=True)
 AUG = dict(LAB, rotation_range=20, width_shift_range=0.1, height_shift_range=0.1)
 CLASSES = ("cats", "dogs")
-
-
-def cpu_flags():
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next(line for line in f if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return "?"
-    return ", ".join(f for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512vl") if f in flags)
 
 
 def loadavg():

@@ -24,6 +24,8 @@ import time
 
 import numpy as np
 
+from _machine import cpu_flags  # (benches/ is the script's folder)
+
 import convcore as cc
 from convcore import layers, ops
 
@@ -34,15 +36,6 @@ try:
     import torch.nn.functional as F
 except ImportError:  # pragma: no cover
     torch = None
-
-
-def cpu_flags():
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next(line for line in f if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return "?"
-    return ", ".join(f for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512vl") if f in flags)
 
 
 def cases():

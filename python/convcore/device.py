@@ -487,34 +487,30 @@ class GpuBackend(CpuBackend):
         return self._host(super().unary, name, x)
 
     def binary(self, name, a, b):
+        r = self._device_binary(name, a, b)
+        return r if r is not None else self._host(super().binary, name, a, b)
+
+    def _device_binary(self, name, a, b):
+        """The GPU kernel for ``binary(name, a, b)``, or None for the host."""
         code = _GPU_BINARY.get(name)
-        if code is None and isinstance(a, _core.GpuArray) and isinstance(b, _core.GpuArray):
-            # comparisons: two float32 or two uint32 operands (compared exactly); logical
-            # ops: any two (their truth values); the result is uint32 0 / 1
-            code = _GPU_COMPARE.get(name)
-            if code is not None and not (code < _GPU_COMPARE["logical_and"] and a.dtype != b.dtype):
-                r = self._broadcast_binary(code, name, a, b)
-                if r is not None:
-                    return r
-            if name == "matmul" and _f32gpu(a) and _f32gpu(b):
-                r = _gpu_matmul(a, b)
-                if r is not None:
-                    return r
-            return self._host(super().binary, name, a, b)
-        if code is not None and _f32gpu(a) and _f32gpu(b):
+        if code is not None:  # arithmetic: two float32 operands
+            if not (_f32gpu(a) and _f32gpu(b)):
+                return None
             if a.shape == b.shape and name in ("add", "subtract"):
                 return _core.gpu_axpby(a, b, 1.0, 1.0 if name == "add" else -1.0)
-            try:
-                shape = tuple(np.broadcast_shapes(a.shape, b.shape))
-            except ValueError:
-                raise ValueError(f"{name}: shapes {a.shape} and {b.shape} do not broadcast") from None
-            if len(shape) <= _MAX_RANK:
-                try:
-                    return _core.gpu_binary(code, a, _bstrides(a.shape, shape), 0, b, _bstrides(b.shape, shape), 0,
-                                            list(shape))
-                except MemoryError:
-                    pass  # an operand larger than one binding: the host computes it
-        return self._host(super().binary, name, a, b)
+            return self._broadcast_binary(code, name, a, b)
+        if not _all_gpu(a, b):
+            return None
+        # comparisons: two float32 or two uint32 operands (compared exactly); logical
+        # ops: any two (their truth values); the result is uint32 0 / 1
+        code = _GPU_COMPARE.get(name)
+        if code is not None:
+            if code < _GPU_COMPARE["logical_and"] and a.dtype != b.dtype:
+                return None
+            return self._broadcast_binary(code, name, a, b)
+        if name == "matmul" and _f32gpu(a) and _f32gpu(b):
+            return _gpu_matmul(a, b)
+        return None
 
     @staticmethod
     def _broadcast_binary(code, name, a, b):
@@ -1177,7 +1173,7 @@ def _gpu_cast(be, x, dtype):
     if dt == np.float32 or dt.kind == "f" and dt.itemsize < 4:
         return _core.gpu_unary(_GPU_TO_FLOAT, x)  # (a float32 copy; uint32 values converted)
     if dt == np.uint32 and x.dtype == "uint32":
-        return _core.gpu_gather(x, _contiguous_strides(list(x.shape)), 0, list(x.shape)).reshape(tuple(x.shape))
+        return _gpu_copy(be, x)
     return None
 
 

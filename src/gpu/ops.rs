@@ -1856,7 +1856,6 @@ pub fn unary_gives_bool(op: u32) -> bool {
 pub fn binary_gives_bool(op: u32) -> bool {
     (BINARY_EQUAL..=BINARY_LOGICAL_OR).contains(&op)
 }
-pub const UNARY_CLIP: u32 = 16;
 pub const UNARY_ISNAN: u32 = 17;
 pub const UNARY_TO_BOOL: u32 = 20;
 pub const UNARY_TO_FLOAT: u32 = 21;
