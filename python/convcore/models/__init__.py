@@ -6,14 +6,16 @@ from .model import Model
 from .sequential import Sequential
 
 
-def load_model(filepath, compile=True, custom_objects=None):
-    """Load a model saved by ``model.save(filepath)``."""
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+    """Load a model saved by ``model.save(filepath)`` or by Keras (``.keras``, legacy
+    ``.h5`` of Keras 3 or tf.keras 2); ``safe_mode=False`` lets a ``Lambda`` holding
+    Python bytecode load (it runs that code: only for files you trust)."""
     from ..saving import load_model as _load
-    return _load(filepath, compile=compile, custom_objects=custom_objects)
+    return _load(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
 
 
-def save_model(model, filepath):
-    model.save(filepath)
+def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
+    model.save(filepath, overwrite=overwrite, zipped=zipped, **kwargs)
 
 
 def model_from_json(json_string, custom_objects=None):

@@ -480,18 +480,33 @@ class Model(Trainer, Layer):
         import json
         return json.dumps(self.get_config())
 
-    def save(self, filepath):
-        """Save architecture, weights and compile settings to one file (a zip holding
-        JSON and .npy arrays: loading runs no code). Written atomically."""
+    def save(self, filepath, overwrite=True, zipped=None, **kwargs):
+        """Save architecture, weights, compile settings and optimizer state to one file,
+        as Keras: ``.keras`` is Keras 3's zip (``config.json``, ``metadata.json``,
+        ``model.weights.h5``), ``.h5`` / ``.hdf5`` the legacy HDF5 file of tf.keras 2
+        (``include_optimizer=`` as there); any other name convcore's own zip of JSON and
+        .npy arrays. Loading any of them runs no code from the file. Written atomically."""
         from .. import saving
-        saving.save_model(self, filepath)
+        saving.save_model(self, filepath, overwrite=overwrite, zipped=zipped, **kwargs)
 
-    def save_weights(self, filepath):
-        """Save the weights to an .npz file (atomically)."""
+    def save_weights(self, filepath, overwrite=True, max_shard_size=None):
+        """Save the weights: ``.weights.h5`` in Keras 3's layout, ``.h5`` in the legacy
+        layout (``layer_names`` / ``weight_names``), any other name an .npz (atomically)."""
         from .. import saving
-        saving.save_weights(self, filepath)
+        saving.save_weights(self, filepath, overwrite=overwrite, max_shard_size=max_shard_size)
 
-    def load_weights(self, filepath):
-        """Load weights saved by :meth:`save_weights` (or :meth:`save`)."""
+    def load_weights(self, filepath, skip_mismatch=False, **kwargs):
+        """Load weights from a file of :meth:`save_weights` or :meth:`save`, a Keras
+        ``.weights.h5`` / ``.keras`` / legacy ``.h5`` (``by_name=True`` matches layers by
+        name there), or a PyTorch ``.pth`` / ``.pt`` / ``.safetensors`` state dict. The
+        model is either fully loaded or left unchanged."""
         from .. import saving
-        saving.load_weights(self, filepath)
+        saving.load_weights(self, filepath, skip_mismatch=skip_mismatch, **kwargs)
+
+    def export(self, filepath, format=None, verbose=True, input_signature=None, **kwargs):
+        """Export the inference graph: ``format="onnx"`` (the default for a ``.onnx``
+        path) writes an ONNX model (the ``onnx`` package) that onnxruntime runs with the
+        same outputs."""
+        from ..export import export_model
+        return export_model(self, filepath, format=format, verbose=verbose, input_signature=input_signature,
+                            **kwargs)

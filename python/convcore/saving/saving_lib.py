@@ -490,7 +490,7 @@ def _npy_bytes(a):
     return buf.getvalue()
 
 
-def save_model(model, path):
+def save_model(model, path, overwrite=True, zipped=None, **kwargs):
     from .. import losses
     cfg = {"format": FORMAT, "version": VERSION, "model": model_config(model)}
     if model._compiled:
@@ -650,7 +650,7 @@ def _weight_bytes_held(z):
     return total
 
 
-def load_model(path, compile=True, custom_objects=None):
+def load_model(path, custom_objects=None, compile=True, safe_mode=True):
     """Load a model saved by ``model.save(path)``; ``custom_objects`` maps the names of
     user layers and functions (Lambda, activations) to them (code is never loaded).
     The model is built from the config first; its weights' shapes then bound what is
@@ -696,7 +696,7 @@ def load_model(path, compile=True, custom_objects=None):
     return model
 
 
-def save_weights(model, path):
+def save_weights(model, path, overwrite=True, max_shard_size=None):
     weights = model.get_weights()
 
     def write(f):
@@ -705,7 +705,7 @@ def save_weights(model, path):
     _atomic_write(path, write)
 
 
-def load_weights(model, path):
+def load_weights(model, path, skip_mismatch=False, **kwargs):
     """Load weights saved by ``save_weights`` (an .npz) or ``save`` (a model file)
     into ``model``: the model's weights' shapes bound what is read."""
     variables = model.weights
