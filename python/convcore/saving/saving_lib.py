@@ -490,8 +490,8 @@ def _npy_bytes(a):
     return buf.getvalue()
 
 
-def save_model(model, path, overwrite=True, zipped=None, **kwargs):
-    from .. import losses
+def _save_convcore_model(model, path):
+    """convcore's own zip: config.json and one .npy per weight."""
     cfg = {"format": FORMAT, "version": VERSION, "model": model_config(model)}
     if model._compiled:
         cfg["compile"] = _compile_config(model)
@@ -650,8 +650,8 @@ def _weight_bytes_held(z):
     return total
 
 
-def load_model(path, custom_objects=None, compile=True, safe_mode=True):
-    """Load a model saved by ``model.save(path)``; ``custom_objects`` maps the names of
+def _load_convcore_model(path, custom_objects=None, compile=True):
+    """Load a model of convcore's own zip format; ``custom_objects`` maps the names of
     user layers and functions (Lambda, activations) to them (code is never loaded).
     The model is built from the config first; its weights' shapes then bound what is
     read of the file."""
@@ -696,7 +696,7 @@ def load_model(path, custom_objects=None, compile=True, safe_mode=True):
     return model
 
 
-def save_weights(model, path, overwrite=True, max_shard_size=None):
+def _save_npz_weights(model, path):
     weights = model.get_weights()
 
     def write(f):
@@ -705,7 +705,7 @@ def save_weights(model, path, overwrite=True, max_shard_size=None):
     _atomic_write(path, write)
 
 
-def load_weights(model, path, skip_mismatch=False, **kwargs):
+def _load_convcore_weights(model, path):
     """Load weights saved by ``save_weights`` (an .npz) or ``save`` (a model file)
     into ``model``: the model's weights' shapes bound what is read."""
     variables = model.weights
@@ -717,3 +717,148 @@ def load_weights(model, path, skip_mismatch=False, **kwargs):
         _check_entries(z, names, extra, len(variables), model.name)
         weights = _read_weights(z, names, variables)
     model.set_weights(weights)
+
+
+# ---------------------------------------------------------------------- dispatch
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
+
+
+def _lower(path):
+    return os.fspath(path).lower() if isinstance(path, (str, os.PathLike)) else ""
+
+
+def _check_overwrite(path, overwrite):
+    """``overwrite=False`` on an existing file: Keras asks on the terminal; convcore
+    never prompts and raises FileExistsError instead (as if the answer were no, but
+    loudly, so a script does not silently keep the old file)."""
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f"{os.fspath(path)} exists and overwrite=False; pass overwrite=True to replace it "
+                              "(convcore never asks on the terminal as Keras does)")
+
+
+def _sniff(path):
+    """What a file holds by its content: 'folder' (Keras's zipped=False form),
+    'hdf5', 'keras' (a zip with model.weights.h5), 'zip' (convcore's zip or an .npz),
+    or 'unknown'."""
+    p = os.fspath(path)
+    if os.path.isdir(p):
+        return "folder"
+    with _open_regular(p) as f:
+        head = f.read(8)
+        if head == _HDF5_SIGNATURE:
+            return "hdf5"
+        for off in (512, 1024, 2048):  # an HDF5 user block
+            f.seek(off)
+            if f.read(8) == _HDF5_SIGNATURE:
+                return "hdf5"
+        if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+            _check_directory(f, p)
+            f.seek(0)
+            try:
+                with zipfile.ZipFile(f) as z:
+                    names = set(z.namelist())
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, OverflowError,
+                    struct.error):
+                return "zip"  # the zip reader names the damage
+            return "keras" if "model.weights.h5" in names else "zip"
+    return "unknown"
+
+
+def save_model(model, path, overwrite=True, zipped=None, **kwargs):
+    """Save ``model`` by the file's name, as Keras: ``.keras`` is Keras 3's zip (or, with
+    ``zipped=False``, Keras's folder of the same files), ``.h5`` / ``.hdf5`` the legacy
+    HDF5 file (``include_optimizer=`` as there), any other name convcore's own zip.
+    ``save_format='h5'`` (tf.keras 2) picks the HDF5 file whatever the name.
+    ``overwrite=False`` and an existing file: a FileExistsError (Keras asks on the
+    terminal). Every format is written atomically."""
+    include_optimizer = kwargs.pop("include_optimizer", True)
+    save_format = kwargs.pop("save_format", None)
+    if kwargs:
+        raise ValueError(f"The following argument(s) are not supported: {sorted(kwargs)}")
+    if save_format not in (None, "h5", "keras"):
+        raise ValueError(f"save_format must be 'keras' or 'h5', received save_format={save_format!r} (convcore "
+                         "writes no TensorFlow SavedModel)")
+    _check_overwrite(path, overwrite)
+    name = _lower(path)
+    if save_format == "h5" or (save_format is None and name.endswith((".h5", ".hdf5"))):
+        from . import legacy_h5
+        return legacy_h5.save_model(model, path, include_optimizer=include_optimizer)
+    if save_format == "keras" or name.endswith(".keras"):
+        from . import keras_zip
+        return keras_zip.save_model(model, path, zipped=zipped is not False, include_optimizer=include_optimizer)
+    return _save_convcore_model(model, path)
+
+
+def load_model(path, custom_objects=None, compile=True, safe_mode=True):
+    """Load a model of any format ``save_model`` writes, recognised by content: Keras
+    3's ``.keras`` zip (or its folder), an HDF5 file (Keras 3's legacy ``.h5`` or tf.keras
+    2's), or convcore's own zip. ``custom_objects`` maps the names of user layers and
+    functions to them; ``safe_mode=False`` lets a Keras ``Lambda`` holding bytecode
+    load (it runs that code). Nothing else in a file ever runs."""
+    kind = _sniff(path)
+    if kind in ("keras", "folder"):
+        from . import keras_zip
+        return keras_zip.load_model(path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
+    if kind == "hdf5":
+        from . import legacy_h5
+        return legacy_h5.load_model(path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
+    return _load_convcore_model(path, custom_objects=custom_objects, compile=compile)
+
+
+def save_weights(model, path, overwrite=True, max_shard_size=None):
+    """Save the weights by the file's name: ``.weights.h5`` in Keras 3's layout (with a
+    compiled model's optimizer state, as Keras), another ``.h5`` in the legacy layout
+    (``layer_names`` / ``weight_names``), any other name an .npz. ``max_shard_size``
+    (Keras's sharded files) is not supported: a ValueError unless None."""
+    if max_shard_size is not None:
+        raise ValueError(f"save_weights: max_shard_size={max_shard_size!r} (sharded weight files) is not supported; "
+                         "pass max_shard_size=None")
+    _check_overwrite(path, overwrite)
+    name = _lower(path)
+    if name.endswith(".weights.h5"):
+        from . import keras_zip
+        return keras_zip.save_weights(model, path)
+    if name.endswith((".h5", ".hdf5")):
+        from . import legacy_h5
+        return legacy_h5.save_weights(model, path)
+    return _save_npz_weights(model, path)
+
+
+def _is_keras3_h5(path):
+    """Whether an HDF5 file has Keras 3's weights layout (``layers`` / ``vars``) rather
+    than the legacy one (``layer_names``, ``model_weights``)."""
+    import h5py
+    try:
+        with _open_regular(path) as f, h5py.File(f, "r") as h:
+            if "layer_names" in h.attrs or "model_weights" in h or "model_config" in h.attrs:
+                return False
+            return "vars" in h or "layers" in h
+    except (OSError, ValueError, KeyError, RuntimeError):
+        return _lower(path).endswith(".weights.h5")
+
+
+def load_weights(model, path, skip_mismatch=False, **kwargs):
+    """Load weights into ``model`` from a file recognised by content: Keras 3's
+    ``.weights.h5`` or ``.keras``, a legacy ``.h5`` (``by_name=True`` matches layers by
+    name there), a PyTorch ``.pth`` / ``.pt`` / ``.bin`` / ``.safetensors`` state dict,
+    or convcore's own zip / .npz. Everything is read and checked before anything is
+    assigned: the model is fully loaded or left unchanged."""
+    by_name = kwargs.pop("by_name", False)
+    if kwargs:
+        raise ValueError(f"load_weights: argument(s) not recognized: {sorted(kwargs)}")
+    name = _lower(path)
+    if name.endswith(_TORCH_SUFFIXES):
+        from . import torch_format
+        return torch_format.load_torch_weights(model, path, skip_mismatch=skip_mismatch)
+    kind = _sniff(path)
+    if kind == "keras" or (kind == "hdf5" and _is_keras3_h5(path)):
+        if by_name:
+            raise ValueError("Invalid keyword arguments: by_name=True is only supported for legacy .h5 weight "
+                             f"files, not Keras 3's layout of {os.fspath(path)}")
+        from . import keras_zip
+        return keras_zip.load_weights(model, path, skip_mismatch=skip_mismatch)
+    if kind == "hdf5":
+        from . import legacy_h5
+        return legacy_h5.load_weights(model, path, by_name=by_name, skip_mismatch=skip_mismatch)
+    return _load_convcore_weights(model, path)
