@@ -959,7 +959,7 @@ def torch_state_dict(model, name_map=None):
     ``model.load_state_dict({k: torch.from_numpy(v) ...})``."""
     out = collections.OrderedDict()
     for s in _slots(model, name_map, None):
-        out[s.key] = np.ascontiguousarray(s.to_torch(s.var.numpy()))
+        out[s.key] = np.asarray(s.to_torch(s.var.numpy()), order="C")
         if _kind(s.layer) == "batch_norm" and s.key.endswith(".running_var"):
             out[s.key[:-len("running_var")] + "num_batches_tracked"] = np.array(0, dtype=np.int64)
     return out
@@ -1071,5 +1071,5 @@ def load_torch_weights(model, path_or_state_dict, name_map=None, skip_mismatch=F
             raise AssertionError(f"{s.key}: converted to {v.shape}, expected {s.var.shape}")
         values.append((s.var, v))
     for var, v in values:
-        var.assign(np.ascontiguousarray(v, dtype=var.dtype))
+        var.assign(np.asarray(v, dtype=var.dtype, order="C"))
     return {"missing_keys": [s.key for s in missing], "unexpected_keys": unexpected}
