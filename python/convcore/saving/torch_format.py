@@ -539,7 +539,7 @@ def _as_native_float(a, stype_name):
     """float16 / bfloat16 -> float32 (exact); big-endian -> native order."""
     if stype_name == "BFloat16Storage":
         return (a.astype(np.uint32) << 16).view(np.float32)
-    if a.dtype == np.float16:
+    if a.dtype.kind == "f" and a.dtype.itemsize == 2:  # float16, either byte order
         return a.astype(np.float32)
     if not a.dtype.isnative:
         return a.astype(a.dtype.newbyteorder("="))
