@@ -29,7 +29,7 @@ plus the renames of Keras 1):
   ``W_regularizer``, ``nb_filter`` / ``nb_row`` / ``nb_col``, ``border_mode``, ``subsample``,
   ``atrous_rate``, ``dim_ordering``, Dropout's ``p``, LeakyReLU's ``alpha``;
   BatchNormalization's one-element ``axis`` list, ``fused``, ``virtual_batch_size`` and
-  ``adjustment`` (when unused); Lambda's ``function_type`` / ``module`` / ``output_shape_*``
+  ``adjustment`` (when unused); DepthwiseConv / SeparableConv's ``groups=1``; Lambda's ``function_type`` / ``module`` / ``output_shape_*``
   (its marshalled ``function`` list becomes Keras 3's ``__lambda__`` config, which a loader
   refuses under ``safe_mode=True``);
 - Keras 2.0's Sequential config that is a bare list of layers.
@@ -259,6 +259,8 @@ def _layer_config(cls, c, where):
             if key in c and c[key] not in (None, False) and key != "fused":
                 raise _fail(where, f"BatchNormalization's {key}={c[key]!r} has no Keras 3 equivalent")
             c.pop(key, None)
+    if cls.startswith(("DepthwiseConv", "SeparableConv")) and c.get("groups") in (1, None):
+        c.pop("groups", None)  # tf.keras 2 inherits it from Conv; Keras 3 has no such argument there
     if cls == "Lambda":
         for key in _LAMBDA_DROPPED:
             c.pop(key, None)

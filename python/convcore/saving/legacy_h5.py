@@ -406,23 +406,40 @@ def _training_config(model):
     return out
 
 
+# convcore's slot names -> Keras 3's variable names (names only; Keras reads them by order).
+_KERAS3_SLOT_NAMES = {"Adam": {"m": "momentum", "v": "velocity", "v_hat": "velocity_hat"},
+                      "AdamW": {"m": "momentum", "v": "velocity", "v_hat": "velocity_hat"},
+                      "SGD": {"velocity": "momentum"}, "Adamax": {"m": "momentum", "u": "norm"},
+                      "Nadam": {"m": "momentum", "v": "velocity"}, "Lion": {"m": "momentum"}}
+
+
 def _optimizer_state(model):
-    """(names, arrays) of the optimizer state in Keras 3's ``optimizer.variables`` order,
-    or None when there is none to save."""
+    """(names, arrays) of the optimizer state in Keras 3's ``optimizer.variables`` order
+    (iterations, learning rate, then the slots), or None when there is none to save (an
+    optimizer class Keras does not have)."""
     opt = getattr(model, "optimizer", None)
     if opt is None or not getattr(model, "_compiled", False):
         return None
-    from .keras_config import optimizer_variables_keras_order
-    values = optimizer_variables_keras_order(model)
-    if not values:
+    from .keras_config import optimizer_values, optimizer_variables_keras_order
+    entries = optimizer_variables_keras_order(model)
+    if not entries:
         return None
     prefix = re.sub(r"(?<!^)(?=[A-Z])", "_", type(opt).__name__).lower()
-    names, arrays = [], []
-    for i, v in enumerate(values):
-        arr = np.asarray(v.numpy() if hasattr(v, "numpy") else v)
-        name = getattr(v, "path", None) or getattr(v, "name", None) or f"variable_{i}"
-        names.append(f"{prefix}/{str(name).replace('/', '_')}")
-        arrays.append(arr)
+    spec = opt._slot_spec()
+    keras_names = _KERAS3_SLOT_NAMES.get(type(opt).__name__, {})
+    names = []
+    for kind, target, shape, dtype in entries:
+        if kind == "slot":
+            v, i = target
+            slot = keras_names.get(spec[i][0], spec[i][0])
+            names.append(f"{prefix}/{_var_name(v).replace('/', '_')}_{slot}")
+        elif kind == "accumulator":
+            names.append(f"{prefix}/{_var_name(target).replace('/', '_')}_accumulator")
+        else:
+            names.append(f"{prefix}/{'iteration' if kind == 'iterations' else kind}")
+    arrays = [np.asarray(a) for a in optimizer_values(opt, entries)]
+    if len(set(names)) != len(names):
+        names = [f"{n}_{i}" for i, n in enumerate(names)]
     return names, arrays
 
 
@@ -492,12 +509,15 @@ def _weights_root(f):
                       "'*.keras'")
 
 
-def _read_layer(group, name, variables, layer_desc, skip_mismatch, mismatches):
-    """The arrays of layer group ``name`` for ``variables`` (None where skipped)."""
+def _read_layer(group, name, variables, layer_desc, skip_mismatch, mismatches, file_names=None):
+    """The arrays of layer group ``name`` for ``variables`` (None where skipped);
+    ``file_names`` (a dict) collects the file's weight name of each variable."""
     g = _group(group, name, f"layer {name!r}")
     wnames = _names(g, "weight_names", f"layer {name!r}")
     out = []
     for wn, v in zip(wnames, variables):
+        if file_names is not None:
+            file_names[wn.rsplit(":", 1)[0]] = v
         arr, problem = _dataset(g, wn, v.shape, f"layer {name!r}", f"{layer_desc}: weight {_var_name(v)!r}")
         if problem is not None:
             if not skip_mismatch:
@@ -529,7 +549,7 @@ def _top_level(group, model, skip_mismatch, mismatches):
                                      skip_mismatch, mismatches)))
 
 
-def _topological(group, model, skip_mismatch):
+def _topological(group, model, skip_mismatch, file_names=None):
     """(variable, array) pairs of Keras's ``load_weights_from_hdf5_group``."""
     where = _file_name(group)
     layers = [l for l in model.layers if _legacy_weights(l)]
@@ -553,7 +573,7 @@ def _topological(group, model, skip_mismatch):
                               f"{name!r} in the save file). Layer expects {len(variables)} weight(s). Received "
                               f"{count} saved weight(s)")
         desc = f"layer #{k} (named {layer.name!r}; {name!r} in the file)"
-        arrays = _read_layer(group, name, variables, desc, skip_mismatch, mismatches)
+        arrays = _read_layer(group, name, variables, desc, skip_mismatch, mismatches, file_names)
         pairs += [(v, a) for v, a in zip(variables, arrays) if a is not None]
     pairs += _top_level(group, model, skip_mismatch, mismatches)
     return pairs, mismatches
@@ -656,77 +676,81 @@ def _compile(model, training_config, custom_objects, where):
 
 
 # Slot names of tf.keras 2's optimizers (``Adam/dense/kernel/m:0``) -> convcore's slot index.
-_KERAS2_SLOTS = {"m": 0, "v": 1, "vhat": 2, "momentum": 0, "rms": 0, "mg": 1, "accumulator": 0,
-                 "accum_grad": 0, "accum_var": 1, "u": 1}
-# Keras 3's variable names (``adam/dense_kernel_momentum``) -> convcore's slot index.
-_KERAS3_SLOTS = {"momentum": 0, "velocity": 1, "velocity_hat": 2}
+_KERAS2_SLOTS = {"SGD": {"momentum": 0}, "Adam": {"m": 0, "v": 1, "vhat": 2}, "AdamW": {"m": 0, "v": 1, "vhat": 2},
+                 "RMSprop": {"rms": 0, "mg": 1, "momentum": 2}, "Adagrad": {"accumulator": 0},
+                 "Adadelta": {"accum_grad": 0, "accum_var": 1}, "Adamax": {"m": 0, "v": 1},
+                 "Nadam": {"m": 0, "v": 1}}
 
 
-def _read_optimizer(f, model, where):
-    """The optimizer state of the file as (slot Variable, array) pairs plus the step
-    count, or a reason it does not fit the model (then it is skipped)."""
+def _read_optimizer(f, model, file_names):
+    """The optimizer state of the file, read and checked against the compiled model:
+    ``(apply, None)`` with ``apply()`` assigning it, or ``(None, reason)`` when it does
+    not fit (it is then skipped). Keras 3's files are matched by order (iterations,
+    learning rate, slots), tf.keras 2's by name (``Adam/dense/kernel/m:0``)."""
     h5py = _h5py()
+    from .keras_config import assign_optimizer_values, optimizer_variables_keras_order
     g = _group(f, "optimizer_weights", "optimizer_weights")
     names = _names(g, "weight_names", "optimizer_weights")
     opt = model.optimizer
-    variables = list(model.trainable_weights)
-    try:
-        opt.build(variables)
-    except Exception as e:  # an optimizer of the user's own
-        return None, f"the optimizer {type(opt).__name__} cannot be built ({e})"
-    slots = {id(v): opt._slots_of(v) for v in variables}
-    shapes = {}
+    shapes = []
     for n in names:
         ds = _child(g, n, h5py.Dataset, "optimizer_weights")
-        shapes[n] = tuple(ds.shape or ())
-    by_path = {_var_name(v).replace("/", "_"): v for v in variables}
-    by_path2 = {_var_name(v): v for v in variables}
+        shapes.append(tuple(ds.shape or ()))
+    for built in (True, False):
+        entries = optimizer_variables_keras_order(model, built=built)
+        if entries is None:
+            return None, f"{type(opt).__name__} is not one of Keras's optimizers"
+        if len(entries) == len(names) and all(tuple(e[2]) == s for e, s in zip(entries, shapes)):
+            arrays = [_dataset(g, n, e[2], "optimizer_weights", f"optimizer state {n!r}")[0]
+                      for n, e in zip(names, entries)]
+            return (lambda: assign_optimizer_values(model, opt, entries, arrays)), None
+    return _read_keras2_optimizer(g, names, shapes, model, file_names)
+
+
+def _read_keras2_optimizer(g, names, shapes, model, file_names):
+    """tf.keras 2's OptimizerV2 state, by name: ``<optimizer>/<weight name>/<slot>:0``,
+    the weight name as the file's ``model_weights`` has it (``conv2d/kernel``)."""
+    opt = model.optimizer
+    variables = list(model.trainable_weights)
+    trainable = {id(v) for v in variables}
+    by_path = {n: v for n, v in file_names.items() if id(v) in trainable}
+    spec = opt._slot_spec()
     plan, iterations = [], None
-    for n in names:
+    for n, shape in zip(names, shapes):
         base = n.rsplit(":", 1)[0]  # tf.keras 2 appends ':0'
-        leaf = base.rsplit("/", 1)[-1]
-        if leaf in ("iter", "iteration", "iterations"):
+        parts = base.split("/")
+        if parts[-1] in ("iter", "iteration", "iterations") and shape == ():
             iterations = n
             continue
-        if leaf in ("learning_rate", "beta_1", "beta_2", "decay", "rho", "epsilon", "momentum") and \
-                shapes[n] == ():
+        if len(parts) <= 2 and shape == ():
             continue  # hyperparameters: the config holds them
-        target = None
-        parts = base.split("/")
-        if len(parts) >= 3 and parts[-1] in _KERAS2_SLOTS:  # tf.keras 2: <opt>/<layer>/<w>/<slot>
-            var = by_path2.get("/".join(parts[-3:-1]))
-            if var is not None:
-                target = (var, _KERAS2_SLOTS[parts[-1]])
-        if target is None:
-            for slot, idx in sorted(_KERAS3_SLOTS.items(), key=lambda kv: -len(kv[0])):
-                if leaf.endswith("_" + slot):
-                    stem = leaf[:-len(slot) - 1]
-                    var = by_path.get(stem) or next((v for p, v in by_path.items() if stem.endswith("_" + p)), None)
-                    if var is not None:
-                        target = (var, idx)
-                    break
-        if target is None:
-            return None, f"the file's optimizer weight {n!r} matches no variable of the model"
-        var, idx = target
-        slot_vars = slots[id(var)]
-        if idx >= len(slot_vars) or slot_vars[idx] is None:
+        var = by_path.get("/".join(parts[1:-1])) if len(parts) >= 3 else None
+        idx = _KERAS2_SLOTS.get(type(opt).__name__, {}).get(parts[-1])
+        if var is None or idx is None:
+            return None, f"the file's optimizer weight {n!r} matches no state of the model's {type(opt).__name__}"
+        if idx >= len(spec) or spec[idx] is None:
             return None, f"the file's optimizer weight {n!r} is a state {type(opt).__name__} does not keep"
-        if shapes[n] != tuple(var.shape):
-            return None, f"the file's optimizer weight {n!r} has shape {shapes[n]}, the variable {tuple(var.shape)}"
-        plan.append((slot_vars[idx], n))
-    wanted = sum(1 for s in slots.values() for x in s if x is not None)
-    if len(plan) != wanted:
+        if shape != tuple(var.shape):
+            return None, f"the file's optimizer weight {n!r} has shape {shape}, the variable {tuple(var.shape)}"
+        plan.append((var, idx, n))
+    wanted = sum(1 for s in spec if s is not None) * len(variables)
+    if len(plan) != wanted or len({(id(v), i) for v, i, _ in plan}) != len(plan):
         return None, f"the file has {len(plan)} optimizer state arrays, {type(opt).__name__} keeps {wanted}"
-    pairs = []
-    for slot_var, n in plan:
-        arr, problem = _dataset(g, n, slot_var.shape, "optimizer_weights", f"optimizer state {n!r}")
-        pairs.append((slot_var, arr))
+    arrays = [_dataset(g, n, v.shape, "optimizer_weights", f"optimizer state {n!r}")[0] for v, i, n in plan]
     step = None
     if iterations is not None:
-        arr, problem = _dataset(g, iterations, shapes[iterations], "optimizer_weights", "iterations")
-        if arr is not None and arr.size == 1 and arr.dtype.kind in "iuf":
-            step = int(np.ravel(arr)[0])
-    return (pairs, step), None
+        a = _dataset(g, iterations, (), "optimizer_weights", "iterations")[0]
+        if a is not None and a.dtype.kind in "iu" and a >= 0:
+            step = int(a)
+
+    def apply():
+        opt.build(variables)
+        for (v, i, _), a in zip(plan, arrays):
+            opt._slots_of(v)[i].assign(np.asarray(a, dtype=v.dtype))
+        if step is not None:
+            opt.iterations = step
+
+    return apply, None
 
 
 def load_model(path, custom_objects=None, compile=True, safe_mode=True):
@@ -754,7 +778,8 @@ def load_model(path, custom_objects=None, compile=True, safe_mode=True):
             if str(e).startswith(str(where)):
                 raise
             raise _bad(where, f"model_config: {e}") from None
-        pairs, mismatches = _topological(_group(f, "model_weights", "model_weights"), model, False)
+        file_names = {}
+        pairs, mismatches = _topological(_group(f, "model_weights", "model_weights"), model, False, file_names)
         training_config = _json_attr(f, "training_config", False) if compile else None
         opt_state, opt_problem = None, None
         if training_config is not None:
@@ -766,14 +791,11 @@ def load_model(path, custom_objects=None, compile=True, safe_mode=True):
             except (OSError, RuntimeError):
                 has_opt = False
             if has_opt:
-                opt_state, opt_problem = _read_optimizer(f, model, where)
+                opt_state, opt_problem = _read_optimizer(f, model, file_names)
     _assign(pairs)
     if opt_problem is not None:
         warnings.warn(f"{where}: the saved optimizer state was not loaded ({opt_problem}); the model starts with "
                       "a freshly initialized optimizer", stacklevel=2)
     elif opt_state is not None:
-        slot_pairs, step = opt_state
-        _assign(slot_pairs)
-        if step is not None:
-            model.optimizer.iterations = step
+        opt_state()
     return model
