@@ -412,6 +412,32 @@ def _global_pool(b, layer, ins, node, hint):
     return _Value(y, b.out_shape(node))  # (batch, channels)
 
 
+def _adaptive_pool(b, layer, ins, node, hint):
+    """Keras's adaptive windows ([floor(i n / o), ceil((i + 1) n / o)) per axis), one
+    axis at a time (a box's max / mean is the max / mean along each axis in turn): a
+    pooling of window and stride n / o where o divides n, else a Slice and a Reduce per
+    output cell, concatenated. The spatial sizes must be known."""
+    x = ins[0]
+    spatial = x.shape[1:-1]
+    if any(n is None for n in spatial):
+        raise _unsupported(layer, f"it needs known spatial sizes (give input_signature=...), got input shape "
+                                  f"{x.shape}")
+    reduce_op = "ReduceMax" if layer.kind == "max" else "ReduceMean"
+    y, shape = x.name, list(x.shape)
+    for i, (n, o) in enumerate(zip(spatial, layer.output_size), start=1):
+        ax = x.axis(i)
+        if n == o:
+            continue
+        cells = []
+        for j in range(o):
+            lo, hi = (j * n) // o, -(-((j + 1) * n) // o)
+            part = b.op("Slice", [y, b.ints([lo]), b.ints([hi]), b.ints([ax])], hint)
+            cells.append(b.reduce(reduce_op, part, [ax], hint))
+        y = cells[0] if o == 1 else b.op("Concat", cells, hint, axis=ax)
+        shape[i] = o
+    return _Value(y, tuple(shape), x.perm)
+
+
 def _batch_norm(b, layer, ins, node, hint):
     x = ins[0]
     full = (1,) + tuple(s if s is not None else 1 for s in x.shape[1:])
@@ -601,6 +627,28 @@ def _resize_value(b, x, factors, mode, hint, coord, **attrs):
                 coordinate_transformation_mode=coord, **attrs), _first(x.rank)
 
 
+def _resize_matrices(b, x, height, width, interpolation, antialias, layer, hint):
+    """Resize Keras axes 1 and 2 of ``x`` with jax.image's interpolation weights (what
+    convcore's and Keras's resize compute): one MatMul per axis that changes size, the
+    axis brought last. The input's sizes must be known."""
+    from ..layers.reshaping import _weights
+    h, w = x.shape[1], x.shape[2]
+    if h is None or w is None:
+        raise _unsupported(layer, f"interpolation={interpolation!r} needs known input sizes here (give "
+                                  f"input_signature=...), got input shape {x.shape}")
+    v = x
+    for axis, m, n in ((1, h, height), (2, w, width)):
+        if m == n:
+            continue
+        order = tuple(a for a in range(v.rank) if a != axis) + (axis,)
+        v = b.to_perm(v, order)
+        mat = b.array(_weights(m, n, interpolation, antialias).T, f"{hint}/resize_weights")
+        shape = list(v.shape)
+        shape[axis] = n
+        v = _Value(b.op("MatMul", [v.name, mat], hint), tuple(shape), order)
+    return v
+
+
 def _upsampling(b, layer, ins, node, hint):
     from ..layers import reshaping as R
     x = ins[0]
@@ -614,31 +662,57 @@ def _upsampling(b, layer, ins, node, hint):
         y, perm = _resize_value(b, x, size, "nearest", hint, "asymmetric", nearest_mode="floor")
     elif interp == "bilinear":
         y, perm = _resize_value(b, x, size, "linear", hint, "half_pixel")
-    elif interp == "bicubic":
+    elif interp == "bicubic":  # Keys' a = -0.5, the weights renormalised at the edges, as jax
         y, perm = _resize_value(b, x, size, "cubic", hint, "half_pixel", cubic_coeff_a=-0.5, exclude_outside=1)
-    else:
-        raise _unsupported(layer, f"interpolation={interp!r} has no ONNX Resize mode (supported: 'nearest', "
-                                  "'bilinear', 'bicubic')")
+    else:  # lanczos: no ONNX mode; the interpolation weights as matrices
+        h, w = x.shape[1], x.shape[2]
+        return _resize_matrices(b, x, None if h is None else h * size[0], None if w is None else w * size[1],
+                                interp, False, layer, hint)
     return _Value(y, b.out_shape(node), perm)
 
 
 def _resizing(b, layer, ins, node, hint):
     x = ins[0]
-    if layer.crop_to_aspect_ratio or layer.pad_to_aspect_ratio or layer.antialias:
-        raise _unsupported(layer, "crop_to_aspect_ratio, pad_to_aspect_ratio and antialias have no ONNX Resize "
-                                  "equivalent here")
-    modes = {"bilinear": ("linear", "half_pixel", {}),
-             "nearest": ("nearest", "tf_half_pixel_for_nn", {"nearest_mode": "floor"}),
-             "bicubic": ("cubic", "half_pixel", {"cubic_coeff_a": -0.5, "exclude_outside": 1})}
-    if layer.interpolation not in modes:
-        raise _unsupported(layer, f"interpolation={layer.interpolation!r} has no ONNX Resize mode")
-    mode, coord, attrs = modes[layer.interpolation]
-    xf = b.to_perm(x, _first(x.rank))
-    shape = b.op("Shape", [xf.name], hint)
-    nc = b.op("Slice", [shape, b.ints([0]), b.ints([2]), b.ints([0])], hint)
-    sizes = b.op("Concat", [nc, b.ints([layer.height, layer.width])], hint, axis=0)
-    y = b.op("Resize", [xf.name, "", "", sizes], hint, mode=mode, coordinate_transformation_mode=coord, **attrs)
-    return _Value(y, b.out_shape(node), _first(x.rank))
+    h, w = x.shape[1], x.shape[2]
+    if layer.crop_to_aspect_ratio or layer.pad_to_aspect_ratio:
+        from ..layers.preprocessing import _aspect_crop_box
+        if h is None or w is None:
+            raise _unsupported(layer, f"crop_to_aspect_ratio / pad_to_aspect_ratio need known input sizes here "
+                                      f"(give input_signature=...), got input shape {x.shape}")
+        if layer.crop_to_aspect_ratio:
+            h0, w0, ch, cw = _aspect_crop_box(h, w, layer.height, layer.width)
+            y = b.op("Slice", [x.name, b.ints([h0, w0]), b.ints([h0 + ch, w0 + cw]), b.ints([x.axis(1), x.axis(2)])],
+                     hint)
+            x = _Value(y, (x.shape[0], ch, cw, x.shape[3]), x.perm)
+        else:
+            ph = max(h, int(float(w * layer.height) / layer.width))
+            pw = max(w, int(float(h * layer.width) / layer.height))
+            top, left = int(float(ph - h) / 2), int(float(pw - w) / 2)
+            pads, shape = None, None
+            if top > 0:
+                pads, shape = (1, top), (x.shape[0], h + 2 * top, w, x.shape[3])
+            elif left > 0:
+                pads, shape = (2, left), (x.shape[0], h, w + 2 * left, x.shape[3])
+            if pads is not None:
+                amounts = [0] * (2 * x.rank)
+                amounts[x.axis(pads[0])] = amounts[x.rank + x.axis(pads[0])] = pads[1]
+                y = b.op("Pad", [x.name, b.ints(amounts), b.scalar(layer.fill_value)], hint, mode="constant")
+                x = _Value(y, shape, x.perm)
+        h, w = x.shape[1], x.shape[2]
+    if layer.interpolation == "nearest" or (layer.interpolation == "bilinear" and not layer.antialias):
+        if layer.interpolation == "bilinear":
+            mode, coord, attrs = "linear", "half_pixel", {}
+        else:  # jax's floor((i + 0.5) * in / out) (antialias does not change 'nearest')
+            mode, coord, attrs = "nearest", "tf_half_pixel_for_nn", {"nearest_mode": "floor"}
+        xf = b.to_perm(x, _first(x.rank))
+        shape = b.op("Shape", [xf.name], hint)
+        nc = b.op("Slice", [shape, b.ints([0]), b.ints([2]), b.ints([0])], hint)
+        sizes = b.op("Concat", [nc, b.ints([layer.height, layer.width])], hint, axis=0)
+        y = b.op("Resize", [xf.name, "", "", sizes], hint, mode=mode, coordinate_transformation_mode=coord, **attrs)
+        return _Value(y, b.out_shape(node), _first(x.rank))
+    # bicubic, lanczos, antialiased bilinear (onnxruntime's cubic Resize does not shrink):
+    # the interpolation weights as matrices
+    return _resize_matrices(b, x, layer.height, layer.width, layer.interpolation, layer.antialias, layer, hint)
 
 
 def _center_crop(b, layer, ins, node, hint):
@@ -749,6 +823,7 @@ def _converters():
     table[L.Dense] = _dense
     table[P._Pool] = _pool
     table[P._GlobalPool] = _global_pool
+    table[P._AdaptivePool] = _adaptive_pool
     table[L.BatchNormalization] = _batch_norm
     table[L.LayerNormalization] = _layer_norm
     table[L.GroupNormalization] = _group_norm
