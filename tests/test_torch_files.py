@@ -98,10 +98,41 @@ def test_whole_pickled_module_is_refused():
         tf.load_state_dict(os.path.join(FIX, "module.pth"))
 
 
-def test_legacy_format_says_how_to_resave():
-    with pytest.raises(ValueError, match=r"legacy PyTorch \(< 1\.6\).*torch\.save\(torch\.load\(path, "
-                                         r"weights_only=True\), new_path\)"):
-        tf.load_state_dict(os.path.join(FIX, "legacy.pth"))
+def test_legacy_format_of_real_torch_loads():
+    """``torch.save(..., _use_new_zipfile_serialization=False)`` (PyTorch < 1.6's format)."""
+    sd = tf.load_state_dict(os.path.join(FIX, "legacy.pth"))
+    net = tf.load_state_dict(os.path.join(FIX, "net.pth"))
+    assert list(sd) == list(net) + ["half"] and all(np.array_equal(sd[k], net[k]) for k in net)
+    assert sd["half"].dtype == np.float32 and list(sd["half"]) == [2.0, 3.0, 4.0]
+    m = net_model()
+    tf.load_torch_weights(m, {k: v for k, v in sd.items() if k != "half"})
+    d = np.load(os.path.join(FIX, "net_io.npz"))
+    _assert_torch_close(m.predict(_nhwc(d["x"]), verbose=0), d["y"])
+
+
+def test_hostile_and_broken_legacy_files(tmp_path):
+    target = tmp_path / "pwned"
+    good = _state_pkl(("w", "FloatStorage", "0", 6, 0, (6,), (1,)))
+    cases = {
+        "global.pth": (_hostile_pickles(target)["os.system"], {"0": (6, F4)}, None, "names the global os.system"),
+        "keys.pth": (good, {"0": (6, F4), "1": (6, F4)}, None, "list of storage keys does not match"),
+        "count.pth": (good, {"0": (7, F4)}, None, "storage '0' holds 7 elements; the pickle says 6"),
+        "claim.pth": (_state_pkl(("w", "FloatStorage", "0", 10 ** 12, 0, (6,), (1,))), {"0": (10 ** 12, F4)}, None,
+                      "claims 1000000000000 elements of torch.FloatStorage, more than the file's"),
+        "short.pth": (good, {"0": (6, F4[:-4])}, None, "runs past the end of the file"),
+    }
+    for name, (pkl, storages, keys, match) in cases.items():
+        tp.write_legacy(tmp_path / name, pkl, storages, keys)
+        with pytest.raises(ValueError, match=match):
+            tf.load_state_dict(tmp_path / name)
+    assert not target.exists()
+    tp.write_legacy(tmp_path / "ok.pth", good, {"0": (6, F4)})
+    np.testing.assert_array_equal(tf.load_state_dict(tmp_path / "ok.pth")["w"], np.arange(6))
+    data = (tmp_path / "ok.pth").read_bytes()
+    for cut in (3, 16, 40, len(data) - 30, len(data) - 1):
+        (tmp_path / "cut.pth").write_bytes(data[:cut])
+        with pytest.raises(ValueError, match=r"cut\.pth"):
+            tf.load_state_dict(tmp_path / "cut.pth")
 
 
 # ---------------------------------------------------------------------- tests/torch_pickle.py files

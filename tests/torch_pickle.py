@@ -17,7 +17,8 @@ Values may be numpy arrays (written contiguous, their own dtype), ``BFloat16(a)`
 (float32 values rounded to bfloat16), or ``View(base, offset, size, stride)`` (a tensor
 that is a strided view of the storage ``base``; several views of one ``base`` object
 share one storage). ``write_torch_zip`` writes an arbitrary ``data.pkl`` and storage
-members (hostile files for the tests); ``pickle_ops`` has the opcode helpers.
+members (hostile files for the tests); ``write_legacy`` the pre-1.6 non-zip format;
+``pickle_ops`` has the opcode helpers.
 """
 from __future__ import annotations
 
@@ -161,3 +162,22 @@ def save_state_dict(state, path, byteorder="little", archive=None):
     """Write ``state`` (``{name: array | BFloat16 | View}``) as torch's ``.pth``."""
     pkl, storages = pickle_state_dict(state, byteorder)
     write_torch_zip(path, pkl, storages, archive=archive, byteorder=byteorder)
+
+
+def write_legacy(path, data_pkl, storages, keys=None):
+    """torch's legacy (``_use_new_zipfile_serialization=False``) layout: pickles of the
+    magic number, protocol 1001, sys_info and ``data_pkl`` (given), the storage keys,
+    then each storage as an int64 element count and its bytes. ``storages`` maps a key to
+    ``(numel, bytes)``."""
+    o = pickle_ops
+    magic = 0x1950A86A20F9469CFC6C
+    sys_info = (o.EMPTY_DICT + o.MARK + o.str_("protocol_version") + o.int_(1001) + o.str_("little_endian")
+                + o.NEWTRUE + o.SETITEMS)
+    keys = list(storages) if keys is None else keys
+    out = [o.PROTO2 + o.int_(magic) + o.STOP, o.PROTO2 + o.int_(1001) + o.STOP, o.PROTO2 + sys_info + o.STOP,
+           data_pkl, o.PROTO2 + o.EMPTY_LIST + o.MARK + b"".join(o.str_(k) for k in keys) + o.APPENDS + o.STOP]
+    for k in keys:
+        numel, raw = storages[k]
+        out.append(struct.pack("<q", numel) + raw)
+    with open(path, "wb") as f:
+        f.write(b"".join(out))

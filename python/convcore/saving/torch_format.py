@@ -35,8 +35,12 @@ Big-endian files (``byteorder`` ``big``) are converted to native order.
 
 ``load_state_dict`` unwraps a checkpoint holding one state dict under ``state_dict``,
 ``model_state_dict``, ``model``, ``module``, ``net`` or ``params`` (or as its only dict
-of tensors) when that is unambiguous. Not supported, each with an error saying so:
-the legacy (PyTorch < 1.6) non-zip format (re-save it with a current PyTorch), a
+of tensors) when that is unambiguous. The legacy (PyTorch 0.4 to 1.5) non-zip format
+(``_use_new_zipfile_serialization=False``: pickles of a magic number, the protocol,
+sys_info, the object and the storage keys, then each storage's raw bytes) is read by
+the same unpickler, its pickles bounded by ``MAX_PICKLE_BYTES`` and each storage's size
+checked against the file's before it is read. Not supported, each with an error saying
+so: the tar format of PyTorch < 0.4 (re-save it with a current PyTorch), a
 TorchScript archive (``torch.jit.save``: save its ``state_dict()`` instead), whole
 pickled modules (``torch.save(model)``: the pickle names the module's class, which is
 code) and tensors of other dtypes (complex, float8, quantized).
@@ -263,6 +267,7 @@ _GLOBALS = {
     ("torch", "Tensor"): _TypeMarker("torch.Tensor"),
     ("torch.nn.parameter", "Parameter"): _TypeMarker("torch.nn.parameter.Parameter"),
     **{("torch", n): _StorageType(n, d) for n, d in _STORAGE_DTYPES.items()},
+    **{("torch.cuda", n): _StorageType(n, d) for n, d in _STORAGE_DTYPES.items()},  # legacy files saved on a GPU
 }
 _CALLABLE = (collections.OrderedDict, _rebuild_tensor, _rebuild_parameter, _rebuild_from_type_v2, _torch_size)
 
@@ -278,7 +283,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
     dispatch = dict(pickle._Unpickler.dispatch)
 
     def __init__(self, data, storage_for):
-        super().__init__(io.BytesIO(data), fix_imports=False, encoding="utf-8")
+        super().__init__(io.BytesIO(data) if isinstance(data, bytes) else data, fix_imports=False, encoding="utf-8")
         self._storage_for = storage_for
 
     def find_class(self, module, name):
@@ -289,10 +294,13 @@ class _RestrictedUnpickler(pickle._Unpickler):
         return obj
 
     def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage") or self._storage_for is None:
             raise pickle.UnpicklingError(f"a persistent id {pid!r:.200}; a state dict's are "
                                          "('storage', type, key, location, numel)")
-        _, stype, key, _location, numel = pid
+        if len(pid) == 6 and pid[5] is not None:  # the legacy format's view_metadata
+            raise pickle.UnpicklingError("a storage view (view_metadata) of a PyTorch < 0.4 file; re-save it with "
+                                         "a current PyTorch")
+        _, stype, key, _location, numel = pid[:5]
         if not isinstance(stype, _StorageType):
             raise pickle.UnpicklingError(f"a storage of type {stype!r:.100}; only torch's typed storages are loaded")
         if not isinstance(key, str):
@@ -480,17 +488,18 @@ def _load_torch_zip(path, f):
         pkl = _read_member(z, by_name[f"{prefix}/data.pkl"], MAX_PICKLE_BYTES, path)
         storages = {}
 
-        def storage_for(key, stype, numel):
-            if key in storages:
-                s = storages[key]
-                if s.stype is not stype or s.numel != numel:
-                    raise pickle.UnpicklingError(f"storage {key!r} is named as {s.numel} x {s.stype} and as "
-                                                 f"{numel} x {stype}")
-                return s
+        def member_of(key):
             info = by_name.get(f"{prefix}/data/{key}")
             if info is None or "/" in key:
                 raise pickle.UnpicklingError(f"the pickle refers to storage {key!r}, which the zip does not hold "
                                              f"(no member {prefix}/data/{key})")
+            return info
+
+        def storage_for(key, stype, numel):
+            s = _known_storage(storages, key, stype, numel)
+            if s is not None:
+                return s
+            info = member_of(key)
             itemsize = np.dtype(stype.dtype).itemsize
             if numel < 0 or numel * itemsize != info.file_size:
                 raise pickle.UnpicklingError(
@@ -513,14 +522,118 @@ def _load_torch_zip(path, f):
             s = storages[key] = _Storage(key, stype, numel)
             return s
 
-        obj = _unpickle(pkl, storage_for, path)
-        state = _state_dict_of(obj, path)
-        _check_total(state, path)
-        for s in {id(t.storage): t.storage for t in state.values()}.values():
+        state = _checked_state(_unpickle(pkl, storage_for, path), path)
+        for s in _storages_of(state):
             dtype = np.dtype(s.stype.dtype)
             if big_endian:
                 dtype = dtype.newbyteorder(">")
-            s.array = _read_storage(z, f, by_name[f"{prefix}/data/{s.key}"], s, dtype, file_size, path)
+            s.array = _read_storage(z, f, member_of(s.key), s, dtype, file_size, path)
+    return _materialize(state)
+
+
+def _known_storage(storages, key, stype, numel):
+    """The storage already named ``key`` (it must be named alike each time), or None."""
+    s = storages.get(key)
+    if s is not None and (s.stype is not stype or s.numel != numel):
+        raise pickle.UnpicklingError(f"storage {key!r} is named as {s.numel} x {s.stype} and as {numel} x {stype}")
+    return s
+
+
+def _checked_state(obj, path):
+    state = _state_dict_of(obj, path)
+    _check_total(state, path)
+    return state
+
+
+def _storages_of(state):
+    """The storages the state dict's tensors use, each once."""
+    return list({id(t.storage): t.storage for t in state.values()}.values())
+
+
+class _BoundedFile:
+    """The legacy file's pickles read from the file itself, at most ``limit`` bytes in all."""
+
+    def __init__(self, f, limit, path):
+        self.f, self.left, self.path = f, limit, path
+
+    def _room(self, n):
+        if n is None or n < 0 or n > self.left:
+            raise _bad(self.path, f"the pickles take more than {MAX_PICKLE_BYTES} bytes (refused)")
+        self.left -= n
+
+    def read(self, n=-1):
+        self._room(n)
+        return self.f.read(n)
+
+    def readinto(self, b):
+        self._room(len(b))
+        return self.f.readinto(b)
+
+    def readline(self, limit=-1):
+        line = self.f.readline(min(self.left, 1 << 16) + 1)
+        self._room(len(line))
+        return line
+
+
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_LEGACY_PROTOCOL = 1001
+
+
+def _load_legacy(path, f):
+    """torch's legacy (< 1.6) format: pickles of the magic number, the protocol version,
+    sys_info and the object, then the sorted storage keys, then each storage as an
+    int64 element count and its raw little-endian bytes."""
+    f.seek(0, os.SEEK_END)
+    file_size = f.tell()
+    f.seek(0)
+    reader = _BoundedFile(f, MAX_PICKLE_BYTES, path)
+    storages = {}
+
+    def storage_for(key, stype, numel):
+        s = _known_storage(storages, key, stype, numel)
+        if s is None:
+            if numel < 0 or numel * np.dtype(stype.dtype).itemsize > file_size:
+                raise pickle.UnpicklingError(f"storage {key!r} claims {numel} elements of {stype}, more than the "
+                                             f"file's {file_size} bytes hold")
+            s = storages[key] = _Storage(key, stype, numel)
+        return s
+
+    if _unpickle(reader, None, path) != _LEGACY_MAGIC:
+        raise _bad(path, "not a PyTorch file (a pickle, but not torch's legacy format: its magic number differs)")
+    if _unpickle(reader, None, path) != _LEGACY_PROTOCOL:
+        raise _bad(path, f"a legacy PyTorch file of a protocol version other than {_LEGACY_PROTOCOL}")
+    if not isinstance(_unpickle(reader, None, path), dict):
+        raise _bad(path, "a legacy PyTorch file whose sys_info is not a dict")
+    state = _checked_state(_unpickle(reader, storage_for, path), path)
+    keys = _unpickle(reader, None, path)
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys) or len(set(keys)) != len(keys) \
+            or set(keys) != set(storages):
+        raise _bad(path, "a legacy PyTorch file whose list of storage keys does not match the storages its pickle "
+                         "names")
+    used = {id(s) for s in _storages_of(state)}
+    for key in keys:
+        s = storages[key]
+        dtype = np.dtype(s.stype.dtype)
+        head = f.read(8)
+        if len(head) != 8:
+            raise _bad(path, f"the file ends before storage {key!r} (it is truncated)")
+        n = struct.unpack("<q", head)[0]
+        nbytes = n * dtype.itemsize
+        if n != s.numel:
+            raise _bad(path, f"storage {key!r} holds {n} elements; the pickle says {s.numel}")
+        if f.tell() + nbytes > file_size:
+            raise _bad(path, f"storage {key!r} runs past the end of the file (it is truncated)")
+        if id(s) not in used:
+            f.seek(nbytes, os.SEEK_CUR)
+            continue
+        s.array = np.empty(n, dtype=dtype)
+        buf = memoryview(s.array.view(np.uint8).reshape(-1))
+        pos = 0
+        while pos < nbytes:
+            got = f.readinto(buf[pos:min(nbytes, pos + _CHUNK)])
+            if not got:
+                raise _bad(path, f"storage {key!r} ends early (the file is truncated)")
+            pos += got
     return _materialize(state)
 
 
@@ -713,7 +826,8 @@ def load_state_dict(path):
         (``TorchFileError``) for anything that is not a plain state dict: a pickle
         naming any global other than torch's tensor rebuilds (``os.system``,
         ``builtins.eval``, a module class), a storage or tensor out of bounds, a
-        truncated or damaged file, a zip bomb, the legacy pre-1.6 format, TorchScript.
+        truncated or damaged file, a zip bomb, the tar format of PyTorch < 0.4,
+        TorchScript.
     """
     from .saving_lib import _FileError, _open_regular
     try:
@@ -724,11 +838,10 @@ def load_state_dict(path):
         head = f.read(16)
         if head[:4] == b"PK\x03\x04" or head[:4] == b"PK\x05\x06":
             return _load_torch_zip(path, f)
+        if head[:2] == b"\x80\x02" and head[2:3] == b"\x8a":  # pickle protocol 2, a LONG1: the magic number
+            return _load_legacy(path, f)
     if len(head) >= 9 and head[8:9] == b"{" or os.fspath(path).endswith(".safetensors"):
         return _load_safetensors(path)
-    if head[:1] == b"\x80":
-        raise _bad(path, "a legacy PyTorch (< 1.6) file, not the zip format convcore reads: re-save it with a "
-                         "current PyTorch: torch.save(torch.load(path, weights_only=True), new_path)")
     if len(head) < 16:
         raise _bad(path, f"not a PyTorch state dict file ({len(head)} bytes)")
     if len(head) > 0 and _is_tar(path):
@@ -1062,14 +1175,18 @@ def load_torch_weights(model, path_or_state_dict, name_map=None, skip_mismatch=F
         raise ValueError(f"load_torch_weights: {source}'s {unexpected[0]!r} matches no weight of model "
                          f"{model.name!r} ({len(unexpected)} unexpected key(s); pass name_map, or strict=False to "
                          "ignore them)")
-    values = []
-    for s, a in plan:
+    # Everything is checked: the conversions and assignments below cannot fail. Each
+    # tensor is dropped once assigned (a file's state dict is ours), so the peak is the
+    # model plus the file's tensors, not two copies of them.
+    owned = not isinstance(path_or_state_dict, dict)
+    for i, (s, a) in enumerate(plan):
+        plan[i] = None
+        if owned:
+            state.pop(s.key, None)
         if id(s.layer) in skipped:
             continue
-        v = s.to_keras(a)
-        if tuple(v.shape) != tuple(s.var.shape):  # a mapping bug, never the file's
-            raise AssertionError(f"{s.key}: converted to {v.shape}, expected {s.var.shape}")
-        values.append((s.var, v))
-    for var, v in values:
-        var.assign(np.asarray(v, dtype=var.dtype, order="C"))
+        v = s.to_keras(a)  # a view where it can be: assign copies it into the variable once
+        del a
+        s.var.assign(v if v.dtype == np.dtype(s.var.dtype) else v.astype(s.var.dtype))
+        del v
     return {"missing_keys": [s.key for s in missing], "unexpected_keys": unexpected}
