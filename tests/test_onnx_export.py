@@ -440,6 +440,38 @@ def test_bad_input_signature(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_keras_model_through_convcore_to_onnx(tmp_path):
+    # A real Keras 3 model's weights in the same convcore architecture: onnxruntime on
+    # the export gives Keras's own predictions (the export keeps Keras's meaning: 'same'
+    # paddings, transposed-convolution alignment, the H, W, C order of Flatten).
+    keras = pytest.importorskip("keras")
+
+    def build(lib):
+        inp = lib.Input((9, 8, 3))
+        x = lib.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(inp)
+        x = lib.layers.BatchNormalization()(x)
+        y = lib.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2)(x)
+        y = lib.layers.Conv2DTranspose(3, 3, strides=2, padding="same", activation="gelu")(y)
+        y = lib.layers.AveragePooling2D(3, strides=2, padding="same")(y)
+        z = lib.layers.SeparableConv2D(3, 2, padding="same")(lib.layers.MaxPooling2D(3, 1, padding="same")(x))
+        m = lib.layers.Concatenate()([y, z])
+        out = lib.layers.Dense(5, activation="softmax")(lib.layers.Flatten()(m))
+        return lib.Model(inp, [out, m])
+    km = build(keras)
+    rng = np.random.default_rng(7)
+    weights = [rng.uniform(0.5, 1.5, w.shape).astype(np.float32) if "variance" in w.path else
+               (rng.normal(size=w.shape) * 0.5).astype(np.float32) for w in km.weights]
+    km.set_weights(weights)
+    cm = build(convcore)
+    cm.set_weights(weights)
+    x = rng.normal(size=(3, 9, 8, 3)).astype(np.float32)
+    path = tmp_path / "k.onnx"
+    cm.export(str(path), verbose=False)
+    got = _session(path).run(None, {cm.inputs[0].node.layer.name: x})
+    for g, w in zip(got, km.predict(x, verbose=0)):
+        np.testing.assert_allclose(g, np.asarray(w), rtol=RTOL, atol=ATOL)
+
+
 # ---------------------------------------------------------------------- refusals
 def _folder_is(tmp_path, names):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
@@ -500,6 +532,10 @@ def test_subclassed_model_is_refused(tmp_path):
     net(np.zeros((1, 3), np.float32))
     with pytest.raises(ValueError, match="no graph of layers to export"):
         net.export(str(tmp_path / "m.onnx"))
+    inp = convcore.Input((3,))
+    outer = Model(inp, net(L.Dense(3)(inp)))  # nested inside a functional model
+    with pytest.raises(ValueError, match=r"\(Net\) cannot be exported: a subclassed model"):
+        outer.export(str(tmp_path / "m.onnx"))
     with pytest.raises(TypeError, match="expected a convcore Model"):
         from convcore.export import export_onnx
         export_onnx(L.Dense(2), str(tmp_path / "m.onnx"))
