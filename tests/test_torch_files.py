@@ -453,6 +453,8 @@ F4 = np.arange(6, dtype="<f4").tobytes()
     (("w", "FloatStorage", "0", 6, 0, (2, 3), (3,)), {"0": F4}, "of different lengths"),
     (("w", "FloatStorage", "0", 6, -1, (2,), (1,)), {"0": F4}, "negative"),
     (("w", "FloatStorage", "0", 6, 0, (2, -3), (3, 1)), {"0": F4}, "negative"),
+    (("w", "FloatStorage", "0", 6, 0, (0, 1 << 62), (1, 1)), {"0": F4}, r"a tensor of size \(0, 4611686018427387904\) "
+                                                                     "over a storage of 6 elements"),
     (("w", "FloatStorage", "1", 6, 0, (6,), (1,)), {"0": F4}, r"no member evil/data/1"),
     (("w", "FloatStorage", "../0", 6, 0, (6,), (1,)), {"0": F4}, r"no member evil/data/\.\./0"),
     # an expanded (stride 0) view of 10^6 x 10^6 elements of one value: in bounds, but a bomb
@@ -650,6 +652,15 @@ def test_name_map_dict_callable_none_and_module_prefix():
         tf.load_torch_weights(renamed, sd, name_map=3)
     with pytest.raises(TypeError, match="expects a file path or a state dict"):
         tf.load_torch_weights(renamed, 3)
+
+
+def test_an_unbuilt_model_is_a_clear_error():
+    m = cc.models.Sequential([L.Dense(2, name="fc")])
+    with pytest.raises(ValueError, match="has no inputs yet: give the first layer input_shape"):
+        tf.load_torch_weights(m, {"fc.weight": np.zeros((2, 3), np.float32)})
+    m = cc.models.Sequential([cc.Input((3,)), L.ReLU()])
+    with pytest.raises(ValueError, match="has no weights yet"):
+        tf.load_torch_weights(m, {"fc.weight": np.zeros((2, 3), np.float32)})
 
 
 def test_separable_conv_has_no_torch_twin():

@@ -209,6 +209,8 @@ def _rebuild_tensor(storage, storage_offset, size, stride, *rest):
     if offset < 0 or any(s < 0 for s in size) or any(s < 0 for s in stride):
         raise pickle.UnpicklingError(f"a tensor has a negative offset, size or stride: offset {offset}, size {size}, "
                                      f"stride {stride}")
+    if any(s > storage.numel and s > 1 << 31 for s in size):  # numpy's limits; an empty tensor checks no bound below
+        raise pickle.UnpicklingError(f"a tensor of size {size} over a storage of {storage.numel} elements")
     if 0 in size:
         last = offset - 1
     else:
@@ -1139,6 +1141,9 @@ def load_torch_weights(model, path_or_state_dict, name_map=None, skip_mismatch=F
     else:
         raise TypeError(f"load_torch_weights expects a file path or a state dict (a dict of arrays), got "
                         f"{type(path_or_state_dict).__name__}")
+    if not model.weights:
+        raise ValueError(f"load_torch_weights: model {model.name!r} has no weights yet; build it (give it an Input) "
+                         "before loading a state dict")
     slots = _slots(model, name_map, list(state))
     state = _strip_module(state, slots)
     keys_seen, plan, missing, skipped = set(), [], [], set()
