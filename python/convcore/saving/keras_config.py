@@ -54,6 +54,19 @@ _WRAPPER_KEYS = ("module", "registered_name", "shared_object_id", "build_config"
 
 _MODEL_CLASSES = ("Functional", "Model", "Sequential")
 
+#: Keras layers whose config holds ``dtype`` as a plain name, not a DTypePolicy.
+_PLAIN_DTYPE = frozenset({"SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D"})
+
+#: Keras layers whose config names the data format although convcore's do not.
+_WITH_DATA_FORMAT = frozenset({"RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast",
+                               "RandomBrightness", "RandomCrop"})
+
+#: Keras-only config keys convcore's layers may not take, with the value they have when
+#: they ask for nothing convcore does not do (dropped when the class does not take them).
+_KERAS_DEFAULTS = {"data_format": ("channels_last", None), "quantization_config": (None,), "synchronized": (False,),
+                   "renorm": (False,), "renorm_clipping": (None,), "renorm_momentum": (0.99,), "lora_rank": (None,),
+                   "lora_alpha": (None,), "ragged": (False,), "optional": (False,)}
+
 _UNSAFE_LAMBDA = ("Requested the deserialization of a `lambda` object (Python bytecode in the file). This carries "
                   "a potential risk of arbitrary code execution and thus it is disallowed by default. If you "
                   "trust the source of the saved model, you can pass `safe_mode=False` to the loading function "
@@ -218,7 +231,7 @@ def _layer_config(layer):
     cfg = layer.get_config()
     out = {}
     for k, v in cfg.items():
-        if k == "dtype" and isinstance(v, str) and not isinstance(layer, InputLayer):
+        if k == "dtype" and isinstance(v, str) and not isinstance(layer, InputLayer) and cls not in _PLAIN_DTYPE:
             out[k] = _policy(v)
         else:
             out[k] = _to_keras_value(k, v)
@@ -227,6 +240,10 @@ def _layer_config(layer):
         out.setdefault("optional", False)
         order = ("batch_shape", "dtype", "sparse", "ragged", "name", "optional")
         out = {k: out[k] for k in order if k in out} | {k: v for k, v in out.items() if k not in order}
+    if cls in _WITH_DATA_FORMAT:
+        out.setdefault("data_format", "channels_last")
+    if cls in ("LayerNormalization", "RMSNormalization") and isinstance(out.get("axis"), int):
+        out["axis"] = [out["axis"]]  # Keras's built layer reports a list
     if isinstance(layer, Lambda):
         out["function"] = _function_config(layer.function)
         if out.get("output_shape") is None:
@@ -317,11 +334,15 @@ def _entry(layer):
 
 
 def _node_index(model, node):
+    """The index Keras's config gives a node of a layer: its place among the layer's
+    calls in this model; a functional model counts its own construction node first
+    (Keras 3 and tf.keras 2 alike)."""
+    offset = 1 if _is_functional(node.layer) else 0
     nodes = _layer_nodes_in(model, node.layer)
     for i, n in enumerate(nodes):
         if n is node:
-            return i
-    return 0
+            return i + offset
+    return offset
 
 
 def _node_config(model, node):
@@ -415,9 +436,7 @@ def _deserialize_layer(d, custom_objects, safe_mode, where):
         cfg = _strip(config, safe_mode)
     except ConfigError as e:
         raise e.within(*where, "config") from None
-    extra_ok = _accepted_keys(cls)
-    if extra_ok is not None:
-        cfg = {k: v for k, v in cfg.items() if k in extra_ok}
+    cfg = _drop_keras_only(cfg, cls)
     with custom_object_scope(custom_objects):
         try:
             if "custom_objects" in _from_config_params(cls):
@@ -429,15 +448,36 @@ def _deserialize_layer(d, custom_objects, safe_mode, where):
             raise ConfigError(where + ("config",), f"{cls_name} {cfg.get('name')!r}: {e}") from None
 
 
-#: Keras 3 keys a convcore layer does not take; they hold only Keras's defaults here.
-_KERAS_ONLY_KEYS = {"quantization_config", "synchronized", "renorm", "renorm_clipping", "renorm_momentum",
-                    "lora_rank", "lora_alpha", "ragged", "optional"}
-
-
 def _accepted_keys(cls):
-    """None (pass everything), or the set of keys the class's constructor takes when
-    it takes no ``**kwargs`` beyond Layer's."""
+    """The keyword arguments the class's constructor takes (its own and, through
+    ``**kwargs``, its bases' up to Layer's), or None when it takes any."""
+    import inspect
+    from ..layers import Layer
+    keys = set()
+    for c in cls.__mro__:
+        init = c.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            params = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        keys |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            return keys
+        if c is Layer:
+            return keys | {"batch_size", "batch_input_shape", "weights"}
     return None
+
+
+def _drop_keras_only(cfg, cls):
+    """``cfg`` without the Keras-only keys the class does not take, where they hold the
+    value that asks for nothing more (``data_format='channels_last'``...); any other
+    value stays, for the layer to refuse by name."""
+    ok = _accepted_keys(cls)
+    if ok is None:
+        return cfg
+    return {k: v for k, v in cfg.items() if k in ok or k not in _KERAS_DEFAULTS or v not in _KERAS_DEFAULTS[k]}
 
 
 def _from_config_params(cls):
@@ -446,14 +486,6 @@ def _from_config_params(cls):
         return inspect.signature(cls.from_config).parameters
     except (TypeError, ValueError):
         return {}
-
-
-def _check_keras_only(cfg, cls_name, where):
-    for k in list(cfg):
-        if k in _KERAS_ONLY_KEYS:
-            v = cfg[k]
-            if v not in (None, False, 0.99) and k != "ragged":
-                raise ConfigError(where + (k,), f"{cls_name}: {k}={v!r} is not supported by convcore")
 
 
 def from_keras_config(cfg, custom_objects=None, safe_mode=True):
@@ -611,8 +643,9 @@ def _functional_from(config, custom_objects, safe_mode, cls=None):
                     raise ConfigError(("config", "layers", i), f"layer {name!r} ({type(layer).__name__}) cannot be "
                                       f"called on {[r[0] for r in refs]}: {e}") from None
                 outs = out if isinstance(out, (list, tuple)) else [out]
+                offset = 1 if _is_functional(layer) else 0  # Keras: a functional model's own node is 0
                 for j, t in enumerate(outs):
-                    tensors[(name, done[i], j)] = t
+                    tensors[(name, done[i] + offset, j)] = t
                 done[i] += 1
                 pending[i].pop(0)
                 remaining -= 1

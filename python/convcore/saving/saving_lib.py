@@ -769,7 +769,8 @@ def save_model(model, path, overwrite=True, zipped=None, **kwargs):
     """Save ``model`` by the file's name, as Keras: ``.keras`` is Keras 3's zip (or, with
     ``zipped=False``, Keras's folder of the same files), ``.h5`` / ``.hdf5`` the legacy
     HDF5 file (``include_optimizer=`` as there), any other name convcore's own zip.
-    ``save_format='h5'`` (tf.keras 2) picks the HDF5 file whatever the name.
+    ``save_format='h5'`` (tf.keras 2) picks the HDF5 file whatever the name;
+    ``zipped=False`` writes Keras's folder form (a name not ending in ``.keras``).
     ``overwrite=False`` and an existing file: a FileExistsError (Keras asks on the
     terminal). Every format is written atomically."""
     include_optimizer = kwargs.pop("include_optimizer", True)
@@ -784,6 +785,12 @@ def save_model(model, path, overwrite=True, zipped=None, **kwargs):
     if save_format == "h5" or (save_format is None and name.endswith((".h5", ".hdf5"))):
         from . import legacy_h5
         return legacy_h5.save_model(model, path, include_optimizer=include_optimizer)
+    if zipped is False:
+        if name.endswith(".keras"):
+            raise ValueError("When using `zipped=False`, the `filepath` argument should not end in `.keras`. "
+                             f"Received: filepath={os.fspath(path)}")
+        from . import keras_zip
+        return keras_zip.save_model(model, path, zipped=False, include_optimizer=include_optimizer)
     if save_format == "keras" or name.endswith(".keras"):
         from . import keras_zip
         return keras_zip.save_model(model, path, zipped=zipped is not False, include_optimizer=include_optimizer)
