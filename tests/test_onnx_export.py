@@ -387,6 +387,10 @@ def test_fixed_batch(tmp_path):
         sess.run(None, {sess.get_inputs()[0].name: np.zeros((2, 4), np.float32)})
     with pytest.raises(ValueError, match="dynamic_batch=False needs a known batch size"):
         model.export(str(tmp_path / "n.onnx"), dynamic_batch=False, verbose=False)
+    sized = _randomize(Sequential([convcore.Input((4,), batch_size=2), L.Dense(2)]))
+    proto = _check(sized, tmp_path, batches=(2,), dynamic_batch=False)
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 2
+    assert proto.graph.output[0].type.tensor_type.shape.dim[0].dim_value == 2
 
 
 def test_weights_are_float32_initializers(tmp_path):

@@ -1065,7 +1065,9 @@ def export_onnx(model, filepath, opset=None, input_signature=None, dynamic_batch
     The ONNX inputs are named after the model's Input layers and take float32
     channels-last arrays, as ``model.predict``; the outputs are named after the layers
     that produce them. Dropout, noise and augmentation layers are the identity, as in
-    inference. A float64 model is exported in float32.
+    inference. A float64 model is exported in float32. BatchNormalization is folded
+    into a shift and a scale (``gamma / sqrt(moving_variance + epsilon)``), so its
+    moving statistics are not initializers of their own.
     """
     proto = build_onnx_model(model, opset=opset, input_signature=input_signature, dynamic_batch=dynamic_batch)
     try:
