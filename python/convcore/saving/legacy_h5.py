@@ -174,10 +174,11 @@ def _group(group, name, what):
     return _child(group, name, _h5py().Group, what)
 
 
-def _attr(obj, name, what, limit=MAX_CONFIG_BYTES):
+def _attr(obj, name, what, limit=None):
     """Attribute ``name`` of ``obj`` (None if absent), read only after its declared
-    size is checked against ``limit``; strings decoded."""
+    size is checked against ``limit`` (default ``MAX_CONFIG_BYTES``)."""
     h5py = _h5py()
+    limit = MAX_CONFIG_BYTES if limit is None else limit
     try:
         if name not in obj.attrs:
             return None
