@@ -183,13 +183,8 @@ class _Builder:
 
 
 # ---------------------------------------------------------------------- activations
-def _gelu(b, x, hint, approximate=False):
-    if approximate:
-        # x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3): the tanh form without 1 + tanh's cancellation
-        x3 = b.op("Mul", [b.op("Mul", [x, x], hint), x], hint)
-        u = b.op("Add", [x, b.op("Mul", [x3, b.scalar(0.044715)], hint)], hint)
-        s = b.op("Sigmoid", [b.op("Mul", [u, b.scalar(2.0 * math.sqrt(2.0 / math.pi))], hint)], hint)
-        return b.op("Mul", [x, s], hint)
+def _gelu(b, x, hint):
+    """Exact gelu (Keras 3's default): the Gelu op from opset 20, ``x/2 (1 + erf(x / sqrt 2))`` before."""
     if b.opset >= 20:
         return b.op("Gelu", [x], hint)
     e = b.op("Erf", [b.op("Mul", [x, b.scalar(1.0 / math.sqrt(2.0))], hint)], hint)
@@ -291,8 +286,6 @@ def _window_attrs(x, padding, kernel, strides, dilations=None, causal_pad=None):
 
 
 # ---------------------------------------------------------------------- converters
-
-
 def _dilate_kernel(a, dilations):
     """Kernel (k..., in, out) with ``dilations - 1`` zeros between its taps."""
     if dilations is None:
