@@ -358,6 +358,12 @@ def test_dynamic_spatial_sizes(tmp_path):
                  L.GlobalAveragePooling2D())
     for shape in ((9, 7, 3), (12, 16, 3)):
         _check(model, tmp_path, shapes=[shape])
+    # a dilated window with strides (onnxruntime refuses SAME_UPPER with dilations: the
+    # kernel is dilated with zeros instead), also depthwise
+    model = _seq((None, None, 2), L.Conv2D(3, 3, strides=2, dilation_rate=2, padding="same"),
+                 L.DepthwiseConv2D(2, strides=(1, 2), dilation_rate=(3, 1), padding="same"))
+    for shape in ((11, 10, 2), (8, 13, 2)):
+        _check(model, tmp_path, shapes=[shape])
 
 
 def test_input_signature_fixes_sizes(tmp_path):
