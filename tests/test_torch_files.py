@@ -164,6 +164,42 @@ def test_writer_values_dtypes_views_and_byte_order(tmp_path):
         assert all(v.dtype.isnative for v in sd.values())
 
 
+def _dict_pkl(entries):
+    """A plain dict pickle of ``{key: ops bytes}``."""
+    return o.PROTO2 + o.EMPTY_DICT + o.MARK + b"".join(o.str_(k) + v for k, v in entries.items()) + o.SETITEMS + o.STOP
+
+
+def _tensor(key="0"):
+    return tp._tensor_ops("FloatStorage", key, 6, 0, (6,), (1,))
+
+
+def _inner(*names):
+    return o.EMPTY_DICT + o.MARK + b"".join(o.str_(n) + _tensor() for n in names) + o.SETITEMS
+
+
+@pytest.mark.parametrize("entries,expect", [
+    ({"epoch": o.int_(3), "model": _inner("fc.weight"), "optimizer": o.EMPTY_DICT}, ["fc.weight"]),
+    ({"epoch": o.int_(3), "weights": _inner("a", "b")}, ["a", "b"]),  # the one dict of tensors, under any key
+    ({"model": _inner("a"), "ema": _inner("b")}, r"2 dicts of tensors \('model', 'ema'\); which one is the state "
+                                                 "dict is ambiguous"),
+    ({"w": _tensor(), "epoch": o.int_(1)}, r"the state dict's entry 'epoch' is a int, not a tensor"),
+])
+def test_checkpoints_are_unwrapped_when_unambiguous(tmp_path, entries, expect):
+    p = _hostile(tmp_path, _dict_pkl(entries), {"0": F4}, name="ck.pt")
+    if isinstance(expect, list):
+        assert list(tf.load_state_dict(p)) == expect
+    else:
+        with pytest.raises(ValueError, match=expect):
+            tf.load_state_dict(p)
+
+
+def test_key_chooses_the_state_dict_of_a_checkpoint(tmp_path):
+    p = _hostile(tmp_path, _dict_pkl({"model": _inner("a"), "ema": _inner("b")}), {"0": F4}, name="ck.pt")
+    assert list(tf.load_state_dict(p, key="ema")) == ["b"] and list(tf.load_state_dict(p, key="model")) == ["a"]
+    with pytest.raises(ValueError, match=r"no dict of tensors under 'opt' \(its keys: 'model', 'ema'\)"):
+        tf.load_state_dict(p, key="opt")
+
+
 def test_the_same_tensor_twice_and_shared_storage(tmp_path):
     pkl_body = []
     for key in ("a", "b"):

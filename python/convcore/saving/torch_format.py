@@ -33,9 +33,9 @@ exactly a float32 value; numpy has no bfloat16, and convcore computes in float32
 float64), in ``.pth`` and ``.safetensors`` alike; the other dtypes keep their own.
 Big-endian files (``byteorder`` ``big``) are converted to native order.
 
-``load_state_dict`` unwraps a checkpoint holding one state dict under ``state_dict``,
-``model_state_dict``, ``model``, ``module``, ``net`` or ``params`` (or as its only dict
-of tensors) when that is unambiguous. The legacy (PyTorch 0.4 to 1.5) non-zip format
+``load_state_dict`` unwraps a checkpoint (``{"epoch": 3, "state_dict": {...}}``,
+``{"model": {...}, "optimizer": {...}}``) when it holds exactly one dict of tensors;
+with several (``model`` and ``ema``), ``key=`` chooses. The legacy (PyTorch 0.4 to 1.5) non-zip format
 (``_use_new_zipfile_serialization=False``: pickles of a magic number, the protocol,
 sys_info, the object and the storage keys, then each storage's raw bytes) is read by
 the same unpickler, its pickles bounded by ``MAX_PICKLE_BYTES`` and each storage's size
@@ -117,7 +117,6 @@ _STORAGE_DTYPES = {
 }
 _SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8", "I32": "<i4",
                        "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?"}
-_STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "params")
 
 
 class TorchFileError(ValueError):
@@ -459,7 +458,7 @@ def _read_storage(z, f, info, storage, dtype, file_size, path):
     return out
 
 
-def _load_torch_zip(path, f):
+def _load_torch_zip(path, f, key=None):
     from .saving_lib import _check_directory, _FileError
     try:
         _check_directory(f, path)
@@ -524,7 +523,7 @@ def _load_torch_zip(path, f):
             s = storages[key] = _Storage(key, stype, numel)
             return s
 
-        state = _checked_state(_unpickle(pkl, storage_for, path), path)
+        state = _checked_state(_unpickle(pkl, storage_for, path), path, key)
         for s in _storages_of(state):
             dtype = np.dtype(s.stype.dtype)
             if big_endian:
@@ -541,8 +540,8 @@ def _known_storage(storages, key, stype, numel):
     return s
 
 
-def _checked_state(obj, path):
-    state = _state_dict_of(obj, path)
+def _checked_state(obj, path, key=None):
+    state = _state_dict_of(obj, path, key)
     _check_total(state, path)
     return state
 
@@ -581,7 +580,7 @@ _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
 
 
-def _load_legacy(path, f):
+def _load_legacy(path, f, key=None):
     """torch's legacy (< 1.6) format: pickles of the magic number, the protocol version,
     sys_info and the object, then the sorted storage keys, then each storage as an
     int64 element count and its raw little-endian bytes."""
@@ -606,7 +605,7 @@ def _load_legacy(path, f):
         raise _bad(path, f"a legacy PyTorch file of a protocol version other than {_LEGACY_PROTOCOL}")
     if not isinstance(_unpickle(reader, None, path), dict):
         raise _bad(path, "a legacy PyTorch file whose sys_info is not a dict")
-    state = _checked_state(_unpickle(reader, storage_for, path), path)
+    state = _checked_state(_unpickle(reader, storage_for, path), path, key)
     keys = _unpickle(reader, None, path)
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys) or len(set(keys)) != len(keys) \
             or set(keys) != set(storages):
@@ -696,30 +695,34 @@ def _is_tensor_dict(d):
     return isinstance(d, dict) and bool(d) and all(isinstance(v, _Tensor) for v in d.values())
 
 
-def _state_dict_of(obj, path):
-    """The state dict in what the pickle holds: the dict itself, or a checkpoint's one
-    dict of tensors (under ``state_dict``, ``model``, ... or alone)."""
+def _state_dict_of(obj, path, key=None):
+    """The state dict in what the pickle holds: ``obj[key]`` when a key is given; else
+    the dict itself when it holds tensors only, else a checkpoint's only dict of
+    tensors."""
     if not isinstance(obj, dict):
         raise _bad(path, f"the file holds a {type(obj).__name__}, not a state dict (a dict of tensors)")
-    if isinstance(obj, dict) and not obj:
+    if key is not None:
+        if not _is_tensor_dict(obj.get(key)):
+            raise _bad(path, f"the file has no dict of tensors under {key!r} (its keys: "
+                             f"{', '.join(repr(k) for k in list(obj)[:8])})")
+        obj = obj[key]
+    if not obj:
         raise _bad(path, "the file holds an empty dict, not a state dict")
     if _is_tensor_dict(obj):
         state = obj
     else:
-        named = [k for k in _STATE_DICT_KEYS if _is_tensor_dict(obj.get(k))]
         anywhere = [k for k, v in obj.items() if _is_tensor_dict(v)]
         if any(isinstance(v, _Tensor) for v in obj.values()):
             bad = next(k for k, v in obj.items() if not isinstance(v, _Tensor))
             raise _bad(path, f"the state dict's entry {bad!r} is a {type(obj[bad]).__name__}, not a tensor")
-        if len(named) == 1:
-            state = obj[named[0]]
-        elif len(named) == 0 and len(anywhere) == 1:
+        if len(anywhere) == 1:
             state = obj[anywhere[0]]
         else:
             keys = ", ".join(repr(k) for k in list(obj)[:8])
             raise _bad(path, f"the file holds a dict ({keys}) with {len(anywhere)} dicts of tensors"
-                             f"{' (' + ', '.join(map(repr, anywhere[:4])) + ')' if anywhere else ''}; which one is "
-                             "the state dict is ambiguous: load it with load_state_dict and pass the dict")
+                             f"{' (' + ', '.join(map(repr, anywhere[:4])) + ')' if anywhere else ''}; "
+                             + ("which one is the state dict is ambiguous: choose one with "
+                                "load_state_dict(path, key=...)" if anywhere else "it is not a state dict"))
     for k in state:
         if not isinstance(k, str):
             raise _bad(path, f"the state dict has a key {k!r:.80} that is not a string")
@@ -804,7 +807,7 @@ def _bf16_tensor(path, header, k):
 
 
 # ---------------------------------------------------------------------- public: reading
-def load_state_dict(path):
+def load_state_dict(path, key=None):
     """The tensors of a PyTorch state dict file as ``{name: numpy array}``, in the
     file's order, without torch and without running code from the file.
 
@@ -814,13 +817,16 @@ def load_state_dict(path):
         A ``torch.save`` file (``.pth``, ``.pt``, ``.bin``: torch's zip format) or a
         ``.safetensors`` file (read with the safetensors package). The format is
         recognised by content.
+    key : str, optional
+        The entry of a checkpoint dict that holds the state dict (``"model_ema"``);
+        by default a checkpoint's only dict of tensors is taken.
 
     Returns
     -------
     dict of str to numpy.ndarray
         float16 / bfloat16 tensors as float32 (exactly); other dtypes as stored. A
-        checkpoint holding one state dict (under ``state_dict``, ``model``, ...) gives
-        that state dict.
+        checkpoint holding one dict of tensors (under ``state_dict``, ``model``, ...)
+        gives that dict.
 
     Raises
     ------
@@ -839,10 +845,13 @@ def load_state_dict(path):
     with f:
         head = f.read(16)
         if head[:4] == b"PK\x03\x04" or head[:4] == b"PK\x05\x06":
-            return _load_torch_zip(path, f)
+            return _load_torch_zip(path, f, key)
         if head[:2] == b"\x80\x02" and head[2:3] == b"\x8a":  # pickle protocol 2, a LONG1: the magic number
-            return _load_legacy(path, f)
+            return _load_legacy(path, f, key)
     if len(head) >= 9 and head[8:9] == b"{" or os.fspath(path).endswith(".safetensors"):
+        if key is not None:
+            raise ValueError(f"{os.fspath(path)!s}: a safetensors file holds one flat dict of tensors; key= is for "
+                             "torch checkpoints")
         return _load_safetensors(path)
     if len(head) < 16:
         raise _bad(path, f"not a PyTorch state dict file ({len(head)} bytes)")
