@@ -25,6 +25,8 @@ the trainable weights here, 11,689,512 for ResNet18 and 21,797,672 for ResNet34)
 """
 from __future__ import annotations
 
+import os
+
 from . import imagenet_utils
 
 __all__ = ["ResNet18", "ResNet34", "preprocess_input", "decode_predictions", "WEIGHTS_URLS"]
@@ -111,8 +113,14 @@ def _resnet(blocks, arch, include_top, weights, input_tensor, input_shape, pooli
         path = imagenet_utils.torch_weights_path(url.rsplit("/", 1)[1], url)
         _load_torch_file(model, path, include_top)
     elif weights is not None:
-        imagenet_utils.load_weights_file(model, weights)
+        if str(weights).lower().endswith(_TORCH_SUFFIXES):
+            _load_torch_file(model, weights, include_top)
+        else:
+            imagenet_utils.load_weights_file(model, weights)
     return model
+
+
+_TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 
 
 def _load_torch_file(model, path, include_top):
@@ -121,7 +129,7 @@ def _load_torch_file(model, path, include_top):
         torch_format.load_torch_weights(model, path)
         return
     # without the top the model has no ``fc``: the checkpoint's fc.* entries are not for it
-    state = torch_format.load_state_dict(path)
+    state = torch_format.load_state_dict(os.fspath(path))
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     torch_format.load_torch_weights(model, state)
 
@@ -137,8 +145,9 @@ _DOC = """The {title} network with torchvision's architecture (``torchvision.mod
     weights : None, 'imagenet' or a path
         None: random initialisation; 'imagenet': torchvision's IMAGENET1K_V1 weights
         (``{fname}`` from torch hub's cache, else downloaded, sha256-prefix checked); a
-        path: a ``.pth`` / ``.pt`` / ``.safetensors`` state dict with torchvision's key
-        names, or any weight file ``model.load_weights`` reads.
+        path: a ``.pth`` / ``.pt`` / ``.bin`` / ``.safetensors`` state dict with
+        torchvision's key names (its ``fc.*`` entries are ignored without the top), or any
+        other weight file ``model.load_weights`` reads.
     input_tensor, input_shape, pooling, classes, classifier_activation, name
         As :func:`convcore.applications.VGG16` (the top needs ``(224, 224, 3)`` with
         ImageNet weights; sizes at least 32). ``classifier_activation=None`` gives
