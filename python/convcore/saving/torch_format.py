@@ -16,9 +16,11 @@ types. None of them is torch's: each name resolves to a small function of this m
 that records what the pickle describes (a storage key, an offset, sizes and strides), or
 to an inert marker. Any other global (``os.system``, ``builtins.eval``,
 ``subprocess.Popen``, ``numpy.core.multiarray._reconstruct``, ...) is refused with an
-error naming it, before anything is called; ``BUILD`` is accepted on an ordered dict
-only (torch's ``_metadata``), and the opcodes that build objects of arbitrary classes
-(``EXT*``, ``NEWOBJ_EX``) are refused outright. Nothing of the file is executed.
+error naming it, before anything is called (and before any module is imported);
+``REDUCE`` calls only those functions, ``BUILD`` is accepted on an ordered dict only
+(torch's ``_metadata``, dropped), ``NEWOBJ`` makes ordered dicts only, and ``INST``,
+``OBJ``, ``EXT*``, ``NEWOBJ_EX`` and out-of-band buffers are refused outright. Nothing
+of the file is executed.
 
 Every declared size is checked before anything is allocated: the pickle's size
 (``MAX_PICKLE_BYTES``), the zip's directory (``MAX_ENTRIES``), each storage's element
@@ -35,8 +37,9 @@ Big-endian files (``byteorder`` ``big``) are converted to native order.
 
 ``load_state_dict`` unwraps a checkpoint (``{"epoch": 3, "state_dict": {...}}``,
 ``{"model": {...}, "optimizer": {...}}``) when it holds exactly one dict of tensors;
-with several (``model`` and ``ema``), ``key=`` chooses. The legacy (PyTorch 0.4 to 1.5) non-zip format
-(``_use_new_zipfile_serialization=False``: pickles of a magic number, the protocol,
+with several (``model`` and ``ema``), ``key=`` chooses. The legacy (PyTorch 0.4 to
+1.5) non-zip format (``_use_new_zipfile_serialization=False``: pickles of a magic
+number, the protocol,
 sys_info, the object and the storage keys, then each storage's raw bytes) is read by
 the same unpickler, its pickles bounded by ``MAX_PICKLE_BYTES`` and each storage's size
 checked against the file's before it is read. Not supported, each with an error saying
@@ -85,7 +88,9 @@ with ``ZeroPadding2D``) itself.
 
 Loading is all or nothing: every key and shape is checked first (an error names the
 first layer whose shapes differ and both shapes, or the missing / unexpected key), then
-every weight is assigned.
+every weight is assigned. ``Model.load_weights`` dispatches ``.pth`` / ``.pt`` /
+``.bin`` / ``.safetensors`` here. ``torch_state_dict(model)`` is the inverse: the
+model's weights as a state dict in torch's layouts and names.
 """
 from __future__ import annotations
 
