@@ -405,9 +405,52 @@ def _load_lambda(value, safe_mode):
                               closure=closure)
 
 
+def _layer_class(d, custom_objects, where):
+    """The convcore class of a layer entry, or a ConfigError naming the class and
+    suggesting ``custom_objects``."""
+    from ..layers import Layer
+    from .object_registration import get_registered_object, is_private
+    cls_name = d.get("class_name")
+    if not isinstance(cls_name, str):
+        raise ConfigError(where + ("class_name",), f"must be a layer class name, got {cls_name!r}")
+    cls = None
+    for n in (d.get("registered_name"), cls_name):
+        if isinstance(n, str) and not is_private(n):
+            cls = get_registered_object(n, custom_objects)
+            if cls is not None:
+                break
+    if cls is None or not isinstance(cls, type) or not issubclass(cls, Layer):
+        keras_own = isinstance(d.get("module"), str) and d["module"].startswith("keras")
+        raise ConfigError(where + ("class_name",),
+                          f"Unknown layer: '{cls_name}'"
+                          + (" (a Keras layer convcore does not implement)" if keras_own else "")
+                          + f". A layer of your own loads when it is registered with register_keras_serializable "
+                          f"or passed in `custom_objects={{'{cls_name}': {cls_name}}}` when loading")
+    return cls
+
+
+def _check_classes(cfg, custom_objects, where=()):
+    """Every layer class of a model config resolved before anything is built, so an
+    unknown class is the error reported, whatever comes before it in the file."""
+    stack = [(cfg, where)]
+    while stack:
+        d, w = stack.pop()
+        c = d.get("config") if isinstance(d, dict) else None
+        if not isinstance(c, dict) or not isinstance(c.get("layers"), list):
+            continue
+        for i, e in enumerate(c["layers"]):
+            if not isinstance(e, dict):
+                continue  # reported with its key when the layer is built
+            if e.get("class_name") in _MODEL_CLASSES or (isinstance(e.get("config"), dict) and "layers" in e["config"]
+                                                         and e.get("class_name") not in _KERAS_LAYERS):
+                stack.append((e, w + ("config", "layers", i)))
+            else:
+                _layer_class(e, custom_objects, w + ("config", "layers", i))
+
+
 def _deserialize_layer(d, custom_objects, safe_mode, where):
     """A convcore layer (or model) from one Keras layer entry."""
-    from .object_registration import custom_object_scope, get_registered_object, is_private
+    from .object_registration import custom_object_scope
     check_dict(d, where, "a layer config (a dict with 'class_name' and 'config')")
     cls_name = d.get("class_name")
     if cls_name in _MODEL_CLASSES or (isinstance(d.get("config"), dict) and "layers" in d["config"] and
@@ -416,21 +459,7 @@ def _deserialize_layer(d, custom_objects, safe_mode, where):
             return from_keras_config(d, custom_objects, safe_mode)
         except ConfigError as e:
             raise e.within(*where) from None
-    if not isinstance(cls_name, str):
-        raise ConfigError(where + ("class_name",), f"must be a layer class name, got {cls_name!r}")
-    reg = d.get("registered_name")
-    cls = None
-    for n in (reg, cls_name):
-        if isinstance(n, str) and not is_private(n):
-            cls = get_registered_object(n, custom_objects)
-            if cls is not None:
-                break
-    from ..layers import Layer
-    if cls is None or not isinstance(cls, type) or not issubclass(cls, Layer):
-        raise ConfigError(where + ("class_name",),
-                          f"Unknown layer: '{cls_name}'. Please ensure you are using a `keras.utils.custom_object_"
-                          f"scope` and that this object is included in the scope, or pass it in "
-                          f"`custom_objects={{'{cls_name}': {cls_name}}}` when loading")
+    cls = _layer_class(d, custom_objects, where)
     config = check_dict(d.get("config", {}), where + ("config",), "the layer's config (a dict)")
     try:
         cfg = _strip(config, safe_mode)
@@ -497,6 +526,7 @@ def from_keras_config(cfg, custom_objects=None, safe_mode=True):
     ``Lambda`` holding bytecode is refused unless ``safe_mode=False``. Problems are
     :class:`ConfigError` (a ValueError) naming the key."""
     check_dict(cfg, (), "a Keras model config (a dict with 'class_name' and 'config')")
+    _check_classes(cfg, custom_objects)
     cls_name = cfg.get("class_name")
     config = cfg.get("config")
     if cls_name == "Sequential":
