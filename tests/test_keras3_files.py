@@ -212,6 +212,17 @@ def _build_keras(case):
     return CASES[case](keras.layers, keras.Input, keras.Model, keras.Sequential)
 
 
+_NATIVE = {}
+
+
+def _native_keras(case):
+    """One Keras build of each case for the module (building is the slow part): (a)
+    reads its layer configs, (b) sets its weights and saves it."""
+    if case not in _NATIVE:
+        _NATIVE[case] = _build_keras(case)
+    return _NATIVE[case]
+
+
 def _set_keras_weights(km, weights):
     """``set_weights`` on a Keras model; Normalization then computes from its new mean
     and variance (Keras does this after loading a file, not after set_weights)."""
@@ -288,7 +299,7 @@ def test_convcore_file_loads_in_keras(case, folder):
     x = _inputs(shape)
     _assert_same_predictions(m, km, x)
     # each layer as Keras serializes it equals the same layer built by Keras itself
-    native, _ = _build_keras(case)
+    native, _ = _native_keras(case)
     got, want = _layer_configs(km), _layer_configs(native)
     assert set(got) == set(want)
     for name in want:
@@ -315,7 +326,7 @@ def test_convcore_file_loads_in_keras(case, folder):
 # ---------------------------------------------------------------------- (b) Keras -> convcore
 @pytest.mark.parametrize("case", list(CASES))
 def test_keras_file_loads_in_convcore(case, folder):
-    km, shape = _build_keras(case)
+    km, shape = _native_keras(case)
     _set_keras_weights(km, _random_weights(km.get_weights(), seed=2))
     path = str(folder / f"k_{case}.keras")
     km.save(path)
