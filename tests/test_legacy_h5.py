@@ -296,6 +296,7 @@ def test_keras1_fixture_names_and_compile():
     assert type(m.optimizer).__name__ == "SGD" and np.isclose(float(m.optimizer.learning_rate), 0.01)
 
 
+@pytest.mark.filterwarnings("ignore:The structure of `inputs`")
 def test_real_keras3_reads_the_tfkeras2_functional_fixture_the_same():
     """Keras 3's own legacy loader on the tf.keras 2.9-style file (after dropping the
     DepthwiseConv2D ``groups`` key Keras 3 refuses): the same outputs as convcore."""
@@ -697,3 +698,24 @@ def test_save_is_atomic_and_overwrite_false(tmp_path):
         legacy_h5._write_weights_group = orig
     assert p.read_bytes() == first
     assert [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")] == []
+
+
+def test_weights_are_streamed_not_held_twice(tmp_path):
+    """Loading reads and assigns one checked dataset at a time: the loader's own peak is
+    about one layer's weights, not the file's (numpy buffers are seen by tracemalloc)."""
+    import tracemalloc
+    n = 1200
+    m = convcore.models.Sequential([convcore.Input((n,))] + [L.Dense(n, name=f"d{i}") for i in range(4)])
+    _randomize(m, 11)
+    m.save_weights(tmp_path / "big.h5")
+    total = sum(w.numpy().nbytes for w in m.weights)  # 4 x 5.8 MB
+    m2 = convcore.models.Sequential([convcore.Input((n,))] + [L.Dense(n, name=f"d{i}") for i in range(4)])
+    tracemalloc.start()
+    try:
+        m2.load_weights(tmp_path / "big.h5")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.5 * total, (peak, total)
+    for a, b in zip(m.weights, m2.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

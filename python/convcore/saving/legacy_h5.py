@@ -25,10 +25,14 @@ order (layers with weights, as Keras's ``load_weights_from_hdf5_group``) or by n
 HDF5's signature; soft and external links, external and virtual datasets are refused
 (they would read other files); attributes are read only when their declared size is
 below a limit; every weight dataset must be a real (float or integer) array of exactly
-the shape of the model variable it is for, checked before it is read, so memory stays
-bounded by the model. Everything is read and checked before anything is assigned: a
-model is either fully loaded or left unchanged. Every problem is a ValueError naming
-the file.
+the shape of the model variable it is for, and its stored bytes must lie inside the
+file (a truncated file is caught here), all checked before any dataset is read, so
+memory stays bounded by the model. Then the datasets are read and assigned one at a
+time: the weights are never held twice (a 500 MB file needs 500 MB more, not 1 GB) and a
+model is either fully loaded or left unchanged. The one exception to one-at-a-time is a
+file with compressed datasets (Keras never writes them): their data can turn out
+corrupt while being decompressed, so those are read whole before anything is assigned.
+Every problem is a ValueError naming the file.
 
 Where convcore differs from Keras: a weight count or shape mismatch names the file,
 the layer and both shapes; ``skip_mismatch`` skips (with a warning) what Keras skips.
@@ -249,11 +253,63 @@ def _names(group, name, what):
     return out
 
 
+class _Pending:
+    """A checked dataset, read later (``read()``): the loader checks every dataset of a
+    file before it reads any, then reads them one at a time into the model, so at no
+    point are all the weights held twice."""
+
+    __slots__ = ("ds", "shape", "dtype", "filtered", "path", "name", "what")
+
+    def __init__(self, ds, shape, dtype, filtered, path, name, what):
+        self.ds, self.shape, self.dtype, self.filtered = ds, shape, dtype, filtered
+        self.path, self.name, self.what = path, name, what
+
+    def read(self):
+        out = np.empty(self.shape, dtype=self.dtype)
+        try:
+            if out.size:
+                self.ds.read_direct(out)
+        except (OSError, ValueError, RuntimeError, TypeError) as e:
+            raise _bad(self.path, f"{self.what}: cannot read dataset {self.name!r} (the file may be damaged): "
+                                  f"{e}") from None
+        return out
+
+
+def _check_extent(ds, path, name, what, nbytes):
+    """Whether the dataset's stored bytes lie inside the file (a truncated file is
+    refused before anything is read). Returns whether its storage is filtered
+    (compressed): such data can still turn out corrupt while it is read."""
+    h5py = _h5py()
+    try:
+        size_of_file = ds.file.id.get_filesize()
+        dcpl = ds.id.get_create_plist()
+        layout = dcpl.get_layout()
+        filtered = dcpl.get_nfilters() > 0
+        if layout == h5py.h5d.CONTIGUOUS:
+            offset = ds.id.get_offset()
+            if offset is not None:  # None: never written, reads as the fill value
+                stored = ds.id.get_storage_size()
+                if stored < nbytes or offset + stored > size_of_file:
+                    raise _bad(path, f"{what}: dataset {name!r} needs {nbytes} bytes at offset {offset}; the file "
+                                     f"has {size_of_file} (it is truncated or damaged)")
+        elif layout == h5py.h5d.CHUNKED:
+            for i in range(ds.id.get_num_chunks()):
+                info = ds.id.get_chunk_info(i)
+                if info.byte_offset is not None and info.byte_offset + info.size > size_of_file:
+                    raise _bad(path, f"{what}: a chunk of dataset {name!r} lies past the end of the file "
+                                     f"({size_of_file} bytes; it is truncated or damaged)")
+    except _Refused:
+        raise
+    except (OSError, ValueError, RuntimeError, TypeError, AttributeError) as e:
+        raise _bad(path, f"{what}: damaged dataset {name!r}: {e}") from None
+    return filtered
+
+
 def _dataset(group, name, want_shape, what, where_var):
-    """The array of dataset ``name`` of ``group`` for a variable of shape
-    ``want_shape``: refused unless it is a plain real array of exactly that shape
-    (checked before reading). Returns (array, None) or (None, message) for a shape
-    mismatch (the caller decides whether it is an error)."""
+    """Dataset ``name`` of ``group`` for a variable of shape ``want_shape``, checked
+    without reading it: a plain real array of exactly that shape whose bytes lie inside
+    the file. Returns (_Pending, None), or (None, message) for a shape mismatch (the
+    caller decides whether it is an error)."""
     h5py = _h5py()
     ds = _child(group, name, h5py.Dataset, what)
     path = _file_name(group)
@@ -263,25 +319,26 @@ def _dataset(group, name, want_shape, what, where_var):
                              "refused")
         if ds.is_virtual:
             raise _bad(path, f"{what}: dataset {name!r} is a virtual dataset (data from other files); refused")
-        shape, dtype = tuple(ds.shape or ()), ds.dtype
+        raw_shape, dtype = ds.shape, ds.dtype
     except _Refused:
         raise
     except (OSError, ValueError, RuntimeError, TypeError) as e:
         raise _bad(path, f"{what}: damaged dataset {name!r}: {e}") from None
     if dtype.kind not in "fiub" or dtype.fields is not None or dtype.subdtype is not None or dtype.itemsize > 8:
         raise _bad(path, f"{what}: dataset {name!r} has type {dtype}; weights are real numbers (float or integer)")
-    if ds.shape is None:
+    if raw_shape is None:
         raise _bad(path, f"{what}: dataset {name!r} is empty (a null dataspace)")
+    shape = tuple(raw_shape)
     if shape != tuple(want_shape):
         return None, (f"{where_var} has shape {tuple(want_shape)}; the file's weight {name!r} has shape {shape}")
-    out = np.empty(shape, dtype=dtype)
-    try:
-        if out.size:
-            ds.read_direct(out)
-    except (OSError, ValueError, RuntimeError, TypeError) as e:
-        raise _bad(path, f"{what}: cannot read dataset {name!r} (the file may be truncated or damaged): {e}") \
-            from None
-    return out, None
+    filtered = _check_extent(ds, path, name, what, math.prod(shape) * dtype.itemsize)
+    return _Pending(ds, shape, dtype, filtered, path, name, what), None
+
+
+def _read_now(group, name, want_shape, what, where_var):
+    """The array of a small dataset (optimizer state), read at once."""
+    pending, problem = _dataset(group, name, want_shape, what, where_var)
+    return None if pending is None else pending.read()
 
 
 # ---------------------------------------------------------------------- weight order
@@ -610,9 +667,20 @@ def _by_name(group, model, skip_mismatch):
 
 
 def _assign(pairs):
-    """Assign every checked array (nothing before all are read)."""
-    for v, a in pairs:
+    """Assign ``(variable, _Pending)`` pairs, every dataset already checked. Plain
+    (uncompressed, in-bounds) datasets are read and assigned one at a time, so the
+    weights are never held twice; if any dataset is compressed -- its data may still be
+    corrupt -- all are read first, so a live model is never left half loaded."""
+    def put(v, a):
         v.assign(a.astype(v.dtype, copy=False) if a.dtype != np.dtype(v.dtype) else a)
+
+    if any(p.filtered for _, p in pairs):
+        arrays = [p.read() for _, p in pairs]
+        for (v, _), a in zip(pairs, arrays):
+            put(v, a)
+        return
+    for v, p in pairs:
+        put(v, p.read())
 
 
 def _warn_skipped(path, mismatches):
@@ -631,8 +699,8 @@ def load_weights(model, path, by_name=False, skip_mismatch=False):
         name = _file_name(f)
         root = _weights_root(f)
         pairs, mismatches = (_by_name if by_name else _topological)(root, model, skip_mismatch)
-    _warn_skipped(name, mismatches)
-    _assign(pairs)
+        _warn_skipped(name, mismatches)
+        _assign(pairs)
 
 
 # ---------------------------------------------------------------------- reading models
@@ -702,7 +770,7 @@ def _read_optimizer(f, model, file_names):
         if entries is None:
             return None, f"{type(opt).__name__} is not one of Keras's optimizers"
         if len(entries) == len(names) and all(tuple(e[2]) == s for e, s in zip(entries, shapes)):
-            arrays = [_dataset(g, n, e[2], "optimizer_weights", f"optimizer state {n!r}")[0]
+            arrays = [_read_now(g, n, e[2], "optimizer_weights", f"optimizer state {n!r}")
                       for n, e in zip(names, entries)]
             return (lambda: assign_optimizer_values(model, opt, entries, arrays)), None
     return _read_keras2_optimizer(g, names, shapes, model, file_names)
@@ -737,10 +805,10 @@ def _read_keras2_optimizer(g, names, shapes, model, file_names):
     wanted = sum(1 for s in spec if s is not None) * len(variables)
     if len(plan) != wanted or len({(id(v), i) for v, i, _ in plan}) != len(plan):
         return None, f"the file has {len(plan)} optimizer state arrays, {type(opt).__name__} keeps {wanted}"
-    arrays = [_dataset(g, n, v.shape, "optimizer_weights", f"optimizer state {n!r}")[0] for v, i, n in plan]
+    arrays = [_read_now(g, n, v.shape, "optimizer_weights", f"optimizer state {n!r}") for v, i, n in plan]
     step = None
     if iterations is not None:
-        a = _dataset(g, iterations, (), "optimizer_weights", "iterations")[0]
+        a = _read_now(g, iterations, (), "optimizer_weights", "iterations")
         if a is not None and a.dtype.kind in "iu" and a >= 0:
             step = int(a)
 
@@ -793,7 +861,7 @@ def load_model(path, custom_objects=None, compile=True, safe_mode=True):
                 has_opt = False
             if has_opt:
                 opt_state, opt_problem = _read_optimizer(f, model, file_names)
-    _assign(pairs)
+        _assign(pairs)  # a new model: read and assigned one dataset at a time
     if opt_problem is not None:
         warnings.warn(f"{where}: the saved optimizer state was not loaded ({opt_problem}); the model starts with "
                       "a freshly initialized optimizer", stacklevel=2)
