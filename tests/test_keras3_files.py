@@ -155,6 +155,13 @@ def _preprocessing(L, Input, Model, Sequential):
     ], name="preprocessing"), (8, 8, 3)
 
 
+def _random_crop(L, Input, Model, Sequential):
+    """RandomCrop last: in inference it passes its input through, in Keras as in
+    convcore, although its symbolic output is the crop (so no layer can follow it)."""
+    return Sequential([Input((5, 5, 3)), L.Conv2D(2, 1, name="c"), L.RandomCrop(4, 4, seed=7, name="rc")],
+                      name="random_crop"), (5, 5, 3)
+
+
 def _graph(L, Input, Model, Sequential):
     """Functional: a shared layer called twice (node indices), a nested Sequential and a
     nested functional model, two outputs."""
@@ -200,7 +207,7 @@ def _nested_sequential(L, Input, Model, Sequential):
 
 
 CASES = {f.__name__[1:]: f for f in (_act, _conv2d, _conv1d, _conv3d, _pooling, _reshaping, _merging,
-                                      _preprocessing, _graph, _variants, _nested_sequential)}
+                                      _preprocessing, _random_crop, _graph, _variants, _nested_sequential)}
 
 
 def _build_convcore(case):

@@ -1,6 +1,9 @@
-"""Saving and loading, as ``keras.saving``: models and weights to files (no pickle: no
-file can run code), and the serialization of any layer or model through
-``get_config`` / ``from_config`` and the registry."""
+"""Saving and loading, as ``keras.saving``: models and weights to files (Keras 3's
+``.keras`` and ``.weights.h5``, the legacy ``.h5``, convcore's own zip; PyTorch state
+dicts into a model; no pickle: no file can run code, except a Keras ``Lambda``'s
+bytecode with ``safe_mode=False``), and the serialization of any layer or model through
+``get_config`` / ``from_config`` and the registry. ``keras_config`` translates a model
+to and from Keras 3's serialized form (``to_keras_config`` / ``from_keras_config``)."""
 from __future__ import annotations
 
 from .config_errors import ConfigError

@@ -1,11 +1,21 @@
-"""Saving and loading models without pickle.
+"""Saving and loading models without pickle, and the dispatch between formats.
 
-A saved model is one zip file holding ``config.json`` (architecture, compile settings)
-and one ``.npy`` file per weight array, read back with ``allow_pickle=False``: loading
-never executes code from the file. Files are written to a temporary file in the same
-folder and renamed over the target, so an interrupted save leaves the previous file
-intact; the next save to that path removes the temporary files of saves that were
-killed.
+``save_model`` / ``save_weights`` pick the format by the file's name, as Keras:
+``.keras`` is Keras 3's zip (:mod:`.keras_zip`; ``zipped=False`` its folder form),
+``.weights.h5`` Keras 3's weights file, ``.h5`` / ``.hdf5`` the legacy HDF5 format
+(:mod:`.legacy_h5`), any other name convcore's own zip (a model) or an ``.npz``
+(weights). ``load_model`` / ``load_weights`` recognise a file by its content (a Keras
+zip, an HDF5 signature, convcore's zip), whatever its name; ``load_weights`` also reads
+PyTorch state dicts (``.pth`` / ``.pt`` / ``.bin`` / ``.safetensors``, by name:
+:mod:`.torch_format`). ``overwrite=False`` on an existing file raises FileExistsError
+(Keras asks on the terminal; convcore never prompts).
+
+convcore's own model file is one zip holding ``config.json`` (architecture, compile
+settings) and one ``.npy`` file per weight array, read back with ``allow_pickle=False``:
+loading never executes code from the file. Files of every format are written to a
+temporary file in the same folder and renamed over the target, so an interrupted save
+leaves the previous file intact; the next save to that path removes the temporary
+files of saves that were killed.
 
 Loading treats the file as hostile: nothing is decompressed without a limit. The zip
 directory may list at most ``MAX_ENTRIES`` entries; ``config.json`` is refused above
