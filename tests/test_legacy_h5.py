@@ -719,3 +719,20 @@ def test_weights_are_streamed_not_held_twice(tmp_path):
     assert peak < 0.5 * total, (peak, total)
     for a, b in zip(m.weights, m2.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_keras1_input_dim_and_keras22_first_layer_get_an_input_layer():
+    from convcore.saving.keras_config import from_keras_config
+    k1 = {"class_name": "Sequential", "config": [
+        {"class_name": "Dense", "config": {"name": "dense_1", "output_dim": 3, "init": "glorot_uniform",
+                                           "activation": "relu", "input_dim": 4, "bias": True}},
+        {"class_name": "Dropout", "config": {"name": "dropout_1", "p": 0.5}}]}
+    out = keras2_compat.keras2_to_keras3(k1)
+    first = out["config"]["layers"][0]
+    assert first["class_name"] == "InputLayer" and first["config"]["batch_shape"] == [None, 4]
+    assert out["config"]["layers"][1]["config"] == {"name": "dense_1", "units": 3,
+                                                    "kernel_initializer": "glorot_uniform", "activation": "relu",
+                                                    "use_bias": True}
+    assert out["config"]["layers"][2]["config"] == {"name": "dropout_1", "rate": 0.5}
+    m = from_keras_config(out)
+    assert m.input_shape == (None, 4) and m.layers[0].units == 3 and m.layers[1].rate == 0.5
