@@ -222,7 +222,7 @@ def test_vgg16_input_tensor_and_set_weights_equal_keras():
     close(c.predict(x, verbose=0), np.asarray(k.predict(x, verbose=0)))
 
 
-def test_vgg19_notop_max_pooling_set_weights_and_imagenet_file_equal_keras(keras_home):
+def test_vgg19_notop_max_pooling_set_weights_and_imagenet_file_equal_keras(keras_home, tmp_path):
     k = keras_app("VGG19", include_top=False, input_shape=(32, 48, 3), pooling="max")
     randomize(k, seed=19)
     x = image((2, 32, 48, 3))
@@ -234,6 +234,11 @@ def test_vgg19_notop_max_pooling_set_weights_and_imagenet_file_equal_keras(keras
     write_keras_h5(k, keras_home / "models" / "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5")
     c2 = A.VGG19(include_top=False, input_shape=(32, 48, 3), pooling="max")
     close_all(cc_outputs(c2, x, "block4_conv4"), want)
+    # weights=<path> of a Keras 3 weights file written by real Keras
+    k.save_weights(str(tmp_path / "vgg19.weights.h5"))
+    c3 = A.VGG19(weights=str(tmp_path / "vgg19.weights.h5"), include_top=False, input_shape=(32, 48, 3),
+                 pooling="max")
+    close_all(cc_outputs(c3, x, "block4_conv4"), want)
 
 
 def test_vgg19_with_the_top_has_keras_count():
@@ -578,3 +583,29 @@ def test_truncated_weight_file_in_the_cache(keras_home, torch_home):
     p.write_bytes(p.read_bytes()[:100_000])
     with pytest.raises(ValueError, match="resnet18-f37072fd.pth"):
         A.ResNet18()
+
+
+def test_resnet18_input_gradient_equals_torch(torch_home):
+    # what the adversarial lab steps along (FGSM / PGD): d loss / d image, inference mode
+    p = _write_torch_checkpoint(torch_home, "resnet18")
+    m = A.ResNet18(weights=str(p), input_shape=(35, 41, 3), classifier_activation=None)
+    x = cc.convert_to_tensor(R.inputs()["small"])
+    loss_fn = cc.losses.SparseCategoricalCrossentropy(from_logits=True)
+    with cc.GradientTape() as tape:
+        tape.watch(x)
+        loss = loss_fn(np.array(R.GRAD_LABELS), m(x, training=False))
+    np.testing.assert_allclose(float(loss.numpy()), float(REF["resnet18_loss"]), rtol=1e-5)
+    close(tape.gradient(loss, x).numpy(), REF["resnet18_input_grad"])
+
+
+def test_frozen_base_fine_tuning_keeps_the_base():
+    base = A.MobileNetV2(weights=None, include_top=False, input_shape=(32, 32, 3), alpha=0.35)
+    base.trainable = False
+    model = cc.Sequential([base, L.GlobalAveragePooling2D(), L.Dense(2)])
+    model.compile(optimizer="adam", loss=cc.losses.SparseCategoricalCrossentropy(from_logits=True))
+    before = [w.copy() for w in base.get_weights()]
+    head = model.layers[-1].get_weights()[0].copy()
+    x = image((4, 32, 32, 3))
+    model.fit(x, np.array([0, 1, 0, 1]), epochs=1, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, base.get_weights()))  # nor the BN statistics
+    assert not np.array_equal(head, model.layers[-1].get_weights()[0])
