@@ -736,3 +736,48 @@ def test_keras1_input_dim_and_keras22_first_layer_get_an_input_layer():
     assert out["config"]["layers"][2]["config"] == {"name": "dropout_1", "rate": 0.5}
     m = from_keras_config(out)
     assert m.input_shape == (None, 4) and m.layers[0].units == 3 and m.layers[1].rate == 0.5
+
+
+@pytest.mark.parametrize("kind", ["conv_bn_pool_dense", "functional_merges"])
+def test_model_config_written_equals_keras3_legacy_writers(kind, tmp_path):
+    """The model of a Keras 3 file, saved again by convcore: the same ``model_config``
+    JSON Keras 3's legacy writer put there, key for key, and the same layer_names and
+    weight counts per layer."""
+    km, _ = KERAS_MODELS[kind](_keras())
+    km.save(tmp_path / "k.h5")
+    convcore.models.load_model(tmp_path / "k.h5").save(tmp_path / "c.h5")
+    with h5py.File(tmp_path / "k.h5") as fk, h5py.File(tmp_path / "c.h5") as fc:
+        assert json.loads(fc.attrs["model_config"]) == json.loads(fk.attrs["model_config"])
+        gk, gc = fk["model_weights"], fc["model_weights"]
+        assert list(gc.attrs["layer_names"]) == list(gk.attrs["layer_names"])
+        for name in gk.attrs["layer_names"]:
+            name = name.decode() if isinstance(name, bytes) else name
+            assert len(gc[name].attrs["weight_names"]) == len(gk[name].attrs["weight_names"])
+
+
+def test_file_cut_inside_a_dataset_with_a_consistent_superblock(tmp_path):
+    """A file cut in the middle of a weight's data, its superblock's end-of-file
+    address rewritten to match (so HDF5 opens it): refused, naming the file, before
+    any weight of the live model changes."""
+    import struct
+    p = tmp_path / "w.h5"
+    with h5py.File(p, "w") as f:  # libver earliest: superblock v0, end-of-file address at byte 40
+        f.attrs["layer_names"] = [b"d"]
+        g = f.create_group("d")
+        g.attrs["weight_names"] = [b"d/kernel:0", b"d/bias:0"]
+        g.create_dataset("d/bias:0", data=np.ones(4, "f4"))
+        g.create_dataset("d/kernel:0", data=np.ones((600, 4), "f4"))
+    with h5py.File(p) as f:
+        offset = f["d/d/kernel:0"].id.get_offset()
+    data = bytearray(p.read_bytes())
+    assert data[8] == 0 and struct.unpack("<Q", data[40:48])[0] == len(data)
+    cut = offset + 100
+    data = data[:cut]
+    data[40:48] = struct.pack("<Q", cut)
+    (tmp_path / "cut.h5").write_bytes(bytes(data))
+    m = convcore.models.Sequential([convcore.Input((600,)), L.Dense(4, name="d")])
+    before = [w.numpy().copy() for w in m.weights]
+    with pytest.raises(ValueError, match=r"cut\.h5.*(damaged|truncated)"):
+        m.load_weights(tmp_path / "cut.h5")
+    for w, b in zip(m.weights, before):
+        _close(w.numpy(), b)

@@ -34,7 +34,9 @@ file with compressed datasets (Keras never writes them): their data can turn out
 corrupt while being decompressed, so those are read whole before anything is assigned.
 Every problem is a ValueError naming the file.
 
-Where convcore differs from Keras: a weight count or shape mismatch names the file,
+Where convcore differs from Keras: the files it writes say ``keras_version="3.15.1"``
+(the Keras release whose legacy layout they follow) and ``backend="convcore"`` (neither
+Keras 3 nor tf.keras 2 checks these); a weight count or shape mismatch names the file,
 the layer and both shapes; ``skip_mismatch`` skips (with a warning) what Keras skips.
 Optimizer state loads for convcore's own optimizers when the file's names and shapes
 match the model (Keras 3's order, or tf.keras 2's ``<optimizer>/<layer>/<weight>/<slot>``
