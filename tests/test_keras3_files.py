@@ -141,6 +141,7 @@ def _preprocessing(L, Input, Model, Sequential):
     return Sequential([
         Input((8, 8, 3)),
         L.Rescaling(1 / 255.0, offset=-0.5, name="resc"),
+        L.Normalization(mean=[0.1, 0.2, 0.3], variance=[1.0, 4.0, 0.25], name="norm_fixed"),
         L.Resizing(6, 6, name="resize"),
         L.CenterCrop(5, 5, name="cc"),
         L.RandomFlip(seed=1, name="flip"),
@@ -735,3 +736,31 @@ def test_keras_layer_convcore_lacks_is_named(folder):
     with pytest.raises(ValueError, match="Embedding") as e:
         convcore.models.load_model(path)
     assert "custom_objects" in str(e.value)
+
+
+def test_registered_layer_of_your_own_round_trips(folder):
+    @convcore.saving.register_keras_serializable(package="k3test")
+    class Scale(convcore.layers.Layer):
+        def __init__(self, factor=2.0, **kw):
+            super().__init__(**kw)
+            self.factor = factor
+
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="w")
+
+        def call(self, x):
+            return x * self.w * self.factor
+
+        def get_config(self):
+            return {**super().get_config(), "factor": self.factor}
+
+    inp = convcore.Input((3,))
+    m = convcore.models.Model(inp, Scale(3.0, name="scale")(inp))
+    m.set_weights([np.array([1.0, 2.0, 3.0], np.float32)])
+    path = str(folder / "custom.keras")
+    m.save(path)
+    with zipfile.ZipFile(path) as z:
+        entry = json.loads(z.read("config.json"))["config"]["layers"][1]
+    assert entry["registered_name"] == "k3test>Scale" and entry["config"]["factor"] == 3.0
+    x = np.ones((2, 3), np.float32)
+    _assert_same_predictions(convcore.models.load_model(path), m, x)

@@ -747,7 +747,7 @@ def extra_keras_variables(layer):
     """``[(name, shape, dtype)]`` of the variables Keras's class of ``layer`` has after
     convcore's (Normalization's ``count``)."""
     from ..models import Model
-    if isinstance(layer, Model):
+    if isinstance(layer, Model) or not layer._variables:  # Normalization(mean=, variance=): none in Keras either
         return []
     return list(_KERAS_EXTRA_VARIABLES.get(keras_class_name(layer), []))
 
