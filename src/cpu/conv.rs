@@ -22,9 +22,9 @@
 use crate::cpu::gemm::{matmul, MatMut, MatRef};
 use crate::element::Element;
 use crate::error::{assume_init_vec, try_uninit, try_zeroed, Error, Result};
+use std::mem::MaybeUninit;
 use crate::ops::conv::ConvPlan;
 use rayon::prelude::*;
-use std::mem::MaybeUninit;
 
 /// Ceiling on the bytes of im2col buffers alive at once, all threads together,
 /// whatever the batch size.
@@ -132,13 +132,7 @@ impl Geo {
     /// window of output row `r` (a global row `b * positions + pos`), with `x_offset`
     /// relative to image `b - b0`, and `z(col_offset, len)` for every padded run.
     #[inline(always)]
-    fn walk_row(
-        &self,
-        r: usize,
-        b0: usize,
-        mut f: impl FnMut(usize, usize, usize),
-        mut z: impl FnMut(usize, usize),
-    ) {
+    fn walk_row(&self, r: usize, b0: usize, mut f: impl FnMut(usize, usize, usize), mut z: impl FnMut(usize, usize)) {
         let c = self.c_in;
         let ow = r % self.o[2];
         let oh = (r / self.o[2]) % self.o[1];
@@ -186,9 +180,7 @@ impl Geo {
                 b0,
                 // SAFETY: walk_row's runs lie inside one row of length kw and inside the
                 // image range of x (the plan's geometry guarantees both).
-                |co, xo, len| unsafe {
-                    std::ptr::copy_nonoverlapping(x[xo..xo + len].as_ptr(), rp.add(co), len)
-                },
+                |co, xo, len| unsafe { std::ptr::copy_nonoverlapping(x[xo..xo + len].as_ptr(), rp.add(co), len) },
                 |co, len| unsafe { std::ptr::write_bytes(rp.add(co), 0, len) },
             );
         }
@@ -238,11 +230,7 @@ struct Task {
 fn schedule(g: &Geo, t: Tuning, buffers: usize, elem: usize) -> (Vec<Task>, usize, usize) {
     const TASKS: usize = 32;
     let nt = rayon::current_num_threads().max(1);
-    let ntasks = if t.gemm_threads_only {
-        1
-    } else {
-        TASKS.min(g.batch)
-    };
+    let ntasks = if t.gemm_threads_only { 1 } else { TASKS.min(g.batch) };
     let gemm_threads = if ntasks < nt { nt } else { 1 };
     let tasks = (0..ntasks)
         .map(|i| Task {
@@ -265,11 +253,7 @@ fn schedule(g: &Geo, t: Tuning, buffers: usize, elem: usize) -> (Vec<Task>, usiz
 }
 
 /// Split `buf` into one slice per task, `per_image` elements per image.
-fn split_by_tasks<'a, T>(
-    mut buf: &'a mut [T],
-    tasks: &[Task],
-    per_image: usize,
-) -> Vec<&'a mut [T]> {
+fn split_by_tasks<'a, T>(mut buf: &'a mut [T], tasks: &[Task], per_image: usize) -> Vec<&'a mut [T]> {
     let mut out = Vec::with_capacity(tasks.len());
     for t in tasks {
         let (head, tail) = std::mem::take(&mut buf).split_at_mut((t.b1 - t.b0) * per_image);
@@ -280,12 +264,7 @@ fn split_by_tasks<'a, T>(
 }
 
 /// Convolution forward: `y` of shape `(batch, *out_spatial, c_out)`.
-pub fn conv_forward<T: Element>(
-    x: &[T],
-    w: &[T],
-    bias: Option<&[T]>,
-    plan: &ConvPlan,
-) -> Result<Vec<T>> {
+pub fn conv_forward<T: Element>(x: &[T], w: &[T], bias: Option<&[T]>, plan: &ConvPlan) -> Result<Vec<T>> {
     conv_forward_tuned(x, w, bias, plan, Tuning::default())
 }
 
@@ -294,14 +273,7 @@ pub fn conv_forward<T: Element>(
 /// registers over all K, where a general GEMM spends its time packing. The accumulators
 /// start from `bias` (else zero), so `y` is written once and never read. Returns false
 /// (nothing done) when the shape or the CPU does not fit this path.
-fn small_k_product<T: Element>(
-    y: &mut [MaybeUninit<T>],
-    a: &[T],
-    w: &[T],
-    k: usize,
-    c_out: usize,
-    bias: Option<&[T]>,
-) -> bool {
+fn small_k_product<T: Element>(y: &mut [MaybeUninit<T>], a: &[T], w: &[T], k: usize, c_out: usize, bias: Option<&[T]>) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         let l = T::LANES;
@@ -329,13 +301,7 @@ fn small_k_product<T: Element>(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn small_k_avx2<T: Element, const NV: usize>(
-    y: &mut [MaybeUninit<T>],
-    a: &[T],
-    w: &[T],
-    k: usize,
-    bias: Option<&[T]>,
-) {
+unsafe fn small_k_avx2<T: Element, const NV: usize>(y: &mut [MaybeUninit<T>], a: &[T], w: &[T], k: usize, bias: Option<&[T]>) {
     let l = T::LANES;
     let c_out = NV * l;
     let wp = w.as_ptr();
@@ -372,86 +338,68 @@ pub(crate) fn conv_forward_tuned<T: Element>(
 ) -> Result<Vec<T>> {
     let g = Geo::new(plan);
     check_len("x", x.len(), g.in_len(), &plan.in_shape(), plan)?;
-    check_len(
-        "the kernel",
-        w.len(),
-        g.kw * g.c_out,
-        &plan.weight_shape(),
-        plan,
-    )?;
+    check_len("the kernel", w.len(), g.kw * g.c_out, &plan.weight_shape(), plan)?;
     if let Some(b) = bias {
         check_len("the bias", b.len(), g.c_out, &[g.c_out], plan)?;
     }
     // Uninitialised: every slot is written once below (never a zero pass first).
     let mut y = try_uninit::<T>(g.out_len(), "the convolution output")?;
-    let (mut tasks, piece_rows, mut gemm_threads) =
-        schedule(&g, tuning, 1, std::mem::size_of::<T>());
+    let (mut tasks, piece_rows, mut gemm_threads) = schedule(&g, tuning, 1, std::mem::size_of::<T>());
     if g.kw * g.c_out * std::mem::size_of::<T>() > tuning.piece_bytes && !tuning.gemm_threads_only {
         // A large kernel: one image range per thread, so each thread packs the kernel
         // once per piece of many rows rather than once per image of few rows (3x3x512
         // -> 512 at 14x14: 196 rows an image against a 9 MiB kernel). The forward sums
         // nothing across tasks, so this split may follow the thread count.
-        let nt = rayon::current_num_threads().max(1).min(g.batch);
-        tasks = (0..nt)
-            .map(|i| Task {
-                b0: i * g.batch / nt,
-                b1: (i + 1) * g.batch / nt,
-            })
+        let nt = rayon::current_num_threads().max(1);
+        let ranges = nt.min(g.batch);
+        tasks = (0..ranges)
+            .map(|i| Task { b0: i * g.batch / ranges, b1: (i + 1) * g.batch / ranges })
             .collect();
-        gemm_threads = if nt < rayon::current_num_threads() {
-            rayon::current_num_threads()
-        } else {
-            1
-        };
+        gemm_threads = if ranges < nt { nt } else { 1 };
     }
     let ys = split_by_tasks(&mut y, &tasks, g.positions * g.c_out);
     let wm = MatRef::row_major(w, g.kw, g.c_out);
-    tasks
-        .par_iter()
-        .zip(ys)
-        .try_for_each(|(t, yt)| -> Result<()> {
-            let (r_begin, r_end) = (t.b0 * g.positions, t.b1 * g.positions);
-            let mut col = if g.direct {
-                Vec::new()
+    tasks.par_iter().zip(ys).try_for_each(|(t, yt)| -> Result<()> {
+        let (r_begin, r_end) = (t.b0 * g.positions, t.b1 * g.positions);
+        let mut col = if g.direct {
+            Vec::new()
+        } else {
+            try_zeroed::<T>(piece_rows.min(r_end - r_begin) * g.kw, "the im2col buffer")?
+        };
+        let xt = &x[t.b0 * g.image_len()..t.b1 * g.image_len()];
+        let mut r0 = r_begin;
+        while r0 < r_end {
+            let rows = piece_rows.min(r_end - r0);
+            let a = if g.direct {
+                &xt[(r0 - r_begin) * g.kw..][..rows * g.kw]
             } else {
-                try_zeroed::<T>(piece_rows.min(r_end - r_begin) * g.kw, "the im2col buffer")?
+                g.im2col(xt, t.b0, r0, &mut col[..rows * g.kw]);
+                &col[..rows * g.kw]
             };
-            let xt = &x[t.b0 * g.image_len()..t.b1 * g.image_len()];
-            let mut r0 = r_begin;
-            while r0 < r_end {
-                let rows = piece_rows.min(r_end - r0);
-                let a = if g.direct {
-                    &xt[(r0 - r_begin) * g.kw..][..rows * g.kw]
-                } else {
-                    g.im2col(xt, t.b0, r0, &mut col[..rows * g.kw]);
-                    &col[..rows * g.kw]
-                };
-                let yp = &mut yt[(r0 - r_begin) * g.c_out..][..rows * g.c_out];
-                if !small_k_product(yp, a, w, g.kw, g.c_out, bias) {
-                    // The GEMM adds to its output: start it from the bias (or zero).
-                    for row in yp.chunks_exact_mut(g.c_out) {
-                        for (j, slot) in row.iter_mut().enumerate() {
-                            slot.write(bias.map_or(T::zero(), |b| b[j]));
-                        }
+            let yp = &mut yt[(r0 - r_begin) * g.c_out..][..rows * g.c_out];
+            if !small_k_product(yp, a, w, g.kw, g.c_out, bias) {
+                // The GEMM adds to its output: start it from the bias (or zero).
+                for row in yp.chunks_exact_mut(g.c_out) {
+                    for (j, slot) in row.iter_mut().enumerate() {
+                        slot.write(bias.map_or(T::zero(), |b| b[j]));
                     }
-                    // SAFETY: every slot of yp was written just above.
-                    let yp = unsafe {
-                        std::slice::from_raw_parts_mut(yp.as_mut_ptr() as *mut T, yp.len())
-                    };
-                    let beta = if bias.is_some() { T::one() } else { T::zero() };
-                    matmul(
-                        MatMut::row_major(yp, rows, g.c_out),
-                        T::one(),
-                        MatRef::row_major(a, rows, g.kw),
-                        wm,
-                        beta,
-                        gemm_threads,
-                    )?;
                 }
-                r0 += rows;
+                // SAFETY: every slot of yp was written just above.
+                let yp = unsafe { std::slice::from_raw_parts_mut(yp.as_mut_ptr() as *mut T, yp.len()) };
+                let beta = if bias.is_some() { T::one() } else { T::zero() };
+                matmul(
+                    MatMut::row_major(yp, rows, g.c_out),
+                    T::one(),
+                    MatRef::row_major(a, rows, g.kw),
+                    wm,
+                    beta,
+                    gemm_threads,
+                )?;
             }
-            Ok(())
-        })?;
+            r0 += rows;
+        }
+        Ok(())
+    })?;
     // SAFETY: the tasks cover every image and the pieces every output row; each piece
     // was written whole by small_k_product (which writes all its rows when it returns
     // true) or by the bias/zero fill before the GEMM.
@@ -469,13 +417,7 @@ pub struct ConvGrads<T> {
 
 /// Convolution backward from `dy` (output shape). `need_dx = false` skips the input
 /// gradient (a first layer does not need it), saving about half the work.
-pub fn conv_backward<T: Element>(
-    x: &[T],
-    w: &[T],
-    dy: &[T],
-    plan: &ConvPlan,
-    need_dx: bool,
-) -> Result<ConvGrads<T>> {
+pub fn conv_backward<T: Element>(x: &[T], w: &[T], dy: &[T], plan: &ConvPlan, need_dx: bool) -> Result<ConvGrads<T>> {
     conv_backward_tuned(x, w, dy, plan, need_dx, Tuning::default())
 }
 
@@ -511,13 +453,7 @@ fn conv_backward_impl<T: Element>(
     if let Some(x) = x {
         check_len("x", x.len(), g.in_len(), &plan.in_shape(), plan)?;
     }
-    check_len(
-        "the kernel",
-        w.len(),
-        g.kw * g.c_out,
-        &plan.weight_shape(),
-        plan,
-    )?;
+    check_len("the kernel", w.len(), g.kw * g.c_out, &plan.weight_shape(), plan)?;
     check_len("dy", dy.len(), g.out_len(), &plan.out_shape(), plan)?;
     let mut dx = if need_dx {
         Some(try_zeroed::<T>(g.in_len(), "the input gradient")?)
@@ -527,10 +463,7 @@ fn conv_backward_impl<T: Element>(
     let buffers = if need_dx { 2 } else { 1 };
     let (tasks, piece_rows, gemm_threads) = schedule(&g, tuning, buffers, std::mem::size_of::<T>());
     let dxs: Vec<Option<&mut [T]>> = match dx.as_mut() {
-        Some(d) => split_by_tasks(d, &tasks, g.image_len())
-            .into_iter()
-            .map(Some)
-            .collect(),
+        Some(d) => split_by_tasks(d, &tasks, g.image_len()).into_iter().map(Some).collect(),
         None => tasks.iter().map(|_| None).collect(),
     };
     let wt = MatRef::row_major(w, g.kw, g.c_out).t();
@@ -539,10 +472,7 @@ fn conv_backward_impl<T: Element>(
         .zip(dxs)
         .map(|(t, mut dxt)| -> Result<(Vec<T>, Vec<T>)> {
             let (r_begin, r_end) = (t.b0 * g.positions, t.b1 * g.positions);
-            let mut dw = try_zeroed::<T>(
-                if need_dw { g.kw * g.c_out } else { 0 },
-                "the kernel gradient",
-            )?;
+            let mut dw = try_zeroed::<T>(if need_dw { g.kw * g.c_out } else { 0 }, "the kernel gradient")?;
             let mut db = vec![T::zero(); if need_dw { g.c_out } else { 0 }];
             let cap = piece_rows.min(r_end - r_begin) * g.kw;
             let mut col = if g.direct || !need_dw {
@@ -729,9 +659,7 @@ mod tests {
     use crate::ops::pool::Padding;
 
     fn lcg(seed: &mut u64) -> f64 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         ((*seed >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
     }
 
@@ -767,8 +695,7 @@ mod tests {
                         let mut flat = b;
                         let mut inside = true;
                         for a in 0..nd {
-                            let i = (o[a] * p.strides[a] + j[a] * p.dilation[a]) as isize
-                                - p.pad_before[a] as isize;
+                            let i = (o[a] * p.strides[a] + j[a] * p.dilation[a]) as isize - p.pad_before[a] as isize;
                             if i < 0 || i as usize >= p.spatial[a] {
                                 inside = false;
                             }
@@ -792,10 +719,7 @@ mod tests {
     fn max_rel(got: &[f64], want: &[f64]) -> f64 {
         assert_eq!(got.len(), want.len());
         let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-300);
-        got.iter()
-            .zip(want)
-            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()))
-            / scale
+        got.iter().zip(want).fold(0.0f64, |m, (a, b)| m.max((a - b).abs())) / scale
     }
 
     #[allow(clippy::type_complexity)]
@@ -813,99 +737,18 @@ mod tests {
         vec![
             (2, vec![9], 3, 4, vec![3], vec![1], vec![1], Valid),
             // Short K and C_out a multiple of the vector width: the small-K path.
-            (
-                2,
-                vec![9, 8],
-                1,
-                32,
-                vec![3, 3],
-                vec![1, 1],
-                vec![1, 1],
-                Valid,
-            ),
-            (
-                2,
-                vec![6, 7],
-                2,
-                16,
-                vec![2, 2],
-                vec![1, 1],
-                vec![1, 1],
-                Same,
-            ),
+            (2, vec![9, 8], 1, 32, vec![3, 3], vec![1, 1], vec![1, 1], Valid),
+            (2, vec![6, 7], 2, 16, vec![2, 2], vec![1, 1], vec![1, 1], Same),
             (1, vec![8], 1, 8, vec![5], vec![1], vec![1], Valid),
             (3, vec![10], 2, 3, vec![3], vec![2], vec![2], Same),
             (1, vec![7], 1, 2, vec![4], vec![1], vec![1], Same),
-            (
-                2,
-                vec![7, 6],
-                3,
-                5,
-                vec![3, 3],
-                vec![1, 1],
-                vec![1, 1],
-                Valid,
-            ),
-            (
-                2,
-                vec![7, 8],
-                2,
-                3,
-                vec![3, 2],
-                vec![2, 2],
-                vec![1, 1],
-                Same,
-            ),
-            (
-                2,
-                vec![9, 7],
-                3,
-                4,
-                vec![3, 3],
-                vec![1, 2],
-                vec![2, 1],
-                Same,
-            ),
-            (
-                3,
-                vec![11, 9],
-                1,
-                4,
-                vec![3, 3],
-                vec![2, 1],
-                vec![2, 2],
-                Valid,
-            ),
-            (
-                2,
-                vec![5, 5],
-                4,
-                3,
-                vec![1, 1],
-                vec![1, 1],
-                vec![1, 1],
-                Valid,
-            ),
-            (
-                2,
-                vec![5, 6],
-                3,
-                2,
-                vec![1, 1],
-                vec![2, 2],
-                vec![1, 1],
-                Same,
-            ),
-            (
-                2,
-                vec![3, 4],
-                2,
-                3,
-                vec![5, 6],
-                vec![1, 1],
-                vec![1, 1],
-                Same,
-            ),
+            (2, vec![7, 6], 3, 5, vec![3, 3], vec![1, 1], vec![1, 1], Valid),
+            (2, vec![7, 8], 2, 3, vec![3, 2], vec![2, 2], vec![1, 1], Same),
+            (2, vec![9, 7], 3, 4, vec![3, 3], vec![1, 2], vec![2, 1], Same),
+            (3, vec![11, 9], 1, 4, vec![3, 3], vec![2, 1], vec![2, 2], Valid),
+            (2, vec![5, 5], 4, 3, vec![1, 1], vec![1, 1], vec![1, 1], Valid),
+            (2, vec![5, 6], 3, 2, vec![1, 1], vec![2, 2], vec![1, 1], Same),
+            (2, vec![3, 4], 2, 3, vec![5, 6], vec![1, 1], vec![1, 1], Same),
             (
                 2,
                 vec![5, 6, 4],
@@ -950,10 +793,9 @@ mod tests {
                     ..Tuning::default()
                 },
             ] {
-                let got =
-                    crate::threads::install(|| conv_forward_tuned(&x, &w, Some(&b), &p, tuning))
-                        .unwrap()
-                        .unwrap();
+                let got = crate::threads::install(|| conv_forward_tuned(&x, &w, Some(&b), &p, tuning))
+                    .unwrap()
+                    .unwrap();
                 assert!(
                     max_rel(&got, &want) < 1e-13,
                     "{p:?} {tuning:?}: {}",
@@ -1047,9 +889,7 @@ mod tests {
             let w = rand_vec(p.weight_shape().iter().product(), &mut seed);
             let b = rand_vec(co, &mut seed);
             let r = rand_vec(p.out_shape().iter().product(), &mut seed);
-            let loss = |x: &[f64], w: &[f64], b: &[f64]| {
-                dot(&conv_forward(x, w, Some(b), &p).unwrap(), &r)
-            };
+            let loss = |x: &[f64], w: &[f64], b: &[f64]| dot(&conv_forward(x, w, Some(b), &p).unwrap(), &r);
             let ndx = numeric(&x, |v| loss(v, &w, &b));
             let ndw = numeric(&w, |v| loss(&x, v, &b));
             let ndb = numeric(&b, |v| loss(&x, &w, v));
@@ -1065,10 +905,9 @@ mod tests {
                     ..Tuning::default()
                 },
             ] {
-                let gr =
-                    crate::threads::install(|| conv_backward_tuned(&x, &w, &r, &p, true, tuning))
-                        .unwrap()
-                        .unwrap();
+                let gr = crate::threads::install(|| conv_backward_tuned(&x, &w, &r, &p, true, tuning))
+                    .unwrap()
+                    .unwrap();
                 let (e_dx, e_dw, e_db) = (
                     max_rel(gr.dx.as_ref().unwrap(), &ndx),
                     max_rel(&gr.dw, &ndw),
@@ -1087,17 +926,7 @@ mod tests {
 
     #[test]
     fn conv_chunked_batch_equals_one_chunk() {
-        let p = ConvPlan::new(
-            37,
-            &[12, 11],
-            3,
-            5,
-            &[3, 3],
-            &[1, 1],
-            &[1, 1],
-            Padding::Same,
-        )
-        .unwrap();
+        let p = ConvPlan::new(37, &[12, 11], 3, 5, &[3, 3], &[1, 1], &[1, 1], Padding::Same).unwrap();
         let mut seed = 3;
         let x = rand_vec(p.in_shape().iter().product(), &mut seed);
         let w = rand_vec(p.weight_shape().iter().product(), &mut seed);
@@ -1155,16 +984,11 @@ mod tests {
             let y = dense_forward(&x, &w, Some(&b), n, di, dout).unwrap();
             for i in 0..n {
                 for o in 0..dout {
-                    let want = b[o]
-                        + (0..di)
-                            .map(|j| x[i * di + j] * w[j * dout + o])
-                            .sum::<f64>();
+                    let want = b[o] + (0..di).map(|j| x[i * di + j] * w[j * dout + o]).sum::<f64>();
                     assert!((y[i * dout + o] - want).abs() < 1e-12);
                 }
             }
-            let loss = |x: &[f64], w: &[f64], b: &[f64]| {
-                dot(&dense_forward(x, w, Some(b), n, di, dout).unwrap(), &r)
-            };
+            let loss = |x: &[f64], w: &[f64], b: &[f64]| dot(&dense_forward(x, w, Some(b), n, di, dout).unwrap(), &r);
             let (dx, dw, db) = dense_backward(&x, &w, &r, n, di, dout, true).unwrap();
             assert!(max_rel(&dx.unwrap(), &numeric(&x, |v| loss(v, &w, &b))) <= 1e-6);
             assert!(max_rel(&dw, &numeric(&w, |v| loss(&x, v, &b))) <= 1e-6);
@@ -1177,9 +1001,7 @@ mod tests {
             dense_forward::<f64>(&[], &[], Some(&[1.0, 2.0]), 1, 0, 2).unwrap(),
             vec![1.0, 2.0]
         );
-        assert!(dense_forward::<f64>(&[], &[], None, 0, 3, 0)
-            .unwrap()
-            .is_empty());
+        assert!(dense_forward::<f64>(&[], &[], None, 0, 3, 0).unwrap().is_empty());
     }
 
     /// cargo test --release --lib conv_throughput -- --ignored --nocapture
@@ -1225,17 +1047,7 @@ mod tests {
             .and_then(|s| s.parse().ok())
             .unwrap_or(7usize);
         for (n, hw, ci, co, k) in shapes {
-            let p = ConvPlan::new(
-                n,
-                &[hw, hw],
-                ci,
-                co,
-                &[k, k],
-                &[1, 1],
-                &[1, 1],
-                Padding::Valid,
-            )
-            .unwrap();
+            let p = ConvPlan::new(n, &[hw, hw], ci, co, &[k, k], &[1, 1], &[1, 1], Padding::Valid).unwrap();
             let mut seed = 1;
             let x: Vec<f32> = rand_vec(p.in_shape().iter().product(), &mut seed)
                 .iter()
@@ -1262,22 +1074,14 @@ mod tests {
                 for (vi, &(_, t)) in variants.iter().enumerate() {
                     let ts = [
                         time(&|| {
-                            crate::threads::install(|| {
-                                conv_forward_tuned(&x, &w, Some(&b), &p, t).unwrap()
-                            })
-                            .unwrap();
+                            crate::threads::install(|| conv_forward_tuned(&x, &w, Some(&b), &p, t).unwrap()).unwrap();
                         }),
                         time(&|| {
-                            crate::threads::install(|| {
-                                conv_backward_tuned(&x, &w, &dy, &p, true, t).unwrap()
-                            })
-                            .unwrap();
+                            crate::threads::install(|| conv_backward_tuned(&x, &w, &dy, &p, true, t).unwrap()).unwrap();
                         }),
                         time(&|| {
-                            crate::threads::install(|| {
-                                conv_backward_tuned(&x, &w, &dy, &p, false, t).unwrap()
-                            })
-                            .unwrap();
+                            crate::threads::install(|| conv_backward_tuned(&x, &w, &dy, &p, false, t).unwrap())
+                                .unwrap();
                         }),
                     ];
                     if rep > 0 {
