@@ -19,6 +19,7 @@ from .signal import convolve, convolve2d, correlate, correlate2d
 from . import activations, backend, callbacks, constraints, datasets, initializers, layers, losses, optimizers
 from . import metrics, regularizers, utils
 from . import adversarial, inspect, models, preprocessing
+from . import applications, export, saving
 from .backend import set_floatx, set_seed
 from .device import devices, get_device, set_device
 from .layers import Input
@@ -32,6 +33,7 @@ __all__ = [
     "Sequential", "Model", "Input", "layers", "preprocessing", "optimizers", "losses", "callbacks", "datasets", "models",
     "activations", "backend", "constraints", "metrics", "initializers", "regularizers", "utils",
     "load_model", "set_seed", "Tensor", "Variable", "convert_to_tensor", "ops", "GradientTape", "set_floatx", "inspect", "adversarial", "devices", "set_device", "get_device",
+    "applications", "export", "saving",
 ]
 
 

@@ -164,11 +164,15 @@ class Variable(Tensor):
             value = np.asarray(initializer.numpy() if isinstance(initializer, Tensor) else initializer)
         if value.dtype.kind not in "biufc":
             raise TypeError(f"Variable: the initial value must be numeric, got dtype {value.dtype}")
+        source = value
         if dt is not None:
-            value = value.astype(dt)
+            value = value.astype(dt, copy=False)
         elif value.dtype.kind != "f":
             value = value.astype("float32")
-        value = np.array(value, copy=True, order="C")
+        # One copy at most (a VGG16 Dense kernel is 411 MB): a cast already made one;
+        # the caller's array (or an initializer's) is never shared.
+        if value is source or not value.flags.c_contiguous:
+            value = np.array(value, copy=True, order="C")
         super().__init__(_device.backend(dev).put(value, f"variable {name!r}"), dev)
         self.name = name or "variable"
         self.path = self.name
