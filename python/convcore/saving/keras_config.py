@@ -829,15 +829,8 @@ def optimizer_values(opt, entries):
             u = getattr(opt, "_u_product", None)
             vals.append(np.asarray(1.0 if u is None else u, dtype=dtype))
         elif kind == "accumulator":
-            acc = opt._accumulators.get(id(target)) if isinstance(opt._accumulators, dict) else None
-            a = getattr(acc, "numpy", None)
-            arr = None
-            if isinstance(acc, tuple) and len(acc) == 2:
-                acc = acc[1]
-            if acc is not None and hasattr(acc, "numpy"):
-                arr = acc.numpy()
-            vals.append(np.zeros(shape, dtype) if arr is None else np.asarray(arr))
-            del a
+            acc = opt._accumulators.get(id(target))
+            vals.append(acc[1].numpy() if acc is not None and acc[0] is target else np.zeros(shape, dtype))
         else:
             v, i = target
             vals.append(opt._slots_of(v)[i].numpy())
@@ -846,7 +839,6 @@ def optimizer_values(opt, entries):
 
 def assign_optimizer_values(model, opt, entries, arrays):
     """Put arrays read from a file into the optimizer (shapes already checked)."""
-    variables = keras_trainable_variables(model)
     if any(k == "slot" for k, *_ in entries) and not opt.built:
         opt.build(model.trainable_weights)
     for (kind, target, shape, dtype), a in zip(entries, arrays):
@@ -859,12 +851,10 @@ def assign_optimizer_values(model, opt, entries, arrays):
         elif kind == "u_product":
             opt._u_product = np.dtype(dtype).type(a)
         elif kind == "accumulator":
-            acc = opt._accumulator(target)
-            acc.assign(np.asarray(a, dtype=target.dtype)) if hasattr(acc, "assign") else None
+            opt._accumulator(target).assign(np.asarray(a, dtype=target.dtype))
         else:
             v, i = target
             opt._slots_of(v)[i].assign(np.asarray(a, dtype=v.dtype))
-    del variables
 
 
 # ---------------------------------------------------------------------- compile settings

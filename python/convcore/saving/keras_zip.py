@@ -17,8 +17,10 @@ memory up to its bound when deflated. Every dataset must be reached through hard
 (no external or soft links), hold its data in the file (no external or virtual
 storage), be a real number (float or integer: no strings, objects, compound or complex
 types) and have exactly the shape of the variable it is for, checked before it is read.
-Every array is read and checked before any is assigned, so a model is fully loaded or
-left unchanged; the first layer whose shapes differ is named with both shapes.
+Every dataset is checked before any data is read; ``load_weights`` reads every array
+before assigning any, so a live model is fully loaded or left unchanged, while
+``load_model`` assigns each array of its new model as it is read (the weights are
+never held twice). The first layer whose shapes differ is named with both shapes.
 """
 from __future__ import annotations
 
@@ -310,9 +312,10 @@ def _dataset_names(g, path, where):
     return names
 
 
-def _read_dataset(g, key, shape, path, where, what):
-    """Dataset ``key`` of group ``g``: checked (a plain real array of ``shape`` stored in
-    the file) before it is read into an array of exactly that shape."""
+def _check_dataset(g, key, shape, path, where, what):
+    """Dataset ``key`` of group ``g``, checked (reached by hard links, a plain real array
+    of ``shape`` stored in the file) without reading its data: ``(dataset, shape,
+    name)`` for :func:`_read_checked`."""
     import h5py
     ds = _child(g, key, path, f"{where}/{key}")
     if ds is None:
@@ -330,14 +333,20 @@ def _read_dataset(g, key, shape, path, where, what):
         raise _bad(path, f"{where}/{key} has dtype {dtype}; weights are real numbers (float or integer)")
     if dshape != tuple(shape):
         raise _ShapeError(path, what, dshape, tuple(shape))
-    out = np.empty(shape, dtype=dtype)
+    return ds, tuple(shape), f"{where}/{key}"
+
+
+def _read_checked(checked, path):
+    """The data of a checked dataset, read into an array of exactly its shape."""
+    ds, shape, where = checked
+    out = np.empty(shape, dtype=ds.dtype)
     try:
         if out.size:
             ds.read_direct(out)
         elif shape == ():
             out[...] = ds[()]
     except (OSError, ValueError, TypeError, RuntimeError) as e:
-        raise _bad(path, f"{where}/{key} cannot be read (a damaged or truncated file): {e}") from None
+        raise _bad(path, f"{where} cannot be read (a damaged or truncated file): {e}") from None
     return out
 
 
@@ -347,9 +356,9 @@ class _ShapeError(_FileError):
         self.got, self.want = got, want
 
 
-def _read_model_weights(root, model, path, skip_mismatch=False):
-    """``[(variable, array)]`` for every weight of ``model`` from an open Keras weights
-    file: everything read and checked first (nothing assigned here)."""
+def _check_model_weights(root, model, path, skip_mismatch=False):
+    """``[(variable, checked dataset)]`` for every weight of ``model`` in an open Keras
+    weights file: every group and dataset checked, no data read yet."""
     out = []
     for h5path, layer, variables in kc.keras_layer_paths(model):
         extra = kc.extra_keras_variables(layer)
@@ -374,20 +383,20 @@ def _read_model_weights(root, model, path, skip_mismatch=False):
         got = []
         try:
             for i, v in enumerate(variables):
-                got.append((v, _read_dataset(g, str(i), tuple(v.shape), path, h5path,
-                                             f"layer {layer.name!r} weight {i} ({v.name})")))
+                got.append((v, _check_dataset(g, str(i), tuple(v.shape), path, h5path,
+                                              f"layer {layer.name!r} weight {i} ({v.name})")))
         except _ShapeError as e:
             if skip_mismatch:
                 warnings.warn(str(e) + "; skipped", stacklevel=3)
                 continue
             raise
-        out.extend((v, a if a.dtype == np.dtype(v.dtype) else a.astype(v.dtype)) for v, a in got)
+        out.extend(got)
     return out
 
 
-def _read_optimizer(root, model, path):
-    """``(entries, arrays)`` of the optimizer state to load, or None (warned: absent,
-    or incompatible with the optimizer)."""
+def _check_optimizer(root, model, path):
+    """``(entries, checked datasets)`` of the optimizer state to load, or None (warned:
+    absent, or incompatible with the optimizer)."""
     g = _group(root, "optimizer/vars", path)
     opt = getattr(model, "optimizer", None)
     if g is None or opt is None:
@@ -411,7 +420,7 @@ def _read_optimizer(root, model, path):
     arrays = []
     for i, (kind, target, shape, dtype) in enumerate(entries):
         try:
-            a = _read_dataset(g, str(i), shape, path, "optimizer/vars", f"optimizer variable {i} ({kind})")
+            a = _check_dataset(g, str(i), shape, path, "optimizer/vars", f"optimizer variable {i} ({kind})")
         except _ShapeError as e:
             warnings.warn(f"{path!s}: the optimizer state is not loaded: optimizer variable {i} ({kind}) has "
                           f"shape {e.got} in the file, {e.want} here", stacklevel=3)
@@ -430,17 +439,30 @@ def _h5_limit(n_bytes):
     return 6 * n_bytes + (16 << 20)
 
 
-def _assign(pairs):
-    for v, a in pairs:
+def _as_dtype(a, v):
+    return a if a.dtype == np.dtype(v.dtype) else a.astype(v.dtype)
+
+
+def _load_h5_into(root, model, path, skip_mismatch=False, load_optimizer=True, fresh=False):
+    """Check every dataset the model (and its optimizer) needs, then read them. A
+    ``fresh`` model (just built by load_model, nobody else holds it) gets each array as
+    it is read, so the weights are never held twice; a live model (load_weights) gets
+    them only once all are read, so it is fully loaded or left unchanged."""
+    pairs = _check_model_weights(root, model, path, skip_mismatch)
+    opt = _check_optimizer(root, model, path) if load_optimizer and getattr(model, "_compiled", False) else None
+    if fresh:
+        for v, c in pairs:
+            v.assign(_as_dtype(_read_checked(c, path), v))
+        if opt is not None:
+            for e, c in zip(*opt):
+                kc.assign_optimizer_values(model, model.optimizer, [e], [_read_checked(c, path)])
+        return
+    arrays = [_as_dtype(_read_checked(c, path), v) for v, c in pairs]
+    opt_arrays = None if opt is None else [_read_checked(c, path) for c in opt[1]]
+    for (v, _), a in zip(pairs, arrays):
         v.assign(a)
-
-
-def _load_h5_into(root, model, path, skip_mismatch=False, load_optimizer=True):
-    pairs = _read_model_weights(root, model, path, skip_mismatch)
-    opt = _read_optimizer(root, model, path) if load_optimizer and getattr(model, "_compiled", False) else None
-    _assign(pairs)
     if opt is not None:
-        kc.assign_optimizer_values(model, model.optimizer, *opt)
+        kc.assign_optimizer_values(model, model.optimizer, opt[0], opt_arrays)
 
 
 # ---------------------------------------------------------------------- public
@@ -512,7 +534,7 @@ def load_model(path, custom_objects=None, compile=True, safe_mode=True):
             _compile(model, cfg, path, custom_objects)
         fo = z.h5_file_object("model.weights.h5", _h5_limit(_weight_bytes(model)))
         with _open_h5(fo, path) as root:
-            _load_h5_into(root, model, path, load_optimizer=compile)
+            _load_h5_into(root, model, path, load_optimizer=compile, fresh=True)
     return model
 
 
@@ -530,7 +552,7 @@ def _load_folder(path, custom_objects, compile, safe_mode):
     if compile:
         _compile(model, cfg, path, custom_objects)
     with _open_regular(wpath) as f, _open_h5(f, wpath) as root:
-        _load_h5_into(root, model, wpath, load_optimizer=compile)
+        _load_h5_into(root, model, wpath, load_optimizer=compile, fresh=True)
     return model
 
 
