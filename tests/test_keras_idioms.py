@@ -208,3 +208,32 @@ def test_importing_convcore_imports_no_keras_or_jax():
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def _layer_order_graph(lib):
+    """A residual block whose shortcut convolution is declared first, a layer shared
+    at two depths, a second output, and an input no output uses."""
+    L = lib.layers
+    a = L.Input((8, 8, 3), name="a")
+    unused = L.Input((4,), name="unused")
+    short = L.Conv2D(4, 1, name="short")(a)
+    x = L.Conv2D(4, 3, padding="same", name="c1")(a)
+    x = L.ReLU(name="r1")(x)
+    x = L.Conv2D(4, 3, padding="same", name="c2")(x)
+    s = L.Add(name="add")([x, short])
+    shared = L.Dense(4, name="shared")
+    g = L.GlobalAveragePooling2D(name="gap")(s)
+    out1 = shared(shared(g))
+    out2 = L.Dense(2, name="head")(g)
+    return lib.Model([a, unused], [out1, out2])
+
+
+def test_model_layers_in_keras_order():
+    """``model.layers`` (and so get_weights and Keras's positional HDF5 loading) in
+    Keras's order: by depth from the outputs, ties by first visit -- where branches
+    meet a plain depth-first walk differs."""
+    import keras
+    want = [l.name for l in _layer_order_graph(keras).layers]
+    got = [l.name for l in _layer_order_graph(convcore).layers]
+    assert got == want
+    assert want.index("short") > want.index("c2")  # the case a depth-first walk gets wrong

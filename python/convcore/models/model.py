@@ -34,27 +34,63 @@ def _as_list(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
-def _topological_nodes(outputs):
+def _topological_nodes(outputs, first_visit=None):
     """The nodes the ``outputs`` depend on, each after the nodes of its inputs (the
     order of a depth-first walk from the outputs, inputs first). Iterative with an
-    explicit stack: a chain of thousands of layers must not hit the recursion limit."""
+    explicit stack: a chain of thousands of layers must not hit the recursion limit.
+    ``first_visit`` (a dict), when given, receives each layer's index in the order the
+    walk first reaches it (Keras's ``operation_indices``)."""
     order, seen = [], set()
+
+    def visit(node):
+        seen.add(id(node))
+        if first_visit is not None:
+            first_visit.setdefault(id(node.layer), len(first_visit))
+        return node, iter(node.inputs)
+
     for t in outputs:
         if id(t.node) in seen:
             continue
-        seen.add(id(t.node))
-        stack = [(t.node, iter(t.node.inputs))]
+        stack = [visit(t.node)]
         while stack:
             node, pending = stack[-1]
             for s in pending:
                 if id(s.node) not in seen:
-                    seen.add(id(s.node))
-                    stack.append((s.node, iter(s.node.inputs)))
+                    stack.append(visit(s.node))
                     break
             else:
                 stack.pop()
                 order.append(node)
     return order
+
+
+def _keras_layer_order(order, first_visit, inputs):
+    """The layers of the nodes ``order`` in Keras's order (``keras.ops.function.
+    map_graph``): by depth from the outputs, deepest (nearest the inputs) first, ties by
+    the walk's first visit; a layer called at several depths counts at its deepest. So
+    ``model.layers``, ``get_weights()``, ``summary()`` and the positional loading of
+    Keras's HDF5 files follow the same order as Keras where branches meet (ResNet's
+    shortcut convolution comes after the branch's, as in Keras)."""
+    node_depth, layer_depth = {}, {}
+    for node in reversed(order):
+        d = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
+        layer_depth[id(node.layer)] = d
+        node_depth[id(node)] = d
+        for s in node.inputs:
+            node_depth[id(s.node)] = max(d + 1, node_depth.get(id(s.node), 0))
+    layers, seen = [], set()
+    for node in order:
+        if id(node.layer) not in seen:
+            seen.add(id(node.layer))
+            layers.append(node.layer)
+    for t in inputs:  # an input no output uses is still a layer of the model (depth 0)
+        if id(t.node.layer) not in seen:
+            seen.add(id(t.node.layer))
+            layers.append(t.node.layer)
+            layer_depth[id(t.node.layer)] = 0
+            first_visit[id(t.node.layer)] = -1
+    layers.sort(key=lambda l: (-layer_depth[id(l)], first_visit[id(l)]))
+    return layers
 
 
 def _config_order(entries, names):
@@ -111,17 +147,14 @@ class Model(Trainer, Layer):
             if not isinstance(t.node.layer, InputLayer):
                 raise ValueError(f"Model inputs must come from Input(...), got {t!r}")
         self.inputs, self.outputs = inputs, outputs
-        order = _topological_nodes(outputs)
+        first_visit = {}
+        order = _topological_nodes(outputs, first_visit)
         input_ids = {id(t) for t in inputs}
         for node in order:
             if isinstance(node.layer, InputLayer) and id(node.output) not in input_ids:
                 raise ValueError(f"Output depends on input {node.layer.name!r}, which is not among the model inputs")
         self._nodes = [n for n in order if not isinstance(n.layer, InputLayer)]
-        layers, ids = [], set()
-        for n in order:
-            if id(n.layer) not in ids:
-                ids.add(id(n.layer))
-                layers.append(n.layer)
+        layers = _keras_layer_order(order, first_visit, inputs)
         self.__dict__["_all_layers"] = layers  # not through Layer.__setattr__, which would track them (InputLayers too)
         self.__dict__["_layers"] = [l for l in layers if not isinstance(l, InputLayer)]
         self._graph_weights = None  # computed on first use (the graph's layers are built)
