@@ -786,3 +786,30 @@ def test_load_model_does_not_hold_the_weights_twice(folder):
     assert peak - held < 3 * one, f"peak {peak} bytes, {held} held after loading 6 arrays of {one}"
     for a, b in zip(again.get_weights(), m.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_multi_output_compile_settings_both_ways(folder):
+    """Losses and metrics per output (dicts, Loss and Metric objects, names), loss
+    weights: convcore evaluates a Keras file as Keras does, and the reverse."""
+    L = keras.layers
+    i = keras.Input((4,), name="x")
+    km = keras.Model(i, [L.Dense(2, name="a")(i), L.Dense(3, name="b")(i)])
+    km.compile(optimizer=keras.optimizers.SGD(0.1), loss={"a": keras.losses.Huber(), "b": "mse"},
+               loss_weights={"a": 0.5, "b": 2.0}, metrics={"a": [keras.metrics.MeanAbsoluteError()], "b": ["mae"]})
+    path = str(folder / "multi_compile.keras")
+    km.save(path)
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((6, 4)).astype(np.float32)
+    y = [rng.standard_normal((6, 2)).astype(np.float32), rng.standard_normal((6, 3)).astype(np.float32)]
+    want = km.evaluate(x, y, verbose=0, return_dict=True)
+    m = convcore.models.load_model(path)
+    assert m._compile_args["loss_weights"] == {"a": 0.5, "b": 2.0}
+    got = m.evaluate(x, y, verbose=0, return_dict=True)
+    assert set(got) == set(want)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-5)
+    back = str(folder / "multi_compile_cc.keras")
+    m.save(back)
+    again = keras.saving.load_model(back).evaluate(x, y, verbose=0, return_dict=True)
+    for k in want:
+        np.testing.assert_allclose(again[k], want[k], rtol=1e-5)
