@@ -813,3 +813,65 @@ def test_multi_output_compile_settings_both_ways(folder):
     again = keras.saving.load_model(back).evaluate(x, y, verbose=0, return_dict=True)
     for k in want:
         np.testing.assert_allclose(again[k], want[k], rtol=1e-5)
+
+
+def _subclassed(lib):
+    """The same subclassed model in Keras and convcore: layers in attributes (sorted
+    names: Keras's ``layers`` list comes between ``conv`` and ``zed``), in a list, and
+    in a private attribute."""
+    L, base = lib.layers, (keras.Model if lib is keras else convcore.models.Model)
+
+    class Net(base):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.conv = L.Dense(3)
+            self.zed = L.Dense(2)
+            self.blocks = [L.Dense(4), L.Dense(4)]
+            self._hidden = L.Dense(5)
+
+        def call(self, x):
+            return self.zed(self.conv(self._hidden(self.blocks[1](self.blocks[0](x)))))
+    return Net()
+
+
+def test_subclassed_model_weights_both_ways(folder):
+    x, y = _data()
+    x = x[:, :3]
+    km = _subclassed(keras)
+    km(x)
+    _set_keras_weights(km, _random_weights(km.get_weights(), seed=14))
+    km.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    km.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    path = str(folder / "sub_k.weights.h5")
+    km.save_weights(path)
+    m = _subclassed(convcore)
+    m(x)
+    m.compile(optimizer=convcore.optimizers.Adam(0.01), loss="mse")
+    m.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)  # a state to be replaced
+    m.load_weights(path)
+    _assert_same_predictions(m, km, x)
+    assert m.optimizer._iterations == 1
+    km.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    m.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    for a, b in zip(sorted(m.get_weights(), key=lambda a: (a.shape, a.sum())),
+                    sorted((np.asarray(w) for w in km.get_weights()), key=lambda a: (a.shape, a.sum()))):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    back = str(folder / "sub_cc.weights.h5")
+    m.save_weights(back)
+    k2 = _subclassed(keras)
+    k2(x)
+    k2.load_weights(back)
+    _assert_same_predictions(m, k2, x)
+
+
+def test_registered_subclassed_keras_model_loads_with_custom_objects(folder):
+    x = _data()[0][:, :3]
+    km = keras.saving.register_keras_serializable(package="k3sub")(type(_subclassed(keras)))()
+    km(x)
+    _set_keras_weights(km, _random_weights(km.get_weights(), seed=15))
+    path = str(folder / "sub.keras")
+    km.save(path)
+    net = type(_subclassed(convcore))
+    m = convcore.models.load_model(path, custom_objects={"k3sub>Net": net})
+    assert type(m) is net
+    _assert_same_predictions(m, km, x)

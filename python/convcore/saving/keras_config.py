@@ -315,9 +315,10 @@ def to_keras_config(model):
     if isinstance(model, Model):
         from .object_registration import registered_name
         reg = registered_name(type(model))
+        shape = model.__dict__.get("_build_input_shape")  # recorded by a first call, where the model does
         return {"module": type(model).__module__, "class_name": type(model).__name__,
                 "config": {k: _to_keras_value(k, v) for k, v in model.get_config().items()},
-                "registered_name": reg, "build_config": {"input_shape": None}}
+                "registered_name": reg, "build_config": {"input_shape": None if shape is None else list(shape)}}
     return _entry(model)
 
 
@@ -544,12 +545,29 @@ def from_keras_config(cfg, custom_objects=None, safe_mode=True):
             try:
                 if isinstance(c, dict) and "layers" in c and "inputs" not in c:
                     return _functional_from(config, custom_objects, safe_mode, cls)
-                return cls.from_config(c)
+                m = cls.from_config(c)
+                _build_subclassed(m, cfg.get("build_config"))
+                return m
             except ConfigError:
                 raise
             except (TypeError, ValueError) as e:
                 raise ConfigError((), f"{cls_name}: {e}") from None
     return _deserialize_layer(cfg, custom_objects, safe_mode, ())
+
+
+def _build_subclassed(model, build_config):
+    """A subclassed model creates its weights on its first call: call it once on zeros
+    of the ``build_config`` input shape (Keras's ``build_from_config``), so the file's
+    weights have somewhere to go."""
+    shape = build_config.get("input_shape") if isinstance(build_config, dict) else None
+    if not isinstance(shape, list) or len(shape) < 2 or isinstance(shape[0], list):
+        return
+    if not all(isinstance(n, int) and 0 < n <= 1 << 16 for n in shape[1:]):
+        raise ConfigError(("build_config", "input_shape"), f"must be a batch shape of sizes, got {shape!r}")
+    dims = tuple(shape[1:])
+    if int(np.prod(dims)) > 1 << 24:
+        raise ConfigError(("build_config", "input_shape"), f"{shape!r} is too large a sample to build with")
+    model(np.zeros((1,) + dims, dtype=np.float32))
 
 
 def _sequential_from(config, custom_objects, safe_mode):
@@ -701,45 +719,90 @@ def _functional_from(config, custom_objects, safe_mode, cls=None):
 
 # ---------------------------------------------------------------------- weights in Keras's order
 def keras_layer_weights(layer):
-    """The variables of one layer (not a model) in Keras's order for its
-    ``vars/<i>``: trainable ones then non-trainable ones, each in creation order."""
+    """The variables a layer keeps itself, in Keras's order for its ``vars/<i>``:
+    trainable ones then non-trainable ones, each in creation order (the variables of
+    layers inside it are under their own paths)."""
     own = list(layer._variables)
-    out = [v for v in own if v.trainable] + [v for v in own if not v.trainable]
-    for sub in layer._sublayers():
-        for v in keras_layer_weights(sub):
-            if all(v is not w for w in out):
-                out.append(v)
-    return out
+    return [v for v in own if v.trainable] + [v for v in own if not v.trainable]
+
+
+def _unique(base, used):
+    """Keras's ``_get_unique_name``: ``dense``, ``dense_1``, ..."""
+    if base in used:
+        used[base] += 1
+        return f"{base}_{used[base]}"
+    used[base] = 0
+    return base
+
+
+def _children(obj):
+    """``[(attribute name, layer or list of layers)]`` Keras's ``_walk_saveable`` visits
+    below ``obj``, in its order: a Sequential's or functional model's ``layers`` first;
+    for any other layer or model its public attributes holding layers, sorted by name
+    (a subclassed model's ``layers`` among them, at its place in the order, catching the
+    layers kept in private attributes)."""
+    from ..layers import Layer
+    from ..models import Model, Sequential
+    if isinstance(obj, Sequential):
+        return [("layers", list(obj.layers))]
+    if _is_functional(obj):
+        return [("layers", keras_layer_order(obj))]
+    found = {}
+    for name, value in vars(obj).items():
+        if name.startswith("_"):
+            continue
+        if isinstance(value, Layer) and value is not obj:
+            found[name] = value
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, Layer) for v in value):
+            found[name] = list(value)
+        elif isinstance(value, dict) and value and all(isinstance(v, Layer) for v in value.values()):
+            found[name] = list(value.values())
+    if isinstance(obj, Model):
+        found["layers"] = list(obj._sublayers())
+    return sorted(found.items())
 
 
 def keras_layer_paths(model, prefix=""):
-    """``[(h5 path of a vars group, layer or model, its variables)]`` for a model, in
-    Keras's layout: the model's own ``vars`` (empty), then ``layers/<snake_case class
-    name>[_n]`` for each layer (a nested model: its own paths below it). A variable
-    seen before (a layer shared with a nested model) is not repeated, as Keras."""
-    from ..models import Model, Sequential
-    out = [(prefix + "vars", model, [])]
-    if isinstance(model, Sequential):
-        layers = list(model.layers)
-    elif _is_functional(model):
-        layers = keras_layer_order(model)
+    """``[(h5 path of a vars group, layer or model, its own variables)]`` in Keras 3's
+    layout (``_save_state``): the object's ``vars``, then its children: a functional
+    model's or Sequential's ``layers/<snake_case class name>[_n]`` (nested models below
+    their own path), a subclassed model's or layer's attributes by name (``conv/vars``,
+    a list as ``blocks/dense``, ``blocks/dense_1``). A layer met twice is saved once,
+    where it is met first, as Keras does."""
+    from ..layers import Layer
+    out, visited = [], set()
+
+    def walk(obj, path):
+        if id(obj) in visited:
+            return
+        visited.add(id(obj))
+        out.append((path + "vars", obj, keras_layer_weights(obj)))
+        for name, value in _children(obj):
+            if isinstance(value, Layer):
+                walk(value, f"{path}{name}/")
+                continue
+            used = {}
+            for v in value:
+                walk(v, f"{path}{name}/{_unique(_snake(keras_class_name(v)), used)}/")
+
+    walk(model, prefix)
+    return out
+
+
+def _keras_variables(obj, seen):
+    """Every variable in the order of Keras's ``obj.variables``: its own (trainable
+    first), then those of the layers it tracks (a functional model: its layers)."""
+    from ..models import Sequential
+    out = [v for v in keras_layer_weights(obj) if id(v) not in seen]
+    seen.update(id(v) for v in out)
+    if isinstance(obj, Sequential):
+        subs = list(obj.layers)
+    elif _is_functional(obj):
+        subs = keras_layer_order(obj)
     else:
-        raise ValueError(f"model {model.name!r} ({type(model).__name__}) is a subclassed model: convcore writes and "
-                         "reads Keras files of Sequential and functional models")
-    used = {}
-    for layer in layers:
-        base = _snake(keras_class_name(layer))
-        if base in used:
-            used[base] += 1
-            name = f"{base}_{used[base]}"
-        else:
-            used[base] = 0
-            name = base
-        path = f"{prefix}layers/{name}/"
-        if isinstance(layer, Model):
-            out.extend(keras_layer_paths(layer, path))
-        else:
-            out.append((path + "vars", layer, keras_layer_weights(layer)))
+        subs = list(obj._sublayers())
+    for sub in subs:
+        out.extend(_keras_variables(sub, seen))
     return out
 
 
@@ -755,20 +818,8 @@ def extra_keras_variables(layer):
 def keras_trainable_variables(model):
     """The trainable variables in the order Keras's ``model.trainable_variables`` has
     them (the order its optimizer builds its state in)."""
-    out, seen = [], set()
-    for _, layer, variables in keras_layer_paths(model):
-        if not _trainable_chain(model, layer):
-            continue
-        for v in variables:
-            if v.trainable and id(v) not in seen:
-                seen.add(id(v))
-                out.append(v)
     tw = {id(v) for v in model.trainable_weights}
-    return [v for v in out if id(v) in tw]
-
-
-def _trainable_chain(model, layer):
-    return model.trainable and layer.trainable
+    return [v for v in _keras_variables(model, set()) if id(v) in tw]
 
 
 #: For each optimizer: groups of convcore slot indices (into ``_slot_spec``) in
