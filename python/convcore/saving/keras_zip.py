@@ -3,8 +3,12 @@
 A ``.keras`` file is a zip of ``metadata.json``, ``config.json`` (the model as
 :func:`~convcore.saving.keras_config.to_keras_config` writes it, plus its
 ``compile_config``) and ``model.weights.h5``: one HDF5 group per layer,
-``layers/<snake_case class name>[_n]/vars/<i>`` (nested models below their own path),
-the model's empty ``vars``, and ``optimizer/vars/<i>`` in Keras's order. A
+``layers/<snake_case class name>[_n]/vars/<i>`` (nested models below their own path;
+a subclassed model's layers under their attribute names, as Keras's ``_save_state``),
+the model's own ``vars``, and ``optimizer/vars/<i>`` in Keras's order. A subclassed
+model loads from a ``.keras`` file when its class is registered (or in
+``custom_objects``) and the file has a ``build_config`` (Keras writes one; convcore can
+only when the model recorded its first input shape). A
 ``.weights.h5`` file is that HDF5 file alone; ``zipped=False`` writes the three files
 into a folder of that name, as Keras does.
 
