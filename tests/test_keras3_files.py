@@ -875,3 +875,13 @@ def test_registered_subclassed_keras_model_loads_with_custom_objects(folder):
     m = convcore.models.load_model(path, custom_objects={"k3sub>Net": net})
     assert type(m) is net
     _assert_same_predictions(m, km, x)
+
+
+def test_unbuilt_subclassed_model_is_told_to_build_first(folder):
+    x = _data()[0][:, :3]
+    km = _subclassed(keras)
+    km(x)
+    path = str(folder / "sub_unbuilt.weights.h5")
+    km.save_weights(path)
+    with pytest.raises(ValueError, match="not built yet"):
+        _subclassed(convcore).load_weights(path)

@@ -380,6 +380,9 @@ def _check_model_weights(root, model, path, skip_mismatch=False):
         n_file = len(names)
         if n_file != expected and not (extra and n_file == len(variables)):
             msg = f"layer {layer.name!r} expected {len(variables)} variables, but the file has {n_file} ({h5path})"
+            if not variables and not getattr(layer, "built", True):
+                msg += ("; the layer is not built yet (a subclassed model creates its weights on its first call: "
+                        "call the model on a batch before loading)")
             if skip_mismatch:
                 warnings.warn(f"{path!s}: {msg}; skipped", stacklevel=3)
                 continue
