@@ -89,7 +89,7 @@ def cached_or_downloaded(title, fname, origin, file_hash, download):
         got = imagenet_utils.keras_weights_path(fname, origin, file_hash)
     except (file_utils.DownloadError, ValueError) as e:
         print(f"{title}: the ImageNet weights are not in Keras's cache and could not be downloaded:\n  {e}\n"
-              f"  -> RANDOM weights (weights=None, seed 0); put the file at {path} to use the real ones")
+              f"  -> RANDOM weights (weights=None, seed 0)")
         return False
     print(f"{title}: ImageNet weights downloaded to {got}")
     return True

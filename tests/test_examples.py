@@ -51,7 +51,7 @@ PRINTS = {
                             "VGG16: built with RANDOM weights", "ResNet50: built with RANDOM weights",
                             "VGG16 (RANDOM weights), top 3 classes", "ResNet50 (RANDOM weights), top 3 classes",
                             "block1_conv2", "block5_conv3"],
-    "adversarial_resnet18": ["ResNet18: no torchvision weights at", "ResNet18, RANDOM weights (no torchvision file)",
+    "adversarial_resnet18": ["ResNet18: no torchvision weights at", "ResNet18, RANDOM weights: no torchvision file",
                              "after FGSM", "after PGD-3"],
 }
 
@@ -160,7 +160,7 @@ def test_adversarial_resnet18_uses_cached_weights(tmp_path):
     out = _run("adversarial_resnet18", ["--quick"], tmp_path / "out", torch_home=torch_home)
     assert f"ResNet18: torchvision's ImageNet weights found in torch hub's cache: {path}" in out, out
     assert "RANDOM" not in out, out
-    assert "ResNet18, torchvision's ImageNet weights: predicted class (probability)" in out, out
+    assert "ResNet18, weights: torch hub's resnet18-f37072fd.pth: predicted class (probability)" in out, out
     rows = [l.split() for l in out.splitlines() if l.strip().startswith("chelsea (a cat)")]
     assert [r[3] for r in rows] == ["2/255", "8/255"], out
     assert all(r[4:] == ["goldfish", "(1.000)"] * 3 for r in rows), out
