@@ -885,3 +885,19 @@ def test_unbuilt_subclassed_model_is_told_to_build_first(folder):
     km.save_weights(path)
     with pytest.raises(ValueError, match="not built yet"):
         _subclassed(convcore).load_weights(path)
+
+
+def test_convcore_lambda_bytecode_both_ways(folder):
+    inp = convcore.Input((3,))
+    m = convcore.models.Model(inp, convcore.layers.Lambda(lambda t: t * 2 + 1, name="lam")(inp))
+    path = str(folder / "cc_lambda.keras")
+    m.save(path)
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    with pytest.raises(ValueError, match="safe_mode=False"):
+        convcore.models.load_model(path)
+    np.testing.assert_allclose(np.asarray(convcore.models.load_model(path, safe_mode=False).predict(x, verbose=0)),
+                               x * 2 + 1)
+    with pytest.raises(ValueError):
+        keras.saving.load_model(path)
+    np.testing.assert_allclose(np.asarray(keras.saving.load_model(path, safe_mode=False).predict(x, verbose=0)),
+                               x * 2 + 1)

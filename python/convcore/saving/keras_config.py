@@ -249,8 +249,11 @@ def _layer_config(layer):
         if out.get("output_shape") is None:
             out.pop("output_shape", None)
     registered = getattr(type(layer), "_registered_name", None)
-    module = "keras.layers" if cls in _KERAS_LAYERS and registered is None else \
-        (type(layer).__module__ if registered else "convcore.layers")
+    own = type(layer).__module__
+    if cls in _KERAS_LAYERS and registered is None and own.startswith("convcore."):
+        module = "keras.layers"
+    else:  # a convcore-only layer: "convcore.layers"; a user's: its module
+        module = "convcore.layers" if own.startswith("convcore.") else own
     return {"module": module, "class_name": cls, "config": out, "registered_name": registered}
 
 
