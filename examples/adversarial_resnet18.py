@@ -38,7 +38,7 @@ network predicts nearly the same class for every photo, with probability ~0.002,
 whether the attacks change it depends on the draw (seed 0: eps = 2/255 changes none of
 the three photos' classes, 8/255 one with FGSM and all three with PGD-10).
 
-``--quick`` (what the tests run, a few seconds): the cat only, PGD with 3 steps, never
+``--quick`` (what the tests run, ~5 s on 2 cores): the cat only, PGD with 3 steps, never
 downloads.
 """
 from __future__ import annotations

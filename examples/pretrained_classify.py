@@ -29,7 +29,7 @@ random 3x3 filters stacked 13 deep do to a photo).
 Writes ``pretrained_predictions.png`` (the photos with both networks' top 3) and
 ``vgg16_feature_maps.png``.
 
-``--quick`` (what the tests run, ~10 s on 2 cores): the same work, but the script never
+``--quick`` (what the tests run, 10-15 s on 2 cores): the same work, but the script never
 tries to download (only a file already in the cache is used).
 """
 from __future__ import annotations

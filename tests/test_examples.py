@@ -2,7 +2,7 @@
 
 The network examples (mnist_convnet, activation_maximization, adversarial,
 pretrained_classify, adversarial_resnet18) run with ``--quick`` (fewer epochs, steps,
-digits and photos; a few seconds each) so the whole file takes about a minute; nothing
+digits and photos; 4-15 s each) so the whole file takes under a minute and a half; nothing
 is skipped. Needs matplotlib and scikit-image (the ``test`` extra).
 
 Every example runs with Keras's and torch hub's caches (``KERAS_HOME``, ``TORCH_HOME``)
