@@ -104,10 +104,6 @@ def _is_functional(model):
 
 
 # ---------------------------------------------------------------------- graph order
-def _model_nodes(model):
-    return list(model._nodes)
-
-
 def keras_layer_order(model):
     """The layers of a functional model in the order of Keras's ``model.layers`` (its
     ``map_graph``: by decreasing depth, ties by first traversal from the outputs),
@@ -117,7 +113,6 @@ def keras_layer_order(model):
     input_nodes = {id(t.node): t.node for t in model.inputs}
     in_graph = node_ids | set(input_nodes)
     order, finished, op_index = [], set(), {}
-    input_ids = {id(t) for t in model.inputs}
 
     def visit(tensor):
         # iterative DFS with Keras's visiting order (pre-order indices, post-order nodes)
@@ -157,7 +152,6 @@ def keras_layer_order(model):
             layer_depth[id(t.node.layer)] = 0
             op_index[id(t.node.layer)] = -1
             layers[id(t.node.layer)] = t.node.layer
-    del input_ids
     return sorted(layers.values(), key=lambda l: (-layer_depth[id(l)], op_index[id(l)]))
 
 

@@ -473,16 +473,6 @@ def _load_h5_into(root, model, path, skip_mismatch=False, load_optimizer=True, f
 
 
 # ---------------------------------------------------------------------- public
-def is_keras_zip(path):
-    """Whether ``path`` is a zip holding Keras's ``config.json`` and ``model.weights.h5``."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            names = set(z.namelist())
-    except (zipfile.BadZipFile, OSError, ValueError):
-        return False
-    return "config.json" in names and "model.weights.h5" in names
-
-
 def _read_json(data, path, what):
     try:
         text = data.decode("utf-8")
