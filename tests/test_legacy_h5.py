@@ -157,8 +157,10 @@ def test_keras3_h5_loads_and_round_trips(kind, tmp_path):
 
 
 def test_convcore_model_h5_layout_is_keras_legacy(tmp_path):
-    m = convcore.models.Sequential([convcore.Input((8, 8, 3)), L.Conv2D(4, 3), L.BatchNormalization(),
-                                    L.Flatten(), L.Dense(2)], name="net")
+    # Layer names given: the automatic ones depend on what earlier tests created.
+    m = convcore.models.Sequential([convcore.Input((8, 8, 3)), L.Conv2D(4, 3, name="conv2d"),
+                                    L.BatchNormalization(name="batch_normalization"), L.Flatten(name="flatten"),
+                                    L.Dense(2, name="dense")], name="net")
     _randomize(m)
     m.save(tmp_path / "m.h5")
     with h5py.File(tmp_path / "m.h5") as f:
