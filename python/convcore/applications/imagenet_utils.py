@@ -353,12 +353,8 @@ def keras_weights_path(fname, origin, file_hash=None):
     path = os.path.join(folder, fname)
     if os.path.isfile(path):
         return path
-    try:
-        return file_utils.get_file(fname, origin, cache_subdir="models", file_hash=file_hash)
-    except file_utils.DownloadError as e:
-        raise file_utils.DownloadError(
-            f"Could not download the pretrained weights {origin} ({e}). Offline, download the file by other means "
-            f"and place it at {path}", origin, path) from None
+    # get_file's offline error names the URL and this path already.
+    return file_utils.get_file(fname, origin, cache_subdir="models", file_hash=file_hash)
 
 
 def torch_home():
@@ -382,13 +378,11 @@ def torch_weights_path(fname, url):
         return path
     os.makedirs(folder, exist_ok=True)
     part = f".{fname}.unverified"
+    tmp = os.path.join(folder, part)
     try:
-        tmp = file_utils.get_file(part, url, cache_dir=os.path.join(torch_home(), "hub"),
-                                  cache_subdir="checkpoints", force_download=True)
+        file_utils._download(url, tmp, None, "sha256", path)  # the offline error names `path`, not the temp
     except file_utils.DownloadError as e:
-        raise file_utils.DownloadError(
-            f"Could not download the pretrained weights {url} ({e}). Offline, download the file by other means "
-            f"and place it at {path}", url, path) from None
+        raise file_utils.DownloadError(str(e), url, path) from None
     try:
         m = _TORCH_HASH.search(fname)
         if m and m.group(1):
@@ -416,11 +410,9 @@ def load_keras_imagenet_weights(model, fname, origin, file_hash=None):
 def load_legacy_h5(model, path):
     """A legacy Keras HDF5 weight file into ``model``: by layer name when the file's
     layers with weights are exactly the model's (Keras's files name them as these
-    networks do), else in order (Keras's ``load_weights``). By name because convcore's
-    ``model.layers`` order differs from Keras's where branches meet (ResNet50's shortcut
-    convolution comes first in convcore's depth-first order, after the main branch's
-    second convolution in Keras's depth order), so Keras's file would not load by
-    order. Either way every shape is checked before anything is assigned."""
+    networks do), else in order (Keras's ``load_weights``; ``model.layers`` follows
+    Keras's order, so a file Keras wrote for the same architecture loads either way).
+    Every shape is checked before anything is assigned."""
     from ..saving import legacy_h5
     with legacy_h5._Open(path) as f:
         root = legacy_h5._weights_root(f)
