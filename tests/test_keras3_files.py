@@ -877,6 +877,24 @@ def test_registered_subclassed_keras_model_loads_with_custom_objects(folder):
     _assert_same_predictions(m, km, x)
 
 
+def test_convcore_subclassed_model_reloads_from_its_keras_file(folder):
+    """The first call (here through predict) records the input shape as the file's
+    build_config, so load_model can build the model before its weights go in."""
+    x = _data()[0][:, :3]
+    net = type(_subclassed(convcore))
+    m = net()
+    y = m.predict(x, verbose=0)
+    _set_keras_weights(m, _random_weights(m.get_weights(), seed=16))
+    y = m.predict(x, verbose=0)
+    path = str(folder / "sub_cc.keras")
+    m.save(path)
+    with zipfile.ZipFile(path) as z:
+        assert json.loads(z.read("config.json"))["build_config"] == {"input_shape": [None] + list(x.shape[1:])}
+    m2 = convcore.models.load_model(path, custom_objects={"Net": net})
+    assert type(m2) is net
+    np.testing.assert_array_equal(m2.predict(x, verbose=0), y)
+
+
 def test_unbuilt_subclassed_model_is_told_to_build_first(folder):
     x = _data()[0][:, :3]
     km = _subclassed(keras)

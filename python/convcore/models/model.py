@@ -365,6 +365,13 @@ class Model(Trainer, Layer):
     def _ensure_built_for(self, x):
         if not self._is_graph() and type(self).call is Model.call:
             self._require_graph()
+        if not self._is_graph() and "_build_input_shape" not in self.__dict__:
+            # The input shape of the first call (from __call__, fit, evaluate, predict):
+            # a .keras file's build_config, as Keras records it.
+            xs = x if isinstance(x, (list, tuple)) else [x]
+            if xs and all(hasattr(v, "shape") and len(v.shape) >= 1 for v in xs):
+                shapes = [(None,) + tuple(int(n) for n in v.shape[1:]) for v in xs]
+                self.__dict__["_build_input_shape"] = shapes if isinstance(x, (list, tuple)) else shapes[0]
 
     def compute_output_shape(self, input_shape):
         if self._is_graph():
@@ -372,6 +379,8 @@ class Model(Trainer, Layer):
         return Layer.compute_output_shape(self, input_shape)
 
     def build(self, input_shape):
+        if not self._is_graph() and input_shape is not None:
+            self.__dict__.setdefault("_build_input_shape", input_shape)
         self.built = True
 
     # ------------------------------------------------------------------ device
