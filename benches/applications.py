@@ -238,9 +238,6 @@ def main():
     print(f"# {platform.processor() or platform.machine()}, {threads} threads, CPU flags: {cpu_flags()}; "
           f"numpy SGEMM {peak:.0f} GFLOP/s; torch {getattr(torch, '__version__', 'absent')}, "
           f"torchvision {getattr(torchvision, '__version__', 'absent')}; {time.strftime('%Y-%m-%d')}")
-    print("| case | batch | convcore ms | torch ms | torch/convcore | convcore GFLOP/s (% of SGEMM) |"
-          + ("" if args.no_memory else " peak MiB convcore | peak MiB torch |"))
-    print("|---|---|---|---|---|---|" + ("" if args.no_memory else "---|---|"))
     rng = np.random.default_rng(0)
     if args.memory_only:
         print("| case | batch | peak MiB convcore | peak MiB torch |\n|---|---|---|---|")
@@ -249,6 +246,9 @@ def main():
                 mem_t = measure_memory("torch", case, batch) if torch is not None else float("nan")
                 print(f"| {case} | {batch} | {measure_memory('convcore', case, batch):.0f} | {mem_t:.0f} |", flush=True)
         return
+    print("| case | batch | convcore ms | torch ms | torch/convcore | convcore GFLOP/s (% of SGEMM) |"
+          + ("" if args.no_memory else " peak MiB convcore | peak MiB torch |"))
+    print("|---|---|---|---|---|---|" + ("" if args.no_memory else "---|---|"))
     for case in args.cases.split(","):
         batches = [32] if case == "resnet18_train" else [int(b) for b in args.batches.split(",")]
         for batch in batches:
