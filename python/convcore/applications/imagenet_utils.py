@@ -297,6 +297,20 @@ def _exists(path):
     return isinstance(path, str) and os.path.exists(path)
 
 
+def standard_input(weights, include_top, classes, pooling, input_tensor, input_shape, classifier_activation,
+                   default_size=224, min_size=32):
+    """The argument checks and the input of a 224x224 application (VGG, ResNet50,
+    ResNet18/34), in Keras's order and with its messages: ``(img_input, inputs)``."""
+    check_weights_argument(weights, include_top, classes)
+    check_pooling(pooling)
+    input_shape = obtain_input_shape(input_sizes(input_tensor, input_shape), default_size=default_size,
+                                     min_size=min_size, data_format="channels_last", require_flatten=include_top,
+                                     weights=weights)
+    if include_top:
+        validate_activation(classifier_activation, weights)
+    return model_input(input_tensor, input_shape)
+
+
 def model_input(input_tensor, input_shape):
     """The Input of a network (a new one, or the user's symbolic ``input_tensor``) and
     the inputs its Model starts from (the sources of ``input_tensor``)."""

@@ -75,14 +75,8 @@ def _resnet(blocks, arch, include_top, weights, input_tensor, input_shape, pooli
             name):
     from .. import layers
     from ..models import Model
-    imagenet_utils.check_weights_argument(weights, include_top, classes)
-    imagenet_utils.check_pooling(pooling)
-    input_shape = imagenet_utils.obtain_input_shape(
-        imagenet_utils.input_sizes(input_tensor, input_shape), default_size=224, min_size=32,
-        data_format="channels_last", require_flatten=include_top, weights=weights)
-    if include_top:
-        imagenet_utils.validate_activation(classifier_activation, weights)
-    img_input, inputs = imagenet_utils.model_input(input_tensor, input_shape)
+    img_input, inputs = imagenet_utils.standard_input(weights, include_top, classes, pooling, input_tensor,
+                                                      input_shape, classifier_activation)
 
     x = layers.ZeroPadding2D(3, name="conv1_pad")(img_input)
     x = layers.Conv2D(64, 7, strides=2, use_bias=False, name="conv1")(x)
