@@ -303,7 +303,8 @@ class Model(Trainer, Layer):
         self._require_graph()
         xs = _as_list(inputs) if len(self.inputs) > 1 else [inputs]
         values = {id(t): v for t, v in zip(self.inputs, xs)}
-        for node in self._nodes:
+        release = self._release_after()
+        for i, node in enumerate(self._nodes):
             ins = [values[id(t)] for t in node.inputs]
             layer = node.layer
             if layer.built and not node.multi and isinstance(ins[0], Tensor) and not node.call_kwargs:
@@ -314,8 +315,32 @@ class Model(Trainer, Layer):
             ys = y if isinstance(y, (list, tuple)) else [y]
             for t, v in zip(node.outputs, ys):
                 values[id(t)] = v
+            del ins, y, ys
+            for k in release[i]:  # tensors no later node reads: freed now, not at the end
+                values.pop(k, None)
         outs = [values[id(t)] for t in self.outputs]
         return outs[0] if len(outs) == 1 else outs
+
+    def _release_after(self):
+        """For each node of the graph, the ids of the tensors whose last reader it is
+        (the model's outputs are never released). An inference forward then holds only
+        the activations still to be read, not every layer's output (measured: ResNet50
+        at batch 32 peaked at 4.6 GB, PyTorch at 0.5 GB); a GradientTape keeps what its
+        backward needs itself."""
+        cached = self.__dict__.get("_release_cache")
+        if cached is not None and cached[0] is self._nodes:
+            return cached[1]
+        last = {}
+        for i, node in enumerate(self._nodes):
+            for t in node.inputs:
+                last[id(t)] = i
+        keep = {id(t) for t in self.outputs}
+        release = [[] for _ in self._nodes]
+        for k, i in last.items():
+            if k not in keep:
+                release[i].append(k)
+        self.__dict__["_release_cache"] = (self._nodes, release)
+        return release
 
     def _run(self, xs, training):
         """Outputs (a list of tensors) for checked numpy inputs ``xs``, on the model's
