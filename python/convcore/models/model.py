@@ -10,6 +10,7 @@ from .. import device as device_mod
 from ..layers.core import InputLayer, KerasTensor, Layer, entry_call
 from ..tensor import Tensor
 from ..trainers.trainer import Trainer
+from . import inference_fusion
 
 
 def _deserialize_entry(d, i, custom_objects):
@@ -299,12 +300,35 @@ class Model(Trainer, Layer):
 
     def call(self, inputs, training=None):
         """Run the graph on tensors (one per model input) and return the output
-        tensor(s)."""
+        tensor(s). In inference (``training`` falsy, no tape recording) each
+        convolution / Dense -> BatchNormalization [-> ReLU] chain of the graph runs as
+        one convolution with the normalization folded into its weights
+        (:mod:`convcore.models.inference_fusion`)."""
         self._require_graph()
         xs = _as_list(inputs) if len(self.inputs) > 1 else [inputs]
         values = {id(t): v for t, v in zip(self.inputs, xs)}
         release = self._release_after()
+        plan = self._fusion_plan() if inference_fusion.applies(training) else None
+        if plan is not None and not plan.groups:
+            plan = None
+        skip = plan.skip if plan is not None else ()
         for i, node in enumerate(self._nodes):
+            if plan is not None:
+                if i in skip:
+                    continue
+                group = plan.at.get(i)
+                if group is not None:
+                    x = values[group.input_id]
+                    y = group.run(x) if isinstance(x, Tensor) else None
+                    if y is not None:
+                        plan.runs += 1
+                        values[group.output_id] = y
+                        del x, y
+                        for k in group.release:
+                            values.pop(k, None)
+                        continue
+                    del x  # not foldable now (a layer's arguments changed): its layers one by one
+                    skip = skip - set(group.indices)
             ins = [values[id(t)] for t in node.inputs]
             layer = node.layer
             if layer.built and not node.multi and isinstance(ins[0], Tensor) and not node.call_kwargs:
@@ -320,6 +344,17 @@ class Model(Trainer, Layer):
                 values.pop(k, None)
         outs = [values[id(t)] for t in self.outputs]
         return outs[0] if len(outs) == 1 else outs
+
+    def _fusion_plan(self):
+        """The graph's folded convolution + normalization groups
+        (:func:`inference_fusion.build_plan`), made once per graph as
+        ``_release_after`` is; the folded weights it caches follow the variables."""
+        cached = self.__dict__.get("_fusion_cache")
+        if cached is not None and cached[0] is self._nodes:
+            return cached[1]
+        plan = inference_fusion.build_plan(self._nodes, self.outputs, self._release_after())
+        self.__dict__["_fusion_cache"] = (self._nodes, plan)
+        return plan
 
     def _release_after(self):
         """For each node of the graph, the ids of the tensors whose last reader it is
