@@ -14,7 +14,8 @@ torch after a warm-up of each; the table holds medians and the ratio torch_time 
 convcore_time (above 1: convcore is faster; target >= 1.0x, goal >= 1.5x). GFLOP/s count
 two flops per multiply-add of the convolutions and dense layers (a training step: three
 times the forward's), and are set against this machine's SGEMM rate measured in the
-same run (numpy's matmul of 2048x2048 float32).
+same run (numpy's matmul of 2048x2048 float32, ``_machine.roofline``; or read from
+benches/peak.py's JSON through ``CONVCORE_PEAK_JSON``).
 
 Peak memory is measured in a fresh process per framework and case (``ru_maxrss`` after
 two runs of the case minus ``ru_maxrss`` after the imports: the model's weights, its
@@ -41,7 +42,7 @@ import time
 
 import numpy as np
 
-from _machine import cpu_flags  # (benches/ is the script's folder)
+from _machine import cpu_flags, forward_flops, gflops_note, machine_line, roofline  # (benches/: the script's folder)
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its threads
 
@@ -77,24 +78,7 @@ def torch_model(case):
     return m
 
 
-def flops(model, batch):
-    """Two flops per multiply-add of the Conv2D / DepthwiseConv2D / Dense layers of a
-    convcore model (bias adds, normalization and activations not counted)."""
-    from convcore import layers as L
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, L.DepthwiseConv2D):
-            kh, kw = layer.kernel_size
-            out = layer.output.shape
-            total += 2 * kh * kw * int(np.prod(out[1:]))
-        elif isinstance(layer, L.Conv2D):
-            kh, kw = layer.kernel_size
-            c_in = layer.input.shape[-1]
-            out = layer.output.shape
-            total += 2 * kh * kw * c_in // layer.groups * int(np.prod(out[1:]))
-        elif isinstance(layer, L.Dense):
-            total += 2 * int(np.prod(layer.kernel.shape))
-    return total * batch
+flops = forward_flops  # two flops per multiply-add of the Conv2D / DepthwiseConv2D / Dense layers
 
 
 # ---------------------------------------------------------------------- runners
@@ -140,13 +124,6 @@ def _time(fn):
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
-
-
-def sgemm_gflops():
-    a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
-    a @ a
-    ts = [_time(lambda: a @ a) for _ in range(5)]
-    return 2 * 2048 ** 3 / min(ts) / 1e9
 
 
 # ---------------------------------------------------------------------- memory (own process)
@@ -234,10 +211,15 @@ def main():
     threads = os.cpu_count()
     if torch is not None:
         torch.set_num_threads(threads)
-    peak = sgemm_gflops()
+    roof = roofline()
+    peak = roof.sgemm_gflops
     print(f"# {platform.processor() or platform.machine()}, {threads} threads, CPU flags: {cpu_flags()}; "
           f"numpy SGEMM {peak:.0f} GFLOP/s; torch {getattr(torch, '__version__', 'absent')}, "
           f"torchvision {getattr(torchvision, '__version__', 'absent')}; {time.strftime('%Y-%m-%d')}")
+    load = open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else ["?"]
+    print(f"# {machine_line()}; load average {' '.join(load)}")
+    print(f"# {roof.header()}" + ("" if torch is not None else "; torch / torchvision not importable: their "
+                                  "columns skipped"))
     rng = np.random.default_rng(0)
     if args.memory_only:
         print("| case | batch | peak MiB convcore | peak MiB torch |\n|---|---|---|---|")
@@ -265,9 +247,9 @@ def main():
                     times[k].append(_time(fn))
             med = {k: float(np.median(v)) for k, v in times.items()}
             ratio = med["torch"] / med["convcore"] if "torch" in med else float("nan")
-            rate = fl / med["convcore"] / 1e9
             row = (f"| {case} | {batch} | {med['convcore'] * 1e3:.1f} | "
-                   f"{med.get('torch', float('nan')) * 1e3:.1f} | {ratio:.2f}x | {rate:.0f} ({100 * rate / peak:.0f} %) |")
+                   f"{med.get('torch', float('nan')) * 1e3:.1f} | {ratio:.2f}x | "
+                   f"{gflops_note(fl, med['convcore'], roof)} |")
             if not args.no_memory:
                 mem_cc = measure_memory("convcore", case, batch)
                 mem_t = measure_memory("torch", case, batch) if torch is not None else float("nan")

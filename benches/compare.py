@@ -8,6 +8,16 @@ issue set. Anchors: scipy.ndimage.correlate, scipy.signal.correlate (method 'aut
 numpy.correlate and OpenCV cv2.filter2D (opencv-python-headless), each skipped with a
 note when not importable. Then the peak memory of a 2-D filter call, measured in a
 fresh subprocess from its peak resident set size.
+
+Each row also states convcore's rate against this machine's roofline (``_machine.roofline``:
+numpy's SGEMM and the 256 MiB copy bandwidth, measured in the same run, or read from
+benches/peak.py's JSON through ``CONVCORE_PEAK_JSON``): the bytes are the float32 input
+read once plus the output written once (2 x 4 bytes per element), the flops two per
+multiply-add of the direct correlation (for an FFT method, the direct-equivalent rate).
+The 2-D 3x3 rows are memory-bound and state GB/s against the copy bandwidth (the issue's
+target: >= 90 %); 5x5 and 15x15 state GFLOP/s against SGEMM; the 1-D and 3-D rows state
+the roof that bounds them (GB/s below the ridge, flops per byte = SGEMM / copy, else
+GFLOP/s).
 """
 from __future__ import annotations
 
@@ -19,6 +29,8 @@ import sys
 import time
 
 import numpy as np
+
+from _machine import bound_note, gbps_note, gflops_note, machine_line, roofline  # (benches/: the script's folder)
 
 import convcore
 from convcore import ndimage as cnd
@@ -44,11 +56,35 @@ def median_time(f, repeat):
     return float(np.median(ts))
 
 
-def row(case, ours, anchor_name, anchor_t, target):
+def row(case, ours, anchor_name, anchor_t, target, rate=None):
     ratio = anchor_t / ours
     status = "" if target is None else ("met" if ratio >= target else "MISSED")
     tgt = "" if target is None else f">= {target:g}x"
-    return f"| {case} | {ours * 1e3:.2f} | {anchor_name} | {anchor_t * 1e3:.2f} | {ratio:.2f}x | {tgt} {status} |"
+    rate = "" if rate is None else rate(ours)
+    return (f"| {case} | {ours * 1e3:.2f} | {anchor_name} | {anchor_t * 1e3:.2f} | {ratio:.2f}x | {tgt} {status} |"
+            f" {rate} |")
+
+
+ROOF = None  # this run's roofline (main sets it)
+
+
+def rate_2d(a, k, method=None):
+    """The rate note of a 2-D k x k filter over ``a``: GB/s against the copy bandwidth
+    for 3x3 (the issue's target >= 90 % of it), GFLOP/s against SGEMM otherwise."""
+    nbytes, flops = 2 * a.nbytes, 2 * k * k * a.size
+    eq = " direct-equivalent" if method == "fft" else ""
+    if k == 3:
+        def note(t):
+            frac = nbytes / t / 1e9 / ROOF.copy_gbps
+            return f"{gbps_note(nbytes, t, ROOF)}, target >= 90 % {'met' if frac >= 0.9 else 'MISSED'}"
+        return note
+    return lambda t: gflops_note(flops, t, ROOF) + eq
+
+
+def rate_bound(a, taps, method=None):
+    """The note of the roof that bounds a filter of ``taps`` multiply-adds per element."""
+    eq = " (direct-equivalent)" if method == "fft" else ""
+    return lambda t: bound_note(2 * taps * a.size, 2 * a.nbytes, t, ROOF) + eq
 
 
 def bench_2d(rng, repeat, lines):
@@ -63,14 +99,17 @@ def bench_2d(rng, repeat, lines):
         if snd is not None:
             lines.append(row(case + " (convcore.ndimage.correlate)", t_nd, "scipy.ndimage.correlate",
                              median_time(lambda: snd.correlate(a, w, mode="constant"), max(1, repeat // 3)),
-                             10 if k <= 5 else None))
+                             10 if k <= 5 else None, rate_2d(a, k)))
             lines.append(row(case + f" (convcore.correlate, {method})", t_sig, "scipy.signal.correlate (auto)",
                              median_time(lambda: ssig.correlate(a, w, mode="same"), repeat),
-                             1.0 if k >= 15 else None))
+                             1.0 if k >= 15 else None, rate_2d(a, k, method)))
         if cv2 is not None:
             lines.append(row(case + " (fastest convcore)", t_ours, "cv2.filter2D",
                              median_time(lambda: cv2.filter2D(a, -1, w, borderType=cv2.BORDER_CONSTANT), repeat),
-                             1.0))
+                             1.0, rate_2d(a, k, method if t_sig < t_nd else None)))
+        else:
+            lines.append(f"| {case} (fastest convcore) | {t_ours * 1e3:.2f} | cv2 not importable: skipped | | | |"
+                         f" {rate_2d(a, k, method if t_sig < t_nd else None)(t_ours)} |")
 
 
 def bench_1d(rng, repeat, lines):
@@ -81,10 +120,12 @@ def bench_1d(rng, repeat, lines):
         method = convcore.signal.choose_conv_method(s, w, "same")
         t = median_time(lambda: convcore.correlate(s, w, mode="same"), repeat)
         lines.append(row(case + f" ({method})", t, "numpy.correlate",
-                         median_time(lambda: np.correlate(s, w, mode="same"), max(1, repeat // 2)), 1.0))
+                         median_time(lambda: np.correlate(s, w, mode="same"), max(1, repeat // 2)), 1.0,
+                         rate_bound(s, k, method)))
         if ssig is not None:
             lines.append(row(case + f" ({method})", t, "scipy.signal.correlate (auto)",
-                             median_time(lambda: ssig.correlate(s, w, mode="same"), repeat), 1.0))
+                             median_time(lambda: ssig.correlate(s, w, mode="same"), repeat), 1.0,
+                             rate_bound(s, k, method)))
 
 
 def bench_3d(rng, repeat, lines):
@@ -94,7 +135,11 @@ def bench_3d(rng, repeat, lines):
         t = median_time(lambda: cnd.correlate(v, w, mode="reflect"), repeat)
         if snd is not None:
             lines.append(row(f"3-D 128^3, {k}^3, reflect", t, "scipy.ndimage.correlate",
-                             median_time(lambda: snd.correlate(v, w, mode="reflect"), max(1, repeat // 3)), 5))
+                             median_time(lambda: snd.correlate(v, w, mode="reflect"), max(1, repeat // 3)), 5,
+                             rate_bound(v, k ** 3)))
+        else:
+            lines.append(f"| 3-D 128^3, {k}^3, reflect | {t * 1e3:.2f} | scipy not importable: skipped | | | |"
+                         f" {rate_bound(v, k ** 3)(t)} |")
 
 
 MEM_CHILD = r"""
@@ -162,9 +207,14 @@ def main():
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"numpy {np.__version__}" + (f", scipy {__import__('scipy').__version__}" if snd else "")
           + (f", OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads)" if cv2 else ", OpenCV not installed"))
+    global ROOF
+    ROOF = roofline()
+    load = open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else ["?"]
+    print(f"# {machine_line()}; {time.strftime('%Y-%m-%d')}, load average {' '.join(load)}")
+    print(f"# {ROOF.header()}")
     print()
-    print("| case | convcore ms | anchor | anchor ms | speed-up | target |")
-    print("|---|---:|---|---:|---:|---|")
+    print("| case | convcore ms | anchor | anchor ms | speed-up | target | convcore rate (% of the roof) |")
+    print("|---|---:|---|---:|---:|---|---|")
     lines = []
     for bench in (bench_2d, bench_1d, bench_3d):
         bench(rng, repeat, lines)

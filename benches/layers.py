@@ -14,6 +14,16 @@ wait passively (``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it): by 
 they spin after each op and take the cores from the convcore round that follows
 (measured on 2 cores: a 0.6 ms layer normalization timed at 2.6 ms right after a torch
 round). Passive waiting did not slow PyTorch's own rounds there.
+
+Without torch the convcore columns are still measured (the torch ones say so). Each row
+also states convcore's rate against this machine's roofline (``_machine.roofline``:
+numpy's SGEMM and the 256 MiB copy bandwidth, measured in the same run, or read from
+benches/peak.py's JSON through ``CONVCORE_PEAK_JSON``), the roof that bounds the layer:
+flops are two per multiply-add of its convolutions (forward+backward: 3x the forward,
+the input and the weight gradients); bytes are its minimal float32 traffic (forward:
+input read + output written; backward: input and output gradient read, input gradient
+written); GB/s against the copy bandwidth where flops per byte are below the ridge
+(SGEMM / copy), GFLOP/s against SGEMM otherwise.
 """
 from __future__ import annotations
 
@@ -24,7 +34,7 @@ import time
 
 import numpy as np
 
-from _machine import cpu_flags  # (benches/ is the script's folder)
+from _machine import bound_note, cpu_flags, machine_line, roofline  # (benches/ is the script's folder)
 
 import convcore as cc
 from convcore import layers, ops
@@ -60,6 +70,30 @@ def cases():
                 lambda: layers.UpSampling2D(2, interpolation="bilinear"),
                 lambda: torch.nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), "nchw"))
     return out
+
+
+def work(name, shape):
+    """(forward flops, forward bytes, forward+backward flops, forward+backward bytes) of
+    the case ``name`` on an input of ``shape`` (NHWC, float32), or None for a case this
+    table does not count."""
+    n, h, w, c = shape
+    size = n * h * w * c * 4  # bytes of the input
+    kind = name.split()[0]
+    if kind == "Conv2DTranspose":  # 32->32, 3x3, stride 2, same: each input pixel meets 9 x 32 weights
+        out = size * 4 * 32 // c
+        f = 2 * n * h * w * c * 9 * 32
+        return f, size + out, 3 * f, 2 * (size + out) + size
+    if kind == "DepthwiseConv2D":  # 3x3, same
+        f = 2 * n * h * w * c * 9
+        return f, 2 * size, 3 * f, 5 * size
+    if kind == "SeparableConv2D":  # 3x3 depthwise, then 1x1 64 -> 64
+        f = 2 * n * h * w * c * 9 + 2 * n * h * w * c * 64
+        return f, 2 * size, 3 * f, 5 * size
+    if kind in ("LayerNormalization", "GroupNormalization"):  # memory-bound: flops not counted
+        return 0, 2 * size, 0, 5 * size
+    if kind == "UpSampling2D":  # x2: the output is 4x the input
+        return 0, 5 * size, 0, 10 * size
+    return None
 
 
 def convcore_runs(make, x):
@@ -108,21 +142,35 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     args = ap.parse_args()
     cc.set_num_threads(args.threads)
-    if torch is None:
-        raise SystemExit("benches/layers.py needs torch (pip install torch in a separate venv; see the docstring)")
-    torch.set_num_threads(args.threads)
+    if torch is not None:
+        torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
+    roof = roofline()
+    tv = f"torch {torch.__version__}" if torch is not None else "torch not importable: its columns skipped"
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} threads, "
-          f"CPU flags: {cpu_flags()}; torch {torch.__version__}; OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}; "
+          f"CPU flags: {cpu_flags()}; {tv}; OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}; "
           f"{time.strftime('%Y-%m-%d')}")
-    print("| layer | input (NHWC) | pass | convcore ms | torch ms | torch / convcore | target 0.8x |")
-    print("|---|---|---|---|---|---|---|")
+    load = open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else ["?"]
+    print(f"# {machine_line()}; load average {' '.join(load)}")
+    print(f"# {roof.header()}")
+    print("| layer | input (NHWC) | pass | convcore ms | torch ms | torch / convcore | target 0.8x | "
+          "convcore rate (% of the roof) |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, shape, make_cc, make_torch, layout in cases():
         x = rng.standard_normal(shape, dtype=np.float32)
         ours = convcore_runs(make_cc, x)
-        theirs = torch_runs(make_torch, x, layout)
+        theirs = torch_runs(make_torch, x, layout) if torch is not None else (None, None)
+        wk = work(name, shape)
         for k, label in enumerate(("forward", "forward+backward")):
             a, b = ours[k], theirs[k]
+            rate = "not counted" if wk is None else None
+            if b is None:  # no torch: convcore alone, the same warm-up and rounds
+                a(), a()
+                ma = float(np.median([timed(a) for _ in range(args.rounds)]))
+                rate = rate or bound_note(wk[2 * k], wk[2 * k + 1], ma, roof)
+                print(f"| {name} | {shape} | {label} | {ma * 1e3:.2f} | torch not importable | | | {rate} |",
+                      flush=True)
+                continue
             a(), b(), a(), b()  # warm up
             ta, tb = [], []
             for _ in range(args.rounds):
@@ -130,8 +178,9 @@ def main():
                 tb.append(timed(b))
             ma, mb = float(np.median(ta)), float(np.median(tb))
             ratio = mb / ma
+            rate = rate or bound_note(wk[2 * k], wk[2 * k + 1], ma, roof)
             print(f"| {name} | {shape} | {label} | {ma * 1e3:.2f} | {mb * 1e3:.2f} | {ratio:.2f}x | "
-                  f"{'met' if ratio >= 0.8 else 'MISSED'} |", flush=True)
+                  f"{'met' if ratio >= 0.8 else 'MISSED'} | {rate} |", flush=True)
 
 
 if __name__ == "__main__":

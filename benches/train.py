@@ -9,7 +9,13 @@ Prints (float32, batch 128, all cores):
    torch.nn.functional.conv2d;
 3. peak resident memory of a full ``fit`` of the convnet on the 10,000 shipped digits
    (fresh process each), for convcore and, when available, PyTorch.
-Ratios are torch_time / convcore_time (above 1: convcore is faster).
+Ratios are torch_time / convcore_time (above 1: convcore is faster). Every timed row also
+states convcore's GFLOP/s and its fraction of this machine's SGEMM rate (numpy's float32
+matmul, measured in the same run by ``_machine.roofline``, or read from benches/peak.py's
+JSON through ``CONVCORE_PEAK_JSON``). Flops: two per multiply-add of the convolutions and
+the dense layer (forward); a backward counted as twice its forward (the input gradient and
+the weight gradient), so a training step or a forward+backward is 3x the forward (the
+convnet's first layer needs no input gradient: the step's count is ~3 % above its work).
 """
 from __future__ import annotations
 
@@ -21,6 +27,8 @@ import sys
 import time
 
 import numpy as np
+
+from _machine import forward_flops, gflops_note, machine_line, roofline  # (benches/ is the script's folder)
 
 import convcore
 from convcore import _core, mnist_demo
@@ -50,7 +58,7 @@ def torch_convnet():
         torch.nn.Flatten(), torch.nn.Dropout(0.5), torch.nn.Linear(1600, 10))
 
 
-def bench_step(repeat):
+def bench_step(repeat, roof):
     """convcore and PyTorch steps measured in alternating rounds, so that a burst of load
     on the shared machine hits both alike; medians over all rounds."""
     convcore.set_seed(0)
@@ -59,10 +67,12 @@ def bench_step(repeat):
     m = mnist_demo.build_convnet()
     m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     ours_step = lambda: m.train_on_batch(xb, yb)
+    step_flops = 3 * forward_flops(m, len(xb))  # forward 2 x MACs; backward 2 x forward
+    rate = lambda t: f" {gflops_note(step_flops, t, roof)} of {step_flops / 1e9:.2f} GFLOP |"
     if torch is None:
         ours = median_time(ours_step, repeat, warmup=3)
         print(f"| convnet training step, batch 128 | {ours * 1e3:.1f} ms | {128 / ours:,.0f} samples/s |"
-              " torch not importable: skipped | | |")
+              " torch not importable: skipped | | |" + rate(ours))
         return
     net = torch_convnet()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -82,13 +92,13 @@ def bench_step(repeat):
     ours, t = float(np.median(t_ours)), float(np.median(t_torch))
     ratio = t / ours
     print(f"| convnet training step, batch 128 | {ours * 1e3:.1f} ms | {128 / ours:,.0f} samples/s |"
-          f" {t * 1e3:.1f} ms | {ratio:.2f}x | >= 1.0x {'met' if ratio >= 1 else 'MISSED'} (goal 2x) |")
+          f" {t * 1e3:.1f} ms | {ratio:.2f}x | >= 1.0x {'met' if ratio >= 1 else 'MISSED'} (goal 2x) |" + rate(ours))
 
 
 CONV_SHAPES = [(128, 28, 28, 1, 32, 3), (128, 13, 13, 32, 64, 3), (64, 32, 32, 64, 64, 3), (64, 32, 32, 32, 64, 5)]
 
 
-def bench_conv(repeat):
+def bench_conv(repeat, roof):
     rng = np.random.default_rng(0)
     for (n, h, w, ci, co, k) in CONV_SHAPES:
         x = rng.standard_normal((n, h, w, ci), dtype=np.float32)
@@ -101,9 +111,10 @@ def bench_conv(repeat):
                                   _core.conv_backward(x, wt, dy, [1, 1], [1, 1], "valid", True)), repeat)
         flops = 2.0 * y.size * k * k * ci
         name = f"Conv2D ({n}, {h}, {w}, {ci} -> {co}, {k})"
-        line = f"| {name} | {fwd * 1e3:.2f} ({flops / fwd / 1e9:.0f} GFLOP/s) | {fb * 1e3:.2f} |"
+        line = f"| {name} | {fwd * 1e3:.2f} | {fb * 1e3:.2f} |"
+        rates = f" {gflops_note(flops, fwd, roof)} | {gflops_note(3 * flops, fb, roof)} |"  # backward: 2 x forward
         if torch is None:
-            print(line + " torch not importable | | | |")
+            print(line + " torch not importable | | | |" + rates)
             continue
         tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).requires_grad_(True)
         tw = torch.from_numpy(wt.transpose(3, 2, 0, 1).copy()).requires_grad_(True)
@@ -118,7 +129,7 @@ def bench_conv(repeat):
         tfb_t = median_time(tfb, repeat)
         r1, r2 = tf / fwd, tfb_t / fb
         st = lambda r: "met" if r >= 0.8 else "MISSED"
-        print(line + f" {tf * 1e3:.2f} | {tfb_t * 1e3:.2f} | {r1:.2f}x {st(r1)} | {r2:.2f}x {st(r2)} |")
+        print(line + f" {tf * 1e3:.2f} | {tfb_t * 1e3:.2f} | {r1:.2f}x {st(r1)} | {r2:.2f}x {st(r2)} |" + rates)
 
 
 MEM_CHILD = r"""
@@ -164,6 +175,13 @@ def bench_memory():
         print(f"- peak resident memory of a full fit (1 epoch, 10,000 digits, batch 128), {lib}: {mb:.0f} MB{tgt}")
 
 
+def _loadavg():
+    try:
+        return open("/proc/loadavg").read().split()[:3]
+    except OSError:
+        return ["?"]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -171,14 +189,19 @@ def main():
     repeat = 5 if args.quick else 15
     tv = f"torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else "torch not installed"
     print(f"# convcore {convcore.__version__}, {convcore.get_num_threads()} threads, {platform.machine()}, "
-          f"{os.cpu_count()} CPUs, {tv}\n")
-    print("| case | convcore | throughput | torch | speed-up | target |")
-    print("|---|---:|---:|---:|---:|---|")
-    bench_step(repeat)
+          f"{os.cpu_count()} CPUs, {tv}")
+    roof = roofline()
+    print(f"# {machine_line()}; {time.strftime('%Y-%m-%d')}, load average {' '.join(_loadavg())}")
+    print(f"# {roof.header()}\n")
+    print("| case | convcore | throughput | torch | speed-up | target | convcore GFLOP/s (% of SGEMM) "
+          "(step = 3x forward) |")
+    print("|---|---:|---:|---:|---:|---|---|")
+    bench_step(repeat, roof)
     print("\n| Conv2D (N, H, W, C_in -> C_out, k), valid | convcore fwd ms | convcore fwd+bwd ms | torch fwd ms | "
-          "torch fwd+bwd ms | fwd speed-up (target >= 0.8x) | fwd+bwd speed-up (target >= 0.8x) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    bench_conv(repeat)
+          "torch fwd+bwd ms | fwd speed-up (target >= 0.8x) | fwd+bwd speed-up (target >= 0.8x) | "
+          "convcore fwd GFLOP/s (% of SGEMM) | convcore fwd+bwd GFLOP/s (% of SGEMM) (3x forward) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    bench_conv(repeat, roof)
     print()
     bench_memory()
 
