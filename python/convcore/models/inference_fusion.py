@@ -355,6 +355,9 @@ def _fingerprint(a):
 
 # ------------------------------------------------------------------ introspection
 def _plan(model):
+    from .model import Model
+    if not isinstance(model, Model):
+        raise TypeError(f"inference_fusion: expected a convcore Model, got {type(model).__name__}")
     if not model._is_graph():
         return None
     return model._fusion_plan()
