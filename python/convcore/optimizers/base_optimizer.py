@@ -78,6 +78,27 @@ def _learning_rate(opt, value):
                  "> 0 (or a LearningRateSchedule, or a callable of no arguments)")
 
 
+def _state_variable(var, init, name):
+    """A non-trainable Variable shaped as ``var`` (its dtype, its device) filled with
+    ``init``: an optimizer slot. ``Variable(array)`` copies its initial value, so a slot
+    made from ``np.full`` cost two buffers the size of the weights, both written at the
+    first step (ResNet18: 2 x 47 MB, the copy's pages faulted in, at 4 KiB a fault, while
+    the step's activations were alive). Here the Variable is made on an empty array and
+    then holds one buffer: for zeros, ``np.zeros`` (calloc: a large one is fresh pages
+    from the OS, first touched by the update kernel's worker threads, not by the main
+    thread)."""
+    v = Variable(np.zeros((0,), dtype=var.dtype), dtype=var.dtype, trainable=False, name=name)
+    value = np.zeros(var.shape, dtype=var.dtype) if init == 0 else np.full(var.shape, init, dtype=var.dtype)
+    # as Variable._move does: the buffer and its device together
+    v._data, v._device = _device_backend(var.device).put(value, f"variable {name!r}"), var.device
+    return v
+
+
+def _device_backend(device):
+    from .. import device as device_mod
+    return device_mod.backend(device)
+
+
 class _OptimizerNumber:
     """An optimizer's value as a plain number (of the subclass's number type) that also
     answers Keras's variable idioms: ``numpy()``, ``assign(v)`` (which sets the
@@ -286,8 +307,7 @@ class Optimizer:
                     made.append(None)
                     continue
                 slot_name, init = spec
-                made.append(Variable(np.full(var.shape, init, dtype=var.dtype), dtype=var.dtype, trainable=False,
-                                     name=f"{var.name}_{slot_name}", device=var.device))
+                made.append(_state_variable(var, init, f"{var.name}_{slot_name}"))
             s = self._slots[id(var)] = (var, made)
         for slot in s[1]:
             if slot is not None and slot.device != var.device:
@@ -305,8 +325,7 @@ class Optimizer:
         self._trainable_variables = var_list
         self._indices = {id(v): i for i, v in enumerate(var_list)}
         if self.use_ema:
-            self._averages = [Variable(np.zeros(v.shape, dtype=v.dtype), dtype=v.dtype, trainable=False,
-                                       name=f"{v.name}_average", device=v.device) for v in var_list]
+            self._averages = [_state_variable(v, 0.0, f"{v.name}_average") for v in var_list]
         self.built = True
 
     # --- Keras's API for optimizers of your own (update_step)
@@ -515,9 +534,7 @@ class Optimizer:
         """The running gradient sum of ``var`` (gradient_accumulation_steps)."""
         a = self._accumulators.get(id(var))
         if a is None or a[0] is not var:
-            a = self._accumulators[id(var)] = (var, Variable(np.zeros(var.shape, dtype=var.dtype), dtype=var.dtype,
-                                                             trainable=False, name=f"{var.name}_gradient_accumulator",
-                                                             device=var.device))
+            a = self._accumulators[id(var)] = (var, _state_variable(var, 0.0, f"{var.name}_gradient_accumulator"))
         if a[1].device != var.device:
             a[1]._move(var.device)
         return a[1]
