@@ -239,7 +239,9 @@ class Roofline:
         return self.sgemm_gflops / self.copy_gbps
 
     def header(self):
-        return (f"roofline: SGEMM {self.sgemm_gflops:.0f} GFLOP/s (numpy float32 matmul {SGEMM_SIZE}^3, all cores), "
+        m, k, n = self.details.get("sgemm_shape") or (SGEMM_SIZE,) * 3
+        shape = f"{m}^3" if m == k == n else f"({m} x {k}) @ ({k} x {n})"
+        return (f"roofline: SGEMM {self.sgemm_gflops:.0f} GFLOP/s (numpy float32 matmul {shape}, all cores), "
                 f"copy {self.copy_gbps:.1f} GB/s ({COPY_ARRAY_BYTES >> 20} MiB arrays, read + write counted), "
                 f"ridge {self.ridge:.1f} flop/byte; {self.source}")
 
@@ -267,7 +269,8 @@ def _read_cache(path, max_age_h):
 def roofline(cache=None, max_age_h=12.0, rounds=4):
     """This machine's SGEMM GFLOP/s and copy GB/s: read from peak.py's JSON (``cache``,
     else the ``CONVCORE_PEAK_JSON`` environment variable) when it is fresh, else measured
-    now (~1-3 s: numpy's 2048^3 matmul and a 256 MiB copy, best of ``rounds``)."""
+    now (~1-3 s: numpy's 2048^3 matmul, best of ``rounds + 2``, and a 256 MiB copy, best
+    of ``rounds + 1``, each on one thread and on all cores)."""
     path = cache or os.environ.get("CONVCORE_PEAK_JSON")
     why = ""
     if path:
@@ -275,7 +278,7 @@ def roofline(cache=None, max_age_h=12.0, rounds=4):
         if roof is not None:
             return roof
     s = SGEMM_SIZE
-    gemm = sgemm_seconds(s, s, s, rounds)["numpy"]
+    gemm = sgemm_seconds(s, s, s, rounds + 2)["numpy"]  # (the GEMM is the noisier of the two)
     copies = copy_seconds(COPY_ARRAY_BYTES, rounds + 1)
     sgemm = 2 * s**3 / min(gemm) / 1e9
     per = {k: 2 * COPY_ARRAY_BYTES / min(v) / 1e9 for k, v in copies.items()}
