@@ -9,9 +9,10 @@ convolution ``z = conv(x, w) + b`` it is the same convolution with the weights
     b' = (b - mean) * s + beta
 
 so the chain ``Conv1D/2D/3D | DepthwiseConv1D/2D | Dense`` (linear activation, any
-``use_bias``) -> ``BatchNormalization`` [-> ``ReLU()`` / ``Activation('relu' | 'sigmoid'
-| 'tanh')``] runs as one fused ``conv + bias + activation`` op: one pass over the
-activations instead of three (PyTorch's ``fuse_conv_bn_eval``, TensorRT, ONNX Runtime's
+``use_bias``) -> ``BatchNormalization`` [-> ``ReLU()`` / ``ReLU(max_value)`` /
+``Activation('relu' | 'sigmoid' | 'tanh')``] runs as one fused ``conv + bias +
+activation`` op: one pass over the activations instead of three (ReLU6's clip stays a
+pass of its own, and a depthwise convolution's bias too: its native kernel has no bias) (PyTorch's ``fuse_conv_bn_eval``, TensorRT, ONNX Runtime's
 graph optimizer all do this). :meth:`convcore.Model.call` uses it when
 
 - ``training`` is falsy and no GradientTape records (``convcore.tape.active()``): the
@@ -133,19 +134,21 @@ def _foldable_norm(layer, units):
 
 
 def _fused_activation(layer):
-    """The name of the activation an activation layer applies, when the fused
-    convolution applies it in its own pass; None otherwise."""
+    """``(name, top)`` for an activation layer whose activation the fused convolution
+    applies in its own pass (``name``), followed by ``minimum(y, top)`` when ``top`` is
+    not None (``ReLU(max_value=6)``: exactly ReLU.call's two steps, the first one
+    fused); None for any other layer."""
     _, _, _, _, ReLU, Activation = _classes()
     if not _plain(layer):
         return None
     t = type(layer)
     if isinstance(layer, ReLU) and t.call is ReLU.call:
-        if layer.max_value is None and layer.negative_slope == 0.0 and layer.threshold == 0.0:
-            return "relu"
+        if layer.negative_slope == 0.0 and layer.threshold == 0.0:
+            return "relu", layer.max_value
         return None
     if isinstance(layer, Activation) and t.call is Activation.call:
         a = layer.activation
-        return str(a) if isinstance(a, str) and a in _FUSED_ACTIVATIONS else None
+        return (str(a), None) if isinstance(a, str) and a in _FUSED_ACTIVATIONS else None
     return None
 
 
@@ -215,17 +218,19 @@ class _Group:
         kernel, bias = w
         lin = self.linear
         x = lin._cast(x)
-        act = self.act_name or "linear"
+        act, top = self.act_name or ("linear", None)
         if self.kind == "dense":
-            return ops.dense_bias_activation(x, kernel, bias, act)
-        if self.kind == "conv":
+            y = ops.dense_bias_activation(x, kernel, bias, act)
+        elif self.kind == "conv":
             padding = lin.padding
             if padding == "causal":  # as Conv1D.call: left-pad the steps, then 'valid'
                 x = ops.pad(x, [(0, 0), ((lin.kernel_size[0] - 1) * lin.dilation_rate[0], 0), (0, 0)])
                 padding = "valid"
-            return ops.conv_bias_activation(x, kernel, bias, lin.strides, padding, lin.dilation_rate, act)
-        y = ops.add(ops.depthwise_conv(x, kernel, lin.strides, lin.padding, None, lin.dilation_rate), bias)
-        return y if act == "linear" else getattr(ops.nn, act)(y)
+            y = ops.conv_bias_activation(x, kernel, bias, lin.strides, padding, lin.dilation_rate, act)
+        else:
+            y = ops.add(ops.depthwise_conv(x, kernel, lin.strides, lin.padding, None, lin.dilation_rate), bias)
+            y = y if act == "linear" else getattr(ops.nn, act)(y)
+        return y if top is None else ops.minimum(y, top)
 
 
 class Plan:
