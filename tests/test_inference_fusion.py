@@ -34,7 +34,9 @@ def randomize(model, seed=0):
         ws = layer.get_weights()
         if not ws:
             continue
-        if isinstance(layer, L.BatchNormalization):
+        if isinstance(layer, cc.Model):
+            randomize(layer, seed + 1)
+        elif isinstance(layer, L.BatchNormalization):
             names = [w.name for w in layer.weights]
             new = []
             for name, w in zip(names, ws):
@@ -409,6 +411,39 @@ def test_switch_and_bad_input():
     assert out.stdout.split() == ["False", "0"]
 
 
+def test_nested_model_folds_inside_its_outer_model():
+    inner = seq_conv_bn_relu(cc, L)
+    inp = cc.Input((9, 9, 3))
+    outer = cc.Model(inp, L.GlobalAveragePooling2D()(inner(inp)))
+    randomize(outer)
+    x = img(2, 9, 9, 3)
+    runs = F.runs_of(inner)
+    got = outer.predict(x, verbose=0)
+    assert F.runs_of(inner) == runs + 2 and F.plan_of(outer) == []
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, unfused(outer, x), rtol=1e-5, atol=1e-6)
+
+
+def test_a_version_counter_replaces_the_fingerprint():
+    """When Variables carry ``_version`` (a counter bumped by every in-place write), the
+    cache key is the counter: no values are read."""
+    class V:
+        def __init__(self, a):
+            self._data, self._version = a, 0
+    a = np.arange(5000, dtype=np.float32)
+    v = V(a)
+    k0 = F._key((v, None), "gpu", 1e-3, "float32")
+    a[7] = -1.0  # not counted: the key trusts the counter
+    assert F._key((v, None), "gpu", 1e-3, "float32") == k0
+    v._version += 1
+    assert F._key((v, None), "gpu", 1e-3, "float32") != k0
+    w = cc.Variable(np.arange(5000, dtype=np.float32))  # no counter yet: the GPU refolds every call
+    assert F._key((w, None), "gpu", 1e-3, "float32") is None
+    kc = F._key((w, None), "cpu", 1e-3, "float32")
+    w.assign(np.roll(np.arange(5000, dtype=np.float32), 61 * 3 + 1))
+    assert F._key((w, None), "cpu", 1e-3, "float32") != kc
+
+
 # ------------------------------------------------------------------ the GPU
 @needs_gpu
 def test_gpu_equals_cpu():
@@ -421,6 +456,7 @@ def test_gpu_equals_cpu():
         gpu.compile(loss="mse", device="gpu")
         runs = F.runs_of(gpu)
         got = gpu.predict(x, verbose=0)
+        assert all(w.device == "gpu" for w in gpu.weights)
         assert F.runs_of(gpu) - runs == len(F.plan_of(gpu)) > 0
         scale = float(np.abs(want).max())
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * scale)
