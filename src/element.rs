@@ -32,6 +32,24 @@ pub trait Element:
     /// a * b + c, fused.
     #[cfg(target_arch = "x86_64")]
     unsafe fn vfmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+
+    /// The 512-bit AVX-512 vector of this type and the same operations. Only call these
+    /// from functions compiled with AVX-512 enabled after checking the CPU has it
+    /// (`crate::cpu::simd::has_avx512`).
+    #[cfg(target_arch = "x86_64")]
+    type W: Copy;
+    #[cfg(target_arch = "x86_64")]
+    const WLANES: usize;
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn wzero() -> Self::W;
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn wsplat(x: Self) -> Self::W;
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn wload(p: *const Self) -> Self::W;
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn wstore(p: *mut Self, v: Self::W);
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn wfmadd(a: Self::W, b: Self::W, c: Self::W) -> Self::W;
 }
 
 impl Element for f32 {
@@ -64,6 +82,35 @@ impl Element for f32 {
     #[inline(always)]
     unsafe fn vfmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V {
         std::arch::x86_64::_mm256_fmadd_ps(a, b, c)
+    }
+    #[cfg(target_arch = "x86_64")]
+    type W = std::arch::x86_64::__m512;
+    #[cfg(target_arch = "x86_64")]
+    const WLANES: usize = 16;
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn wzero() -> Self::W {
+        std::arch::x86_64::_mm512_setzero_ps()
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn wsplat(x: Self) -> Self::W {
+        std::arch::x86_64::_mm512_set1_ps(x)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn wload(p: *const Self) -> Self::W {
+        std::arch::x86_64::_mm512_loadu_ps(p)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn wstore(p: *mut Self, v: Self::W) {
+        std::arch::x86_64::_mm512_storeu_ps(p, v)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn wfmadd(a: Self::W, b: Self::W, c: Self::W) -> Self::W {
+        std::arch::x86_64::_mm512_fmadd_ps(a, b, c)
     }
     #[inline(always)]
     fn from_f64_lossy(v: f64) -> Self {
@@ -117,6 +164,35 @@ impl Element for f64 {
     #[inline(always)]
     unsafe fn vfmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V {
         std::arch::x86_64::_mm256_fmadd_pd(a, b, c)
+    }
+    #[cfg(target_arch = "x86_64")]
+    type W = std::arch::x86_64::__m512d;
+    #[cfg(target_arch = "x86_64")]
+    const WLANES: usize = 8;
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn wzero() -> Self::W {
+        std::arch::x86_64::_mm512_setzero_pd()
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn wsplat(x: Self) -> Self::W {
+        std::arch::x86_64::_mm512_set1_pd(x)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn wload(p: *const Self) -> Self::W {
+        std::arch::x86_64::_mm512_loadu_pd(p)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn wstore(p: *mut Self, v: Self::W) {
+        std::arch::x86_64::_mm512_storeu_pd(p, v)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn wfmadd(a: Self::W, b: Self::W, c: Self::W) -> Self::W {
+        std::arch::x86_64::_mm512_fmadd_pd(a, b, c)
     }
     #[inline(always)]
     fn from_f64_lossy(v: f64) -> Self {

@@ -167,6 +167,8 @@ class CpuBackend:
         return _UNARY[name](x)
 
     def binary(self, name, a, b):
+        if name in _NATIVE_BINARY and _native_binary_fits(a, b):
+            return _core.binary(name, a, b)
         return _BINARY[name](a, b)
 
     def reduce(self, name, x, axis, keepdims):
@@ -216,6 +218,16 @@ class CpuBackend:
 
     def conv_backward(self, x, w, dz, strides, dilation, padding, need_dx):
         return _core.conv_backward(_native(x), _native(w), _native(dz), strides, dilation, padding, need_dx)
+
+    # one-pass conv + bias + elementwise activation (see ops.nn._conv_act_fused)
+    fused_conv_activation = True
+
+    def conv_act(self, x, w, b, act, strides, dilation, padding):
+        return _core.conv_act_forward(_native(x), _native(w), _native(b), act, strides, dilation, padding)
+
+    def conv_act_backward(self, x, w, y, dy, act, strides, dilation, padding, need_dx):
+        return _core.conv_act_backward(_native(x), _native(w), _native(y), _native(dy), act, strides, dilation,
+                                       padding, need_dx)
 
     def conv_input_grad(self, x_shape, w, dz, strides, dilation, padding):
         """The input gradient alone of a convolution whose input has ``x_shape`` (a
@@ -346,6 +358,26 @@ _BINARY = {
     "less_equal": np.less_equal, "matmul": np.matmul, "logical_and": np.logical_and,
     "logical_or": np.logical_or, "floor_divide": np.floor_divide, "mod": np.mod,
 }
+# Binary ops run natively (all threads, vectorised; numpy's bits) on float arrays of one
+# dtype and shape, or an array and a vector along its last axis (a bias, a per-channel
+# scale), when large enough that the threads pay; numpy otherwise (broadcasting, small).
+_NATIVE_BINARY = frozenset(("add", "subtract", "multiply", "divide", "maximum", "minimum"))
+_NATIVE_BINARY_MIN = 1 << 16
+
+
+def _native_binary_fits(a, b):
+    if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
+        return False
+    if a.dtype != b.dtype or a.dtype not in (np.float32, np.float64) or a.size < _NATIVE_BINARY_MIN:
+        return False
+    if not (a.dtype.isnative and a.flags.c_contiguous and b.flags.c_contiguous):
+        return False
+    if a.shape == b.shape:
+        return True
+    return (b.ndim >= 1 and a.ndim >= b.ndim and b.shape[-1] == a.shape[-1]
+            and all(n == 1 for n in b.shape[:-1]))
+
+
 _REDUCE = {"sum": np.sum, "max": np.max, "min": np.min, "mean": np.mean, "prod": np.prod, "any": np.any,
            "all": np.all, "argmax": np.argmax, "argmin": np.argmin}
 
@@ -456,6 +488,8 @@ class GpuBackend(CpuBackend):
     runs the WGSL kernel. What is left here differs on the GPU (the loss's device pair,
     the inference batch-norm backward, global max pooling's tie rule) or has no shader
     yet and goes through :meth:`_host` — the one fallback."""
+
+    fused_conv_activation = False  # the WGSL convolution and activation are two kernels
 
     name = "gpu"
     fallbacks = 0

@@ -24,6 +24,7 @@ use crate::element::Element;
 use crate::error::{assume_init_vec, try_uninit, try_zeroed, Error, Result};
 use std::mem::MaybeUninit;
 use crate::ops::conv::ConvPlan;
+use crate::ops::nn::Activation;
 use rayon::prelude::*;
 
 /// Ceiling on the bytes of im2col buffers alive at once, all threads together,
@@ -265,7 +266,20 @@ fn split_by_tasks<'a, T>(mut buf: &'a mut [T], tasks: &[Task], per_image: usize)
 
 /// Convolution forward: `y` of shape `(batch, *out_spatial, c_out)`.
 pub fn conv_forward<T: Element>(x: &[T], w: &[T], bias: Option<&[T]>, plan: &ConvPlan) -> Result<Vec<T>> {
-    conv_forward_tuned(x, w, bias, plan, Tuning::default())
+    conv_forward_tuned(x, w, bias, Activation::Linear, plan, Tuning::default())
+}
+
+/// `act(conv(x, w) + bias)` in one pass: the activation is applied to each piece of the
+/// output right after its GEMM, while the piece is in cache (an elementwise activation:
+/// linear, relu, sigmoid, tanh).
+pub fn conv_forward_act<T: Element>(
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    act: Activation,
+    plan: &ConvPlan,
+) -> Result<Vec<T>> {
+    conv_forward_tuned(x, w, bias, act, plan, Tuning::default())
 }
 
 /// `y (+)= a @ w` for a short inner dimension (K <= 32, e.g. the 3x3x1 first layer) and
@@ -276,19 +290,26 @@ pub fn conv_forward<T: Element>(x: &[T], w: &[T], bias: Option<&[T]>, plan: &Con
 fn small_k_product<T: Element>(y: &mut [MaybeUninit<T>], a: &[T], w: &[T], k: usize, c_out: usize, bias: Option<&[T]>) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        let l = T::LANES;
-        if k <= 32 && c_out % l == 0 && c_out / l <= 8 && crate::cpu::simd::has_avx2_fma() {
+        use crate::cpu::simd::{has_avx2_fma, has_avx512};
+        let wide = has_avx512();
+        let l = if wide { T::WLANES } else { T::LANES };
+        if k <= 32 && c_out % l == 0 && c_out / l <= 8 && has_avx2_fma() {
             let rows = y.len() / c_out;
             if a.len() < rows * k || w.len() < k * c_out || bias.is_some_and(|b| b.len() < c_out) {
                 return false;
             }
-            // SAFETY: AVX2+FMA checked above; lengths checked above bound every access.
+            // SAFETY: the path's instruction set was checked above; lengths checked above
+            // bound every access.
             unsafe {
-                match c_out / l {
-                    1 => small_k_avx2::<T, 1>(y, a, w, k, bias),
-                    2 => small_k_avx2::<T, 2>(y, a, w, k, bias),
-                    4 => small_k_avx2::<T, 4>(y, a, w, k, bias),
-                    8 => small_k_avx2::<T, 8>(y, a, w, k, bias),
+                match (wide, c_out / l) {
+                    (false, 1) => small_k_avx2::<T, 1>(y, a, w, k, bias),
+                    (false, 2) => small_k_avx2::<T, 2>(y, a, w, k, bias),
+                    (false, 4) => small_k_avx2::<T, 4>(y, a, w, k, bias),
+                    (false, 8) => small_k_avx2::<T, 8>(y, a, w, k, bias),
+                    (true, 1) => small_k_avx512::<T, 1>(y, a, w, k, bias),
+                    (true, 2) => small_k_avx512::<T, 2>(y, a, w, k, bias),
+                    (true, 4) => small_k_avx512::<T, 4>(y, a, w, k, bias),
+                    (true, 8) => small_k_avx512::<T, 8>(y, a, w, k, bias),
                     _ => return false,
                 }
             }
@@ -302,13 +323,31 @@ fn small_k_product<T: Element>(y: &mut [MaybeUninit<T>], a: &[T], w: &[T], k: us
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn small_k_avx2<T: Element, const NV: usize>(y: &mut [MaybeUninit<T>], a: &[T], w: &[T], k: usize, bias: Option<&[T]>) {
-    let l = T::LANES;
+    small_k_body::<T, crate::cpu::vector::Avx2, NV>(y, a, w, k, bias)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+unsafe fn small_k_avx512<T: Element, const NV: usize>(y: &mut [MaybeUninit<T>], a: &[T], w: &[T], k: usize, bias: Option<&[T]>) {
+    small_k_body::<T, crate::cpu::vector::Avx512, NV>(y, a, w, k, bias)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn small_k_body<T: Element, S: crate::cpu::vector::Simd<T>, const NV: usize>(
+    y: &mut [MaybeUninit<T>],
+    a: &[T],
+    w: &[T],
+    k: usize,
+    bias: Option<&[T]>,
+) {
+    let l = S::LANES;
     let c_out = NV * l;
     let wp = w.as_ptr();
-    let mut init = [T::vzero(); NV];
+    let mut init = [S::zero(); NV];
     if let Some(b) = bias {
         for (v, init_v) in init.iter_mut().enumerate() {
-            *init_v = T::vload(b.as_ptr().add(v * l));
+            *init_v = S::load(b.as_ptr().add(v * l));
         }
     }
     for (r, yr) in y.chunks_exact_mut(c_out).enumerate() {
@@ -317,14 +356,14 @@ unsafe fn small_k_avx2<T: Element, const NV: usize>(y: &mut [MaybeUninit<T>], a:
         let mut acc = init;
         let ar = &a[r * k..(r + 1) * k];
         for (j, &aj) in ar.iter().enumerate() {
-            let s = T::vsplat(aj);
+            let s = S::splat(aj);
             let wr = wp.add(j * c_out);
             for (v, acc_v) in acc.iter_mut().enumerate() {
-                *acc_v = T::vfmadd(s, T::vload(wr.add(v * l)), *acc_v);
+                *acc_v = S::fmadd(s, S::load(wr.add(v * l)), *acc_v);
             }
         }
         for (v, acc_v) in acc.iter().enumerate() {
-            T::vstore(yp.add(v * l), *acc_v);
+            S::store(yp.add(v * l), *acc_v);
         }
     }
 }
@@ -333,9 +372,13 @@ pub(crate) fn conv_forward_tuned<T: Element>(
     x: &[T],
     w: &[T],
     bias: Option<&[T]>,
+    act: Activation,
     plan: &ConvPlan,
     tuning: Tuning,
 ) -> Result<Vec<T>> {
+    if !crate::cpu::nn::grad_from_output(act) {
+        return Err(Error::Value("conv_forward: a fused activation must be elementwise (softmax is its own op)".into()));
+    }
     let g = Geo::new(plan);
     check_len("x", x.len(), g.in_len(), &plan.in_shape(), plan)?;
     check_len("the kernel", w.len(), g.kw * g.c_out, &plan.weight_shape(), plan)?;
@@ -396,6 +439,11 @@ pub(crate) fn conv_forward_tuned<T: Element>(
                     gemm_threads,
                 )?;
             }
+            if act != Activation::Linear {
+                // SAFETY: every slot of yp is written (small_k_product or the GEMM).
+                let yp = unsafe { std::slice::from_raw_parts_mut(yp.as_mut_ptr() as *mut T, yp.len()) };
+                crate::cpu::nn::activate_inplace(act, yp)?;
+            }
             r0 += rows;
         }
         Ok(())
@@ -421,10 +469,29 @@ pub fn conv_backward<T: Element>(x: &[T], w: &[T], dy: &[T], plan: &ConvPlan, ne
     conv_backward_tuned(x, w, dy, plan, need_dx, Tuning::default())
 }
 
+/// The backward of [`conv_forward_act`] from its output `y` and `dy`: each piece of
+/// `dz = dy * act'(y)` is made in cache and fed to the GEMMs, never stored whole.
+pub fn conv_backward_act<T: Element>(
+    x: &[T],
+    w: &[T],
+    y: &[T],
+    dy: &[T],
+    act: Activation,
+    plan: &ConvPlan,
+    need_dx: bool,
+) -> Result<ConvGrads<T>> {
+    check_len("y", y.len(), plan.batch * plan.out_positions() * plan.c_out, &plan.out_shape(), plan)?;
+    if !crate::cpu::nn::grad_from_output(act) {
+        return Err(Error::Value("conv_backward: a fused activation must be elementwise (softmax is its own op)".into()));
+    }
+    let fused = if act == Activation::Linear { None } else { Some((act, y)) };
+    conv_backward_impl(Some(x), w, dy, fused, plan, need_dx, Tuning::default())
+}
+
 /// The input gradient alone (`dw` and `db` left empty): the transposed convolution of
 /// `dy` with `w`, which is how `conv_transpose` computes; no `x` is read.
 pub fn conv_input_grad<T: Element>(w: &[T], dy: &[T], plan: &ConvPlan) -> Result<Vec<T>> {
-    let g = conv_backward_impl(None, w, dy, plan, true, Tuning::default())?;
+    let g = conv_backward_impl(None, w, dy, None, plan, true, Tuning::default())?;
     Ok(g.dx.unwrap_or_default())
 }
 
@@ -436,7 +503,7 @@ pub(crate) fn conv_backward_tuned<T: Element>(
     need_dx: bool,
     tuning: Tuning,
 ) -> Result<ConvGrads<T>> {
-    conv_backward_impl(Some(x), w, dy, plan, need_dx, tuning)
+    conv_backward_impl(Some(x), w, dy, None, plan, need_dx, tuning)
 }
 
 /// The backward; `x = None` computes dx only (no weight or bias gradient).
@@ -444,6 +511,7 @@ fn conv_backward_impl<T: Element>(
     x: Option<&[T]>,
     w: &[T],
     dy: &[T],
+    fused: Option<(Activation, &[T])>,
     plan: &ConvPlan,
     need_dx: bool,
     tuning: Tuning,
@@ -486,10 +554,20 @@ fn conv_backward_impl<T: Element>(
                 try_zeroed::<T>(cap, "the im2col gradient buffer")?
             };
             let xt = x.map(|x| &x[t.b0 * g.image_len()..t.b1 * g.image_len()]);
+            let mut dz = match fused {
+                Some(_) => try_uninit::<T>(piece_rows.min(r_end - r_begin) * g.c_out, "the activation gradient piece")?,
+                None => Vec::new(),
+            };
             let mut r0 = r_begin;
             while r0 < r_end {
                 let rows = piece_rows.min(r_end - r0);
-                let dyp = &dy[r0 * g.c_out..][..rows * g.c_out];
+                let mut dyp = &dy[r0 * g.c_out..][..rows * g.c_out];
+                if let Some((act, y)) = fused {
+                    let d = &mut dz[..rows * g.c_out];
+                    crate::cpu::nn::activation_grad_piece(act, &y[r0 * g.c_out..][..rows * g.c_out], dyp, d)?;
+                    // SAFETY: activation_grad_piece wrote every slot of d.
+                    dyp = unsafe { std::slice::from_raw_parts(d.as_ptr() as *const T, d.len()) };
+                }
                 let dym = MatRef::row_major(dyp, rows, g.c_out);
                 if let Some(xt) = xt {
                     for row in dyp.chunks_exact(g.c_out) {
@@ -793,7 +871,7 @@ mod tests {
                     ..Tuning::default()
                 },
             ] {
-                let got = crate::threads::install(|| conv_forward_tuned(&x, &w, Some(&b), &p, tuning))
+                let got = crate::threads::install(|| conv_forward_tuned(&x, &w, Some(&b), Activation::Linear, &p, tuning))
                     .unwrap()
                     .unwrap();
                 assert!(
@@ -942,8 +1020,8 @@ mod tests {
             budget_bytes: 4096,
             ..Tuning::default()
         };
-        let y1 = conv_forward_tuned(&x, &w, Some(&b), &p, one).unwrap();
-        let y2 = conv_forward_tuned(&x, &w, Some(&b), &p, small).unwrap();
+        let y1 = conv_forward_tuned(&x, &w, Some(&b), Activation::Linear, &p, one).unwrap();
+        let y2 = conv_forward_tuned(&x, &w, Some(&b), Activation::Linear, &p, small).unwrap();
         assert!(max_rel(&y2, &y1) < 1e-14);
         let g1 = conv_backward_tuned(&x, &w, &dy, &p, true, one).unwrap();
         let g2 = conv_backward_tuned(&x, &w, &dy, &p, true, small).unwrap();
@@ -1074,7 +1152,7 @@ mod tests {
                 for (vi, &(_, t)) in variants.iter().enumerate() {
                     let ts = [
                         time(&|| {
-                            crate::threads::install(|| conv_forward_tuned(&x, &w, Some(&b), &p, t).unwrap()).unwrap();
+                            crate::threads::install(|| conv_forward_tuned(&x, &w, Some(&b), Activation::Linear, &p, t).unwrap()).unwrap();
                         }),
                         time(&|| {
                             crate::threads::install(|| conv_backward_tuned(&x, &w, &dy, &p, true, t).unwrap()).unwrap();

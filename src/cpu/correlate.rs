@@ -315,6 +315,12 @@ impl<T: Element> Ctx<'_, T> {
 /// `dst` (possibly uninitialised) are ignored and overwritten.
 fn accumulate<T: Element>(dst: &mut [MaybeUninit<T>], srcs: &[&[T]], ws: &[&[T]], init: bool) {
     #[cfg(target_arch = "x86_64")]
+    if crate::cpu::simd::has_avx512() {
+        // SAFETY: the CPU supports AVX-512 (checked at run time).
+        unsafe { accumulate_avx512(dst, srcs, ws, init) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
         // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
         unsafe { accumulate_avx2(dst, srcs, ws, init) };
@@ -323,13 +329,30 @@ fn accumulate<T: Element>(dst: &mut [MaybeUninit<T>], srcs: &[&[T]], ws: &[&[T]]
     accumulate_generic::<T, false>(dst, srcs, ws, init)
 }
 
-/// Hand-vectorised `accumulate`: blocks of 8 AVX vectors of outputs stay in registers
-/// over every tap of every kernel row in the group.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn accumulate_avx2<T: Element>(dst: &mut [MaybeUninit<T>], srcs: &[&[T]], ws: &[&[T]], init: bool) {
+    accumulate_simd::<T, crate::cpu::vector::Avx2>(dst, srcs, ws, init)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+unsafe fn accumulate_avx512<T: Element>(dst: &mut [MaybeUninit<T>], srcs: &[&[T]], ws: &[&[T]], init: bool) {
+    accumulate_simd::<T, crate::cpu::vector::Avx512>(dst, srcs, ws, init)
+}
+
+/// Hand-vectorised `accumulate`: blocks of 8 AVX vectors of outputs stay in registers
+/// over every tap of every kernel row in the group.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn accumulate_simd<T: Element, S: crate::cpu::vector::Simd<T>>(
+    dst: &mut [MaybeUninit<T>],
+    srcs: &[&[T]],
+    ws: &[&[T]],
+    init: bool,
+) {
     const NV: usize = 8;
-    let l = T::LANES;
+    let l = S::LANES;
     let block = NV * l;
     let n = dst.len();
     for (src, w) in srcs.iter().zip(ws) {
@@ -339,37 +362,37 @@ unsafe fn accumulate_avx2<T: Element>(dst: &mut [MaybeUninit<T>], srcs: &[&[T]],
     let dp = dst.as_mut_ptr() as *mut T;
     let mut o = 0;
     while o + block <= n {
-        let mut acc = [T::vzero(); NV];
+        let mut acc = [S::zero(); NV];
         if !init {
             for (v, a) in acc.iter_mut().enumerate() {
-                *a = T::vload(dp.add(o + v * l));
+                *a = S::load(dp.add(o + v * l));
             }
         }
         for (src, w) in srcs.iter().zip(ws) {
             let sp = src.as_ptr().add(o);
             for (j, &wj) in w.iter().enumerate() {
-                let wv = T::vsplat(wj);
+                let wv = S::splat(wj);
                 let p = sp.add(j);
                 for (v, a) in acc.iter_mut().enumerate() {
-                    *a = T::vfmadd(wv, T::vload(p.add(v * l)), *a);
+                    *a = S::fmadd(wv, S::load(p.add(v * l)), *a);
                 }
             }
         }
         for (v, a) in acc.iter().enumerate() {
-            T::vstore(dp.add(o + v * l), *a);
+            S::store(dp.add(o + v * l), *a);
         }
         o += block;
     }
     // Short rows and row ends: one vector of outputs at a time.
     while o + l <= n {
-        let mut acc = if init { T::vzero() } else { T::vload(dp.add(o)) };
+        let mut acc = if init { S::zero() } else { S::load(dp.add(o)) };
         for (src, w) in srcs.iter().zip(ws) {
             let sp = src.as_ptr().add(o);
             for (j, &wj) in w.iter().enumerate() {
-                acc = T::vfmadd(T::vsplat(wj), T::vload(sp.add(j)), acc);
+                acc = S::fmadd(S::splat(wj), S::load(sp.add(j)), acc);
             }
         }
-        T::vstore(dp.add(o), acc);
+        S::store(dp.add(o), acc);
         o += l;
     }
     if o < n {

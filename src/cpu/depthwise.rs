@@ -143,8 +143,37 @@ unsafe fn dk_rows_avx2<T: Element>(x: &[T], dy: &[T], p: &DepthwisePlan, zeros: 
     dk_rows(x, dy, p, zeros, rows, part)
 }
 
-fn avx2() -> bool {
-    cfg!(target_arch = "x86_64") && has_avx2_fma()
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+unsafe fn fwd_row_avx512<T: Element>(x: &[T], k: &[T], p: &DepthwisePlan, zeros: &[T], row: usize, out: &mut [T]) {
+    fwd_row(x, k, p, zeros, row, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+unsafe fn dx_row_avx512<T: Element>(dy: &[T], k: &[T], p: &DepthwisePlan, row: usize, out: &mut [T]) {
+    dx_row(dy, k, p, row, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+unsafe fn dk_rows_avx512<T: Element>(x: &[T], dy: &[T], p: &DepthwisePlan, zeros: &[T], rows: std::ops::Range<usize>,
+                                     part: &mut [T]) {
+    dk_rows(x, dy, p, zeros, rows, part)
+}
+
+/// The path taken: 0 portable, 1 AVX2 + FMA, 2 AVX-512 (the same loops, compiled for
+/// each instruction set).
+fn path() -> u8 {
+    if !cfg!(target_arch = "x86_64") {
+        0
+    } else if crate::cpu::simd::has_avx512() {
+        2
+    } else if has_avx2_fma() {
+        1
+    } else {
+        0
+    }
 }
 
 /// y = depthwise_conv(x, k).
@@ -153,12 +182,14 @@ pub fn depthwise_forward<T: Element>(x: &[T], k: &[T], p: &DepthwisePlan) -> Res
     let row_len = p.out_spatial[2] * cm;
     let mut y = try_filled(p.batch * p.out_pixels() * cm, T::zero(), "the depthwise convolution's output")?;
     let zeros = vec![T::zero(); p.channels];
-    let fast = avx2();
+    let fast = path();
     y.par_chunks_mut(row_len.max(1)).enumerate().for_each(|(row, out)| {
         #[cfg(target_arch = "x86_64")]
-        if fast {
-            // SAFETY: the CPU has AVX2 and FMA (checked at run time).
-            unsafe { fwd_row_avx2(x, k, p, &zeros, row, out) };
+        if fast > 0 {
+            // SAFETY: the CPU has the path's instruction set (checked at run time).
+            unsafe {
+                if fast == 2 { fwd_row_avx512(x, k, p, &zeros, row, out) } else { fwd_row_avx2(x, k, p, &zeros, row, out) }
+            };
             return;
         }
         let _ = fast;
@@ -171,12 +202,12 @@ pub fn depthwise_forward<T: Element>(x: &[T], k: &[T], p: &DepthwisePlan) -> Res
 pub fn depthwise_backward_input<T: Element>(dy: &[T], k: &[T], p: &DepthwisePlan) -> Result<Vec<T>> {
     let row_len = p.spatial[2] * p.channels;
     let mut dx = try_filled(p.batch * p.in_pixels() * p.channels, T::zero(), "the depthwise convolution's dx")?;
-    let fast = avx2();
+    let fast = path();
     dx.par_chunks_mut(row_len.max(1)).enumerate().for_each(|(row, out)| {
         #[cfg(target_arch = "x86_64")]
-        if fast {
-            // SAFETY: the CPU has AVX2 and FMA (checked at run time).
-            unsafe { dx_row_avx2(dy, k, p, row, out) };
+        if fast > 0 {
+            // SAFETY: the CPU has the path's instruction set (checked at run time).
+            unsafe { if fast == 2 { dx_row_avx512(dy, k, p, row, out) } else { dx_row_avx2(dy, k, p, row, out) } };
             return;
         }
         let _ = fast;
@@ -194,16 +225,22 @@ pub fn depthwise_backward_kernel<T: Element>(x: &[T], dy: &[T], p: &DepthwisePla
     let chunks = rows.min(32).min((1usize << 24) / kn.max(1)).max(1);
     let per = rows.div_ceil(chunks);
     let zeros = vec![T::zero(); p.channels];
-    let fast = avx2();
+    let fast = path();
     let parts: Vec<Result<Vec<T>>> = (0..chunks)
         .into_par_iter()
         .map(|ci| {
             let mut part = try_filled(kn, T::zero(), "the depthwise kernel gradient's partial sums")?;
             let r = ci * per..((ci + 1) * per).min(rows);
             #[cfg(target_arch = "x86_64")]
-            if fast {
-                // SAFETY: the CPU has AVX2 and FMA (checked at run time).
-                unsafe { dk_rows_avx2(x, dy, p, &zeros, r, &mut part) };
+            if fast > 0 {
+                // SAFETY: the CPU has the path's instruction set (checked at run time).
+                unsafe {
+                    if fast == 2 {
+                        dk_rows_avx512(x, dy, p, &zeros, r, &mut part)
+                    } else {
+                        dk_rows_avx2(x, dy, p, &zeros, r, &mut part)
+                    }
+                };
                 return Ok(part);
             }
             let _ = fast;

@@ -3,6 +3,7 @@
 pub mod augment;
 pub mod conv;
 pub mod depthwise;
+pub mod elementwise;
 pub mod correlate;
 pub mod fft;
 pub mod gemm;
@@ -13,4 +14,6 @@ mod norm_f32;
 pub mod optim;
 pub mod pool;
 pub mod resize;
-pub(crate) mod simd;
+pub mod simd;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod vector;

@@ -10,7 +10,7 @@
 
 use crate::element::Element;
 pub use crate::ops::nn::{Activation, Loss};
-use crate::error::{try_filled, try_zeroed, Error, Result};
+use crate::error::{assume_init_vec, try_filled, try_uninit, try_zeroed, Error, Result};
 use crate::ops::pool::PoolKind;
 use rayon::prelude::*;
 
@@ -57,20 +57,7 @@ fn rows_of(what: &str, len: usize, last: usize) -> Result<usize> {
     Ok(len / last)
 }
 
-fn map1<T: Element>(x: &[T], what: &str, op: impl Fn(T) -> T + Sync + Send) -> Result<Vec<T>> {
-    let mut y = try_zeroed::<T>(x.len(), what)?;
-    y.par_iter_mut().zip(x.par_iter()).with_min_len(MIN_LEN).for_each(|(o, &a)| *o = op(a));
-    Ok(y)
-}
-
-fn map2<T: Element>(a: &[T], b: &[T], what: &str, op: impl Fn(T, T) -> T + Sync + Send) -> Result<Vec<T>> {
-    let mut y = try_zeroed::<T>(a.len(), what)?;
-    y.par_iter_mut()
-        .zip(a.par_iter().zip(b.par_iter()))
-        .with_min_len(MIN_LEN)
-        .for_each(|(o, (&u, &v))| *o = op(u, v));
-    Ok(y)
-}
+use crate::cpu::elementwise::{map1, map2};
 
 /// Sum of `f(chunk_index, chunk)` over fixed chunks of `n` items: deterministic
 /// whatever the thread count.
@@ -111,11 +98,60 @@ fn softmax_row<T: Element>(x: &[T], y: &mut [T]) {
     }
 }
 
+#[inline(always)]
+fn relu<T: Element>(v: T) -> T {
+    if v > T::zero() || v.is_nan() {
+        v
+    } else {
+        T::zero()
+    }
+}
+
+/// `y = act(y)` in place on one piece (single-threaded; the convolution calls it on
+/// each piece of its output while the piece is in cache). Softmax is not an
+/// elementwise activation and is refused.
+pub fn activate_inplace<T: Element>(act: Activation, y: &mut [T]) -> Result<()> {
+    use crate::cpu::elementwise::apply_inplace;
+    match act {
+        Activation::Linear => {}
+        Activation::Relu => apply_inplace(y, &relu::<T>),
+        Activation::Sigmoid => apply_inplace(y, &sigmoid::<T>),
+        Activation::Tanh => apply_inplace(y, &|v: T| v.tanh()),
+        Activation::Softmax => {
+            return Err(Error::Value("a fused activation must be elementwise: softmax is its own op".into()))
+        }
+    }
+    Ok(())
+}
+
+/// Whether `act`'s derivative is a function of its output alone (so a fused kernel
+/// need not keep its input).
+pub fn grad_from_output(act: Activation) -> bool {
+    !matches!(act, Activation::Softmax)
+}
+
+/// `dz = dy * act'(z)` from the output `y = act(z)`, for one piece (single-threaded):
+/// relu `y > 0`, sigmoid `y (1 - y)`, tanh `1 - y^2`, linear 1 — the same expressions as
+/// `activation_backward`, so the fused and unfused gradients are the same bits.
+pub fn activation_grad_piece<T: Element>(act: Activation, y: &[T], dy: &[T], dz: &mut [std::mem::MaybeUninit<T>]) -> Result<()> {
+    use crate::cpu::elementwise::apply2;
+    match act {
+        Activation::Linear => apply2(dz, y, dy, &|_y: T, g: T| g),
+        Activation::Relu => apply2(dz, y, dy, &|v: T, g: T| if v > T::zero() { g } else { T::zero() }),
+        Activation::Sigmoid => apply2(dz, y, dy, &|y: T, g: T| g * y * (T::one() - y)),
+        Activation::Tanh => apply2(dz, y, dy, &|y: T, g: T| g * (T::one() - y * y)),
+        Activation::Softmax => {
+            return Err(Error::Value("a fused activation must be elementwise: softmax is its own op".into()))
+        }
+    }
+    Ok(())
+}
+
 /// `y = act(x)`; `last` is the size of the last axis (only softmax uses it).
 pub fn activation_forward<T: Element>(act: Activation, x: &[T], last: usize) -> Result<Vec<T>> {
     match act {
         Activation::Linear => map1(x, "the activation output", |v| v),
-        Activation::Relu => map1(x, "the activation output", |v| if v > T::zero() || v.is_nan() { v } else { T::zero() }),
+        Activation::Relu => map1(x, "the activation output", relu),
         Activation::Sigmoid => map1(x, "the activation output", sigmoid),
         Activation::Tanh => map1(x, "the activation output", |v| v.tanh()),
         Activation::Softmax => {
@@ -692,19 +728,30 @@ pub fn dropout_forward<T: Element>(x: &[T], rate: f64, seed: u64) -> Result<(Vec
         return Err(Error::Value(format!("dropout rate must be in [0, 1], got {rate}")));
     }
     let keep: T = if rate < 1.0 { to_t(1.0 / (1.0 - rate)) } else { T::zero() };
-    let mut y = try_zeroed::<T>(x.len(), "the dropout output")?;
-    let mut mask = try_zeroed::<T>(x.len(), "the dropout mask")?;
-    y.par_chunks_mut(MIN_LEN).zip(mask.par_chunks_mut(MIN_LEN)).enumerate().for_each(|(k, (yc, mc))| {
-        let base = k * MIN_LEN;
-        for (j, (o, m)) in yc.iter_mut().zip(mc.iter_mut()).enumerate() {
-            let i = base + j;
-            if rate < 1.0 && uniform_at(seed, i as u64) >= rate {
-                *m = keep;
-                *o = x[i] * keep;
-            }
-        }
-    });
-    Ok((y, mask))
+    // `uniform_at(seed, i) >= rate` without floats: the uniform is `(bits >> 11) * 2^-53`,
+    // exact, so it is >= rate exactly when `bits >> 11 >= ceil(rate * 2^53)` (rate * 2^53
+    // is exact too). Integer compares and selects vectorise; the masks are the same bits.
+    let threshold: u64 = if rate < 1.0 { (rate * (1u64 << 53) as f64).ceil() as u64 } else { u64::MAX };
+    let key = splitmix64(seed ^ 0x5851_F42D_4C95_7F2D);
+    let mut y = try_uninit::<T>(x.len(), "the dropout output")?;
+    let mut mask = try_uninit::<T>(x.len(), "the dropout mask")?;
+    const C: usize = crate::cpu::elementwise::CHUNK;
+    y.par_chunks_mut(C).zip(mask.par_chunks_mut(C)).zip(x.par_chunks(C)).enumerate().for_each(
+        |(k, ((yc, mc), xc))| {
+            let base = (k * C) as u64;
+            let m_of = |i: u64| -> T {
+                let bits = splitmix64(key.wrapping_add(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+                if (bits >> 11) >= threshold { keep } else { T::zero() }
+            };
+            // the mask first (a pure function of the index), then y = x * mask
+            crate::cpu::elementwise::apply_indexed(mc, base, &m_of);
+            // SAFETY: mc was written whole just above.
+            let m: &[T] = unsafe { std::slice::from_raw_parts(mc.as_ptr() as *const T, mc.len()) };
+            crate::cpu::elementwise::apply2(yc, xc, m, &|a: T, b: T| if b != T::zero() { a * b } else { T::zero() });
+        },
+    );
+    // SAFETY: the chunks cover both buffers, each written whole.
+    Ok(unsafe { (assume_init_vec(y), assume_init_vec(mask)) })
 }
 
 /// Dropout backward: `dx = dy * mask`.

@@ -214,6 +214,110 @@ pub fn pool_forward<T: Element>(x: &[T], plan: &PoolPlan) -> Result<Vec<T>> {
     Ok(out)
 }
 
+/// One output row of [`max_pool_forward_argmax`]: every window cell's channels are
+/// compared with selects, not branches, so the compiler vectorises the channel loop.
+#[inline(always)]
+fn argmax_row_body<T: Element>(x: &[T], g: &Geo, r: usize, orow: &mut [T], irow: &mut [u32]) {
+    let c = g.c;
+    let (b, od, oh) = g.split_out_row(r);
+    let ((d0, d1), (h0, h1)) = (g.win[0][od], g.win[1][oh]);
+    let cells = orow.chunks_exact_mut(c).zip(irow.chunks_exact_mut(c));
+    for ((vcell, icell), &(w0, w1)) in cells.zip(&g.win[2]) {
+        // Blocks of BLOCK channels, each kept in registers over the whole window (a
+        // store and reload per window cell stalls on store forwarding); then the tail.
+        const BLOCK: usize = 16;
+        let mut c0 = 0;
+        while c0 < c {
+            let n = BLOCK.min(c - c0);
+            if n == BLOCK {
+                let mut bv = [T::zero(); BLOCK];
+                let mut bi = [0u32; BLOCK];
+                window_max::<T, BLOCK>(x, g, b, (d0, d1), (h0, h1), (w0, w1), c0, &mut bv, &mut bi);
+                vcell[c0..c0 + BLOCK].copy_from_slice(&bv);
+                icell[c0..c0 + BLOCK].copy_from_slice(&bi);
+            } else {
+                for k in c0..c {
+                    let mut bv = [T::zero(); 1];
+                    let mut bi = [0u32; 1];
+                    window_max::<T, 1>(x, g, b, (d0, d1), (h0, h1), (w0, w1), k, &mut bv, &mut bi);
+                    vcell[k] = bv[0];
+                    icell[k] = bi[0];
+                }
+            }
+            c0 += n;
+        }
+    }
+}
+
+/// The maximum and its flat index over one window, for channels `c0 .. c0 + N`: the
+/// first maximum in C order, the first NaN once one is seen.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn window_max<T: Element, const N: usize>(
+    x: &[T],
+    g: &Geo,
+    b: usize,
+    (d0, d1): (usize, usize),
+    (h0, h1): (usize, usize),
+    (w0, w1): (usize, usize),
+    c0: usize,
+    bv: &mut [T; N],
+    bi: &mut [u32; N],
+) {
+    let c = g.c;
+    let mut first = true;
+    for d in d0..d1 {
+        for h in h0..h1 {
+            let row = g.in_row(b, d, h);
+            for w in w0..w1 {
+                let base = row + w * c + c0;
+                let src: &[T; N] = x[base..base + N].try_into().unwrap();
+                if first {
+                    *bv = *src;
+                    for (k, i) in bi.iter_mut().enumerate() {
+                        *i = (base + k) as u32;
+                    }
+                    first = false;
+                    continue;
+                }
+                let base = base as u32;
+                for k in 0..N {
+                    let (old, v) = (bv[k], src[k]);
+                    let take = v > old || (v != v && old == old);
+                    bv[k] = if take { v } else { old };
+                    bi[k] = if take { base + k as u32 } else { bi[k] };
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn argmax_row_avx2<T: Element>(x: &[T], g: &Geo, r: usize, orow: &mut [T], irow: &mut [u32]) {
+    argmax_row_body(x, g, r, orow, irow)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+unsafe fn argmax_row_avx512<T: Element>(x: &[T], g: &Geo, r: usize, orow: &mut [T], irow: &mut [u32]) {
+    argmax_row_body(x, g, r, orow, irow)
+}
+
+fn argmax_row<T: Element>(x: &[T], g: &Geo, r: usize, orow: &mut [T], irow: &mut [u32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::cpu::simd::{level, Level};
+        match level() {
+            // SAFETY: the CPU has the path's instruction set (level() never exceeds it).
+            Level::Avx512 => return unsafe { argmax_row_avx512(x, g, r, orow, irow) },
+            Level::Avx2 => return unsafe { argmax_row_avx2(x, g, r, orow, irow) },
+            Level::Portable => {}
+        }
+    }
+    argmax_row_body(x, g, r, orow, irow)
+}
+
 /// Max pooling that also returns, per output element, the flat index into `x` of the
 /// chosen cell: the first maximum in C order on ties, the first NaN if the window holds
 /// one. Indices are 32-bit, so `x` may hold at most 2^32 elements.
@@ -229,7 +333,7 @@ pub fn max_pool_forward_argmax<T: Element>(x: &[T], plan: &PoolPlan) -> Result<(
     let shape = plan.out_shape();
     let mut out = try_zeros::<T>(&shape, "the pooled output")?;
     let mut idx = try_filled(out.len(), 0u32, "the argmax indices")?;
-    let (ro, c) = (g.row_out(), g.c);
+    let ro = g.row_out();
     if ro == 0 {
         return Ok((out, idx));
     }
@@ -237,37 +341,7 @@ pub fn max_pool_forward_argmax<T: Element>(x: &[T], plan: &PoolPlan) -> Result<(
         .zip(idx.par_chunks_mut(ro))
         .enumerate()
         .with_min_len(g.min_rows(ro * 4))
-        .for_each(|(r, (orow, irow))| {
-            let (b, od, oh) = g.split_out_row(r);
-            let ((d0, d1), (h0, h1)) = (g.win[0][od], g.win[1][oh]);
-            let cells = orow.chunks_exact_mut(c).zip(irow.chunks_exact_mut(c));
-            for ((vcell, icell), &(w0, w1)) in cells.zip(&g.win[2]) {
-                let mut first = true;
-                for d in d0..d1 {
-                    for h in h0..h1 {
-                        let row = g.in_row(b, d, h);
-                        for w in w0..w1 {
-                            let base = row + w * c;
-                            let src = &x[base..][..c];
-                            if first {
-                                vcell.copy_from_slice(src);
-                                for (k, i) in icell.iter_mut().enumerate() {
-                                    *i = (base + k) as u32;
-                                }
-                                first = false;
-                                continue;
-                            }
-                            for (k, ((bv, bi), &v)) in vcell.iter_mut().zip(icell.iter_mut()).zip(src).enumerate() {
-                                if v > *bv || (v.is_nan() && !bv.is_nan()) {
-                                    *bv = v;
-                                    *bi = (base + k) as u32;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        });
+        .for_each(|(r, (orow, irow))| argmax_row(x, &g, r, orow, irow));
     Ok((out, idx))
 }
 

@@ -204,6 +204,32 @@ fn get_num_threads() -> usize {
     threads::get_num_threads()
 }
 
+/// The instruction-set path the CPU kernels take now: "portable", "avx2" or "avx512".
+#[pyfunction]
+fn simd_level() -> &'static str {
+    crate::cpu::simd::level().name()
+}
+
+/// Every path this CPU can take, from the most portable up.
+#[pyfunction]
+fn simd_levels() -> Vec<&'static str> {
+    crate::cpu::simd::available().into_iter().map(|l| l.name()).collect()
+}
+
+/// Take the path `name` from now on (tests force each one); returns the path before.
+/// A path this CPU lacks raises ValueError.
+#[pyfunction]
+fn set_simd_level(name: &str) -> PyResult<&'static str> {
+    let l = crate::cpu::simd::Level::parse(name).ok_or_else(|| {
+        pyo3::exceptions::PyValueError::new_err(format!(
+            "set_simd_level: expected one of 'portable', 'avx2', 'avx512', got {name:?}"
+        ))
+    })?;
+    crate::cpu::simd::set_level(l)
+        .map(|before| before.name())
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("set_simd_level: {e}")))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(correlate, m)?)?;
@@ -212,6 +238,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ndimage_correlate, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(simd_level, m)?)?;
+    m.add_function(wrap_pyfunction!(simd_levels, m)?)?;
+    m.add_function(wrap_pyfunction!(set_simd_level, m)?)?;
     pool_bindings::register(m)?;
     nn_bindings::register(m)?;
     augment_bindings::register(m)?;

@@ -242,6 +242,99 @@ fn conv_forward<'py>(
 }
 
 #[allow(clippy::too_many_arguments)]
+fn conv_act_forward_t<'py, T: Element + numpy::Element>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    w: &Bound<'py, PyAny>,
+    b: Option<&Bound<'py, PyAny>>,
+    act: Activation,
+    strides: Option<Vec<usize>>,
+    dilation: Option<Vec<usize>>,
+    padding: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    const F: &str = "conv_act_forward";
+    let (xa, wa) = (arr::<T>(x, F, "x")?, arr::<T>(w, F, "w")?);
+    let ba = b.map(|b| arr::<T>(b, F, "b")).transpose()?;
+    let plan = conv_plan(F, xa.shape(), wa.shape(), strides, dilation, padding)?;
+    if let Some(ba) = &ba {
+        check_shape(F, "b", ba.shape(), &[plan.c_out])?;
+    }
+    let (xs, ws) = (contiguous(&xa)?, contiguous(&wa)?);
+    let bs = ba.as_ref().map(contiguous).transpose()?;
+    let y = run_native(py, || cpu::conv::conv_forward_act(&xs, &ws, bs.as_deref(), act, &plan))?;
+    out(py, y, &plan.out_shape())
+}
+
+/// `act(conv(x, w) + b)` in one pass on the CPU (numpy arrays), `act` one of 'linear',
+/// 'relu', 'sigmoid', 'tanh': the activation is applied to each piece of the output in
+/// cache. Its gradient is `conv_act_backward`, from the output.
+#[pyfunction]
+#[pyo3(signature = (x, w, b, activation, strides=None, dilation=None, padding="valid"))]
+#[allow(clippy::too_many_arguments)]
+fn conv_act_forward<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    w: &Bound<'py, PyAny>,
+    b: Option<&Bound<'py, PyAny>>,
+    activation: &str,
+    strides: Option<Vec<usize>>,
+    dilation: Option<Vec<usize>>,
+    padding: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let act = Activation::parse(activation)?;
+    dispatch!(x, "conv_act_forward", "x", conv_act_forward_t(py, x, w, b, act, strides, dilation, padding))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv_act_backward_t<'py, T: Element + numpy::Element>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    w: &Bound<'py, PyAny>,
+    y: &Bound<'py, PyAny>,
+    dy: &Bound<'py, PyAny>,
+    act: Activation,
+    strides: Option<Vec<usize>>,
+    dilation: Option<Vec<usize>>,
+    padding: &str,
+    need_dx: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    const F: &str = "conv_act_backward";
+    let (xa, wa) = (arr::<T>(x, F, "x")?, arr::<T>(w, F, "w")?);
+    let (ya, ga) = (arr::<T>(y, F, "y")?, arr::<T>(dy, F, "dy")?);
+    let plan = conv_plan(F, xa.shape(), wa.shape(), strides, dilation, padding)?;
+    check_shape(F, "y", ya.shape(), &plan.out_shape())?;
+    check_shape(F, "dy", ga.shape(), &plan.out_shape())?;
+    let (xs, ws) = (contiguous(&xa)?, contiguous(&wa)?);
+    let (ys, gs) = (contiguous(&ya)?, contiguous(&ga)?);
+    let g = run_native(py, || cpu::conv::conv_backward_act(&xs, &ws, &ys, &gs, act, &plan, need_dx))?;
+    let dx = g.dx.map(|d| out(py, d, &plan.in_shape())).transpose()?;
+    let dw = out(py, g.dw, &plan.weight_shape())?;
+    let db = out(py, g.db, &[plan.c_out])?;
+    (dx, dw, db).into_bound_py_any(py)
+}
+
+/// (dx or None, dw, db) of `y = conv_act_forward(x, w, b, activation)` from `y` and `dy`.
+#[pyfunction]
+#[pyo3(signature = (x, w, y, dy, activation, strides=None, dilation=None, padding="valid", need_dx=true))]
+#[allow(clippy::too_many_arguments)]
+fn conv_act_backward<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    w: &Bound<'py, PyAny>,
+    y: &Bound<'py, PyAny>,
+    dy: &Bound<'py, PyAny>,
+    activation: &str,
+    strides: Option<Vec<usize>>,
+    dilation: Option<Vec<usize>>,
+    padding: &str,
+    need_dx: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let act = Activation::parse(activation)?;
+    dispatch!(x, "conv_act_backward", "x",
+              conv_act_backward_t(py, x, w, y, dy, act, strides, dilation, padding, need_dx))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn conv_backward_t<'py, T: Element + numpy::Element>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
@@ -563,6 +656,39 @@ fn activation_forward_t<'py, T: Element + numpy::Element>(
     let xs = contiguous(&xa)?;
     let y = run_native(py, || cpu::nn::activation_forward(act, &xs, last))?;
     out(py, y, xa.shape())
+}
+
+fn binary_t<'py, T: Element + numpy::Element>(
+    py: Python<'py>,
+    op: cpu::elementwise::BinaryOp,
+    a: &Bound<'py, PyAny>,
+    b: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    const F: &str = "binary";
+    let aa = arr::<T>(a, F, "a")?;
+    let ba = arr::<T>(b, F, "b")?;
+    let (sa, sb) = (aa.shape().to_vec(), ba.shape().to_vec());
+    // b of a's shape, or a vector along a's last axis (any leading 1s)
+    let vector = !sa.is_empty() && sb.last() == sa.last() && sb.iter().rev().skip(1).all(|&d| d == 1)
+        && sb.len() <= sa.len();
+    if sb != sa && !vector {
+        return Err(PyValueError::new_err(format!(
+            "binary: b must have a's shape {sa:?} or be a vector along its last axis, got shape {sb:?}"
+        )));
+    }
+    let xs = contiguous(&aa)?;
+    let ys = contiguous(&ba)?;
+    let y = run_native(py, || cpu::elementwise::binary(op, &xs, &ys))?;
+    out(py, y, &sa)
+}
+
+/// `a op b` ('add', 'subtract', 'multiply', 'divide', 'maximum', 'minimum') for two
+/// float arrays of one dtype, `b` of a's shape or a vector along a's last axis: numpy's
+/// result, on every thread.
+#[pyfunction]
+fn binary<'py>(py: Python<'py>, name: &str, a: &Bound<'py, PyAny>, b: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let op = cpu::elementwise::BinaryOp::parse(name)?;
+    dispatch!(a, "binary", "a", binary_t(py, op, a, b))
 }
 
 /// y = act(x) for 'linear', 'relu', 'sigmoid', 'tanh', 'softmax' (over the last axis).
@@ -1126,6 +1252,9 @@ fn adam_update<'py>(
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(conv_forward, m)?)?;
+    m.add_function(wrap_pyfunction!(binary, m)?)?;
+    m.add_function(wrap_pyfunction!(conv_act_forward, m)?)?;
+    m.add_function(wrap_pyfunction!(conv_act_backward, m)?)?;
     m.add_function(wrap_pyfunction!(conv_backward, m)?)?;
     m.add_function(wrap_pyfunction!(conv_input_grad, m)?)?;
     m.add_function(wrap_pyfunction!(dense_forward, m)?)?;

@@ -243,10 +243,32 @@ def conv_bias_activation(x, kernel, bias=None, strides=1, padding="valid", dilat
     groups = _conv_groups(x.shape[-1], kernel.shape)
     if groups > 1:
         return _grouped_conv(x, kernel, b, s, pad, d, act, groups)
-    y = _linear_bias_activation(
-        "conv_bias_activation", x, kernel, b, act, lambda B, bd: B.conv(x._data, kernel._data, bd, s, d, pad),
-        lambda B, dz, need_dx: B.conv_backward(x._data, kernel._data, dz, s, d, pad, need_dx))
+    B = backend(x)
+    if act != "softmax" and getattr(B, "fused_conv_activation", False):
+        y = _conv_act_fused(B, x, kernel, b, act, s, d, pad)
+    else:
+        y = _linear_bias_activation(
+            "conv_bias_activation", x, kernel, b, act, lambda B, bd: B.conv(x._data, kernel._data, bd, s, d, pad),
+            lambda B, dz, need_dx: B.conv_backward(x._data, kernel._data, dz, s, d, pad, need_dx))
     return softmax(y) if act == "softmax" else y
+
+
+def _conv_act_fused(B, x, kernel, b, act, s, d, pad):
+    """The CPU's one-pass ``act(conv(x, kernel) + b)``: the activation is applied to each
+    piece of the output in cache, and the gradient is computed from the output alone
+    (``dz = dy * act'(y)`` piece by piece inside the convolution's backward), so the
+    pre-activation is never stored. Same bits as the unfused op."""
+    bd = None if b is None else b._data
+    y = out(B.conv_act(x._data, kernel._data, bd, act, s, d, pad), x)
+    if recording() and is_float(x):
+        need_dx = needs_grad(x)
+
+        def vjp(g):
+            Bg = backend(g)
+            dx, dw, db = Bg.conv_act_backward(x._data, kernel._data, y._data, g._data, act, s, d, pad, need_dx)
+            return (None if dx is None else out(dx, g), out(dw, g), None if b is None else out(db, g))
+        record("conv_bias_activation", (x, kernel, b), (y,), vjp)
+    return y
 
 
 def _conv_groups(c_in, kernel_shape):
