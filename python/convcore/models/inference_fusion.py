@@ -11,9 +11,10 @@ convolution ``z = conv(x, w) + b`` it is the same convolution with the weights
 so the chain ``Conv1D/2D/3D | DepthwiseConv1D/2D | Dense`` (linear activation, any
 ``use_bias``) -> ``BatchNormalization`` [-> ``ReLU()`` / ``ReLU(max_value)`` /
 ``Activation('relu' | 'sigmoid' | 'tanh')``] runs as one fused ``conv + bias +
-activation`` op: one pass over the activations instead of three (ReLU6's clip stays a
-pass of its own, and a depthwise convolution's bias too: its native kernel has no bias) (PyTorch's ``fuse_conv_bn_eval``, TensorRT, ONNX Runtime's
-graph optimizer all do this). :meth:`convcore.Model.call` uses it when
+activation`` op: one pass over the activations instead of three, as PyTorch's
+``fuse_conv_bn_eval``, TensorRT and ONNX Runtime's graph optimizer do. (ReLU6's clip
+stays a pass of its own, and so does a depthwise convolution's bias: that native
+kernel takes no bias.) :meth:`convcore.Model.call` uses it when
 
 - ``training`` is falsy and no GradientTape records (``convcore.tape.active()``): the
   gradients of ``fit``, of an adversarial example, of any tape, see the exact unfused
@@ -28,7 +29,12 @@ graph optimizer all do this). :meth:`convcore.Model.call` uses it when
 The folded weights are computed in float64 from the layers' current variables and cast
 to the layers' dtype (on the GPU: with ops, in float32, on the device), cached with the
 state of every variable they came from, and computed again when any of them changed.
-Nothing here writes a weight, and nothing is saved: the model's files are the same.
+Variables have no version counter yet (their writes are in place), so on the CPU that
+state is a fingerprint of the values, read on every call (ResNet50: ~94 MB, 5-10 ms on
+the 2-core benchmark machine); on the GPU, where reading the values back would cost
+more, the weights are folded again on every call. A ``_version`` attribute on
+Variables, once they have one, replaces both (see :func:`_key`). Nothing here writes a
+weight, and nothing is saved: the model's files are the same.
 
 ``CONVCORE_FOLD_BN=0`` in the environment turns folding off (read at import); so does
 ``with inference_fusion.enabled(False):`` (this thread). :func:`plan_of` names the folded
