@@ -437,11 +437,21 @@ def test_a_version_counter_replaces_the_fingerprint():
     assert F._key((v, None), "gpu", 1e-3, "float32") == k0
     v._version += 1
     assert F._key((v, None), "gpu", 1e-3, "float32") != k0
-    w = cc.Variable(np.arange(5000, dtype=np.float32))  # no counter yet: the GPU refolds every call
-    assert F._key((w, None), "gpu", 1e-3, "float32") is None
-    kc = F._key((w, None), "cpu", 1e-3, "float32")
+    # convcore's Variables count their writes: assign, assign_add and an optimizer step
+    # each change the key, on every device, without reading a value
+    w = cc.Variable(np.arange(5000, dtype=np.float32))
+    keys = [F._key((w, None), dev, 1e-3, "float32") for dev in ("cpu", "gpu")]
     w.assign(np.roll(np.arange(5000, dtype=np.float32), 61 * 3 + 1))
-    assert F._key((w, None), "cpu", 1e-3, "float32") != kc
+    keys2 = [F._key((w, None), dev, 1e-3, "float32") for dev in ("cpu", "gpu")]
+    assert all(a != b for a, b in zip(keys, keys2))
+    w.assign_add(np.ones(5000, np.float32))
+    assert F._key((w, None), "cpu", 1e-3, "float32") != keys2[0]
+    m = cc.Sequential([L.Input((3,)), L.Dense(2)])
+    m.compile(optimizer="sgd", loss="mse")
+    kern = m.layers[0].kernel
+    before = kern._version
+    m.train_on_batch(np.ones((4, 3), np.float32), np.zeros((4, 2), np.float32))
+    assert kern._version == before + 1
 
 
 # ------------------------------------------------------------------ the GPU

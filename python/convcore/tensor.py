@@ -144,7 +144,10 @@ class Variable(Tensor):
     # regularizer / constraint: set by ``Layer.add_weight`` (Keras keeps them on the
     # variable; the trainer adds the penalty to the loss, the optimizer applies the
     # constraint after each update).
-    __slots__ = ("name", "trainable", "path", "regularizer", "constraint")
+    # _version: counts in-place writes (assign, axpby, optimizer steps, moves), so caches
+    # of values derived from the variable (inference_fusion's folded weights) know when
+    # to recompute.
+    __slots__ = ("name", "trainable", "path", "regularizer", "constraint", "_version")
 
     def __init__(self, initializer, shape=None, dtype=None, trainable=True, name=None, device="cpu"):
         from .ops.core import dtype_arg
@@ -179,6 +182,7 @@ class Variable(Tensor):
         self.trainable = bool(trainable)
         self.regularizer = None
         self.constraint = None
+        self._version = 0
 
     @property
     def value(self):
@@ -195,6 +199,7 @@ class Variable(Tensor):
             raise ValueError(f"Variable {self.name!r}: cannot assign a value of shape {v.shape} to a variable of "
                              f"shape {self.shape}")
         _device.backend(self._device).write(self._data, v.astype(self.dtype, copy=False))
+        self._version += 1
         return self
 
     def assign_axpby(self, other, alpha, beta):
@@ -209,6 +214,7 @@ class Variable(Tensor):
 
     def _apply_axpby(self, o, alpha, beta):
         _device.backend(self._device).axpby_inplace(self._data, o._data, alpha, beta)
+        self._version += 1
         return self
 
     def assign_add(self, delta):
@@ -222,6 +228,7 @@ class Variable(Tensor):
         if device != self._device:
             self._data = _device.to_device(_device.to_host(self._data), device, f"variable {self.name!r}")
             self._device = device
+            self._version += 1
 
     def __repr__(self):
         return (f"<Variable path={self.path}, shape={self.shape}, dtype={self.dtype}, device={self.device}, "

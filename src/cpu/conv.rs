@@ -36,6 +36,8 @@ pub const COL_BUDGET_BYTES: usize = 32 << 20;
 pub const COL_PIECE_BYTES: usize = 2 << 20;
 /// Rows of a piece when the kernel matrix is larger than a piece (see `schedule`).
 const MIN_ROWS_LARGE_KERNEL: usize = 512;
+/// Rows of a task (a range of images) at least, when the kernel is larger than a piece.
+const MIN_ROWS_LARGE_KERNEL_TASK: usize = 392;
 /// Ceiling on one such piece's buffers.
 const MAX_PIECE_BYTES: usize = 16 << 20;
 
@@ -231,7 +233,16 @@ struct Task {
 fn schedule(g: &Geo, t: Tuning, buffers: usize, elem: usize) -> (Vec<Task>, usize, usize) {
     const TASKS: usize = 32;
     let nt = rayon::current_num_threads().max(1);
-    let ntasks = if t.gemm_threads_only { 1 } else { TASKS.min(g.batch) };
+    let mut ntasks = if t.gemm_threads_only { 1 } else { TASKS.min(g.batch) };
+    // Against a kernel larger than a piece, a task of one small image (49 rows at 7x7)
+    // makes GEMMs that spend their time packing the kernel, and keeps a kernel-sized dW
+    // partial per task (32 x 9.4 MB at 3x3x512 -> 512): tasks of at least
+    // MIN_ROWS_LARGE_KERNEL_TASK rows instead (measured by tools/gemm_choice: ResNet-18's
+    // 7x7x512 backward at batch 32 went from 288-307 to 104-122 ms with x86-v4 GEMMs).
+    // Still a function of the shape only.
+    if g.kw * g.c_out * elem > t.piece_bytes {
+        ntasks = ntasks.min((g.batch * g.positions / MIN_ROWS_LARGE_KERNEL_TASK).max(1));
+    }
     let gemm_threads = if ntasks < nt { nt } else { 1 };
     let tasks = (0..ntasks)
         .map(|i| Task {

@@ -507,6 +507,7 @@ pub fn binary_accuracy<T: Element>(target: &[T], pred: &[T], threshold: f64) -> 
 
 /// Per-channel sums of `term(value index, channel)` over every row of `c` channels,
 /// accumulated in f64 over a chunking that depends only on the size.
+#[allow(dead_code)]
 fn channel_sums<const K: usize>(
     rows: usize,
     c: usize,
@@ -536,6 +537,57 @@ fn channel_sums<const K: usize>(
     Ok(total)
 }
 
+/// Per-channel sums of `x` (`S1`) and of `(x - m)^2` (`S2`, when `m` is given) over the
+/// rows of one chunk, in f64, added into `acc` (`c` or `2c` values: S1 then S2).
+#[inline(always)]
+fn bn_stats_body<T: Element>(x: &[T], c: usize, m: &[f64], acc: &mut [f64]) {
+    let (s1, s2) = acc.split_at_mut(c);
+    for row in x.chunks_exact(c) {
+        if m.is_empty() {
+            for (a, &v) in s1.iter_mut().zip(row) {
+                *a += to_f(v);
+            }
+        } else {
+            for ((a, &v), &mu) in s2.iter_mut().zip(row).zip(m) {
+                let d = to_f(v) - mu;
+                *a += d * d;
+            }
+        }
+    }
+}
+crate::multiversion!(fn bn_stats_chunk => bn_stats_body<T: Element>(x: &[T], c: usize, m: &[f64], acc: &mut [f64]));
+
+/// Per-channel `sum dy` and `sum dy (x - mean) inv_std` over one chunk's rows.
+#[inline(always)]
+fn bn_grad_sums_body<T: Element>(x: &[T], dy: &[T], c: usize, mean: &[f64], inv_std: &[f64], acc: &mut [f64]) {
+    let (s1, s2) = acc.split_at_mut(c);
+    for (row, grow) in x.chunks_exact(c).zip(dy.chunks_exact(c)) {
+        for ((((a, b), &v), &g), (&mu, &is)) in s1.iter_mut().zip(s2.iter_mut()).zip(row).zip(grow).zip(mean.iter().zip(inv_std)) {
+            let g = to_f(g);
+            *a += g;
+            *b += g * (to_f(v) - mu) * is;
+        }
+    }
+}
+crate::multiversion!(fn bn_grad_sums_chunk => bn_grad_sums_body<T: Element>(x: &[T], dy: &[T], c: usize, mean: &[f64],
+                                                                          inv_std: &[f64], acc: &mut [f64]));
+
+/// The two per-channel sums of one pass over `rows x c` values, in a fixed split of
+/// the rows (a function of the shape only, so the same bits on any thread count).
+fn channel_pass(rows: usize, c: usize, f: impl Fn(std::ops::Range<usize>, &mut [f64]) + Sync + Send) -> Result<Vec<f64>> {
+    let chunks = rows.min((rows * c).div_ceil(MIN_LEN)).clamp(1, 64);
+    let per = rows.div_ceil(chunks);
+    let mut parts = try_filled(chunks * 2 * c, 0.0f64, "per-channel partial sums")?;
+    parts.par_chunks_mut(2 * c).enumerate().for_each(|(k, acc)| f(k * per..((k + 1) * per).min(rows), acc));
+    let mut total = try_filled(2 * c, 0.0f64, "per-channel sums")?;
+    for part in parts.chunks_exact(2 * c) {
+        for (t, p) in total.iter_mut().zip(part) {
+            *t += p;
+        }
+    }
+    Ok(total)
+}
+
 fn check_channel_vec<T>(what: &str, v: Option<&[T]>, c: usize) -> Result<()> {
     match v {
         Some(v) if v.len() != c => Err(Error::Value(format!(
@@ -548,13 +600,19 @@ fn check_channel_vec<T>(what: &str, v: Option<&[T]>, c: usize) -> Result<()> {
 
 /// `y = x * scale[ch] + shift[ch]`, in parallel over rows of `c`.
 fn affine_channels<T: Element>(x: &[T], scale: &[T], shift: &[T], c: usize) -> Result<Vec<T>> {
-    let mut y = try_zeroed::<T>(x.len(), "the batch normalization output")?;
-    y.par_chunks_mut(c).zip(x.par_chunks(c)).with_min_len(rows_min_len(c)).for_each(|(yr, xr)| {
-        for (((o, &v), &a), &b) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
-            *o = v * a + b;
-        }
+    let mut y = try_uninit::<T>(x.len(), "the batch normalization output")?;
+    let per = rows_min_len(c).max(crate::cpu::elementwise::CHUNK / c.max(1)) * c.max(1);
+    y.par_chunks_mut(per).zip(x.par_chunks(per)).for_each(|(yc, xc)| {
+        crate::cpu::simd::dispatch(|| {
+            for (yr, xr) in yc.chunks_mut(c).zip(xc.chunks(c)) {
+                for (((o, &v), &a), &b) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
+                    o.write(v * a + b);
+                }
+            }
+        })
     });
-    Ok(y)
+    // SAFETY: the chunks cover y, every slot written.
+    Ok(unsafe { assume_init_vec(y) })
 }
 
 /// Per-channel `(gamma / sqrt(var + eps), beta - mean * gamma / sqrt(var + eps))`.
@@ -597,12 +655,10 @@ pub fn batchnorm_train_forward<T: Element>(
         return Err(Error::Value("batch normalization in training mode needs a non-empty batch".into()));
     }
     let inv_m = 1.0 / rows as f64;
-    let sums = channel_sums::<1>(rows, c, |i, _| [to_f(x[i])])?;
-    let mean_f: Vec<f64> = sums.iter().map(|s| s[0] * inv_m).collect();
-    let sq = channel_sums::<1>(rows, c, |i, ch| {
-        let d = to_f(x[i]) - mean_f[ch];
-        [d * d]
-    })?;
+    let sums = channel_pass(rows, c, |r, acc| bn_stats_chunk(&x[r.start * c..r.end * c], c, &[], acc))?;
+    let mean_f: Vec<f64> = sums[..c].iter().map(|s| s * inv_m).collect();
+    let sq = channel_pass(rows, c, |r, acc| bn_stats_chunk(&x[r.start * c..r.end * c], c, &mean_f, acc))?;
+    let sq: Vec<[f64; 1]> = sq[c..].iter().map(|&v| [v]).collect();
     let mut mean = try_filled(c, T::zero(), "the batch mean")?;
     let mut var = try_filled(c, T::zero(), "the batch variance")?;
     for ch in 0..c {
@@ -664,10 +720,10 @@ pub fn batchnorm_backward<T: Element>(
     check_channel_vec("var", Some(var), c)?;
     let inv_std: Vec<f64> = var.iter().map(|&v| 1.0 / (to_f(v) + eps).sqrt()).collect();
     let mean_f: Vec<f64> = mean.iter().map(|&v| to_f(v)).collect();
-    let sums = channel_sums::<2>(rows, c, |i, ch| {
-        let g = to_f(dy[i]);
-        [g, g * (to_f(x[i]) - mean_f[ch]) * inv_std[ch]]
+    let flat = channel_pass(rows, c, |r, acc| {
+        bn_grad_sums_chunk(&x[r.start * c..r.end * c], &dy[r.start * c..r.end * c], c, &mean_f, &inv_std, acc)
     })?;
+    let sums: Vec<[f64; 2]> = (0..c).map(|ch| [flat[ch], flat[c + ch]]).collect();
     let mut dgamma = try_filled(c, T::zero(), "the gamma gradient")?;
     let mut dbeta = try_filled(c, T::zero(), "the beta gradient")?;
     // Per channel: dx = a * dy + b * x + d, folding the constants.
@@ -687,14 +743,16 @@ pub fn batchnorm_backward<T: Element>(
     }
     let mut dx = try_zeroed::<T>(x.len(), "the batch normalization input gradient")?;
     if c > 0 {
-        dx.par_chunks_mut(c)
-            .zip(x.par_chunks(c).zip(dy.par_chunks(c)))
-            .with_min_len(rows_min_len(c))
-            .for_each(|(o, (xr, gr))| {
-                for ch in 0..c {
-                    o[ch] = ka[ch] * gr[ch] + kb[ch] * xr[ch] + kd[ch];
+        let per = rows_min_len(c).max(crate::cpu::elementwise::CHUNK / c) * c;
+        dx.par_chunks_mut(per).zip(x.par_chunks(per).zip(dy.par_chunks(per))).for_each(|(oc, (xc, gc))| {
+            crate::cpu::simd::dispatch(|| {
+                for (o, (xr, gr)) in oc.chunks_mut(c).zip(xc.chunks(c).zip(gc.chunks(c))) {
+                    for ch in 0..c {
+                        o[ch] = ka[ch] * gr[ch] + kb[ch] * xr[ch] + kd[ch];
+                    }
                 }
-            });
+            })
+        });
     }
     Ok((dx, dgamma, dbeta))
 }

@@ -126,6 +126,70 @@ pub fn has_avx512() -> bool {
     level() >= Level::Avx512
 }
 
+/// `multiversion!(pub(crate) fn name => body<T: Element>(a: &[T], ...));` defines `name`,
+/// which calls `body` (an `#[inline(always)]` function) compiled for the path taken: the
+/// body is inlined into one wrapper per instruction set, so its loops are vectorised at
+/// 512, 256 or 128 bits. Reliable where a closure is not (the compiler may decline to
+/// inline a large closure into the wrapper).
+#[macro_export]
+macro_rules! multiversion {
+    ($vis:vis fn $name:ident => $body:ident <$($g:ident : $bound:path),*> ($($a:ident : $t:ty),* $(,)?)) => {
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name<$($g: $bound),*>($($a: $t),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn wide<$($g: $bound),*>($($a: $t),*) {
+                    $body($($a),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn mid<$($g: $bound),*>($($a: $t),*) {
+                    $body($($a),*)
+                }
+                match $crate::cpu::simd::level() {
+                    // SAFETY: level() never exceeds what the CPU has.
+                    $crate::cpu::simd::Level::Avx512 => return unsafe { wide($($a),*) },
+                    $crate::cpu::simd::Level::Avx2 => return unsafe { mid($($a),*) },
+                    $crate::cpu::simd::Level::Portable => {}
+                }
+            }
+            $body($($a),*)
+        }
+    };
+}
+
+/// Runs `f` compiled for the path taken: `f` is inlined into a wrapper built with that
+/// path's instruction set (AVX-512, AVX2 + FMA, or none), so the loops in `f` are
+/// vectorised at that width. `f` must be a small closure over one chunk of work (called
+/// once per chunk; never with rayon inside, whose tasks would run outside the wrapper).
+#[inline(always)]
+pub fn dispatch<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        match level() {
+            // SAFETY: level() never exceeds what the CPU has (detected()).
+            Level::Avx512 => return unsafe { with_avx512(f) },
+            Level::Avx2 => return unsafe { with_avx2(f) },
+            Level::Portable => {}
+        }
+    }
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+unsafe fn with_avx512<R, F: FnOnce() -> R>(f: F) -> R {
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn with_avx2<R, F: FnOnce() -> R>(f: F) -> R {
+    f()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

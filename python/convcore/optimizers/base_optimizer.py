@@ -495,6 +495,7 @@ class Optimizer:
                 continue
             slots = [None if s is None else s._data for s in self._slots_of(v)]
             ops.core.backend(v).optimizer_update(self._rule, v._data, g._data, slots, hyper, wd, clipvalue)
+            v._version += 1
         self._ema_step()
         self._apply_constraints(pairs)
         self._iterations += 1
