@@ -202,28 +202,6 @@ pub(crate) fn conv_plan(
     Ok(plan)
 }
 
-fn conv_forward_t<'py, T: Element + numpy::Element>(
-    py: Python<'py>,
-    x: &Bound<'py, PyAny>,
-    w: &Bound<'py, PyAny>,
-    b: Option<&Bound<'py, PyAny>>,
-    strides: Option<Vec<usize>>,
-    dilation: Option<Vec<usize>>,
-    padding: &str,
-) -> PyResult<Bound<'py, PyAny>> {
-    const F: &str = "conv_forward";
-    let (xa, wa) = (arr::<T>(x, F, "x")?, arr::<T>(w, F, "w")?);
-    let ba = b.map(|b| arr::<T>(b, F, "b")).transpose()?;
-    let plan = conv_plan(F, xa.shape(), wa.shape(), strides, dilation, padding)?;
-    if let Some(ba) = &ba {
-        check_shape(F, "b", ba.shape(), &[plan.c_out])?;
-    }
-    let (xs, ws) = (contiguous(&xa)?, contiguous(&wa)?);
-    let bs = ba.as_ref().map(contiguous).transpose()?;
-    let y = run_native(py, || cpu::conv::conv_forward(&xs, &ws, bs.as_deref(), &plan))?;
-    out(py, y, &plan.out_shape())
-}
-
 /// Keras Conv1D/2D/3D forward (channels-last): x (batch, *spatial, c_in), w (*kernel,
 /// c_in, c_out), b (c_out,) or None; returns y (batch, *out_spatial, c_out).
 #[pyfunction]
@@ -238,12 +216,14 @@ fn conv_forward<'py>(
     padding: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
     on_gpu!(py, x, gpu::gpu_conv_forward(py, x, w, b, strides, dilation, padding));
-    dispatch!(x, "conv_forward", "x", conv_forward_t(py, x, w, b, strides, dilation, padding))
+    dispatch!(x, "conv_forward", "x",
+              conv_act_forward_t(py, "conv_forward", x, w, b, Activation::Linear, strides, dilation, padding))
 }
 
 #[allow(clippy::too_many_arguments)]
 fn conv_act_forward_t<'py, T: Element + numpy::Element>(
     py: Python<'py>,
+    fname: &str,
     x: &Bound<'py, PyAny>,
     w: &Bound<'py, PyAny>,
     b: Option<&Bound<'py, PyAny>>,
@@ -252,12 +232,12 @@ fn conv_act_forward_t<'py, T: Element + numpy::Element>(
     dilation: Option<Vec<usize>>,
     padding: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    const F: &str = "conv_act_forward";
-    let (xa, wa) = (arr::<T>(x, F, "x")?, arr::<T>(w, F, "w")?);
-    let ba = b.map(|b| arr::<T>(b, F, "b")).transpose()?;
-    let plan = conv_plan(F, xa.shape(), wa.shape(), strides, dilation, padding)?;
+    let f = fname;
+    let (xa, wa) = (arr::<T>(x, f, "x")?, arr::<T>(w, f, "w")?);
+    let ba = b.map(|b| arr::<T>(b, f, "b")).transpose()?;
+    let plan = conv_plan(f, xa.shape(), wa.shape(), strides, dilation, padding)?;
     if let Some(ba) = &ba {
-        check_shape(F, "b", ba.shape(), &[plan.c_out])?;
+        check_shape(f, "b", ba.shape(), &[plan.c_out])?;
     }
     let (xs, ws) = (contiguous(&xa)?, contiguous(&wa)?);
     let bs = ba.as_ref().map(contiguous).transpose()?;
@@ -282,15 +262,16 @@ fn conv_act_forward<'py>(
     padding: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
     let act = Activation::parse(activation)?;
-    dispatch!(x, "conv_act_forward", "x", conv_act_forward_t(py, x, w, b, act, strides, dilation, padding))
+    dispatch!(x, "conv_act_forward", "x", conv_act_forward_t(py, "conv_act_forward", x, w, b, act, strides, dilation, padding))
 }
 
 #[allow(clippy::too_many_arguments)]
 fn conv_act_backward_t<'py, T: Element + numpy::Element>(
     py: Python<'py>,
+    fname: &str,
     x: &Bound<'py, PyAny>,
     w: &Bound<'py, PyAny>,
-    y: &Bound<'py, PyAny>,
+    y: Option<&Bound<'py, PyAny>>,
     dy: &Bound<'py, PyAny>,
     act: Activation,
     strides: Option<Vec<usize>>,
@@ -298,15 +279,20 @@ fn conv_act_backward_t<'py, T: Element + numpy::Element>(
     padding: &str,
     need_dx: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    const F: &str = "conv_act_backward";
-    let (xa, wa) = (arr::<T>(x, F, "x")?, arr::<T>(w, F, "w")?);
-    let (ya, ga) = (arr::<T>(y, F, "y")?, arr::<T>(dy, F, "dy")?);
-    let plan = conv_plan(F, xa.shape(), wa.shape(), strides, dilation, padding)?;
-    check_shape(F, "y", ya.shape(), &plan.out_shape())?;
-    check_shape(F, "dy", ga.shape(), &plan.out_shape())?;
-    let (xs, ws) = (contiguous(&xa)?, contiguous(&wa)?);
-    let (ys, gs) = (contiguous(&ya)?, contiguous(&ga)?);
-    let g = run_native(py, || cpu::conv::conv_backward_act(&xs, &ws, &ys, &gs, act, &plan, need_dx))?;
+    let f = fname;
+    let (xa, wa, ga) = (arr::<T>(x, f, "x")?, arr::<T>(w, f, "w")?, arr::<T>(dy, f, "dy")?);
+    let ya = y.map(|y| arr::<T>(y, f, "y")).transpose()?;
+    let plan = conv_plan(f, xa.shape(), wa.shape(), strides, dilation, padding)?;
+    if let Some(ya) = &ya {
+        check_shape(f, "y", ya.shape(), &plan.out_shape())?;
+    }
+    check_shape(f, "dy", ga.shape(), &plan.out_shape())?;
+    let (xs, ws, gs) = (contiguous(&xa)?, contiguous(&wa)?, contiguous(&ga)?);
+    let ys = ya.as_ref().map(contiguous).transpose()?;
+    let g = run_native(py, || match ys.as_deref() {
+        Some(ys) => cpu::conv::conv_backward_act(&xs, &ws, ys, &gs, act, &plan, need_dx),
+        None => cpu::conv::conv_backward(&xs, &ws, &gs, &plan, need_dx),
+    })?;
     let dx = g.dx.map(|d| out(py, d, &plan.in_shape())).transpose()?;
     let dw = out(py, g.dw, &plan.weight_shape())?;
     let db = out(py, g.db, &[plan.c_out])?;
@@ -331,30 +317,7 @@ fn conv_act_backward<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let act = Activation::parse(activation)?;
     dispatch!(x, "conv_act_backward", "x",
-              conv_act_backward_t(py, x, w, y, dy, act, strides, dilation, padding, need_dx))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn conv_backward_t<'py, T: Element + numpy::Element>(
-    py: Python<'py>,
-    x: &Bound<'py, PyAny>,
-    w: &Bound<'py, PyAny>,
-    dy: &Bound<'py, PyAny>,
-    strides: Option<Vec<usize>>,
-    dilation: Option<Vec<usize>>,
-    padding: &str,
-    need_dx: bool,
-) -> PyResult<Bound<'py, PyAny>> {
-    const F: &str = "conv_backward";
-    let (xa, wa, ga) = (arr::<T>(x, F, "x")?, arr::<T>(w, F, "w")?, arr::<T>(dy, F, "dy")?);
-    let plan = conv_plan(F, xa.shape(), wa.shape(), strides, dilation, padding)?;
-    check_shape(F, "dy", ga.shape(), &plan.out_shape())?;
-    let (xs, ws, gs) = (contiguous(&xa)?, contiguous(&wa)?, contiguous(&ga)?);
-    let g = run_native(py, || cpu::conv::conv_backward(&xs, &ws, &gs, &plan, need_dx))?;
-    let dx = g.dx.map(|d| out(py, d, &plan.in_shape())).transpose()?;
-    let dw = out(py, g.dw, &plan.weight_shape())?;
-    let db = out(py, g.db, &[plan.c_out])?;
-    (dx, dw, db).into_bound_py_any(py)
+              conv_act_backward_t(py, "conv_act_backward", x, w, Some(y), dy, act, strides, dilation, padding, need_dx))
 }
 
 fn conv_input_grad_t<'py, T: Element + numpy::Element>(
@@ -407,7 +370,8 @@ fn conv_backward<'py>(
     need_dx: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     on_gpu!(py, x, gpu::gpu_conv_backward(py, x, w, dy, strides, dilation, padding, need_dx));
-    dispatch!(x, "conv_backward", "x", conv_backward_t(py, x, w, dy, strides, dilation, padding, need_dx))
+    dispatch!(x, "conv_backward", "x", conv_act_backward_t(py, "conv_backward", x, w, None, dy, Activation::Linear,
+                                                           strides, dilation, padding, need_dx))
 }
 
 /// (n, d_in, d_out) of a dense layer on x (*lead, d_in) with w (d_in, d_out).
