@@ -295,3 +295,30 @@ def test_a_training_step_is_reproducible_on_each_path():
     for a, _ in runs[1:]:  # the paths agree to float32 rounding
         for u, v in zip(a, runs[0][0]):
             np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(10, 13, 2048), (32, 7, 7, 512), (3, 5, 7), (1, 1, 1, 3)])
+def test_batch_normalization_on_every_path_and_every_chunking(level, shape):
+    # rows x channels chosen so the fixed split of the rows into (at most 64) chunks
+    # leaves empty chunks at the end (130 rows of 2048, 1568 of 512), and tiny ones
+    x = rng.standard_normal(shape) * 3 + 1.5
+    c = shape[-1]
+    g, b = rng.standard_normal(c), rng.standard_normal(c)
+    dy = rng.standard_normal(shape)
+    axes = tuple(range(len(shape) - 1))
+    mean, var = x.mean(axis=axes), x.var(axis=axes)
+    xhat = (x - mean) / np.sqrt(var + 1e-3)
+    m = x.size // c
+    want_dx = g / np.sqrt(var + 1e-3) * (dy - dy.sum(axes) / m - xhat * (dy * xhat).sum(axes) / m)
+    for dt, tol in ((np.float64, 1e-9), (np.float32, 2e-4)):
+        y, mu, v = _core.batchnorm_forward(x.astype(dt), g.astype(dt), b.astype(dt), 1e-3, True)
+        np.testing.assert_allclose(y, xhat * g + b, rtol=tol, atol=tol)
+        np.testing.assert_allclose(mu, mean, rtol=tol, atol=tol)
+        np.testing.assert_allclose(v, var, rtol=tol, atol=tol)
+        dx, dg, db = _core.batchnorm_backward(x.astype(dt), g.astype(dt), mu, v, 1e-3, dy.astype(dt))
+        np.testing.assert_allclose(db, dy.sum(axes), rtol=tol, atol=tol * m)
+        np.testing.assert_allclose(dg, (dy * xhat).sum(axes), rtol=tol, atol=tol * m)
+        np.testing.assert_allclose(dx, want_dx, rtol=tol, atol=tol * 10)
+        yi = _core.batchnorm_forward(x.astype(dt), g.astype(dt), b.astype(dt), 1e-3, False, mu, v)
+        yi = yi[0] if isinstance(yi, tuple) else yi
+        np.testing.assert_allclose(yi, xhat * g + b, rtol=tol, atol=tol * 10)

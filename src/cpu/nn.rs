@@ -578,7 +578,8 @@ fn channel_pass(rows: usize, c: usize, f: impl Fn(std::ops::Range<usize>, &mut [
     let chunks = rows.min((rows * c).div_ceil(MIN_LEN)).clamp(1, 64);
     let per = rows.div_ceil(chunks);
     let mut parts = try_filled(chunks * 2 * c, 0.0f64, "per-channel partial sums")?;
-    parts.par_chunks_mut(2 * c).enumerate().for_each(|(k, acc)| f(k * per..((k + 1) * per).min(rows), acc));
+    // the last chunks may start past the end (per = ceil(rows / chunks)): empty ranges
+    parts.par_chunks_mut(2 * c).enumerate().for_each(|(k, acc)| f((k * per).min(rows)..((k + 1) * per).min(rows), acc));
     let mut total = try_filled(2 * c, 0.0f64, "per-channel sums")?;
     for part in parts.chunks_exact(2 * c) {
         for (t, p) in total.iter_mut().zip(part) {
