@@ -149,6 +149,7 @@ def test_fused_conv_activation_refuses_softmax_and_bad_shapes():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape, k", [((37, 131), (3, 3)), ((64, 300), (5, 5)), ((21, 45), (15, 15)),
+                                      ((5, 700), (2, 12)), ((4, 90), (1, 10)),
                                       ((9, 17, 23), (3, 3, 3))])
 def test_direct_correlation_on_every_path(level, dtype, shape, k):
     a = rng.standard_normal(shape).astype(dtype)

@@ -8,7 +8,8 @@
 //! keeps channels == 1 (plain images) as fast as wide channel counts.
 
 use crate::element::Element;
-use crate::error::{try_filled, try_zeros, Error, Result};
+use crate::error::{assume_init_vec, checked_numel, try_uninit, try_zeros, Error, Result};
+use std::mem::MaybeUninit;
 use crate::ops::pool::{PoolKind, PoolPlan};
 use rayon::prelude::*;
 
@@ -330,19 +331,33 @@ pub fn max_pool_forward_argmax<T: Element>(x: &[T], plan: &PoolPlan) -> Result<(
             plan.in_shape()
         )));
     }
-    let shape = plan.out_shape();
-    let mut out = try_zeros::<T>(&shape, "the pooled output")?;
-    let mut idx = try_filled(out.len(), 0u32, "the argmax indices")?;
+    let n = checked_numel(&plan.out_shape())?;
+    // Uninitialised buffers, each row zeroed by the worker that then fills it (in its
+    // cache): no single-threaded memset of the whole output first.
+    let mut out = try_uninit::<T>(n, "the pooled output")?;
+    let mut idx = try_uninit::<u32>(n, "the argmax indices")?;
     let ro = g.row_out();
-    if ro == 0 {
-        return Ok((out, idx));
+    if ro > 0 {
+        out.par_chunks_mut(ro)
+            .zip(idx.par_chunks_mut(ro))
+            .enumerate()
+            .with_min_len(g.min_rows(ro * 4))
+            .for_each(|(r, (orow, irow))| {
+                let orow = init_zero(orow, T::zero());
+                let irow = init_zero(irow, 0u32);
+                argmax_row(x, &g, r, orow, irow)
+            });
     }
-    out.par_chunks_mut(ro)
-        .zip(idx.par_chunks_mut(ro))
-        .enumerate()
-        .with_min_len(g.min_rows(ro * 4))
-        .for_each(|(r, (orow, irow))| argmax_row(x, &g, r, orow, irow));
-    Ok((out, idx))
+    // SAFETY: with ro > 0 every row was initialised above; with ro == 0 there are no
+    // elements (n = rows * ro).
+    Ok(unsafe { (assume_init_vec(out), assume_init_vec(idx)) })
+}
+
+/// Fill an uninitialised slice with `zero` and hand it back initialised.
+fn init_zero<T: Copy>(s: &mut [MaybeUninit<T>], zero: T) -> &mut [T] {
+    s.fill(MaybeUninit::new(zero));
+    // SAFETY: every element was just written; MaybeUninit<T> has T's layout.
+    unsafe { &mut *(s as *mut [MaybeUninit<T>] as *mut [T]) }
 }
 
 /// Gradient of max pooling: `dx[argmax[i]] += dy[i]`, `dx` of `x_len` zeros otherwise.
@@ -356,12 +371,15 @@ pub fn max_pool_backward<T: Element>(dy: &[T], argmax: &[u32], x_len: usize) -> 
 pub fn max_pool_backward_batched<T: Element>(dy: &[T], argmax: &[u32], x_len: usize, batch: usize) -> Result<Vec<T>> {
     if batch > 1 && x_len % batch == 0 && dy.len() % batch == 0 && dy.len() == argmax.len() {
         let (img, oimg) = (x_len / batch, dy.len() / batch);
-        let mut dx = try_zeros::<T>(&[x_len], "the max pooling gradient")?;
         if img == 0 || oimg == 0 {
-            return Ok(dx);
+            return try_zeros::<T>(&[x_len], "the max pooling gradient");
         }
+        // Each image's part is zeroed by the worker that scatters into it, while it is
+        // in that worker's cache (no whole-buffer memset first).
+        let mut dx = try_uninit::<T>(x_len, "the max pooling gradient")?;
         dx.par_chunks_mut(img).zip(dy.par_chunks(oimg).zip(argmax.par_chunks(oimg))).enumerate().try_for_each(
             |(b, (dxi, (dyi, ai)))| -> Result<()> {
+                let dxi = init_zero(dxi, T::zero());
                 let base = b * img;
                 for (&g, &i) in dyi.iter().zip(ai) {
                     match dxi.get_mut((i as usize).wrapping_sub(base)) {
@@ -378,7 +396,9 @@ pub fn max_pool_backward_batched<T: Element>(dy: &[T], argmax: &[u32], x_len: us
                 Ok(())
             },
         )?;
-        return Ok(dx);
+        // SAFETY: x_len = batch * img, so the chunks of `img` cover dx, and each was
+        // initialised by init_zero before anything else (an error returns before this).
+        return Ok(unsafe { assume_init_vec(dx) });
     }
     max_pool_backward_sequential(dy, argmax, x_len)
 }
