@@ -56,6 +56,21 @@ def median_time(f, repeat):
     return float(np.median(ts))
 
 
+def alternating_times(fns, repeat):
+    """Median time of each function of ``fns`` (a dict), measured in alternating rounds
+    (one call of each per round, after a warm-up call of each), so that a burst of load
+    on the shared machine hits them alike."""
+    for f in fns.values():
+        f()
+    ts = {k: [] for k in fns}
+    for _ in range(repeat):
+        for k, f in fns.items():
+            t = time.perf_counter()
+            f()
+            ts[k].append(time.perf_counter() - t)
+    return {k: float(np.median(v)) for k, v in ts.items()}
+
+
 def row(case, ours, anchor_name, anchor_t, target, rate=None):
     ratio = anchor_t / ours
     status = "" if target is None else ("met" if ratio >= target else "MISSED")
@@ -92,8 +107,16 @@ def bench_2d(rng, repeat, lines):
     for k in (3, 5, 15):
         w = rng.random((k, k), dtype=np.float32)
         case = f"2-D 2048x2048, {k}x{k}, same, zero fill"
-        t_nd = median_time(lambda: cnd.correlate(a, w, mode="constant"), repeat)
-        t_sig = median_time(lambda: convcore.correlate(a, w, mode="same"), repeat)
+        # convcore's two entry points and the fast anchors in alternating rounds
+        # (scipy.ndimage, 10-30x slower, is timed on its own).
+        fns = {"nd": lambda: cnd.correlate(a, w, mode="constant"),
+               "sig": lambda: convcore.correlate(a, w, mode="same")}
+        if ssig is not None:
+            fns["ssig"] = lambda: ssig.correlate(a, w, mode="same")
+        if cv2 is not None:
+            fns["cv2"] = lambda: cv2.filter2D(a, -1, w, borderType=cv2.BORDER_CONSTANT)
+        t = alternating_times(fns, repeat)
+        t_nd, t_sig = t["nd"], t["sig"]
         method = convcore.signal.choose_conv_method(a, w, "same")
         t_ours = min(t_nd, t_sig)
         if snd is not None:
@@ -101,11 +124,9 @@ def bench_2d(rng, repeat, lines):
                              median_time(lambda: snd.correlate(a, w, mode="constant"), max(1, repeat // 3)),
                              10 if k <= 5 else None, rate_2d(a, k)))
             lines.append(row(case + f" (convcore.correlate, {method})", t_sig, "scipy.signal.correlate (auto)",
-                             median_time(lambda: ssig.correlate(a, w, mode="same"), repeat),
-                             1.0 if k >= 15 else None, rate_2d(a, k, method)))
+                             t["ssig"], 1.0 if k >= 15 else None, rate_2d(a, k, method)))
         if cv2 is not None:
-            lines.append(row(case + " (fastest convcore)", t_ours, "cv2.filter2D",
-                             median_time(lambda: cv2.filter2D(a, -1, w, borderType=cv2.BORDER_CONSTANT), repeat),
+            lines.append(row(case + " (fastest convcore)", t_ours, "cv2.filter2D", t["cv2"],
                              1.0, rate_2d(a, k, method if t_sig < t_nd else None)))
         else:
             lines.append(f"| {case} (fastest convcore) | {t_ours * 1e3:.2f} | cv2 not importable: skipped | | | |"
