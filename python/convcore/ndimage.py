@@ -77,8 +77,40 @@ def _correlate_nd(func, a, w, mode, cval, origins, footprint=False):
     return call_backend().correlate_ndimage(a, w, mode, _cval(func, cval), [int(o) for o in origins], footprint)
 
 
+class WeightsShapeError(ValueError, RuntimeError):
+    """The weights' dimensions do not match the filtered axes. A ValueError, and a
+    RuntimeError as scipy.ndimage raises for the same mistake."""
+
+
+def _weights_over_axes(func, a, w, origin, axes):
+    """``weights`` and the per-axis origins over every axis of ``a``, scipy's rule for
+    ``axes=``: the weights' dimensions go to the filtered axes in increasing order, size
+    1 on the others; the origins follow ``axes`` in the order given (0 elsewhere)."""
+    if axes is None:
+        if w.ndim != a.ndim:
+            raise WeightsShapeError(
+                f"{func}: weights must have the same number of dimensions as the input, "
+                f"got input shape {a.shape} and weights shape {w.shape}"
+            )
+        return w, per_axis(func, "origin", origin, a.ndim)
+    ax = _axes(func, axes, a.ndim)
+    if w.ndim != len(ax):
+        raise WeightsShapeError(
+            f"{func}: weights must have one dimension per filtered axis ({len(ax)}, axes={tuple(ax)}), "
+            f"got weights shape {w.shape}"
+        )
+    origins = per_axis(func, "origin", origin, len(ax))
+    if len(ax) < a.ndim:
+        w = np.expand_dims(w, tuple(i for i in range(a.ndim) if i not in ax))
+        full = [0] * a.ndim
+        for o, i in zip(origins, ax):
+            full[i] = o
+        origins = full
+    return w, origins
+
+
 @device_arg
-def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0):
+def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *, axes=None):
     """Multidimensional correlation, as ``scipy.ndimage.correlate``.
 
     ``out[i] = sum_j input[i + j - c] * weights[j]`` with ``c = n // 2 + origin`` per
@@ -94,6 +126,10 @@ def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0):
         Value beyond the edges for mode 'constant'.
     origin : int or sequence of int
         Shift of the kernel centre per axis, in ``[-(n // 2), (n - 1) // 2]``.
+    axes : None, int or sequence of int, keyword only
+        The axes filtered (default: all). ``weights`` then has one dimension per entry,
+        matched to the axes in increasing order (as scipy), and ``origin`` one entry per
+        axis of ``axes``; the other axes are not filtered.
 
     Examples
     --------
@@ -103,17 +139,12 @@ def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0):
     """
     a = as_float_array("correlate", "input", input)
     w = _footprint(_numeric_array("correlate", "weights", weights), a.dtype)  # the input's dtype, scipy's rule
-    if w.ndim != a.ndim:
-        raise ValueError(
-            f"correlate: weights must have the same number of dimensions as the input, "
-            f"got input shape {a.shape} and weights shape {w.shape}"
-        )
-    origins = per_axis("correlate", "origin", origin, a.ndim)
+    w, origins = _weights_over_axes("correlate", a, w, origin, axes)
     return finish_output("correlate", _correlate_nd("correlate", a, w, mode, cval, origins, True), output)
 
 
 @device_arg
-def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0):
+def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *, axes=None):
     """Multidimensional convolution, as ``scipy.ndimage.convolve``.
 
     The correlation with ``weights`` flipped on every axis, centred as scipy does
@@ -127,12 +158,7 @@ def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0):
     """
     a = as_float_array("convolve", "input", input)
     w = _footprint(_numeric_array("convolve", "weights", weights), a.dtype)  # the input's dtype, scipy's rule
-    if w.ndim != a.ndim:
-        raise ValueError(
-            f"convolve: weights must have the same number of dimensions as the input, "
-            f"got input shape {a.shape} and weights shape {w.shape}"
-        )
-    origins = per_axis("convolve", "origin", origin, a.ndim)
+    w, origins = _weights_over_axes("convolve", a, w, origin, axes)
     origins = [-o - (1 - n % 2) for o, n in zip(origins, w.shape)]
     return finish_output("convolve", _correlate_nd("convolve", a, np.flip(w), mode, cval, origins, True), output)
 
