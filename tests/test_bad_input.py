@@ -67,6 +67,8 @@ def test_signal_mismatched_ndim(name, fn):
         raises(ValueError, lambda: fn(z((3, 3)), z(3)), "dimensionality", "[3, 3]", "[3]")
         raises(ValueError, lambda: fn(z(3), z((1, 1, 3))), "[3]", "[1, 1, 3]")
         raises(ValueError, lambda: fn(2.0, z(3)), "[3]")
+        # the other order too (it was a TypeError naming dtypes before)
+        raises(ValueError, lambda: fn(z(3), 2.0), "dimensionality", "[3]", "[]")
 
 
 @pytest.mark.parametrize("name,fn", SIGNAL)

@@ -33,8 +33,17 @@ def _mode(func, mode):
     return _checks.choice(func, "mode", mode, _MODES)
 
 
-def _pair(func, in1, in2):
+def _pair(func, in1, in2, two_d=False):
+    """The two inputs as float arrays of one dtype, with scipy's dimension rule: both
+    2-D for the 2-D functions, else the same number of dimensions (ValueError, as
+    scipy)."""
     (a, b), _ = as_float_arrays(func, ("in1", "in2"), (in1, in2))
+    if two_d and (a.ndim != 2 or b.ndim != 2):
+        raise ValueError(f"{func}: inputs must both be 2-D arrays, got in1 of shape {list(a.shape)} "
+                         f"and in2 of shape {list(b.shape)}")
+    if a.ndim != b.ndim:
+        raise ValueError(f"{func}: in1 and in2 should have the same dimensionality, got in1 of shape "
+                         f"{list(a.shape)} and in2 of shape {list(b.shape)}")
     return a, b
 
 
@@ -135,7 +144,7 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
            [10., 17., 19.],
            [ 9.,  6., 14.]])
     """
-    a, b = _pair("correlate2d", in1, in2)
+    a, b = _pair("correlate2d", in1, in2, two_d=True)
     fill = _fillvalue("correlate2d", fillvalue)
     return call_backend().correlate_signal2d(a, b, mode, boundary, fill, False)
 
@@ -153,7 +162,7 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
     array([[1., 2.],
            [3., 4.]])
     """
-    a, b = _pair("convolve2d", in1, in2)
+    a, b = _pair("convolve2d", in1, in2, two_d=True)
     fill = _fillvalue("convolve2d", fillvalue)
     return call_backend().correlate_signal2d(a, np.flip(b), mode, boundary, fill, True)
 
