@@ -70,6 +70,11 @@ def normalize_axis(func: str, axis, ndim: int) -> int:
     return axis % ndim
 
 
+class SequenceLengthError(ValueError, RuntimeError):
+    """A per-axis argument with the wrong number of entries: a ValueError, and the
+    RuntimeError scipy.ndimage raises for the same mistake."""
+
+
 def per_axis(func: str, name: str, value, ndim: int, cast=int):
     """Expand a scalar or a sequence (one entry per axis) to a list of ``ndim`` values.
 
@@ -87,7 +92,9 @@ def per_axis(func: str, name: str, value, ndim: int, cast=int):
             raise TypeError(f"{func}: {name} must be a scalar or a sequence with one entry per axis, "
                             f"got {value!r}") from None
         if len(vals) != ndim:
-            raise ValueError(f"{func}: {name} must be a scalar or have one entry per axis ({ndim}), got {value!r}")
+            raise SequenceLengthError(
+                f"{func}: {name} must be a scalar or have one entry per axis ({ndim}), got {value!r} "
+                f"(scipy: sequence argument must have length equal to input rank)")
     if cast is int:
         return [integer(func, name, _unwrap0d(v)) for v in vals]
     if cast is float:

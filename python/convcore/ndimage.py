@@ -97,7 +97,7 @@ def _weights_over_axes(func, a, w, origin, axes):
     if w.ndim != len(ax):
         raise WeightsShapeError(
             f"{func}: weights must have one dimension per filtered axis ({len(ax)}, axes={tuple(ax)}), "
-            f"got weights shape {w.shape}"
+            f"got weights shape {w.shape}: weights.ndim ({w.ndim}) must match len(axes) ({len(ax)})"
         )
     origins = per_axis(func, "origin", origin, len(ax))
     if len(ax) < a.ndim:
@@ -253,6 +253,13 @@ def _axes(func, axes, ndim):
         axes = list(axes)
     except TypeError:
         raise TypeError(f"{func}: axes must be None, an integer or a sequence of integers, got {axes!r}") from None
+    for ax in axes:
+        ax = _checks._unwrap0d(ax)
+        if isinstance(ax, bool) or not isinstance(ax, (numbers.Integral, np.integer)):
+            raise TypeError(f"{func}: axes must hold integers, got {ax!r} ({type(ax).__name__}): it "
+                            f"cannot be interpreted as an integer")
+        if not -ndim <= ax < ndim:
+            raise ValueError(f"{func}: axis {ax} is out of range (out of bounds) for an array of dimension {ndim}")
     axes = [normalize_axis(func, ax, ndim) for ax in axes]
     if len(set(axes)) != len(axes):
         raise ValueError(f"{func}: axes must be unique, got {axes}")
