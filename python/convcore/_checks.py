@@ -70,9 +70,10 @@ def normalize_axis(func: str, axis, ndim: int) -> int:
     return axis % ndim
 
 
-class SequenceLengthError(ValueError, RuntimeError):
-    """A per-axis argument with the wrong number of entries: a ValueError, and the
-    RuntimeError scipy.ndimage raises for the same mistake."""
+class ArgumentShapeError(ValueError, RuntimeError):
+    """An argument whose length or number of dimensions does not fit the axes (a per-axis
+    sequence of the wrong length, weights that do not match ``axes``): a ValueError, and
+    the RuntimeError scipy.ndimage raises for the same mistakes."""
 
 
 def per_axis(func: str, name: str, value, ndim: int, cast=int):
@@ -92,7 +93,7 @@ def per_axis(func: str, name: str, value, ndim: int, cast=int):
             raise TypeError(f"{func}: {name} must be a scalar or a sequence with one entry per axis, "
                             f"got {value!r}") from None
         if len(vals) != ndim:
-            raise SequenceLengthError(
+            raise ArgumentShapeError(
                 f"{func}: {name} must be a scalar or have one entry per axis ({ndim}), got {value!r} "
                 f"(scipy: sequence argument must have length equal to input rank)")
     if cast is int:

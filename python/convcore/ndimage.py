@@ -77,25 +77,20 @@ def _correlate_nd(func, a, w, mode, cval, origins, footprint=False):
     return call_backend().correlate_ndimage(a, w, mode, _cval(func, cval), [int(o) for o in origins], footprint)
 
 
-class WeightsShapeError(ValueError, RuntimeError):
-    """The weights' dimensions do not match the filtered axes. A ValueError, and a
-    RuntimeError as scipy.ndimage raises for the same mistake."""
-
-
 def _weights_over_axes(func, a, w, origin, axes):
     """``weights`` and the per-axis origins over every axis of ``a``, scipy's rule for
     ``axes=``: the weights' dimensions go to the filtered axes in increasing order, size
     1 on the others; the origins follow ``axes`` in the order given (0 elsewhere)."""
     if axes is None:
         if w.ndim != a.ndim:
-            raise WeightsShapeError(
+            raise _checks.ArgumentShapeError(
                 f"{func}: weights must have the same number of dimensions as the input, "
                 f"got input shape {a.shape} and weights shape {w.shape}"
             )
         return w, per_axis(func, "origin", origin, a.ndim)
     ax = _axes(func, axes, a.ndim)
     if w.ndim != len(ax):
-        raise WeightsShapeError(
+        raise _checks.ArgumentShapeError(
             f"{func}: weights must have one dimension per filtered axis ({len(ax)}, axes={tuple(ax)}), "
             f"got weights shape {w.shape}: weights.ndim ({w.ndim}) must match len(axes) ({len(ax)})"
         )
@@ -253,6 +248,7 @@ def _axes(func, axes, ndim):
         axes = list(axes)
     except TypeError:
         raise TypeError(f"{func}: axes must be None, an integer or a sequence of integers, got {axes!r}") from None
+    checked = []
     for ax in axes:
         ax = _checks._unwrap0d(ax)
         if isinstance(ax, bool) or not isinstance(ax, (numbers.Integral, np.integer)):
@@ -260,7 +256,8 @@ def _axes(func, axes, ndim):
                             f"cannot be interpreted as an integer")
         if not -ndim <= ax < ndim:
             raise ValueError(f"{func}: axis {ax} is out of range (out of bounds) for an array of dimension {ndim}")
-    axes = [normalize_axis(func, ax, ndim) for ax in axes]
+        checked.append(int(ax) % ndim)
+    axes = checked
     if len(set(axes)) != len(axes):
         raise ValueError(f"{func}: axes must be unique, got {axes}")
     return axes

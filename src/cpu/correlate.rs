@@ -31,8 +31,9 @@ const SPLIT_MIN: usize = 512;
 /// Kernel rows narrower than this run the AVX2 body even where AVX-512 is available.
 /// Measured on an AMD EPYC of CPU family 26 (Zen 5), 2048x2048 float32, 2 threads, the
 /// two bodies alternated in one process (narrow kernels are bound by loads, and every
-/// unaligned 64-byte load splits a cache line where a 32-byte one splits every other): 3x3 2.13 (AVX2) vs 2.27 ms (AVX-512), 5x5 3.35
-/// vs 4.18, 7x7 5.68 vs 6.58, 9x9 8.76 vs 9.71, 11x11 16.3 vs 14.2, 15x15 29.1 vs 25.7.
+/// unaligned 64-byte load splits a cache line where a 32-byte one splits every other):
+/// 3x3 2.13 (AVX2) vs 2.27 ms (AVX-512), 5x5 3.35 vs 4.18, 7x7 5.68 vs 6.58, 9x9 8.76
+/// vs 9.71, 11x11 16.3 vs 14.2, 15x15 29.1 vs 25.7.
 const AVX512_MIN_TAPS: usize = 10;
 
 /// Where one kernel row reads from, for one output row.

@@ -569,17 +569,17 @@ fn pool_backward_t<'py, T: Element + numpy::Element>(
             // The uint32 array pool_train_forward made is read in place (C order);
             // anything else is converted once.
             let ro = argmax.cast::<PyArrayDyn<u32>>().ok().and_then(|a| a.try_readonly().ok());
-            match ro.as_ref().filter(|r| r.is_c_contiguous()).and_then(|r| r.as_slice().ok().map(|s| (s, r.shape()))) {
-                Some((idx, ishape)) => {
-                    check_shape(F, "argmax", ishape, &plan.out_shape())?;
-                    run_native(py, || cpu::pool::max_pool_backward_batched(&gs, idx, x_len, batch))?
-                }
-                None => {
-                    let (idx, ishape) = argmax_indices(argmax, F)?;
-                    check_shape(F, "argmax", &ishape, &plan.out_shape())?;
-                    run_native(py, || cpu::pool::max_pool_backward_batched(&gs, &idx, x_len, batch))?
-                }
-            }
+            let converted;
+            let (idx, ishape): (&[u32], &[usize]) =
+                match ro.as_ref().filter(|r| r.is_c_contiguous()).and_then(|r| r.as_slice().ok().map(|s| (s, r.shape()))) {
+                    Some(borrowed) => borrowed,
+                    None => {
+                        converted = argmax_indices(argmax, F)?;
+                        (&converted.0, &converted.1)
+                    }
+                };
+            check_shape(F, "argmax", ishape, &plan.out_shape())?;
+            run_native(py, || cpu::pool::max_pool_backward_batched(&gs, idx, x_len, batch))?
         }
         PoolKind::Avg => run_native(py, || cpu::pool::avg_pool_backward(&gs, &plan))?,
     };
