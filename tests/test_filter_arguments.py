@@ -235,8 +235,9 @@ def test_uniform_filter_checks_everything_when_no_axis_is_filtered(a):
         cn.uniform_filter(a, 1, mode=None)
     with pytest.raises(ValueError, match="invalid origin 1 for a filter of size 1"):
         cn.uniform_filter(a, 1, origin=1)
-    with pytest.raises(ValueError, match="size must be >= 1"):
-        cn.uniform_filter(a, 0)
+    with pytest.raises(ValueError, match="size must be >= 0"):
+        cn.uniform_filter(a, -1)
+    np.testing.assert_array_equal(cn.uniform_filter(a, 0), nd.uniform_filter(a, 0))  # size 0: not filtered
     np.testing.assert_array_equal(cn.uniform_filter(a, 1), nd.uniform_filter(a, 1))
 
 

@@ -657,14 +657,15 @@ def is_huge(a):
     return isinstance(a, np.ndarray) and a.size > BIG
 
 
-def numeric(*xs):
-    """Every argument is (convertible to) a bool, integer or real float array."""
+def numeric(*xs, kinds="biuf"):
+    """Every argument is (convertible to) a bool, integer or real float array (or of
+    the dtype ``kinds`` given)."""
     for x in xs:
         try:
             a = np.asarray(x)
         except Exception:  # noqa: BLE001 - ragged lists and the like
             return False
-        if a.dtype.kind not in "biuf":
+        if a.dtype.kind not in kinds:
             return False
     return True
 
@@ -674,29 +675,41 @@ def f64(a):
 
 
 def finite(*xs):
-    """Every argument is numeric, not huge, and finite everywhere."""
-    if not numeric(*xs):
+    """Every argument is numeric (complex included), not huge, and finite everywhere."""
+    if not numeric_c(*xs):
         return False
     for x in xs:
         a = np.asarray(x)
-        if a.size > BIG or not np.isfinite(a.astype(np.float64)).all():
+        if a.size > BIG or not np.isfinite(a.astype(np.complex128 if a.dtype.kind == "c" else np.float64)).all():
             return False
     return True
 
 
+def numeric_c(*xs):
+    """Every argument is (convertible to) a bool, integer, real or complex array (what
+    scipy's filters take)."""
+    return numeric(*xs, kinds="biufc")
+
+
+def _abs64(a):
+    """|a| in float64 (a complex array's modulus)."""
+    a = np.asarray(a)
+    return np.abs(a.astype(np.complex128)) if a.dtype.kind == "c" else np.abs(np.asarray(a, dtype=np.float64))
+
+
 def amax(a):
     """max |a| over the finite entries (0 when none, or not numeric)."""
-    if not numeric(a):
+    if not numeric_c(a):
         return 0.0
-    v = np.abs(np.asarray(a, dtype=np.float64))
+    v = _abs64(a)
     v = v[np.isfinite(v)]
     return float(v.max()) if v.size else 0.0
 
 
 def asum(a):
-    if not numeric(a):
+    if not numeric_c(a):
         return 0.0
-    v = np.abs(np.asarray(a, dtype=np.float64))
+    v = _abs64(a)
     return float(v[np.isfinite(v)].sum())
 
 
@@ -815,8 +828,8 @@ def _dtype_name(x):
         return f"ragged {type(x).__name__}"
 
 
-def refuse_nonnumeric(*xs, group=None):
-    if not numeric(*xs):
+def refuse_nonnumeric(*xs, group=None, complex_ok=False):
+    if not (numeric_c if complex_ok else numeric)(*xs):
         kinds = sorted({_dtype_name(x) for x in xs if not numeric(x)})
         raise Mismatch("accepts a non-numeric dtype", f"returned for input dtype {', '.join(kinds)}; must raise "
                                                       "TypeError", group=group)
@@ -838,6 +851,47 @@ AXES1, AXES1_BAD = [-1, -1, 0, 1, -2, np.int64(1)], [2, 3, -4, True, 1.5, None, 
 ORIGIN_BAD = [2, -2, 3, True, 1.5, None, "x", 2 ** 62, -2 ** 63]
 
 
+def up(a):
+    """``a`` in the type a float64 reference computes it in: float64, complex128 for a
+    complex array (non-numeric values pass through, for the reference to reject)."""
+    try:
+        x = np.asarray(a)
+    except Exception:  # noqa: BLE001
+        return a
+    if x.dtype.kind == "c":
+        return x.astype(np.complex128)
+    return f64(a) if x.dtype.kind in "biuf" else a
+
+
+def compute_float(*xs):
+    """The float type convcore computes in: float32 when every input is float16/float32
+    or complex64, float64 otherwise."""
+    arrays = [np.asarray(x) for x in xs]
+    return np.dtype(np.float32) if all((a.dtype.kind == "f" and a.dtype.itemsize <= 4) or a.dtype == np.complex64
+                                       for a in arrays) else np.dtype(np.float64)
+
+
+def scipy_signal_reference(fn, a, b, *args, **kw):
+    """scipy.signal's result for the raw inputs, in scipy's dtype (numpy's promotion):
+    integers exactly (scipy's direct integer arithmetic), bool through int64, floats and
+    complex through float64 / complex128 (then in the result type)."""
+    rt = np.result_type(np.asarray(a), np.asarray(b))
+    if rt.kind in "iu":
+        try:
+            return fn(np.asarray(a), np.asarray(b), *args, **kw)
+        except ValueError as e:
+            if "not available" not in str(e) and "nsupported" not in str(e):
+                raise
+            return fn(np.asarray(a).astype(np.int64), np.asarray(b).astype(np.int64), *args, **kw).astype(rt)
+    if rt.kind == "b":
+        return fn(np.asarray(a).astype(np.int64), np.asarray(b).astype(np.int64), *args, **kw) != 0
+    return fn(up(a), up(b), *args, **kw)
+
+
+def signal_dtype(a, b):
+    return np.result_type(np.asarray(a), np.asarray(b)) if numeric_c(a, b) else None
+
+
 def _sig_inputs(rng, two_d=False, gpu=False):
     nd_a = 2 if two_d and rng.random() < 0.9 else int(rng.integers(0, 4))
     a = arr(rng, ndim=nd_a, huge=0.03, gpu=gpu, cap=2048)
@@ -850,12 +904,14 @@ def _correlation_check(ref, arrays, out_dtype, nan_rule="exact", extra_scale=0.0
     """Check for a correlation-like result: values within rtol * max|input| * sum|weights|
     (the size of one output's terms, see conftest.scale_of)."""
     def check(got):
-        refuse_nonnumeric(*arrays)
+        refuse_nonnumeric(*arrays, complex_ok=True)
         if any(is_huge(np.asarray(x)) if not isinstance(x, np.ndarray) else is_huge(x) for x in arrays):
             return
         want = reference(ref)
         dt = out_dtype() if callable(out_dtype) else out_dtype
         r = rtol_of(dt if dt is not None else np.asarray(got).dtype) * factor
+        if dt is not None and np.dtype(dt).kind in "biu" and factor != 1.0:
+            r = 1e-13 * factor  # (an integer result through the FFT: rounded, exact only to FFT accuracy)
         scale = (max(amax(arrays[0]), extra_scale) * (asum(arrays[1]) if len(arrays) > 1 else 1.0))
         rule = nan_rule if finite(*arrays) is False else "exact"
         kind_dt = np.dtype(dt) if dt is not None else np.asarray(got).dtype
@@ -872,11 +928,11 @@ def make_signal_correlate(name, gpu=False):
         ref_method = "direct" if method in METHODS else method
 
         def ref():
-            return getattr(ss, name)(f64(a), f64(b), mode=mode, method=ref_method)
+            return scipy_signal_reference(getattr(ss, name), a, b, mode=mode, method=ref_method)
         rule = "exact" if method == "direct" else "ref-nonfinite"
         factor = 1.0 if method == "direct" else 4.0  # FFT rounding
         return Call(f"convcore.signal.{name}", getattr(csig, name), (a, b, mode, method),
-                    check=_correlation_check(ref, (a, b), lambda: float_of(a, b), rule, factor=factor))
+                    check=_correlation_check(ref, (a, b), lambda: signal_dtype(a, b), rule, factor=factor))
     return make
 
 
@@ -888,10 +944,12 @@ def make_signal_correlate2d(name, gpu=False):
         fill = choose(rng, FILLVALUES, FILLVALUES_BAD)
 
         def ref():
-            return getattr(ss, name)(f64(a), f64(b), mode=mode, boundary=boundary, fillvalue=fill)
-        extra = abs(float(fill)) if isinstance(fill, (int, float, np.number)) and np.isfinite(fill) else 0.0
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+                return scipy_signal_reference(getattr(ss, name), a, b, mode=mode, boundary=boundary, fillvalue=fill)
+        extra = abs(complex(fill)) if isinstance(fill, (int, float, complex, np.number)) and np.isfinite(fill) else 0.0
         return Call(f"convcore.signal.{name}", getattr(csig, name), (a, b, mode, boundary, fill),
-                    check=_correlation_check(ref, (a, b), lambda: float_of(a, b), extra_scale=extra))
+                    check=_correlation_check(ref, (a, b), lambda: signal_dtype(a, b), extra_scale=extra))
     return make
 
 
@@ -900,9 +958,9 @@ def make_choose_conv_method(rng):
     mode = choose(rng, SIG_MODES, SIG_MODES_BAD)
 
     def check(got):
-        refuse_nonnumeric(a, b)
+        refuse_nonnumeric(a, b, complex_ok=True)
         if not (is_huge(np.asarray(a)) or is_huge(np.asarray(b))):
-            reference(lambda: ss.choose_conv_method(f64(a), f64(b), mode=mode))
+            reference(lambda: ss.choose_conv_method(up(a), up(b), mode=mode))
         if got not in ("direct", "fft"):
             raise Mismatch("wrong values", f"returned {got!r}, expected 'direct' or 'fft'")
     return Call("convcore.signal.choose_conv_method", csig.choose_conv_method, (a, b, mode), check=check)
@@ -943,32 +1001,44 @@ def _scipy_quirks(a, w, mode):
     return None
 
 
-def _nd_check(ref, a, w_scale, output, cval, nan_rule="exact", factor=1.0, weights=None, mode=None):
+def _nd_check(ref, a, w_scale, output, cval, nan_rule="exact", factor=1.0, weights=None, mode=None,
+              package_rule=False):
     """Check for an ndimage filter: the result has the input's float type (or the
     ``output``'s), the values scipy's (computed in float64) within rtol * max(|input|,
     |cval|) * w_scale, where w_scale bounds the sum of |weights| over the passes."""
     def check(got):
-        refuse_nonnumeric(a)
+        refuse_nonnumeric(a, complex_ok=not package_rule)
         if is_huge(a if isinstance(a, np.ndarray) else np.asarray(a)):
             return
         want = reference(ref)
+        ain = np.asarray(a)
+        cplx = ain.dtype.kind == "c" or (weights is not None and numeric_c(weights)
+                                          and np.asarray(weights).dtype.kind == "c")
         if isinstance(output, np.ndarray):
             if got is not output:
                 raise Mismatch("output= array not returned", "the output= array is not the result")
             dt = output.dtype
         elif output is not None:
             dt = np.dtype(output)
-        else:
+            if cplx and dt.kind != "c":
+                dt = np.promote_types(dt, np.complex64)  # (scipy's promotion, with its warning)
+        elif package_rule:
             dt = float_of(a)
-        if dt.kind not in "f":
-            compare(got, np.asarray(want).astype(dt) if dt.kind != "i" else got, 0.0, dtype=dt)  # shape, dtype
+        else:  # scipy.ndimage: the input's dtype (complex for complex weights)
+            dt = np.promote_types(ain.dtype, np.complex64) if cplx else ain.dtype
+        if dt.kind not in "fc":  # integer and bool results: dtype and shape (their values: test_ndimage, scipy_suite)
+            compare(got, np.zeros(np.shape(want), dtype=dt), inf, dtype=dt)
             return
         quirk = _scipy_quirks(a, weights, mode) if weights is not None else None
-        c = abs(float(cval)) if isinstance(cval, (int, float, np.number)) and np.isfinite(cval) else 0.0
+        c = abs(complex(cval)) if isinstance(cval, (int, float, complex, np.number)) and np.isfinite(cval) else 0.0
         ws = w_scale() if callable(w_scale) else w_scale
-        r = max(rtol_of(float_of(a)), rtol_of(dt if dt.itemsize >= 4 else np.float32)) * factor  # computed in a's type
+        real = np.dtype(f"f{dt.itemsize // 2}") if dt.kind == "c" else dt
+        cf = compute_float(a, *([weights] if weights is not None and numeric_c(weights) else []))
+        if real == np.float32:
+            cf = np.dtype(np.float32)
+        r = max(rtol_of(cf), rtol_of(real if real.itemsize >= 4 else np.float32)) * factor  # computed in cf
         rule = quirk or (nan_rule if not finite(a) else "exact")
-        tiny = 10 * np.finfo(float_of(a)).tiny  # (denormal products keep few bits)
+        tiny = 10 * np.finfo(cf).tiny  # (denormal products keep few bits)
         compare(got, want, r, r * max(amax(a), c) * ws + tiny, rule, dtype=dt)
     return check
 
@@ -985,7 +1055,7 @@ def make_nd_correlate(name, gpu=False):
         ref_out = output.copy() if isinstance(output, np.ndarray) else output
 
         def ref():
-            return getattr(nd, name)(f64(a), _as_input_type(w, a), output=ref_out, mode=mode, cval=cval, origin=origin)
+            return getattr(nd, name)(up(a), _as_input_type(w, a), output=ref_out, mode=mode, cval=cval, origin=origin)
         return Call(f"convcore.ndimage.{name}", getattr(cn, name), (a, w),
                     dict(output=output, mode=mode, cval=cval, origin=origin),
                     check=_nd_check(ref, a, lambda: asum(w), output, cval, weights=w, mode=mode))
@@ -994,8 +1064,15 @@ def make_nd_correlate(name, gpu=False):
 
 def _as_input_type(w, a):
     """ndimage's dtype rule: the weights are cast to the input's float type (float32 for
-    float16/float32 input), then the reference computes in float64."""
-    return f64(np.asarray(w).astype(float_of(a))) if numeric(w) else w
+    float32 / complex64 input), then the reference computes in float64 (complex128 for
+    complex weights)."""
+    if not numeric_c(w):
+        return w
+    w = np.asarray(w)
+    cf = compute_float(a) if numeric_c(a) else np.dtype(np.float64)
+    if w.dtype.kind == "c":
+        return w.astype(np.complex64 if cf == np.float32 else np.complex128).astype(np.complex128)
+    return f64(w.astype(cf))
 
 
 def _weights1d(rng, gpu=False):
@@ -1017,7 +1094,7 @@ def make_nd_correlate1d(name, gpu=False):
         ref_out = output.copy() if isinstance(output, np.ndarray) else output
 
         def ref():
-            return getattr(nd, name)(f64(a), _as_input_type(w, a), axis=axis, output=ref_out, mode=mode, cval=cval,
+            return getattr(nd, name)(up(a), _as_input_type(w, a), axis=axis, output=ref_out, mode=mode, cval=cval,
                                      origin=origin)
         return Call(f"convcore.ndimage.{name}", getattr(cn, name), (a, w),
                     dict(axis=axis, output=output, mode=mode, cval=cval, origin=origin),
@@ -1031,7 +1108,7 @@ SIZES, SIZES_BAD = [1, 2, 3, 3, 4, 5, 7], [0, -1, True, 2.5, None, "3", 2 ** 62,
 def _box_reference(a, sizes_axes, mode, cval, origins):
     """The moving average as direct correlations (scipy's uniform_filter keeps a running
     sum, so one inf turns the rest of its line into inf - inf = NaN)."""
-    out = f64(a)
+    out = up(a)
     for (size, ax), org in zip(sizes_axes, origins):
         if size > 1:
             out = nd.correlate1d(out, np.full(size, 1.0 / size), axis=ax, mode=mode, cval=cval, origin=org)
@@ -1053,7 +1130,7 @@ def make_uniform_filter1d(gpu=False):
         origin = choose(rng, [0, 0, 1, -1], ORIGIN_BAD)
 
         def ref():
-            r = nd.uniform_filter1d(f64(a), size, axis=axis, mode=mode, cval=cval, origin=origin)
+            r = nd.uniform_filter1d(up(a), size, axis=axis, mode=mode, cval=cval, origin=origin)
             if not finite(a) or not np.isfinite(cval):
                 r = _box_reference(a, [(size, axis)], mode, cval, [origin])
             return r
@@ -1073,7 +1150,7 @@ def make_uniform_filter(gpu=False):
         origin = choose(rng, [0, 0, 1, -1], ORIGIN_BAD)
 
         def ref():
-            r = nd.uniform_filter(f64(a), size, mode=mode, cval=cval, origin=origin, axes=axes)
+            r = nd.uniform_filter(up(a), size, mode=mode, cval=cval, origin=origin, axes=axes)
             if not finite(a) or not np.isfinite(cval):
                 ax = list(range(nd_)) if axes is None else [int(x) % nd_ for x in np.atleast_1d(axes)]
                 sz = [int(size)] * len(ax) if np.isscalar(size) else [int(s) for s in size]
@@ -1117,7 +1194,7 @@ def make_gaussian_filter1d(gpu=False):
         radius = choose(rng, RADII, RADII_BAD)
 
         def ref():
-            return nd.gaussian_filter1d(f64(a), sigma, axis=axis, order=order, mode=mode, cval=cval,
+            return nd.gaussian_filter1d(up(a), sigma, axis=axis, order=order, mode=mode, cval=cval,
                                         truncate=truncate, radius=radius)
 
         def scale():
@@ -1134,11 +1211,15 @@ def make_gaussian_filter1d(gpu=False):
 
 def _finite_pattern_check(ref, a):
     def check(got):
-        refuse_nonnumeric(a)
+        refuse_nonnumeric(a, complex_ok=True)
         if is_huge(np.asarray(a)) or not finite(a):
             return
-        want = np.asarray(reference(ref), dtype=np.float64)
-        big = np.finfo(float_of(a)).max / 1e3  # (beyond, the computation's float type overflows)
+        want = np.asarray(reference(ref))
+        want = want.astype(np.complex128 if want.dtype.kind == "c" else np.float64)
+        big = np.finfo(compute_float(a)).max / 1e3  # (beyond, the computation's float type overflows)
+        if np.asarray(got).dtype.kind in "biu":
+            compare(got, got, 0.0, dtype=np.asarray(a).dtype)  # (an integer result: its dtype only)
+            return
         compare(got, np.where(np.abs(want) > big, nan, want), rtol=inf, nan_rule="ref-finite")
     return check
 
@@ -1156,7 +1237,7 @@ def make_gaussian_filter(gpu=False):
         axes = choose(rng, [None, None, None, [0], [-1]], [[0, 0], [5], "x"])
 
         def ref():
-            return nd.gaussian_filter(f64(a), sigma, order=order, mode=mode, cval=cval, truncate=truncate,
+            return nd.gaussian_filter(up(a), sigma, order=order, mode=mode, cval=cval, truncate=truncate,
                                       radius=radius, axes=axes)
 
         def scale():
@@ -1181,7 +1262,7 @@ def make_derivative(name, gpu=False):
         cval = choose(rng, CVALS, CVALS_BAD)
 
         def ref():
-            return getattr(nd, name)(f64(a), axis=axis, mode=mode, cval=cval)
+            return getattr(nd, name)(up(a), axis=axis, mode=mode, cval=cval)
         scale = 2.0 * smooth ** max(np.ndim(a) - 1, 0)
         return Call(f"convcore.ndimage.{name}", getattr(cn, name), (a,), dict(axis=axis, mode=mode, cval=cval),
                     check=_nd_check(ref, a, scale, None, cval))
@@ -1201,7 +1282,7 @@ def make_edge_filter(gpu=False):
             kx, ky = cn.sobel_kernels()
             return nd.correlate(f64(a), math.cos(t) * kx - math.sin(t) * ky, mode=mode, cval=cval)
         return Call("convcore.ndimage.edge_filter", cn.edge_filter, (a, angle), dict(mode=mode, cval=cval),
-                    check=_nd_check(ref, a, 8.0, None, cval))
+                    check=_nd_check(ref, a, 8.0, None, cval, package_rule=True))
     return make
 
 

@@ -160,30 +160,49 @@ INT_DTYPES = [np.int8, np.uint8, np.int16, np.int32, np.int64, np.uint32]
 
 @pytest.mark.parametrize("dtype", INT_DTYPES)
 @pytest.mark.parametrize("func", list(FUNCS) + list(FUNCS2D))
-def test_integer_inputs_give_float64_equal_to_scipy(func, dtype):
+def test_integer_inputs_keep_scipys_integer_type(func, dtype):
+    """numpy's promotion and integer arithmetic, as scipy: int8 stays int8 and wraps."""
     rng = np.random.default_rng(1)
-    a = rng.integers(0, 5, size=(6, 7)).astype(dtype)
-    b = rng.integers(0, 3, size=(3, 2)).astype(dtype)
+    hi = 120 if np.dtype(dtype).itemsize == 1 else 3000
+    a = rng.integers(0, hi, size=(6, 7)).astype(dtype)
+    b = rng.integers(0, hi, size=(3, 2)).astype(dtype)
     ours, theirs = {**FUNCS, **FUNCS2D}[func]
     for mode in MODES:
         got = ours(a, b, mode=mode)
-        assert got.dtype == np.float64
-        expected = theirs(a, b, mode=mode)  # integer result in scipy, no overflow here
-        assert expected.dtype.kind in "iu"
-        np.testing.assert_array_equal(got, expected.astype(np.float64))
+        expected = theirs(a, b, mode=mode)
+        assert got.dtype == expected.dtype == dtype
+        np.testing.assert_array_equal(got, expected)
+    mixed = ours(a, b.astype(np.int16))
+    assert mixed.dtype == np.result_type(dtype, np.int16)
+    np.testing.assert_array_equal(mixed, theirs(a, b.astype(np.int16)))
 
 
 @pytest.mark.parametrize("func", list(FUNCS) + list(FUNCS2D))
-def test_bool_inputs_give_float64(func):
+def test_int64_beyond_float64_is_exact(func):
+    """Sums past 2**53 are summed in int64 itself (with its wrap-around), not in float64."""
+    rng = np.random.default_rng(4)
+    a = rng.integers(-2 ** 40, 2 ** 40, size=(5, 6), dtype=np.int64)
+    b = rng.integers(-2 ** 30, 2 ** 30, size=(3, 2), dtype=np.int64)
+    ours, theirs = {**FUNCS, **FUNCS2D}[func]
+    for mode in MODES:
+        got = ours(a, b, mode=mode)
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, theirs(a, b, mode=mode))
+
+
+@pytest.mark.parametrize("func", list(FUNCS) + list(FUNCS2D))
+def test_bool_inputs_give_bool(func):
     rng = np.random.default_rng(2)
     a = rng.random((5, 6)) > 0.4
     b = rng.random((3, 3)) > 0.5
     ours, theirs = {**FUNCS, **FUNCS2D}[func]
     for mode in MODES:
         got = ours(a, b, mode=mode)
-        assert got.dtype == np.float64
-        # counts of overlapping True cells (scipy on bools would saturate to True)
-        np.testing.assert_array_equal(got, theirs(a.astype(np.int64), b.astype(np.int64), mode=mode))
+        assert got.dtype == np.bool_
+        # any overlapping True pair (scipy's N-D and 2-D kernels have no bool type; its 1-D does)
+        np.testing.assert_array_equal(got, theirs(a.astype(np.int64), b.astype(np.int64), mode=mode) != 0)
+    if func in FUNCS:
+        np.testing.assert_array_equal(ours(a[0], b[0]), theirs(a[0], b[0]))
 
 
 @pytest.mark.parametrize("func", list(FUNCS) + list(FUNCS2D))
@@ -194,18 +213,22 @@ def test_float_dtype_rules(func):
     ref = theirs(a64.astype(np.float32).astype(np.float64), b64.astype(np.float32).astype(np.float64))
     assert ours(a64.astype(np.float32), b64.astype(np.float32)).dtype == np.float32
     assert ours(a64, b64).dtype == np.float64
-    # float16 is computed in float32
+    # float16 is computed in float32 and rounded to float16 (numpy's result type)
     r16 = ours(a64.astype(np.float16), b64.astype(np.float16))
-    assert r16.dtype == np.float32
-    np.testing.assert_allclose(
-        r16, theirs(a64.astype(np.float16).astype(np.float64), b64.astype(np.float16).astype(np.float64)),
-        rtol=1e-5, atol=1e-4)
+    assert r16.dtype == np.float16
+    np.testing.assert_array_equal(
+        r16, theirs(a64.astype(np.float16).astype(np.float32), b64.astype(np.float16).astype(np.float32))
+        .astype(np.float16))
     # mixed float32/float64 is float64 (as numpy's promotion)
     mixed = ours(a64.astype(np.float32), b64.astype(np.float32).astype(np.float64))
     assert mixed.dtype == np.float64
     np.testing.assert_allclose(mixed, ref, rtol=1e-12, atol=1e-12)
     # python lists are accepted and give float64
     assert ours(a64.tolist(), b64.tolist()).dtype == np.float64
+    # long double is summed in long double
+    rl = ours(a64.astype(np.longdouble), b64.astype(np.longdouble))
+    assert rl.dtype == np.longdouble
+    np.testing.assert_allclose(rl.astype(np.float64), theirs(a64, b64), rtol=1e-12, atol=1e-12)
 
 
 def test_scalars_0d():

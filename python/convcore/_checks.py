@@ -28,8 +28,9 @@ def as_float_arrays(func: str, names, arrays):
     return [np.asarray(a, dtype=dtype) for a in out], dtype
 
 
-def _numeric_array(func: str, name: str, a) -> np.ndarray:
-    """``a`` as an ndarray of a bool, integer or real float dtype, or a clear error."""
+def _numeric_array(func: str, name: str, a, complex_ok=False) -> np.ndarray:
+    """``a`` as an ndarray of a bool, integer or real float dtype (or complex, with
+    ``complex_ok``), or a clear error."""
     if isinstance(a, np.ndarray):
         arr = a
     else:
@@ -38,6 +39,8 @@ def _numeric_array(func: str, name: str, a) -> np.ndarray:
         except Exception as e:  # ragged lists and the like
             raise ValueError(f"{func}: {name} could not be converted to an array: {e}") from None
     kind = arr.dtype.kind
+    if kind == "c" and complex_ok:
+        return arr
     if kind == "c":
         raise TypeError(
             f"{func}: complex input is not supported ({name} has dtype {arr.dtype}); "
@@ -68,6 +71,55 @@ def normalize_axis(func: str, axis, ndim: int) -> int:
     if not -ndim <= axis < ndim:
         raise ValueError(f"{func}: axis {axis} is out of bounds for an array of dimension {ndim}")
     return axis % ndim
+
+
+class UnsupportedDtypeError(TypeError, RuntimeError):
+    """A dtype a filter cannot compute in or store (float16, long double, object...): a
+    TypeError, and the RuntimeError scipy.ndimage raises for the same arrays."""
+
+
+class ArgumentTypeError(TypeError, RuntimeError):
+    """An argument of the wrong type where scipy raises RuntimeError (a sequence of
+    modes for a filter that takes one mode): a TypeError and a RuntimeError."""
+
+
+def c_cast(x: np.ndarray, dtype) -> np.ndarray:
+    """A float result stored in ``dtype`` as scipy.ndimage's C code stores it: a float
+    dtype rounds, an integer dtype truncates toward zero with C's (this machine's)
+    wrap-around (numpy's cast is that same C cast), and bool is the uint8 cast tested for
+    non-zero (so 0.5 and 256.0 are False, as in scipy)."""
+    dt = np.dtype(dtype)
+    if x.dtype == dt:
+        return x
+    with np.errstate(invalid="ignore", over="ignore"):
+        if dt.kind == "b":
+            return x.astype(np.uint8) != 0
+        return x.astype(dt)
+
+
+def exact_integer_cast(x: np.ndarray, dtype) -> np.ndarray:
+    """A float array holding exact integer sums (or FFT results near them) stored in the
+    integer or bool ``dtype`` as integer arithmetic in ``dtype`` would have produced them
+    (scipy.signal's rule): rounded, then reduced modulo 2**bits (through int64); bool is
+    'not zero'."""
+    dt = np.dtype(dtype)
+    r = np.rint(x)
+    if dt.kind == "b":
+        return r != 0
+    with np.errstate(invalid="ignore", over="ignore"):
+        return r.astype(np.int64).astype(dt)
+
+
+def real_dtype_of(dtype) -> np.dtype:
+    """The real dtype of a complex dtype's components (complex64 -> float32)."""
+    dt = np.dtype(dtype)
+    return np.dtype(f"f{dt.itemsize // 2}") if dt.kind == "c" else dt
+
+
+class IntegerValueError(ValueError, TypeError):
+    """A float where an integer is wanted and scipy raises ValueError (a Gaussian's
+    ``radius=1.5``): a ValueError, and the TypeError this package raises for a float
+    count elsewhere."""
 
 
 class ArgumentShapeError(ValueError, RuntimeError):
@@ -101,44 +153,6 @@ def per_axis(func: str, name: str, value, ndim: int, cast=int):
     if cast is float:
         return [real(func, name, _unwrap0d(v)) for v in vals]
     return [cast(v) for v in vals]
-
-
-def finish_output(func: str, result: np.ndarray, output):
-    """Apply scipy.ndimage's ``output`` argument: None, a dtype, or an array to fill.
-
-    The dtype (given, or the array's) must be numeric and real (bool, int, uint,
-    float): complex, object, str, bytes and datetime outputs are TypeError, as in scipy,
-    whether given as a dtype or as an array."""
-    if output is None:
-        return result
-    if isinstance(output, np.ndarray):
-        _output_dtype(func, output.dtype)
-        if output.shape != result.shape:
-            raise ValueError(f"{func}: output array has shape {output.shape}, expected {result.shape}")
-        output[...] = result
-        return output
-    try:
-        dt = np.dtype(output)
-    except TypeError:
-        raise TypeError(f"{func}: output must be None, a dtype or an ndarray, got {output!r}") from None
-    return result.astype(_output_dtype(func, dt))
-
-
-def _output_dtype(func: str, dt: np.dtype) -> np.dtype:
-    if dt.kind == "c":
-        raise TypeError(f"{func}: complex output is not supported")
-    if dt.kind not in "biuf":
-        raise TypeError(f"{func}: output must have a numeric dtype (bool, int or float), got {dt}")
-    return dt
-
-
-def as_input_and_weights(func: str, input, weights):
-    """scipy.ndimage's dtype rule: the result has the input's float type (float32 for
-    float16/float32 input, float64 for everything else numeric); the weights are cast to
-    it."""
-    a = as_float_array(func, "input", input)
-    w = _numeric_array(func, "weights", weights)
-    return a, np.asarray(w, dtype=a.dtype)
 
 
 # --------------------------------------------------------------------- scalar arguments

@@ -6,21 +6,27 @@ Boundary modes are scipy.ndimage's: 'reflect' (``d c b a | a b c d | d c b a``),
 (``d c b | a b c d | c b a``) and 'wrap' (``a b c d | a b c d``), plus the aliases
 'grid-mirror', 'grid-constant' and 'grid-wrap'.
 
-Dtype rule: float32 in gives float32 out, float64 gives float64; integer and bool inputs
-are computed in float64 and return float64 (scipy.ndimage would return the input's
-integer type, truncating); pass ``output=`` a dtype or an array to choose. Complex
-inputs raise TypeError.
+Dtype rule, scipy.ndimage's: the result has the input's dtype (or ``output=``'s, a dtype
+or an array to fill), integer and bool results truncated and wrapped around as scipy's C
+code stores them; a separable filter stores every 1-D pass in the output dtype, as
+scipy does. float32 input with a float32 output is computed in float32 (the weights
+adjusted so that their float32 sum is their float64 sum); everything else in float64.
+Complex inputs and complex weights are filtered through their real and imaginary parts
+(scipy's rule: ``correlate`` conjugates complex weights, ``convolve`` does not), with a
+complex ``cval`` split the same way. float16 and long double arrays are refused, as in
+scipy (:class:`convcore._checks.UnsupportedDtypeError`, a TypeError and a RuntimeError).
 """
 from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 
 from . import _checks, _core
 from .device import call_backend, device_arg
-from ._checks import _numeric_array, as_float_array, as_input_and_weights, finish_output, normalize_axis, per_axis
+from ._checks import UnsupportedDtypeError, _numeric_array, as_float_array, normalize_axis, per_axis
 from . import signal as _signal
 
 __all__ = [
@@ -46,8 +52,27 @@ def _cval(func, cval):
     return float(cval)
 
 
+def _complex_cval(func, cval):
+    """``cval`` for a complex input: any real or complex number (or 0-d array)."""
+    if isinstance(cval, np.ndarray) and cval.ndim == 0 and cval.dtype.kind in "biufc":
+        cval = cval[()]
+    if not isinstance(cval, numbers.Complex):
+        raise TypeError(f"{func}: cval must be a number, got {cval!r}")
+    return complex(cval)
+
+
 def _mode(func, mode):
     return _checks.choice(func, "mode", mode, _MODES)
+
+
+def _one_mode(func, mode):
+    """The single mode of a filter that takes one (correlate, convolve, the 1-D filters):
+    a sequence of modes is refused with scipy's exception type (RuntimeError), and a
+    TypeError."""
+    if not isinstance(mode, str):
+        raise _checks.ArgumentTypeError(f"{func}: mode must be one string (this filter has no per-axis modes), "
+                                        f"got {mode!r}")
+    return _mode(func, mode)
 
 
 def _check_origin(func, origin, size):
@@ -58,23 +83,154 @@ def _check_origin(func, origin, size):
                          f"[{-(size // 2)}, {(size - 1) // 2}]")
 
 
+# ------------------------------------------------------------------ dtypes and output
+def _supported(func, what, dt):
+    """float16 and long double are not computed (scipy.ndimage refuses them too)."""
+    if (dt.kind == "f" and dt.itemsize not in (4, 8)) or (dt.kind == "c" and dt.itemsize not in (8, 16)):
+        raise UnsupportedDtypeError(f"{func}: {what} of dtype {dt} is not supported (scipy.ndimage: array type "
+                                    f"not supported); use float32 or float64")
+
+
+def _input(func, input):
+    """The input as an ndarray of a dtype the filters take: bool, integer, float32,
+    float64, complex64 or complex128."""
+    a = _numeric_array(func, "input", input, complex_ok=True)
+    _supported(func, "input", a.dtype)
+    return a
+
+
+def _output(func, a, output, complex_output=False):
+    """scipy.ndimage's ``output`` argument (its ``_get_output``) as ``(dtype, array or
+    None)``: None gives the input's dtype (complex results: the input's complex type, or
+    ``promote_types(input, complex64)``); a dtype class or instance is that dtype (a
+    real one promoted to complex, with scipy's warning, where the result is complex); a
+    dtype string or an array must be complex where the result is (RuntimeError, as
+    scipy), and an array must have the input's shape."""
+    if output is None:
+        return (np.promote_types(a.dtype, np.complex64) if complex_output else a.dtype), None
+    if isinstance(output, np.ndarray):
+        if output.shape != a.shape:
+            raise _checks.ArgumentShapeError(f"{func}: output array has shape {output.shape}, expected the input's "
+                                             f"{a.shape} (output shape not correct)")
+        if complex_output and output.dtype.kind != "c":
+            raise UnsupportedDtypeError(f"{func}: output must have complex dtype for a complex result, got an array "
+                                        f"of {output.dtype}")
+        if not output.flags.writeable:
+            raise ValueError(f"{func}: the output array is read-only")
+        _output_kind(func, output.dtype, complex_output)
+        return output.dtype, output
+    try:
+        dt = np.dtype(output)
+    except TypeError:
+        raise TypeError(f"{func}: output must be None, a dtype or an ndarray, got {output!r}") from None
+    if complex_output and dt.kind != "c" and dt.kind in "biuf":
+        if isinstance(output, str):
+            raise UnsupportedDtypeError(f"{func}: output must have complex dtype for a complex result, got {dt}")
+        warnings.warn("promoting specified output dtype to complex", UserWarning, stacklevel=4)
+        dt = np.promote_types(dt, np.complex64)
+    _output_kind(func, dt, complex_output)
+    return dt, None
+
+
+def _output_kind(func, dt, complex_output):
+    if dt.kind not in "biufc":
+        raise UnsupportedDtypeError(f"{func}: output must have a numeric dtype (bool, int, float or complex), "
+                                    f"got {dt}")
+    if dt.kind == "c" and not complex_output:
+        raise UnsupportedDtypeError(f"{func}: complex output {dt} for a real result (real input and weights) is "
+                                    "not supported, as in scipy")
+    _supported(func, "output", dt)
+
+
+def _compute(a, dt):
+    """``a`` as the float array a filter computes in: float32 when the input and the
+    output are both float32, float64 otherwise (scipy computes in double)."""
+    if a.dtype.kind == "f" and a.dtype.itemsize == 4 and dt.kind == "f" and dt.itemsize == 4:
+        return np.asarray(a, dtype=np.float32)
+    return np.asarray(a, dtype=np.float64)
+
+
+def _store(res, dt, arr):
+    """The float result ``res`` in the output dtype ``dt`` (C's cast, scipy's store),
+    written into ``arr`` when the caller gave one."""
+    out = res.astype(dt) if dt.kind == "c" else _checks.c_cast(res, dt)
+    if arr is None:
+        return out
+    arr[...] = out
+    return arr
+
+
+def _weights_as(w, dtype):
+    """Real weights in the compute dtype. In float32 the largest weight absorbs what the
+    float32 rounding took from the sum, so that a normalised kernel still sums to one (a
+    Gaussian's float32 weights sum to 1 - 2e-8; over a 100x100 ramp that is a drift of 2
+    in the total, beyond scipy's own test tolerance)."""
+    w = np.asarray(w)
+    if dtype != np.float32 or w.dtype == np.float32 or w.size < 2:
+        return np.asarray(w, dtype=dtype)
+    w64 = np.asarray(w, dtype=np.float64)
+    w32 = w64.astype(np.float32)
+    if np.isfinite(w64).all():
+        i = np.unravel_index(int(np.argmax(np.abs(w64))), w64.shape)
+        with np.errstate(over="ignore", invalid="ignore"):
+            d = w64.sum() - w32.astype(np.float64).sum()
+            if np.isfinite(d) and d != 0:
+                w32[i] = np.float32(np.float64(w32[i]) + d)
+    return w32
+
+
+def _via_real_components(func, fn, a, w, output, cval):
+    """scipy.ndimage's ``_complex_via_real_components``: a filter of a complex input
+    and/or complex weights as the linear combination of real filters, ``fn(x, k, cval,
+    dtype)``; a complex ``cval`` is split with the input (and refused for a real input,
+    as scipy: ValueError). ``w`` is None for the filters without weights."""
+    dt, arr = _output(func, a, output, complex_output=True)
+    rdt = _checks.real_dtype_of(dt)
+    ca = a.dtype.kind == "c"
+    cw = w is not None and w.dtype.kind == "c"
+    if ca:
+        cv = _complex_cval(func, cval)
+        ar, ai, cr, ci = a.real, a.imag, cv.real, cv.imag
+    else:
+        if np.iscomplexobj(cval):
+            raise ValueError(f"{func}: cannot provide a complex-valued cval when the input is real, got cval={cval!r}")
+        ar, cr = a, cval
+    if ca and cw:
+        re = fn(ar, w.real, cr, rdt) - fn(ai, w.imag, ci, rdt)
+        im = fn(ar, w.imag, cr, rdt) + fn(ai, w.real, ci, rdt)
+    elif ca:
+        re, im = fn(ar, w, cr, rdt), fn(ai, w, ci, rdt)
+    else:
+        re, im = fn(ar, w.real, cr, rdt), fn(ar, w.imag, cr, rdt)
+    out = np.empty(a.shape, dtype=dt)
+    out.real = re
+    out.imag = im
+    return _store(out, dt, arr)
+
+
 def _footprint(weights, dtype):
     """scipy.ndimage.correlate's footprint: only weights with ``|w| > DBL_EPSILON`` take
     part (NaN and tiny weights are left out, even against inf inputs); the others
     become zeros that the kernels skip (``footprint=True``)."""
     w = np.asarray(weights, dtype=np.float64)
     keep = np.abs(w) > np.finfo(np.float64).eps
-    return np.where(keep, w, 0.0).astype(dtype) if not keep.all() else np.asarray(weights, dtype=dtype)
+    return _weights_as(np.where(keep, w, 0.0) if not keep.all() else weights, dtype)
 
 
 def _correlate_nd(func, a, w, mode, cval, origins, footprint=False):
-    if not isinstance(mode, str):
-        raise TypeError(f"{func}: mode must be a string, got {mode!r}")
+    """The correlation of the float array ``a`` with weights of its dtype (the Rust
+    kernels check mode, shapes and origins); an empty input gives an empty result once
+    the arguments are checked here."""
+    _one_mode(func, mode)
     if a.ndim == 0:
         raise ValueError(f"{func}: input must have at least one dimension, got a 0-d array")
+    cval = _cval(func, cval)
+    origins = [int(o) for o in origins]
     if a.size == 0:
-        raise ValueError(f"{func}: input must not be empty, got shape {a.shape}")
-    return call_backend().correlate_ndimage(a, w, mode, _cval(func, cval), [int(o) for o in origins], footprint)
+        for o, n in zip(origins, w.shape):
+            _check_origin(func, o, n)
+        return np.zeros(a.shape, dtype=a.dtype)
+    return call_backend().correlate_ndimage(a, w, mode, cval, origins, footprint)
 
 
 def _weights_over_axes(func, a, w, origin, axes):
@@ -104,6 +260,12 @@ def _weights_over_axes(func, a, w, origin, axes):
     return w, origins
 
 
+def _nd_weights(func, weights):
+    w = _numeric_array(func, "weights", weights, complex_ok=True)
+    _supported(func, "weights", w.dtype)
+    return w
+
+
 @device_arg
 def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *, axes=None):
     """Multidimensional correlation, as ``scipy.ndimage.correlate``.
@@ -114,11 +276,14 @@ def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *
     Parameters
     ----------
     input : array_like
+        bool, integer, float32/64 or complex64/128.
     weights : array_like, same number of dimensions as ``input``
+        Real or complex (complex weights are conjugated, as scipy and np.correlate).
     output : None, dtype or ndarray, optional
+        The result's dtype, or an array to fill; default the input's dtype.
     mode : {'reflect', 'constant', 'nearest', 'mirror', 'wrap'}
     cval : float
-        Value beyond the edges for mode 'constant'.
+        Value beyond the edges for mode 'constant' (complex for a complex input).
     origin : int or sequence of int
         Shift of the kernel centre per axis, in ``[-(n // 2), (n - 1) // 2]``.
     axes : None, int or sequence of int, keyword only
@@ -132,10 +297,17 @@ def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *
     >>> convcore.ndimage.correlate(np.arange(5.0), np.array([1.0, 1.0, 1.0]), mode='constant')
     array([1., 3., 6., 9., 7.])
     """
-    a = as_float_array("correlate", "input", input)
-    w = _footprint(_numeric_array("correlate", "weights", weights), a.dtype)  # the input's dtype, scipy's rule
-    w, origins = _weights_over_axes("correlate", a, w, origin, axes)
-    return finish_output("correlate", _correlate_nd("correlate", a, w, mode, cval, origins, True), output)
+    f = "correlate"
+    a = _input(f, input)
+    w = _nd_weights(f, weights)
+    if a.dtype.kind == "c" or w.dtype.kind == "c":
+        _one_mode(f, mode)
+        return _via_real_components(f, lambda x, k, cv, dt: correlate(x, k, dt, mode, cv, origin, axes=axes), a,
+                                    w.conj() if w.dtype.kind == "c" else w, output, cval)
+    dt, arr = _output(f, a, output)
+    x = _compute(a, dt)
+    w, origins = _weights_over_axes(f, x, _footprint(w, x.dtype), origin, axes)  # weights in x's dtype
+    return _store(_correlate_nd(f, x, w, mode, cval, origins, True), dt, arr)
 
 
 @device_arg
@@ -143,7 +315,8 @@ def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *,
     """Multidimensional convolution, as ``scipy.ndimage.convolve``.
 
     The correlation with ``weights`` flipped on every axis, centred as scipy does
-    (for an even size the centre moves by one).
+    (for an even size the centre moves by one). Dtypes as :func:`correlate` (complex
+    weights are not conjugated).
 
     Examples
     --------
@@ -151,15 +324,22 @@ def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *,
     >>> convcore.ndimage.convolve(np.arange(5.0), np.array([1.0, 0.0, 0.0]), mode='constant')
     array([1., 2., 3., 4., 0.])
     """
-    a = as_float_array("convolve", "input", input)
-    w = _footprint(_numeric_array("convolve", "weights", weights), a.dtype)  # the input's dtype, scipy's rule
-    w, origins = _weights_over_axes("convolve", a, w, origin, axes)
+    f = "convolve"
+    a = _input(f, input)
+    w = _nd_weights(f, weights)
+    if a.dtype.kind == "c" or w.dtype.kind == "c":
+        _one_mode(f, mode)
+        return _via_real_components(f, lambda x, k, cv, dt: convolve(x, k, dt, mode, cv, origin, axes=axes), a, w,
+                                    output, cval)
+    dt, arr = _output(f, a, output)
+    x = _compute(a, dt)
+    w, origins = _weights_over_axes(f, x, _footprint(w, x.dtype), origin, axes)
     origins = [-o - (1 - n % 2) for o, n in zip(origins, w.shape)]
-    return finish_output("convolve", _correlate_nd("convolve", a, np.flip(w), mode, cval, origins, True), output)
+    return _store(_correlate_nd(f, x, np.flip(w), mode, cval, origins, True), dt, arr)
 
 
 def _weights1d(func, weights):
-    w = _numeric_array(func, "weights", weights)
+    w = _nd_weights(func, weights)
     if w.ndim != 1:
         raise ValueError(f"{func}: weights must be a 1-D sequence, got shape {w.shape}")
     if w.size == 0:
@@ -177,20 +357,30 @@ def _along_axis(w, axis, ndim):
 def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0):
     """One-dimensional correlation along ``axis``, as ``scipy.ndimage.correlate1d``.
 
+    Dtypes as :func:`correlate`.
+
     Examples
     --------
     >>> import numpy as np, convcore
     >>> convcore.ndimage.correlate1d(np.array([2.0, 8, 0, 4, 1, 9, 9, 0]), [1.0, 3.0])
     array([ 8., 26.,  8., 12.,  7., 28., 36.,  9.])
     """
-    a, w = as_input_and_weights("correlate1d", input, _weights1d("correlate1d", weights))
+    f = "correlate1d"
+    a = _input(f, input)
+    w = _weights1d(f, weights)
     if a.ndim == 0:
         raise ValueError("correlate1d: input must have at least one dimension, got a 0-d array")
-    axis = normalize_axis("correlate1d", axis, a.ndim)
+    axis = normalize_axis(f, axis, a.ndim)
+    if a.dtype.kind == "c" or w.dtype.kind == "c":
+        _one_mode(f, mode)
+        return _via_real_components(f, lambda x, k, cv, dt: correlate1d(x, k, axis, dt, mode, cv, origin), a,
+                                    w.conj() if w.dtype.kind == "c" else w, output, cval)
+    dt, arr = _output(f, a, output)
+    x = _compute(a, dt)
     origins = [0] * a.ndim
-    origins[axis] = _checks.integer("correlate1d", "origin", _checks._unwrap0d(origin))
-    out = _correlate_nd("correlate1d", a, _along_axis(w, axis, a.ndim), mode, cval, origins)
-    return finish_output("correlate1d", out, output)
+    origins[axis] = _checks.integer(f, "origin", _checks._unwrap0d(origin))
+    out = _correlate_nd(f, x, _along_axis(_weights_as(w, x.dtype), axis, a.ndim), mode, cval, origins)
+    return _store(out, dt, arr)
 
 
 @device_arg
@@ -205,7 +395,8 @@ def convolve1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, o
     """
     w = _weights1d("convolve1d", weights)
     origin = -_checks.integer("convolve1d", "origin", _checks._unwrap0d(origin)) - (1 - w.shape[0] % 2)
-    return correlate1d(input, w[::-1], axis, output, mode, cval, origin)
+    w = w[::-1]
+    return correlate1d(input, w.conj() if w.dtype.kind == "c" else w, axis, output, mode, cval, origin)
 
 
 @device_arg
@@ -219,18 +410,30 @@ def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
     array([4.        , 3.33333333, 4.        , 1.66666667, 4.66666667, 6.33333333,
            6.        , 3.        ])
     """
-    size = _checks.integer("uniform_filter1d", "size", _checks._unwrap0d(size), minimum=1)
-    a = as_float_array("uniform_filter1d", "input", input)
+    f = "uniform_filter1d"
+    size = _checks.integer(f, "size", _checks._unwrap0d(size), minimum=1)
+    a = _input(f, input)
     if a.ndim:
-        normalize_axis("uniform_filter1d", axis, a.ndim)
-    if a.dtype == np.float32 and size > _F32_WINDOW and call_backend().name == "cpu":
+        normalize_axis(f, axis, a.ndim)
+    if a.dtype.kind == "c":
+        _one_mode(f, mode)
+        return _via_real_components(f, lambda x, _, cv, dt: uniform_filter1d(x, size, axis, dt, mode, cv, origin),
+                                    a, None, output, cval)
+    dt, arr = _output(f, a, output)
+    x = _compute(a, dt)
+    if x.dtype == np.float64:
+        # scipy's running sum divided by the size: exact for integer data, so that an
+        # integer output truncates (1 + 1 + 1) / 3 to 1, not 0.999... to 0.
+        out = correlate1d(x, np.ones(size), axis, None, mode, cval, origin)
+        out /= size
+        return _store(out, dt, arr)
+    w = np.full(size, 1.0 / size)
+    if size > _F32_WINDOW and call_backend().name == "cpu":
         # scipy sums in double; a float32 sum over a long window drifts (1e-3 relative
         # at 10^5 values), so long windows are summed in float64 and rounded once.
-        w = np.full(size, 1.0 / size)
-        out = correlate1d(a.astype(np.float64), w, axis, None, mode, cval, origin).astype(np.float32)
-        return finish_output("uniform_filter1d", out, output)
-    w = np.full(size, 1.0 / size, dtype=a.dtype)
-    return correlate1d(a, w, axis, output, mode, cval, origin)
+        out = correlate1d(x.astype(np.float64), w, axis, None, mode, cval, origin)
+        return _store(out, dt, arr)
+    return correlate1d(x, w, axis, arr if arr is not None else dt, mode, cval, origin)
 
 
 #: Longest float32 window summed in float32 by uniform_filter1d (relative error of the
@@ -263,13 +466,41 @@ def _axes(func, axes, ndim):
     return axes
 
 
+
+
+def _separable(func, a, output, cval, passes):
+    """A separable filter as scipy runs it: ``passes`` is a list of functions
+    ``pass(x, dtype, cval) -> x`` (one 1-D filter each, applied in order); every pass
+    is stored in the output dtype (an integer output is truncated after each pass, as in
+    scipy); no pass gives a copy. A complex input is filtered through its real and
+    imaginary parts."""
+    if a.dtype.kind == "c":
+        return _via_real_components(func, lambda x, _, cv, dt: _separable(func, x, dt, cv, passes), a, None,
+                                    output, cval)
+    cval = _cval(func, cval)
+    dt, arr = _output(func, a, output)
+    out = a
+    # scipy stores a bool pass as the byte of the uint8 cast (-1.0 is 255, True), and the
+    # next pass reads that byte as 255: the passes run in uint8, the result is its bool.
+    pass_dt = np.dtype(np.uint8) if dt.kind == "b" and len(passes) > 1 else dt
+    for p in passes:
+        out = p(out, pass_dt, cval)
+    if pass_dt != dt:
+        out = out != 0
+    if out is a:
+        out = _checks.c_cast(a, dt) if dt.kind != "c" else a.astype(dt)
+        if out is a:
+            out = a.copy()
+    return _store(out, dt, arr)
+
+
 @device_arg
 def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=0, axes=None):
     """Multidimensional moving average, as ``scipy.ndimage.uniform_filter``.
 
     Applied as one 1-D average per axis (separable), each pass stored in the output
     dtype, as scipy does. ``size``, ``mode`` and ``origin`` may be given per axis (of
-    ``axes``); every argument is checked, also for an axis of size 1 that is skipped.
+    ``axes``); an axis of size 0 or 1 is not filtered (its arguments are checked).
 
     Examples
     --------
@@ -279,25 +510,21 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
            [0.22222222, 0.33333333, 0.22222222],
            [0.11111111, 0.22222222, 0.22222222]])
     """
-    a = as_float_array("uniform_filter", "input", input)
+    f = "uniform_filter"
+    a = _input(f, input)
     if a.ndim == 0:
         raise ValueError("uniform_filter: input must have at least one dimension, got a 0-d array")
-    f = "uniform_filter"
     axes = _axes(f, axes, a.ndim)
     n = len(axes)
-    sizes = per_axis(f, "size", size, n, cast=lambda v: _checks.integer(f, "size", _checks._unwrap0d(v), minimum=1))
+    sizes = per_axis(f, "size", size, n, cast=lambda v: _checks.integer(f, "size", _checks._unwrap0d(v), minimum=0))
     origins = per_axis(f, "origin", origin, n)
     modes = per_axis(f, "mode", mode, n, cast=lambda m: _mode(f, m))
-    cval = _cval(f, cval)
     for sz, org in zip(sizes, origins):  # (an axis of size 1 is skipped, its arguments are checked)
-        _check_origin(f, org, sz)
-    out = a
-    for ax, sz, org, m in zip(axes, sizes, origins, modes):
-        if sz > 1:
-            out = uniform_filter1d(out, sz, ax, None, m, cval, org)
-    if out is a:
-        out = a.copy()
-    return finish_output("uniform_filter", out, output)
+        if sz >= 1:
+            _check_origin(f, org, sz)
+    passes = [(lambda x, dt, cv, ax=ax, sz=sz, org=org, m=m: uniform_filter1d(x, sz, ax, dt, m, cv, org))
+              for ax, sz, org, m in zip(axes, sizes, origins, modes) if sz > 1]
+    return _separable(f, a, output, cval, passes)
 
 
 def _gaussian_kernel1d(sigma, order, radius):
@@ -367,6 +594,19 @@ def _gaussian_radius(func, sigma, truncate, radius):
     return int(lw)
 
 
+
+
+def _radius(func, radius):
+    """``radius``: None or an integer >= 0; a float is a ValueError (scipy's type) and a
+    TypeError (this package's rule for a float count)."""
+    if radius is None:
+        return None
+    radius = _checks._unwrap0d(radius)
+    if isinstance(radius, numbers.Real) and not isinstance(radius, (bool, np.bool_, numbers.Integral)):
+        raise _checks.IntegerValueError(f"{func}: radius must be a non-negative integer, got {radius!r}")
+    return _checks.integer(func, "radius", radius, minimum=0)
+
+
 @device_arg
 def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect", cval=0.0,
                       truncate=4.0, *, radius=None):
@@ -385,14 +625,13 @@ def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect
     array([1.42704095, 2.06782203, 3.        , 3.93217797, 4.57295905])
     """
     f = "gaussian_filter1d"
-    a = as_float_array(f, "input", input)
+    a = _input(f, input)
     if a.ndim:
         normalize_axis(f, axis, a.ndim)
     sigma = _checks.real(f, "sigma", _checks._unwrap0d(sigma), minimum=0, strict_min=True)
     order = _checks.integer(f, "order", _checks._unwrap0d(order), minimum=0, maximum=_MAX_ORDER)
     truncate = _checks.real(f, "truncate", _checks._unwrap0d(truncate), minimum=0)
-    if radius is not None:
-        radius = _checks.integer(f, "radius", _checks._unwrap0d(radius), minimum=0)
+    radius = _radius(f, radius)
     lw = _gaussian_radius(f, sigma, truncate, radius)
     w = _gaussian_kernel1d(sigma, order, lw)[::-1]
     return correlate1d(a, w, axis, output, mode, cval, 0)
@@ -403,9 +642,10 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
                     *, radius=None, axes=None):
     """Multidimensional Gaussian filter, as ``scipy.ndimage.gaussian_filter``.
 
-    One 1-D Gaussian pass per axis (separable); ``sigma``, ``order``, ``mode``,
-    ``truncate`` and ``radius`` may be given per axis. An axis with ``sigma <= 1e-15``
-    is left as it is (as in scipy); its arguments are checked all the same.
+    One 1-D Gaussian pass per axis (separable), each stored in the output dtype;
+    ``sigma``, ``order``, ``mode``, ``truncate`` and ``radius`` may be given per axis. An
+    axis with ``sigma <= 1e-15`` is left as it is (as in scipy); its arguments are
+    checked all the same.
 
     Examples
     --------
@@ -416,7 +656,7 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
            [0.0586, 0.0965, 0.0586]])
     """
     f = "gaussian_filter"
-    a = as_float_array(f, "input", input)
+    a = _input(f, input)
     if a.ndim == 0:
         raise ValueError("gaussian_filter: input must have at least one dimension, got a 0-d array")
     axes = _axes(f, axes, a.ndim)
@@ -427,28 +667,27 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
     modes = per_axis(f, "mode", mode, n, cast=lambda m: _mode(f, m))
     truncs = per_axis(f, "truncate", truncate, n,
                       cast=lambda v: _checks.real(f, "truncate", _checks._unwrap0d(v), minimum=0))
-    radii = per_axis(f, "radius", radius, n, cast=lambda v: None if v is None else
-                     _checks.integer(f, "radius", _checks._unwrap0d(v), minimum=0))
-    cval = _cval(f, cval)
-    out = a
-    for ax, s, o, m, t, r in zip(axes, sigmas, orders, modes, truncs, radii):
-        if s > 1e-15:
-            out = gaussian_filter1d(out, s, ax, o, None, m, cval, t, radius=r)
-    if out is a:
-        out = a.copy()
-    return finish_output(f, out, output)
+    radii = per_axis(f, "radius", radius, n, cast=lambda v: _radius(f, v))
+    passes = [(lambda x, dt, cv, ax=ax, s=s, o=o, m=m, t=t, r=r:
+               gaussian_filter1d(x, s, ax, o, dt, m, cv, t, radius=r))
+              for ax, s, o, m, t, r in zip(axes, sigmas, orders, modes, truncs, radii) if s > 1e-15]
+    return _separable(f, a, output, cval, passes)
 
 
-def _derivative_filter(func, input, axis, mode, cval, smooth):
-    a = as_float_array(func, "input", input)
+def _derivative_filter(func, input, axis, output, mode, cval, smooth):
+    """scipy's sobel / prewitt: the central difference along ``axis``, then ``smooth``
+    along every other axis, each pass stored in the output dtype; ``mode`` one or one
+    per axis."""
+    a = _input(func, input)
     if a.ndim == 0:
         raise ValueError(f"{func}: input must have at least one dimension, got a 0-d array")
     axis = normalize_axis(func, axis, a.ndim)
-    out = correlate1d(a, np.array([-1.0, 0.0, 1.0], dtype=a.dtype), axis, None, mode, cval, 0)
-    for ax in range(a.ndim):
-        if ax != axis:
-            out = correlate1d(out, np.asarray(smooth, dtype=a.dtype), ax, None, mode, cval, 0)
-    return out
+    modes = per_axis(func, "mode", mode, a.ndim, cast=lambda m: _mode(func, m))
+    diff = np.array([-1.0, 0.0, 1.0])
+    passes = [lambda x, dt, cv: correlate1d(x, diff, axis, dt, modes[axis], cv, 0)]
+    passes += [(lambda x, dt, cv, ax=ax: correlate1d(x, smooth, ax, dt, modes[ax], cv, 0))
+               for ax in range(a.ndim) if ax != axis]
+    return _separable(func, a, output, cval, passes)
 
 
 @device_arg
@@ -456,7 +695,9 @@ def sobel(input, axis=-1, output=None, mode="reflect", cval=0.0):
     """Sobel derivative along ``axis``, as ``scipy.ndimage.sobel``.
 
     The central difference ``[-1, 0, 1]`` along ``axis``, smoothed with ``[1, 2, 1]``
-    along every other axis.
+    along every other axis; ``mode`` may be given per axis. An unsigned input gives an
+    unsigned result with scipy's wrap-around (pass ``output=np.float32`` for signed
+    edges).
 
     Examples
     --------
@@ -466,7 +707,7 @@ def sobel(input, axis=-1, output=None, mode="reflect", cval=0.0):
            [0., 4., 4., 0.],
            [0., 4., 4., 0.]])
     """
-    return finish_output("sobel", _derivative_filter("sobel", input, axis, mode, cval, [1.0, 2.0, 1.0]), output)
+    return _derivative_filter("sobel", input, axis, output, mode, cval, np.array([1.0, 2.0, 1.0]))
 
 
 @device_arg
@@ -481,7 +722,7 @@ def prewitt(input, axis=-1, output=None, mode="reflect", cval=0.0):
            [0., 3., 3., 0.],
            [0., 3., 3., 0.]])
     """
-    return finish_output("prewitt", _derivative_filter("prewitt", input, axis, mode, cval, [1.0, 1.0, 1.0]), output)
+    return _derivative_filter("prewitt", input, axis, output, mode, cval, np.array([1.0, 1.0, 1.0]))
 
 
 # ---------------------------------------------------------------- kernel builders
