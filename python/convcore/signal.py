@@ -194,9 +194,14 @@ def _shift_add(x, y):
     the smaller array."""
     if y.size > x.size:
         return np.flip(_shift_add(y, x))
-    full = [i + j - 1 for i, j in zip(x.shape, y.shape)]
-    xp = np.pad(x, [(n - 1, n - 1) for n in y.shape])
-    out = np.zeros(full, dtype=np.result_type(x, y))
+    return _valid_shift_add(np.pad(x, [(n - 1, n - 1) for n in y.shape]), y)
+
+
+def _valid_shift_add(xp, y):
+    """``z[k] = sum_j xp[k + j] * y[j]`` over the positions where ``y`` fits in ``xp``,
+    in the arrays' own dtype."""
+    full = [i - j + 1 for i, j in zip(xp.shape, y.shape)]
+    out = np.zeros(full, dtype=np.result_type(xp, y))
     for j in np.ndindex(*y.shape):
         v = y[j]
         if v:
@@ -329,20 +334,11 @@ def _exact_corr2d(func, a, b, mode, boundary, fill, rt, conv):
     _checks.choice(func, "boundary", boundary, tuple(_PADS))
     if a.size == 0 or b.size == 0:
         raise ValueError(f"{func}: inputs must not be empty, got shapes {list(a.shape)} and {list(b.shape)}")
-    y = np.flip(b) if conv else b
-    if mode == "valid":
-        return _exact_corr(func, a, y, "valid", rt) if not conv else _exact_corr(func, a, np.conj(y), "valid", rt)
-    a = a.astype(rt)
-    yy = (np.conj(y) if not conv else y).astype(rt)
-    pad = [(n - 1, n - 1) for n in b.shape]
+    if mode == "valid":  # (_exact_corr conjugates its kernel: a flipped one is conjugated first to cancel it)
+        return _exact_corr(func, a, np.conj(np.flip(b)) if conv else b, "valid", rt)
+    yy = (np.flip(b) if conv else np.conj(b)).astype(rt)
     kw = {"constant_values": fill} if boundary == "fill" else {}
-    ap = np.pad(a, pad, mode=_PADS[boundary], **kw)
-    full = [i + j - 1 for i, j in zip(a.shape, b.shape)]
-    out = np.zeros(full, dtype=rt)
-    for j in np.ndindex(*yy.shape):
-        v = yy[j]
-        if v:
-            out += ap[tuple(slice(i, i + f) for i, f in zip(j, full))] * v
+    out = _valid_shift_add(np.pad(a.astype(rt), [(n - 1, n - 1) for n in b.shape], mode=_PADS[boundary], **kw), yy)
     if mode == "full":
         return out
     # 'same': convolve2d starts at (n - 1) // 2 of the full result, correlate2d at n // 2
