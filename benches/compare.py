@@ -2,11 +2,13 @@
 
     python benches/compare.py [--quick] [--threads N]
 
-Prints one markdown table: median wall time of each call on float32 data, and the
-ratio anchor_time / convcore_time (above 1: convcore is faster), with the target the
-issue set. Anchors: scipy.ndimage.correlate, scipy.signal.correlate (method 'auto'),
-numpy.correlate and OpenCV cv2.filter2D (opencv-python-headless), each skipped with a
-note when not importable. Then the peak memory of a 2-D filter call, measured in a
+Prints one markdown table: median wall time of each call on float32 data (the rank,
+Laplace and FFT rows say their dtype), and the ratio anchor_time / convcore_time (above
+1: convcore is faster), with the target the issue set. Anchors: scipy.ndimage.correlate,
+scipy.signal.correlate (method 'auto'), numpy.correlate and OpenCV cv2.filter2D
+(opencv-python-headless); for issue 16's rows scipy.ndimage's median / minimum / maximum
+filters and gaussian_laplace, cv2.medianBlur / erode / dilate, scipy.signal.fftconvolve
+/ oaconvolve; each skipped with a note when not importable. Then the peak memory of a 2-D filter call, measured in a
 fresh subprocess from its peak resident set size.
 
 Each row also states convcore's rate against this machine's roofline (``_machine.roofline``:
@@ -215,6 +217,64 @@ def bench_memory(lines, n=4096):
                      f"{ratio:.2f}x (input + output), median of 3 processes ({runs}){tgt}")
 
 
+def bench_rank(rng, repeat, lines):
+    """Issue 16's rank-filter rows: median 3x3 / 5x5 against scipy.ndimage.median_filter
+    (target >= 10x) and cv2.medianBlur (>= 1x); minimum / maximum against
+    scipy.ndimage and cv2.erode / cv2.dilate with a square kernel."""
+    base = rng.random((2048, 2048))
+    for dt in (np.uint8, np.float32):
+        a = (base * 255).astype(dt)
+        for k in (3, 5):
+            case = f"median {k}x{k}, 2048x2048 {np.dtype(dt).name}, reflect"
+            fns = {"cc": lambda: cnd.median_filter(a, size=k)}
+            if cv2 is not None:
+                fns["cv2"] = lambda: cv2.medianBlur(a, k)
+            t = alternating_times(fns, repeat)
+            if snd is not None:
+                lines.append(row(case, t["cc"], "scipy.ndimage.median_filter",
+                                 median_time(lambda: snd.median_filter(a, size=k), 1), 10))
+            if cv2 is not None:
+                lines.append(row(case, t["cc"], "cv2.medianBlur", t["cv2"], 1.0))
+            for name, op in (("minimum", "erode"), ("maximum", "dilate")):
+                case = f"{name}_filter {k}x{k}, 2048x2048 {np.dtype(dt).name}, reflect"
+                fns = {"cc": lambda: getattr(cnd, f"{name}_filter")(a, size=k)}
+                if cv2 is not None:
+                    kern = np.ones((k, k), np.uint8)
+                    fns["cv2"] = lambda: getattr(cv2, op)(a, kern, borderType=cv2.BORDER_REFLECT)
+                t = alternating_times(fns, repeat)
+                if snd is not None:
+                    lines.append(row(case, t["cc"], f"scipy.ndimage.{name}_filter",
+                                     median_time(lambda: getattr(snd, f"{name}_filter")(a, size=k),
+                                                 max(1, repeat // 3)), 10))
+                if cv2 is not None:
+                    lines.append(row(case, t["cc"], f"cv2.{op}", t["cv2"], 1.0))
+
+
+def bench_composed(rng, repeat, lines):
+    """gaussian_laplace against scipy (target >= 10x)."""
+    a = rng.random((2048, 2048), dtype=np.float32)
+    if snd is None:
+        return
+    t = median_time(lambda: cnd.gaussian_laplace(a, 2.0), repeat)
+    lines.append(row("gaussian_laplace sigma 2, 2048x2048 float32", t, "scipy.ndimage.gaussian_laplace",
+                     median_time(lambda: snd.gaussian_laplace(a, 2.0), max(1, repeat // 3)), 10))
+
+
+def bench_fftconv(rng, repeat, lines):
+    """fftconvolve / oaconvolve of a 2**20-sample signal with 4,096 taps against scipy's
+    (target >= 1x)."""
+    if ssig is None:
+        return
+    for dt in (np.float64, np.float32):
+        x = rng.standard_normal(2 ** 20).astype(dt)
+        k = rng.standard_normal(4096).astype(dt)
+        for name in ("fftconvolve", "oaconvolve"):
+            t = alternating_times({"cc": lambda: getattr(convcore.signal, name)(x, k),
+                                   "sp": lambda: getattr(ssig, name)(x, k)}, repeat)
+            lines.append(row(f"{name} 2^20 x 4096 taps, full, {np.dtype(dt).name}", t["cc"],
+                             f"scipy.signal.{name}", t["sp"], 1.0))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
@@ -237,7 +297,7 @@ def main():
     print("| case | convcore ms | anchor | anchor ms | speed-up | target | convcore rate (% of the roof) |")
     print("|---|---:|---|---:|---:|---|---|")
     lines = []
-    for bench in (bench_2d, bench_1d, bench_3d):
+    for bench in (bench_2d, bench_1d, bench_3d, bench_rank, bench_composed, bench_fftconv):
         bench(rng, repeat, lines)
         for line in lines:
             print(line, flush=True)

@@ -1024,8 +1024,9 @@ def _nd_check(ref, a, w_scale, output, cval, nan_rule="exact", factor=1.0, weigh
                 dt = np.promote_types(dt, np.complex64)  # (scipy's promotion, with its warning)
         elif package_rule:
             dt = float_of(a)
-        else:  # scipy.ndimage: the input's dtype (complex for complex weights)
-            dt = np.promote_types(ain.dtype, np.complex64) if cplx else ain.dtype
+        else:  # scipy.ndimage: the input's dtype, in the machine's byte order (complex for complex weights)
+            dt = ain.dtype.newbyteorder("=")
+            dt = np.promote_types(dt, np.complex64) if cplx else dt
         if dt.kind not in "fc":  # integer and bool results: dtype and shape (their values: test_ndimage, scipy_suite)
             compare(got, np.zeros(np.shape(want), dtype=dt), inf, dtype=dt)
             return
@@ -1299,14 +1300,229 @@ def make_match_template(gpu=False):
             if is_huge(np.asarray(a)) or not finite(a, t) or max(amax(a), amax(t)) > 1e6:
                 return  # (normalized correlation of huge values is ill-conditioned in any implementation)
             A, T = f64(a), f64(t)
+            if pad and A.ndim == 1:
+                return  # (scikit-image takes 2-D and 3-D images: a 1-D one has no padded reference)
+            if T.size and np.ptp(T) == 0:
+                return  # (a constant template: convcore scores 0, scikit-image divides rounding noise)
+            kw = dict(pad_input=pad, mode=mode, constant_values=cv)
             if A.ndim == 1:
-                want = reference(lambda: skimage.feature.match_template(A[None], T[None], pad_input=False)[0])
+                want = reference(lambda: skimage.feature.match_template(A[None], T[None], **kw)[0])
             else:
-                want = reference(lambda: skimage.feature.match_template(A, T, pad_input=False))
+                want = reference(lambda: skimage.feature.match_template(A, T, **kw))
             dt = float_of(a)
             # Windows of (nearly) constant intensity are ill-conditioned in both.
             compare(got, want, 0.0, 1e-4 if dt == np.float32 else 1e-6, dtype=dt)
-        return Call("convcore.ndimage.match_template", cn.match_template, (a, t), check=check)
+        pad = choose(rng, [False, False, True], [1, None, "yes"])
+        mode = choose(rng, ["constant", "constant", "reflect", "edge", "wrap", "symmetric", "mean"], ["bogus", None])
+        cv = choose(rng, [0, 0, 1.5, -2.0])
+        return Call("convcore.ndimage.match_template", cn.match_template, (a, t),
+                    dict(pad_input=pad, mode=mode, constant_values=cv), check=check)
+    return make
+
+
+# ---------------------------------------------------------------- rank filters (issue 16)
+RANKS, RANKS_BAD = [0, 1, -1, 2, -2], [100, -100, 1.5, None, "1", True]
+PERCENTILES, PERCENTILES_BAD = [0, 20, 50, 50.0, -30, 100, 99.9, np.float32(75)], [101, -101, nan, inf, "50", None]
+
+
+def _rank_check(ref, a, output, cval, window=None):
+    """Check for an order statistic: exactly scipy's values in scipy's dtype (an order
+    statistic rounds nothing), for finite inputs and cval (with NaN the order is
+    unspecified in both). ``window``: the footprint's length for a 1-D rank filter,
+    whose scipy path reads past arrays shorter than it (values that are not in the
+    input)."""
+    def check(got):
+        refuse_nonnumeric(a)
+        if is_huge(a if isinstance(a, np.ndarray) else np.asarray(a)):
+            return
+        want = reference(ref)
+        if isinstance(output, np.ndarray) and got is not output:
+            raise Mismatch("output= array not returned", "the output= array is not the result")
+        if window is not None and np.ndim(a) == 1 and np.size(a) < window():
+            raise NoReference("scipy's 1-D rank filter on an array shorter than its window")
+        if window is not None and np.ndim(a) == 1 and output is not None and want.dtype != np.asarray(a).dtype:
+            raise NoReference("scipy's 1-D rank filter writes its own dtype into an output of another")
+        if np.asarray(a).dtype == np.uint64 and isinstance(cval, (int, float, np.number)) and not 0 <= cval < 2 ** 63:
+            raise NoReference("scipy's uint64 rank filters with a cval outside [0, 2**63): C's undefined cast")
+        nan_cval = isinstance(cval, (float, np.floating)) and not np.isfinite(cval)
+        if not finite(a) or nan_cval:
+            compare(got, np.zeros(np.shape(want), dtype=want.dtype), inf, nan_rule="finite-only", dtype=want.dtype)
+            return
+        compare(got, want, 0.0, 0.0, dtype=want.dtype)
+    return check
+
+
+def _window_args(rng, nd_):
+    """``size`` or ``footprint`` (or both, or neither), scipy's way."""
+    r = rng.random()
+    size = choose(rng, SIZES + [[3] * nd_, [1, 2, 3, 4][:nd_]], SIZES_BAD + [[3] * (nd_ + 1)])
+    fp = (rng.random(tuple(int(rng.integers(1, 4)) for _ in range(nd_))) < 0.7) if nd_ else np.ones(())
+    if r < 0.45:
+        return size, None
+    if r < 0.9:
+        return None, fp
+    return choice(rng, [(size, fp), (None, None), (None, np.zeros((2,) * max(nd_, 1), bool)),
+                        (None, np.ones((2,) * (nd_ + 1), bool))])
+
+
+def _scipy_layout(a):
+    """``a`` as scipy reads it correctly: a broadcast (zero-stride) view copied (scipy's
+    N-D min/max filters mis-read them, taking cval for values)."""
+    if isinstance(a, np.ndarray) and a.size > 1 and 0 in a.strides and a.size <= BIG:
+        return np.ascontiguousarray(a)
+    return a
+
+
+def make_rank(name):
+    def make(rng):
+        a = arr(rng, ndim=int(rng.integers(0, 4)), huge=0.02, hi=6)
+        nd_ = np.ndim(a)
+        size, fp = _window_args(rng, nd_)
+        mode = choose(rng, ND_MODES + ([["reflect", "wrap", "constant"][:nd_]] if nd_ else []), ND_MODES_BAD)
+        cval = choose(rng, CVALS + [300, -3, 1.7], CVALS_BAD)
+        origin = choose(rng, [0, 0, 1, -1], ORIGIN_BAD)
+        axes = choose(rng, [None, None, None, [0], [-1], (0, -1)], [[0, 0], [5], "x", 1.5])
+        output = _output_arg(rng, np.shape(a))
+        ref_out = output.copy() if isinstance(output, np.ndarray) else output
+        extra, kw_extra = (), {}
+        if name == "rank_filter":
+            extra = (choose(rng, RANKS, RANKS_BAD),)
+        elif name == "percentile_filter":
+            extra = (choose(rng, PERCENTILES, PERCENTILES_BAD),)
+
+        def ref():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                return getattr(nd, name)(_scipy_layout(a), *extra, size=size, footprint=fp, output=ref_out, mode=mode,
+                                         cval=cval, origin=origin, axes=axes)
+
+        def window():
+            return np.size(fp) if fp is not None else int(np.prod(np.atleast_1d(size)))
+        return Call(f"convcore.ndimage.{name}", getattr(cn, name), (a,) + extra,
+                    dict(size=size, footprint=fp, output=output, mode=mode, cval=cval, origin=origin, axes=axes,
+                         **kw_extra), check=_rank_check(ref, a, output, cval,
+                                                        window if name not in ("minimum_filter", "maximum_filter")
+                                                        else None))
+    return make
+
+
+def make_minmax1d(name):
+    def make(rng):
+        a = arr(rng, ndim=int(rng.integers(0, 4)), huge=0.02)
+        size = choose(rng, SIZES, SIZES_BAD)
+        axis = choose(rng, AXES1, AXES1_BAD)
+        mode = choose(rng, ND_MODES, ND_MODES_BAD)
+        cval = choose(rng, CVALS + [300, -3], CVALS_BAD)
+        origin = choose(rng, [0, 0, 1, -1], ORIGIN_BAD)
+        output = _output_arg(rng, np.shape(a))
+        ref_out = output.copy() if isinstance(output, np.ndarray) else output
+
+        def ref():
+            return getattr(nd, name)(_scipy_layout(a), size, axis=axis, output=ref_out, mode=mode, cval=cval,
+                                     origin=origin)
+        return Call(f"convcore.ndimage.{name}", getattr(cn, name), (a, size),
+                    dict(axis=axis, output=output, mode=mode, cval=cval, origin=origin),
+                    check=_rank_check(ref, a, output, cval))
+    return make
+
+
+# ------------------------------------------------- Laplace and gradient magnitudes (issue 16)
+def _axes_modes(rng, nd_):
+    axes = choose(rng, [None, None, [0], [-1], (0, -1)], [[0, 0], [5], "x"])
+    n_ax = nd_ if axes is None else len(axes) if isinstance(axes, (list, tuple)) else 1
+    mode = choose(rng, ND_MODES + [["nearest", "wrap", "mirror"][:max(n_ax, 0)] or "reflect"], ND_MODES_BAD)
+    return axes, mode
+
+
+def make_laplace(gpu=False):
+    def make(rng):
+        a = arr(rng, ndim=int(rng.integers(0, 4)), huge=0.02, gpu=gpu)
+        nd_ = np.ndim(a)
+        axes, mode = _axes_modes(rng, nd_)
+        cval = choose(rng, CVALS, CVALS_BAD)
+
+        def ref():
+            return nd.laplace(up(a), mode=mode, cval=cval, axes=axes)
+        return Call("convcore.ndimage.laplace", cn.laplace, (a,), dict(mode=mode, cval=cval, axes=axes),
+                    check=_nd_check(ref, a, 4 * max(nd_, 1), None, cval, nan_rule="ref-nonfinite"))
+    return make
+
+
+def _deriv_scale(sigma, order, nd_):
+    s = [float(x) for x in np.atleast_1d(sigma)] if numeric(sigma) else [1.0]
+    return max(nd_, 1) * max(float(np.abs(cn._gaussian_kernel1d(v, order, int(4 * v + 0.5))).sum())
+                             for v in s if np.isfinite(v) and v > 0.05) if any(
+        np.isfinite(v) and v > 0.05 for v in s) else 1.0
+
+
+def make_gaussian_composed(name, order, gpu=False):
+    def make(rng):
+        a = arr(rng, ndim=int(rng.integers(0, 4)), huge=0.02, gpu=gpu, hi=6)
+        nd_ = np.ndim(a)
+        axes, mode = _axes_modes(rng, nd_)
+        sigma = choose(rng, [0.7, 1.0, 2.0, 1.5], [0.0, -1.0, nan, None, "1"])
+        cval = choose(rng, CVALS, CVALS_BAD)
+
+        def ref():
+            if "gradient" in name and numeric_c(a) and np.asarray(a).dtype.kind == "c":
+                # (the square root of a complex sum of squares: a signed zero in the
+                # imaginary part, from either implementation's summation, picks the branch)
+                raise NoReference("complex gradient magnitude: branch cut of sqrt")
+            return getattr(nd, name)(up(a), sigma, mode=mode, cval=cval, axes=axes)
+        return Call(f"convcore.ndimage.{name}", getattr(cn, name), (a, sigma), dict(mode=mode, cval=cval, axes=axes),
+                    check=_nd_check(ref, a, lambda: _deriv_scale(sigma, order, nd_), None, cval, factor=4.0,
+                                    nan_rule="ref-nonfinite"))
+    return make
+
+
+def make_generic_composed(name, gpu=False):
+    def make(rng):
+        a = arr(rng, ndim=int(rng.integers(1, 4)), huge=0.02, gpu=gpu)
+        nd_ = np.ndim(a)
+        axes, mode = _axes_modes(rng, nd_)
+        cval = choose(rng, CVALS, CVALS_BAD)
+        w = [1.0, -2.0, 1.0] if name == "generic_laplace" else [-0.5, 0.0, 0.5]
+
+        def ours(x, axis, output, m, cv):
+            return cn.correlate1d(x, w, axis, output, m, cv)
+
+        def theirs(x, axis, output, m, cv):
+            return nd.correlate1d(x, w, axis, output, m, cv)
+
+        def ref():
+            if "gradient" in name and numeric_c(a) and np.asarray(a).dtype.kind == "c":
+                raise NoReference("complex gradient magnitude: branch cut of sqrt")
+            return getattr(nd, name)(up(a), theirs, mode=mode, cval=cval, axes=axes)
+        return Call(f"convcore.ndimage.{name}", getattr(cn, name), (a, ours), dict(mode=mode, cval=cval, axes=axes),
+                    check=_nd_check(ref, a, 4 * nd_, None, cval, factor=4.0, nan_rule="ref-nonfinite"))
+    return make
+
+
+# ------------------------------------------------------------ FFT convolution (issue 16)
+def make_fftconvolve(name):
+    def make(rng):
+        a, b = _sig_inputs(rng)
+        mode = choose(rng, SIG_MODES, SIG_MODES_BAD)
+        axes = choose(rng, [None, None, None, 0, -1, [0], (0, -1)], [[], [0, 0], 5, 1.5, [[0, 1]]])
+
+        def raw():  # (scipy's dtype: each input's own FFT precision, integers in float64)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return getattr(ss, name)(a, b, mode=mode, axes=axes)
+
+        def ref():  # (the values: in float64, scipy's float32 transforms are less exact than ours)
+            r = raw()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if not numeric_c(a, b) or (np.ndim(a) == 0 and np.ndim(b) == 0):
+                    return r  # (two scalars: their product in numpy's type, as scipy)
+                return getattr(ss, name)(up(a), up(b), mode=mode, axes=axes)
+
+        def out_dt():
+            w = reference(raw)
+            return w.dtype if np.asarray(a).size and np.asarray(b).size else None
+        return Call(f"convcore.signal.{name}", getattr(csig, name), (a, b), dict(mode=mode, axes=axes),
+                    check=_correlation_check(ref, (a, b), out_dt, "finite-only", factor=8.0))
     return make
 
 
@@ -1448,6 +1664,18 @@ def filter_entries(gpu=False):
     e["ndimage.prewitt"] = make_derivative("prewitt", gpu)
     e["ndimage.edge_filter"] = make_edge_filter(gpu)
     e["ndimage.match_template"] = make_match_template(gpu)
+    e["ndimage.laplace"] = make_laplace(gpu)
+    e["ndimage.gaussian_laplace"] = make_gaussian_composed("gaussian_laplace", 2, gpu)
+    e["ndimage.gaussian_gradient_magnitude"] = make_gaussian_composed("gaussian_gradient_magnitude", 1, gpu)
+    if not gpu:  # (CPU kernels whatever the device)
+        e["ndimage.generic_laplace"] = make_generic_composed("generic_laplace")
+        e["ndimage.generic_gradient_magnitude"] = make_generic_composed("generic_gradient_magnitude")
+        for n in ("minimum_filter", "maximum_filter", "median_filter", "rank_filter", "percentile_filter"):
+            e[f"ndimage.{n}"] = make_rank(n)
+        for n in ("minimum_filter1d", "maximum_filter1d"):
+            e[f"ndimage.{n}"] = make_minmax1d(n)
+        for n in ("fftconvolve", "oaconvolve"):
+            e[f"signal.{n}"] = make_fftconvolve(n)
     e["pooling.max_pool"] = make_pool("max_pool", gpu)
     e["pooling.avg_pool"] = make_pool("avg_pool", gpu)
     if not gpu:

@@ -25,9 +25,10 @@ TOOL = ROOT / "tools" / "scipy_suite"
 SERIES = "1.17."
 #: The least share of the counted tests that must pass.
 PASS_RATE = 0.99
-#: The suite counted 2,015 tests calling a swapped function with scipy 1.17.1; far fewer
-#: means the swap or the counting broke.
-MIN_COUNTED = 1900
+#: The suite counted 14,056 tests calling a swapped function with scipy 1.17.1 (2,015
+#: before fftconvolve, oaconvolve, the Laplace, gradient-magnitude and rank filters were
+#: swapped in); far fewer means the swap or the counting broke.
+MIN_COUNTED = 13500
 
 
 def expected_failures():

@@ -128,6 +128,12 @@ class ArgumentShapeError(ValueError, RuntimeError):
     the RuntimeError scipy.ndimage raises for the same mistakes."""
 
 
+class ArgumentValueError(ValueError, RuntimeError):
+    """An argument out of its range where scipy raises RuntimeError (a filter size below
+    1, a rank outside the footprint, a percentile outside [-100, 100], no size nor
+    footprint): a ValueError, and scipy's RuntimeError."""
+
+
 def per_axis(func: str, name: str, value, ndim: int, cast=int):
     """Expand a scalar or a sequence (one entry per axis) to a list of ``ndim`` values.
 

@@ -32,7 +32,9 @@ from . import signal as _signal
 __all__ = [
     "correlate", "convolve", "correlate1d", "convolve1d",
     "uniform_filter", "uniform_filter1d", "gaussian_filter", "gaussian_filter1d",
-    "sobel", "prewitt", "uniform_kernel", "gaussian_kernel", "sobel_kernels",
+    "sobel", "prewitt", "laplace", "generic_laplace", "gaussian_laplace", "generic_gradient_magnitude",
+    "gaussian_gradient_magnitude", "minimum_filter", "minimum_filter1d", "maximum_filter", "maximum_filter1d",
+    "rank_filter", "median_filter", "percentile_filter", "uniform_kernel", "gaussian_kernel", "sobel_kernels",
     "edge_filter", "match_template",
 ]
 
@@ -106,8 +108,9 @@ def _output(func, a, output, complex_output=False):
     real one promoted to complex, with scipy's warning, where the result is complex); a
     dtype string or an array must be complex where the result is (RuntimeError, as
     scipy), and an array must have the input's shape."""
-    if output is None:
-        return (np.promote_types(a.dtype, np.complex64) if complex_output else a.dtype), None
+    if output is None:  # (in the machine's byte order, as scipy's zeros(dtype=input.dtype.name))
+        dt = a.dtype.newbyteorder("=")
+        return (np.promote_types(dt, np.complex64) if complex_output else dt), None
     if isinstance(output, np.ndarray):
         if output.shape != a.shape:
             raise _checks.ArgumentShapeError(f"{func}: output array has shape {output.shape}, expected the input's "
@@ -725,6 +728,449 @@ def prewitt(input, axis=-1, output=None, mode="reflect", cval=0.0):
     return _derivative_filter("prewitt", input, axis, output, mode, cval, np.array([1.0, 1.0, 1.0]))
 
 
+# ------------------------------------------------- Laplace and gradient magnitude
+def _new_output(func, a, output):
+    """scipy's ``_get_output`` for the composed filters: the array to accumulate into
+    (``output`` itself when it is one, else a new zeroed array of the dtype)."""
+    dt, arr = _output(func, a, output, complex_output=a.dtype.kind == "c")
+    return arr if arr is not None else np.zeros(a.shape, dtype=dt)
+
+
+def _composed_axes(func, a, axes, mode):
+    axes = _axes(func, axes, a.ndim)
+    return axes, per_axis(func, "mode", mode, len(axes), cast=lambda m: _mode(func, m))
+
+
+def generic_laplace(input, derivative2, output=None, mode="reflect", cval=0.0, extra_arguments=(),
+                    extra_keywords=None, *, axes=None):
+    """N-D Laplace filter with a given second-derivative function, as
+    ``scipy.ndimage.generic_laplace``: the sum over ``axes`` of
+    ``derivative2(input, axis, output, mode, cval, *extra_arguments, **extra_keywords)``,
+    accumulated in the output dtype. ``mode`` may be given per axis."""
+    f = "generic_laplace"
+    if not callable(derivative2):
+        raise TypeError(f"{f}: derivative2 must be callable, got {derivative2!r}")
+    extra_keywords = {} if extra_keywords is None else extra_keywords
+    a = _numeric_array(f, "input", input, complex_ok=True)
+    out = _new_output(f, a, output)
+    axes, modes = _composed_axes(f, a, axes, mode)
+    if not axes:
+        out[...] = a
+        return out
+    derivative2(a, axes[0], out, modes[0], cval, *extra_arguments, **extra_keywords)
+    for ax, m in zip(axes[1:], modes[1:]):
+        out += derivative2(a, ax, out.dtype, m, cval, *extra_arguments, **extra_keywords)
+    return out
+
+
+@device_arg
+def laplace(input, output=None, mode="reflect", cval=0.0, *, axes=None):
+    """N-D Laplace filter from second differences ``[1, -2, 1]`` along each axis, as
+    ``scipy.ndimage.laplace`` (each axis stored in the output dtype, then summed there).
+
+    Examples
+    --------
+    >>> import numpy as np, convcore
+    >>> convcore.ndimage.laplace(np.array([[0.0, 0, 0], [0, 1, 0], [0, 0, 0]]), mode='constant')
+    array([[ 0.,  1.,  0.],
+           [ 1., -4.,  1.],
+           [ 0.,  1.,  0.]])
+    """
+    def derivative2(x, axis, out, m, cv):
+        return correlate1d(x, [1, -2, 1], axis, out, m, cv, 0)
+    return generic_laplace(input, derivative2, output, mode, cval, axes=axes)
+
+
+def _sigma_over_axes(func, a, sigma, axes):
+    """``sigma`` per axis of ``a``: one per filtered axis, 0 (no smoothing) elsewhere."""
+    axes = _axes(func, axes, a.ndim)
+    sig = per_axis(func, "sigma", sigma, len(axes), cast=lambda v: _checks.real(func, "sigma", _checks._unwrap0d(v),
+                                                                              minimum=0))
+    full = [0.0] * a.ndim
+    for s, ax in zip(sig, axes):
+        full[ax] = s
+    return full
+
+
+@device_arg
+def gaussian_laplace(input, sigma, output=None, mode="reflect", cval=0.0, *, axes=None, **kwargs):
+    """Laplace filter from Gaussian second derivatives, as ``scipy.ndimage.gaussian_laplace``
+    (the Laplacian of Gaussian): the sum over ``axes`` of :func:`gaussian_filter` of order 2
+    along that axis. ``kwargs`` (``truncate``, ``radius``) go to :func:`gaussian_filter`.
+
+    Examples
+    --------
+    >>> import numpy as np, convcore
+    >>> x = np.zeros((5, 5)); x[2, 2] = 1
+    >>> float(convcore.ndimage.gaussian_laplace(x, 1)[2, 2].round(6))
+    -0.221497
+    """
+    f = "gaussian_laplace"
+    a = _numeric_array(f, "input", input, complex_ok=True)
+    sig = _sigma_over_axes(f, a, sigma, axes)
+
+    def derivative2(x, axis, out, m, cv, s, **kw):
+        order = [0] * x.ndim
+        order[axis] = 2
+        return gaussian_filter(x, s, order, out, m, cv, **kw)
+    return generic_laplace(a, derivative2, output, mode, cval, extra_arguments=(sig,), extra_keywords=kwargs,
+                           axes=axes)
+
+
+def generic_gradient_magnitude(input, derivative, output=None, mode="reflect", cval=0.0, extra_arguments=(),
+                               extra_keywords=None, *, axes=None):
+    """Gradient magnitude with a given derivative function, as
+    ``scipy.ndimage.generic_gradient_magnitude``: ``sqrt(sum over axes of
+    derivative(input, axis, output, mode, cval, ...)**2)``, squared and summed in the
+    output dtype (the square root cast to it, as scipy)."""
+    f = "generic_gradient_magnitude"
+    if not callable(derivative):
+        raise TypeError(f"{f}: derivative must be callable, got {derivative!r}")
+    extra_keywords = {} if extra_keywords is None else extra_keywords
+    a = _numeric_array(f, "input", input, complex_ok=True)
+    out = _new_output(f, a, output)
+    axes, modes = _composed_axes(f, a, axes, mode)
+    if not axes:
+        out[...] = a
+        return out
+    derivative(a, axes[0], out, modes[0], cval, *extra_arguments, **extra_keywords)
+    with np.errstate(over="ignore", invalid="ignore"):
+        np.multiply(out, out, out)
+        for ax, m in zip(axes[1:], modes[1:]):
+            tmp = derivative(a, ax, out.dtype, m, cval, *extra_arguments, **extra_keywords)
+            np.multiply(tmp, tmp, tmp)
+            out += tmp
+        np.sqrt(out, out, casting="unsafe")
+    return out
+
+
+@device_arg
+def gaussian_gradient_magnitude(input, sigma, output=None, mode="reflect", cval=0.0, *, axes=None, **kwargs):
+    """Gradient magnitude from Gaussian derivatives, as
+    ``scipy.ndimage.gaussian_gradient_magnitude``: ``sqrt(sum over axes of
+    gaussian_filter(order 1 along the axis)**2)``. ``kwargs`` go to :func:`gaussian_filter`.
+
+    Examples
+    --------
+    >>> import numpy as np, convcore
+    >>> x = np.zeros((5, 5)); x[:, 3:] = 1
+    >>> convcore.ndimage.gaussian_gradient_magnitude(x, 1)[2].round(4)
+    array([0.0336, 0.1914, 0.3893, 0.3893, 0.1914])
+    """
+    f = "gaussian_gradient_magnitude"
+    a = _numeric_array(f, "input", input, complex_ok=True)
+
+    def derivative(x, axis, out, m, cv, s, **kw):
+        order = [0] * x.ndim
+        order[axis] = 1
+        return gaussian_filter(x, s, order, out, m, cv, **kw)
+    return generic_gradient_magnitude(a, derivative, output, mode, cval, extra_arguments=(sigma,),
+                                      extra_keywords=kwargs, axes=axes)
+
+
+# ------------------------------------------------------------------ rank filters
+def _rank_input(func, input):
+    """The input of a rank filter: bool, integer, float32 or float64 (complex is a
+    TypeError, as scipy; float16 and long double as :func:`_input`)."""
+    a = _numeric_array(func, "input", input, complex_ok=True)
+    if a.dtype.kind == "c":
+        raise TypeError(f"{func}: complex input is not supported (Complex type not supported), got {a.dtype}")
+    _supported(func, "input", a.dtype)
+    return a
+
+
+def _rank_native(a, mode, cval, cast_cval):
+    """The array the native kernel orders and its ``cval``: bool as its uint8 bytes.
+    ``cast_cval`` (scipy's N-D rank and min/max filters): ``cval`` is first stored in
+    the input's dtype as C stores it (-3 is 253 in uint8). Otherwise (scipy's 1-D
+    passes, which order in double or int64): an integer input keeps its type when
+    ``cval`` truncated toward zero fits it (ordering commutes with that truncation, so
+    the result is scipy's, which truncates the result), else everything is ordered in
+    float64; a float32 input takes ``cval`` rounded to float32 (rounding commutes with
+    ordering too)."""
+    x = a.view(np.uint8) if a.dtype.kind == "b" else a
+    if not x.dtype.isnative:
+        x = x.astype(x.dtype.newbyteorder("="))
+    if mode not in ("constant", "grid-constant"):
+        return x, np.zeros(1, dtype=x.dtype)
+    if cast_cval:
+        cv = _checks.c_cast(np.array([cval]), a.dtype)
+        return x, (cv.view(np.uint8) if cv.dtype.kind == "b" else cv).astype(x.dtype)
+    if x.dtype.kind in "iu":
+        info = np.iinfo(x.dtype)
+        if math.isfinite(cval) and info.min <= math.trunc(cval) <= info.max:
+            return x, np.array([math.trunc(cval)], dtype=x.dtype)
+        return x.astype(np.float64), np.array([cval])
+    with np.errstate(over="ignore"):
+        return x, np.array([cval], dtype=x.dtype)
+
+
+def _rank_nd(func, a, fp, rank, origins, mode, cval, dt, arr, cast_cval=True):
+    """The ``rank``-th smallest over the boolean footprint ``fp`` (one dimension per
+    axis of ``a``), native and parallel, stored in ``dt`` (into ``arr``); ``cast_cval``
+    as :func:`_rank_native`."""
+    mode = _one_mode(func, mode)
+    cval = _cval(func, cval)
+    if a.size == 0:
+        return _store(np.zeros(a.shape, dtype=a.dtype), dt, arr)
+    x, cv = _rank_native(a, mode, cval, cast_cval)
+    res = _core.rank_filter(np.ascontiguousarray(x), np.ascontiguousarray(fp, dtype=np.uint8), int(rank),
+                            [int(o) for o in origins], mode, np.ascontiguousarray(cv))
+    return _store(res, dt, arr)
+
+
+def _minmax1d(func, input, size, axis, output, mode, cval, origin, minimum):
+    a = _rank_input(func, input)
+    if a.ndim == 0:
+        raise ValueError(f"{func}: input must have at least one dimension, got a 0-d array")
+    axis = normalize_axis(func, axis, a.ndim)
+    size = _checks.integer(func, "size", _checks._unwrap0d(size))
+    if size < 1:
+        raise _checks.ArgumentValueError(f"{func}: incorrect filter size {size}: it must be >= 1")
+    dt, arr = _output(func, a, output)
+    origin = _checks.integer(func, "origin", _checks._unwrap0d(origin))
+    _check_origin(func, origin, size)
+    shape = [1] * a.ndim
+    shape[axis] = size
+    origins = [0] * a.ndim
+    origins[axis] = origin
+    return _rank_nd(func, a, np.ones(shape, dtype=bool), 0 if minimum else size - 1, origins, mode, cval, dt, arr,
+                    cast_cval=False)
+
+
+@device_arg
+def minimum_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0, origin=0):
+    """Minimum over ``size`` values along ``axis``, as ``scipy.ndimage.minimum_filter1d``.
+
+    Examples
+    --------
+    >>> import numpy as np, convcore
+    >>> convcore.ndimage.minimum_filter1d(np.array([2, 8, 0, 4, 1, 9, 9, 0]), size=3)
+    array([2, 0, 0, 0, 1, 1, 0, 0])
+    """
+    return _minmax1d("minimum_filter1d", input, size, axis, output, mode, cval, origin, True)
+
+
+@device_arg
+def maximum_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0, origin=0):
+    """Maximum over ``size`` values along ``axis``, as ``scipy.ndimage.maximum_filter1d``.
+
+    Examples
+    --------
+    >>> import numpy as np, convcore
+    >>> convcore.ndimage.maximum_filter1d(np.array([2, 8, 0, 4, 1, 9, 9, 0]), size=3)
+    array([8, 8, 8, 4, 9, 9, 9, 9])
+    """
+    return _minmax1d("maximum_filter1d", input, size, axis, output, mode, cval, origin, False)
+
+
+def _footprint_or_size(func, size, footprint):
+    if size is not None and footprint is not None:
+        warnings.warn("ignoring size because footprint is set", UserWarning, stacklevel=4)
+    if footprint is None:
+        if size is None:
+            raise _checks.ArgumentValueError(f"{func}: no footprint or filter size provided (pass size= or "
+                                             "footprint=)")
+        return None
+    fp = np.asarray(footprint)
+    if fp.dtype.kind not in "biuf":
+        raise TypeError(f"{func}: footprint must be an array of booleans (or numbers), got dtype {fp.dtype}")
+    return fp.astype(bool)
+
+
+def _expand_footprint(func, a, fp, axes):
+    """``fp`` over every axis of ``a`` (size 1 on the axes not in ``axes``)."""
+    if len(axes) < a.ndim:
+        if fp.ndim != len(axes):
+            raise _checks.ArgumentShapeError(f"{func}: footprint.ndim ({fp.ndim}) must match len(axes) "
+                                             f"({len(axes)}), got footprint shape {fp.shape}")
+        fp = np.expand_dims(fp, tuple(ax for ax in range(a.ndim) if ax not in axes))
+    if fp.ndim != a.ndim or 0 in fp.shape:
+        raise _checks.ArgumentShapeError(f"{func}: footprint.ndim ({fp.ndim}) must match len(axes) "
+                                         f"({len(axes)}) with no empty axis, got footprint shape {fp.shape}")
+    return fp
+
+
+def _expand_origins(func, a, origin, axes):
+    origins = per_axis(func, "origin", origin, len(axes))
+    full = [0] * a.ndim
+    for o, ax in zip(origins, axes):
+        full[ax] = o
+    return full
+
+
+def _min_or_max(func, input, size, footprint, output, mode, cval, origin, axes, minimum):
+    fp = _footprint_or_size(func, size, footprint)
+    if fp is not None and not fp.any():
+        raise ValueError(f"{func}: an all-zero footprint is not supported (All-zero footprint), got shape {fp.shape}")
+    a = _rank_input(func, input)
+    axes = _axes(func, axes, a.ndim)
+    if fp is None or fp.all():
+        # a box: one 1-D pass per axis (scipy's separable path), each stored in the
+        # output dtype; sizes, origins and modes per axis.
+        sizes = per_axis(func, "size", size if fp is None else fp.shape, len(axes),
+                         cast=lambda v: _checks.integer(func, "size", _checks._unwrap0d(v)))
+        origins = per_axis(func, "origin", origin, len(axes))
+        modes = per_axis(func, "mode", mode, len(axes), cast=lambda m: _mode(func, m))
+        one = minimum_filter1d if minimum else maximum_filter1d
+        passes = [(lambda x, dt, cv, ax=ax, sz=sz, org=org, m=m: one(x, sz, ax, dt, m, cv, org))
+                  for ax, sz, org, m in zip(axes, sizes, origins, modes) if sz > 1]
+        return _separable(func, a, output, cval, passes)
+    if not isinstance(mode, str):
+        raise _checks.ArgumentTypeError(f"{func}: a sequence of modes is not supported for non-separable "
+                                        f"footprints, got mode={mode!r}")
+    fp = _expand_footprint(func, a, fp, axes)
+    origins = _expand_origins(func, a, origin, axes)
+    for o, n in zip(origins, fp.shape):
+        _check_origin(func, o, n)
+    dt, arr = _output(func, a, output)
+    return _rank_nd(func, a, fp, 0 if minimum else int(fp.sum()) - 1, origins, mode, cval, dt, arr)
+
+
+@device_arg
+def minimum_filter(input, size=None, footprint=None, output=None, mode="reflect", cval=0.0, origin=0, *,
+                   axes=None):
+    """Minimum over a window, as ``scipy.ndimage.minimum_filter`` (grey erosion with a
+    flat footprint).
+
+    ``size`` (a box, per axis or one for all) or ``footprint`` (a boolean array, one
+    dimension per filtered axis) gives the window; a box is filtered one axis at a time
+    (``mode`` then may be given per axis). ``origin`` shifts the window, ``axes``
+    chooses the axes filtered. The result has the input's dtype (or ``output``'s).
+
+    Examples
+    --------
+    >>> import numpy as np, convcore
+    >>> convcore.ndimage.minimum_filter(np.array([[3, 1, 4], [1, 5, 9], [2, 6, 5]]), size=2)
+    array([[3, 1, 1],
+           [1, 1, 1],
+           [1, 2, 5]])
+    """
+    return _min_or_max("minimum_filter", input, size, footprint, output, mode, cval, origin, axes, True)
+
+
+@device_arg
+def maximum_filter(input, size=None, footprint=None, output=None, mode="reflect", cval=0.0, origin=0, *,
+                   axes=None):
+    """Maximum over a window, as ``scipy.ndimage.maximum_filter`` (grey dilation with a
+    flat footprint); arguments as :func:`minimum_filter`.
+
+    Examples
+    --------
+    >>> import numpy as np, convcore
+    >>> convcore.ndimage.maximum_filter(np.array([[3, 1, 4], [1, 5, 9], [2, 6, 5]]), size=2)
+    array([[3, 3, 4],
+           [3, 5, 9],
+           [2, 6, 9]])
+    """
+    return _min_or_max("maximum_filter", input, size, footprint, output, mode, cval, origin, axes, False)
+
+
+def _rank(func, input, rank, size, footprint, output, mode, cval, origin, operation, axes):
+    """scipy's ``_rank_filter``: ``operation`` is 'rank' (``rank`` an integer, negative
+    from the top), 'median' or 'percentile' (``rank`` a percentile in [-100, 100])."""
+    fp = _footprint_or_size(func, size, footprint)
+    a = _rank_input(func, input)
+    axes = _axes(func, axes, a.ndim)
+    if fp is None:
+        sizes = per_axis(func, "size", size, len(axes),
+                         cast=lambda v: _checks.integer(func, "size", _checks._unwrap0d(v), minimum=0))
+        fp = np.ones(sizes, dtype=bool)
+    fp = _expand_footprint(func, a, fp, axes)
+    origins = _expand_origins(func, a, origin, axes)
+    if not isinstance(mode, str):
+        modes = per_axis(func, "mode", mode, len(axes), cast=lambda m: _mode(func, m))
+        mode = ["constant"] * a.ndim
+        for m, ax in zip(modes, axes):
+            mode[ax] = m
+    for o, n in zip(origins, fp.shape):
+        _check_origin(func, o, n)
+    count = int(fp.sum())
+    if operation == "median":
+        rank = count // 2
+    elif operation == "percentile":
+        p = _checks.real(func, "percentile", _checks._unwrap0d(rank))
+        if p < 0.0:
+            p += 100.0
+        if not 0 <= p <= 100:
+            raise _checks.ArgumentValueError(f"{func}: invalid percentile {rank!r}: it must lie in [-100, 100]")
+        rank = count - 1 if p == 100.0 else int(float(count) * p / 100.0)
+    else:
+        rank = _checks.integer(func, "rank", _checks._unwrap0d(rank))
+    if rank < 0:
+        rank += count
+    if not 0 <= rank < count:
+        raise _checks.ArgumentValueError(f"{func}: rank {rank} is not within the footprint's {count} positions "
+                                         "(rank not within filter footprint size)")
+    if rank == 0:
+        return minimum_filter(a, None, fp, output, mode, cval, origins)
+    if rank == count - 1:
+        return maximum_filter(a, None, fp, output, mode, cval, origins)
+    dt, arr = _output(func, a, output)
+    if not isinstance(mode, str):
+        raise _checks.ArgumentTypeError(f"{func}: a sequence of modes is not supported by non-separable rank "
+                                        f"filters, got mode={mode!r}")
+    # scipy's 1-D rank filter orders in int64 / float64 (cval cast to that), its N-D one
+    # in the input's dtype
+    one_d = a.ndim == 1 and (a.size - ((fp.size - 1) // 2 - origins[0]) >= 0 or a.size == 1)
+    if one_d and a.dtype.kind in "biu":
+        # (scipy's 1-D rank filter casts cval to int64 first, whatever the mode)
+        c = _cval(func, cval)
+        if not (math.isfinite(c) and -2.0 ** 63 <= c < 2.0 ** 63):
+            raise ValueError(f"{func}: cval {cval!r} cannot be converted to the integer input's int64")
+    return _rank_nd(func, a, fp, rank, origins, mode, cval, dt, arr, cast_cval=not one_d)
+
+
+@device_arg
+def rank_filter(input, rank, size=None, footprint=None, output=None, mode="reflect", cval=0.0, origin=0, *,
+                axes=None):
+    """The ``rank``-th smallest value of each window (0 the minimum, -1 the maximum), as
+    ``scipy.ndimage.rank_filter``; windows as :func:`minimum_filter`.
+
+    Examples
+    --------
+    >>> import numpy as np, convcore
+    >>> convcore.ndimage.rank_filter(np.array([2, 8, 0, 4, 1, 9, 9, 0]), 1, size=3)
+    array([2, 2, 4, 1, 4, 9, 9, 0])
+    """
+    if isinstance(rank, (bool, np.bool_)) or not isinstance(_checks._unwrap0d(rank), numbers.Integral):
+        raise TypeError(f"rank_filter: rank must be an integer, got {rank!r}")
+    return _rank("rank_filter", input, rank, size, footprint, output, mode, cval, origin, "rank", axes)
+
+
+@device_arg
+def median_filter(input, size=None, footprint=None, output=None, mode="reflect", cval=0.0, origin=0, *,
+                  axes=None):
+    """Median of each window, as ``scipy.ndimage.median_filter`` (for an even number of
+    values, the upper of the two middle ones, as scipy); windows as
+    :func:`minimum_filter`. Small windows go through vectorised selection networks.
+
+    Examples
+    --------
+    >>> import numpy as np, convcore
+    >>> convcore.ndimage.median_filter(np.array([2, 80, 6, 3, 1, 9]), size=3)
+    array([ 2,  6,  6,  3,  3,  9])
+    """
+    return _rank("median_filter", input, 0, size, footprint, output, mode, cval, origin, "median", axes)
+
+
+@device_arg
+def percentile_filter(input, percentile, size=None, footprint=None, output=None, mode="reflect", cval=0.0,
+                      origin=0, *, axes=None):
+    """The ``percentile`` (-100 to 100; negative counts from the top) of each window, as
+    ``scipy.ndimage.percentile_filter``: the value of rank ``int(n * percentile / 100)``
+    of the window's ``n`` values; windows as :func:`minimum_filter`.
+
+    Examples
+    --------
+    >>> import numpy as np, convcore
+    >>> convcore.ndimage.percentile_filter(np.array([2, 8, 0, 4, 1, 9, 9, 0]), 20, size=5)
+    array([2, 0, 0, 0, 0, 0, 0, 0])
+    """
+    return _rank("percentile_filter", input, percentile, size, footprint, output, mode, cval, origin,
+                 "percentile", axes)
+
+
 # ---------------------------------------------------------------- kernel builders
 
 #: The most dimensions a numpy array may have (64 since numpy 2.0, 32 before).
@@ -856,15 +1302,28 @@ def edge_filter(image, angle_degrees, mode="reflect", cval=0.0):
     return correlate(a, k, mode=mode, cval=cval)
 
 
+#: numpy.pad's modes, the ``mode`` of :func:`match_template`'s padding.
+_PAD_MODES = ("constant", "edge", "linear_ramp", "maximum", "mean", "median", "minimum", "reflect", "symmetric",
+              "wrap", "empty")
+
+
 @device_arg
-def match_template(image, template):
+def match_template(image, template, pad_input=False, mode="constant", constant_values=0):
     """Normalized cross-correlation of ``template`` over every position of ``image``,
-    as ``skimage.feature.match_template(image, template, pad_input=False)``.
+    as ``skimage.feature.match_template``.
 
     Scores lie in [-1, 1]; 1 where the window is an exact (affine-brightness) copy of the
-    template. Works for any number of dimensions (2-D greyscale, 3-D colour or volume).
-    Output shape: ``image.shape - template.shape + 1``. Windows of constant intensity
-    score 0. Computed in float64; float32 images give a float32 result.
+    template. Works for any number of dimensions (2-D greyscale, 3-D colour or volume;
+    scikit-image takes 2-D and 3-D). Windows of constant intensity score 0. Computed in
+    float64; float32 images give a float32 result.
+
+    ``pad_input=False``: one score per position where the template lies inside the
+    image, output shape ``image.shape - template.shape + 1``, the score of the window
+    whose first corner is there. ``pad_input=True``: the image is first padded by the
+    template's size on each side with ``numpy.pad(mode=mode)`` (``constant_values``
+    for 'constant'), and the output has the image's shape, each score that of the
+    window centred on the pixel (for an even size, the centre is the cell after the
+    middle, as scikit-image).
 
     Examples
     --------
@@ -874,8 +1333,12 @@ def match_template(image, template):
     >>> np.unravel_index(r.argmax(), r.shape), round(float(r.max()), 6)
     ((np.int64(2), np.int64(3)), 1.0)
     """
-    img = as_float_array("match_template", "image", image)
-    tpl = as_float_array("match_template", "template", template)
+    f = "match_template"
+    img = as_float_array(f, "image", image)
+    tpl = as_float_array(f, "template", template)
+    if not isinstance(pad_input, (bool, np.bool_)):
+        raise TypeError(f"{f}: pad_input must be True or False, got {pad_input!r}")
+    _checks.choice(f, "mode", mode, _PAD_MODES)
     if img.ndim != tpl.ndim:
         raise ValueError(
             f"match_template: dimensionality of template must match image, got template shape "
@@ -885,9 +1348,23 @@ def match_template(image, template):
         raise ValueError(f"match_template: empty or 0-d input, got image {img.shape} and template {tpl.shape}")
     if any(t > i for t, i in zip(tpl.shape, img.shape)):
         raise ValueError(
-            f"match_template: image must be at least as large as template on every axis, "
-            f"got image shape {img.shape} and template shape {tpl.shape}"
+            f"match_template: image must be at least as large as template on every axis (image must be larger "
+            f"than template), got image shape {img.shape} and template shape {tpl.shape}"
         )
+    if pad_input:
+        # scikit-image pads by the template's size on each side, then keeps the windows
+        # starting t // 2 before each pixel: the same padding is cut to what they reach.
+        kw = {"constant_values": constant_values} if mode == "constant" else {}
+        try:
+            padded = np.pad(img, [(t, t) for t in tpl.shape], mode=mode, **kw)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{f}: cannot pad the image with mode={mode!r}: {e}") from None
+        img = padded[tuple(slice(t - t // 2, t + n + t - 1 - t // 2) for t, n in zip(tpl.shape, img.shape))]
+    return _ncc(img, tpl)
+
+
+def _ncc(img, tpl):
+    """The normalized cross-correlation of every valid window of ``img`` with ``tpl``."""
     out_dtype = img.dtype
     img64 = img.astype(np.float64)
     tpl64 = tpl.astype(np.float64)

@@ -13,6 +13,7 @@ pub mod norm;
 mod norm_f32;
 pub mod optim;
 pub mod pool;
+pub mod rank;
 pub mod resize;
 pub mod simd;
 #[cfg(target_arch = "x86_64")]

@@ -8,6 +8,7 @@ pub mod nn;
 pub mod norm;
 pub mod optim;
 pub mod pool;
+pub mod rank;
 pub mod resize;
 
 /// `(batch, *spatial, channels)`: the channels-last layout of pooling and convolution.

@@ -283,6 +283,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     depthwise_bindings::register(m)?;
     norm_bindings::register(m)?;
     optim_bindings::register(m)?;
+    rank_bindings::register(m)?;
     Ok(())
 }
 
@@ -337,3 +338,4 @@ mod resize_bindings;
 mod depthwise_bindings;
 mod norm_bindings;
 mod optim_bindings;
+mod rank_bindings;

@@ -62,6 +62,20 @@ SWAPS = {
     ("scipy.ndimage", "gaussian_filter1d"): ("convcore.ndimage", "gaussian_filter1d"),
     ("scipy.ndimage", "sobel"): ("convcore.ndimage", "sobel"),
     ("scipy.ndimage", "prewitt"): ("convcore.ndimage", "prewitt"),
+    ("scipy.signal", "fftconvolve"): ("convcore.signal", "fftconvolve"),
+    ("scipy.signal", "oaconvolve"): ("convcore.signal", "oaconvolve"),
+    ("scipy.ndimage", "laplace"): ("convcore.ndimage", "laplace"),
+    ("scipy.ndimage", "generic_laplace"): ("convcore.ndimage", "generic_laplace"),
+    ("scipy.ndimage", "gaussian_laplace"): ("convcore.ndimage", "gaussian_laplace"),
+    ("scipy.ndimage", "generic_gradient_magnitude"): ("convcore.ndimage", "generic_gradient_magnitude"),
+    ("scipy.ndimage", "gaussian_gradient_magnitude"): ("convcore.ndimage", "gaussian_gradient_magnitude"),
+    ("scipy.ndimage", "minimum_filter"): ("convcore.ndimage", "minimum_filter"),
+    ("scipy.ndimage", "minimum_filter1d"): ("convcore.ndimage", "minimum_filter1d"),
+    ("scipy.ndimage", "maximum_filter"): ("convcore.ndimage", "maximum_filter"),
+    ("scipy.ndimage", "maximum_filter1d"): ("convcore.ndimage", "maximum_filter1d"),
+    ("scipy.ndimage", "rank_filter"): ("convcore.ndimage", "rank_filter"),
+    ("scipy.ndimage", "median_filter"): ("convcore.ndimage", "median_filter"),
+    ("scipy.ndimage", "percentile_filter"): ("convcore.ndimage", "percentile_filter"),
 }
 
 # scipy test files run (relative to the scipy package directory). Each is copied with

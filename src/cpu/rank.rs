@@ -1,0 +1,599 @@
+//! Rank filters on the CPU: minimum, maximum and any order statistic over a footprint
+//! (`crate::ops::rank`), for every integer and float type.
+//!
+//! The input is first padded by the boundary rule (one copy, in parallel), so that the
+//! `count` values of output `o` are `padded[base(o) + off_j]` for fixed offsets `off_j`:
+//! along the last axis each offset is a contiguous run, and a run of outputs is computed
+//! lane by lane, vectorised:
+//! - the minimum and the maximum fold the `count` shifted runs (`count` vector min/max
+//!   per lane);
+//! - the medians of 9 and 25 one- and two-byte values (3x3 and 5x5 boxes) run
+//!   straight-line networks whose wires stay in vector registers ([`median9`],
+//!   [`median25`]; measured slower than the general network for wider types, whose
+//!   fully unrolled lanes the compiler does not vectorise);
+//! - other ranks of up to [`NET_MAX`] values go through a selection network: Batcher's
+//!   odd-even merge sort for the next power of two, restricted to `count` wires (the
+//!   missing wires act as +inf) and pruned to the comparators the wanted output wire
+//!   depends on (OpenCV's median filters use sorting networks the same way); each
+//!   comparator is a vector min and max over a run of outputs (256 bytes);
+//! - larger footprints gather each output's values and select (`select_nth_unstable`).
+//!
+//! The networks and the select path order integer keys (see [`Rank`]); the min/max
+//! folds compare the values themselves with `<`. With NaN in a window the result is
+//! unspecified (scipy's depends on where the NaN sits, too).
+
+use crate::error::{checked_numel, try_filled, Error, Result};
+use crate::ops::correlate::Boundary;
+use crate::ops::rank::RankPlan;
+use rayon::prelude::*;
+
+/// A value a rank filter orders. The networks and the select path order its `Key`, an
+/// integer with the same order (floats: the IEEE bits with the magnitude bits of
+/// negative values flipped), so that their min/max vectorise as integer instructions;
+/// in that order NaN lies above +inf (below -inf with the sign bit set) and -0.0 below
+/// +0.0.
+pub trait Rank: Copy + PartialOrd + Send + Sync + 'static {
+    type Key: Copy + Ord + Send + Sync + 'static;
+    fn key(self) -> Self::Key;
+    fn from_key(k: Self::Key) -> Self;
+}
+
+macro_rules! rank_int {
+    ($($t:ty),*) => {$(
+        impl Rank for $t {
+            type Key = $t;
+            #[inline(always)]
+            fn key(self) -> $t { self }
+            #[inline(always)]
+            fn from_key(k: $t) -> $t { k }
+        }
+    )*};
+}
+rank_int!(u8, i8, u16, i16, u32, i32, u64, i64);
+
+macro_rules! rank_float {
+    ($($t:ty, $k:ty, $u:ty, $bits:literal);*) => {$(
+        impl Rank for $t {
+            type Key = $k;
+            #[inline(always)]
+            fn key(self) -> $k {
+                let b = self.to_bits() as $k;
+                b ^ ((((b >> ($bits - 1)) as $u) >> 1) as $k)
+            }
+            #[inline(always)]
+            fn from_key(k: $k) -> $t {
+                // (the map is an involution: the sign bit it reads is unchanged)
+                <$t>::from_bits((k ^ ((((k >> ($bits - 1)) as $u) >> 1) as $k)) as $u)
+            }
+        }
+    )*};
+}
+rank_float!(f32, i32, u32, 32; f64, i64, u64, 64);
+
+/// Largest footprint that goes through a selection network.
+pub const NET_MAX: usize = 100;
+/// Outputs of one row handled by one task.
+const SEGMENT: usize = 4096;
+
+#[inline(always)]
+fn lo<T: PartialOrd + Copy>(a: T, b: T) -> T {
+    if b < a {
+        b
+    } else {
+        a
+    }
+}
+
+#[inline(always)]
+fn hi<T: PartialOrd + Copy>(a: T, b: T) -> T {
+    if b < a {
+        a
+    } else {
+        b
+    }
+}
+
+/// The comparators `(i, j)`, `i < j`, of a network whose wire `rank` receives the
+/// `rank`-th smallest of `n` inputs.
+pub fn selection_network(n: usize, rank: usize) -> Vec<(usize, usize)> {
+    let size = n.next_power_of_two();
+    let mut net = Vec::new();
+    let mut p = 1;
+    while p < size {
+        let mut k = p;
+        while k >= 1 {
+            let mut j = k % p;
+            while j + k < size {
+                for i in 0..k.min(size - j - k) {
+                    let (a, b) = (i + j, i + j + k);
+                    if a / (2 * p) == b / (2 * p) && b < n {
+                        net.push((a, b));
+                    }
+                }
+                j += 2 * k;
+            }
+            k /= 2;
+        }
+        p *= 2;
+    }
+    // keep only the comparators the output wire depends on
+    let mut needed = vec![false; n];
+    needed[rank] = true;
+    let mut kept = Vec::new();
+    for &(a, b) in net.iter().rev() {
+        if needed[a] || needed[b] {
+            needed[a] = true;
+            needed[b] = true;
+            kept.push((a, b));
+        }
+    }
+    kept.reverse();
+    kept
+}
+
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1usize; shape.len()];
+    for a in (0..shape.len().saturating_sub(1)).rev() {
+        s[a] = s[a + 1] * shape[a + 1];
+    }
+    s
+}
+
+/// `x` (C order, `shape`) padded to `pshape`, `before[a]` cells before it on each axis,
+/// the cells outside resolved by `b` (`cval` for the constant boundary).
+fn pad<T: Rank>(x: &[T], shape: &[usize], pshape: &[usize], before: &[usize], b: Boundary, cval: T) -> Result<Vec<T>> {
+    let nd = shape.len();
+    let (last, plast, bl) = (shape[nd - 1], pshape[nd - 1], before[nd - 1]);
+    let mut p = try_filled(checked_numel(pshape)?, cval, "the rank filter's padded input")?;
+    let xs = strides(shape);
+    let cols: Vec<Option<usize>> = (0..plast).map(|j| b.map(j as isize - bl as isize, last)).collect();
+    p.par_chunks_mut(plast).enumerate().for_each(|(r, prow)| {
+        let mut rem = r;
+        let mut src = 0usize;
+        for a in (0..nd - 1).rev() {
+            let i = rem % pshape[a];
+            rem /= pshape[a];
+            match b.map(i as isize - before[a] as isize, shape[a]) {
+                Some(m) => src += m * xs[a],
+                None => return, // a constant row: already cval
+            }
+        }
+        let xrow = &x[src..src + last];
+        prow[bl..bl + last].copy_from_slice(xrow);
+        for j in (0..bl).chain(bl + last..plast) {
+            if let Some(m) = cols[j] {
+                prow[j] = xrow[m];
+            }
+        }
+    });
+    Ok(p)
+}
+
+enum Method {
+    Min,
+    Max,
+    /// The median of 9 or 25 one- or two-byte values: straight-line networks.
+    Median9,
+    Median25,
+    Network(Vec<(usize, usize)>),
+    Select,
+}
+
+/// The rank filter of `plan` over `x` (C order, `plan.shape`), `cval` beyond the edges
+/// for the constant boundary. Runs on the current rayon pool.
+pub fn rank_filter<T: Rank>(x: &[T], plan: &RankPlan, cval: T) -> Result<Vec<T>> {
+    let nd = plan.shape.len();
+    let n = checked_numel(&plan.shape)?;
+    if x.len() != n {
+        return Err(Error::Value(format!(
+            "rank filter: input of {} values does not fill shape {:?}",
+            x.len(),
+            plan.shape
+        )));
+    }
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let mut pshape = Vec::with_capacity(nd);
+    for a in 0..nd {
+        pshape.push(plan.shape[a].checked_add(plan.fshape[a] - 1).ok_or_else(|| {
+            Error::Memory(format!("rank filter: the padded input of shape {:?} cannot be addressed", plan.shape))
+        })?);
+    }
+    let padded = pad(x, &plan.shape, &pshape, &plan.before, plan.boundary, cval)?;
+    let ps = strides(&pshape);
+    let fs = strides(&plan.fshape);
+    let offsets: Vec<usize> = (0..plan.footprint.len())
+        .filter(|&i| plan.footprint[i])
+        .map(|i| (0..nd).map(|a| (i / fs[a]) % plan.fshape[a] * ps[a]).sum())
+        .collect();
+    let method = if plan.rank == 0 {
+        Method::Min
+    } else if plan.rank == plan.count - 1 {
+        Method::Max
+    } else if plan.count == 9 && plan.rank == 4 && std::mem::size_of::<T>() <= 2 {
+        Method::Median9
+    } else if plan.count == 25 && plan.rank == 12 && std::mem::size_of::<T>() <= 2 {
+        Method::Median25
+    } else if plan.count <= NET_MAX {
+        Method::Network(selection_network(plan.count, plan.rank))
+    } else {
+        Method::Select
+    };
+    let last = plan.shape[nd - 1];
+    let mut out = try_filled(n, cval, "the rank filter's output")?;
+    let (pad_ref, off_ref, method_ref) = (&padded, &offsets, &method);
+    let rank = plan.rank;
+    let level = crate::cpu::simd::level();
+    out.par_chunks_mut(last).enumerate().for_each(|(r, orow)| {
+        let mut rem = r;
+        let mut base = 0usize;
+        for a in (0..nd - 1).rev() {
+            base += (rem % plan.shape[a]) * ps[a];
+            rem /= plan.shape[a];
+        }
+        orow.par_chunks_mut(SEGMENT).enumerate().for_each_init(Vec::new, |scratch, (s, seg)| {
+            let start = base + s * SEGMENT;
+            run(level, pad_ref, start, off_ref, method_ref, rank, seg, scratch);
+        });
+    });
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run<T: Rank>(
+    level: crate::cpu::simd::Level,
+    p: &[T],
+    start: usize,
+    offs: &[usize],
+    m: &Method,
+    rank: usize,
+    out: &mut [T],
+    scratch: &mut Vec<T::Key>,
+) {
+    use crate::cpu::simd::Level;
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the level is only ever one the CPU has (crate::cpu::simd).
+        Level::Avx512 => unsafe { body_avx512(p, start, offs, m, rank, out, scratch) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Level::Avx2 => unsafe { body_avx2(p, start, offs, m, rank, out, scratch) },
+        _ => body(p, start, offs, m, rank, out, scratch),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+unsafe fn body_avx512<T: Rank>(
+    p: &[T],
+    start: usize,
+    offs: &[usize],
+    m: &Method,
+    rank: usize,
+    out: &mut [T],
+    scratch: &mut Vec<T::Key>,
+) {
+    body(p, start, offs, m, rank, out, scratch)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn body_avx2<T: Rank>(
+    p: &[T],
+    start: usize,
+    offs: &[usize],
+    m: &Method,
+    rank: usize,
+    out: &mut [T],
+    scratch: &mut Vec<T::Key>,
+) {
+    body(p, start, offs, m, rank, out, scratch)
+}
+
+/// Outputs `out[x]`, x in 0..out.len(), from the values `p[start + off + x]`.
+#[inline(always)]
+fn body<T: Rank>(
+    p: &[T],
+    start: usize,
+    offs: &[usize],
+    m: &Method,
+    rank: usize,
+    out: &mut [T],
+    scratch: &mut Vec<T::Key>,
+) {
+    let len = out.len();
+    match m {
+        Method::Min | Method::Max => {
+            out.copy_from_slice(&p[start + offs[0]..start + offs[0] + len]);
+            let min = matches!(m, Method::Min);
+            for &o in &offs[1..] {
+                let src = &p[start + o..start + o + len];
+                if min {
+                    for (d, &v) in out.iter_mut().zip(src) {
+                        *d = lo(*d, v);
+                    }
+                } else {
+                    for (d, &v) in out.iter_mut().zip(src) {
+                        *d = hi(*d, v);
+                    }
+                }
+            }
+        }
+        Method::Median9 => match std::mem::size_of::<T>() {
+            1 => median9::<T, 64>(p, start, offs, out),
+            _ => median9::<T, 32>(p, start, offs, out),
+        },
+        Method::Median25 => match std::mem::size_of::<T>() {
+            1 => median25::<T, 64>(p, start, offs, out),
+            _ => median25::<T, 32>(p, start, offs, out),
+        },
+        Method::Network(net) => match std::mem::size_of::<T>() {
+            1 => network::<T, 256>(p, start, offs, net, rank, out, scratch),
+            2 => network::<T, 128>(p, start, offs, net, rank, out, scratch),
+            4 => network::<T, 64>(p, start, offs, net, rank, out, scratch),
+            _ => network::<T, 32>(p, start, offs, net, rank, out, scratch),
+        },
+        Method::Select => {
+            for (x, d) in out.iter_mut().enumerate() {
+                scratch.clear();
+                scratch.extend(offs.iter().map(|&o| p[start + o + x].key()));
+                let (_, v, _) = scratch.select_nth_unstable(rank);
+                *d = T::from_key(*v);
+            }
+        }
+    }
+}
+
+include!("rank_networks.rs");
+
+/// A median network as straight-line code over a local array of wires, `L` values of
+/// a type making one 512-bit vector each: every index is a constant, so the wires can
+/// live in vector registers (25 of the 32 for 5x5) instead of going through memory.
+macro_rules! define_median {
+    ($name:ident, $n:literal, $rank:literal, [$(($a:literal, $b:literal)),*]) => {
+        #[inline(always)]
+        fn $name<T: Rank, const L: usize>(p: &[T], start: usize, offs: &[usize], out: &mut [T]) {
+            debug_assert_eq!(offs.len(), $n);
+            let len = out.len();
+            let mut v: [[T::Key; L]; $n] = [[p[start + offs[0]].key(); L]; $n];
+            let mut x0 = 0;
+            while x0 < len {
+                let w = L.min(len - x0);
+                for j in 0..$n {
+                    let src = &p[start + offs[j] + x0..start + offs[j] + x0 + w];
+                    for (d, &s) in v[j].iter_mut().zip(src) {
+                        *d = s.key();
+                    }
+                }
+                $(
+                    let (head, tail) = v.split_at_mut($b);
+                    exchange(&mut head[$a], &mut tail[0]);
+                )*
+                for (d, &k) in out[x0..x0 + w].iter_mut().zip(&v[$rank]) {
+                    *d = T::from_key(k);
+                }
+                x0 += w;
+            }
+        }
+    };
+}
+with_median_networks!(define_median);
+
+/// One comparator over `L` lanes (distinct wires: the references do not alias).
+#[inline(always)]
+fn exchange<K: Copy + Ord, const L: usize>(va: &mut [K; L], vb: &mut [K; L]) {
+    for l in 0..L {
+        let (s, t) = (va[l], vb[l]);
+        va[l] = lo(s, t);
+        vb[l] = hi(s, t);
+    }
+}
+
+/// The selection network over runs of `L` outputs: `L` values of a type make 256 bytes,
+/// four 512-bit vectors per comparator, independent of each other, so that the
+/// latency of one min/max (and of the store feeding the next comparator's load) is
+/// hidden behind the others.
+#[inline(always)]
+fn network<T: Rank, const L: usize>(
+    p: &[T],
+    start: usize,
+    offs: &[usize],
+    net: &[(usize, usize)],
+    rank: usize,
+    out: &mut [T],
+    scratch: &mut Vec<T::Key>,
+) {
+    let (n, len) = (offs.len(), out.len());
+    if scratch.len() < n * L {
+        scratch.clear();
+        scratch.resize(n * L, p[start].key());
+    }
+    let wires = scratch.as_mut_ptr() as *mut [T::Key; L];
+    let mut x0 = 0;
+    while x0 < len {
+        let w = L.min(len - x0);
+        for (j, &o) in offs.iter().enumerate() {
+            let src = &p[start + o + x0..start + o + x0 + w];
+            // SAFETY: j < n and the scratch holds n wires of L values.
+            let wire = unsafe { &mut *wires.add(j) };
+            for (d, &s) in wire.iter_mut().zip(src) {
+                *d = s.key();
+            }
+        }
+        for &(a, b) in net {
+            // SAFETY: a < b < n (the network's comparators): two distinct wires of the n
+            // in the scratch.
+            unsafe { exchange(&mut *wires.add(a), &mut *wires.add(b)) };
+        }
+        // SAFETY: rank < n.
+        let wire = unsafe { &*wires.add(rank) };
+        for (d, &k) in out[x0..x0 + w].iter_mut().zip(wire) {
+            *d = T::from_key(k);
+        }
+        x0 += w;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcg(seed: &mut u64) -> u64 {
+        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *seed >> 33
+    }
+
+    #[test]
+    fn float_keys_keep_the_order() {
+        let v = [f32::NEG_INFINITY, -3.5, -1e-40, -0.0, 0.0, 1e-40, 2.0, f32::MAX, f32::INFINITY, f32::NAN];
+        for w in v.windows(2) {
+            assert!(w[0].key() < w[1].key(), "{} {}", w[0], w[1]);
+        }
+        for &x in &v {
+            assert_eq!(f32::from_key(x.key()).to_bits(), x.to_bits());
+            assert_eq!(f64::from_key((x as f64).key()).to_bits(), (x as f64).to_bits());
+        }
+        assert!((-2.0f64).key() < (-1.0f64).key() && (-1.0f64).key() < 0.5f64.key());
+    }
+
+    #[test]
+    fn networks_select_every_rank() {
+        let mut seed = 7u64;
+        for n in 1..=NET_MAX {
+            for rank in 0..n {
+                let net = selection_network(n, rank);
+                for _ in 0..4 {
+                    let mut v: Vec<i64> = (0..n).map(|_| (lcg(&mut seed) % 17) as i64).collect();
+                    let mut s = v.clone();
+                    s.sort();
+                    for &(a, b) in &net {
+                        let (x, y) = (v[a], v[b]);
+                        v[a] = lo(x, y);
+                        v[b] = hi(x, y);
+                    }
+                    assert_eq!(v[rank], s[rank], "n={n} rank={rank}");
+                }
+            }
+        }
+    }
+
+    /// Every 0/1 input of up to 12 wires (the 0-1 principle: a comparator network that
+    /// selects correctly on all of them selects correctly on any input).
+    #[test]
+    fn networks_pass_the_zero_one_principle() {
+        for n in 1..=12usize {
+            for rank in 0..n {
+                let net = selection_network(n, rank);
+                for bits in 0u32..(1 << n) {
+                    let mut v: Vec<u8> = (0..n).map(|i| ((bits >> i) & 1) as u8).collect();
+                    let ones = bits.count_ones() as usize;
+                    for &(a, b) in &net {
+                        let (x, y) = (v[a], v[b]);
+                        v[a] = lo(x, y);
+                        v[b] = hi(x, y);
+                    }
+                    assert_eq!(v[rank], u8::from(rank >= n - ones), "n={n} rank={rank} bits={bits:b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn straight_line_medians_are_the_generated_networks() {
+        macro_rules! check {
+            ($name:ident, $n:literal, $rank:literal, [$(($a:literal, $b:literal)),*]) => {
+                assert_eq!(vec![$(($a, $b)),*], selection_network($n, $rank), stringify!($name));
+            };
+        }
+        with_median_networks!(check);
+    }
+
+    fn reference(x: &[i32], plan: &RankPlan, cval: i32) -> Vec<i32> {
+        let nd = plan.shape.len();
+        let n: usize = plan.shape.iter().product();
+        let xs = strides(&plan.shape);
+        let fs = strides(&plan.fshape);
+        (0..n)
+            .map(|o| {
+                let mut vals = Vec::new();
+                for f in 0..plan.footprint.len() {
+                    if !plan.footprint[f] {
+                        continue;
+                    }
+                    let mut src = Some(0usize);
+                    for a in 0..nd {
+                        let i = (o / xs[a]) % plan.shape[a] + (f / fs[a]) % plan.fshape[a];
+                        let m = plan.boundary.map(i as isize - plan.before[a] as isize, plan.shape[a]);
+                        src = match (src, m) {
+                            (Some(s), Some(m)) => Some(s + m * xs[a]),
+                            _ => None,
+                        };
+                    }
+                    vals.push(src.map_or(cval, |s| x[s]));
+                }
+                vals.sort();
+                vals[plan.rank]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_a_direct_reference() {
+        let mut seed = 11u64;
+        let boundaries = [Boundary::Constant, Boundary::Reflect, Boundary::Mirror, Boundary::Nearest, Boundary::Wrap];
+        for case in 0..120 {
+            let nd = 1 + case % 3;
+            let shape: Vec<usize> = (0..nd).map(|_| 1 + (lcg(&mut seed) % 9) as usize).collect();
+            let fshape: Vec<usize> = (0..nd).map(|_| 1 + (lcg(&mut seed) % 5) as usize).collect();
+            let fn_: usize = fshape.iter().product();
+            let mut footprint: Vec<bool> = (0..fn_).map(|_| lcg(&mut seed) % 3 != 0).collect();
+            footprint[0] = true;
+            let count = footprint.iter().filter(|&&t| t).count();
+            let origin: Vec<isize> =
+                fshape.iter().map(|&f| (lcg(&mut seed) % f as u64) as isize - (f as isize / 2)).collect();
+            let rank = (lcg(&mut seed) % count as u64) as usize;
+            let b = boundaries[case % 5];
+            let plan = RankPlan::new(&shape, &fshape, footprint, &origin, b, rank).unwrap();
+            let n: usize = shape.iter().product();
+            let x: Vec<i32> = (0..n).map(|_| (lcg(&mut seed) % 50) as i32 - 25).collect();
+            assert_eq!(rank_filter(&x, &plan, -3).unwrap(), reference(&x, &plan, -3), "case {case} {plan:?}");
+            let xf: Vec<f64> = x.iter().map(|&v| v as f64 * 0.25).collect();
+            let want: Vec<f64> = reference(&x, &plan, -3).iter().map(|&v| v as f64 * 0.25).collect();
+            assert_eq!(rank_filter(&xf, &plan, -0.75).unwrap(), want, "case {case} (f64)");
+        }
+    }
+
+    #[test]
+    fn box_medians_match_the_reference() {
+        let mut seed = 5u64;
+        for (shape, f) in [([70usize, 150usize], 3usize), ([40, 133], 5), ([3, 2], 5), ([9, 64], 3)] {
+            let plan = RankPlan::new(&shape, &[f, f], vec![true; f * f], &[0, 0], Boundary::Mirror, f * f / 2).unwrap();
+            let x: Vec<i32> = (0..shape[0] * shape[1]).map(|_| (lcg(&mut seed) % 300) as i32 - 150).collect();
+            let want = reference(&x, &plan, 0);
+            assert_eq!(rank_filter(&x, &plan, 0).unwrap(), want, "{shape:?} {f}");
+            let xf: Vec<f32> = x.iter().map(|&v| v as f32 * 0.5).collect();
+            let wantf: Vec<f32> = want.iter().map(|&v| v as f32 * 0.5).collect();
+            assert_eq!(rank_filter(&xf, &plan, 0.0).unwrap(), wantf);
+            let xb: Vec<u8> = x.iter().map(|&v| ((v + 150) / 2) as u8).collect();
+            let wantb: Vec<u8> = want.iter().map(|&v| ((v + 150) / 2) as u8).collect();
+            assert_eq!(rank_filter(&xb, &plan, 0).unwrap(), wantb);
+            let xs: Vec<i16> = x.iter().map(|&v| v as i16).collect();
+            let wants: Vec<i16> = want.iter().map(|&v| v as i16).collect();
+            assert_eq!(rank_filter(&xs, &plan, 0).unwrap(), wants);
+        }
+    }
+
+    #[test]
+    fn long_rows_and_large_footprints() {
+        let mut seed = 3u64;
+        for (len, f, rank) in [(10_000usize, 5usize, 2usize), (9_000, 121, 60), (5_000, 7, 0), (5_000, 7, 6)] {
+            let plan = RankPlan::new(&[len], &[f], vec![true; f], &[0], Boundary::Reflect, rank).unwrap();
+            let x: Vec<i32> = (0..len).map(|_| (lcg(&mut seed) % 1000) as i32).collect();
+            assert_eq!(rank_filter(&x, &plan, 0).unwrap(), reference(&x, &plan, 0));
+            let xf: Vec<f32> = x.iter().map(|&v| v as f32 - 500.0).collect();
+            let wantf: Vec<f32> = reference(&x, &plan, 0).iter().map(|&v| v as f32 - 500.0).collect();
+            assert_eq!(rank_filter(&xf, &plan, -500.0).unwrap(), wantf);
+        }
+    }
+}
