@@ -3,7 +3,9 @@
 Runs tools/scipy_suite/run.py: scipy 1.17's signal/tests/test_signaltools.py and
 ndimage/tests/test_filters.py from the installed wheel, assertions untouched, with
 scipy.signal's and scipy.ndimage's functions that convcore implements replaced by
-convcore's. The tests that call a swapped function must pass at >= 99 %; every one that
+convcore's (issue 16's new functions too: fftconvolve, oaconvolve, the Laplace and
+gradient-magnitude filters, the rank filters). The tests that call a swapped function must
+pass at >= 99 %; every one that
 fails must be listed, with its reason, in tools/scipy_suite/expected_failures.txt, and a
 listed test that passes fails this test too (the list stays true). About a minute.
 """
