@@ -598,7 +598,7 @@ def fftconvolve(in1, in2, mode="full", axes=None):
     Examples
     --------
     >>> import numpy as np, convcore
-    >>> convcore.signal.fftconvolve([1.0, 2.0, 3.0], [0.0, 1.0, 0.5]).round(12)
+    >>> convcore.signal.fftconvolve([1.0, 2.0, 3.0], [0.0, 1.0, 0.5]).round(12) + 0.0
     array([0. , 1. , 2.5, 4. , 1.5])
     """
     return _fftconvolve("fftconvolve", in1, in2, mode, axes)
