@@ -407,7 +407,9 @@ _ARRAY_OPS = {
     "transpose": lambda x, axes: _c(np.transpose(x, axes)),
     "broadcast_to": lambda x, shape: _c(np.broadcast_to(x, shape)),
     "concatenate": lambda xs, axis: np.concatenate(xs, axis=axis),
-    "pad": lambda x, pad_width, constant_values: np.pad(x, pad_width, constant_values=constant_values),
+    # (a 0-d array has no (before, after) pairs: numpy's pad wants a plain 0 for it)
+    "pad": lambda x, pad_width, constant_values: np.pad(x, pad_width if len(pad_width) else 0,
+                                                        constant_values=constant_values),
     "getitem": lambda x, key: _c(x[key]),
     "scatter_slice": _scatter_slice,
     "where": _where,

@@ -236,6 +236,15 @@ def _correlate_nd(func, a, w, mode, cval, origins, footprint=False):
     return call_backend().correlate_ndimage(a, w, mode, cval, origins, footprint)
 
 
+def _on_axes(values, axes, ndim, fill):
+    """``values`` (one per axis of ``axes``) placed on those axes of ``ndim``, ``fill``
+    on the others."""
+    full = [fill] * ndim
+    for v, ax in zip(values, axes):
+        full[ax] = v
+    return full
+
+
 def _weights_over_axes(func, a, w, origin, axes):
     """``weights`` and the per-axis origins over every axis of ``a``, scipy's rule for
     ``axes=``: the weights' dimensions go to the filtered axes in increasing order, size
@@ -256,10 +265,7 @@ def _weights_over_axes(func, a, w, origin, axes):
     origins = per_axis(func, "origin", origin, len(ax))
     if len(ax) < a.ndim:
         w = np.expand_dims(w, tuple(i for i in range(a.ndim) if i not in ax))
-        full = [0] * a.ndim
-        for o, i in zip(origins, ax):
-            full[i] = o
-        origins = full
+        origins = _on_axes(origins, ax, a.ndim, 0)
     return w, origins
 
 
@@ -809,10 +815,7 @@ def _sigma_over_axes(func, a, sigma, axes):
     axes = _axes(func, axes, a.ndim)
     sig = per_axis(func, "sigma", sigma, len(axes), cast=lambda v: _checks.real(func, "sigma", _checks._unwrap0d(v),
                                                                               minimum=0))
-    full = [0.0] * a.ndim
-    for s, ax in zip(sig, axes):
-        full[ax] = s
-    return full
+    return _on_axes(sig, axes, a.ndim, 0.0)
 
 
 @device_arg
@@ -1008,11 +1011,7 @@ def _expand_footprint(func, a, fp, axes):
 
 
 def _expand_origins(func, a, origin, axes):
-    origins = per_axis(func, "origin", origin, len(axes))
-    full = [0] * a.ndim
-    for o, ax in zip(origins, axes):
-        full[ax] = o
-    return full
+    return _on_axes(per_axis(func, "origin", origin, len(axes)), axes, a.ndim, 0)
 
 
 #: Largest box that the minimum / maximum filters take in one N-D pass (measured faster
@@ -1130,10 +1129,8 @@ def _rank(func, input, rank, size, footprint, output, mode, cval, origin, operat
     fp = _expand_footprint(func, a, fp, axes)
     origins = _expand_origins(func, a, origin, axes)
     if not isinstance(mode, str):
-        modes = per_axis(func, "mode", mode, len(axes), cast=lambda m: _mode(func, m))
-        mode = ["constant"] * a.ndim
-        for m, ax in zip(modes, axes):
-            mode[ax] = m
+        mode = _on_axes(per_axis(func, "mode", mode, len(axes), cast=lambda m: _mode(func, m)), axes, a.ndim,
+                        "constant")
     for o, n in zip(origins, fp.shape):
         _check_origin(func, o, n)
     count = int(fp.sum())

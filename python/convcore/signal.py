@@ -589,9 +589,9 @@ def fftconvolve(in1, in2, mode="full", axes=None):
 
     Computed by the native FFT engine (realfft, all cores), which pads each axis to a
     fast length, or, for a long 1-D input against a short kernel, transforms it in
-    blocks by overlap-save when that costs less. ``axes`` (default all) are the axes convolved; along the
-    others the inputs must have equal lengths or length 1 and are broadcast (not
-    convolved). The result is float64 for integer and bool inputs, float32 for
+    blocks by overlap-save when that costs less. ``axes`` (default all) are the axes
+    convolved; along the others the inputs must have equal lengths or length 1 and are
+    broadcast (not convolved). The result is float64 for integer and bool inputs, float32 for
     float16 / float32 and complex64 for complex64, as scipy.fft gives (long double is
     computed in float64). Runs on the CPU whatever the device.
 

@@ -26,7 +26,7 @@ impl From<Error> for PyErr {
 
 /// A C-contiguous view of `a`: borrowed when the layout allows, copied otherwise
 /// (Fortran order, negative or gapped strides).
-fn contiguous<'a, T: Element + numpy::Element>(a: &'a PyReadonlyArrayDyn<'_, T>) -> Result<Cow<'a, [T]>, Error> {
+fn contiguous<'a, T: numpy::Element + Copy>(a: &'a PyReadonlyArrayDyn<'_, T>) -> Result<Cow<'a, [T]>, Error> {
     // as_slice() also accepts Fortran order; only C order may be borrowed as is.
     if a.is_c_contiguous() {
         if let Ok(s) = a.as_slice() {
@@ -34,7 +34,10 @@ fn contiguous<'a, T: Element + numpy::Element>(a: &'a PyReadonlyArrayDyn<'_, T>)
         }
     }
     let v = a.as_array();
-    let mut buf = crate::error::try_filled(v.len(), T::zero(), "a contiguous copy of the input")?;
+    let Some(&first) = v.iter().next() else {
+        return Ok(Cow::Owned(Vec::new()));
+    };
+    let mut buf = crate::error::try_filled(v.len(), first, "a contiguous copy of the input")?;
     for (d, s) in buf.iter_mut().zip(v.iter()) {
         *d = *s;
     }

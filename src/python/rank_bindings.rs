@@ -1,30 +1,14 @@
 //! Rank-filter bindings: `rank_filter(input, footprint, rank, origin, mode, cval)` for
 //! bool-free integer and float arrays (the Python layer views bool as uint8).
 
-use super::{run_native, shape_error};
+use super::{contiguous, run_native, shape_error};
 use crate::cpu::rank::{rank_filter as rank_kernel, Rank};
-use crate::error::Error;
 use crate::ops::correlate::Boundary;
 use crate::ops::rank::RankPlan;
 use ndarray::{ArrayD, IxDyn};
 use numpy::{IntoPyArray, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use std::borrow::Cow;
-
-fn c_order<'a, T: numpy::Element + Copy>(a: &'a PyReadonlyArrayDyn<'_, T>) -> Result<Cow<'a, [T]>, Error> {
-    if a.is_c_contiguous() {
-        if let Ok(s) = a.as_slice() {
-            return Ok(Cow::Borrowed(s));
-        }
-    }
-    let v = a.as_array();
-    let mut buf = Vec::new();
-    buf.try_reserve_exact(v.len())
-        .map_err(|_| Error::Memory(format!("cannot allocate a contiguous copy of {} values", v.len())))?;
-    buf.extend(v.iter().copied());
-    Ok(Cow::Owned(buf))
-}
 
 #[allow(clippy::too_many_arguments)]
 fn rank_impl<'py, T: Rank + numpy::Element>(
@@ -47,7 +31,7 @@ fn rank_impl<'py, T: Rank + numpy::Element>(
             )))
         }
     };
-    let xs = c_order(&x)?;
+    let xs = contiguous(&x)?;
     let out = run_native(py, || rank_kernel(&xs, &plan, c))?;
     let a = ArrayD::from_shape_vec(IxDyn(&plan.shape), out).map_err(shape_error)?;
     Ok(a.into_pyarray(py).into_any())

@@ -746,9 +746,7 @@ def pad(x, pad_width, mode="constant", constant_values=0):
         cv_kind = "O"
     if cv_kind not in "biufc":
         raise TypeError(f"pad: constant_values must be a number, got {constant_values!r}")
-    # (a 0-d tensor has no pairs: numpy's pad, on the CPU, takes a plain 0 for it)
-    be = backend(x)
-    y = out(be.array_op("pad", x._data, 0 if x.ndim == 0 and be.name == "cpu" else pw, cv), x)
+    y = out(backend(x).array_op("pad", x._data, pw, cv), x)
     if recording() and is_float(x):
         key = tuple(slice(lo, lo + s) for (lo, _), s in zip(pw, x.shape))
         record("pad", (x,), (y,), lambda g: (_getitem(g, key),))
