@@ -323,6 +323,14 @@ class CpuBackend:
     def correlate_ndimage(self, a, w, mode, cval, origin, footprint=False):
         return _core.ndimage_correlate(_native(a), _native(w), mode, cval, origin, footprint)
 
+    # (host kernels on every device: the GPU backend calls these two as its fallback)
+    def correlate_fft(self, a, b):
+        """The full correlation of two float arrays of one dtype by the FFT."""
+        return _core.correlate(_native(a), _native(b), "full", "fft")
+
+    def rank_filter(self, a, footprint, rank, origin, mode, cval):
+        return _core.rank_filter(_native(a), footprint, rank, origin, mode, cval)
+
     def pool_nd(self, x, kind, batch, spatial, channels, pool, stride, padding):
         return _core.pool(_native(x), kind, batch, spatial, channels, pool, stride, padding)
 
@@ -715,6 +723,15 @@ class GpuBackend(CpuBackend):
             return super().correlate_ndimage(_f32(a), _f32(w), mode, cval, origin, footprint)
         return _core.gpu_correlate(_f32(a), _f32(w), "ndimage", mode=mode, fillvalue=cval, origin=origin,
                                    footprint=footprint).numpy()
+
+    # No shader for these two: the host kernels, counted as fallbacks.
+    def correlate_fft(self, a, b):
+        type(self).fallbacks += 1
+        return super().correlate_fft(a, b)
+
+    def rank_filter(self, a, footprint, rank, origin, mode, cval):
+        type(self).fallbacks += 1
+        return super().rank_filter(a, footprint, rank, origin, mode, cval)
 
     def pool_nd(self, x, kind, batch, spatial, channels, pool, stride, padding):
         xg = _core.gpu_upload(_f32(x).reshape([batch] + list(spatial) + [channels]))

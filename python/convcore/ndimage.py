@@ -933,8 +933,8 @@ def _rank_nd(func, a, fp, rank, origins, mode, cval, dt, arr, cast_cval=True):
     if a.size == 0:
         return _store(np.zeros(a.shape, dtype=a.dtype), dt, arr)
     x, cv = _rank_native(a, mode, cval, cast_cval)
-    res = _core.rank_filter(np.ascontiguousarray(x), np.ascontiguousarray(fp, dtype=np.uint8), int(rank),
-                            [int(o) for o in origins], mode, np.ascontiguousarray(cv))
+    res = call_backend().rank_filter(np.ascontiguousarray(x), np.ascontiguousarray(fp, dtype=np.uint8), int(rank),
+                                     [int(o) for o in origins], mode, np.ascontiguousarray(cv))
     return _store(res, dt, arr)
 
 

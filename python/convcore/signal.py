@@ -536,7 +536,7 @@ def _fft_full_real(x, k, ax):
     looped only over the axes outside ``ax`` where both inputs are longer than 1."""
     batch = [d for d in range(x.ndim) if d not in ax and x.shape[d] > 1 and k.shape[d] > 1]
     if not batch:
-        return _core.correlate(np.ascontiguousarray(x), np.ascontiguousarray(np.flip(k)), "full", "fft")
+        return call_backend().correlate_fft(np.ascontiguousarray(x), np.ascontiguousarray(np.flip(k)))
     shape = [x.shape[d] + k.shape[d] - 1 if d in ax else max(x.shape[d], k.shape[d]) for d in range(x.ndim)]
     out = np.empty(shape, dtype=x.dtype)
     for idx in np.ndindex(*[x.shape[d] for d in batch]):
