@@ -1,6 +1,6 @@
 """convcore against the libraries people use for the same job, measured in one run.
 
-    python benches/compare.py [--quick] [--threads N]
+    python benches/compare.py [--quick] [--threads N] [--only NAME ...]
 
 Prints one markdown table: median wall time of each call on float32 data (the rank,
 Laplace and FFT rows say their dtype), and the ratio anchor_time / convcore_time (above
@@ -8,8 +8,11 @@ Laplace and FFT rows say their dtype), and the ratio anchor_time / convcore_time
 scipy.signal.correlate (method 'auto'), numpy.correlate and OpenCV cv2.filter2D
 (opencv-python-headless); for issue 16's rows scipy.ndimage's median / minimum / maximum
 filters and gaussian_laplace, cv2.medianBlur / erode / dilate, scipy.signal.fftconvolve
-/ oaconvolve; each skipped with a note when not importable. Then the peak memory of a 2-D filter call, measured in a
-fresh subprocess from its peak resident set size.
+/ oaconvolve; each skipped with a note when not importable. The ``f32sums`` rows (issue
+16, item 2) time the float32 filters that sum in float64 as scipy against the same calls
+forced to sum in float32 (what they did before), in alternating rounds, and the
+Gaussians against scipy. Then the peak memory of a 2-D filter call, measured in a fresh
+subprocess from its peak resident set size.
 
 Each row also states convcore's rate against this machine's roofline (``_machine.roofline``:
 numpy's SGEMM and the 256 MiB copy bandwidth, measured in the same run, or read from
@@ -260,6 +263,41 @@ def bench_composed(rng, repeat, lines):
                      median_time(lambda: snd.gaussian_laplace(a, 2.0), max(1, repeat // 3)), 10))
 
 
+def bench_f32sums(rng, repeat, lines):
+    """Issue 16, item 2: the cost of summing float32 in float64 (scipy's precision) in
+    the Gaussian filters and the 1-D windows of >= 16 taps, against the same call with
+    float32 sums (the weights as the float32 kernels take them), in alternating rounds;
+    and the Gaussians against scipy (target >= 10x)."""
+    a = rng.random((2048, 2048), dtype=np.float32)
+    w17 = rng.random(17)
+    wide_as = cnd._weights_as
+
+    def f32(fn):
+        def call():
+            cnd._weights_as = lambda w, dtype, wide=False: wide_as(w, dtype, False)
+            try:
+                return fn()
+            finally:
+                cnd._weights_as = wide_as
+        return call
+
+    cases = [("gaussian_filter sigma 1", lambda: cnd.gaussian_filter(a, 1.0), lambda: snd.gaussian_filter(a, 1.0)),
+             ("gaussian_filter sigma 2", lambda: cnd.gaussian_filter(a, 2.0), lambda: snd.gaussian_filter(a, 2.0)),
+             ("gaussian_filter sigma 5", lambda: cnd.gaussian_filter(a, 5.0), lambda: snd.gaussian_filter(a, 5.0)),
+             ("gaussian_laplace sigma 2", lambda: cnd.gaussian_laplace(a, 2.0), None),
+             ("uniform_filter1d 31, axis 0", lambda: cnd.uniform_filter1d(a, 31, axis=0), None),
+             ("uniform_filter1d 31, axis 1", lambda: cnd.uniform_filter1d(a, 31, axis=1), None),
+             ("correlate1d 17 taps, axis 0", lambda: cnd.correlate1d(a, w17, axis=0), None),
+             ("correlate1d 17 taps, axis 1", lambda: cnd.correlate1d(a, w17, axis=1), None)]
+    for name, fn, sp in cases:
+        t = alternating_times({"wide": fn, "f32": f32(fn)}, repeat)
+        lines.append(row(f"{name}, 2048x2048 float32: float64 sums", t["wide"], "the same, float32 sums", t["f32"],
+                         None))
+        if sp is not None and snd is not None:
+            lines.append(row(f"{name}, 2048x2048 float32", t["wide"], f"scipy.ndimage.{name.split()[0]}",
+                             median_time(sp, max(1, repeat // 3)), 10))
+
+
 def bench_fftconv(rng, repeat, lines):
     """fftconvolve / oaconvolve of a 2**20-sample signal with 4,096 taps against scipy's
     (target >= 1x)."""
@@ -279,6 +317,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     ap.add_argument("--threads", type=int, default=None, help="convcore threads (default: all cores)")
+    ap.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                    help="run only these groups: 2d 1d 3d rank composed f32sums fftconv memory")
     args = ap.parse_args()
     if args.threads:
         convcore.set_num_threads(args.threads)
@@ -297,13 +337,16 @@ def main():
     print("| case | convcore ms | anchor | anchor ms | speed-up | target | convcore rate (% of the roof) |")
     print("|---|---:|---|---:|---:|---|---|")
     lines = []
-    for bench in (bench_2d, bench_1d, bench_3d, bench_rank, bench_composed, bench_fftconv):
+    for bench in (bench_2d, bench_1d, bench_3d, bench_rank, bench_composed, bench_f32sums, bench_fftconv):
+        if args.only and bench.__name__[len("bench_"):] not in args.only:
+            continue
         bench(rng, repeat, lines)
         for line in lines:
             print(line, flush=True)
         lines.clear()
     print()
-    bench_memory(lines)
+    if not args.only or "memory" in args.only:
+        bench_memory(lines)
     for line in lines:
         print(line)
 

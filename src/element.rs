@@ -32,6 +32,12 @@ pub trait Element:
     /// a * b + c, fused.
     #[cfg(target_arch = "x86_64")]
     unsafe fn vfmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `LANES` float32 values from `p` as a vector of this type (converted, exactly).
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn vload_f32(p: *const f32) -> Self::V;
+    /// The `LANES` values of `v` rounded to float32 (to nearest) and stored at `p`.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn vstore_f32(p: *mut f32, v: Self::V);
 
     /// The 512-bit AVX-512 vector of this type and the same operations. Only call these
     /// from functions compiled with AVX-512 enabled after checking the CPU has it
@@ -50,6 +56,10 @@ pub trait Element:
     unsafe fn wstore(p: *mut Self, v: Self::W);
     #[cfg(target_arch = "x86_64")]
     unsafe fn wfmadd(a: Self::W, b: Self::W, c: Self::W) -> Self::W;
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn wload_f32(p: *const f32) -> Self::W;
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn wstore_f32(p: *mut f32, v: Self::W);
 }
 
 impl Element for f32 {
@@ -84,6 +94,16 @@ impl Element for f32 {
         std::arch::x86_64::_mm256_fmadd_ps(a, b, c)
     }
     #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn vload_f32(p: *const f32) -> Self::V {
+        std::arch::x86_64::_mm256_loadu_ps(p)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn vstore_f32(p: *mut f32, v: Self::V) {
+        std::arch::x86_64::_mm256_storeu_ps(p, v)
+    }
+    #[cfg(target_arch = "x86_64")]
     type W = std::arch::x86_64::__m512;
     #[cfg(target_arch = "x86_64")]
     const WLANES: usize = 16;
@@ -111,6 +131,16 @@ impl Element for f32 {
     #[inline(always)]
     unsafe fn wfmadd(a: Self::W, b: Self::W, c: Self::W) -> Self::W {
         std::arch::x86_64::_mm512_fmadd_ps(a, b, c)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn wload_f32(p: *const f32) -> Self::W {
+        std::arch::x86_64::_mm512_loadu_ps(p)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn wstore_f32(p: *mut f32, v: Self::W) {
+        std::arch::x86_64::_mm512_storeu_ps(p, v)
     }
     #[inline(always)]
     fn from_f64_lossy(v: f64) -> Self {
@@ -166,6 +196,16 @@ impl Element for f64 {
         std::arch::x86_64::_mm256_fmadd_pd(a, b, c)
     }
     #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn vload_f32(p: *const f32) -> Self::V {
+        std::arch::x86_64::_mm256_cvtps_pd(std::arch::x86_64::_mm_loadu_ps(p))
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn vstore_f32(p: *mut f32, v: Self::V) {
+        std::arch::x86_64::_mm_storeu_ps(p, std::arch::x86_64::_mm256_cvtpd_ps(v))
+    }
+    #[cfg(target_arch = "x86_64")]
     type W = std::arch::x86_64::__m512d;
     #[cfg(target_arch = "x86_64")]
     const WLANES: usize = 8;
@@ -193,6 +233,16 @@ impl Element for f64 {
     #[inline(always)]
     unsafe fn wfmadd(a: Self::W, b: Self::W, c: Self::W) -> Self::W {
         std::arch::x86_64::_mm512_fmadd_pd(a, b, c)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn wload_f32(p: *const f32) -> Self::W {
+        std::arch::x86_64::_mm512_cvtps_pd(std::arch::x86_64::_mm256_loadu_ps(p))
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn wstore_f32(p: *mut f32, v: Self::W) {
+        std::arch::x86_64::_mm256_storeu_ps(p, std::arch::x86_64::_mm512_cvtpd_ps(v))
     }
     #[inline(always)]
     fn from_f64_lossy(v: f64) -> Self {

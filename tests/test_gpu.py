@@ -299,6 +299,24 @@ def test_functional_api_device_argument():
     close(cc.avg_pool(x, 3, strides=2, padding="same", device="gpu"), cc.avg_pool(x, 3, strides=2, padding="same"))
 
 
+def test_filters_the_cpu_sums_in_float64_are_float32_on_the_gpu():
+    """The Gaussians and long windows, which the CPU sums in float64 (scipy's float32
+    precision): the GPU sums them in float32 with weights rounded to float32 that still
+    sum to one, so a ramp's total survives (scipy's test_gauss03 on the GPU)."""
+    import scipy.ndimage as sn
+    img = R(70, 301, lo=0, hi=100)
+    for mode in ("reflect", "constant", "mirror"):
+        close(cc.ndimage.gaussian_filter(img, 3.0, mode=mode, cval=0.1, device="gpu"),
+              sn.gaussian_filter(img, 3.0, mode=mode, cval=0.1))
+        close(cc.ndimage.uniform_filter1d(img, 40, mode=mode, device="gpu"), sn.uniform_filter1d(img, 40, mode=mode))
+        close(cc.ndimage.correlate1d(img, np.linspace(-1, 1, 25, dtype=np.float32), mode=mode, device="gpu"),
+              sn.correlate1d(img, np.linspace(-1, 1, 25), mode=mode))
+    ramp = np.arange(100 * 100, dtype=np.float32).reshape(100, 100)
+    out = cc.ndimage.gaussian_filter(ramp, [1.0, 1.0], device="gpu")
+    assert out.dtype == np.float32
+    np.testing.assert_almost_equal(out.sum(dtype=np.float64), ramp.sum(dtype=np.float64), decimal=0)
+
+
 def test_float64_on_gpu_is_a_type_error():
     x = np.ones((8, 8))
     with pytest.raises(TypeError, match="float32"):

@@ -161,6 +161,27 @@ def test_direct_correlation_on_every_path(level, dtype, shape, k):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
 
 
+@pytest.mark.parametrize("shape, axis, taps", [((37, 131), 1, 17), ((64, 300), 0, 17), ((21, 45), 1, 3),
+                                               ((5, 700), 1, 33), ((40, 9), 0, 21), ((3, 2100), 1, 1030)])
+def test_float32_summed_in_float64_on_every_path(level, shape, axis, taps):
+    """The float32-data, float64-sum kernel (Gaussians, long 1-D windows) on each path:
+    scipy's float32 result (one rounding of a double sum), at most one ulp off near a
+    tie, against a float64 filter of the same data rounded once."""
+    a = (rng.standard_normal(shape) * 50).astype(np.float32)
+    w = rng.standard_normal(taps)
+    for mode, cval in (("constant", 0.1), ("reflect", 0.0), ("wrap", 0.0)):
+        got = convcore.ndimage.correlate1d(a, w, axis=axis, mode=mode, cval=cval) if taps >= 16 else \
+            convcore.ndimage.gaussian_filter1d(a, 0.5, axis=axis, mode=mode, cval=cval)
+        ref = sp_ndimage.correlate1d(a.astype(np.float64), w, axis=axis, mode=mode, cval=cval) if taps >= 16 else \
+            sp_ndimage.gaussian_filter1d(a.astype(np.float64), 0.5, axis=axis, mode=mode, cval=cval)
+        ref = ref.astype(np.float32)
+        assert got.dtype == np.float32
+        # Neighbouring float32 values differ by one in their bit patterns (same sign).
+        off = np.abs(got.view(np.int32).astype(np.int64) - ref.view(np.int32).astype(np.int64))
+        off = np.where(np.sign(got) == np.sign(ref), off, np.abs(got - ref) > 0)
+        assert off.max() <= 1 and (off == 0).mean() >= 0.98, (level, mode, off.max(), (off == 0).mean())
+
+
 @pytest.mark.parametrize("channels, mult", [(16, 1), (40, 1), (24, 2), (7, 3)])
 def test_depthwise_convolution_on_every_path(level, channels, mult):
     x = rng.standard_normal((2, 9, 8, channels)).astype(np.float32)

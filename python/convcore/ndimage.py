@@ -163,13 +163,18 @@ def _store(res, dt, arr):
     return arr
 
 
-def _weights_as(w, dtype):
-    """Real weights in the compute dtype. In float32 the largest weight absorbs what the
-    float32 rounding took from the sum, so that a normalised kernel still sums to one (a
-    Gaussian's float32 weights sum to 1 - 2e-8; over a 100x100 ramp that is a drift of 2
-    in the total, beyond scipy's own test tolerance)."""
+def _weights_as(w, dtype, wide=False):
+    """Real weights as the kernels take them for data of ``dtype``. ``wide`` (a 1-D
+    window of at least ``_WIDE_TAPS`` taps over float32 data): float64 weights, which
+    the CPU kernel sums in float64 and rounds once, as scipy (its weights and lines are
+    double). Otherwise float32 data is summed in float32 with float32 weights, the
+    largest absorbing what the rounding took from their sum, so that a normalised kernel
+    still sums to one (a Gaussian's float32 weights sum to 1 - 2e-8; over a 100x100 ramp
+    that is a drift of 2 in the total, beyond scipy's own test tolerance)."""
     w = np.asarray(w)
-    if dtype != np.float32 or w.dtype == np.float32 or w.size < 2:
+    if dtype != np.float32 or wide:
+        return np.asarray(w, dtype=np.float64 if dtype == np.float32 else dtype)
+    if w.dtype == np.float32 or w.size < 2:
         return np.asarray(w, dtype=dtype)
     w64 = np.asarray(w, dtype=np.float64)
     w32 = w64.astype(np.float32)
@@ -180,6 +185,14 @@ def _weights_as(w, dtype):
             if np.isfinite(d) and d != 0:
                 w32[i] = np.float32(np.float64(w32[i]) + d)
     return w32
+
+
+#: Shortest 1-D window over float32 data summed in float64 (scipy's precision: within
+#: half a float32 ulp of the exact sum); the Gaussian filters sum in float64 at any
+#: length. Shorter windows, and the N-D kernels of correlate / convolve, sum in float32
+#: (as OpenCV's filter2D), within a few float32 ulps of scipy, at up to 1.5 times the
+#: speed (BENCHMARKS.md, issue 16).
+_WIDE_TAPS = 16
 
 
 def _via_real_components(func, fn, a, w, output, cval):
@@ -315,7 +328,7 @@ def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *
                                     w.conj() if w.dtype.kind == "c" else w, output, cval)
     dt, arr = _output(f, a, output)
     x = _compute(a, dt)
-    w, origins = _weights_over_axes(f, x, _footprint(w, x.dtype), origin, axes)  # weights in x's dtype
+    w, origins = _weights_over_axes(f, x, _footprint(w, x.dtype), origin, axes)
     return _store(_correlate_nd(f, x, w, mode, cval, origins, True), dt, arr)
 
 
@@ -374,6 +387,12 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
     >>> convcore.ndimage.correlate1d(np.array([2.0, 8, 0, 4, 1, 9, 9, 0]), [1.0, 3.0])
     array([ 8., 26.,  8., 12.,  7., 28., 36.,  9.])
     """
+    return _correlate1d(input, weights, axis, output, mode, cval, origin)
+
+
+def _correlate1d(input, weights, axis, output, mode, cval, origin, wide=None):
+    """``correlate1d``; ``wide``: whether float32 data is summed in float64 (None: from
+    ``_WIDE_TAPS`` taps)."""
     f = "correlate1d"
     a = _input(f, input)
     w = _weights1d(f, weights)
@@ -382,13 +401,14 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
     axis = normalize_axis(f, axis, a.ndim)
     if a.dtype.kind == "c" or w.dtype.kind == "c":
         _one_mode(f, mode)
-        return _via_real_components(f, lambda x, k, cv, dt: correlate1d(x, k, axis, dt, mode, cv, origin), a,
+        return _via_real_components(f, lambda x, k, cv, dt: _correlate1d(x, k, axis, dt, mode, cv, origin, wide), a,
                                     w.conj() if w.dtype.kind == "c" else w, output, cval)
     dt, arr = _output(f, a, output)
     x = _compute(a, dt)
     origins = [0] * a.ndim
     origins[axis] = _checks.integer(f, "origin", _checks._unwrap0d(origin))
-    out = _correlate_nd(f, x, _along_axis(_weights_as(w, x.dtype), axis, a.ndim), mode, cval, origins)
+    wide = w.size >= _WIDE_TAPS if wide is None else wide
+    out = _correlate_nd(f, x, _along_axis(_weights_as(w, x.dtype, wide), axis, a.ndim), mode, cval, origins)
     return _store(out, dt, arr)
 
 
@@ -436,18 +456,7 @@ def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
         out = correlate1d(x, np.ones(size), axis, None, mode, cval, origin)
         out /= size
         return _store(out, dt, arr)
-    w = np.full(size, 1.0 / size)
-    if size > _F32_WINDOW and call_backend().name == "cpu":
-        # scipy sums in double; a float32 sum over a long window drifts (1e-3 relative
-        # at 10^5 values), so long windows are summed in float64 and rounded once.
-        out = correlate1d(x.astype(np.float64), w, axis, None, mode, cval, origin)
-        return _store(out, dt, arr)
-    return correlate1d(x, w, axis, arr if arr is not None else dt, mode, cval, origin)
-
-
-#: Longest float32 window summed in float32 by uniform_filter1d (relative error of the
-#: sum below about 1e-5 of the values); longer ones are summed in float64.
-_F32_WINDOW = 64
+    return correlate1d(x, np.full(size, 1.0 / size), axis, arr if arr is not None else dt, mode, cval, origin)
 
 
 def _axes(func, axes, ndim):
@@ -643,7 +652,10 @@ def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect
     radius = _radius(f, radius)
     lw = _gaussian_radius(f, sigma, truncate, radius)
     w = _gaussian_kernel1d(sigma, order, lw)[::-1]
-    return correlate1d(a, w, axis, output, mode, cval, 0)
+    # Every Gaussian pass sums float32 in float64, whatever its length: the filters
+    # users hold against scipy's to the bit (scipy's test_gauss03 keeps the total of a
+    # ramp through sigma 1; a float32 sum drifts it by 1.1 where scipy's drifts 0.07).
+    return _correlate1d(a, w, axis, output, mode, cval, 0, wide=True)
 
 
 @device_arg
@@ -1015,8 +1027,9 @@ def _expand_origins(func, a, origin, axes):
 
 
 #: Largest box that the minimum / maximum filters take in one N-D pass (measured faster
-#: than one pass per axis up to 5x5, by benches/compare.py's rows: one padded copy and
-#: one output instead of one per axis).
+#: than one pass per axis up to 5x5, by benches/compare.py's rows: one output instead of
+#: one per axis; the native box path folds the rows, then along the last axis, so a
+#: pass costs what the separable passes cost in min/max).
 _BOX_ONE_PASS = 49
 
 

@@ -36,6 +36,105 @@ const SPLIT_MIN: usize = 512;
 /// vs 9.71, 11x11 16.3 vs 14.2, 15x15 29.1 vs 25.7.
 const AVX512_MIN_TAPS: usize = 10;
 
+/// An input element type read into accumulators of type `A`: `A` itself, or float32
+/// data summed in float64 (scipy.ndimage's rule: it converts every line to double).
+pub(crate) trait Widen<A: Element>: Element {
+    /// Whether `Self` is `A` (then the output is written in place, no conversion).
+    const SAME: bool;
+    fn widen(self) -> A;
+    /// The accumulator rounded to the input's type (C's cast: to nearest).
+    fn narrow(a: A) -> Self;
+    /// `S::LANES` values from `p`, as a vector of `A`.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn vload<S: crate::cpu::vector::Simd<A>>(p: *const Self) -> S::V;
+    /// A vector of `A` rounded to `Self` and stored at `p` (`S::LANES` values).
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn vstore<S: crate::cpu::vector::Simd<A>>(p: *mut Self, v: S::V);
+    /// `dst[i] = narrow(src[i])` for every `i` (the lengths are equal).
+    fn narrow_into(dst: &mut [MaybeUninit<Self>], src: &[A]) {
+        for (d, &a) in dst.iter_mut().zip(src) {
+            *d = MaybeUninit::new(Self::narrow(a));
+        }
+    }
+}
+
+impl<A: Element> Widen<A> for A {
+    const SAME: bool = true;
+    #[inline(always)]
+    fn widen(self) -> A {
+        self
+    }
+    #[inline(always)]
+    fn narrow(a: A) -> A {
+        a
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn vload<S: crate::cpu::vector::Simd<A>>(p: *const A) -> S::V {
+        S::load(p)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn vstore<S: crate::cpu::vector::Simd<A>>(p: *mut A, v: S::V) {
+        S::store(p, v)
+    }
+}
+
+impl Widen<f64> for f32 {
+    const SAME: bool = false;
+    #[inline(always)]
+    fn widen(self) -> f64 {
+        self as f64
+    }
+    #[inline(always)]
+    fn narrow(a: f64) -> f32 {
+        a as f32
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn vload<S: crate::cpu::vector::Simd<f64>>(p: *const f32) -> S::V {
+        S::load_f32(p)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn vstore<S: crate::cpu::vector::Simd<f64>>(p: *mut f32, v: S::V) {
+        S::store_f32(p, v)
+    }
+    fn narrow_into(dst: &mut [MaybeUninit<f32>], src: &[f64]) {
+        assert_eq!(dst.len(), src.len(), "narrow_into: lengths differ");
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2_fma() {
+            // SAFETY: AVX is available (checked at run time); the lengths are equal.
+            unsafe { narrow_avx(dst, src) };
+            return;
+        }
+        for (d, &a) in dst.iter_mut().zip(src) {
+            *d = MaybeUninit::new(a as f32);
+        }
+    }
+}
+
+/// float64 -> float32 (to nearest), four at a time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn narrow_avx(dst: &mut [MaybeUninit<f32>], src: &[f64]) {
+    use std::arch::x86_64::*;
+    let n = src.len().min(dst.len());
+    let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr() as *mut f32);
+    let mut i = 0;
+    while i + 8 <= n {
+        let a = _mm256_cvtpd_ps(_mm256_loadu_pd(sp.add(i)));
+        let b = _mm256_cvtpd_ps(_mm256_loadu_pd(sp.add(i + 4)));
+        _mm_storeu_ps(dp.add(i), a);
+        _mm_storeu_ps(dp.add(i + 4), b);
+        i += 8;
+    }
+    while i < n {
+        *dp.add(i) = *sp.add(i) as f32;
+        i += 1;
+    }
+}
+
 /// Where one kernel row reads from, for one output row.
 #[derive(Clone, Copy)]
 enum Source {
@@ -45,27 +144,30 @@ enum Source {
     Constant,
 }
 
-struct Scratch<T> {
+struct Scratch<X, A> {
     /// (kernel row, source) pairs active for the current output row.
     active: Vec<(usize, Source)>,
     /// GROUP padded lines.
-    lines: Vec<T>,
+    lines: Vec<X>,
+    /// The accumulators of one chunk when they are wider than the output (else empty).
+    acc: Vec<MaybeUninit<A>>,
 }
 
-impl<T: Element> Scratch<T> {
+impl<X: Widen<A>, A: Element> Scratch<X, A> {
     fn new() -> Self {
-        Scratch { active: Vec::new(), lines: vec![T::zero(); GROUP * (CHUNK + TAPS)] }
+        let acc = if X::SAME { Vec::new() } else { vec![MaybeUninit::uninit(); CHUNK] };
+        Scratch { active: Vec::new(), lines: vec![X::zero(); GROUP * (CHUNK + TAPS)], acc }
     }
 }
 
-struct Ctx<'a, T> {
-    x: &'a [T],
-    k: &'a [T],
+struct Ctx<'a, X, A> {
+    x: &'a [X],
+    k: &'a [A],
     plan: &'a CorrPlan,
     iw: usize,
     kw: usize,
     k_rows: usize,
-    cval: T,
+    cval: X,
     kernel_finite: bool,
     /// Row strides (in rows) of the leading axes of input, output and kernel.
     in_row_strides: Vec<usize>,
@@ -87,6 +189,34 @@ fn row_strides(shape: &[usize]) -> Vec<usize> {
 /// indices outside `x` resolved by `plan.boundary`. `x` and `k` are C-order buffers of
 /// `plan.in_shape` and `plan.k_shape`. Runs on the current rayon pool.
 pub fn correlate_direct<T: Element>(x: &[T], k: &[T], plan: &CorrPlan) -> Result<Vec<T>> {
+    direct::<T, T>(x, k, plan)
+}
+
+/// `correlate_direct` of float32 data with float64 weights, summed in float64 and
+/// rounded once to float32, as scipy.ndimage computes float32 (its lines are double):
+/// results within half a float32 ulp of the exact sum, where float32 accumulation
+/// drifts by a few ulps over long kernels. A constant boundary whose `cval` is not a
+/// float32 pads with the double itself, through a float64 copy of the input.
+pub fn correlate_direct_wide(x: &[f32], k: &[f64], plan: &CorrPlan) -> Result<Vec<f32>> {
+    if plan.boundary == crate::ops::correlate::Boundary::Constant
+        && (plan.cval as f32) as f64 != plan.cval
+        && !plan.cval.is_nan()
+    {
+        let mut xw = try_uninit::<f64>(x.len(), "the float64 copy of the input")?;
+        xw.par_iter_mut().zip(x.par_iter()).for_each(|(d, &v)| *d = MaybeUninit::new(v as f64));
+        // SAFETY: every element was written just above.
+        let xw = unsafe { assume_init_vec(xw) };
+        let out = direct::<f64, f64>(&xw, k, plan)?;
+        drop(xw);
+        let mut o = try_uninit::<f32>(out.len(), "the correlation output")?;
+        o.par_iter_mut().zip(out.par_iter()).for_each(|(d, &v)| *d = MaybeUninit::new(v as f32));
+        // SAFETY: as above.
+        return Ok(unsafe { assume_init_vec(o) });
+    }
+    direct::<f32, f64>(x, k, plan)
+}
+
+fn direct<X: Widen<A>, A: Element>(x: &[X], k: &[A], plan: &CorrPlan) -> Result<Vec<X>> {
     let d = plan.ndim();
     let out_n = checked_numel(&plan.out_shape)?;
     if out_n == 0 || x.is_empty() {
@@ -96,14 +226,14 @@ pub fn correlate_direct<T: Element>(x: &[T], k: &[T], plan: &CorrPlan) -> Result
     // per-tap path (rare inputs; the fast path multiplies every tap).
     if (plan.overlap_only && !k.iter().all(|v| v.is_finite()))
         || (plan.skip_zero
-            && k.iter().any(|&v| v == T::zero())
+            && k.iter().any(|&v| v == A::zero())
             && (!plan.cval.is_finite() || !x.iter().all(|v| v.is_finite())))
     {
         return correlate_taps(x, k, plan);
     }
     // Every output is written by `chunk` before it is read, so the buffer starts
     // uninitialised: no memset, and a recycled heap block costs no page faults.
-    let mut out: Vec<MaybeUninit<T>> = try_uninit(out_n, "the correlation output")?;
+    let mut out: Vec<MaybeUninit<X>> = try_uninit(out_n, "the correlation output")?;
     let ow = plan.out_shape[d - 1];
     let kw = plan.k_shape[d - 1];
     let ctx = Ctx {
@@ -113,7 +243,7 @@ pub fn correlate_direct<T: Element>(x: &[T], k: &[T], plan: &CorrPlan) -> Result
         iw: plan.in_shape[d - 1],
         kw,
         k_rows: k.len() / kw,
-        cval: T::from_f64_lossy(plan.cval),
+        cval: X::from_f64_lossy(plan.cval),
         kernel_finite: k.iter().all(|v| v.is_finite()),
         in_row_strides: row_strides(&plan.in_shape),
         out_row_strides: row_strides(&plan.out_shape),
@@ -124,18 +254,18 @@ pub fn correlate_direct<T: Element>(x: &[T], k: &[T], plan: &CorrPlan) -> Result
     if out_rows >= 4 * threads || ow <= CHUNK {
         out.par_chunks_mut(ow).enumerate().for_each_init(Scratch::new, |s, (r, row)| {
             for (c, dst) in row.chunks_mut(CHUNK).enumerate() {
-                ctx.chunk(r, c * CHUNK, dst, s);
+                ctx.chunk_out(r, c * CHUNK, dst, s);
             }
         });
     } else {
         for (r, row) in out.chunks_mut(ow).enumerate() {
             row.par_chunks_mut(CHUNK)
                 .enumerate()
-                .for_each_init(Scratch::new, |s, (c, dst)| ctx.chunk(r, c * CHUNK, dst, s));
+                .for_each_init(Scratch::new, |s, (c, dst)| ctx.chunk_out(r, c * CHUNK, dst, s));
         }
     }
     // SAFETY: every element was written (each row is covered by its chunks, and each
-    // chunk writes all of its elements), and MaybeUninit<T> has T's layout.
+    // chunk writes all of its elements), and MaybeUninit<X> has X's layout.
     Ok(unsafe { assume_init_vec(out) })
 }
 
@@ -143,7 +273,7 @@ pub fn correlate_direct<T: Element>(x: &[T], k: &[T], plan: &CorrPlan) -> Result
 /// positions outside the input (`overlap_only`) and zero weights (`skip_zero`). They
 /// differ from multiplying every tap only when an input holds inf or NaN, the one case
 /// this slow path is used for.
-fn correlate_taps<T: Element>(x: &[T], k: &[T], plan: &CorrPlan) -> Result<Vec<T>> {
+fn correlate_taps<X: Widen<A>, A: Element>(x: &[X], k: &[A], plan: &CorrPlan) -> Result<Vec<X>> {
     let out_n = checked_numel(&plan.out_shape)?;
     let mut out = try_zeroed(out_n, "the correlation output")?;
     let d = plan.ndim();
@@ -155,11 +285,11 @@ fn correlate_taps<T: Element>(x: &[T], k: &[T], plan: &CorrPlan) -> Result<Vec<T
         s
     };
     let (in_strides, out_strides, k_strides) = (strides(&plan.in_shape), strides(&plan.out_shape), strides(&plan.k_shape));
-    let cval = T::from_f64_lossy(plan.cval);
+    let cval = A::from_f64_lossy(plan.cval);
     out.par_iter_mut().enumerate().for_each(|(o, y)| {
-        let mut acc = T::zero();
+        let mut acc = A::zero();
         'taps: for (j, &w) in k.iter().enumerate() {
-            if plan.skip_zero && w == T::zero() {
+            if plan.skip_zero && w == A::zero() {
                 continue;
             }
             let mut src = Some(0usize);
@@ -174,23 +304,23 @@ fn correlate_taps<T: Element>(x: &[T], k: &[T], plan: &CorrPlan) -> Result<Vec<T
                 }
             }
             acc += match src {
-                Some(s) => x[s] * w,
+                Some(s) => x[s].widen() * w,
                 None => cval * w,
             };
         }
-        *y = acc;
+        *y = X::narrow(acc);
     });
     Ok(out)
 }
 
-impl<T: Element> Ctx<'_, T> {
+impl<X: Widen<A>, A: Element> Ctx<'_, X, A> {
     /// Fill `s.active` with the kernel rows that contribute to output row `r`.
-    fn collect_sources(&self, r: usize, s: &mut Scratch<T>) {
+    fn collect_sources(&self, r: usize, s: &mut Scratch<X, A>) {
         s.active.clear();
         let lead = self.plan.ndim() - 1;
         // Rows that are all zero padding add nothing, unless the kernel holds inf or NaN
         // (0 * inf is NaN, and scipy's N-D direct method multiplies the padding too).
-        let skip_constant = self.cval == T::zero() && self.kernel_finite;
+        let skip_constant = self.cval == X::zero() && self.kernel_finite;
         // Output row multi-index.
         let mut o_idx = [0usize; 16];
         let mut o_vec;
@@ -229,18 +359,39 @@ impl<T: Element> Ctx<'_, T> {
         }
     }
 
+    /// Output row `r`, columns `o0 .. o0 + dst.len()`, into `dst`: accumulated there
+    /// when the accumulators have the output's type, else in `s.acc`, the last pass
+    /// storing its sums rounded into `dst`.
+    fn chunk_out(&self, r: usize, o0: usize, dst: &mut [MaybeUninit<X>], s: &mut Scratch<X, A>) {
+        if X::SAME {
+            // SAFETY: X is A (`Widen::SAME`), so the two slices have one layout.
+            let dst = unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr() as *mut MaybeUninit<A>, dst.len()) };
+            self.chunk(r, o0, dst, None, s);
+        } else {
+            let n = dst.len();
+            let mut acc = std::mem::take(&mut s.acc);
+            // The last accumulation of each output stores it rounded into `dst`.
+            self.chunk(r, o0, &mut acc[..n], Some(dst), s);
+            s.acc = acc;
+        }
+    }
+
     /// Compute output row `r`, columns `o0 .. o0 + n`, into `dst` (uninitialised on
-    /// entry: the first pass writes, later passes accumulate).
-    fn chunk(&self, r: usize, o0: usize, dst: &mut [MaybeUninit<T>], s: &mut Scratch<T>) {
+    /// entry: the first pass writes, later passes accumulate); with `fin`, the last pass
+    /// stores the sums rounded to `X` there instead.
+    fn chunk(&self, r: usize, o0: usize, dst: &mut [MaybeUninit<A>], mut fin: Option<&mut [MaybeUninit<X>]>, s: &mut Scratch<X, A>) {
         self.collect_sources(r, s);
         let n = dst.len();
         if s.active.is_empty() {
-            dst.fill(MaybeUninit::new(T::zero()));
+            dst.fill(MaybeUninit::new(A::zero()));
+            if let Some(f) = fin {
+                f.fill(MaybeUninit::new(X::zero()));
+            }
             return;
         }
         let off = self.plan.offset[self.plan.ndim() - 1];
         let line_len = CHUNK + TAPS;
-        let Scratch { active, lines } = s;
+        let Scratch { active, lines, .. } = s;
         let mut first = true;
         for t0 in (0..self.kw).step_by(TAPS) {
             let taps = TAPS.min(self.kw - t0);
@@ -256,7 +407,9 @@ impl<T: Element> Ctx<'_, T> {
                 // edge pieces.
                 (lo, lo)
             };
-            for group in active.chunks(GROUP) {
+            let groups = active.len().div_ceil(GROUP);
+            for (gi, group) in active.chunks(GROUP).enumerate() {
+                let last_group = gi + 1 == groups;
                 for (r0, r1) in [(lo, a), (a, b), (b, hi)] {
                     if r1 <= r0 {
                         continue;
@@ -280,8 +433,8 @@ impl<T: Element> Ctx<'_, T> {
                             Source::Constant => line.fill(self.cval),
                         }
                     }
-                    let mut srcs: [&[T]; GROUP] = [&[]; GROUP];
-                    let mut ws: [&[T]; GROUP] = [&[]; GROUP];
+                    let mut srcs: [&[X]; GROUP] = [&[]; GROUP];
+                    let mut ws: [&[A]; GROUP] = [&[]; GROUP];
                     for (g, &(q, _)) in group.iter().enumerate() {
                         srcs[g] = match direct[g] {
                             Some(b) => &self.x[b..b + span],
@@ -290,7 +443,10 @@ impl<T: Element> Ctx<'_, T> {
                         let kb = q * self.kw + t0;
                         ws[g] = &self.k[kb..kb + taps];
                     }
-                    accumulate(&mut dst[r0 - o0..r1 - o0], &srcs[..group.len()], &ws[..group.len()], first);
+                    let last = t0 + TAPS >= self.kw && last_group;
+                    let out = &mut dst[r0 - o0..r1 - o0];
+                    let fin = if last { fin.as_deref_mut().map(|f| &mut f[r0 - o0..r1 - o0]) } else { None };
+                    accumulate(out, &srcs[..group.len()], &ws[..group.len()], first, fin);
                 }
                 first = false;
             }
@@ -298,7 +454,7 @@ impl<T: Element> Ctx<'_, T> {
     }
 
     /// line[t] = row value at column `start + t`, resolved by the boundary rule.
-    fn fill_line(&self, line: &mut [T], row: &[T], start: isize) {
+    fn fill_line(&self, line: &mut [X], row: &[X], start: isize) {
         let n = row.len() as isize;
         let len = line.len() as isize;
         // Interior part: columns in [0, n).
@@ -320,43 +476,66 @@ impl<T: Element> Ctx<'_, T> {
 
 /// dst[o] (+)= sum_g sum_j ws[g][j] * srcs[g][o + j]; with `init` the old contents of
 /// `dst` (possibly uninitialised) are ignored and overwritten.
-fn accumulate<T: Element>(dst: &mut [MaybeUninit<T>], srcs: &[&[T]], ws: &[&[T]], init: bool) {
+fn accumulate<X: Widen<A>, A: Element>(
+    dst: &mut [MaybeUninit<A>],
+    srcs: &[&[X]],
+    ws: &[&[A]],
+    init: bool,
+    fin: Option<&mut [MaybeUninit<X>]>,
+) {
     #[cfg(target_arch = "x86_64")]
-    if crate::cpu::simd::has_avx512() && ws.first().map_or(0, |w| w.len()) >= AVX512_MIN_TAPS {
+    if crate::cpu::simd::has_avx512() && (!X::SAME || ws.first().map_or(0, |w| w.len()) >= AVX512_MIN_TAPS) {
         // SAFETY: the CPU supports AVX-512 (checked at run time).
-        unsafe { accumulate_avx512(dst, srcs, ws, init) };
+        unsafe { accumulate_avx512(dst, srcs, ws, init, fin) };
         return;
     }
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
         // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
-        unsafe { accumulate_avx2(dst, srcs, ws, init) };
+        unsafe { accumulate_avx2(dst, srcs, ws, init, fin) };
         return;
     }
-    accumulate_generic::<T, false>(dst, srcs, ws, init)
+    accumulate_generic::<X, A, false>(dst, srcs, ws, init);
+    if let Some(f) = fin {
+        // SAFETY: `accumulate_generic` wrote every element of `dst`.
+        X::narrow_into(f, unsafe { std::slice::from_raw_parts(dst.as_ptr() as *const A, dst.len()) });
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn accumulate_avx2<T: Element>(dst: &mut [MaybeUninit<T>], srcs: &[&[T]], ws: &[&[T]], init: bool) {
-    accumulate_simd::<T, crate::cpu::vector::Avx2>(dst, srcs, ws, init)
+unsafe fn accumulate_avx2<X: Widen<A>, A: Element>(
+    dst: &mut [MaybeUninit<A>],
+    srcs: &[&[X]],
+    ws: &[&[A]],
+    init: bool,
+    fin: Option<&mut [MaybeUninit<X>]>,
+) {
+    accumulate_simd::<X, A, crate::cpu::vector::Avx2>(dst, srcs, ws, init, fin)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-unsafe fn accumulate_avx512<T: Element>(dst: &mut [MaybeUninit<T>], srcs: &[&[T]], ws: &[&[T]], init: bool) {
-    accumulate_simd::<T, crate::cpu::vector::Avx512>(dst, srcs, ws, init)
+unsafe fn accumulate_avx512<X: Widen<A>, A: Element>(
+    dst: &mut [MaybeUninit<A>],
+    srcs: &[&[X]],
+    ws: &[&[A]],
+    init: bool,
+    fin: Option<&mut [MaybeUninit<X>]>,
+) {
+    accumulate_simd::<X, A, crate::cpu::vector::Avx512>(dst, srcs, ws, init, fin)
 }
 
 /// Hand-vectorised `accumulate`: blocks of 8 AVX vectors of outputs stay in registers
 /// over every tap of every kernel row in the group.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn accumulate_simd<T: Element, S: crate::cpu::vector::Simd<T>>(
-    dst: &mut [MaybeUninit<T>],
-    srcs: &[&[T]],
-    ws: &[&[T]],
+unsafe fn accumulate_simd<X: Widen<A>, A: Element, S: crate::cpu::vector::Simd<A>>(
+    dst: &mut [MaybeUninit<A>],
+    srcs: &[&[X]],
+    ws: &[&[A]],
     init: bool,
+    mut fin: Option<&mut [MaybeUninit<X>]>,
 ) {
     const NV: usize = 8;
     let l = S::LANES;
@@ -366,7 +545,12 @@ unsafe fn accumulate_simd<T: Element, S: crate::cpu::vector::Simd<T>>(
         // Every read below stays inside `src`: the last one is at n - 1 + w.len() - 1.
         assert!(src.len() + 1 >= n + w.len(), "accumulate: source line too short");
     }
-    let dp = dst.as_mut_ptr() as *mut T;
+    if let Some(f) = &fin {
+        assert_eq!(f.len(), n, "accumulate: rounded output of another length");
+    }
+    let dp = dst.as_mut_ptr() as *mut A;
+    // Where the sums go: rounded into `fin`, or as they are into `dst`.
+    let fp = fin.as_deref_mut().map_or(std::ptr::null_mut(), |f| f.as_mut_ptr() as *mut X);
     let mut o = 0;
     while o + block <= n {
         let mut acc = [S::zero(); NV];
@@ -381,12 +565,16 @@ unsafe fn accumulate_simd<T: Element, S: crate::cpu::vector::Simd<T>>(
                 let wv = S::splat(wj);
                 let p = sp.add(j);
                 for (v, a) in acc.iter_mut().enumerate() {
-                    *a = S::fmadd(wv, S::load(p.add(v * l)), *a);
+                    *a = S::fmadd(wv, <X as Widen<A>>::vload::<S>(p.add(v * l)), *a);
                 }
             }
         }
         for (v, a) in acc.iter().enumerate() {
-            S::store(dp.add(o + v * l), *a);
+            if fp.is_null() {
+                S::store(dp.add(o + v * l), *a);
+            } else {
+                <X as Widen<A>>::vstore::<S>(fp.add(o + v * l), *a);
+            }
         }
         o += block;
     }
@@ -396,14 +584,22 @@ unsafe fn accumulate_simd<T: Element, S: crate::cpu::vector::Simd<T>>(
         for (src, w) in srcs.iter().zip(ws) {
             let sp = src.as_ptr().add(o);
             for (j, &wj) in w.iter().enumerate() {
-                acc = S::fmadd(S::splat(wj), S::load(sp.add(j)), acc);
+                acc = S::fmadd(S::splat(wj), <X as Widen<A>>::vload::<S>(sp.add(j)), acc);
             }
         }
-        S::store(dp.add(o), acc);
+        if fp.is_null() {
+            S::store(dp.add(o), acc);
+        } else {
+            <X as Widen<A>>::vstore::<S>(fp.add(o), acc);
+        }
         o += l;
     }
     if o < n {
-        accumulate_generic::<T, true>(&mut dst[o..], &shifted(srcs, o)[..srcs.len()], ws, init);
+        accumulate_generic::<X, A, true>(&mut dst[o..], &shifted(srcs, o)[..srcs.len()], ws, init);
+        if let Some(f) = fin {
+            // SAFETY: `accumulate_generic` wrote `dst[o..]`.
+            X::narrow_into(&mut f[o..], std::slice::from_raw_parts(dst.as_ptr().add(o) as *const A, n - o));
+        }
     }
 }
 
@@ -427,16 +623,16 @@ fn madd<T: Element, const FMA: bool>(w: T, x: T, acc: T) -> T {
 }
 
 #[inline(always)]
-fn accumulate_generic<T: Element, const FMA: bool>(
-    dst: &mut [MaybeUninit<T>],
-    srcs: &[&[T]],
-    ws: &[&[T]],
+fn accumulate_generic<X: Widen<A>, A: Element, const FMA: bool>(
+    dst: &mut [MaybeUninit<A>],
+    srcs: &[&[X]],
+    ws: &[&[A]],
     init: bool,
 ) {
     let n = dst.len();
     let mut o = 0;
     while o + BLOCK <= n {
-        let mut acc = [T::zero(); BLOCK];
+        let mut acc = [A::zero(); BLOCK];
         if !init {
             for v in 0..BLOCK {
                 // SAFETY: without `init`, an earlier pass wrote every element of `dst`.
@@ -445,9 +641,9 @@ fn accumulate_generic<T: Element, const FMA: bool>(
         }
         for (src, w) in srcs.iter().zip(ws) {
             for (j, &wj) in w.iter().enumerate() {
-                let s: &[T; BLOCK] = src[o + j..o + j + BLOCK].try_into().unwrap();
+                let s: &[X; BLOCK] = src[o + j..o + j + BLOCK].try_into().unwrap();
                 for v in 0..BLOCK {
-                    acc[v] = madd::<T, FMA>(wj, s[v], acc[v]);
+                    acc[v] = madd::<A, FMA>(wj, s[v].widen(), acc[v]);
                 }
             }
         }
@@ -458,10 +654,10 @@ fn accumulate_generic<T: Element, const FMA: bool>(
     }
     for oo in o..n {
         // SAFETY: as above.
-        let mut a = if init { T::zero() } else { unsafe { dst[oo].assume_init() } };
+        let mut a = if init { A::zero() } else { unsafe { dst[oo].assume_init() } };
         for (src, w) in srcs.iter().zip(ws) {
             for (j, &wj) in w.iter().enumerate() {
-                a = madd::<T, FMA>(wj, src[oo + j], a);
+                a = madd::<A, FMA>(wj, src[oo + j].widen(), a);
             }
         }
         dst[oo] = MaybeUninit::new(a);
@@ -581,6 +777,53 @@ mod tests {
                 let mut p = CorrPlan::ndimage(a, k, &origin, b, 0.0).unwrap();
                 p.cval = 1.5;
                 check(&p, 100 + i as u64);
+            }
+        }
+    }
+
+    /// float32 data with float64 weights, summed in float64: every output within half a
+    /// float32 ulp of the exact sum (plus the float64 rounding of a long sum), on every
+    /// boundary, a non-float32 `cval`, more kernel rows than a group and more taps than
+    /// a pass, row tails, and inf / NaN inputs.
+    #[test]
+    fn wide_sums_round_once() {
+        let cases: &[(&[usize], &[usize])] = &[
+            (&[3000], &[17]),
+            (&[37, 203], &[17, 1]),
+            (&[9, 70], &[1, 33]),
+            (&[40, 13], &[3, 5]),
+            (&[2, 3000], &[1, 1100]),
+            (&[5, 6, 7], &[3, 2, 4]),
+        ];
+        for b in [Boundary::Constant, Boundary::Reflect, Boundary::Mirror, Boundary::Nearest, Boundary::Wrap] {
+            for (i, (a, kshape)) in cases.iter().enumerate() {
+                for cval in [0.0, 1.5, 0.1] {
+                    let origin = vec![0isize; a.len()];
+                    let mut p = CorrPlan::ndimage(a, kshape, &origin, b, cval).unwrap();
+                    p.cval = cval;
+                    let mut s = 7 + i as u64;
+                    let mut x: Vec<f32> =
+                        (0..a.iter().product::<usize>()).map(|_| (lcg(&mut s) * 100.0) as f32).collect();
+                    let k: Vec<f64> = (0..kshape.iter().product::<usize>()).map(|_| lcg(&mut s)).collect();
+                    if i == 1 {
+                        x[5] = f32::INFINITY;
+                        x[400] = f32::NAN;
+                    }
+                    let xw: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+                    let want = naive(&xw, &k, &p);
+                    let got = correlate_direct_wide(&x, &k, &p).unwrap();
+                    assert_eq!(got.len(), want.len());
+                    let scale: f64 = 100.0 * k.iter().map(|v| v.abs()).sum::<f64>() + cval.abs();
+                    for (o, (g, w)) in got.iter().zip(&want).enumerate() {
+                        if w.is_nan() || w.is_infinite() {
+                            assert!(g.is_nan() == w.is_nan() && (*g as f64 == *w || w.is_nan()), "{p:?} at {o}: {g} vs {w}");
+                            continue;
+                        }
+                        let half_ulp = (w.abs() as f32).max(f32::MIN_POSITIVE) as f64 * f32::EPSILON as f64 / 2.0;
+                        let err = (*g as f64 - w).abs();
+                        assert!(err <= half_ulp * (1.0 + 1e-6) + 1e-14 * scale, "{p:?} at {o}: {g} vs {w}");
+                    }
+                }
             }
         }
     }

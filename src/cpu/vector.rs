@@ -18,6 +18,10 @@ pub(crate) trait Simd<T: Element>: Copy {
     unsafe fn store(p: *mut T, v: Self::V);
     /// a * b + c, fused.
     unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `LANES` float32 values from `p`, converted to `T` (exactly).
+    unsafe fn load_f32(p: *const f32) -> Self::V;
+    /// The `LANES` values of `v` rounded to float32 (to nearest) and stored at `p`.
+    unsafe fn store_f32(p: *mut f32, v: Self::V);
 }
 
 /// 256-bit AVX2 + FMA.
@@ -50,6 +54,14 @@ impl<T: Element> Simd<T> for Avx2 {
     unsafe fn fmadd(a: T::V, b: T::V, c: T::V) -> T::V {
         T::vfmadd(a, b, c)
     }
+    #[inline(always)]
+    unsafe fn load_f32(p: *const f32) -> T::V {
+        T::vload_f32(p)
+    }
+    #[inline(always)]
+    unsafe fn store_f32(p: *mut f32, v: T::V) {
+        T::vstore_f32(p, v)
+    }
 }
 
 impl<T: Element> Simd<T> for Avx512 {
@@ -74,5 +86,13 @@ impl<T: Element> Simd<T> for Avx512 {
     #[inline(always)]
     unsafe fn fmadd(a: T::W, b: T::W, c: T::W) -> T::W {
         T::wfmadd(a, b, c)
+    }
+    #[inline(always)]
+    unsafe fn load_f32(p: *const f32) -> T::W {
+        T::wload_f32(p)
+    }
+    #[inline(always)]
+    unsafe fn store_f32(p: *mut f32, v: T::W) {
+        T::wstore_f32(p, v)
     }
 }

@@ -177,6 +177,8 @@ fn correlate2d<'py>(
 
 /// scipy.ndimage.correlate(input, weights, mode, cval, origin); origin has one entry per axis.
 /// `footprint`: leave zero weights out (scipy's N-D correlate; correlate1d multiplies them).
+/// float32 input with float64 weights is summed in float64 and rounded once (scipy's
+/// precision); inputs and weights of one dtype are summed in that dtype.
 #[pyfunction]
 #[pyo3(signature = (input, weights, mode="reflect", cval=0.0, origin=None, footprint=false))]
 fn ndimage_correlate<'py>(
@@ -189,6 +191,15 @@ fn ndimage_correlate<'py>(
     footprint: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let boundary = Boundary::parse_ndimage(mode)?;
+    if let (Ok(x), Ok(k)) = (input.extract::<PyReadonlyArrayDyn<f32>>(), weights.extract::<PyReadonlyArrayDyn<f64>>()) {
+        let origin = origin.unwrap_or_else(|| vec![0; x.ndim()]);
+        let mut plan = CorrPlan::ndimage(x.shape(), k.shape(), &origin, boundary, cval)?;
+        plan.skip_zero = footprint;
+        let xs = contiguous(&x)?;
+        let ks = contiguous(&k)?;
+        let out = run_native(py, || cpu::correlate::correlate_direct_wide(&xs, &ks, &plan))?;
+        return to_numpy(py, out, &plan.out_shape).map(|r| r.into_any());
+    }
     dispatch_float2!(py, input, weights, "correlate", |x, k| {
         let origin = origin.clone().unwrap_or_else(|| vec![0; x.ndim()]);
         let mut plan = CorrPlan::ndimage(x.shape(), k.shape(), &origin, boundary, cval)?;
