@@ -1,6 +1,12 @@
 //! Rank filters on the CPU: minimum, maximum and any order statistic over a footprint
 //! (`crate::ops::rank`), for every integer and float type.
 //!
+//! Two box cases read the input in place, one output row at a time, and write the output
+//! once ([`box_min_max`], [`box_median3x3`]): the minimum / maximum of a full box (the
+//! covered rows folded into one scratch line, then along the last axis) and the median
+//! of a 3x3 box (columns sorted once per row, then three lines of 3). Every other
+//! footprint, and inputs of too few rows to spread, go through a padded copy:
+//!
 //! The input is first padded by the boundary rule (one copy, in parallel), so that the
 //! `count` values of output `o` are `padded[base(o) + off_j]` for fixed offsets `off_j`:
 //! along the last axis each offset is a contiguous run, and a run of outputs is computed
@@ -74,6 +80,9 @@ rank_float!(f32, i32, u32, 32; f64, i64, u64, 64);
 pub const NET_MAX: usize = 100;
 /// Outputs of one row handled by one task.
 const SEGMENT: usize = 4096;
+/// Output rows a task of the box paths takes at least (a row of a 3x3 box is well
+/// under a microsecond of work: fewer, longer tasks).
+const ROWS_PER_TASK: usize = 16;
 
 #[inline(always)]
 fn lo<T: PartialOrd + Copy>(a: T, b: T) -> T {
@@ -200,8 +209,33 @@ pub fn rank_filter<T: Rank>(x: &[T], plan: &RankPlan, cval: T) -> Result<Vec<T>>
             Error::Memory(format!("rank filter: the padded input of shape {:?} cannot be addressed", plan.shape))
         })?);
     }
-    let padded = pad(x, &plan.shape, &pshape, &plan.before, plan.boundary, cval)?;
-    let ps = strides(&pshape);
+    let threads = rayon::current_num_threads();
+    if (plan.rank == 0 || plan.rank == plan.count - 1)
+        && plan.count == plan.footprint.len()
+        && n / plan.shape[nd - 1] >= 2 * threads
+    {
+        return box_min_max(x, plan, cval, plan.rank == 0);
+    }
+    if plan.count == 9
+        && plan.rank == 4
+        && nd >= 2
+        && plan.fshape[nd - 1] == 3
+        && plan.fshape[nd - 2] == 3
+        && plan.footprint.len() == 9
+        && n / plan.shape[nd - 1] >= 2 * threads
+    {
+        return box_median3x3(x, plan, cval);
+    }
+    rank_padded(x, plan, cval, &pshape)
+}
+
+/// The rank filter through a padded copy of the input (`pshape`: its shape), for any
+/// footprint, rank and number of rows.
+fn rank_padded<T: Rank>(x: &[T], plan: &RankPlan, cval: T, pshape: &[usize]) -> Result<Vec<T>> {
+    let nd = plan.shape.len();
+    let n = x.len();
+    let padded = pad(x, &plan.shape, pshape, &plan.before, plan.boundary, cval)?;
+    let ps = strides(pshape);
     let fs = strides(&plan.fshape);
     let offsets: Vec<usize> = (0..plan.footprint.len())
         .filter(|&i| plan.footprint[i])
@@ -238,6 +272,291 @@ pub fn rank_filter<T: Rank>(x: &[T], plan: &RankPlan, cval: T) -> Result<Vec<T>>
         });
     });
     Ok(out)
+}
+
+/// The minimum (`min`) or maximum over a full box, separably and without a padded copy:
+/// for each output row, the input rows the box covers (resolved by the boundary rule,
+/// `cval` rows for the constant one) are folded column by column into one scratch line,
+/// its edges resolved along the last axis, and the line is folded along the last axis
+/// into the output. `box rows - 1 + box columns - 1` vector min/max per output, each
+/// input row read from cache, the output written once (OpenCV's erode / dilate do the
+/// same separable passes).
+fn box_min_max<T: Rank>(x: &[T], plan: &RankPlan, cval: T, min: bool) -> Result<Vec<T>> {
+    let nd = plan.shape.len();
+    let n = checked_numel(&plan.shape)?;
+    let (last, kw, bl) = (plan.shape[nd - 1], plan.fshape[nd - 1], plan.before[nd - 1]);
+    let width = last + kw - 1;
+    let cols: Vec<Option<usize>> = (0..width).map(|j| plan.boundary.map(j as isize - bl as isize, last)).collect();
+    let xs = strides(&plan.shape);
+    let mut out = crate::error::try_uninit::<T>(n, "the rank filter's output")?;
+    let level = crate::cpu::simd::level();
+    let cols = &cols;
+    out.par_chunks_mut(last).enumerate().with_min_len(ROWS_PER_TASK).for_each_init(
+        || (Vec::<Option<usize>>::new(), Vec::<T>::new(), vec![0usize; nd]),
+        |(rows, line, oidx), (r, orow)| {
+            box_rows(plan, &xs, r, oidx, rows);
+            line.resize(width, cval);
+            match level {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: the level is only ever one the CPU has (crate::cpu::simd).
+                crate::cpu::simd::Level::Avx512 => unsafe { box_row_avx512(x, rows, cols, cval, min, bl, line, orow) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as above.
+                crate::cpu::simd::Level::Avx2 => unsafe { box_row_avx2(x, rows, cols, cval, min, bl, line, orow) },
+                _ => box_row(x, rows, cols, cval, min, bl, line, orow),
+            }
+        },
+    );
+    // SAFETY: every row was written whole by `box_row`.
+    Ok(unsafe { crate::error::assume_init_vec(out) })
+}
+
+/// The input rows (starts of C-order rows of `plan.shape`; None: a row of `cval` beyond
+/// a constant boundary) that the box positions over the leading axes read for output
+/// row `r`, pushed onto `rows` in the footprint's order.
+fn box_rows(plan: &RankPlan, xs: &[usize], r: usize, oidx: &mut [usize], rows: &mut Vec<Option<usize>>) {
+    let nd = plan.shape.len();
+    let mut rem = r;
+    for a in (0..nd - 1).rev() {
+        oidx[a] = rem % plan.shape[a];
+        rem /= plan.shape[a];
+    }
+    rows.clear();
+    let lead_k: usize = plan.fshape[..nd - 1].iter().product();
+    for q in 0..lead_k {
+        let mut qr = q;
+        let mut src = Some(0usize);
+        for a in (0..nd - 1).rev() {
+            let t = qr % plan.fshape[a];
+            qr /= plan.fshape[a];
+            let i = oidx[a] as isize + t as isize - plan.before[a] as isize;
+            src = match (src, plan.boundary.map(i, plan.shape[a])) {
+                (Some(s), Some(m)) => Some(s + m * xs[a]),
+                _ => None,
+            };
+        }
+        rows.push(src);
+    }
+}
+
+/// The median of a 3x3 box (over the last two axes) without a padded copy or a sorting
+/// network per window: for each output row the three input rows are sorted column by
+/// column once (3 comparators per column, each column shared by three windows), and the
+/// median of a window is the median of {the largest of its columns' minima, the median
+/// of their medians, the smallest of their maxima} (an identity of the median of nine:
+/// 15 min/max per output after the column sort, against 19 comparators).
+fn box_median3x3<T: Rank>(x: &[T], plan: &RankPlan, cval: T) -> Result<Vec<T>> {
+    let nd = plan.shape.len();
+    let n = checked_numel(&plan.shape)?;
+    let (last, bl) = (plan.shape[nd - 1], plan.before[nd - 1]);
+    let width = last + 2;
+    let cols: Vec<Option<usize>> = (0..width).map(|j| plan.boundary.map(j as isize - bl as isize, last)).collect();
+    let xs = strides(&plan.shape);
+    let mut out = crate::error::try_uninit::<T>(n, "the rank filter's output")?;
+    let level = crate::cpu::simd::level();
+    let cols = &cols;
+    let ck = cval.key();
+    out.par_chunks_mut(last).enumerate().with_min_len(ROWS_PER_TASK).for_each_init(
+        || (Vec::<Option<usize>>::new(), vec![ck; 3 * width], vec![0usize; nd], Vec::<T>::new()),
+        |(rows, lines, oidx, cv_row), (r, orow)| {
+            box_rows(plan, &xs, r, oidx, rows);
+            let rw = [rows[0], rows[1], rows[2]];
+            match level {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: the level is only ever one the CPU has (crate::cpu::simd).
+                crate::cpu::simd::Level::Avx512 => unsafe { median3x3_row_avx512(x, rw, cols, cval, bl, lines, cv_row, orow) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as above.
+                crate::cpu::simd::Level::Avx2 => unsafe { median3x3_row_avx2(x, rw, cols, cval, bl, lines, cv_row, orow) },
+                _ => median3x3_row(x, rw, cols, cval, bl, lines, cv_row, orow),
+            }
+        },
+    );
+    // SAFETY: every row was written whole by `median3x3_row`.
+    Ok(unsafe { crate::error::assume_init_vec(out) })
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+unsafe fn median3x3_row_avx512<T: Rank>(
+    x: &[T],
+    rows: [Option<usize>; 3],
+    cols: &[Option<usize>],
+    cval: T,
+    bl: usize,
+    lines: &mut [T::Key],
+    cv_row: &mut Vec<T>,
+    orow: &mut [std::mem::MaybeUninit<T>],
+) {
+    median3x3_row(x, rows, cols, cval, bl, lines, cv_row, orow)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn median3x3_row_avx2<T: Rank>(
+    x: &[T],
+    rows: [Option<usize>; 3],
+    cols: &[Option<usize>],
+    cval: T,
+    bl: usize,
+    lines: &mut [T::Key],
+    cv_row: &mut Vec<T>,
+    orow: &mut [std::mem::MaybeUninit<T>],
+) {
+    median3x3_row(x, rows, cols, cval, bl, lines, cv_row, orow)
+}
+
+/// One output row of [`box_median3x3`]; `lines` holds the sorted columns (minima,
+/// medians, maxima: three lines of `orow.len() + 2` keys).
+#[inline(always)]
+fn median3x3_row<T: Rank>(
+    x: &[T],
+    rows: [Option<usize>; 3],
+    cols: &[Option<usize>],
+    cval: T,
+    bl: usize,
+    lines: &mut [T::Key],
+    cv_row: &mut Vec<T>,
+    orow: &mut [std::mem::MaybeUninit<T>],
+) {
+    let last = orow.len();
+    let width = last + 2;
+    let ck = cval.key();
+    let (lo_l, rest) = lines.split_at_mut(width);
+    let (mid_l, hi_l) = rest.split_at_mut(width);
+    // Rows beyond a constant boundary read a row of `cval`.
+    if cv_row.len() != last {
+        cv_row.clear();
+        cv_row.resize(last, cval);
+    }
+    let row = |r: Option<usize>| match r {
+        Some(s) => &x[s..s + last],
+        None => &cv_row[..],
+    };
+    let (ra, rb, rc) = (row(rows[0]), row(rows[1]), row(rows[2]));
+    {
+        // Column sort: (a, b, c) -> (min, median, max).
+        let (lo_m, mid_m, hi_m) = (&mut lo_l[bl..bl + last], &mut mid_l[bl..bl + last], &mut hi_l[bl..bl + last]);
+        for j in 0..last {
+            let (a, b, c) = (ra[j].key(), rb[j].key(), rc[j].key());
+            let (a, b) = (lo(a, b), hi(a, b));
+            let (b, c) = (lo(b, c), hi(b, c));
+            let (a, b) = (lo(a, b), hi(a, b));
+            lo_m[j] = a;
+            mid_m[j] = b;
+            hi_m[j] = c;
+        }
+    }
+    for j in (0..bl).chain(bl + last..width) {
+        let (a, b, c) = match cols[j] {
+            Some(m) => (lo_l[bl + m], mid_l[bl + m], hi_l[bl + m]),
+            None => (ck, ck, ck),
+        };
+        lo_l[j] = a;
+        mid_l[j] = b;
+        hi_l[j] = c;
+    }
+    let (l0, l1, l2) = (&lo_l[..last], &lo_l[1..last + 1], &lo_l[2..last + 2]);
+    let (m0, m1, m2) = (&mid_l[..last], &mid_l[1..last + 1], &mid_l[2..last + 2]);
+    let (h0, h1, h2) = (&hi_l[..last], &hi_l[1..last + 1], &hi_l[2..last + 2]);
+    let out = &mut orow[..last];
+    for o in 0..last {
+        let mx_lo = hi(hi(l0[o], l1[o]), l2[o]);
+        let mn_hi = lo(lo(h0[o], h1[o]), h2[o]);
+        let (p, q, r) = (m0[o], m1[o], m2[o]);
+        let md = hi(lo(p, q), lo(hi(p, q), r));
+        let m = hi(lo(mx_lo, md), lo(hi(mx_lo, md), mn_hi));
+        out[o] = std::mem::MaybeUninit::new(T::from_key(m));
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn box_row_avx512<T: Rank>(
+    x: &[T],
+    rows: &[Option<usize>],
+    cols: &[Option<usize>],
+    cval: T,
+    min: bool,
+    bl: usize,
+    line: &mut [T],
+    orow: &mut [std::mem::MaybeUninit<T>],
+) {
+    box_row(x, rows, cols, cval, min, bl, line, orow)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn box_row_avx2<T: Rank>(
+    x: &[T],
+    rows: &[Option<usize>],
+    cols: &[Option<usize>],
+    cval: T,
+    min: bool,
+    bl: usize,
+    line: &mut [T],
+    orow: &mut [std::mem::MaybeUninit<T>],
+) {
+    box_row(x, rows, cols, cval, min, bl, line, orow)
+}
+
+/// One output row of [`box_min_max`]: `rows` are the input rows' starts (None: a row of
+/// `cval`), `cols[j]` the input column of line position `j` (None: `cval`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn box_row<T: Rank>(
+    x: &[T],
+    rows: &[Option<usize>],
+    cols: &[Option<usize>],
+    cval: T,
+    min: bool,
+    bl: usize,
+    line: &mut [T],
+    orow: &mut [std::mem::MaybeUninit<T>],
+) {
+    let last = orow.len();
+    let width = line.len();
+    let kw = width + 1 - last;
+    {
+        let mid = &mut line[bl..bl + last];
+        match rows[0] {
+            Some(s) => mid.copy_from_slice(&x[s..s + last]),
+            None => mid.fill(cval),
+        }
+        for &src in &rows[1..] {
+            match (src, min) {
+                (Some(s), true) => mid.iter_mut().zip(&x[s..s + last]).for_each(|(d, &v)| *d = lo(*d, v)),
+                (Some(s), false) => mid.iter_mut().zip(&x[s..s + last]).for_each(|(d, &v)| *d = hi(*d, v)),
+                (None, true) => mid.iter_mut().for_each(|d| *d = lo(*d, cval)),
+                (None, false) => mid.iter_mut().for_each(|d| *d = hi(*d, cval)),
+            }
+        }
+    }
+    for j in (0..bl).chain(bl + last..width) {
+        line[j] = match cols[j] {
+            Some(m) => line[bl + m],
+            None => {
+                // A column beyond the edge of the constant boundary: every row is cval
+                // there, and so is their fold.
+                cval
+            }
+        };
+    }
+    for (d, &v) in orow.iter_mut().zip(&line[..last]) {
+        *d = std::mem::MaybeUninit::new(v);
+    }
+    // SAFETY: every element was written just above, and MaybeUninit<T> has T's layout.
+    let out = unsafe { std::slice::from_raw_parts_mut(orow.as_mut_ptr() as *mut T, last) };
+    for t in 1..kw {
+        let src = &line[t..t + last];
+        if min {
+            out.iter_mut().zip(src).for_each(|(d, &v)| *d = lo(*d, v));
+        } else {
+            out.iter_mut().zip(src).for_each(|(d, &v)| *d = hi(*d, v));
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -442,6 +761,56 @@ mod tests {
     fn lcg(seed: &mut u64) -> u64 {
         *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         *seed >> 33
+    }
+
+    /// The separable box minimum / maximum and the sorted-column 3x3 median against the
+    /// padded path, for every boundary, origins at both ends, constant rows and columns,
+    /// leading axes of size 1 and 3-D inputs, in four element types.
+    #[test]
+    fn box_paths_match_the_padded_path() {
+        fn case<T: Rank + std::fmt::Debug>(conv: impl Fn(u64) -> T, seed: u64) {
+            let mut s = seed;
+            let shapes: &[(&[usize], &[usize])] = &[
+                (&[9, 13], &[3, 3]),
+                (&[8, 300], &[3, 3]),
+                (&[5, 4, 70], &[1, 3, 3]),
+                (&[6, 5, 7], &[2, 3, 5]),
+                (&[12, 2], &[5, 1]),
+                (&[7, 3], &[3, 4]),
+                (&[40], &[3]),
+            ];
+            for &(shape, fshape) in shapes {
+                let n: usize = shape.iter().product();
+                let x: Vec<T> = (0..n).map(|_| conv(lcg(&mut s))).collect();
+                let cval = conv(lcg(&mut s));
+                let count: usize = fshape.iter().product();
+                for b in [Boundary::Constant, Boundary::Reflect, Boundary::Mirror, Boundary::Nearest, Boundary::Wrap] {
+                    for shift in [-1isize, 0, 1] {
+                        let origin: Vec<isize> =
+                            fshape.iter().map(|&f| (shift * (f as isize / 2)).clamp(-(f as isize / 2), (f as isize - 1) / 2)).collect();
+                        for rank in [0, count / 2, count - 1] {
+                            let Ok(plan) = RankPlan::new(shape, fshape, vec![true; count], &origin, b, rank) else {
+                                continue;
+                            };
+                            let pshape: Vec<usize> = shape.iter().zip(fshape).map(|(&a, &f)| a + f - 1).collect();
+                            let want = rank_padded(&x, &plan, cval, &pshape).unwrap();
+                            let got = rank_filter(&x, &plan, cval).unwrap();
+                            assert_eq!(got.len(), want.len());
+                            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                                assert!(g.key() == w.key(), "{shape:?} {fshape:?} {b:?} {origin:?} rank {rank} at {i}: {g:?} vs {w:?}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Two workers, so that every input of four rows or more takes the box paths.
+        rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap().install(|| {
+            case(|v| (v % 251) as u8, 1);
+            case(|v| (v % 60000) as i16 - 30000, 2);
+            case(|v| ((v % 2001) as f32 - 1000.0) * 0.37, 3);
+            case(|v| ((v % 199) as f64 - 99.0) * -1.5, 4);
+        });
     }
 
     #[test]
