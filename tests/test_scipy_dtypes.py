@@ -116,3 +116,25 @@ def test_signal_nan_fft_warns_and_measure():
 
 def test_top_level_names_follow():
     assert convcore.correlate(np.arange(4, dtype=np.int16), np.ones(2, np.int16)).dtype == np.int16
+
+
+@pytest.mark.parametrize("dtype, fill", [(np.uint8, -0.5), (np.uint8, 255.5), (np.uint8, 256), (np.uint32, -2.5),
+                                         (np.uint32, -2), (np.int8, -128.9), (np.int8, -129), (np.int8, 128),
+                                         (np.int32, 1e10), (np.uint8, np.int64(-1)), (np.uint8, True)])
+def test_correlate2d_integer_fillvalue_range_is_scipys(dtype, fill):
+    """scipy converts a Python fill value to complex, then to the integer result type,
+    and refuses one whose integer part that type does not hold; a numpy integer scalar
+    wraps around."""
+    a = np.array([[3, 0], [3, 1], [3, 0], [2, 0]], dtype=dtype)
+    b = np.ones((2, 3), dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            want = ss.correlate2d(a, b, "full", "fill", fill)
+        except ValueError:
+            with pytest.raises(ValueError, match="fillvalue"):
+                convcore.signal.correlate2d(a, b, "full", "fill", fill)
+            return
+        got = convcore.signal.correlate2d(a, b, "full", "fill", fill)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)

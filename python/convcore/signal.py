@@ -12,6 +12,7 @@ long double are summed in their own precision by numpy.
 """
 from __future__ import annotations
 
+import math
 import time
 import warnings
 
@@ -467,6 +468,15 @@ def _fillvalue(func, fillvalue, rt):
                          f"converted to complex): got {fillvalue!r}")
     if rt.kind in "biu" and f.dtype.kind in "fc" and not np.isfinite(f):
         raise ValueError(f"{func}: could not cast `fillvalue` directly to the output type {rt}: got {fillvalue!r}")
+    if rt.kind in "iu" and (f.dtype.kind in "fc" or (f.dtype.kind in "iu" and not isinstance(fillvalue, np.generic))):
+        # scipy converts a Python number to complex and then to the integer result type,
+        # refusing a value whose integer part that type does not hold (a numpy integer
+        # scalar is cast directly, wrapping around).
+        v = math.trunc(float(f.real))
+        info = np.iinfo(rt)
+        if not info.min <= v <= info.max:
+            raise ValueError(f"{func}: could not cast `fillvalue` directly to the output type {rt} (it was first "
+                             f"converted to complex): got {fillvalue!r}, outside [{info.min}, {info.max}]")
     if rt.kind in "iu":
         with np.errstate(invalid="ignore", over="ignore"):
             return f.astype(rt)[()]
