@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 
 from . import _checks, _core
-from .device import call_backend, device_arg
+from .device import _f32_weights, call_backend, device_arg
 from ._checks import UnsupportedDtypeError, _numeric_array, as_float_array, normalize_axis, per_axis
 from . import signal as _signal
 
@@ -167,24 +167,11 @@ def _weights_as(w, dtype, wide=False):
     """Real weights as the kernels take them for data of ``dtype``. ``wide`` (a 1-D
     window of at least ``_WIDE_TAPS`` taps over float32 data): float64 weights, which
     the CPU kernel sums in float64 and rounds once, as scipy (its weights and lines are
-    double). Otherwise float32 data is summed in float32 with float32 weights, the
-    largest absorbing what the rounding took from their sum, so that a normalised kernel
-    still sums to one (a Gaussian's float32 weights sum to 1 - 2e-8; over a 100x100 ramp
-    that is a drift of 2 in the total, beyond scipy's own test tolerance)."""
-    w = np.asarray(w)
+    double). Otherwise float32 data is summed in float32 with float32 weights that still
+    sum to what the weights sum to (``device._f32_weights``, as on the GPU)."""
     if dtype != np.float32 or wide:
         return np.asarray(w, dtype=np.float64 if dtype == np.float32 else dtype)
-    if w.dtype == np.float32 or w.size < 2:
-        return np.asarray(w, dtype=dtype)
-    w64 = np.asarray(w, dtype=np.float64)
-    w32 = w64.astype(np.float32)
-    if np.isfinite(w64).all():
-        i = np.unravel_index(int(np.argmax(np.abs(w64))), w64.shape)
-        with np.errstate(over="ignore", invalid="ignore"):
-            d = w64.sum() - w32.astype(np.float64).sum()
-            if np.isfinite(d) and d != 0:
-                w32[i] = np.float32(np.float64(w32[i]) + d)
-    return w32
+    return _f32_weights(w)
 
 
 #: Shortest 1-D window over float32 data summed in float64 (scipy's precision: within
