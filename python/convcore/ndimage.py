@@ -169,9 +169,9 @@ def _weights_as(w, dtype, wide=False):
     the CPU kernel sums in float64 and rounds once, as scipy (its weights and lines are
     double). Otherwise float32 data is summed in float32 with float32 weights that still
     sum to what the weights sum to (``device._f32_weights``, as on the GPU)."""
-    if dtype != np.float32 or wide:
-        return np.asarray(w, dtype=np.float64 if dtype == np.float32 else dtype)
-    return _f32_weights(w)
+    if dtype != np.float32:
+        return np.asarray(w, dtype=dtype)
+    return np.asarray(w, dtype=np.float64) if wide else _f32_weights(w)
 
 
 #: Shortest 1-D window over float32 data summed in float64 (scipy's precision: within

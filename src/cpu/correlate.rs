@@ -100,39 +100,6 @@ impl Widen<f64> for f32 {
     unsafe fn vstore<S: crate::cpu::vector::Simd<f64>>(p: *mut f32, v: S::V) {
         S::store_f32(p, v)
     }
-    fn narrow_into(dst: &mut [MaybeUninit<f32>], src: &[f64]) {
-        assert_eq!(dst.len(), src.len(), "narrow_into: lengths differ");
-        #[cfg(target_arch = "x86_64")]
-        if has_avx2_fma() {
-            // SAFETY: AVX is available (checked at run time); the lengths are equal.
-            unsafe { narrow_avx(dst, src) };
-            return;
-        }
-        for (d, &a) in dst.iter_mut().zip(src) {
-            *d = MaybeUninit::new(a as f32);
-        }
-    }
-}
-
-/// float64 -> float32 (to nearest), four at a time.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn narrow_avx(dst: &mut [MaybeUninit<f32>], src: &[f64]) {
-    use std::arch::x86_64::*;
-    let n = src.len().min(dst.len());
-    let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr() as *mut f32);
-    let mut i = 0;
-    while i + 8 <= n {
-        let a = _mm256_cvtpd_ps(_mm256_loadu_pd(sp.add(i)));
-        let b = _mm256_cvtpd_ps(_mm256_loadu_pd(sp.add(i + 4)));
-        _mm_storeu_ps(dp.add(i), a);
-        _mm_storeu_ps(dp.add(i + 4), b);
-        i += 8;
-    }
-    while i < n {
-        *dp.add(i) = *sp.add(i) as f32;
-        i += 1;
-    }
 }
 
 /// Where one kernel row reads from, for one output row.

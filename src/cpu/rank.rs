@@ -289,22 +289,13 @@ fn box_min_max<T: Rank>(x: &[T], plan: &RankPlan, cval: T, min: bool) -> Result<
     let cols: Vec<Option<usize>> = (0..width).map(|j| plan.boundary.map(j as isize - bl as isize, last)).collect();
     let xs = strides(&plan.shape);
     let mut out = crate::error::try_uninit::<T>(n, "the rank filter's output")?;
-    let level = crate::cpu::simd::level();
     let cols = &cols;
     out.par_chunks_mut(last).enumerate().with_min_len(ROWS_PER_TASK).for_each_init(
         || (Vec::<Option<usize>>::new(), Vec::<T>::new(), vec![0usize; nd]),
         |(rows, line, oidx), (r, orow)| {
             box_rows(plan, &xs, r, oidx, rows);
             line.resize(width, cval);
-            match level {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: the level is only ever one the CPU has (crate::cpu::simd).
-                crate::cpu::simd::Level::Avx512 => unsafe { box_row_avx512(x, rows, cols, cval, min, bl, line, orow) },
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: as above.
-                crate::cpu::simd::Level::Avx2 => unsafe { box_row_avx2(x, rows, cols, cval, min, bl, line, orow) },
-                _ => box_row(x, rows, cols, cval, min, bl, line, orow),
-            }
+            box_row_simd(x, rows, cols, cval, min, bl, line, orow);
         },
     );
     // SAFETY: every row was written whole by `box_row`.
@@ -353,7 +344,6 @@ fn box_median3x3<T: Rank>(x: &[T], plan: &RankPlan, cval: T) -> Result<Vec<T>> {
     let cols: Vec<Option<usize>> = (0..width).map(|j| plan.boundary.map(j as isize - bl as isize, last)).collect();
     let xs = strides(&plan.shape);
     let mut out = crate::error::try_uninit::<T>(n, "the rank filter's output")?;
-    let level = crate::cpu::simd::level();
     let cols = &cols;
     let ck = cval.key();
     out.par_chunks_mut(last).enumerate().with_min_len(ROWS_PER_TASK).for_each_init(
@@ -361,50 +351,16 @@ fn box_median3x3<T: Rank>(x: &[T], plan: &RankPlan, cval: T) -> Result<Vec<T>> {
         |(rows, lines, oidx, cv_row), (r, orow)| {
             box_rows(plan, &xs, r, oidx, rows);
             let rw = [rows[0], rows[1], rows[2]];
-            match level {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: the level is only ever one the CPU has (crate::cpu::simd).
-                crate::cpu::simd::Level::Avx512 => unsafe { median3x3_row_avx512(x, rw, cols, cval, bl, lines, cv_row, orow) },
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: as above.
-                crate::cpu::simd::Level::Avx2 => unsafe { median3x3_row_avx2(x, rw, cols, cval, bl, lines, cv_row, orow) },
-                _ => median3x3_row(x, rw, cols, cval, bl, lines, cv_row, orow),
-            }
+            median3x3_row_simd(x, rw, cols, cval, bl, lines, cv_row, orow);
         },
     );
     // SAFETY: every row was written whole by `median3x3_row`.
     Ok(unsafe { crate::error::assume_init_vec(out) })
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-unsafe fn median3x3_row_avx512<T: Rank>(
-    x: &[T],
-    rows: [Option<usize>; 3],
-    cols: &[Option<usize>],
-    cval: T,
-    bl: usize,
-    lines: &mut [T::Key],
-    cv_row: &mut Vec<T>,
-    orow: &mut [std::mem::MaybeUninit<T>],
-) {
-    median3x3_row(x, rows, cols, cval, bl, lines, cv_row, orow)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn median3x3_row_avx2<T: Rank>(
-    x: &[T],
-    rows: [Option<usize>; 3],
-    cols: &[Option<usize>],
-    cval: T,
-    bl: usize,
-    lines: &mut [T::Key],
-    cv_row: &mut Vec<T>,
-    orow: &mut [std::mem::MaybeUninit<T>],
-) {
-    median3x3_row(x, rows, cols, cval, bl, lines, cv_row, orow)
-}
+crate::multiversion!(fn median3x3_row_simd => median3x3_row<T: Rank>(x: &[T], rows: [Option<usize>; 3],
+    cols: &[Option<usize>], cval: T, bl: usize, lines: &mut [T::Key], cv_row: &mut Vec<T>,
+    orow: &mut [std::mem::MaybeUninit<T>]));
 
 /// One output row of [`box_median3x3`]; `lines` holds the sorted columns (minima,
 /// medians, maxima: three lines of `orow.len() + 2` keys).
@@ -470,37 +426,8 @@ fn median3x3_row<T: Rank>(
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn box_row_avx512<T: Rank>(
-    x: &[T],
-    rows: &[Option<usize>],
-    cols: &[Option<usize>],
-    cval: T,
-    min: bool,
-    bl: usize,
-    line: &mut [T],
-    orow: &mut [std::mem::MaybeUninit<T>],
-) {
-    box_row(x, rows, cols, cval, min, bl, line, orow)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn box_row_avx2<T: Rank>(
-    x: &[T],
-    rows: &[Option<usize>],
-    cols: &[Option<usize>],
-    cval: T,
-    min: bool,
-    bl: usize,
-    line: &mut [T],
-    orow: &mut [std::mem::MaybeUninit<T>],
-) {
-    box_row(x, rows, cols, cval, min, bl, line, orow)
-}
+crate::multiversion!(fn box_row_simd => box_row<T: Rank>(x: &[T], rows: &[Option<usize>], cols: &[Option<usize>],
+    cval: T, min: bool, bl: usize, line: &mut [T], orow: &mut [std::mem::MaybeUninit<T>]));
 
 /// One output row of [`box_min_max`]: `rows` are the input rows' starts (None: a row of
 /// `cval`), `cols[j]` the input column of line position `j` (None: `cval`).
