@@ -2,9 +2,10 @@
 //! (`crate::ops::rank`), for every integer and float type.
 //!
 //! Two box cases read the input in place, one output row at a time, and write the output
-//! once ([`box_min_max`], [`box_median3x3`]): the minimum / maximum of a full box (the
+//! once ([`box_min_max`], [`box_median`]): the minimum / maximum of a full box (the
 //! covered rows folded into one scratch line, then along the last axis) and the median
-//! of a 3x3 box (columns sorted once per row, then three lines of 3). Every other
+//! of a 3x3 or 5x5 box (input rows turned into key lines once, each output line computed
+//! in vector registers by `rank_simd`). Every other
 //! footprint, and inputs of too few rows to spread, go through a padded copy:
 //!
 //! The input is first padded by the boundary rule (one copy, in parallel), so that the
@@ -38,7 +39,7 @@ use rayon::prelude::*;
 /// negative values flipped), so that their min/max vectorise as integer instructions;
 /// in that order NaN lies above +inf (below -inf with the sign bit set) and -0.0 below
 /// +0.0.
-pub trait Rank: Copy + PartialOrd + Send + Sync + 'static {
+pub trait Rank: Copy + PartialOrd + Send + Sync + 'static + rank_simd::MedianValue {
     type Key: Copy + Ord + Send + Sync + 'static;
     fn key(self) -> Self::Key;
     fn from_key(k: Self::Key) -> Self;
@@ -216,15 +217,14 @@ pub fn rank_filter<T: Rank>(x: &[T], plan: &RankPlan, cval: T) -> Result<Vec<T>>
     {
         return box_min_max(x, plan, cval, plan.rank == 0);
     }
-    if plan.count == 9
-        && plan.rank == 4
-        && nd >= 2
-        && plan.fshape[nd - 1] == 3
-        && plan.fshape[nd - 2] == 3
-        && plan.footprint.len() == 9
+    let kw = plan.fshape[nd - 1];
+    if (kw == 3 || kw == 5)
+        && plan.count == kw * kw
+        && plan.footprint.len() == plan.count
+        && plan.rank == plan.count / 2
         && n / plan.shape[nd - 1] >= 2 * threads
     {
-        return box_median3x3(x, plan, cval);
+        return box_median(x, plan, cval, kw);
     }
     rank_padded(x, plan, cval, &pshape)
 }
@@ -330,100 +330,88 @@ fn box_rows(plan: &RankPlan, xs: &[usize], r: usize, oidx: &mut [usize], rows: &
     }
 }
 
-/// The median of a 3x3 box (over the last two axes) without a padded copy or a sorting
-/// network per window: for each output row the three input rows are sorted column by
-/// column once (3 comparators per column, each column shared by three windows), and the
-/// median of a window is the median of {the largest of its columns' minima, the median
-/// of their medians, the smallest of their maxima} (an identity of the median of nine:
-/// 15 min/max per output after the column sort, against 19 comparators).
-fn box_median3x3<T: Rank>(x: &[T], plan: &RankPlan, cval: T) -> Result<Vec<T>> {
+/// The median of a 3x3 or 5x5 box (`k`: the box's last axis and its number of rows over
+/// the leading axes) without a padded copy or a network over memory: the outputs whose
+/// windows lie inside the row are computed from the input rows where they lie, in
+/// vector registers, `L` outputs at a time (`rank_simd`: the 3x3 median through sorted
+/// columns, the 5x5 through the median-of-25 network), into the output row; the few at
+/// each end from short lines with the edges resolved by the boundary rule.
+fn box_median<T: Rank>(x: &[T], plan: &RankPlan, cval: T, k: usize) -> Result<Vec<T>> {
     let nd = plan.shape.len();
     let n = checked_numel(&plan.shape)?;
     let (last, bl) = (plan.shape[nd - 1], plan.before[nd - 1]);
-    let width = last + 2;
-    let cols: Vec<Option<usize>> = (0..width).map(|j| plan.boundary.map(j as isize - bl as isize, last)).collect();
+    // the resolved input column of each position of an edge-extended row
+    let cols: Vec<Option<usize>> =
+        (0..last + k - 1).map(|j| plan.boundary.map(j as isize - bl as isize, last)).collect();
     let xs = strides(&plan.shape);
     let mut out = crate::error::try_uninit::<T>(n, "the rank filter's output")?;
     let cols = &cols;
-    let ck = cval.key();
+    let cv_row = try_filled(last, cval, "the rank filter's constant row")?;
+    let cv_row = &cv_row[..];
+    let level = crate::cpu::simd::level();
+    // the outputs computed at each end: a vector's worth, and at least the k - 1 there
+    let lanes = T::lanes(level).max(k - 1);
     out.par_chunks_mut(last).enumerate().with_min_len(ROWS_PER_TASK).for_each_init(
-        || (Vec::<Option<usize>>::new(), vec![ck; 3 * width], vec![0usize; nd], Vec::<T>::new()),
-        |(rows, lines, oidx, cv_row), (r, orow)| {
+        || {
+            let m = lanes.max(last);
+            (Vec::<Option<usize>>::new(), vec![vec![cval; m + k - 1]; k], vec![0usize; nd],
+             vec![std::mem::MaybeUninit::<T>::uninit(); m])
+        },
+        |(rows, ext, oidx, tmp), (r, orow)| {
             box_rows(plan, &xs, r, oidx, rows);
-            let rw = [rows[0], rows[1], rows[2]];
-            median3x3_row_simd(x, rw, cols, cval, bl, lines, cv_row, orow);
+            let mut src: [&[T]; 5] = [&[]; 5];
+            for (d, &s) in src.iter_mut().zip(rows.iter()) {
+                *d = s.map_or(cv_row, |s| &x[s..s + last]);
+            }
+            let src = &src[..k];
+            // positions `from..to` of the edge-extended rows into `ext`
+            let extend = |ext: &mut Vec<Vec<T>>, from: usize, to: usize| {
+                // the positions inside the row copied, the edges resolved
+                let a = from.max(bl).min(to);
+                let b = to.min(bl + last).max(a);
+                for (line, row) in ext.iter_mut().zip(src) {
+                    line[a - from..b - from].copy_from_slice(&row[a - bl..b - bl]);
+                    for j in (from..a).chain(b..to) {
+                        line[j - from] = cols[j].map_or(cval, |m| row[m]);
+                    }
+                }
+            };
+            fn view<T>(ext: &[Vec<T>]) -> [&[T]; 5] {
+                let mut v: [&[T]; 5] = [&[]; 5];
+                for (d, l) in v.iter_mut().zip(ext.iter()) {
+                    *d = &l[..];
+                }
+                v
+            }
+            if last >= lanes + k - 1 {
+                // inside: output bl + i reads input columns i..i + k
+                let inner = last - (k - 1);
+                T::median_line(level, k, src, &mut orow[bl..bl + inner]);
+                // the ends: `lanes` outputs from extended lines, the first bl / the
+                // last k - 1 - bl kept
+                let tail = k - 1 - bl;
+                if bl > 0 {
+                    extend(ext, 0, lanes + k - 1);
+                    T::median_line(level, k, &view(ext)[..k], &mut tmp[..lanes]);
+                    orow[..bl].copy_from_slice(&tmp[..bl]);
+                }
+                if tail > 0 {
+                    extend(ext, last - lanes, last + k - 1);
+                    T::median_line(level, k, &view(ext)[..k], &mut tmp[..lanes]);
+                    orow[last - tail..].copy_from_slice(&tmp[lanes - tail..lanes]);
+                }
+            } else {
+                // a short row: all of it extended, `lanes` outputs at least computed
+                extend(ext, 0, last + k - 1);
+                let m = lanes.max(last);
+                T::median_line(level, k, &view(ext)[..k], &mut tmp[..m]);
+                orow.copy_from_slice(&tmp[..last]);
+            }
         },
     );
-    // SAFETY: every row was written whole by `median3x3_row`.
+    // SAFETY: every output of every row was written above (inside, both ends, or the
+    // short row's copy).
     Ok(unsafe { crate::error::assume_init_vec(out) })
-}
-
-crate::multiversion!(fn median3x3_row_simd => median3x3_row<T: Rank>(x: &[T], rows: [Option<usize>; 3],
-    cols: &[Option<usize>], cval: T, bl: usize, lines: &mut [T::Key], cv_row: &mut Vec<T>,
-    orow: &mut [std::mem::MaybeUninit<T>]));
-
-/// One output row of [`box_median3x3`]; `lines` holds the sorted columns (minima,
-/// medians, maxima: three lines of `orow.len() + 2` keys).
-#[inline(always)]
-fn median3x3_row<T: Rank>(
-    x: &[T],
-    rows: [Option<usize>; 3],
-    cols: &[Option<usize>],
-    cval: T,
-    bl: usize,
-    lines: &mut [T::Key],
-    cv_row: &mut Vec<T>,
-    orow: &mut [std::mem::MaybeUninit<T>],
-) {
-    let last = orow.len();
-    let width = last + 2;
-    let ck = cval.key();
-    let (lo_l, rest) = lines.split_at_mut(width);
-    let (mid_l, hi_l) = rest.split_at_mut(width);
-    // Rows beyond a constant boundary read a row of `cval`.
-    if cv_row.len() != last {
-        cv_row.clear();
-        cv_row.resize(last, cval);
-    }
-    let row = |r: Option<usize>| match r {
-        Some(s) => &x[s..s + last],
-        None => &cv_row[..],
-    };
-    let (ra, rb, rc) = (row(rows[0]), row(rows[1]), row(rows[2]));
-    {
-        // Column sort: (a, b, c) -> (min, median, max).
-        let (lo_m, mid_m, hi_m) = (&mut lo_l[bl..bl + last], &mut mid_l[bl..bl + last], &mut hi_l[bl..bl + last]);
-        for j in 0..last {
-            let (a, b, c) = (ra[j].key(), rb[j].key(), rc[j].key());
-            let (a, b) = (lo(a, b), hi(a, b));
-            let (b, c) = (lo(b, c), hi(b, c));
-            let (a, b) = (lo(a, b), hi(a, b));
-            lo_m[j] = a;
-            mid_m[j] = b;
-            hi_m[j] = c;
-        }
-    }
-    for j in (0..bl).chain(bl + last..width) {
-        let (a, b, c) = match cols[j] {
-            Some(m) => (lo_l[bl + m], mid_l[bl + m], hi_l[bl + m]),
-            None => (ck, ck, ck),
-        };
-        lo_l[j] = a;
-        mid_l[j] = b;
-        hi_l[j] = c;
-    }
-    let (l0, l1, l2) = (&lo_l[..last], &lo_l[1..last + 1], &lo_l[2..last + 2]);
-    let (m0, m1, m2) = (&mid_l[..last], &mid_l[1..last + 1], &mid_l[2..last + 2]);
-    let (h0, h1, h2) = (&hi_l[..last], &hi_l[1..last + 1], &hi_l[2..last + 2]);
-    let out = &mut orow[..last];
-    for o in 0..last {
-        let mx_lo = hi(hi(l0[o], l1[o]), l2[o]);
-        let mn_hi = lo(lo(h0[o], h1[o]), h2[o]);
-        let (p, q, r) = (m0[o], m1[o], m2[o]);
-        let md = hi(lo(p, q), lo(hi(p, q), r));
-        let m = hi(lo(mx_lo, md), lo(hi(mx_lo, md), mn_hi));
-        out[o] = std::mem::MaybeUninit::new(T::from_key(m));
-    }
 }
 
 crate::multiversion!(fn box_row_simd => box_row<T: Rank>(x: &[T], rows: &[Option<usize>], cols: &[Option<usize>],
@@ -593,6 +581,9 @@ fn body<T: Rank>(
 
 include!("rank_networks.rs");
 
+#[path = "rank_simd.rs"]
+pub(crate) mod rank_simd;
+
 /// A median network as straight-line code over a local array of wires, `L` values of
 /// a type making one 512-bit vector each: every index is a constant, so the wires can
 /// live in vector registers (25 of the 32 for 5x5) instead of going through memory.
@@ -690,7 +681,7 @@ mod tests {
         *seed >> 33
     }
 
-    /// The separable box minimum / maximum and the sorted-column 3x3 median against the
+    /// The separable box minimum / maximum and the 3x3 / 5x5 box medians against the
     /// padded path, for every boundary, origins at both ends, constant rows and columns,
     /// leading axes of size 1 and 3-D inputs, in four element types.
     #[test]
@@ -705,6 +696,11 @@ mod tests {
                 (&[12, 2], &[5, 1]),
                 (&[7, 3], &[3, 4]),
                 (&[40], &[3]),
+                (&[9, 70], &[5, 5]),
+                (&[8, 200], &[5, 5]),
+                (&[6, 3], &[5, 5]),
+                (&[5, 4, 68], &[1, 5, 5]),
+                (&[4, 3, 66], &[5, 1, 5]),
             ];
             for &(shape, fshape) in shapes {
                 let n: usize = shape.iter().product();

@@ -1,0 +1,382 @@
+//! The box medians' vector kernels: explicit vectors of rank keys (one register of
+//! `L` integer keys, min / max as one instruction), so that the 9 or 25 wires of a
+//! window's network live in registers for a whole run of outputs (the compiler's own
+//! vectorisation of a network over arrays of lanes keeps the wires in memory). The
+//! kernels read the values where they lie (the input's rows) and write the output in
+//! place: a float's key is made in the register it is loaded into, and undone in the
+//! one it is stored from.
+//!
+//! A module of `rank` (it uses the median networks `rank_networks.rs` generates).
+
+use super::Rank;
+use crate::cpu::simd::Level;
+use std::mem::MaybeUninit;
+
+/// A vector of `L` keys of values `T` and the two operations a comparator needs.
+pub(crate) trait KeyVec: Copy {
+    type T: Copy;
+    const L: usize;
+    /// The keys of `L` values.
+    ///
+    /// # Safety
+    /// `p` must be valid for reading `L` values (no alignment needed), and the CPU must
+    /// have the vector's instruction set.
+    unsafe fn load(p: *const Self::T) -> Self;
+    /// The `L` values of the keys, stored.
+    ///
+    /// # Safety
+    /// `p` must be valid for writing `L` values; the instruction set as for `load`.
+    unsafe fn store(self, p: *mut Self::T);
+    /// # Safety
+    /// The instruction set as for `load`.
+    unsafe fn lo(self, o: Self) -> Self;
+    /// # Safety
+    /// The instruction set as for `load`.
+    unsafe fn hi(self, o: Self) -> Self;
+}
+
+/// One value's key: the portable path.
+#[derive(Clone, Copy)]
+pub(crate) struct One<T: Rank>(T::Key);
+
+impl<T: Rank> KeyVec for One<T> {
+    type T = T;
+    const L: usize = 1;
+    #[inline(always)]
+    unsafe fn load(p: *const T) -> Self {
+        One((*p).key())
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut T) {
+        *p = T::from_key(self.0)
+    }
+    #[inline(always)]
+    unsafe fn lo(self, o: Self) -> Self {
+        One(self.0.min(o.0))
+    }
+    #[inline(always)]
+    unsafe fn hi(self, o: Self) -> Self {
+        One(self.0.max(o.0))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::KeyVec;
+    use std::arch::x86_64::*;
+
+    /// `$name`: `$l` values `$t` in a `$reg`, keys made by `$key` (an involution).
+    macro_rules! key_vec {
+        ($name:ident, $t:ty, $reg:ty, $l:expr, $ld:ident, $st:ident, $min:path, $max:path, $key:path) => {
+            #[derive(Clone, Copy)]
+            pub(crate) struct $name($reg);
+            impl KeyVec for $name {
+                type T = $t;
+                const L: usize = $l;
+                #[inline(always)]
+                unsafe fn load(p: *const $t) -> Self {
+                    $name($key($ld(p as *const _)))
+                }
+                #[inline(always)]
+                unsafe fn store(self, p: *mut $t) {
+                    $st(p as *mut _, $key(self.0))
+                }
+                #[inline(always)]
+                unsafe fn lo(self, o: Self) -> Self {
+                    $name($min(self.0, o.0))
+                }
+                #[inline(always)]
+                unsafe fn hi(self, o: Self) -> Self {
+                    $name($max(self.0, o.0))
+                }
+            }
+        };
+    }
+
+    #[inline(always)]
+    unsafe fn same<R>(v: R) -> R {
+        v
+    }
+    // A float's key (as `Rank::key`): its bits, the magnitude bits flipped when the
+    // sign bit is set.
+    #[inline(always)]
+    unsafe fn zkey32(v: __m512i) -> __m512i {
+        _mm512_xor_si512(v, _mm512_srli_epi32::<1>(_mm512_srai_epi32::<31>(v)))
+    }
+    #[inline(always)]
+    unsafe fn zkey64(v: __m512i) -> __m512i {
+        _mm512_xor_si512(v, _mm512_srli_epi64::<1>(_mm512_srai_epi64::<63>(v)))
+    }
+    #[inline(always)]
+    unsafe fn ykey32(v: __m256i) -> __m256i {
+        _mm256_xor_si256(v, _mm256_srli_epi32::<1>(_mm256_srai_epi32::<31>(v)))
+    }
+    #[inline(always)]
+    unsafe fn ykey64(v: __m256i) -> __m256i {
+        let sign = _mm256_cmpgt_epi64(_mm256_setzero_si256(), v);
+        _mm256_xor_si256(v, _mm256_srli_epi64::<1>(sign))
+    }
+
+    key_vec!(Zu8, u8, __m512i, 64, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epu8, _mm512_max_epu8, same);
+    key_vec!(Zi8, i8, __m512i, 64, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epi8, _mm512_max_epi8, same);
+    key_vec!(Zu16, u16, __m512i, 32, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epu16, _mm512_max_epu16, same);
+    key_vec!(Zi16, i16, __m512i, 32, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epi16, _mm512_max_epi16, same);
+    key_vec!(Zu32, u32, __m512i, 16, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epu32, _mm512_max_epu32, same);
+    key_vec!(Zi32, i32, __m512i, 16, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epi32, _mm512_max_epi32, same);
+    key_vec!(Zu64, u64, __m512i, 8, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epu64, _mm512_max_epu64, same);
+    key_vec!(Zi64, i64, __m512i, 8, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epi64, _mm512_max_epi64, same);
+    key_vec!(Zf32, f32, __m512i, 16, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epi32, _mm512_max_epi32, zkey32);
+    key_vec!(Zf64, f64, __m512i, 8, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epi64, _mm512_max_epi64, zkey64);
+
+    key_vec!(Yu8, u8, __m256i, 32, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_min_epu8, _mm256_max_epu8, same);
+    key_vec!(Yi8, i8, __m256i, 32, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_min_epi8, _mm256_max_epi8, same);
+    key_vec!(Yu16, u16, __m256i, 16, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_min_epu16, _mm256_max_epu16, same);
+    key_vec!(Yi16, i16, __m256i, 16, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_min_epi16, _mm256_max_epi16, same);
+    key_vec!(Yu32, u32, __m256i, 8, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_min_epu32, _mm256_max_epu32, same);
+    key_vec!(Yi32, i32, __m256i, 8, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_min_epi32, _mm256_max_epi32, same);
+    key_vec!(Yu64, u64, __m256i, 4, _mm256_loadu_si256, _mm256_storeu_si256, min_epu64, max_epu64, same);
+    key_vec!(Yi64, i64, __m256i, 4, _mm256_loadu_si256, _mm256_storeu_si256, min_epi64, max_epi64, same);
+    key_vec!(Yf32, f32, __m256i, 8, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_min_epi32, _mm256_max_epi32, ykey32);
+    key_vec!(Yf64, f64, __m256i, 4, _mm256_loadu_si256, _mm256_storeu_si256, min_epi64, max_epi64, ykey64);
+
+    // AVX2 has no 64-bit min / max: a comparison and a blend.
+    #[inline(always)]
+    unsafe fn min_epi64(a: __m256i, b: __m256i) -> __m256i {
+        _mm256_blendv_epi8(a, b, _mm256_cmpgt_epi64(a, b))
+    }
+    #[inline(always)]
+    unsafe fn max_epi64(a: __m256i, b: __m256i) -> __m256i {
+        _mm256_blendv_epi8(b, a, _mm256_cmpgt_epi64(a, b))
+    }
+    #[inline(always)]
+    unsafe fn gt_epu64(a: __m256i, b: __m256i) -> __m256i {
+        let bias = _mm256_set1_epi64x(i64::MIN);
+        _mm256_cmpgt_epi64(_mm256_xor_si256(a, bias), _mm256_xor_si256(b, bias))
+    }
+    #[inline(always)]
+    unsafe fn min_epu64(a: __m256i, b: __m256i) -> __m256i {
+        _mm256_blendv_epi8(a, b, gt_epu64(a, b))
+    }
+    #[inline(always)]
+    unsafe fn max_epu64(a: __m256i, b: __m256i) -> __m256i {
+        _mm256_blendv_epi8(b, a, gt_epu64(a, b))
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    pub(super) unsafe fn row_avx512<V: KeyVec>(k: usize, lines: &[*const V::T], n: usize, out: *mut V::T) {
+        super::row::<V>(k, lines, n, out)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn row_avx2<V: KeyVec>(k: usize, lines: &[*const V::T], n: usize, out: *mut V::T) {
+        super::row::<V>(k, lines, n, out)
+    }
+}
+
+/// A value type of the rank filters: the box medians of one run of outputs.
+pub trait MedianValue: Copy + Sized {
+    /// The values of one vector on the path `level`: the shortest run `median_line`
+    /// takes.
+    fn lanes(level: Level) -> usize;
+    /// `out[x]` = the median of the `k` x `k` window `lines[i][x + d]` (i, d < k), for
+    /// `k` 3 or 5, on the vector path `level` (at most what the CPU has); `out` at least
+    /// `lanes(level)` values, each of the `k` lines at least `out.len() + k - 1`.
+    fn median_line(level: Level, k: usize, lines: &[&[Self]], out: &mut [MaybeUninit<Self>]);
+}
+
+macro_rules! median_value {
+    ($($t:ty, $z:ident, $y:ident);*) => {$(
+        impl MedianValue for $t {
+            fn lanes(level: Level) -> usize {
+                match level {
+                    #[cfg(target_arch = "x86_64")]
+                    Level::Avx512 => <x86::$z as KeyVec>::L,
+                    #[cfg(target_arch = "x86_64")]
+                    Level::Avx2 => <x86::$y as KeyVec>::L,
+                    _ => 1,
+                }
+            }
+            fn median_line(level: Level, k: usize, lines: &[&[$t]], out: &mut [MaybeUninit<$t>]) {
+                let n = out.len();
+                assert!((k == 3 || k == 5) && lines.len() == k && n >= Self::lanes(level));
+                assert!(lines.iter().all(|l| l.len() >= n + k - 1));
+                let mut p = [std::ptr::null::<$t>(); 5];
+                for (d, l) in p.iter_mut().zip(lines) {
+                    *d = l.as_ptr();
+                }
+                let o = out.as_mut_ptr() as *mut $t;
+                match level {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: the level is at most what the CPU has (the caller's
+                    // contract, as crate::cpu::simd::level()); the sizes were checked
+                    // (every output written, MaybeUninit<T> has T's layout).
+                    Level::Avx512 => unsafe { x86::row_avx512::<x86::$z>(k, &p[..k], n, o) },
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: as above.
+                    Level::Avx2 => unsafe { x86::row_avx2::<x86::$y>(k, &p[..k], n, o) },
+                    // SAFETY: the sizes were checked.
+                    _ => unsafe { row::<One<$t>>(k, &p[..k], n, o) },
+                }
+            }
+        }
+    )*};
+}
+median_value!(u8, Zu8, Yu8; i8, Zi8, Yi8; u16, Zu16, Yu16; i16, Zi16, Yi16; u32, Zu32, Yu32; i32, Zi32, Yi32;
+              u64, Zu64, Yu64; i64, Zi64, Yi64; f32, Zf32, Yf32; f64, Zf64, Yf64);
+
+/// The medians of one run of `n` outputs (see [`MedianValue::median_line`]), `V::L` outputs per step;
+/// the last step is moved back to end at the line's end (it recomputes a few outputs).
+/// 3x3: the window's three columns sorted, then the median of {the largest of their
+/// minima, the median of their medians, the smallest of their maxima} (an identity of
+/// the median of nine); 5x5: the 25 shifted loads through the median-of-25
+/// network.
+///
+/// # Safety
+/// The CPU has `V`'s instruction set; `n >= V::L`, `lines` are `k` pointers each valid
+/// for reading `n + k - 1` values, `out` is valid for writing `n`.
+#[inline(always)]
+unsafe fn row<V: KeyVec>(k: usize, lines: &[*const V::T], n: usize, out: *mut V::T) {
+    let o = out;
+    let mut x = 0;
+    if k == 3 {
+        let p = [lines[0], lines[1], lines[2]];
+        loop {
+            let s = x.min(n - V::L);
+            median9_at::<V>(p, s).store(o.add(s));
+            x += V::L;
+            if x >= n {
+                break;
+            }
+        }
+    } else {
+        let p = [lines[0], lines[1], lines[2], lines[3], lines[4]];
+        loop {
+            let s = x.min(n - V::L);
+            median25_at::<V>(p, s).store(o.add(s));
+            x += V::L;
+            if x >= n {
+                break;
+            }
+        }
+    }
+}
+
+/// The medians of the 3x3 windows at `s..s + L`. Sorting each column once into lines
+/// and reading them back three times measured slower (1.2-1.4x) than sorting the three
+/// shifted columns in registers.
+#[inline(always)]
+unsafe fn median9_at<V: KeyVec>(p: [*const V::T; 3], s: usize) -> V {
+    let (l0, m0, h0) = column::<V>(p, s);
+    let (l1, m1, h1) = column::<V>(p, s + 1);
+    let (l2, m2, h2) = column::<V>(p, s + 2);
+    let mx_lo = l0.hi(l1).hi(l2);
+    let mn_hi = h0.lo(h1).lo(h2);
+    let md = med3(m0, m1, m2);
+    med3(mx_lo, md, mn_hi)
+}
+
+/// The column of three at `s..s + L`, sorted: (minima, medians, maxima).
+#[inline(always)]
+unsafe fn column<V: KeyVec>(p: [*const V::T; 3], s: usize) -> (V, V, V) {
+    let (a, b, c) = (V::load(p[0].add(s)), V::load(p[1].add(s)), V::load(p[2].add(s)));
+    let (a, b) = (a.lo(b), a.hi(b));
+    let (b, c) = (b.lo(c), b.hi(c));
+    let (a, b) = (a.lo(b), a.hi(b));
+    (a, b, c)
+}
+
+#[inline(always)]
+unsafe fn med3<V: KeyVec>(p: V, q: V, r: V) -> V {
+    p.lo(q).hi(p.hi(q).lo(r))
+}
+
+/// The medians of the 5x5 windows at `s..s + L`: the 25 shifted loads through the
+/// median-of-25 network.
+#[inline(always)]
+unsafe fn median25_at<V: KeyVec>(p: [*const V::T; 5], s: usize) -> V {
+    macro_rules! ld {
+        ($($i:literal),*) => {
+            [$(V::load(p[$i / 5].add(s + $i % 5))),*]
+        };
+    }
+    let v = ld!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24);
+    nets::median25(v)
+}
+
+mod nets {
+    use super::KeyVec;
+
+    /// A median network as straight-line code over an array of vector wires indexed by
+    /// constants (each wire a register).
+    macro_rules! define_vec_median {
+        ($name:ident, $n:literal, $rank:literal, [$(($a:literal, $b:literal)),*]) => {
+            #[inline(always)]
+            #[allow(dead_code)]
+            pub(super) unsafe fn $name<V: KeyVec>(mut v: [V; $n]) -> V {
+                $(
+                    let (s, t) = (v[$a], v[$b]);
+                    v[$a] = s.lo(t);
+                    v[$b] = s.hi(t);
+                )*
+                v[$rank]
+            }
+        };
+    }
+    with_median_networks!(define_vec_median);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference<T: Rank>(k: usize, lines: &[&[T]], n: usize) -> Vec<T::Key> {
+        (0..n)
+            .map(|x| {
+                let mut w: Vec<T::Key> = lines.iter().flat_map(|l| l[x..x + k].iter().map(|v| v.key())).collect();
+                w.sort();
+                w[w.len() / 2]
+            })
+            .collect()
+    }
+
+    fn check<T: Rank + std::fmt::Debug>(conv: impl Fn(u64) -> T) {
+        let mut seed = 11u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed >> 33
+        };
+        for level in crate::cpu::simd::available() {
+            for k in [3usize, 5] {
+                for n in [T::lanes(level), T::lanes(level) + 1, 64, 65, 100, 257] {
+                    let data: Vec<Vec<T>> = (0..k).map(|_| (0..n + k - 1).map(|_| conv(next())).collect()).collect();
+                    let lines: Vec<&[T]> = data.iter().map(|l| &l[..]).collect();
+                    let mut out = vec![MaybeUninit::<T>::uninit(); n];
+                    T::median_line(level, k, &lines, &mut out);
+                    // SAFETY: median_line writes every output.
+                    let got: Vec<T::Key> = out.iter().map(|v| unsafe { v.assume_init() }.key()).collect();
+                    assert!(got == reference(k, &lines, n), "{level:?} k {k} n {n}");
+                }
+            }
+        }
+    }
+
+    /// Every value type on every path the CPU has, against sorting each window's keys
+    /// (floats: with both zeros, infinities and NaN of both signs); few distinct values,
+    /// so that ties are common.
+    #[test]
+    fn vector_medians_match_sorting() {
+        check(|v| (v % 7) as u8 * 40);
+        check(|v| (v % 256) as u8);
+        check(|v| (v % 256) as i8);
+        check(|v| (v % 9) as u16 * 7000);
+        check(|v| (v % 9) as i16 * 4000 - 16000);
+        check(|v| (v % 11) as u32 * 400_000_000);
+        check(|v| (v % 11) as i32 * 200_000_000 - 1_000_000_000);
+        check(|v| (v % 13) as u64 * (u64::MAX / 13));
+        check(|v| ((v % 13) as i64 - 6) * (i64::MAX / 7));
+        let specials = [0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, -f64::NAN, 1e-310, -2.5, 3.0, 1e300];
+        check(|v| specials[(v % 10) as usize] as f32);
+        check(|v| specials[(v % 10) as usize]);
+        check(|v| (v % 1000) as f32 * 0.37 - 180.0);
+    }
+}
