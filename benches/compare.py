@@ -225,6 +225,9 @@ def bench_rank(rng, repeat, lines):
     (target >= 10x) and cv2.medianBlur (>= 1x); minimum / maximum against
     scipy.ndimage and cv2.erode / cv2.dilate with a square kernel."""
     base = rng.random((2048, 2048))
+    # the calls take 0.5-15 ms: more alternating rounds than the default 9 steady the
+    # medians on a shared machine (the first rounds also pay for cold pages and threads)
+    rounds = max(repeat, 30)
     for dt in (np.uint8, np.float32):
         a = (base * 255).astype(dt)
         for k in (3, 5):
@@ -232,7 +235,7 @@ def bench_rank(rng, repeat, lines):
             fns = {"cc": lambda: cnd.median_filter(a, size=k)}
             if cv2 is not None:
                 fns["cv2"] = lambda: cv2.medianBlur(a, k)
-            t = alternating_times(fns, repeat)
+            t = alternating_times(fns, rounds)
             if snd is not None:
                 lines.append(row(case, t["cc"], "scipy.ndimage.median_filter",
                                  median_time(lambda: snd.median_filter(a, size=k), 1), 10))
@@ -244,7 +247,7 @@ def bench_rank(rng, repeat, lines):
                 if cv2 is not None:
                     kern = np.ones((k, k), np.uint8)
                     fns["cv2"] = lambda: getattr(cv2, op)(a, kern, borderType=cv2.BORDER_REFLECT)
-                t = alternating_times(fns, repeat)
+                t = alternating_times(fns, rounds)
                 if snd is not None:
                     lines.append(row(case, t["cc"], f"scipy.ndimage.{name}_filter",
                                      median_time(lambda: getattr(snd, f"{name}_filter")(a, size=k),

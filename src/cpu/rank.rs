@@ -39,7 +39,7 @@ use rayon::prelude::*;
 /// negative values flipped), so that their min/max vectorise as integer instructions;
 /// in that order NaN lies above +inf (below -inf with the sign bit set) and -0.0 below
 /// +0.0.
-pub trait Rank: Copy + PartialOrd + Send + Sync + 'static + rank_simd::MedianValue {
+pub trait Rank: Copy + PartialOrd + Send + Sync + 'static + rank_simd::MedianValue + rank_simd::FoldValue {
     type Key: Copy + Ord + Send + Sync + 'static;
     fn key(self) -> Self::Key;
     fn from_key(k: Self::Key) -> Self;
@@ -280,7 +280,9 @@ fn rank_padded<T: Rank>(x: &[T], plan: &RankPlan, cval: T, pshape: &[usize]) -> 
 /// its edges resolved along the last axis, and the line is folded along the last axis
 /// into the output. `box rows - 1 + box columns - 1` vector min/max per output, each
 /// input row read from cache, the output written once (OpenCV's erode / dilate do the
-/// same separable passes).
+/// same separable passes). Both folds keep their accumulator in a register across all
+/// the rows / shifts (`rank_simd::FoldValue`: one store per vector instead of one per
+/// row or shift); rows shorter than a vector take the scalar folds of [`box_row`].
 fn box_min_max<T: Rank>(x: &[T], plan: &RankPlan, cval: T, min: bool) -> Result<Vec<T>> {
     let nd = plan.shape.len();
     let n = checked_numel(&plan.shape)?;
@@ -290,16 +292,52 @@ fn box_min_max<T: Rank>(x: &[T], plan: &RankPlan, cval: T, min: bool) -> Result<
     let xs = strides(&plan.shape);
     let mut out = crate::error::try_uninit::<T>(n, "the rank filter's output")?;
     let cols = &cols;
+    let cv_row = try_filled(last, cval, "the rank filter's constant row")?;
+    let cv_row = &cv_row[..];
+    let level = crate::cpu::simd::level();
+    let vector = last >= T::fold_lanes(level);
     out.par_chunks_mut(last).enumerate().with_min_len(ROWS_PER_TASK).for_each_init(
         || (Vec::<Option<usize>>::new(), Vec::<T>::new(), vec![0usize; nd]),
         |(rows, line, oidx), (r, orow)| {
             box_rows(plan, &xs, r, oidx, rows);
             line.resize(width, cval);
-            box_row_simd(x, rows, cols, cval, min, bl, line, orow);
+            if !vector {
+                box_row_simd(x, rows, cols, cval, min, bl, line, orow);
+                return;
+            }
+            // rows folded in registers into the line, its edges resolved, the line
+            // folded along the last axis into the output (rank_simd::FoldValue)
+            {
+                let mid = &mut line[bl..bl + last];
+                // SAFETY: a slice of initialised values viewed as MaybeUninit (same
+                // layout); fold writes only values into it.
+                let mid = unsafe { &mut *(mid as *mut [T] as *mut [std::mem::MaybeUninit<T>]) };
+                with_slices(rows.len(), |i| rows[i].map_or(cv_row, |s| &x[s..s + last]), |srcs| {
+                    T::fold(level, min, srcs, 0, mid)
+                });
+            }
+            for j in (0..bl).chain(bl + last..width) {
+                line[j] = cols[j].map_or(cval, |m| line[bl + m]);
+            }
+            let line = &line[..];
+            with_slices(width + 1 - last, |_| line, |srcs| T::fold(level, min, srcs, 1, orow));
         },
     );
     // SAFETY: every row was written whole by `box_row`.
     Ok(unsafe { crate::error::assume_init_vec(out) })
+}
+
+/// `g` of the slices `f(0..n)`, gathered on the stack when there are few.
+fn with_slices<'a, T: 'a, R>(n: usize, f: impl Fn(usize) -> &'a [T], g: impl FnOnce(&[&'a [T]]) -> R) -> R {
+    let mut few: [&[T]; 16] = [&[]; 16];
+    if n <= few.len() {
+        for (i, d) in few[..n].iter_mut().enumerate() {
+            *d = f(i);
+        }
+        g(&few[..n])
+    } else {
+        g(&(0..n).map(f).collect::<Vec<_>>())
+    }
 }
 
 /// The input rows (starts of C-order rows of `plan.shape`; None: a row of `cval` beyond
@@ -889,3 +927,4 @@ mod tests {
         }
     }
 }
+
