@@ -349,11 +349,12 @@ def test_batch_normalization_on_every_path_and_every_chunking(level, shape):
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int16, np.int32, np.uint32, np.int64,
                                    np.uint64, np.float32, np.float64])
 @pytest.mark.parametrize("size", [3, 5])
-def test_box_medians_are_scipys_on_every_path(level, dtype, size):
-    # The 3x3 / 5x5 box medians run hand-vectorised networks (src/cpu/rank_simd.rs):
-    # rows wider than a vector (the inside read in place, both ends from extended
-    # lines) and narrower (one extended line), every mode, origins at both ends; few
-    # distinct values so that ties are common, and scipy's result to the bit.
+def test_box_medians_minima_and_maxima_are_scipys_on_every_path(level, dtype, size):
+    # The 3x3 / 5x5 box medians run hand-vectorised networks, the box minimum / maximum
+    # hand-vectorised folds (src/cpu/rank_simd.rs): rows wider than a vector (the
+    # inside read in place, both ends from extended lines) and narrower (one extended
+    # line, or the scalar folds), every mode, origins at both ends; few distinct values
+    # so that ties are common, and scipy's result to the bit.
     r = np.random.default_rng(size)
     for shape in [(9, 203), (6, 70), (5, 17), (7, 3)]:
         if np.dtype(dtype).kind == "f":
@@ -365,7 +366,8 @@ def test_box_medians_are_scipys_on_every_path(level, dtype, size):
             x = r.choice(np.array([lo, lo + 1, 0, 7, hi - 1, hi], dtype=dtype), shape)
         for mode in ("reflect", "constant", "nearest", "mirror", "wrap"):
             for origin in (-(size // 2), 0, size // 2):
-                got = convcore.ndimage.median_filter(x, size=size, mode=mode, cval=1, origin=origin)
-                want = sp_ndimage.median_filter(x, size=size, mode=mode, cval=1, origin=origin)
-                assert got.dtype == want.dtype
-                np.testing.assert_array_equal(got, want, err_msg=f"{shape} {mode} origin {origin}")
+                for name in ("median_filter", "minimum_filter", "maximum_filter"):
+                    got = getattr(convcore.ndimage, name)(x, size=size, mode=mode, cval=1, origin=origin)
+                    want = getattr(sp_ndimage, name)(x, size=size, mode=mode, cval=1, origin=origin)
+                    assert got.dtype == want.dtype
+                    np.testing.assert_array_equal(got, want, err_msg=f"{name} {shape} {mode} origin {origin}")

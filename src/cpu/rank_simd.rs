@@ -223,7 +223,7 @@ pub trait MedianValue: Copy + Sized {
     /// takes.
     fn lanes(level: Level) -> usize;
     /// `out[x]` = the median of the `k` x `k` window `lines[i][x + d]` (i, d < k), for
-    /// `k` 3 or 5, on the vector path `level` (at most what the CPU has); `out` at least
+    /// `k` 3 or 5, on the vector path `level` (lowered to what the CPU has); `out` at least
     /// `lanes(level)` values, each of the `k` lines at least `out.len() + k - 1`.
     fn median_line(level: Level, k: usize, lines: &[&[Self]], out: &mut [MaybeUninit<Self>]);
 }
@@ -241,6 +241,8 @@ macro_rules! median_value {
                 }
             }
             fn median_line(level: Level, k: usize, lines: &[&[$t]], out: &mut [MaybeUninit<$t>]) {
+                // (a path the CPU lacks is never entered, whatever the caller asks)
+                let level = level.min(crate::cpu::simd::detected());
                 let n = out.len();
                 assert!((k == 3 || k == 5) && lines.len() == k && n >= Self::lanes(level));
                 assert!(lines.iter().all(|l| l.len() >= n + k - 1));
@@ -251,9 +253,9 @@ macro_rules! median_value {
                 let o = out.as_mut_ptr() as *mut $t;
                 match level {
                     #[cfg(target_arch = "x86_64")]
-                    // SAFETY: the level is at most what the CPU has (the caller's
-                    // contract, as crate::cpu::simd::level()); the sizes were checked
-                    // (every output written, MaybeUninit<T> has T's layout).
+                    // SAFETY: the level is at most what the CPU has (clamped above);
+                    // the sizes were checked (every output written, MaybeUninit<T> has
+                    // T's layout).
                     Level::Avx512 => unsafe { x86::row_avx512::<x86::$z>(k, &p[..k], n, o) },
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: as above.
@@ -274,8 +276,8 @@ pub trait FoldValue: Copy + Sized {
     fn fold_lanes(level: Level) -> usize;
     /// `out[x]` = the minimum (`min`) or maximum of `srcs[i][x + i * step]` over the
     /// sources `i` (rows, `step` 0, or shifts of one line, `step` 1), compared as
-    /// `rank`'s scalar folds compare (`b < a`), on the vector path `level` (at most what
-    /// the CPU has); `out` at least `fold_lanes(level)` values, each source at least
+    /// `rank`'s scalar folds compare (`b < a`), on the vector path `level` (lowered to
+    /// what the CPU has); `out` at least `fold_lanes(level)` values, each source at least
     /// `out.len() + i * step`.
     fn fold(level: Level, min: bool, srcs: &[&[Self]], step: usize, out: &mut [MaybeUninit<Self>]);
 }
@@ -293,6 +295,8 @@ macro_rules! fold_value {
                 }
             }
             fn fold(level: Level, min: bool, srcs: &[&[$t]], step: usize, out: &mut [MaybeUninit<$t>]) {
+                // (a path the CPU lacks is never entered, whatever the caller asks)
+                let level = level.min(crate::cpu::simd::detected());
                 let n = out.len();
                 assert!(!srcs.is_empty() && n >= Self::fold_lanes(level));
                 assert!(srcs.iter().enumerate().all(|(i, l)| l.len() >= n + i * step));
@@ -308,9 +312,9 @@ macro_rules! fold_value {
                     &many
                 };
                 let o = out.as_mut_ptr() as *mut $t;
-                // SAFETY (all arms): the level is at most what the CPU has (the caller's
-                // contract, as crate::cpu::simd::level()); the sizes were checked (every
-                // output written, MaybeUninit<T> has T's layout).
+                // SAFETY (all arms): the level is at most what the CPU has (clamped
+                // above); the sizes were checked (every output written, MaybeUninit<T>
+                // has T's layout).
                 unsafe {
                     match (level, min) {
                         #[cfg(target_arch = "x86_64")]
