@@ -14,10 +14,11 @@
 //! lane by lane, vectorised:
 //! - the minimum and the maximum fold the `count` shifted runs (`count` vector min/max
 //!   per lane);
-//! - the medians of 9 and 25 one- and two-byte values (3x3 and 5x5 boxes) run
-//!   straight-line networks whose wires stay in vector registers ([`median9`],
-//!   [`median25`]; measured slower than the general network for wider types, whose
-//!   fully unrolled lanes the compiler does not vectorise);
+//! - the medians of 9 and 25 one- and two-byte values (3x3 and 5x5 footprints that are
+//!   not boxes, or boxes of too few rows for the box path) run straight-line networks
+//!   over arrays of lanes ([`median9`], [`median25`]; the compiler keeps these wires
+//!   in memory, not registers, which is why the box medians use `rank_simd`'s explicit
+//!   vectors instead; measured slower than the general network for wider types);
 //! - other ranks of up to [`NET_MAX`] values go through a selection network: Batcher's
 //!   odd-even merge sort for the next power of two, restricted to `count` wires (the
 //!   missing wires act as +inf) and pruned to the comparators the wanted output wire
