@@ -286,17 +286,12 @@ fn rank_padded<T: Rank>(x: &[T], plan: &RankPlan, cval: T, pshape: &[usize]) -> 
 /// row or shift); rows shorter than a vector take the scalar folds of [`box_row`].
 fn box_min_max<T: Rank>(x: &[T], plan: &RankPlan, cval: T, min: bool) -> Result<Vec<T>> {
     let nd = plan.shape.len();
-    let n = checked_numel(&plan.shape)?;
     let (last, kw, bl) = (plan.shape[nd - 1], plan.fshape[nd - 1], plan.before[nd - 1]);
     let width = last + kw - 1;
-    let cols: Vec<Option<usize>> = (0..width).map(|j| plan.boundary.map(j as isize - bl as isize, last)).collect();
-    let xs = strides(&plan.shape);
-    let mut out = crate::error::try_uninit::<T>(n, "the rank filter's output")?;
-    let cols = &cols;
-    let cv_row = try_filled(last, cval, "the rank filter's constant row")?;
-    let cv_row = &cv_row[..];
+    let BoxSetup { cols, xs, mut out, cv_row } = BoxSetup::new(plan, cval)?;
+    let (cols, cv_row) = (&cols, &cv_row[..]);
     let level = crate::cpu::simd::level();
-    let vector = last >= T::fold_lanes(level);
+    let vector = last >= rank_simd::lanes::<T>(level);
     out.par_chunks_mut(last).enumerate().with_min_len(ROWS_PER_TASK).for_each_init(
         || (Vec::<Option<usize>>::new(), Vec::<T>::new(), vec![0usize; nd]),
         |(rows, line, oidx), (r, orow)| {
@@ -326,6 +321,32 @@ fn box_min_max<T: Rank>(x: &[T], plan: &RankPlan, cval: T, min: bool) -> Result<
     );
     // SAFETY: every row was written whole by `box_row`.
     Ok(unsafe { crate::error::assume_init_vec(out) })
+}
+
+/// What both box paths start from.
+struct BoxSetup<T> {
+    /// The input column of each position of an edge-extended row (`before` + `last` +
+    /// after; None: `cval` beyond a constant boundary).
+    cols: Vec<Option<usize>>,
+    /// The input's C-order strides.
+    xs: Vec<usize>,
+    /// The output, written row by row.
+    out: Vec<std::mem::MaybeUninit<T>>,
+    /// A row of `cval`: what the rows beyond a constant boundary read.
+    cv_row: Vec<T>,
+}
+
+impl<T: Rank> BoxSetup<T> {
+    fn new(plan: &RankPlan, cval: T) -> Result<Self> {
+        let nd = plan.shape.len();
+        let (last, kw, bl) = (plan.shape[nd - 1], plan.fshape[nd - 1], plan.before[nd - 1]);
+        Ok(BoxSetup {
+            cols: (0..last + kw - 1).map(|j| plan.boundary.map(j as isize - bl as isize, last)).collect(),
+            xs: strides(&plan.shape),
+            out: crate::error::try_uninit::<T>(checked_numel(&plan.shape)?, "the rank filter's output")?,
+            cv_row: try_filled(last, cval, "the rank filter's constant row")?,
+        })
+    }
 }
 
 /// `g` of the slices `f(0..n)`, gathered on the stack when there are few.
@@ -377,19 +398,12 @@ fn box_rows(plan: &RankPlan, xs: &[usize], r: usize, oidx: &mut [usize], rows: &
 /// each end from short lines with the edges resolved by the boundary rule.
 fn box_median<T: Rank>(x: &[T], plan: &RankPlan, cval: T, k: usize) -> Result<Vec<T>> {
     let nd = plan.shape.len();
-    let n = checked_numel(&plan.shape)?;
     let (last, bl) = (plan.shape[nd - 1], plan.before[nd - 1]);
-    // the resolved input column of each position of an edge-extended row
-    let cols: Vec<Option<usize>> =
-        (0..last + k - 1).map(|j| plan.boundary.map(j as isize - bl as isize, last)).collect();
-    let xs = strides(&plan.shape);
-    let mut out = crate::error::try_uninit::<T>(n, "the rank filter's output")?;
-    let cols = &cols;
-    let cv_row = try_filled(last, cval, "the rank filter's constant row")?;
-    let cv_row = &cv_row[..];
+    let BoxSetup { cols, xs, mut out, cv_row } = BoxSetup::new(plan, cval)?;
+    let (cols, cv_row) = (&cols, &cv_row[..]);
     let level = crate::cpu::simd::level();
     // the outputs computed at each end: a vector's worth, and at least the k - 1 there
-    let lanes = T::lanes(level).max(k - 1);
+    let lanes = rank_simd::lanes::<T>(level).max(k - 1);
     out.par_chunks_mut(last).enumerate().with_min_len(ROWS_PER_TASK).for_each_init(
         || {
             let m = lanes.max(last);

@@ -1,5 +1,6 @@
-//! The box medians' vector kernels: explicit vectors of rank keys (one register of
-//! `L` integer keys, min / max as one instruction), so that the 9 or 25 wires of a
+//! The vector kernels of the box medians and the box minimum / maximum: explicit
+//! vectors of rank keys (one register of `L` integer keys, min / max as one
+//! instruction), so that the 9 or 25 wires of a
 //! window's network live in registers for a whole run of outputs (the compiler's own
 //! vectorisation of a network over arrays of lanes keeps the wires in memory). The
 //! kernels read the values where they lie (the input's rows) and write the output in
@@ -217,34 +218,39 @@ mod x86 {
     }
 }
 
+/// The values of `T` one vector holds on the path `level` (every vector type here
+/// fills its register: 512 or 256 bits; one value on the portable path): the shortest
+/// run [`MedianValue::median_line`] and [`FoldValue::fold`] take.
+pub fn lanes<T>(level: Level) -> usize {
+    match level.min(crate::cpu::simd::detected()) {
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => 64 / std::mem::size_of::<T>(),
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => 32 / std::mem::size_of::<T>(),
+        _ => 1,
+    }
+}
+
 /// A value type of the rank filters: the box medians of one run of outputs.
 pub trait MedianValue: Copy + Sized {
-    /// The values of one vector on the path `level`: the shortest run `median_line`
-    /// takes.
-    fn lanes(level: Level) -> usize;
     /// `out[x]` = the median of the `k` x `k` window `lines[i][x + d]` (i, d < k), for
     /// `k` 3 or 5, on the vector path `level` (lowered to what the CPU has); `out` at least
-    /// `lanes(level)` values, each of the `k` lines at least `out.len() + k - 1`.
+    /// [`lanes`] values, each of the `k` lines at least `out.len() + k - 1`.
     fn median_line(level: Level, k: usize, lines: &[&[Self]], out: &mut [MaybeUninit<Self>]);
 }
 
 macro_rules! median_value {
     ($($t:ty, $z:ident, $y:ident);*) => {$(
+        // every vector type fills its register, as `lanes` counts
+        #[cfg(target_arch = "x86_64")]
+        const _: () = assert!(<x86::$z as KeyVec>::L * std::mem::size_of::<$t>() == 64
+            && <x86::$y as KeyVec>::L * std::mem::size_of::<$t>() == 32);
         impl MedianValue for $t {
-            fn lanes(level: Level) -> usize {
-                match level {
-                    #[cfg(target_arch = "x86_64")]
-                    Level::Avx512 => <x86::$z as KeyVec>::L,
-                    #[cfg(target_arch = "x86_64")]
-                    Level::Avx2 => <x86::$y as KeyVec>::L,
-                    _ => 1,
-                }
-            }
             fn median_line(level: Level, k: usize, lines: &[&[$t]], out: &mut [MaybeUninit<$t>]) {
                 // (a path the CPU lacks is never entered, whatever the caller asks)
                 let level = level.min(crate::cpu::simd::detected());
                 let n = out.len();
-                assert!((k == 3 || k == 5) && lines.len() == k && n >= Self::lanes(level));
+                assert!((k == 3 || k == 5) && lines.len() == k && n >= lanes::<$t>(level));
                 assert!(lines.iter().all(|l| l.len() >= n + k - 1));
                 let mut p = [std::ptr::null::<$t>(); 5];
                 for (d, l) in p.iter_mut().zip(lines) {
@@ -272,33 +278,26 @@ median_value!(u8, Zu8, Yu8; i8, Zi8, Yi8; u16, Zu16, Yu16; i16, Zi16, Yi16; u32,
 
 /// A value type of the rank filters: the box minimum / maximum, folded in registers.
 pub trait FoldValue: Copy + Sized {
-    /// The values of one vector on the path `level`: the shortest run `fold` takes.
-    fn fold_lanes(level: Level) -> usize;
     /// `out[x]` = the minimum (`min`) or maximum of `srcs[i][x + i * step]` over the
     /// sources `i` (rows, `step` 0, or shifts of one line, `step` 1), compared as
     /// `rank`'s scalar folds compare (`b < a`), on the vector path `level` (lowered to
-    /// what the CPU has); `out` at least `fold_lanes(level)` values, each source at least
+    /// what the CPU has); `out` at least [`lanes`] values, each source at least
     /// `out.len() + i * step`.
     fn fold(level: Level, min: bool, srcs: &[&[Self]], step: usize, out: &mut [MaybeUninit<Self>]);
 }
 
 macro_rules! fold_value {
     ($($t:ty, $z:ident, $y:ident);*) => {$(
+        // every vector type fills its register, as `lanes` counts
+        #[cfg(target_arch = "x86_64")]
+        const _: () = assert!(<x86::$z as KeyVec>::L * std::mem::size_of::<$t>() == 64
+            && <x86::$y as KeyVec>::L * std::mem::size_of::<$t>() == 32);
         impl FoldValue for $t {
-            fn fold_lanes(level: Level) -> usize {
-                match level {
-                    #[cfg(target_arch = "x86_64")]
-                    Level::Avx512 => <x86::$z as KeyVec>::L,
-                    #[cfg(target_arch = "x86_64")]
-                    Level::Avx2 => <x86::$y as KeyVec>::L,
-                    _ => 1,
-                }
-            }
             fn fold(level: Level, min: bool, srcs: &[&[$t]], step: usize, out: &mut [MaybeUninit<$t>]) {
                 // (a path the CPU lacks is never entered, whatever the caller asks)
                 let level = level.min(crate::cpu::simd::detected());
                 let n = out.len();
-                assert!(!srcs.is_empty() && n >= Self::fold_lanes(level));
+                assert!(!srcs.is_empty() && n >= lanes::<$t>(level));
                 assert!(srcs.iter().enumerate().all(|(i, l)| l.len() >= n + i * step));
                 let mut few = [std::ptr::null::<$t>(); 16];
                 let many: Vec<*const $t>;
@@ -538,7 +537,7 @@ mod tests {
         };
         for level in crate::cpu::simd::available() {
             for k in [3usize, 5] {
-                for n in [T::lanes(level), T::lanes(level) + 1, 64, 65, 100, 257] {
+                for n in [lanes::<T>(level), lanes::<T>(level) + 1, 64, 65, 100, 257] {
                     let data: Vec<Vec<T>> = (0..k).map(|_| (0..n + k - 1).map(|_| conv(next())).collect()).collect();
                     let lines: Vec<&[T]> = data.iter().map(|l| &l[..]).collect();
                     let mut out = vec![MaybeUninit::<T>::uninit(); n];
