@@ -663,6 +663,13 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
            [0.0965, 0.1592, 0.0965],
            [0.0586, 0.0965, 0.0586]])
     """
+    return _gaussian_filter(input, sigma, order, output, mode, cval, truncate, radius, axes)
+
+
+def _gaussian_filter(input, sigma, order, output, mode, cval, truncate, radius, axes, _add_to=None):
+    """``gaussian_filter``; with ``_add_to`` (the array a sum over axes accumulates in) the
+    result is added to it in place, ``np.add(_add_to, result, out=_add_to)``, and it is
+    returned."""
     f = "gaussian_filter"
     a = _input(f, input)
     if a.ndim == 0:
@@ -676,10 +683,46 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
     truncs = per_axis(f, "truncate", truncate, n,
                       cast=lambda v: _checks.real(f, "truncate", _checks._unwrap0d(v), minimum=0))
     radii = per_axis(f, "radius", radius, n, cast=lambda v: _radius(f, v))
+    live = [(ax, s, o, m, t, r) for ax, s, o, m, t, r in zip(axes, sigmas, orders, modes, truncs, radii) if s > 1e-15]
+    fused = _gaussian2d(f, a, output, cval, live, _add_to)
+    if fused is not None:
+        return fused
     passes = [(lambda x, dt, cv, ax=ax, s=s, o=o, m=m, t=t, r=r:
                gaussian_filter1d(x, s, ax, o, dt, m, cv, t, radius=r))
-              for ax, s, o, m, t, r in zip(axes, sigmas, orders, modes, truncs, radii) if s > 1e-15]
-    return _separable(f, a, output, cval, passes)
+              for ax, s, o, m, t, r in live]
+    out = _separable(f, a, output, cval, passes)
+    if _add_to is not None:
+        np.add(_add_to, out, out=_add_to)
+        return _add_to
+    return out
+
+
+def _gaussian2d(func, a, output, cval, live, add_to):
+    """A Gaussian filter of a 2-D float32 / float64 array along axis 0 then axis 1, in
+    its own dtype, as one native call (the two passes fused in strips of rows, bit for
+    bit the passes apart; ``add_to``, an array of the result's dtype and shape, gets the
+    result added in place and is returned). None where it does not apply: other ranks,
+    dtypes, axes or outputs, or a backend without the fused kernel."""
+    if a.ndim != 2 or a.dtype not in (np.float32, np.float64) or a.size == 0 or len(live) != 2:
+        return None
+    (ax0, s0, o0, m0, t0, r0), (ax1, s1, o1, m1, t1, r1) = live
+    if (ax0, ax1) != (0, 1):
+        return None
+    dt, arr = _output(func, a, output)
+    if arr is not None or dt != a.dtype or not a.dtype.isnative:
+        return None
+    if add_to is not None and (add_to.dtype != a.dtype or add_to.shape != a.shape or not add_to.flags.c_contiguous):
+        return None
+    cv = _cval(func, cval)
+    ws = [_weights_as(_gaussian_kernel1d(s, o, _gaussian_radius("gaussian_filter1d", s, t, r))[::-1], a.dtype, True)
+          for s, o, t, r in ((s0, o0, t0, r0), (s1, o1, t1, r1))]
+    out = call_backend().correlate_separable2(a, ws[0], ws[1], m0, m1, cv, add_to)
+    if out is None:
+        return None
+    if add_to is not None:
+        add_to[...] = out
+        return add_to
+    return out
 
 
 def _derivative_filter(func, input, axis, output, mode, cval, smooth):
@@ -793,9 +836,11 @@ def laplace(input, output=None, mode="reflect", cval=0.0, *, axes=None):
     return _sum_over_axes("laplace", input, derivative2, output, mode, cval, axes)
 
 
-def _sum_over_axes(func, input, derivative2, output, mode, cval, axes, *extra):
+def _sum_over_axes(func, input, derivative2, output, mode, cval, axes, *extra, fused_add=False):
     """generic_laplace for this module's own derivatives: the first axis's result (in
-    the output dtype) is the accumulator, instead of a zeroed output filled by copy."""
+    the output dtype) is the accumulator, instead of a zeroed output filled by copy.
+    ``fused_add``: ``derivative2(..., add_to=acc)`` adds its result into ``acc`` itself
+    (as ``np.add(acc, result, out=acc)``)."""
     a = _numeric_array(func, "input", input, complex_ok=True)
     if output is not None:
         return generic_laplace(a, derivative2, output, mode, cval, extra_arguments=extra, axes=axes)
@@ -805,7 +850,10 @@ def _sum_over_axes(func, input, derivative2, output, mode, cval, axes, *extra):
         return a.astype(dt)
     out = derivative2(a, axes[0], dt, modes[0], cval, *extra)
     for ax, m in zip(axes[1:], modes[1:]):
-        np.add(out, derivative2(a, ax, dt, m, cval, *extra), out=out)
+        if fused_add:
+            derivative2(a, ax, dt, m, cval, *extra, add_to=out)
+        else:
+            np.add(out, derivative2(a, ax, dt, m, cval, *extra), out=out)
     return out
 
 
@@ -834,11 +882,17 @@ def gaussian_laplace(input, sigma, output=None, mode="reflect", cval=0.0, *, axe
     a = _numeric_array(f, "input", input, complex_ok=True)
     sig = _sigma_over_axes(f, a, sigma, axes)
 
-    def derivative2(x, axis, out, m, cv, s):
+    truncate = kwargs.pop("truncate", 4.0)
+    radius = kwargs.pop("radius", None)
+    if kwargs:
+        raise TypeError(f"gaussian_laplace: unexpected keyword arguments {sorted(kwargs)} (gaussian_filter takes "
+                        "truncate and radius here)")
+
+    def derivative2(x, axis, out, m, cv, s, add_to=None):
         order = [0] * x.ndim
         order[axis] = 2
-        return gaussian_filter(x, s, order, out, m, cv, **kwargs)
-    return _sum_over_axes(f, a, derivative2, output, mode, cval, axes, sig)
+        return _gaussian_filter(x, s, order, out, m, cv, truncate, radius, None, add_to)
+    return _sum_over_axes(f, a, derivative2, output, mode, cval, axes, sig, fused_add=True)
 
 
 def generic_gradient_magnitude(input, derivative, output=None, mode="reflect", cval=0.0, extra_arguments=(),

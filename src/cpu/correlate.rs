@@ -10,6 +10,14 @@
 //! of kernel rows. Rows, or chunks of a long row, are spread over the rayon pool.
 //! Scratch is bounded (`GROUP` lines of `CHUNK + TAPS` values per worker), whatever the
 //! image or kernel size: no padded copy of the input is ever made.
+//!
+//! A 1-D window along a leading axis (the vertical passes of the separable filters)
+//! takes its own path, `leading_axis_pass`: blocks of `LINES` output lines at once, so
+//! each input vector loaded feeds every output line whose window it is in (the general
+//! path reloads each input row once per kernel row). `separable2` runs scipy.ndimage's
+//! two passes over a 2-D array (axis 0, then axis 1) a strip of rows at a time, the
+//! first pass's strip staying in cache for the second. Both give the general path's
+//! bits.
 
 use crate::cpu::simd::has_avx2_fma;
 use crate::element::Element;
@@ -28,12 +36,21 @@ const TAPS: usize = 1024;
 const GROUP: usize = 16;
 /// Rows at least this long read their interior in place and pad only the edges.
 const SPLIT_MIN: usize = 512;
+/// Shortest edge piece of a split row: a whole AVX-512 vector of float32.
+const EDGE_MIN: isize = 16;
 /// Kernel rows narrower than this run the AVX2 body even where AVX-512 is available.
 /// Measured on an AMD EPYC of CPU family 26 (Zen 5), 2048x2048 float32, 2 threads, the
 /// two bodies alternated in one process (narrow kernels are bound by loads, and every
 /// unaligned 64-byte load splits a cache line where a 32-byte one splits every other):
 /// 3x3 2.13 (AVX2) vs 2.27 ms (AVX-512), 5x5 3.35 vs 4.18, 7x7 5.68 vs 6.58, 9x9 8.76
-/// vs 9.71, 11x11 16.3 vs 14.2, 15x15 29.1 vs 25.7.
+/// vs 9.71, 11x11 16.3 vs 14.2, 15x15 29.1 vs 25.7. float32 data summed in float64
+/// runs the AVX2 body at every width: measured on an AMD EPYC of family 25 (Zen 4),
+/// 2048x2048, the 1-D Gaussian along the rows alternated between the two bodies in one
+/// process (1 thread; 2 threads in brackets): sigma 1 2.75 (1.49) vs 3.45 (1.81) ms,
+/// sigma 2 4.37 (2.41) vs 5.88 (3.19), sigma 5 10.65 (5.38) vs 13.95 (7.09). (Its 512-bit
+/// body converts 8 values per instruction where the 256-bit one converts 4 from half
+/// the bytes; the same-type bodies of those widths, 15 taps: AVX-512 ahead, 2.61 vs 2.95
+/// ms for float32 and 5.12 vs 5.96 for float64.)
 const AVX512_MIN_TAPS: usize = 10;
 
 /// An input element type read into accumulators of type `A`: `A` itself, or float32
@@ -202,20 +219,16 @@ fn direct<X: Widen<A>, A: Element>(x: &[X], k: &[A], plan: &CorrPlan) -> Result<
     // uninitialised: no memset, and a recycled heap block costs no page faults.
     let mut out: Vec<MaybeUninit<X>> = try_uninit(out_n, "the correlation output")?;
     let ow = plan.out_shape[d - 1];
-    let kw = plan.k_shape[d - 1];
-    let ctx = Ctx {
-        x,
-        k,
-        plan,
-        iw: plan.in_shape[d - 1],
-        kw,
-        k_rows: k.len() / kw,
-        cval: X::from_f64_lossy(plan.cval),
-        kernel_finite: k.iter().all(|v| v.is_finite()),
-        in_row_strides: row_strides(&plan.in_shape),
-        out_row_strides: row_strides(&plan.out_shape),
-        k_row_strides: row_strides(&plan.k_shape),
-    };
+    let ctx = Ctx::new(x, k, plan);
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() && !general_only() {
+        if let Some(ax) = leading_axis(plan) {
+            leading_axis_pass(x, k, plan, ax, &mut out);
+            // SAFETY: `leading_axis_pass` writes every output (each block of lines over
+            // every column), and MaybeUninit<X> has X's layout.
+            return Ok(unsafe { assume_init_vec(out) });
+        }
+    }
     let out_rows = out_n / ow;
     let threads = rayon::current_num_threads();
     if out_rows >= 4 * threads || ow <= CHUNK {
@@ -233,6 +246,439 @@ fn direct<X: Widen<A>, A: Element>(x: &[X], k: &[A], plan: &CorrPlan) -> Result<
     }
     // SAFETY: every element was written (each row is covered by its chunks, and each
     // chunk writes all of its elements), and MaybeUninit<X> has X's layout.
+    Ok(unsafe { assume_init_vec(out) })
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: `direct` on this thread takes the general path for every plan (to hold the
+    /// leading-axis path to it bit for bit).
+    static GENERAL_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[cfg(test)]
+fn general_only() -> bool {
+    GENERAL_ONLY.with(|g| g.get())
+}
+
+#[cfg(not(test))]
+#[inline(always)]
+fn general_only() -> bool {
+    false
+}
+
+/// The axis a kernel extends along when it is a 1-D window along a leading axis (every
+/// other extent 1, the last axis included, and those axes neither shifted nor resized):
+/// the vertical passes of the separable filters. None otherwise.
+fn leading_axis(plan: &CorrPlan) -> Option<usize> {
+    let d = plan.ndim();
+    if d < 2 || plan.k_shape[d - 1] != 1 {
+        return None;
+    }
+    let mut ax = None;
+    for e in 0..d - 1 {
+        if plan.k_shape[e] != 1 {
+            if ax.is_some() {
+                return None;
+            }
+            ax = Some(e);
+        }
+    }
+    let ax = ax?;
+    (0..d)
+        .all(|e| e == ax || (plan.out_shape[e] == plan.in_shape[e] && plan.offset[e] == 0))
+        .then_some(ax)
+}
+
+/// Output lines computed together by `leading_axis_pass`: each input vector loaded feeds
+/// up to this many accumulators (one per output line it falls in the window of).
+const LINES: usize = 4;
+/// Columns (values along the contiguous axes) per work item of `leading_axis_pass`.
+const COLUMNS: usize = 4096;
+
+/// Where one input position along the filtered axis reads from, for `leading_axis_pass`.
+#[derive(Clone, Copy)]
+enum Line {
+    /// The flat index of the line's first value.
+    At(usize),
+    /// Outside the input under a constant boundary: cval everywhere.
+    Constant,
+    /// Outside the input under a zero boundary with a finite kernel: adds nothing, left
+    /// out (as `collect_sources` leaves such rows out).
+    Skip,
+}
+
+/// A pointer the workers of `leading_axis_pass` write disjoint parts through.
+#[derive(Clone, Copy)]
+struct OutPtr<X>(*mut X);
+// SAFETY: every work item writes its own lines and columns only.
+unsafe impl<X> Send for OutPtr<X> {}
+unsafe impl<X> Sync for OutPtr<X> {}
+
+impl<X> OutPtr<X> {
+    /// The pointer `i` values on (a method, so closures capture the whole Sync wrapper).
+    unsafe fn add(&self, i: usize) -> *mut X {
+        self.0.add(i)
+    }
+}
+
+/// `direct` for a kernel along one leading axis `ax` (`leading_axis`): the input is
+/// `outer x n x inner` (`n` along `ax`, `inner` the contiguous values after it), the
+/// output `outer x m x inner`. Blocks of `LINES` output lines are computed together over
+/// a strip of columns, so each input vector is loaded once per block instead of once per
+/// tap (the general path reads every kernel row's input row for every output row). The
+/// sums are those of the general path, bit for bit: the taps in kernel order, each a fused
+/// multiply-add from +0, rows outside a zero boundary left out, rounded once.
+#[cfg(target_arch = "x86_64")]
+fn leading_axis_pass<X: Widen<A>, A: Element>(x: &[X], k: &[A], plan: &CorrPlan, ax: usize, out: &mut [MaybeUninit<X>]) {
+    let n = plan.in_shape[ax];
+    let m = plan.out_shape[ax];
+    let inner: usize = plan.in_shape[ax + 1..].iter().product();
+    let outer: usize = plan.in_shape[..ax].iter().product();
+    let kl = k.len();
+    let off = plan.offset[ax];
+    let cval = X::from_f64_lossy(plan.cval);
+    let skip_constant = cval == X::zero() && k.iter().all(|v| v.is_finite());
+    let blocks = m.div_ceil(LINES);
+    let strips = inner.div_ceil(COLUMNS);
+    let items = outer * blocks * strips;
+    let dst = OutPtr(out.as_mut_ptr() as *mut X);
+    let avx512 = crate::cpu::simd::has_avx512();
+    (0..items).into_par_iter().for_each_init(Vec::new, |lines: &mut Vec<Line>, item| {
+        let strip = item % strips;
+        let block = (item / strips) % blocks;
+        let ob = item / (strips * blocks);
+        let o0 = block * LINES;
+        let r = LINES.min(m - o0);
+        let c0 = strip * COLUMNS;
+        let c1 = (c0 + COLUMNS).min(inner);
+        window_lines(lines, plan.boundary, n, inner, off, kl, skip_constant, ob, o0, r);
+        let mut outs = [std::ptr::null_mut(); LINES];
+        for (t, o) in outs.iter_mut().enumerate().take(r) {
+            // SAFETY: line o0 + t < m of slab ob lies inside the output.
+            *o = unsafe { dst.add((ob * m + o0 + t) * inner) };
+        }
+        // SAFETY: the CPU has the path (checked by the caller); every line in `lines` is
+        // a whole input line of `inner` values and every pointer in `outs` a whole output
+        // line; columns c0..c1 lie inside both.
+        unsafe { leading_lines(avx512, x, k, lines, cval, &outs[..r], c0, c1) };
+    });
+}
+
+/// The input lines that output lines `o0 .. o0 + r` of slab `ob` read along the filtered
+/// axis (`n` long, `inner` values per line, window `kl` shifted by `off`), in order, into
+/// `lines`: o0 - off ..= o0 + r - 1 + kl - 1 - off, resolved by `boundary`.
+#[allow(clippy::too_many_arguments)]
+fn window_lines(
+    lines: &mut Vec<Line>,
+    boundary: crate::ops::correlate::Boundary,
+    n: usize,
+    inner: usize,
+    off: isize,
+    kl: usize,
+    skip_constant: bool,
+    ob: usize,
+    o0: usize,
+    r: usize,
+) {
+    lines.clear();
+    for pi in 0..r + kl - 1 {
+        let p = o0 as isize + pi as isize - off;
+        lines.push(match boundary.map(p, n) {
+            Some(i) => Line::At((ob * n + i) * inner),
+            None if skip_constant => Line::Skip,
+            None => Line::Constant,
+        });
+    }
+}
+
+/// `leading_block` on the widest path the CPU has (AVX2 at least: the caller checked).
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn leading_lines<X: Widen<A>, A: Element>(
+    avx512: bool,
+    x: &[X],
+    k: &[A],
+    lines: &[Line],
+    cval: X,
+    outs: &[*mut X],
+    c0: usize,
+    c1: usize,
+) {
+    if avx512 {
+        leading_block_avx512(x, k, lines, cval, outs, c0, c1);
+    } else {
+        leading_block_avx2(x, k, lines, cval, outs, c0, c1);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn leading_block_avx2<X: Widen<A>, A: Element>(x: &[X], k: &[A], lines: &[Line], cval: X, outs: &[*mut X], c0: usize, c1: usize) {
+    leading_block::<X, A, crate::cpu::vector::Avx2, 2>(x, k, lines, cval, outs, c0, c1)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+unsafe fn leading_block_avx512<X: Widen<A>, A: Element>(x: &[X], k: &[A], lines: &[Line], cval: X, outs: &[*mut X], c0: usize, c1: usize) {
+    leading_block::<X, A, crate::cpu::vector::Avx512, 4>(x, k, lines, cval, outs, c0, c1)
+}
+
+/// Columns `c0..c1` of the output lines `outs` (at most `LINES`; line `t` sums
+/// `k[j] * lines[t + j]`): blocks of `NV` vectors, then single vectors, then the last
+/// vector moved back to end at `c1` (it recomputes a few columns to the same bits), and
+/// scalars only where the strip is narrower than a vector.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn leading_block<X: Widen<A>, A: Element, S: crate::cpu::vector::Simd<A>, const NV: usize>(
+    x: &[X],
+    k: &[A],
+    lines: &[Line],
+    cval: X,
+    outs: &[*mut X],
+    c0: usize,
+    c1: usize,
+) {
+    let l = S::LANES;
+    let r = outs.len();
+    debug_assert!(r <= LINES && lines.len() + 1 == r + k.len());
+    let xp = x.as_ptr();
+    let cv = S::splat(cval.widen());
+    let mut c = c0;
+    while c + NV * l <= c1 {
+        leading_run::<X, A, S, NV>(xp, k, lines, cv, outs, c, NV);
+        c += NV * l;
+    }
+    while c + l <= c1 {
+        leading_run::<X, A, S, NV>(xp, k, lines, cv, outs, c, 1);
+        c += l;
+    }
+    if c < c1 {
+        if c1 - c0 >= l {
+            leading_run::<X, A, S, NV>(xp, k, lines, cv, outs, c1 - l, 1);
+        } else {
+            for c in c..c1 {
+                let mut acc = [A::zero(); LINES];
+                for (pi, line) in lines.iter().enumerate() {
+                    let v = match *line {
+                        Line::Skip => continue,
+                        Line::Constant => cval.widen(),
+                        Line::At(base) => (*xp.add(base + c)).widen(),
+                    };
+                    for (t, a) in acc.iter_mut().enumerate().take(r) {
+                        let j = pi.wrapping_sub(t);
+                        if j < k.len() {
+                            *a = k.get_unchecked(j).fused_mul_add(v, *a);
+                        }
+                    }
+                }
+                for (t, a) in acc.iter().enumerate().take(r) {
+                    *outs[t].add(c) = X::narrow(*a);
+                }
+            }
+        }
+    }
+}
+
+/// Output columns `c .. c + nv * S::LANES` of the lines `outs` (`nv <= NV` vectors each).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn leading_run<X: Widen<A>, A: Element, S: crate::cpu::vector::Simd<A>, const NV: usize>(
+    xp: *const X,
+    k: &[A],
+    lines: &[Line],
+    cv: S::V,
+    outs: &[*mut X],
+    c: usize,
+    nv: usize,
+) {
+    let l = S::LANES;
+    let r = outs.len();
+    let mut acc = [[S::zero(); NV]; LINES];
+    for (pi, line) in lines.iter().enumerate() {
+        let mut v = [cv; NV];
+        match *line {
+            Line::Skip => continue,
+            Line::Constant => {}
+            Line::At(base) => {
+                for (q, vq) in v.iter_mut().enumerate().take(nv) {
+                    *vq = <X as Widen<A>>::vload::<S>(xp.add(base + c + q * l));
+                }
+            }
+        }
+        for (t, acc_t) in acc.iter_mut().enumerate().take(r) {
+            // This position is tap j = pi - t of output line t.
+            let j = pi.wrapping_sub(t);
+            if j < k.len() {
+                let w = S::splat(*k.get_unchecked(j));
+                for q in 0..nv {
+                    acc_t[q] = S::fmadd(w, v[q], acc_t[q]);
+                }
+            }
+        }
+    }
+    for (t, acc_t) in acc.iter().enumerate().take(r) {
+        for (q, a) in acc_t.iter().enumerate().take(nv) {
+            <X as Widen<A>>::vstore::<S>(outs[t].add(c + q * l), *a);
+        }
+    }
+}
+
+/// Rows of the first pass `separable2` keeps per strip, at most.
+const STRIP_ROWS: usize = 16;
+
+/// The two passes of a separable filter over a 2-D array, as scipy.ndimage runs them:
+/// `plan0` (the kernel `k0`, `k0.len() x 1`, along axis 0), its sums rounded to `X` as if
+/// stored (scipy stores each pass in the output dtype), then `plan1` (`k1`, `1 x
+/// k1.len()`, along axis 1); with `add_to` (an array of the same shape), `add_to[i] +
+/// r[i]` in `X` (numpy's add, as `gaussian_laplace` sums its axes). Bit for bit the two
+/// `correlate_direct` (or `correlate_direct_wide`) calls and the add, computed a strip of
+/// rows at a time: the first pass's strip stays in cache for the second, where separate
+/// passes write a whole intermediate array and read it back (and the sum reads two).
+pub fn separable2<T: Element>(
+    x: &[T],
+    k0: &[T],
+    plan0: &CorrPlan,
+    k1: &[T],
+    plan1: &CorrPlan,
+    add_to: Option<&[T]>,
+) -> Result<Vec<T>> {
+    separable(x, k0, plan0, k1, plan1, add_to, correlate_direct::<T>)
+}
+
+/// `separable2` of float32 data with float64 weights, summed in float64 (each pass as
+/// `correlate_direct_wide`).
+pub fn separable2_wide(
+    x: &[f32],
+    k0: &[f64],
+    plan0: &CorrPlan,
+    k1: &[f64],
+    plan1: &CorrPlan,
+    add_to: Option<&[f32]>,
+) -> Result<Vec<f32>> {
+    separable(x, k0, plan0, k1, plan1, add_to, correlate_direct_wide)
+}
+
+/// `separable2`; `pass` is one separate pass (for the cases the fused strips leave out).
+fn separable<X: Widen<A>, A: Element>(
+    x: &[X],
+    k0: &[A],
+    plan0: &CorrPlan,
+    k1: &[A],
+    plan1: &CorrPlan,
+    add_to: Option<&[X]>,
+    pass: impl Fn(&[X], &[A], &CorrPlan) -> Result<Vec<X>>,
+) -> Result<Vec<X>> {
+    use crate::error::Error;
+    let shape = &plan0.in_shape;
+    let shapes_ok = shape.len() == 2
+        && plan0.out_shape == *shape
+        && plan1.in_shape == *shape
+        && plan1.out_shape == *shape
+        && plan0.k_shape == [k0.len(), 1]
+        && plan1.k_shape == [1, k1.len()]
+        && plan0.offset[1] == 0
+        && plan1.offset[0] == 0
+        && x.len() == shape[0] * shape[1]
+        && add_to.is_none_or(|t| t.len() == x.len());
+    if !shapes_ok {
+        return Err(Error::Value(format!(
+            "separable2: expected two 1-D passes over one 2-D shape, got {plan0:?} and {plan1:?}"
+        )));
+    }
+    let (rows, cols) = (shape[0], shape[1]);
+    // A cval that X cannot hold under a constant boundary (float32 data summed in float64
+    // pads with the double), the rules that leave products out, and CPUs without the
+    // vector paths: the separate passes.
+    let exact_cval = |p: &CorrPlan| {
+        p.boundary != crate::ops::correlate::Boundary::Constant
+            || p.cval.is_nan()
+            || X::from_f64_lossy(p.cval).widen() == A::from_f64_lossy(p.cval)
+    };
+    let fused = exact_cval(plan0)
+        && exact_cval(plan1)
+        && !(plan0.overlap_only || plan0.skip_zero || plan1.overlap_only || plan1.skip_zero)
+        && !x.is_empty()
+        && has_avx2_fma()
+        && !general_only();
+    #[cfg(target_arch = "x86_64")]
+    if fused {
+        return separable_strips(x, k0, plan0, k1, plan1, add_to, rows, cols);
+    }
+    let _ = (fused, rows, cols);
+    let mid = pass(x, k0, plan0)?;
+    let mut out = pass(&mid, k1, plan1)?;
+    drop(mid);
+    if let Some(t) = add_to {
+        out.par_iter_mut().zip(t.par_iter()).for_each(|(o, &a)| *o = a + *o);
+    }
+    Ok(out)
+}
+
+/// `separable` in strips of rows (the CPU has AVX2 at least: the caller checked).
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn separable_strips<X: Widen<A>, A: Element>(
+    x: &[X],
+    k0: &[A],
+    plan0: &CorrPlan,
+    k1: &[A],
+    plan1: &CorrPlan,
+    add_to: Option<&[X]>,
+    rows: usize,
+    cols: usize,
+) -> Result<Vec<X>> {
+    let mut out: Vec<MaybeUninit<X>> = try_uninit(x.len(), "the filtered array")?;
+    let threads = rayon::current_num_threads();
+    // Strips of whole blocks of LINES rows, short enough to give every worker several.
+    let h = (rows / (4 * threads)).clamp(LINES, STRIP_ROWS) / LINES * LINES;
+    let strips = rows.div_ceil(h);
+    let kl = k0.len();
+    let off0 = plan0.offset[0];
+    let cval = X::from_f64_lossy(plan0.cval);
+    let skip_constant = cval == X::zero() && k0.iter().all(|v| v.is_finite());
+    let avx512 = crate::cpu::simd::has_avx512();
+    let dst = OutPtr(out.as_mut_ptr() as *mut X);
+    (0..strips).into_par_iter().for_each_init(
+        || (Vec::<Line>::new(), vec![X::zero(); h * cols], Scratch::<X, A>::new()),
+        |(lines, mid, scratch), strip| {
+            let r0 = strip * h;
+            let hs = h.min(rows - r0);
+            // The first pass of rows r0 .. r0 + hs into `mid`, LINES rows at a time.
+            let mp = mid.as_mut_ptr();
+            for b0 in (0..hs).step_by(LINES) {
+                let r = LINES.min(hs - b0);
+                window_lines(lines, plan0.boundary, rows, cols, off0, kl, skip_constant, 0, r0 + b0, r);
+                let mut outs = [std::ptr::null_mut(); LINES];
+                for (t, o) in outs.iter_mut().enumerate().take(r) {
+                    // SAFETY: row b0 + t < hs of the strip buffer.
+                    *o = unsafe { mp.add((b0 + t) * cols) };
+                }
+                // SAFETY: the CPU has the path (checked above); every line in `lines` is a
+                // whole input row and every pointer in `outs` a whole row of `mid`.
+                unsafe { leading_lines(avx512, x, k0, lines, cval, &outs[..r], 0, cols) };
+            }
+            // The second pass over the strip, as `direct` runs it over a whole array.
+            let mut p = plan1.clone();
+            p.in_shape = vec![hs, cols];
+            p.out_shape = vec![hs, cols];
+            let ctx = Ctx::new(&mid[..hs * cols], k1, &p);
+            // SAFETY: rows r0 .. r0 + hs of the output belong to this strip alone.
+            let orows = unsafe { std::slice::from_raw_parts_mut(dst.add(r0 * cols) as *mut MaybeUninit<X>, hs * cols) };
+            for (t, row) in orows.chunks_mut(cols).enumerate() {
+                for (c, d) in row.chunks_mut(CHUNK).enumerate() {
+                    ctx.chunk_out(t, c * CHUNK, d, scratch);
+                }
+            }
+            if let Some(add) = add_to {
+                for (o, &a) in orows.iter_mut().zip(&add[r0 * cols..(r0 + hs) * cols]) {
+                    // SAFETY: `chunk_out` wrote every value of the strip's rows.
+                    *o = MaybeUninit::new(a + unsafe { o.assume_init() });
+                }
+            }
+        },
+    );
+    // SAFETY: every strip wrote its rows, and MaybeUninit<X> has X's layout.
     Ok(unsafe { assume_init_vec(out) })
 }
 
@@ -280,7 +726,25 @@ fn correlate_taps<X: Widen<A>, A: Element>(x: &[X], k: &[A], plan: &CorrPlan) ->
     Ok(out)
 }
 
-impl<X: Widen<A>, A: Element> Ctx<'_, X, A> {
+impl<'a, X: Widen<A>, A: Element> Ctx<'a, X, A> {
+    fn new(x: &'a [X], k: &'a [A], plan: &'a CorrPlan) -> Self {
+        let d = plan.ndim();
+        let kw = plan.k_shape[d - 1];
+        Ctx {
+            x,
+            k,
+            plan,
+            iw: plan.in_shape[d - 1],
+            kw,
+            k_rows: k.len() / kw,
+            cval: X::from_f64_lossy(plan.cval),
+            kernel_finite: k.iter().all(|v| v.is_finite()),
+            in_row_strides: row_strides(&plan.in_shape),
+            out_row_strides: row_strides(&plan.out_shape),
+            k_row_strides: row_strides(&plan.k_shape),
+        }
+    }
+
     /// Fill `s.active` with the kernel rows that contribute to output row `r`.
     fn collect_sources(&self, r: usize, s: &mut Scratch<X, A>) {
         s.active.clear();
@@ -367,8 +831,10 @@ impl<X: Widen<A>, A: Element> Ctx<'_, X, A> {
             let lo = o0 as isize;
             let hi = (o0 + n) as isize;
             let (a, b) = if n >= SPLIT_MIN {
-                let a = (off - t0 as isize).clamp(lo, hi);
-                (a, (self.iw as isize + off - t0 as isize - taps as isize + 1).clamp(a, hi))
+                // Each edge piece is at least EDGE_MIN outputs long (a padded line costs
+                // little), so that its vectors cover it with no scalar remainder.
+                let a = (off - t0 as isize).max(lo + EDGE_MIN).clamp(lo, hi);
+                (a, (self.iw as isize + off - t0 as isize - taps as isize + 1).min(hi - EDGE_MIN).clamp(a, hi))
             } else {
                 // Short rows: one padded copy per line costs less than vector-unfriendly
                 // edge pieces.
@@ -451,7 +917,7 @@ fn accumulate<X: Widen<A>, A: Element>(
     fin: Option<&mut [MaybeUninit<X>]>,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if crate::cpu::simd::has_avx512() && (!X::SAME || ws.first().map_or(0, |w| w.len()) >= AVX512_MIN_TAPS) {
+    if crate::cpu::simd::has_avx512() && X::SAME && ws.first().map_or(0, |w| w.len()) >= AVX512_MIN_TAPS {
         // SAFETY: the CPU supports AVX-512 (checked at run time).
         unsafe { accumulate_avx512(dst, srcs, ws, init, fin) };
         return;
@@ -518,6 +984,9 @@ unsafe fn accumulate_simd<X: Widen<A>, A: Element, S: crate::cpu::vector::Simd<A
     let dp = dst.as_mut_ptr() as *mut A;
     // Where the sums go: rounded into `fin`, or as they are into `dst`.
     let fp = fin.as_deref_mut().map_or(std::ptr::null_mut(), |f| f.as_mut_ptr() as *mut X);
+    // A tail shorter than a vector is summed as the vector ending at n (see below), from
+    // the old contents of its outputs, read before the loops overwrite some of them.
+    let tail_from = if !n.is_multiple_of(l) && n > l && !init { S::load(dp.add(n - l)) } else { S::zero() };
     let mut o = 0;
     while o + block <= n {
         let mut acc = [S::zero(); NV];
@@ -561,7 +1030,23 @@ unsafe fn accumulate_simd<X: Widen<A>, A: Element, S: crate::cpu::vector::Simd<A
         }
         o += l;
     }
-    if o < n {
+    if o < n && n > l {
+        // The last vector moved back to end at n: its first outputs are summed again, in
+        // the same order from the same old contents, to the same bits.
+        o = n - l;
+        let mut acc = tail_from;
+        for (src, w) in srcs.iter().zip(ws) {
+            let sp = src.as_ptr().add(o);
+            for (j, &wj) in w.iter().enumerate() {
+                acc = S::fmadd(S::splat(wj), <X as Widen<A>>::vload::<S>(sp.add(j)), acc);
+            }
+        }
+        if fp.is_null() {
+            S::store(dp.add(o), acc);
+        } else {
+            <X as Widen<A>>::vstore::<S>(fp.add(o), acc);
+        }
+    } else if o < n {
         accumulate_generic::<X, A, true>(&mut dst[o..], &shifted(srcs, o)[..srcs.len()], ws, init);
         if let Some(f) = fin {
             // SAFETY: `accumulate_generic` wrote `dst[o..]`.
@@ -789,6 +1274,147 @@ mod tests {
                         let half_ulp = (w.abs() as f32).max(f32::MIN_POSITIVE) as f64 * f32::EPSILON as f64 / 2.0;
                         let err = (*g as f64 - w).abs();
                         assert!(err <= half_ulp * (1.0 + 1e-6) + 1e-14 * scale, "{p:?} at {o}: {g} vs {w}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The leading-axis path gives the general path's bits: float64, float32 and float32
+    /// summed in float64, every boundary, zero and non-zero cval, shifted origins, strips
+    /// narrower than a vector, partial blocks of lines and of vectors, several slabs
+    /// (a middle axis), a kernel longer than the axis, signal modes that resize the
+    /// axis, and inf / NaN in the input.
+    #[test]
+    fn leading_axis_path_matches_the_general_path() {
+        let cases: &[(&[usize], &[usize])] = &[
+            (&[37, 203], &[17, 1]),
+            (&[64, 130], &[5, 1]),
+            (&[9, 3], &[4, 1]),
+            (&[6, 7, 9], &[1, 3, 1]),
+            (&[5, 6, 35], &[7, 1, 1]),
+            (&[3, 4100], &[2, 1]),
+            (&[11, 1], &[9, 1]),
+            (&[4, 21], &[12, 1]),
+        ];
+        let bits32 = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let bits64 = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let mut plans = Vec::new();
+        for b in [Boundary::Constant, Boundary::Reflect, Boundary::Mirror, Boundary::Nearest, Boundary::Wrap] {
+            for (a, kshape) in cases {
+                let ax = kshape.iter().position(|&e| e > 1).unwrap();
+                for cval in [0.0, 1.5] {
+                    for shift in [-1isize, 0, 1] {
+                        let mut origin = vec![0isize; a.len()];
+                        origin[ax] = (shift * (kshape[ax] as isize / 2)).clamp(-(kshape[ax] as isize / 2), (kshape[ax] as isize - 1) / 2);
+                        let p = CorrPlan::ndimage(a, kshape, &origin, b, cval).unwrap();
+                        plans.push(p);
+                    }
+                }
+            }
+        }
+        for (a, kshape) in cases {
+            for mode in [Mode::Full, Mode::Same, Mode::Valid] {
+                if let Ok(p) = CorrPlan::signal(a, kshape, mode) {
+                    plans.push(p);
+                }
+            }
+        }
+        for (i, p) in plans.iter().enumerate() {
+            assert!(leading_axis(p).is_some(), "{p:?}");
+            let mut s = 11 + i as u64;
+            let mut x: Vec<f64> = (0..p.in_shape.iter().product::<usize>()).map(|_| lcg(&mut s) * 100.0).collect();
+            if i % 7 == 3 {
+                x[1] = f64::INFINITY;
+                let l = x.len();
+                x[l / 2] = f64::NAN;
+            }
+            let k: Vec<f64> = (0..p.k_shape.iter().product::<usize>()).map(|_| lcg(&mut s)).collect();
+            let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let k32: Vec<f32> = k.iter().map(|&v| v as f32).collect();
+            let fast = (
+                correlate_direct(&x, &k, p).unwrap(),
+                correlate_direct(&x32, &k32, p).unwrap(),
+                correlate_direct_wide(&x32, &k, p).unwrap(),
+            );
+            GENERAL_ONLY.with(|g| g.set(true));
+            let general = (
+                correlate_direct(&x, &k, p).unwrap(),
+                correlate_direct(&x32, &k32, p).unwrap(),
+                correlate_direct_wide(&x32, &k, p).unwrap(),
+            );
+            GENERAL_ONLY.with(|g| g.set(false));
+            assert_eq!(bits64(&fast.0), bits64(&general.0), "float64 {p:?}");
+            assert_eq!(bits32(&fast.1), bits32(&general.1), "float32 {p:?}");
+            assert_eq!(bits32(&fast.2), bits32(&general.2), "float32 wide {p:?}");
+            if i % 7 != 3 {
+                let want = naive(&x, &k, p);
+                for (g, w) in fast.0.iter().zip(&want) {
+                    assert!((g - w).abs() <= 1e-10 * (1.0 + w.abs()), "{p:?}: {g} vs {w}");
+                }
+            }
+        }
+    }
+
+    /// The fused two passes give the separate passes' bits (and the add's): every pair of
+    /// boundaries, zero / float32 / non-float32 cval, shifted origins, strips and blocks
+    /// cut short, rows narrower than a vector and longer than a chunk, float64, float32
+    /// and float32 summed in float64, with and without `add_to`, inf / NaN inputs.
+    #[test]
+    fn separable2_matches_the_separate_passes() {
+        let bs = [Boundary::Constant, Boundary::Reflect, Boundary::Mirror, Boundary::Nearest, Boundary::Wrap];
+        let shapes: &[(usize, usize)] = &[(37, 203), (64, 130), (5, 3), (9, 2100), (70, 17), (1, 40), (40, 1)];
+        let mut case = 0u64;
+        for &(rows, cols) in shapes {
+            for (bi, &b0) in bs.iter().enumerate() {
+                let b1 = bs[(bi + 2) % bs.len()];
+                for (kl0, kl1, o0, o1) in [(5usize, 9usize, 0isize, 0isize), (17, 3, 1, -1), (2, 4, 0, 1)] {
+                    for cval in [0.0, 1.5, 0.1] {
+                        case += 1;
+                        let p0 = CorrPlan::ndimage(&[rows, cols], &[kl0, 1], &[o0, 0], b0, cval).unwrap();
+                        let p1 = CorrPlan::ndimage(&[rows, cols], &[1, kl1], &[0, o1], b1, cval).unwrap();
+                        let mut s = 5 + case;
+                        let mut x: Vec<f64> = (0..rows * cols).map(|_| lcg(&mut s) * 100.0).collect();
+                        if case % 5 == 2 {
+                            x[0] = f64::INFINITY;
+                            x[rows * cols / 2] = f64::NAN;
+                        }
+                        let k0: Vec<f64> = (0..kl0).map(|_| lcg(&mut s)).collect();
+                        let k1: Vec<f64> = (0..kl1).map(|_| lcg(&mut s)).collect();
+                        let add: Vec<f64> = (0..rows * cols).map(|_| lcg(&mut s)).collect();
+                        let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+                        let add32: Vec<f32> = add.iter().map(|&v| v as f32).collect();
+                        let (k032, k132): (Vec<f32>, Vec<f32>) =
+                            (k0.iter().map(|&v| v as f32).collect(), k1.iter().map(|&v| v as f32).collect());
+                        let run = || {
+                            (
+                                separable2(&x, &k0, &p0, &k1, &p1, None).unwrap(),
+                                separable2(&x, &k0, &p0, &k1, &p1, Some(&add)).unwrap(),
+                                separable2(&x32, &k032, &p0, &k132, &p1, Some(&add32)).unwrap(),
+                                separable2_wide(&x32, &k0, &p0, &k1, &p1, None).unwrap(),
+                                separable2_wide(&x32, &k0, &p0, &k1, &p1, Some(&add32)).unwrap(),
+                            )
+                        };
+                        let fused = run();
+                        GENERAL_ONLY.with(|g| g.set(true));
+                        let apart = run();
+                        GENERAL_ONLY.with(|g| g.set(false));
+                        let b64 = |v: &Vec<f64>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        let b32 = |v: &Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        let what = format!("{rows}x{cols} {b0:?}/{b1:?} taps {kl0},{kl1} origins {o0},{o1} cval {cval}");
+                        assert_eq!(b64(&fused.0), b64(&apart.0), "float64 {what}");
+                        assert_eq!(b64(&fused.1), b64(&apart.1), "float64 + add {what}");
+                        assert_eq!(b32(&fused.2), b32(&apart.2), "float32 + add {what}");
+                        assert_eq!(b32(&fused.3), b32(&apart.3), "wide {what}");
+                        assert_eq!(b32(&fused.4), b32(&apart.4), "wide + add {what}");
+                        if case % 5 != 2 {
+                            // and the separate passes are the textbook passes
+                            let mid = naive(&x, &k0, &p0);
+                            let want = naive(&mid, &k1, &p1);
+                            for (g, w) in fused.0.iter().zip(&want) {
+                                assert!((g - w).abs() <= 1e-9 * (1.0 + w.abs()), "{what}: {g} vs {w}");
+                            }
+                        }
                     }
                 }
             }

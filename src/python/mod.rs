@@ -208,6 +208,95 @@ fn ndimage_correlate<'py>(
     })
 }
 
+/// scipy.ndimage's two separable passes over a 2-D float array, fused in strips of rows
+/// (`cpu::correlate::separable2`): `w0` along axis 0 then `w1` along axis 1, the first
+/// pass stored in the input's dtype; with `add_to` (same dtype and shape) the result is
+/// added to it. float32 data with float64 weights is summed in float64.
+#[pyfunction]
+#[pyo3(signature = (input, w0, w1, mode0, mode1, cval, origin0, origin1, add_to=None))]
+#[allow(clippy::too_many_arguments)]
+fn ndimage_separable2<'py>(
+    py: Python<'py>,
+    input: &Bound<'py, PyAny>,
+    w0: &Bound<'py, PyAny>,
+    w1: &Bound<'py, PyAny>,
+    mode0: &str,
+    mode1: &str,
+    cval: f64,
+    origin0: isize,
+    origin1: isize,
+    add_to: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let (b0, b1) = (Boundary::parse_ndimage(mode0)?, Boundary::parse_ndimage(mode1)?);
+    fn plans(shape: &[usize], n0: usize, n1: usize, o0: isize, o1: isize, b0: Boundary, b1: Boundary, cval: f64) -> Result<(CorrPlan, CorrPlan), Error> {
+        if shape.len() != 2 {
+            return Err(Error::Value(format!("separable2: expected a 2-D input, got shape {shape:?}")));
+        }
+        Ok((
+            CorrPlan::ndimage(shape, &[n0, 1], &[o0, 0], b0, cval)?,
+            CorrPlan::ndimage(shape, &[1, n1], &[0, o1], b1, cval)?,
+        ))
+    }
+    fn addend<'a, T: numpy::Element + Copy>(
+        add_to: Option<&'a Bound<'_, PyAny>>,
+        shape: &[usize],
+    ) -> PyResult<Option<PyReadonlyArrayDyn<'a, T>>> {
+        match add_to {
+            None => Ok(None),
+            Some(a) => {
+                let a = a.extract::<PyReadonlyArrayDyn<T>>().map_err(|_| {
+                    PyTypeError::new_err("separable2: add_to must be an array of the input's dtype")
+                })?;
+                if a.shape() != shape {
+                    return Err(PyValueError::new_err(format!(
+                        "separable2: add_to has shape {:?}, expected the input's {shape:?}",
+                        a.shape()
+                    )));
+                }
+                Ok(Some(a))
+            }
+        }
+    }
+    macro_rules! run {
+        ($x:ident, $k0:ident, $k1:ident, $t:ty, $f:path) => {{
+            let shape = $x.shape().to_vec();
+            let (p0, p1) = plans(&shape, $k0.len(), $k1.len(), origin0, origin1, b0, b1, cval)?;
+            let add = addend::<$t>(add_to, &shape)?;
+            let (xs, k0s, k1s) = (contiguous(&$x)?, contiguous(&$k0)?, contiguous(&$k1)?);
+            let adds = match &add {
+                Some(a) => Some(contiguous(a)?),
+                None => None,
+            };
+            let out = run_native(py, || $f(&xs, &k0s, &p0, &k1s, &p1, adds.as_deref()))?;
+            return to_numpy(py, out, &shape).map(|r| r.into_any());
+        }};
+    }
+    if let (Ok(x), Ok(k0), Ok(k1)) = (
+        input.extract::<PyReadonlyArrayDyn<f32>>(),
+        w0.extract::<PyReadonlyArrayDyn<f64>>(),
+        w1.extract::<PyReadonlyArrayDyn<f64>>(),
+    ) {
+        run!(x, k0, k1, f32, cpu::correlate::separable2_wide);
+    }
+    if let (Ok(x), Ok(k0), Ok(k1)) = (
+        input.extract::<PyReadonlyArrayDyn<f32>>(),
+        w0.extract::<PyReadonlyArrayDyn<f32>>(),
+        w1.extract::<PyReadonlyArrayDyn<f32>>(),
+    ) {
+        run!(x, k0, k1, f32, cpu::correlate::separable2::<f32>);
+    }
+    if let (Ok(x), Ok(k0), Ok(k1)) = (
+        input.extract::<PyReadonlyArrayDyn<f64>>(),
+        w0.extract::<PyReadonlyArrayDyn<f64>>(),
+        w1.extract::<PyReadonlyArrayDyn<f64>>(),
+    ) {
+        run!(x, k0, k1, f64, cpu::correlate::separable2::<f64>);
+    }
+    Err(PyTypeError::new_err(
+        "separable2: expected a float32 or float64 input with weights of its dtype (or float64 weights for float32)",
+    ))
+}
+
 #[pyfunction]
 fn set_num_threads(n: usize) -> PyResult<()> {
     Ok(threads::set_num_threads(n)?)
@@ -284,6 +373,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(choose_method, m)?)?;
     m.add_function(wrap_pyfunction!(correlate2d, m)?)?;
     m.add_function(wrap_pyfunction!(ndimage_correlate, m)?)?;
+    m.add_function(wrap_pyfunction!(ndimage_separable2, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
