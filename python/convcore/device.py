@@ -323,12 +323,13 @@ class CpuBackend:
     def correlate_ndimage(self, a, w, mode, cval, origin, footprint=False):
         return _core.ndimage_correlate(_native(a), _native(w), mode, cval, origin, footprint)
 
-    def correlate_separable2(self, a, w0, w1, mode0, mode1, cval, add_to=None):
-        """Two 1-D passes over a 2-D float array (``w0`` along axis 0, then ``w1`` along
-        axis 1, each stored in its dtype), fused; with ``add_to`` the result is added to
-        it. None where the backend has no fused kernel (then the passes run apart)."""
-        return _core.ndimage_separable2(_native(a), _native(w0), _native(w1), mode0, mode1, cval, 0, 0,
-                                        None if add_to is None else _native(add_to))
+    def correlate_separable2(self, a, filters, cval):
+        """The sum of separable filters of a 2-D float array, fused: ``filters`` lists
+        ``(w0, mode0, w1, mode1)``, ``w0`` along axis 0 then ``w1`` along axis 1, each
+        pass stored in the array's dtype, the filters added in order. None where the
+        backend has no fused kernel (then the passes run apart)."""
+        return _core.ndimage_separable2(_native(a), [(_native(w0), m0, _native(w1), m1) for w0, m0, w1, m1 in filters],
+                                        cval)
 
     # (host kernels on every device: the GPU backend calls these two as its fallback)
     def correlate_fft(self, a, b):
@@ -731,7 +732,7 @@ class GpuBackend(CpuBackend):
         return _core.gpu_correlate(_f32(a), _f32_weights(w), "ndimage", mode=mode, fillvalue=cval, origin=origin,
                                    footprint=footprint).numpy()
 
-    def correlate_separable2(self, a, w0, w1, mode0, mode1, cval, add_to=None):
+    def correlate_separable2(self, a, filters, cval):
         return None  # (no fused shader: the passes run one by one)
 
     # No shader for these two: the host kernels, counted as fallbacks.

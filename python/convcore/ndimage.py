@@ -663,14 +663,21 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
            [0.0965, 0.1592, 0.0965],
            [0.0586, 0.0965, 0.0586]])
     """
-    return _gaussian_filter(input, sigma, order, output, mode, cval, truncate, radius, axes)
-
-
-def _gaussian_filter(input, sigma, order, output, mode, cval, truncate, radius, axes, _add_to=None):
-    """``gaussian_filter``; with ``_add_to`` (the array a sum over axes accumulates in) the
-    result is added to it in place, ``np.add(_add_to, result, out=_add_to)``, and it is
-    returned."""
     f = "gaussian_filter"
+    a, live = _gaussian_axes(f, input, sigma, order, mode, truncate, radius, axes)
+    fused = _gaussian2d(f, a, output, cval, [live])
+    if fused is not None:
+        return fused
+    passes = [(lambda x, dt, cv, ax=ax, s=s, o=o, m=m, t=t, r=r:
+               gaussian_filter1d(x, s, ax, o, dt, m, cv, t, radius=r))
+              for ax, s, o, m, t, r in live]
+    return _separable(f, a, output, cval, passes)
+
+
+def _gaussian_axes(f, input, sigma, order, mode, truncate, radius, axes):
+    """gaussian_filter's arguments checked: the input array and the axes it filters, as
+    ``(axis, sigma, order, mode, truncate, radius)`` in the order given (an axis with
+    ``sigma <= 1e-15`` is left out, as in scipy)."""
     a = _input(f, input)
     if a.ndim == 0:
         raise ValueError("gaussian_filter: input must have at least one dimension, got a 0-d array")
@@ -683,46 +690,30 @@ def _gaussian_filter(input, sigma, order, output, mode, cval, truncate, radius, 
     truncs = per_axis(f, "truncate", truncate, n,
                       cast=lambda v: _checks.real(f, "truncate", _checks._unwrap0d(v), minimum=0))
     radii = per_axis(f, "radius", radius, n, cast=lambda v: _radius(f, v))
-    live = [(ax, s, o, m, t, r) for ax, s, o, m, t, r in zip(axes, sigmas, orders, modes, truncs, radii) if s > 1e-15]
-    fused = _gaussian2d(f, a, output, cval, live, _add_to)
-    if fused is not None:
-        return fused
-    passes = [(lambda x, dt, cv, ax=ax, s=s, o=o, m=m, t=t, r=r:
-               gaussian_filter1d(x, s, ax, o, dt, m, cv, t, radius=r))
-              for ax, s, o, m, t, r in live]
-    out = _separable(f, a, output, cval, passes)
-    if _add_to is not None:
-        np.add(_add_to, out, out=_add_to)
-        return _add_to
-    return out
+    return a, [(ax, s, o, m, t, r) for ax, s, o, m, t, r in zip(axes, sigmas, orders, modes, truncs, radii)
+               if s > 1e-15]
 
 
-def _gaussian2d(func, a, output, cval, live, add_to):
-    """A Gaussian filter of a 2-D float32 / float64 array along axis 0 then axis 1, in
-    its own dtype, as one native call (the two passes fused in strips of rows, bit for
-    bit the passes apart; ``add_to``, an array of the result's dtype and shape, gets the
-    result added in place and is returned). None where it does not apply: other ranks,
-    dtypes, axes or outputs, or a backend without the fused kernel."""
-    if a.ndim != 2 or a.dtype not in (np.float32, np.float64) or a.size == 0 or len(live) != 2:
-        return None
-    (ax0, s0, o0, m0, t0, r0), (ax1, s1, o1, m1, t1, r1) = live
-    if (ax0, ax1) != (0, 1):
+def _gaussian2d(func, a, output, cval, filters):
+    """The sum of Gaussian filters of a 2-D float32 / float64 array (``filters``: each
+    the ``_gaussian_axes`` of one, along axis 0 then axis 1), in its own dtype, as one
+    native call: each filter's two passes fused in strips of rows and the filters added
+    in order, bit for bit the passes apart and numpy's adds. None where it does not
+    apply: other ranks, dtypes, axes or outputs, or a backend without the fused kernel."""
+    if a.ndim != 2 or a.dtype not in (np.float32, np.float64) or a.size == 0 or not a.dtype.isnative:
         return None
     dt, arr = _output(func, a, output)
-    if arr is not None or dt != a.dtype or not a.dtype.isnative:
+    if arr is not None or dt != a.dtype:
         return None
-    if add_to is not None and (add_to.dtype != a.dtype or add_to.shape != a.shape or not add_to.flags.c_contiguous):
-        return None
-    cv = _cval(func, cval)
-    ws = [_weights_as(_gaussian_kernel1d(s, o, _gaussian_radius("gaussian_filter1d", s, t, r))[::-1], a.dtype, True)
-          for s, o, t, r in ((s0, o0, t0, r0), (s1, o1, t1, r1))]
-    out = call_backend().correlate_separable2(a, ws[0], ws[1], m0, m1, cv, add_to)
-    if out is None:
-        return None
-    if add_to is not None:
-        add_to[...] = out
-        return add_to
-    return out
+    spec = []
+    for live in filters:
+        if len(live) != 2 or (live[0][0], live[1][0]) != (0, 1):
+            return None
+        (_, s0, o0, m0, t0, r0), (_, s1, o1, m1, t1, r1) = live
+        w0, w1 = (_weights_as(_gaussian_kernel1d(s, o, _gaussian_radius("gaussian_filter1d", s, t, r))[::-1],
+                              a.dtype, True) for s, o, t, r in ((s0, o0, t0, r0), (s1, o1, t1, r1)))
+        spec.append((w0, m0, w1, m1))
+    return call_backend().correlate_separable2(a, spec, _cval(func, cval))
 
 
 def _derivative_filter(func, input, axis, output, mode, cval, smooth):
@@ -836,11 +827,9 @@ def laplace(input, output=None, mode="reflect", cval=0.0, *, axes=None):
     return _sum_over_axes("laplace", input, derivative2, output, mode, cval, axes)
 
 
-def _sum_over_axes(func, input, derivative2, output, mode, cval, axes, *extra, fused_add=False):
+def _sum_over_axes(func, input, derivative2, output, mode, cval, axes, *extra):
     """generic_laplace for this module's own derivatives: the first axis's result (in
-    the output dtype) is the accumulator, instead of a zeroed output filled by copy.
-    ``fused_add``: ``derivative2(..., add_to=acc)`` adds its result into ``acc`` itself
-    (as ``np.add(acc, result, out=acc)``)."""
+    the output dtype) is the accumulator, instead of a zeroed output filled by copy."""
     a = _numeric_array(func, "input", input, complex_ok=True)
     if output is not None:
         return generic_laplace(a, derivative2, output, mode, cval, extra_arguments=extra, axes=axes)
@@ -850,10 +839,7 @@ def _sum_over_axes(func, input, derivative2, output, mode, cval, axes, *extra, f
         return a.astype(dt)
     out = derivative2(a, axes[0], dt, modes[0], cval, *extra)
     for ax, m in zip(axes[1:], modes[1:]):
-        if fused_add:
-            derivative2(a, ax, dt, m, cval, *extra, add_to=out)
-        else:
-            np.add(out, derivative2(a, ax, dt, m, cval, *extra), out=out)
+        np.add(out, derivative2(a, ax, dt, m, cval, *extra), out=out)
     return out
 
 
@@ -882,17 +868,25 @@ def gaussian_laplace(input, sigma, output=None, mode="reflect", cval=0.0, *, axe
     a = _numeric_array(f, "input", input, complex_ok=True)
     sig = _sigma_over_axes(f, a, sigma, axes)
 
-    truncate = kwargs.pop("truncate", 4.0)
-    radius = kwargs.pop("radius", None)
-    if kwargs:
-        raise TypeError(f"gaussian_laplace: unexpected keyword arguments {sorted(kwargs)} (gaussian_filter takes "
-                        "truncate and radius here)")
+    if output is None and not (set(kwargs) - {"truncate", "radius"}):
+        # a 2-D float array: both axes' filters and their sum in one native call
+        ax_list, modes = _composed_axes(f, a, axes, mode)
+        if a.ndim == 2 and [int(ax) for ax in ax_list] == [0, 1]:
+            filters = []
+            for i, m in enumerate(modes):
+                order = [0, 0]
+                order[i] = 2
+                filters.append(_gaussian_axes("gaussian_filter", a, sig, order, m, kwargs.get("truncate", 4.0),
+                                              kwargs.get("radius"), None)[1])
+            fused = _gaussian2d(f, a, None, cval, filters)
+            if fused is not None:
+                return fused
 
-    def derivative2(x, axis, out, m, cv, s, add_to=None):
+    def derivative2(x, axis, out, m, cv, s):
         order = [0] * x.ndim
         order[axis] = 2
-        return _gaussian_filter(x, s, order, out, m, cv, truncate, radius, None, add_to)
-    return _sum_over_axes(f, a, derivative2, output, mode, cval, axes, sig, fused_add=True)
+        return gaussian_filter(x, s, order, out, m, cv, **kwargs)
+    return _sum_over_axes(f, a, derivative2, output, mode, cval, axes, sig)
 
 
 def generic_gradient_magnitude(input, derivative, output=None, mode="reflect", cval=0.0, extra_arguments=(),

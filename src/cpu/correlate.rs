@@ -527,63 +527,68 @@ unsafe fn leading_run<X: Widen<A>, A: Element, S: crate::cpu::vector::Simd<A>, c
 /// Rows of the first pass `separable2` keeps per strip, at most.
 const STRIP_ROWS: usize = 16;
 
-/// The two passes of a separable filter over a 2-D array, as scipy.ndimage runs them:
-/// `plan0` (the kernel `k0`, `k0.len() x 1`, along axis 0), its sums rounded to `X` as if
-/// stored (scipy stores each pass in the output dtype), then `plan1` (`k1`, `1 x
-/// k1.len()`, along axis 1); with `add_to` (an array of the same shape), `add_to[i] +
-/// r[i]` in `X` (numpy's add, as `gaussian_laplace` sums its axes). Bit for bit the two
-/// `correlate_direct` (or `correlate_direct_wide`) calls and the add, computed a strip of
-/// rows at a time: the first pass's strip stays in cache for the second, where separate
-/// passes write a whole intermediate array and read it back (and the sum reads two).
-pub fn separable2<T: Element>(
-    x: &[T],
-    k0: &[T],
-    plan0: &CorrPlan,
-    k1: &[T],
-    plan1: &CorrPlan,
-    add_to: Option<&[T]>,
-) -> Result<Vec<T>> {
-    separable(x, k0, plan0, k1, plan1, add_to, correlate_direct::<T>)
+/// One separable filter of a 2-D array as scipy.ndimage runs it: `k0` along axis 0
+/// (`plan0`, kernel shape `k0.len() x 1`), its sums rounded to the data's type as if
+/// stored (scipy stores each pass in the output dtype), then `k1` along axis 1 (`plan1`,
+/// `1 x k1.len()`).
+#[derive(Clone, Copy, Debug)]
+pub struct Passes<'a, A> {
+    pub k0: &'a [A],
+    pub plan0: &'a CorrPlan,
+    pub k1: &'a [A],
+    pub plan1: &'a CorrPlan,
+}
+
+/// The sum of separable filters over one 2-D array: `f[0] + f[1] + ...` added in that
+/// order in the data's type (numpy's adds, as gaussian_laplace sums its axes), then with
+/// `add_to` (an array of the same shape) `add_to[i] + r[i]`. Bit for bit the separate
+/// `correlate_direct` (or `correlate_direct_wide`) passes and numpy adds, computed a
+/// strip of rows at a time: each first pass's strip stays in cache for its second pass,
+/// and each input row is read from memory once for all the filters, where separate
+/// passes write whole intermediate arrays and read them back (and each sum reads two).
+pub fn separable2<T: Element>(x: &[T], filters: &[Passes<T>], add_to: Option<&[T]>) -> Result<Vec<T>> {
+    separable(x, filters, add_to, correlate_direct::<T>)
 }
 
 /// `separable2` of float32 data with float64 weights, summed in float64 (each pass as
 /// `correlate_direct_wide`).
-pub fn separable2_wide(
-    x: &[f32],
-    k0: &[f64],
-    plan0: &CorrPlan,
-    k1: &[f64],
-    plan1: &CorrPlan,
-    add_to: Option<&[f32]>,
-) -> Result<Vec<f32>> {
-    separable(x, k0, plan0, k1, plan1, add_to, correlate_direct_wide)
+pub fn separable2_wide(x: &[f32], filters: &[Passes<f64>], add_to: Option<&[f32]>) -> Result<Vec<f32>> {
+    separable(x, filters, add_to, correlate_direct_wide)
 }
 
 /// `separable2`; `pass` is one separate pass (for the cases the fused strips leave out).
 fn separable<X: Widen<A>, A: Element>(
     x: &[X],
-    k0: &[A],
-    plan0: &CorrPlan,
-    k1: &[A],
-    plan1: &CorrPlan,
+    filters: &[Passes<A>],
     add_to: Option<&[X]>,
     pass: impl Fn(&[X], &[A], &CorrPlan) -> Result<Vec<X>>,
 ) -> Result<Vec<X>> {
     use crate::error::Error;
-    let shape = &plan0.in_shape;
-    let shapes_ok = shape.len() == 2
-        && plan0.out_shape == *shape
-        && plan1.in_shape == *shape
-        && plan1.out_shape == *shape
-        && plan0.k_shape == [k0.len(), 1]
-        && plan1.k_shape == [1, k1.len()]
-        && plan0.offset[1] == 0
-        && plan1.offset[0] == 0
-        && x.len() == shape[0] * shape[1]
-        && add_to.is_none_or(|t| t.len() == x.len());
-    if !shapes_ok {
+    let Some(first) = filters.first() else {
+        return Err(Error::Value("separable2: expected at least one filter, got none".into()));
+    };
+    let shape = &first.plan0.in_shape;
+    for f in filters {
+        let ok = shape.len() == 2
+            && f.plan0.in_shape == *shape
+            && f.plan0.out_shape == *shape
+            && f.plan1.in_shape == *shape
+            && f.plan1.out_shape == *shape
+            && f.plan0.k_shape == [f.k0.len(), 1]
+            && f.plan1.k_shape == [1, f.k1.len()]
+            && f.plan0.offset[1] == 0
+            && f.plan1.offset[0] == 0;
+        if !ok {
+            return Err(Error::Value(format!(
+                "separable2: expected 1-D passes along axes 0 and 1 of one 2-D shape, got {:?} and {:?}",
+                f.plan0, f.plan1
+            )));
+        }
+    }
+    if x.len() != shape[0] * shape[1] || add_to.is_some_and(|t| t.len() != x.len()) {
         return Err(Error::Value(format!(
-            "separable2: expected two 1-D passes over one 2-D shape, got {plan0:?} and {plan1:?}"
+            "separable2: expected data (and add_to) of shape {shape:?}, got {} values",
+            x.len()
         )));
     }
     let (rows, cols) = (shape[0], shape[1]);
@@ -595,35 +600,86 @@ fn separable<X: Widen<A>, A: Element>(
             || p.cval.is_nan()
             || X::from_f64_lossy(p.cval).widen() == A::from_f64_lossy(p.cval)
     };
-    let fused = exact_cval(plan0)
-        && exact_cval(plan1)
-        && !(plan0.overlap_only || plan0.skip_zero || plan1.overlap_only || plan1.skip_zero)
+    let plain = |p: &CorrPlan| exact_cval(p) && !p.overlap_only && !p.skip_zero;
+    let fused = filters.iter().all(|f| plain(f.plan0) && plain(f.plan1))
         && !x.is_empty()
         && has_avx2_fma()
         && !general_only();
     #[cfg(target_arch = "x86_64")]
     if fused {
-        return separable_strips(x, k0, plan0, k1, plan1, add_to, rows, cols);
+        return separable_strips(x, filters, add_to, rows, cols);
     }
     let _ = (fused, rows, cols);
-    let mid = pass(x, k0, plan0)?;
-    let mut out = pass(&mid, k1, plan1)?;
-    drop(mid);
+    let mut out: Option<Vec<X>> = None;
+    for f in filters {
+        let mid = pass(x, f.k0, f.plan0)?;
+        let r = pass(&mid, f.k1, f.plan1)?;
+        drop(mid);
+        out = Some(match out {
+            None => r,
+            Some(mut o) => {
+                o.par_iter_mut().zip(r.par_iter()).for_each(|(o, &v)| *o = *o + v);
+                o
+            }
+        });
+    }
+    let mut out = out.expect("at least one filter (checked above)");
     if let Some(t) = add_to {
         out.par_iter_mut().zip(t.par_iter()).for_each(|(o, &a)| *o = a + *o);
     }
     Ok(out)
 }
 
-/// `separable` in strips of rows (the CPU has AVX2 at least: the caller checked).
+/// One filter of `separable_strips` over the strip of rows `r0 .. r0 + hs` into `dst`
+/// (`hs x cols` values); `mid` holds the strip's first pass.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
+fn strip_filter<X: Widen<A>, A: Element>(
+    x: &[X],
+    f: &Passes<A>,
+    rows: usize,
+    cols: usize,
+    r0: usize,
+    hs: usize,
+    mid: &mut [X],
+    lines: &mut Vec<Line>,
+    scratch: &mut Scratch<X, A>,
+    dst: &mut [MaybeUninit<X>],
+) {
+    let cval = X::from_f64_lossy(f.plan0.cval);
+    let skip_constant = cval == X::zero() && f.k0.iter().all(|v| v.is_finite());
+    let avx512 = crate::cpu::simd::has_avx512();
+    // The first pass of the strip into `mid`, LINES rows at a time.
+    let mp = mid.as_mut_ptr();
+    for b0 in (0..hs).step_by(LINES) {
+        let r = LINES.min(hs - b0);
+        window_lines(lines, f.plan0.boundary, rows, cols, f.plan0.offset[0], f.k0.len(), skip_constant, 0, r0 + b0, r);
+        let mut outs = [std::ptr::null_mut(); LINES];
+        for (t, o) in outs.iter_mut().enumerate().take(r) {
+            // SAFETY: row b0 + t < hs of the strip buffer.
+            *o = unsafe { mp.add((b0 + t) * cols) };
+        }
+        // SAFETY: the CPU has the path (checked by `separable`); every line in `lines` is
+        // a whole input row and every pointer in `outs` a whole row of `mid`.
+        unsafe { leading_lines(avx512, x, f.k0, lines, cval, &outs[..r], 0, cols) };
+    }
+    // The second pass over the strip, as `direct` runs it over a whole array.
+    let mut p = f.plan1.clone();
+    p.in_shape = vec![hs, cols];
+    p.out_shape = vec![hs, cols];
+    let ctx = Ctx::new(&mid[..hs * cols], f.k1, &p);
+    for (t, row) in dst.chunks_mut(cols).enumerate() {
+        for (c, d) in row.chunks_mut(CHUNK).enumerate() {
+            ctx.chunk_out(t, c * CHUNK, d, scratch);
+        }
+    }
+}
+
+/// `separable` in strips of rows (the CPU has AVX2 at least: the caller checked).
+#[cfg(target_arch = "x86_64")]
 fn separable_strips<X: Widen<A>, A: Element>(
     x: &[X],
-    k0: &[A],
-    plan0: &CorrPlan,
-    k1: &[A],
-    plan1: &CorrPlan,
+    filters: &[Passes<A>],
     add_to: Option<&[X]>,
     rows: usize,
     cols: usize,
@@ -633,46 +689,30 @@ fn separable_strips<X: Widen<A>, A: Element>(
     // Strips of whole blocks of LINES rows, short enough to give every worker several.
     let h = (rows / (4 * threads)).clamp(LINES, STRIP_ROWS) / LINES * LINES;
     let strips = rows.div_ceil(h);
-    let kl = k0.len();
-    let off0 = plan0.offset[0];
-    let cval = X::from_f64_lossy(plan0.cval);
-    let skip_constant = cval == X::zero() && k0.iter().all(|v| v.is_finite());
-    let avx512 = crate::cpu::simd::has_avx512();
     let dst = OutPtr(out.as_mut_ptr() as *mut X);
+    let more = filters.len() > 1;
     (0..strips).into_par_iter().for_each_init(
-        || (Vec::<Line>::new(), vec![X::zero(); h * cols], Scratch::<X, A>::new()),
-        |(lines, mid, scratch), strip| {
+        || {
+            let res = if more { vec![MaybeUninit::<X>::uninit(); h * cols] } else { Vec::new() };
+            (Vec::<Line>::new(), vec![X::zero(); h * cols], Scratch::<X, A>::new(), res)
+        },
+        |(lines, mid, scratch, res), strip| {
             let r0 = strip * h;
             let hs = h.min(rows - r0);
-            // The first pass of rows r0 .. r0 + hs into `mid`, LINES rows at a time.
-            let mp = mid.as_mut_ptr();
-            for b0 in (0..hs).step_by(LINES) {
-                let r = LINES.min(hs - b0);
-                window_lines(lines, plan0.boundary, rows, cols, off0, kl, skip_constant, 0, r0 + b0, r);
-                let mut outs = [std::ptr::null_mut(); LINES];
-                for (t, o) in outs.iter_mut().enumerate().take(r) {
-                    // SAFETY: row b0 + t < hs of the strip buffer.
-                    *o = unsafe { mp.add((b0 + t) * cols) };
-                }
-                // SAFETY: the CPU has the path (checked above); every line in `lines` is a
-                // whole input row and every pointer in `outs` a whole row of `mid`.
-                unsafe { leading_lines(avx512, x, k0, lines, cval, &outs[..r], 0, cols) };
-            }
-            // The second pass over the strip, as `direct` runs it over a whole array.
-            let mut p = plan1.clone();
-            p.in_shape = vec![hs, cols];
-            p.out_shape = vec![hs, cols];
-            let ctx = Ctx::new(&mid[..hs * cols], k1, &p);
             // SAFETY: rows r0 .. r0 + hs of the output belong to this strip alone.
             let orows = unsafe { std::slice::from_raw_parts_mut(dst.add(r0 * cols) as *mut MaybeUninit<X>, hs * cols) };
-            for (t, row) in orows.chunks_mut(cols).enumerate() {
-                for (c, d) in row.chunks_mut(CHUNK).enumerate() {
-                    ctx.chunk_out(t, c * CHUNK, d, scratch);
+            strip_filter(x, &filters[0], rows, cols, r0, hs, mid, lines, scratch, orows);
+            for f in &filters[1..] {
+                let res = &mut res[..hs * cols];
+                strip_filter(x, f, rows, cols, r0, hs, mid, lines, scratch, res);
+                for (o, r) in orows.iter_mut().zip(res.iter()) {
+                    // SAFETY: `strip_filter` wrote every value of both.
+                    *o = MaybeUninit::new(unsafe { o.assume_init() + r.assume_init() });
                 }
             }
             if let Some(add) = add_to {
                 for (o, &a) in orows.iter_mut().zip(&add[r0 * cols..(r0 + hs) * cols]) {
-                    // SAFETY: `chunk_out` wrote every value of the strip's rows.
+                    // SAFETY: as above.
                     *o = MaybeUninit::new(a + unsafe { o.assume_init() });
                 }
             }
@@ -1373,6 +1413,9 @@ mod tests {
                         case += 1;
                         let p0 = CorrPlan::ndimage(&[rows, cols], &[kl0, 1], &[o0, 0], b0, cval).unwrap();
                         let p1 = CorrPlan::ndimage(&[rows, cols], &[1, kl1], &[0, o1], b1, cval).unwrap();
+                        // a second filter (the Laplacian's other axis): its own taps and boundaries
+                        let q0 = CorrPlan::ndimage(&[rows, cols], &[kl1.min(3), 1], &[0, 0], b1, cval).unwrap();
+                        let q1 = CorrPlan::ndimage(&[rows, cols], &[1, kl0.min(2)], &[0, 0], b0, cval).unwrap();
                         let mut s = 5 + case;
                         let mut x: Vec<f64> = (0..rows * cols).map(|_| lcg(&mut s) * 100.0).collect();
                         if case % 5 == 2 {
@@ -1386,24 +1429,27 @@ mod tests {
                         let add32: Vec<f32> = add.iter().map(|&v| v as f32).collect();
                         let (k032, k132): (Vec<f32>, Vec<f32>) =
                             (k0.iter().map(|&v| v as f32).collect(), k1.iter().map(|&v| v as f32).collect());
+                        let f64s = [Passes { k0: &k0, plan0: &p0, k1: &k1, plan1: &p1 }, Passes { k0: &k1[..kl1.min(3)], plan0: &q0, k1: &k0[..kl0.min(2)], plan1: &q1 }];
+                        let f32s = [Passes { k0: &k032, plan0: &p0, k1: &k132, plan1: &p1 }, Passes { k0: &k132[..kl1.min(3)], plan0: &q0, k1: &k032[..kl0.min(2)], plan1: &q1 }];
                         let run = || {
                             (
-                                separable2(&x, &k0, &p0, &k1, &p1, None).unwrap(),
-                                separable2(&x, &k0, &p0, &k1, &p1, Some(&add)).unwrap(),
-                                separable2(&x32, &k032, &p0, &k132, &p1, Some(&add32)).unwrap(),
-                                separable2_wide(&x32, &k0, &p0, &k1, &p1, None).unwrap(),
-                                separable2_wide(&x32, &k0, &p0, &k1, &p1, Some(&add32)).unwrap(),
+                                separable2(&x, &f64s[..1], None).unwrap(),
+                                separable2(&x, &f64s, Some(&add)).unwrap(),
+                                separable2(&x32, &f32s, Some(&add32)).unwrap(),
+                                separable2_wide(&x32, &f64s[..1], None).unwrap(),
+                                separable2_wide(&x32, &f64s, Some(&add32)).unwrap(),
                             )
                         };
                         let fused = run();
                         GENERAL_ONLY.with(|g| g.set(true));
                         let apart = run();
                         GENERAL_ONLY.with(|g| g.set(false));
-                        let b64 = |v: &Vec<f64>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                        let b32 = |v: &Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        // (a NaN's sign and payload from an add are not specified: any NaN)
+                        let b64 = |v: &Vec<f64>| v.iter().map(|x| if x.is_nan() { 1 } else { x.to_bits() }).collect::<Vec<_>>();
+                        let b32 = |v: &Vec<f32>| v.iter().map(|x| if x.is_nan() { 1 } else { x.to_bits() }).collect::<Vec<_>>();
                         let what = format!("{rows}x{cols} {b0:?}/{b1:?} taps {kl0},{kl1} origins {o0},{o1} cval {cval}");
                         assert_eq!(b64(&fused.0), b64(&apart.0), "float64 {what}");
-                        assert_eq!(b64(&fused.1), b64(&apart.1), "float64 + add {what}");
+                        assert_eq!(b64(&fused.1), b64(&apart.1), "float64, two filters + add {what}");
                         assert_eq!(b32(&fused.2), b32(&apart.2), "float32 + add {what}");
                         assert_eq!(b32(&fused.3), b32(&apart.3), "wide {what}");
                         assert_eq!(b32(&fused.4), b32(&apart.4), "wide + add {what}");

@@ -208,35 +208,20 @@ fn ndimage_correlate<'py>(
     })
 }
 
-/// scipy.ndimage's two separable passes over a 2-D float array, fused in strips of rows
-/// (`cpu::correlate::separable2`): `w0` along axis 0 then `w1` along axis 1, the first
-/// pass stored in the input's dtype; with `add_to` (same dtype and shape) the result is
+/// The sum of separable filters of a 2-D float array, fused in strips of rows
+/// (`cpu::correlate::separable2`): `filters` is a list of `(w0, mode0, w1, mode1)`, `w0`
+/// along axis 0 then `w1` along axis 1 (no origins), each pass stored in the input's
+/// dtype, the filters added in order; with `add_to` (same dtype and shape) the result is
 /// added to it. float32 data with float64 weights is summed in float64.
 #[pyfunction]
-#[pyo3(signature = (input, w0, w1, mode0, mode1, cval, origin0, origin1, add_to=None))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (input, filters, cval, add_to=None))]
 fn ndimage_separable2<'py>(
     py: Python<'py>,
     input: &Bound<'py, PyAny>,
-    w0: &Bound<'py, PyAny>,
-    w1: &Bound<'py, PyAny>,
-    mode0: &str,
-    mode1: &str,
+    filters: Vec<(Bound<'py, PyAny>, String, Bound<'py, PyAny>, String)>,
     cval: f64,
-    origin0: isize,
-    origin1: isize,
     add_to: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let (b0, b1) = (Boundary::parse_ndimage(mode0)?, Boundary::parse_ndimage(mode1)?);
-    fn plans(shape: &[usize], n0: usize, n1: usize, o0: isize, o1: isize, b0: Boundary, b1: Boundary, cval: f64) -> Result<(CorrPlan, CorrPlan), Error> {
-        if shape.len() != 2 {
-            return Err(Error::Value(format!("separable2: expected a 2-D input, got shape {shape:?}")));
-        }
-        Ok((
-            CorrPlan::ndimage(shape, &[n0, 1], &[o0, 0], b0, cval)?,
-            CorrPlan::ndimage(shape, &[1, n1], &[0, o1], b1, cval)?,
-        ))
-    }
     fn addend<'a, T: numpy::Element + Copy>(
         add_to: Option<&'a Bound<'_, PyAny>>,
         shape: &[usize],
@@ -257,40 +242,54 @@ fn ndimage_separable2<'py>(
             }
         }
     }
-    macro_rules! run {
-        ($x:ident, $k0:ident, $k1:ident, $t:ty, $f:path) => {{
-            let shape = $x.shape().to_vec();
-            let (p0, p1) = plans(&shape, $k0.len(), $k1.len(), origin0, origin1, b0, b1, cval)?;
-            let add = addend::<$t>(add_to, &shape)?;
-            let (xs, k0s, k1s) = (contiguous(&$x)?, contiguous(&$k0)?, contiguous(&$k1)?);
-            let adds = match &add {
-                Some(a) => Some(contiguous(a)?),
-                None => None,
+    /// The filters' weights as `W` and their two plans each.
+    #[allow(clippy::type_complexity)]
+    fn prepared<W: numpy::Element + Copy>(
+        filters: &[(Bound<'_, PyAny>, String, Bound<'_, PyAny>, String)],
+        shape: &[usize],
+        cval: f64,
+    ) -> PyResult<Option<Vec<(Vec<W>, CorrPlan, Vec<W>, CorrPlan)>>> {
+        if shape.len() != 2 {
+            return Err(PyValueError::new_err(format!("separable2: expected a 2-D input, got shape {shape:?}")));
+        }
+        let mut out = Vec::new();
+        for (w0, m0, w1, m1) in filters {
+            let (Ok(w0), Ok(w1)) = (w0.extract::<PyReadonlyArrayDyn<W>>(), w1.extract::<PyReadonlyArrayDyn<W>>()) else {
+                return Ok(None);
             };
-            let out = run_native(py, || $f(&xs, &k0s, &p0, &k1s, &p1, adds.as_deref()))?;
-            return to_numpy(py, out, &shape).map(|r| r.into_any());
+            let (b0, b1) = (Boundary::parse_ndimage(m0)?, Boundary::parse_ndimage(m1)?);
+            let (k0, k1) = (contiguous(&w0)?.into_owned(), contiguous(&w1)?.into_owned());
+            let p0 = CorrPlan::ndimage(shape, &[k0.len(), 1], &[0, 0], b0, cval)?;
+            let p1 = CorrPlan::ndimage(shape, &[1, k1.len()], &[0, 0], b1, cval)?;
+            out.push((k0, p0, k1, p1));
+        }
+        Ok(Some(out))
+    }
+    macro_rules! run {
+        ($x:ident, $t:ty, $w:ty, $f:path) => {{
+            let shape = $x.shape().to_vec();
+            if let Some(fs) = prepared::<$w>(&filters, &shape, cval)? {
+                let add = addend::<$t>(add_to, &shape)?;
+                let xs = contiguous(&$x)?;
+                let adds = match &add {
+                    Some(a) => Some(contiguous(a)?),
+                    None => None,
+                };
+                let passes: Vec<cpu::correlate::Passes<$w>> = fs
+                    .iter()
+                    .map(|(k0, p0, k1, p1)| cpu::correlate::Passes { k0, plan0: p0, k1, plan1: p1 })
+                    .collect();
+                let out = run_native(py, || $f(&xs, &passes, adds.as_deref()))?;
+                return to_numpy(py, out, &shape).map(|r| r.into_any());
+            }
         }};
     }
-    if let (Ok(x), Ok(k0), Ok(k1)) = (
-        input.extract::<PyReadonlyArrayDyn<f32>>(),
-        w0.extract::<PyReadonlyArrayDyn<f64>>(),
-        w1.extract::<PyReadonlyArrayDyn<f64>>(),
-    ) {
-        run!(x, k0, k1, f32, cpu::correlate::separable2_wide);
+    if let Ok(x) = input.extract::<PyReadonlyArrayDyn<f32>>() {
+        run!(x, f32, f64, cpu::correlate::separable2_wide);
+        run!(x, f32, f32, cpu::correlate::separable2::<f32>);
     }
-    if let (Ok(x), Ok(k0), Ok(k1)) = (
-        input.extract::<PyReadonlyArrayDyn<f32>>(),
-        w0.extract::<PyReadonlyArrayDyn<f32>>(),
-        w1.extract::<PyReadonlyArrayDyn<f32>>(),
-    ) {
-        run!(x, k0, k1, f32, cpu::correlate::separable2::<f32>);
-    }
-    if let (Ok(x), Ok(k0), Ok(k1)) = (
-        input.extract::<PyReadonlyArrayDyn<f64>>(),
-        w0.extract::<PyReadonlyArrayDyn<f64>>(),
-        w1.extract::<PyReadonlyArrayDyn<f64>>(),
-    ) {
-        run!(x, k0, k1, f64, cpu::correlate::separable2::<f64>);
+    if let Ok(x) = input.extract::<PyReadonlyArrayDyn<f64>>() {
+        run!(x, f64, f64, cpu::correlate::separable2::<f64>);
     }
     Err(PyTypeError::new_err(
         "separable2: expected a float32 or float64 input with weights of its dtype (or float64 weights for float32)",
