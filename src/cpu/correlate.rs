@@ -618,7 +618,7 @@ fn separable<X: Widen<A>, A: Element>(
         out = Some(match out {
             None => r,
             Some(mut o) => {
-                o.par_iter_mut().zip(r.par_iter()).for_each(|(o, &v)| *o = *o + v);
+                o.par_iter_mut().zip(r.par_iter()).for_each(|(o, &v)| *o += v);
                 o
             }
         });
