@@ -871,10 +871,14 @@ impl<'a, X: Widen<A>, A: Element> Ctx<'a, X, A> {
             let lo = o0 as isize;
             let hi = (o0 + n) as isize;
             let (a, b) = if n >= SPLIT_MIN {
-                // Each edge piece is at least EDGE_MIN outputs long (a padded line costs
-                // little), so that its vectors cover it with no scalar remainder.
-                let a = (off - t0 as isize).max(lo + EDGE_MIN).clamp(lo, hi);
-                (a, (self.iw as isize + off - t0 as isize - taps as isize + 1).min(hi - EDGE_MIN).clamp(a, hi))
+                let a = (off - t0 as isize).clamp(lo, hi);
+                let b = (self.iw as isize + off - t0 as isize - taps as isize + 1).clamp(a, hi);
+                // An edge piece, where there is one, is at least EDGE_MIN outputs long (a
+                // padded line costs little), so that its vectors cover it with no scalar
+                // remainder.
+                let a = if a > lo { a.max(lo + EDGE_MIN).min(hi) } else { a };
+                let b = if b < hi { b.min(hi - EDGE_MIN).max(a) } else { b };
+                (a, b)
             } else {
                 // Short rows: one padded copy per line costs less than vector-unfriendly
                 // edge pieces.
