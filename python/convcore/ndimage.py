@@ -702,6 +702,7 @@ def _gaussian2d(func, a, output, cval, filters):
     apply: other ranks, dtypes, axes or outputs, or a backend without the fused kernel."""
     if a.ndim != 2 or a.dtype not in (np.float32, np.float64) or a.size == 0 or not a.dtype.isnative:
         return None
+    cval = _cval(func, cval)  # (checked before output, as the passes apart check them)
     dt, arr = _output(func, a, output)
     if arr is not None or dt != a.dtype:
         return None
@@ -713,7 +714,7 @@ def _gaussian2d(func, a, output, cval, filters):
         w0, w1 = (_weights_as(_gaussian_kernel1d(s, o, _gaussian_radius("gaussian_filter1d", s, t, r))[::-1],
                               a.dtype, True) for s, o, t, r in ((s0, o0, t0, r0), (s1, o1, t1, r1)))
         spec.append((w0, m0, w1, m1))
-    return call_backend().correlate_separable2(a, spec, _cval(func, cval))
+    return call_backend().correlate_separable2(a, spec, cval)
 
 
 def _derivative_filter(func, input, axis, output, mode, cval, smooth):
