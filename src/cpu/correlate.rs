@@ -1058,39 +1058,31 @@ unsafe fn accumulate_simd<X: Widen<A>, A: Element, S: crate::cpu::vector::Simd<A
         }
         o += block;
     }
-    // Short rows and row ends: one vector of outputs at a time.
-    while o + l <= n {
-        let mut acc = if init { S::zero() } else { S::load(dp.add(o)) };
+    // Short rows and row ends: one vector of outputs at a time; then a tail shorter than
+    // a vector as the last vector moved back to end at n (its first outputs are summed
+    // again, in the same order from the same old contents, to the same bits).
+    loop {
+        let (at, mut acc) = if o + l <= n {
+            (o, if init { S::zero() } else { S::load(dp.add(o)) })
+        } else if o < n && n > l {
+            (n - l, tail_from)
+        } else {
+            break;
+        };
         for (src, w) in srcs.iter().zip(ws) {
-            let sp = src.as_ptr().add(o);
+            let sp = src.as_ptr().add(at);
             for (j, &wj) in w.iter().enumerate() {
                 acc = S::fmadd(S::splat(wj), <X as Widen<A>>::vload::<S>(sp.add(j)), acc);
             }
         }
         if fp.is_null() {
-            S::store(dp.add(o), acc);
+            S::store(dp.add(at), acc);
         } else {
-            <X as Widen<A>>::vstore::<S>(fp.add(o), acc);
+            <X as Widen<A>>::vstore::<S>(fp.add(at), acc);
         }
-        o += l;
+        o = at + l;
     }
-    if o < n && n > l {
-        // The last vector moved back to end at n: its first outputs are summed again, in
-        // the same order from the same old contents, to the same bits.
-        o = n - l;
-        let mut acc = tail_from;
-        for (src, w) in srcs.iter().zip(ws) {
-            let sp = src.as_ptr().add(o);
-            for (j, &wj) in w.iter().enumerate() {
-                acc = S::fmadd(S::splat(wj), <X as Widen<A>>::vload::<S>(sp.add(j)), acc);
-            }
-        }
-        if fp.is_null() {
-            S::store(dp.add(o), acc);
-        } else {
-            <X as Widen<A>>::vstore::<S>(fp.add(o), acc);
-        }
-    } else if o < n {
+    if o < n {
         accumulate_generic::<X, A, true>(&mut dst[o..], &shifted(srcs, o)[..srcs.len()], ws, init);
         if let Some(f) = fin {
             // SAFETY: `accumulate_generic` wrote `dst[o..]`.
