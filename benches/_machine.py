@@ -284,6 +284,10 @@ def roofline(cache=None, max_age_h=12.0, rounds=4):
     per = {k: 2 * COPY_ARRAY_BYTES / min(v) / 1e9 for k, v in copies.items()}
     load = open("/proc/loadavg").read().split()[0] if os.path.exists("/proc/loadavg") else "?"
     src = f"measured in this run (best of {rounds}; load {load})" + (f"; not read: {why}" if why else "")
+    # OpenBLAS's threads spin for about 0.1 s after a matmul (measured: 100 ms of CPU
+    # on this 2-core machine), on the cores the first benchmark after this measures:
+    # a 2048x2048 3x3 median read 0.79-0.99 ms in that window against 0.4-0.5 after it
+    time.sleep(0.5)
     return Roofline(sgemm, max(per.values()), src, {"copy_gbps_by_threads": per})
 
 

@@ -96,6 +96,30 @@ def test_large_windows_and_long_rows_take_the_select_path():
     np.testing.assert_array_equal(cn.rank_filter(y, 10, size=25), nd.rank_filter(y, 10, size=25))
 
 
+def test_median_filters_common_call_is_the_general_call():
+    """median_filter(array, size=int) with the defaults takes a short path to the kernel:
+    the same results (and dtype) as the general argument handling (forced here by naming
+    the axes), and scipy's; the arguments it leaves to the general path still checked."""
+    for dt in (np.uint8, np.int16, np.uint64, np.float32, np.float64):
+        for shape in [(9, 70), (4, 3, 30), (7, 3), (2, 2)]:
+            x = _data(shape, dt)
+            axes = tuple(range(x.ndim))
+            for mode in ["reflect", "nearest", "mirror", "wrap", "grid-mirror", "grid-wrap"]:
+                for size in (2, 3, 4, 5):
+                    got = cn.median_filter(x, size=size, mode=mode)
+                    general = cn.median_filter(x, size=size, mode=mode, axes=axes)
+                    assert got.dtype == general.dtype == x.dtype
+                    np.testing.assert_array_equal(got, general)
+                    np.testing.assert_array_equal(got, nd.median_filter(x, size=size, mode=mode))
+    x = _data((6, 6), np.float32)
+    with pytest.raises(TypeError):
+        cn.median_filter(x, size=3, cval="a")
+    with pytest.raises(RuntimeError):
+        cn.median_filter(x, size=3, mode=["reflect", "wrap"])
+    with pytest.raises(ValueError):
+        cn.median_filter(x, size=3, mode="bogus")
+
+
 def test_rank_filters_bad_input():
     x = np.zeros((4, 4))
     with pytest.raises(TypeError):

@@ -1248,7 +1248,37 @@ def median_filter(input, size=None, footprint=None, output=None, mode="reflect",
     >>> convcore.ndimage.median_filter(np.array([2, 80, 6, 3, 1, 9]), size=3)
     array([2, 6, 6, 3, 3, 9])
     """
+    if (footprint is None and output is None and axes is None and type(input) is np.ndarray
+            and type(size) is int and size >= 2 and type(origin) is int and origin == 0
+            and type(mode) is str and mode in _FAST_MODES and type(cval) in (int, float)
+            and input.ndim >= 2 and input.size and input.dtype in _FAST_RANK_DTYPES):
+        # The common call (an array, one integer size, the defaults, a mode other than
+        # 'constant'): what _rank would pass the kernel, without the general argument
+        # handling (measured: 45 -> 28 us a call on a small array; the kernel's own
+        # call is 17).
+        fp = _box_footprint(size, input.ndim)
+        return call_backend().rank_filter(np.ascontiguousarray(input), fp, fp.size // 2, [0] * input.ndim, mode,
+                                          np.zeros(1, dtype=input.dtype))
     return _rank("median_filter", input, 0, size, footprint, output, mode, cval, origin, "median", axes)
+
+
+# median_filter's common call: the modes whose cval is unused, the dtypes the kernel
+# takes as they are (native byte order), and its box footprints (read-only, cached)
+_FAST_MODES = frozenset(("reflect", "nearest", "mirror", "wrap", "grid-mirror", "grid-wrap"))
+_FAST_RANK_DTYPES = frozenset(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32,
+                                                    np.uint64, np.int64, np.float32, np.float64))
+_BOX_FOOTPRINTS = {}
+
+
+def _box_footprint(size, ndim):
+    fp = _BOX_FOOTPRINTS.get((size, ndim))
+    if fp is None:
+        if size ** ndim > 1 << 20:  # (not cached: a footprint that large is rare and costly)
+            return np.ones((size,) * ndim, dtype=np.uint8)
+        fp = np.ones((size,) * ndim, dtype=np.uint8)
+        fp.flags.writeable = False
+        _BOX_FOOTPRINTS[(size, ndim)] = fp
+    return fp
 
 
 @device_arg

@@ -1,12 +1,13 @@
 //! Rank filters on the CPU: minimum, maximum and any order statistic over a footprint
 //! (`crate::ops::rank`), for every integer and float type.
 //!
-//! Two box cases read the input in place, one output row at a time, and write the output
-//! once ([`box_min_max`], [`box_median`]): the minimum / maximum of a full box (the
-//! covered rows folded into one scratch line, then along the last axis) and the median
-//! of a 3x3 or 5x5 box (input rows turned into key lines once, each output line computed
-//! in vector registers by `rank_simd`). Every other
-//! footprint, and inputs of too few rows to spread, go through a padded copy:
+//! Two box cases read the input without a padded copy and write the output once
+//! ([`box_min_max`], [`box_median`]): the minimum / maximum of a full box (the covered
+//! rows folded into one scratch line, then along the last axis) and the median of a 3x3
+//! or 5x5 box (each input row a task reads turned once into a line of keys with its
+//! edges resolved, each output row computed from those lines in vector registers by
+//! `rank_simd`; the 3x3 two output rows at a time). Every other footprint, and inputs
+//! of too few rows to spread, go through a padded copy:
 //!
 //! The input is first padded by the boundary rule (one copy, in parallel), so that the
 //! `count` values of output `o` are `padded[base(o) + off_j]` for fixed offsets `off_j`:
@@ -41,7 +42,6 @@ use rayon::prelude::*;
 /// in that order NaN lies above +inf (below -inf with the sign bit set) and -0.0 below
 /// +0.0.
 pub trait Rank: Copy + PartialOrd + Send + Sync + 'static + rank_simd::MedianValue + rank_simd::FoldValue {
-    type Key: Copy + Ord + Send + Sync + 'static;
     fn key(self) -> Self::Key;
     fn from_key(k: Self::Key) -> Self;
 }
@@ -49,7 +49,6 @@ pub trait Rank: Copy + PartialOrd + Send + Sync + 'static + rank_simd::MedianVal
 macro_rules! rank_int {
     ($($t:ty),*) => {$(
         impl Rank for $t {
-            type Key = $t;
             #[inline(always)]
             fn key(self) -> $t { self }
             #[inline(always)]
@@ -62,7 +61,6 @@ rank_int!(u8, i8, u16, i16, u32, i32, u64, i64);
 macro_rules! rank_float {
     ($($t:ty, $k:ty, $u:ty, $bits:literal);*) => {$(
         impl Rank for $t {
-            type Key = $k;
             #[inline(always)]
             fn key(self) -> $k {
                 let b = self.to_bits() as $k;
@@ -391,80 +389,159 @@ fn box_rows(plan: &RankPlan, xs: &[usize], r: usize, oidx: &mut [usize], rows: &
 }
 
 /// The median of a 3x3 or 5x5 box (`k`: the box's last axis and its number of rows over
-/// the leading axes) without a padded copy or a network over memory: the outputs whose
-/// windows lie inside the row are computed from the input rows where they lie, in
-/// vector registers, `L` outputs at a time (`rank_simd`: the 3x3 median through sorted
-/// columns, the 5x5 through the median-of-25 network), into the output row; the few at
-/// each end from short lines with the edges resolved by the boundary rule.
+/// the leading axes) without a padded copy of the input or a network over memory. Each
+/// input row a task reads is turned once into a line of keys with its edges resolved
+/// by the boundary rule ([`KeyLines`]: the `k` most recent lines, so each input row is
+/// converted once per task, not once per window that reads it); each output row is then
+/// one run of `rank_simd`'s vector kernel over the `k` lines (the 3x3 median through
+/// sorted columns, the 5x5 through the median-of-25 network), which writes the values
+/// into the output row; meanwhile it fetches the input row the next output row will
+/// read into the cache.
 fn box_median<T: Rank>(x: &[T], plan: &RankPlan, cval: T, k: usize) -> Result<Vec<T>> {
     let nd = plan.shape.len();
     let (last, bl) = (plan.shape[nd - 1], plan.before[nd - 1]);
-    let BoxSetup { cols, xs, mut out, cv_row } = BoxSetup::new(plan, cval)?;
-    let (cols, cv_row) = (&cols, &cv_row[..]);
+    let BoxSetup { cols, xs, mut out, .. } = BoxSetup::new(plan, cval)?;
+    let cols = &cols;
     let level = crate::cpu::simd::level();
-    // the outputs computed at each end: a vector's worth, and at least the k - 1 there
-    let lanes = rank_simd::lanes::<T>(level).max(k - 1);
-    out.par_chunks_mut(last).enumerate().with_min_len(ROWS_PER_TASK).for_each_init(
+    // outputs computed per row: at least one vector's worth (a short row's rest is
+    // computed from `cval` keys and dropped)
+    let lanes = rank_simd::lanes::<T>(level);
+    let m = lanes.max(last);
+    let width = m + k - 1;
+    // the line a row beyond a constant boundary reads
+    let cv_line = try_filled(width, cval.key(), "the rank filter's constant row")?;
+    let cv_line = &cv_line[..];
+    // the 3x3 median computes two output rows at a time (their windows share two rows)
+    let step = if k == 3 { 2 } else { 1 };
+    out.par_chunks_mut(step * last).enumerate().with_min_len(ROWS_PER_TASK / step).for_each_init(
         || {
-            let m = lanes.max(last);
-            (Vec::<Option<usize>>::new(), vec![vec![cval; m + k - 1]; k], vec![0usize; nd],
-             vec![std::mem::MaybeUninit::<T>::uninit(); m])
+            (Vec::<Option<usize>>::new(), Vec::<Option<usize>>::new(), KeyLines::<T>::new(k + 1, width, cval),
+             vec![0usize; nd], vec![std::mem::MaybeUninit::<T>::uninit(); if last < lanes { 2 * m } else { 0 }])
         },
-        |(rows, ext, oidx, tmp), (r, orow)| {
-            box_rows(plan, &xs, r, oidx, rows);
-            let mut src: [&[T]; 5] = [&[]; 5];
-            for (d, &s) in src.iter_mut().zip(rows.iter()) {
-                *d = s.map_or(cv_row, |s| &x[s..s + last]);
-            }
-            let src = &src[..k];
-            // positions `from..to` of the edge-extended rows into `ext`
-            let extend = |ext: &mut Vec<Vec<T>>, from: usize, to: usize| {
-                // the positions inside the row copied, the edges resolved
-                let a = from.max(bl).min(to);
-                let b = to.min(bl + last).max(a);
-                for (line, row) in ext.iter_mut().zip(src) {
-                    line[a - from..b - from].copy_from_slice(&row[a - bl..b - bl]);
-                    for j in (from..a).chain(b..to) {
-                        line[j - from] = cols[j].map_or(cval, |m| row[m]);
+        |(ra, rb, lines, oidx, tmp), (c, chunk)| {
+            let r = c * step;
+            // the input rows after the newest one read: what the next output rows read
+            // first, fetched while these are computed
+            let ahead = std::cell::Cell::new([cv_line.as_ptr() as *const u8; 2]);
+            let mut make = |s: usize, line: &mut [T::Key]| {
+                key_line_simd(&x[s..s + last], cols, cval, bl, line);
+                let mut a = ahead.get();
+                for (i, a) in a.iter_mut().enumerate() {
+                    let next = s + (i + 1) * last;
+                    if next + last <= x.len() {
+                        *a = x[next..].as_ptr() as *const u8;
                     }
                 }
+                ahead.set(a);
             };
-            fn view<T>(ext: &[Vec<T>]) -> [&[T]; 5] {
-                let mut v: [&[T]; 5] = [&[]; 5];
-                for (d, l) in v.iter_mut().zip(ext.iter()) {
-                    *d = &l[..];
+            box_rows(plan, &xs, r, oidx, ra);
+            if chunk.len() == 2 * last {
+                box_rows(plan, &xs, r + 1, oidx, rb);
+                if ra[1..] == rb[..2] {
+                    let src = lines.get(&[ra[0], ra[1], ra[2], rb[2]], &mut make, cv_line);
+                    let (o0, o1) = chunk.split_at_mut(last);
+                    if last >= lanes {
+                        T::median_pair(level, &src[..4], [o0, o1], ahead.get());
+                    } else {
+                        let (t0, t1) = tmp.split_at_mut(m);
+                        T::median_pair(level, &src[..4], [t0, t1], ahead.get());
+                        o0.copy_from_slice(&t0[..last]);
+                        o1.copy_from_slice(&t1[..last]);
+                    }
+                    return;
                 }
-                v
             }
-            if last >= lanes + k - 1 {
-                // inside: output bl + i reads input columns i..i + k
-                let inner = last - (k - 1);
-                T::median_line(level, k, src, &mut orow[bl..bl + inner]);
-                // the ends: `lanes` outputs from extended lines, the first bl / the
-                // last k - 1 - bl kept
-                let tail = k - 1 - bl;
-                if bl > 0 {
-                    extend(ext, 0, lanes + k - 1);
-                    T::median_line(level, k, &view(ext)[..k], &mut tmp[..lanes]);
-                    orow[..bl].copy_from_slice(&tmp[..bl]);
+            // one output row at a time (5x5, the last row, rows whose windows are not
+            // consecutive rows)
+            for (i, orow) in chunk.chunks_mut(last).enumerate() {
+                if i > 0 {
+                    box_rows(plan, &xs, r + i, oidx, ra);
                 }
-                if tail > 0 {
-                    extend(ext, last - lanes, last + k - 1);
-                    T::median_line(level, k, &view(ext)[..k], &mut tmp[..lanes]);
-                    orow[last - tail..].copy_from_slice(&tmp[lanes - tail..lanes]);
+                let src = lines.get(ra, &mut make, cv_line);
+                let src = &src[..k];
+                if last >= lanes {
+                    T::median_line(level, k, src, orow, ahead.get()[0]);
+                } else {
+                    // a short row: `lanes` outputs computed, the row's copied out
+                    T::median_line(level, k, src, &mut tmp[..m], ahead.get()[0]);
+                    orow.copy_from_slice(&tmp[..last]);
                 }
-            } else {
-                // a short row: all of it extended, `lanes` outputs at least computed
-                extend(ext, 0, last + k - 1);
-                let m = lanes.max(last);
-                T::median_line(level, k, &view(ext)[..k], &mut tmp[..m]);
-                orow.copy_from_slice(&tmp[..last]);
             }
         },
     );
-    // SAFETY: every output of every row was written above (inside, both ends, or the
-    // short row's copy).
+    // SAFETY: every output of every row was written above (the rows in place, or the
+    // short rows' copies of outputs the kernels wrote).
     Ok(unsafe { crate::error::assume_init_vec(out) })
+}
+
+/// The key lines of the input rows a box median task has read most recently, one more
+/// than the box has rows (every row a window or a pair of windows reads is among
+/// them): an output row of a `k`-row box shares `k - 1` input rows with the one above
+/// it, so walking down a task converts each input row once.
+struct KeyLines<T: Rank> {
+    /// The input row (its start in the input) each line holds; `usize::MAX`: none yet.
+    held: Vec<usize>,
+    /// Lines of `width` keys: the row's keys at `bl..bl + last`, its edges resolved on
+    /// either side, `cval`'s key after (the positions a short row computes and drops).
+    lines: Vec<Vec<T::Key>>,
+}
+
+impl<T: Rank> KeyLines<T> {
+    fn new(slots: usize, width: usize, cval: T) -> Self {
+        KeyLines { held: vec![usize::MAX; slots], lines: vec![vec![cval.key(); width]; slots] }
+    }
+
+    /// The lines of `rows` (None: `cv_line`, a row beyond a constant boundary), in
+    /// order, at most 5 and at most as many as the slots; a row not held is made into
+    /// the line of a row not needed by `make`.
+    fn get<'a>(
+        &'a mut self,
+        rows: &[Option<usize>],
+        make: &mut impl FnMut(usize, &mut [T::Key]),
+        cv_line: &'a [T::Key],
+    ) -> [&'a [T::Key]; 5] {
+        let slots = self.held.len();
+        assert!(rows.len() <= slots.min(5));
+        let mut needed = [false; 6];
+        for s in rows.iter().flatten() {
+            if let Some(j) = self.held.iter().position(|h| h == s) {
+                needed[j] = true;
+            }
+        }
+        for s in rows.iter().flatten() {
+            if !self.held.contains(s) {
+                // at most `slots` distinct rows are needed: one line is free
+                let j = (0..slots).find(|&j| !needed[j]).expect("a free key line");
+                make(*s, &mut self.lines[j]);
+                self.held[j] = *s;
+                needed[j] = true;
+            }
+        }
+        let mut src: [&[T::Key]; 5] = [&[]; 5];
+        for (d, row) in src.iter_mut().zip(rows) {
+            *d = match row {
+                Some(s) => &self.lines[self.held.iter().position(|h| h == s).expect("a held line")][..],
+                None => cv_line,
+            };
+        }
+        src
+    }
+}
+
+crate::multiversion!(fn key_line_simd => key_line<T: Rank>(row: &[T], cols: &[Option<usize>], cval: T, bl: usize,
+    line: &mut [T::Key]));
+
+/// The key line of input row `row` (see [`KeyLines`]): its keys at `bl..bl + last`, the
+/// positions `cols` maps on either side.
+#[inline(always)]
+fn key_line<T: Rank>(row: &[T], cols: &[Option<usize>], cval: T, bl: usize, line: &mut [T::Key]) {
+    let last = row.len();
+    for (d, &v) in line[bl..bl + last].iter_mut().zip(row) {
+        *d = v.key();
+    }
+    for j in (0..bl).chain(bl + last..cols.len()) {
+        line[j] = cols[j].map_or(cval, |c| row[c]).key();
+    }
 }
 
 crate::multiversion!(fn box_row_simd => box_row<T: Rank>(x: &[T], rows: &[Option<usize>], cols: &[Option<usize>],
@@ -736,10 +813,14 @@ mod tests {
 
     /// The separable box minimum / maximum and the 3x3 / 5x5 box medians against the
     /// padded path, for every boundary, origins at both ends, constant rows and columns,
-    /// leading axes of size 1 and 3-D inputs, in four element types.
+    /// leading axes of size 1 and 3-D inputs (the 3x3 median's pairs of rows across
+    /// planes and over a leading axis), in four element types and floats with every
+    /// special value.
     #[test]
     fn box_paths_match_the_padded_path() {
-        fn case<T: Rank + std::fmt::Debug>(conv: impl Fn(u64) -> T, seed: u64) {
+        // `nan`: the values hold NaN, whose place in a minimum / maximum is unspecified
+        // (the folds compare values, the padded path keys): medians only
+        fn case<T: Rank + std::fmt::Debug>(conv: impl Fn(u64) -> T, seed: u64, nan: bool) {
             let mut s = seed;
             let shapes: &[(&[usize], &[usize])] = &[
                 (&[9, 13], &[3, 3]),
@@ -754,6 +835,11 @@ mod tests {
                 (&[6, 3], &[5, 5]),
                 (&[5, 4, 68], &[1, 5, 5]),
                 (&[4, 3, 66], &[5, 1, 5]),
+                // 3x3 pairs of rows: planes of an odd number of rows (a pair across two
+                // planes), windows over a non-last leading axis (rows not consecutive)
+                (&[7, 3, 130], &[1, 3, 3]),
+                (&[4, 5, 40], &[3, 1, 3]),
+                (&[11, 2, 17], &[3, 1, 3]),
             ];
             for &(shape, fshape) in shapes {
                 let n: usize = shape.iter().product();
@@ -764,7 +850,8 @@ mod tests {
                     for shift in [-1isize, 0, 1] {
                         let origin: Vec<isize> =
                             fshape.iter().map(|&f| (shift * (f as isize / 2)).clamp(-(f as isize / 2), (f as isize - 1) / 2)).collect();
-                        for rank in [0, count / 2, count - 1] {
+                        let ranks = if nan { vec![count / 2] } else { vec![0, count / 2, count - 1] };
+                        for rank in ranks {
                             let Ok(plan) = RankPlan::new(shape, fshape, vec![true; count], &origin, b, rank) else {
                                 continue;
                             };
@@ -782,10 +869,14 @@ mod tests {
         }
         // Two workers, so that every input of four rows or more takes the box paths.
         rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap().install(|| {
-            case(|v| (v % 251) as u8, 1);
-            case(|v| (v % 60000) as i16 - 30000, 2);
-            case(|v| ((v % 2001) as f32 - 1000.0) * 0.37, 3);
-            case(|v| ((v % 199) as f64 - 99.0) * -1.5, 4);
+            case(|v| (v % 251) as u8, 1, false);
+            case(|v| (v % 60000) as i16 - 30000, 2, false);
+            case(|v| ((v % 2001) as f32 - 1000.0) * 0.37, 3, false);
+            case(|v| ((v % 199) as f64 - 99.0) * -1.5, 4, false);
+            // both zeros, infinities and NaN of both signs among ordinary values
+            let specials = [0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, -f64::NAN, 1e-310, -2.5, 3.0, 7.0];
+            case(|v| specials[(v % 10) as usize] as f32, 5, true);
+            case(|v| specials[(v % 10) as usize], 6, true);
         });
     }
 

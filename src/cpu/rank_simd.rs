@@ -3,9 +3,10 @@
 //! instruction), so that the 9 or 25 wires of a
 //! window's network live in registers for a whole run of outputs (the compiler's own
 //! vectorisation of a network over arrays of lanes keeps the wires in memory). The
-//! kernels read the values where they lie (the input's rows) and write the output in
-//! place: a float's key is made in the register it is loaded into, and undone in the
-//! one it is stored from.
+//! median kernels read lines of keys (the box median makes each input row into one
+//! once) and write values: a float's key is undone in the register it is stored from;
+//! the min / max folds read the values where they lie (the input's rows) and write the
+//! output in place.
 //!
 //! A module of `rank` (it uses the median networks `rank_networks.rs` generates).
 
@@ -36,20 +37,21 @@ pub(crate) trait KeyVec: Copy {
     unsafe fn hi(self, o: Self) -> Self;
 }
 
-/// One value's key: the portable path.
+/// One key of a value `T`: the portable path of the medians. It loads keys and stores
+/// the value's bits (through a pointer to keys: a key has its value's size).
 #[derive(Clone, Copy)]
 pub(crate) struct One<T: Rank>(T::Key);
 
 impl<T: Rank> KeyVec for One<T> {
-    type T = T;
+    type T = T::Key;
     const L: usize = 1;
     #[inline(always)]
-    unsafe fn load(p: *const T) -> Self {
-        One((*p).key())
+    unsafe fn load(p: *const T::Key) -> Self {
+        One(*p)
     }
     #[inline(always)]
-    unsafe fn store(self, p: *mut T) {
-        *p = T::from_key(self.0)
+    unsafe fn store(self, p: *mut T::Key) {
+        *(p as *mut T) = T::from_key(self.0)
     }
     #[inline(always)]
     unsafe fn lo(self, o: Self) -> Self {
@@ -66,7 +68,8 @@ mod x86 {
     use super::KeyVec;
     use std::arch::x86_64::*;
 
-    /// `$name`: `$l` values `$t` in a `$reg`, keys made by `$key` (an involution).
+    /// `$name`: `$l` keys `$t` in a `$reg`, loaded as they are and stored as the bits
+    /// of their values (`$key` undoes a float's key; `same` for integers).
     macro_rules! key_vec {
         ($name:ident, $t:ty, $reg:ty, $l:expr, $ld:ident, $st:ident, $min:path, $max:path, $key:path) => {
             #[derive(Clone, Copy)]
@@ -76,7 +79,7 @@ mod x86 {
                 const L: usize = $l;
                 #[inline(always)]
                 unsafe fn load(p: *const $t) -> Self {
-                    $name($key($ld(p as *const _)))
+                    $name($ld(p as *const _))
                 }
                 #[inline(always)]
                 unsafe fn store(self, p: *mut $t) {
@@ -99,7 +102,8 @@ mod x86 {
         v
     }
     // A float's key (as `Rank::key`): its bits, the magnitude bits flipped when the
-    // sign bit is set.
+    // sign bit is set; the map is an involution (the sign bit it reads is unchanged),
+    // so the same map turns a key back into the value's bits.
     #[inline(always)]
     unsafe fn zkey32(v: __m512i) -> __m512i {
         _mm512_xor_si512(v, _mm512_srli_epi32::<1>(_mm512_srai_epi32::<31>(v)))
@@ -126,8 +130,8 @@ mod x86 {
     key_vec!(Zi32, i32, __m512i, 16, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epi32, _mm512_max_epi32, same);
     key_vec!(Zu64, u64, __m512i, 8, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epu64, _mm512_max_epu64, same);
     key_vec!(Zi64, i64, __m512i, 8, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epi64, _mm512_max_epi64, same);
-    key_vec!(Zf32, f32, __m512i, 16, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epi32, _mm512_max_epi32, zkey32);
-    key_vec!(Zf64, f64, __m512i, 8, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epi64, _mm512_max_epi64, zkey64);
+    key_vec!(Zf32, i32, __m512i, 16, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epi32, _mm512_max_epi32, zkey32);
+    key_vec!(Zf64, i64, __m512i, 8, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epi64, _mm512_max_epi64, zkey64);
 
     key_vec!(Yu8, u8, __m256i, 32, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_min_epu8, _mm256_max_epu8, same);
     key_vec!(Yi8, i8, __m256i, 32, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_min_epi8, _mm256_max_epi8, same);
@@ -137,8 +141,8 @@ mod x86 {
     key_vec!(Yi32, i32, __m256i, 8, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_min_epi32, _mm256_max_epi32, same);
     key_vec!(Yu64, u64, __m256i, 4, _mm256_loadu_si256, _mm256_storeu_si256, min_epu64, max_epu64, same);
     key_vec!(Yi64, i64, __m256i, 4, _mm256_loadu_si256, _mm256_storeu_si256, min_epi64, max_epi64, same);
-    key_vec!(Yf32, f32, __m256i, 8, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_min_epi32, _mm256_max_epi32, ykey32);
-    key_vec!(Yf64, f64, __m256i, 4, _mm256_loadu_si256, _mm256_storeu_si256, min_epi64, max_epi64, ykey64);
+    key_vec!(Yf32, i32, __m256i, 8, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_min_epi32, _mm256_max_epi32, ykey32);
+    key_vec!(Yf64, i64, __m256i, 4, _mm256_loadu_si256, _mm256_storeu_si256, min_epi64, max_epi64, ykey64);
 
     // The box minimum / maximum of floats compare values, as the scalar folds do:
     // lo(a, b) = b < a ? b : a, hi(a, b) = b < a ? a : b (a NaN in `a` stays, one in
@@ -208,13 +212,27 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    pub(super) unsafe fn row_avx512<V: KeyVec>(k: usize, lines: &[*const V::T], n: usize, out: *mut V::T) {
-        super::row::<V>(k, lines, n, out)
+    pub(super) unsafe fn row_avx512<V: KeyVec>(k: usize, lines: &[*const V::T], n: usize, out: *mut V::T,
+                                               ahead: *const u8) {
+        super::row::<V>(k, lines, n, out, ahead)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    pub(super) unsafe fn row_pair_avx512<V: KeyVec>(p: [*const V::T; 4], n: usize, out: [*mut V::T; 2],
+                                                    ahead: [*const u8; 2]) {
+        super::row_pair::<V>(p, n, out, ahead)
     }
 
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn row_avx2<V: KeyVec>(k: usize, lines: &[*const V::T], n: usize, out: *mut V::T) {
-        super::row::<V>(k, lines, n, out)
+    pub(super) unsafe fn row_pair_avx2<V: KeyVec>(p: [*const V::T; 4], n: usize, out: [*mut V::T; 2],
+                                                  ahead: [*const u8; 2]) {
+        super::row_pair::<V>(p, n, out, ahead)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn row_avx2<V: KeyVec>(k: usize, lines: &[*const V::T], n: usize, out: *mut V::T,
+                                             ahead: *const u8) {
+        super::row::<V>(k, lines, n, out, ahead)
     }
 }
 
@@ -231,50 +249,88 @@ pub fn lanes<T>(level: Level) -> usize {
     }
 }
 
-/// A value type of the rank filters: the box medians of one run of outputs.
+/// A value type of the rank filters: its key (see [`Rank`]) and the box medians of one
+/// run of outputs.
 pub trait MedianValue: Copy + Sized {
-    /// `out[x]` = the median of the `k` x `k` window `lines[i][x + d]` (i, d < k), for
-    /// `k` 3 or 5, on the vector path `level` (lowered to what the CPU has); `out` at least
-    /// [`lanes`] values, each of the `k` lines at least `out.len() + k - 1`.
-    fn median_line(level: Level, k: usize, lines: &[&[Self]], out: &mut [MaybeUninit<Self>]);
+    /// An integer with the values' order (see [`Rank`]).
+    type Key: Copy + Ord + Send + Sync + 'static;
+    /// `out[x]` = the value of the median key of the `k` x `k` window `lines[i][x + d]`
+    /// (i, d < k), for `k` 3 or 5, on the vector path `level` (lowered to what the CPU
+    /// has); `out` at least [`lanes`] values, each of the `k` lines of keys at least
+    /// `out.len() + k - 1`. The memory from `ahead` on is fetched into the cache as the
+    /// outputs are computed, one vector's bytes per vector of outputs (any address: a
+    /// prefetch never faults).
+    fn median_line(level: Level, k: usize, lines: &[&[Self::Key]], out: &mut [MaybeUninit<Self>], ahead: *const u8);
+    /// Two rows of 3x3 medians from four lines of keys: `out[0][x]` that of the window of
+    /// lines 0-2, `out[1][x]` that of lines 1-3 (as `median_line` with `k` 3, the
+    /// shared lines read and ordered once); both outputs of one length, at least
+    /// [`lanes`]; `ahead`: two runs fetched as `median_line` fetches one.
+    fn median_pair(level: Level, lines: &[&[Self::Key]], out: [&mut [MaybeUninit<Self>]; 2], ahead: [*const u8; 2]);
 }
 
 macro_rules! median_value {
-    ($($t:ty, $z:ident, $y:ident);*) => {$(
+    ($($t:ty, $key:ty, $z:ident, $y:ident);*) => {$(
         // every vector type fills its register, as `lanes` counts
         #[cfg(target_arch = "x86_64")]
         const _: () = assert!(<x86::$z as KeyVec>::L * std::mem::size_of::<$t>() == 64
-            && <x86::$y as KeyVec>::L * std::mem::size_of::<$t>() == 32);
+            && <x86::$y as KeyVec>::L * std::mem::size_of::<$t>() == 32
+            && std::mem::size_of::<$t>() == std::mem::size_of::<$key>());
         impl MedianValue for $t {
-            fn median_line(level: Level, k: usize, lines: &[&[$t]], out: &mut [MaybeUninit<$t>]) {
+            type Key = $key;
+            fn median_line(level: Level, k: usize, lines: &[&[$key]], out: &mut [MaybeUninit<$t>],
+                           ahead: *const u8) {
                 // (a path the CPU lacks is never entered, whatever the caller asks)
                 let level = level.min(crate::cpu::simd::detected());
                 let n = out.len();
                 assert!((k == 3 || k == 5) && lines.len() == k && n >= lanes::<$t>(level));
                 assert!(lines.iter().all(|l| l.len() >= n + k - 1));
-                let mut p = [std::ptr::null::<$t>(); 5];
+                let mut p = [std::ptr::null::<$key>(); 5];
                 for (d, l) in p.iter_mut().zip(lines) {
                     *d = l.as_ptr();
                 }
-                let o = out.as_mut_ptr() as *mut $t;
+                // the kernels store the values' bits through a pointer to keys (the same
+                // size, asserted above)
+                let o = out.as_mut_ptr() as *mut $key;
                 match level {
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: the level is at most what the CPU has (clamped above);
                     // the sizes were checked (every output written, MaybeUninit<T> has
                     // T's layout).
-                    Level::Avx512 => unsafe { x86::row_avx512::<x86::$z>(k, &p[..k], n, o) },
+                    Level::Avx512 => unsafe { x86::row_avx512::<x86::$z>(k, &p[..k], n, o, ahead) },
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: as above.
-                    Level::Avx2 => unsafe { x86::row_avx2::<x86::$y>(k, &p[..k], n, o) },
+                    Level::Avx2 => unsafe { x86::row_avx2::<x86::$y>(k, &p[..k], n, o, ahead) },
                     // SAFETY: the sizes were checked.
-                    _ => unsafe { row::<One<$t>>(k, &p[..k], n, o) },
+                    _ => unsafe { row::<One<$t>>(k, &p[..k], n, o, ahead) },
+                }
+            }
+
+            fn median_pair(level: Level, lines: &[&[$key]], out: [&mut [MaybeUninit<$t>]; 2],
+                           ahead: [*const u8; 2]) {
+                let level = level.min(crate::cpu::simd::detected());
+                let n = out[0].len();
+                assert!(lines.len() == 4 && out[1].len() == n && n >= lanes::<$t>(level));
+                assert!(lines.iter().all(|l| l.len() >= n + 2));
+                let p = [lines[0].as_ptr(), lines[1].as_ptr(), lines[2].as_ptr(), lines[3].as_ptr()];
+                let [o0, o1] = out;
+                let o = [o0.as_mut_ptr() as *mut $key, o1.as_mut_ptr() as *mut $key];
+                match level {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: as in median_line (the sizes checked above).
+                    Level::Avx512 => unsafe { x86::row_pair_avx512::<x86::$z>(p, n, o, ahead) },
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: as above.
+                    Level::Avx2 => unsafe { x86::row_pair_avx2::<x86::$y>(p, n, o, ahead) },
+                    // SAFETY: the sizes were checked.
+                    _ => unsafe { row_pair::<One<$t>>(p, n, o, ahead) },
                 }
             }
         }
     )*};
 }
-median_value!(u8, Zu8, Yu8; i8, Zi8, Yi8; u16, Zu16, Yu16; i16, Zi16, Yi16; u32, Zu32, Yu32; i32, Zi32, Yi32;
-              u64, Zu64, Yu64; i64, Zi64, Yi64; f32, Zf32, Yf32; f64, Zf64, Yf64);
+median_value!(u8, u8, Zu8, Yu8; i8, i8, Zi8, Yi8; u16, u16, Zu16, Yu16; i16, i16, Zi16, Yi16;
+              u32, u32, Zu32, Yu32; i32, i32, Zi32, Yi32; u64, u64, Zu64, Yu64; i64, i64, Zi64, Yi64;
+              f32, i32, Zf32, Yf32; f64, i64, Zf64, Yf64);
 
 /// A value type of the rank filters: the box minimum / maximum, folded in registers.
 pub trait FoldValue: Copy + Sized {
@@ -368,6 +424,12 @@ impl<T: Copy + PartialOrd> KeyVec for Scalar<T> {
     }
 }
 
+/// How far ahead (in values) the newest input row of a fold is prefetched: the rows a
+/// task walks down are read first by their bottom row, from memory, and the hardware's
+/// own prefetch lags there (measured on 2048x2048 box medians when they read the input
+/// rows in place, alternating runs: 3x3 5-15 % faster with it).
+const PREFETCH: usize = 512;
+
 /// The fold of one run of `n` outputs over the sources `p` (see [`FoldValue::fold`];
 /// each pointer already at its first value), the last source prefetched ahead.
 ///
@@ -380,7 +442,7 @@ unsafe fn fold<V: KeyVec, const MIN: bool>(p: &[*const V::T], n: usize, out: *mu
     let mut x = 0;
     loop {
         let s = x.min(n - V::L);
-        prefetch::<V>(newest.wrapping_add(s + PREFETCH));
+        prefetch::<V>(newest.wrapping_add(s + PREFETCH) as *const u8);
         let mut acc = V::load(p[0].add(s));
         for q in &p[1..] {
             let v = V::load(q.add(s));
@@ -404,21 +466,20 @@ unsafe fn fold<V: KeyVec, const MIN: bool>(p: &[*const V::T], n: usize, out: *mu
 /// # Safety
 /// The CPU has `V`'s instruction set; `n >= V::L`, `lines` are `k` pointers each valid
 /// for reading `n + k - 1` values, `out` is valid for writing `n`.
-/// How far ahead (in values) the newest input row of a window is prefetched: the rows
-/// a task walks down are read first by their bottom row, from memory, and the
-/// hardware's own prefetch lags there (measured on 2048x2048, alternating runs: 3x3
-/// 5-15 % faster with it; 5x5, whose network hides the latency, the same).
-const PREFETCH: usize = 512;
-
+/// `ahead` (see [`MedianValue::median_line`]): the box median passes the input row it
+/// will read next, so that it arrives while this row is computed (a prefetch per
+/// vector, spread over the row's work: measured faster than fetching the row in one
+/// burst, whose prefetches stall on the misses in flight).
 #[inline(always)]
-unsafe fn row<V: KeyVec>(k: usize, lines: &[*const V::T], n: usize, out: *mut V::T) {
+unsafe fn row<V: KeyVec>(k: usize, lines: &[*const V::T], n: usize, out: *mut V::T, ahead: *const u8) {
     let o = out;
     let mut x = 0;
+    let size = std::mem::size_of::<V::T>();
     if k == 3 {
         let p = [lines[0], lines[1], lines[2]];
         loop {
             let s = x.min(n - V::L);
-            prefetch::<V>(p[2].wrapping_add(s + PREFETCH));
+            prefetch::<V>(ahead.wrapping_add(s * size));
             median9_at::<V>(p, s).store(o.add(s));
             x += V::L;
             if x >= n {
@@ -429,7 +490,7 @@ unsafe fn row<V: KeyVec>(k: usize, lines: &[*const V::T], n: usize, out: *mut V:
         let p = [lines[0], lines[1], lines[2], lines[3], lines[4]];
         loop {
             let s = x.min(n - V::L);
-            prefetch::<V>(p[4].wrapping_add(s + PREFETCH));
+            prefetch::<V>(ahead.wrapping_add(s * size));
             median25_at::<V>(p, s).store(o.add(s));
             x += V::L;
             if x >= n {
@@ -439,9 +500,50 @@ unsafe fn row<V: KeyVec>(k: usize, lines: &[*const V::T], n: usize, out: *mut V:
     }
 }
 
+/// Two output rows of the 3x3 median (see [`MedianValue::median_pair`]): the windows of
+/// lines 0-2 into `out[0]`, of lines 1-3 into `out[1]`, each column's pair from lines 1
+/// and 2 ordered once for both.
+#[inline(always)]
+unsafe fn row_pair<V: KeyVec>(p: [*const V::T; 4], n: usize, out: [*mut V::T; 2], ahead: [*const u8; 2]) {
+    let mut x = 0;
+    let size = std::mem::size_of::<V::T>();
+    loop {
+        let s = x.min(n - V::L);
+        prefetch::<V>(ahead[0].wrapping_add(s * size));
+        prefetch::<V>(ahead[1].wrapping_add(s * size));
+        let (c0, c1, c2) = (pair_at::<V>(p, s), pair_at::<V>(p, s + 1), pair_at::<V>(p, s + 2));
+        let column = |(l, h): (V, V), x: V| (x.lo(l), l.hi(x.lo(h)), x.hi(h));
+        median_of_columns(column(c0, V::load(p[0].add(s))), column(c1, V::load(p[0].add(s + 1))),
+                          column(c2, V::load(p[0].add(s + 2))))
+        .store(out[0].add(s));
+        median_of_columns(column(c0, V::load(p[3].add(s))), column(c1, V::load(p[3].add(s + 1))),
+                          column(c2, V::load(p[3].add(s + 2))))
+        .store(out[1].add(s));
+        x += V::L;
+        if x >= n {
+            break;
+        }
+    }
+}
+
+/// Lines 1 and 2 at `s..s + L`, ordered: (minima, maxima).
+#[inline(always)]
+unsafe fn pair_at<V: KeyVec>(p: [*const V::T; 4], s: usize) -> (V, V) {
+    let (b, c) = (V::load(p[1].add(s)), V::load(p[2].add(s)));
+    (b.lo(c), b.hi(c))
+}
+
+/// The median of nine from its three columns, each sorted (minima, medians, maxima):
+/// the median of {the largest of the minima, the median of the medians, the smallest
+/// of the maxima}.
+#[inline(always)]
+unsafe fn median_of_columns<V: KeyVec>(c0: (V, V, V), c1: (V, V, V), c2: (V, V, V)) -> V {
+    med3(c0.0.hi(c1.0).hi(c2.0), med3(c0.1, c1.1, c2.1), c0.2.lo(c1.2).lo(c2.2))
+}
+
 /// A hint to fetch the cache line at `p` (any address: a prefetch never faults).
 #[inline(always)]
-fn prefetch<V: KeyVec>(p: *const V::T) {
+fn prefetch<V: KeyVec>(p: *const u8) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
     #[cfg(target_arch = "x86_64")]
@@ -456,13 +558,7 @@ fn prefetch<V: KeyVec>(p: *const V::T) {
 /// shifted columns in registers.
 #[inline(always)]
 unsafe fn median9_at<V: KeyVec>(p: [*const V::T; 3], s: usize) -> V {
-    let (l0, m0, h0) = column::<V>(p, s);
-    let (l1, m1, h1) = column::<V>(p, s + 1);
-    let (l2, m2, h2) = column::<V>(p, s + 2);
-    let mx_lo = l0.hi(l1).hi(l2);
-    let mn_hi = h0.lo(h1).lo(h2);
-    let md = med3(m0, m1, m2);
-    med3(mx_lo, md, mn_hi)
+    median_of_columns(column::<V>(p, s), column::<V>(p, s + 1), column::<V>(p, s + 2))
 }
 
 /// The column of three at `s..s + L`, sorted: (minima, medians, maxima).
@@ -540,11 +636,28 @@ mod tests {
                 for n in [lanes::<T>(level), lanes::<T>(level) + 1, 64, 65, 100, 257] {
                     let data: Vec<Vec<T>> = (0..k).map(|_| (0..n + k - 1).map(|_| conv(next())).collect()).collect();
                     let lines: Vec<&[T]> = data.iter().map(|l| &l[..]).collect();
+                    let keys: Vec<Vec<T::Key>> = data.iter().map(|l| l.iter().map(|v| v.key()).collect()).collect();
+                    let key_lines: Vec<&[T::Key]> = keys.iter().map(|l| &l[..]).collect();
                     let mut out = vec![MaybeUninit::<T>::uninit(); n];
-                    T::median_line(level, k, &lines, &mut out);
+                    T::median_line(level, k, &key_lines, &mut out, std::ptr::null());
                     // SAFETY: median_line writes every output.
                     let got: Vec<T::Key> = out.iter().map(|v| unsafe { v.assume_init() }.key()).collect();
                     assert!(got == reference(k, &lines, n), "{level:?} k {k} n {n}");
+                    if k == 3 {
+                        // a pair of rows: the windows of lines 0-2 and of lines 1-3
+                        let fourth: Vec<T> = (0..n + 2).map(|_| conv(next())).collect();
+                        let fourth_keys: Vec<T::Key> = fourth.iter().map(|v| v.key()).collect();
+                        let mut four = key_lines.clone();
+                        four.push(&fourth_keys);
+                        let (mut o0, mut o1) = (vec![MaybeUninit::<T>::uninit(); n], vec![MaybeUninit::<T>::uninit(); n]);
+                        T::median_pair(level, &four, [&mut o0, &mut o1], [std::ptr::null(); 2]);
+                        // SAFETY: median_pair writes every output of both rows.
+                        let g0: Vec<T::Key> = o0.iter().map(|v| unsafe { v.assume_init() }.key()).collect();
+                        let g1: Vec<T::Key> = o1.iter().map(|v| unsafe { v.assume_init() }.key()).collect();
+                        assert!(g0 == reference(k, &lines, n), "pair, top: {level:?} n {n}");
+                        let below = [lines[1], lines[2], &fourth[..]];
+                        assert!(g1 == reference(k, &below, n), "pair, bottom: {level:?} n {n}");
+                    }
                 }
             }
         }
