@@ -225,9 +225,10 @@ def bench_rank(rng, repeat, lines):
     (target >= 10x) and cv2.medianBlur (>= 1x); minimum / maximum against
     scipy.ndimage and cv2.erode / cv2.dilate with a square kernel."""
     base = rng.random((2048, 2048))
-    # the calls take 0.5-15 ms: more alternating rounds than the default 9 steady the
-    # medians on a shared machine (the first rounds also pay for cold pages and threads)
-    rounds = max(repeat, 30)
+    # the calls take 0.3-15 ms: more alternating rounds than the default 9 steady the
+    # medians on a shared machine (the first rounds also pay for cold pages and threads;
+    # a burst of load from a neighbour lasts tens of rounds of the fast cases)
+    rounds = max(repeat, 80)
     for dt in (np.uint8, np.float32):
         a = (base * 255).astype(dt)
         for k in (3, 5):

@@ -39,7 +39,9 @@ __all__ = [
 
 def set_num_threads(n: int) -> None:
     """Use ``n`` worker threads for native kernels (default: all cores, or the
-    ``CONVCORE_NUM_THREADS`` environment variable)."""
+    ``CONVCORE_NUM_THREADS`` environment variable). A pool of one worker per CPU the
+    process may run on pins each worker to its own CPU (Linux; ``CONVCORE_PIN_THREADS=0``
+    turns that off); a pool of any other size is not pinned."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"set_num_threads: n must be an int, got {n!r}")
     if n < 1:
