@@ -391,12 +391,12 @@ fn box_rows(plan: &RankPlan, xs: &[usize], r: usize, oidx: &mut [usize], rows: &
 /// The median of a 3x3 or 5x5 box (`k`: the box's last axis and its number of rows over
 /// the leading axes) without a padded copy of the input or a network over memory. Each
 /// input row a task reads is turned once into a line of keys with its edges resolved
-/// by the boundary rule ([`KeyLines`]: the `k` most recent lines, so each input row is
-/// converted once per task, not once per window that reads it); each output row is then
-/// one run of `rank_simd`'s vector kernel over the `k` lines (the 3x3 median through
-/// sorted columns, the 5x5 through the median-of-25 network), which writes the values
-/// into the output row; meanwhile it fetches the input row the next output row will
-/// read into the cache.
+/// by the boundary rule ([`KeyLines`]: the `k + 1` most recent lines, so each input row
+/// is converted once per task, not once per window that reads it); each output row is
+/// then one run of `rank_simd`'s vector kernel over the `k` lines (the 3x3 median
+/// through sorted columns, two output rows a run over four lines; the 5x5 through the
+/// median-of-25 network), which writes the values into the output row; meanwhile it
+/// fetches the input rows the next output rows will read into the cache.
 fn box_median<T: Rank>(x: &[T], plan: &RankPlan, cval: T, k: usize) -> Result<Vec<T>> {
     let nd = plan.shape.len();
     let (last, bl) = (plan.shape[nd - 1], plan.before[nd - 1]);
