@@ -14,17 +14,19 @@ use super::Rank;
 use crate::cpu::simd::Level;
 use std::mem::MaybeUninit;
 
-/// A vector of `L` keys of values `T` and the two operations a comparator needs.
+/// A vector of `L` lanes and the two operations a comparator needs. The medians' vectors
+/// hold keys (`T` is the key type: they load keys and store the values' bits), the
+/// folds' vectors values (`T` is the value type).
 pub(crate) trait KeyVec: Copy {
     type T: Copy;
     const L: usize;
-    /// The keys of `L` values.
+    /// `L` lanes read from `p`.
     ///
     /// # Safety
     /// `p` must be valid for reading `L` values (no alignment needed), and the CPU must
     /// have the vector's instruction set.
     unsafe fn load(p: *const Self::T) -> Self;
-    /// The `L` values of the keys, stored.
+    /// The `L` lanes stored (a median vector's keys as their values' bits).
     ///
     /// # Safety
     /// `p` must be valid for writing `L` values; the instruction set as for `load`.
