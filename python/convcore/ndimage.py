@@ -1264,7 +1264,7 @@ def median_filter(input, size=None, footprint=None, output=None, mode="reflect",
 
 # median_filter's common call: the modes whose cval is unused, the dtypes the kernel
 # takes as they are (native byte order), and its box footprints (read-only, cached)
-_FAST_MODES = frozenset(("reflect", "nearest", "mirror", "wrap", "grid-mirror", "grid-wrap"))
+_FAST_MODES = frozenset(_MODES) - {"constant", "grid-constant"}
 _FAST_RANK_DTYPES = frozenset(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32,
                                                     np.uint64, np.int64, np.float32, np.float64))
 _BOX_FOOTPRINTS = {}

@@ -502,27 +502,36 @@ impl<T: Rank> KeyLines<T> {
     ) -> [&'a [T::Key]; 5] {
         let slots = self.held.len();
         assert!(rows.len() <= slots.min(5));
+        // the line of each row (usize::MAX: not held yet); lines a row here needs are kept
+        let mut slot = [usize::MAX; 5];
         let mut needed = [false; 6];
-        for s in rows.iter().flatten() {
-            if let Some(j) = self.held.iter().position(|h| h == s) {
+        for (d, s) in slot.iter_mut().zip(rows) {
+            if let Some(j) = s.and_then(|s| self.held.iter().position(|&h| h == s)) {
                 needed[j] = true;
+                *d = j;
             }
         }
-        for s in rows.iter().flatten() {
-            if !self.held.contains(s) {
-                // at most `slots` distinct rows are needed: one line is free
-                let j = (0..slots).find(|&j| !needed[j]).expect("a free key line");
-                make(*s, &mut self.lines[j]);
-                self.held[j] = *s;
-                needed[j] = true;
+        for (i, s) in rows.iter().enumerate() {
+            let Some(s) = *s else { continue };
+            if slot[i] != usize::MAX {
+                continue;
             }
+            // (a row given twice may have been made just now)
+            slot[i] = match self.held.iter().position(|&h| h == s) {
+                Some(j) => j,
+                None => {
+                    // at most `slots` distinct rows are needed: one line is free
+                    let j = (0..slots).find(|&j| !needed[j]).expect("a free key line");
+                    make(s, &mut self.lines[j]);
+                    self.held[j] = s;
+                    needed[j] = true;
+                    j
+                }
+            };
         }
         let mut src: [&[T::Key]; 5] = [&[]; 5];
-        for (d, row) in src.iter_mut().zip(rows) {
-            *d = match row {
-                Some(s) => &self.lines[self.held.iter().position(|h| h == s).expect("a held line")][..],
-                None => cv_line,
-            };
+        for ((d, row), &j) in src.iter_mut().zip(rows).zip(&slot) {
+            *d = if row.is_some() { &self.lines[j][..] } else { cv_line };
         }
         src
     }
