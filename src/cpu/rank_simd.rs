@@ -31,6 +31,16 @@ pub(crate) trait KeyVec: Copy {
     /// # Safety
     /// `p` must be valid for writing `L` values; the instruction set as for `load`.
     unsafe fn store(self, p: *mut Self::T);
+    /// [`store`](KeyVec::store) past the caches (a non-temporal store: no read of the
+    /// line it writes; the portable vectors store as `store` does).
+    ///
+    /// # Safety
+    /// As for `store`, and `p` aligned to the vector's size; the stores of a run must be
+    /// followed by [`fence`] before the memory is touched again.
+    #[inline(always)]
+    unsafe fn stream(self, p: *mut Self::T) {
+        self.store(p)
+    }
     /// # Safety
     /// The instruction set as for `load`.
     unsafe fn lo(self, o: Self) -> Self;
@@ -73,7 +83,7 @@ mod x86 {
     /// `$name`: `$l` keys `$t` in a `$reg`, loaded as they are and stored as the bits
     /// of their values (`$key` undoes a float's key; `same` for integers).
     macro_rules! key_vec {
-        ($name:ident, $t:ty, $reg:ty, $l:expr, $ld:ident, $st:ident, $min:path, $max:path, $key:path) => {
+        ($name:ident, $t:ty, $reg:ty, $l:expr, $ld:ident, $st:ident, $nt:ident, $min:path, $max:path, $key:path) => {
             #[derive(Clone, Copy)]
             pub(crate) struct $name($reg);
             impl KeyVec for $name {
@@ -86,6 +96,10 @@ mod x86 {
                 #[inline(always)]
                 unsafe fn store(self, p: *mut $t) {
                     $st(p as *mut _, $key(self.0))
+                }
+                #[inline(always)]
+                unsafe fn stream(self, p: *mut $t) {
+                    $nt(p as *mut _, $key(self.0))
                 }
                 #[inline(always)]
                 unsafe fn lo(self, o: Self) -> Self {
@@ -124,33 +138,33 @@ mod x86 {
         _mm256_xor_si256(v, _mm256_srli_epi64::<1>(sign))
     }
 
-    key_vec!(Zu8, u8, __m512i, 64, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epu8, _mm512_max_epu8, same);
-    key_vec!(Zi8, i8, __m512i, 64, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epi8, _mm512_max_epi8, same);
-    key_vec!(Zu16, u16, __m512i, 32, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epu16, _mm512_max_epu16, same);
-    key_vec!(Zi16, i16, __m512i, 32, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epi16, _mm512_max_epi16, same);
-    key_vec!(Zu32, u32, __m512i, 16, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epu32, _mm512_max_epu32, same);
-    key_vec!(Zi32, i32, __m512i, 16, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epi32, _mm512_max_epi32, same);
-    key_vec!(Zu64, u64, __m512i, 8, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epu64, _mm512_max_epu64, same);
-    key_vec!(Zi64, i64, __m512i, 8, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epi64, _mm512_max_epi64, same);
-    key_vec!(Zf32, i32, __m512i, 16, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epi32, _mm512_max_epi32, zkey32);
-    key_vec!(Zf64, i64, __m512i, 8, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_min_epi64, _mm512_max_epi64, zkey64);
+    key_vec!(Zu8, u8, __m512i, 64, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_stream_si512, _mm512_min_epu8, _mm512_max_epu8, same);
+    key_vec!(Zi8, i8, __m512i, 64, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_stream_si512, _mm512_min_epi8, _mm512_max_epi8, same);
+    key_vec!(Zu16, u16, __m512i, 32, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_stream_si512, _mm512_min_epu16, _mm512_max_epu16, same);
+    key_vec!(Zi16, i16, __m512i, 32, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_stream_si512, _mm512_min_epi16, _mm512_max_epi16, same);
+    key_vec!(Zu32, u32, __m512i, 16, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_stream_si512, _mm512_min_epu32, _mm512_max_epu32, same);
+    key_vec!(Zi32, i32, __m512i, 16, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_stream_si512, _mm512_min_epi32, _mm512_max_epi32, same);
+    key_vec!(Zu64, u64, __m512i, 8, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_stream_si512, _mm512_min_epu64, _mm512_max_epu64, same);
+    key_vec!(Zi64, i64, __m512i, 8, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_stream_si512, _mm512_min_epi64, _mm512_max_epi64, same);
+    key_vec!(Zf32, i32, __m512i, 16, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_stream_si512, _mm512_min_epi32, _mm512_max_epi32, zkey32);
+    key_vec!(Zf64, i64, __m512i, 8, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_stream_si512, _mm512_min_epi64, _mm512_max_epi64, zkey64);
 
-    key_vec!(Yu8, u8, __m256i, 32, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_min_epu8, _mm256_max_epu8, same);
-    key_vec!(Yi8, i8, __m256i, 32, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_min_epi8, _mm256_max_epi8, same);
-    key_vec!(Yu16, u16, __m256i, 16, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_min_epu16, _mm256_max_epu16, same);
-    key_vec!(Yi16, i16, __m256i, 16, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_min_epi16, _mm256_max_epi16, same);
-    key_vec!(Yu32, u32, __m256i, 8, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_min_epu32, _mm256_max_epu32, same);
-    key_vec!(Yi32, i32, __m256i, 8, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_min_epi32, _mm256_max_epi32, same);
-    key_vec!(Yu64, u64, __m256i, 4, _mm256_loadu_si256, _mm256_storeu_si256, min_epu64, max_epu64, same);
-    key_vec!(Yi64, i64, __m256i, 4, _mm256_loadu_si256, _mm256_storeu_si256, min_epi64, max_epi64, same);
-    key_vec!(Yf32, i32, __m256i, 8, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_min_epi32, _mm256_max_epi32, ykey32);
-    key_vec!(Yf64, i64, __m256i, 4, _mm256_loadu_si256, _mm256_storeu_si256, min_epi64, max_epi64, ykey64);
+    key_vec!(Yu8, u8, __m256i, 32, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_stream_si256, _mm256_min_epu8, _mm256_max_epu8, same);
+    key_vec!(Yi8, i8, __m256i, 32, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_stream_si256, _mm256_min_epi8, _mm256_max_epi8, same);
+    key_vec!(Yu16, u16, __m256i, 16, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_stream_si256, _mm256_min_epu16, _mm256_max_epu16, same);
+    key_vec!(Yi16, i16, __m256i, 16, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_stream_si256, _mm256_min_epi16, _mm256_max_epi16, same);
+    key_vec!(Yu32, u32, __m256i, 8, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_stream_si256, _mm256_min_epu32, _mm256_max_epu32, same);
+    key_vec!(Yi32, i32, __m256i, 8, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_stream_si256, _mm256_min_epi32, _mm256_max_epi32, same);
+    key_vec!(Yu64, u64, __m256i, 4, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_stream_si256, min_epu64, max_epu64, same);
+    key_vec!(Yi64, i64, __m256i, 4, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_stream_si256, min_epi64, max_epi64, same);
+    key_vec!(Yf32, i32, __m256i, 8, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_stream_si256, _mm256_min_epi32, _mm256_max_epi32, ykey32);
+    key_vec!(Yf64, i64, __m256i, 4, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_stream_si256, min_epi64, max_epi64, ykey64);
 
     // The box minimum / maximum of floats compare values, as the scalar folds do:
     // lo(a, b) = b < a ? b : a, hi(a, b) = b < a ? a : b (a NaN in `a` stays, one in
     // `b` is skipped), which are min_p*(b, a) and max_p*(a, b).
     macro_rules! float_vec {
-        ($name:ident, $t:ty, $reg:ty, $l:expr, $ld:ident, $st:ident, $min:ident, $max:ident) => {
+        ($name:ident, $t:ty, $reg:ty, $l:expr, $ld:ident, $st:ident, $nt:ident, $min:ident, $max:ident) => {
             #[derive(Clone, Copy)]
             pub(crate) struct $name($reg);
             impl KeyVec for $name {
@@ -165,6 +179,10 @@ mod x86 {
                     $st(p, self.0)
                 }
                 #[inline(always)]
+                unsafe fn stream(self, p: *mut $t) {
+                    $nt(p, self.0)
+                }
+                #[inline(always)]
                 unsafe fn lo(self, o: Self) -> Self {
                     $name($min(o.0, self.0))
                 }
@@ -175,10 +193,10 @@ mod x86 {
             }
         };
     }
-    float_vec!(Zf32m, f32, __m512, 16, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_min_ps, _mm512_max_ps);
-    float_vec!(Zf64m, f64, __m512d, 8, _mm512_loadu_pd, _mm512_storeu_pd, _mm512_min_pd, _mm512_max_pd);
-    float_vec!(Yf32m, f32, __m256, 8, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_min_ps, _mm256_max_ps);
-    float_vec!(Yf64m, f64, __m256d, 4, _mm256_loadu_pd, _mm256_storeu_pd, _mm256_min_pd, _mm256_max_pd);
+    float_vec!(Zf32m, f32, __m512, 16, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_stream_ps, _mm512_min_ps, _mm512_max_ps);
+    float_vec!(Zf64m, f64, __m512d, 8, _mm512_loadu_pd, _mm512_storeu_pd, _mm512_stream_pd, _mm512_min_pd, _mm512_max_pd);
+    float_vec!(Yf32m, f32, __m256, 8, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_stream_ps, _mm256_min_ps, _mm256_max_ps);
+    float_vec!(Yf64m, f64, __m256d, 4, _mm256_loadu_pd, _mm256_storeu_pd, _mm256_stream_pd, _mm256_min_pd, _mm256_max_pd);
 
     // AVX2 has no 64-bit min / max: a comparison and a blend.
     #[inline(always)]
@@ -204,13 +222,15 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    pub(super) unsafe fn fold_avx512<V: KeyVec, const MIN: bool>(rows: &[*const V::T], n: usize, out: *mut V::T) {
-        super::fold::<V, MIN>(rows, n, out)
+    pub(super) unsafe fn fold_avx512<V: KeyVec, const MIN: bool>(rows: &[*const V::T], n: usize, out: *mut V::T,
+                                                                 stream: bool) {
+        super::fold::<V, MIN>(rows, n, out, stream)
     }
 
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn fold_avx2<V: KeyVec, const MIN: bool>(rows: &[*const V::T], n: usize, out: *mut V::T) {
-        super::fold::<V, MIN>(rows, n, out)
+    pub(super) unsafe fn fold_avx2<V: KeyVec, const MIN: bool>(rows: &[*const V::T], n: usize, out: *mut V::T,
+                                                               stream: bool) {
+        super::fold::<V, MIN>(rows, n, out, stream)
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
@@ -341,7 +361,10 @@ pub trait FoldValue: Copy + Sized {
     /// `rank`'s scalar folds compare (`b < a`), on the vector path `level` (lowered to
     /// what the CPU has); `out` at least [`lanes`] values, each source at least
     /// `out.len() + i * step`.
-    fn fold(level: Level, min: bool, srcs: &[&[Self]], step: usize, out: &mut [MaybeUninit<Self>]);
+    /// `stream`: the output's aligned vectors are stored past the caches
+    /// ([`KeyVec::stream`]; for an output larger than the caches, whose lines would only
+    /// be read in to be overwritten).
+    fn fold(level: Level, min: bool, srcs: &[&[Self]], step: usize, out: &mut [MaybeUninit<Self>], stream: bool);
 }
 
 macro_rules! fold_value {
@@ -351,7 +374,8 @@ macro_rules! fold_value {
         const _: () = assert!(<x86::$z as KeyVec>::L * std::mem::size_of::<$t>() == 64
             && <x86::$y as KeyVec>::L * std::mem::size_of::<$t>() == 32);
         impl FoldValue for $t {
-            fn fold(level: Level, min: bool, srcs: &[&[$t]], step: usize, out: &mut [MaybeUninit<$t>]) {
+            fn fold(level: Level, min: bool, srcs: &[&[$t]], step: usize, out: &mut [MaybeUninit<$t>],
+                    stream: bool) {
                 // (a path the CPU lacks is never entered, whatever the caller asks)
                 let level = level.min(crate::cpu::simd::detected());
                 let n = out.len();
@@ -375,15 +399,15 @@ macro_rules! fold_value {
                 unsafe {
                     match (level, min) {
                         #[cfg(target_arch = "x86_64")]
-                        (Level::Avx512, true) => x86::fold_avx512::<x86::$z, true>(p, n, o),
+                        (Level::Avx512, true) => x86::fold_avx512::<x86::$z, true>(p, n, o, stream),
                         #[cfg(target_arch = "x86_64")]
-                        (Level::Avx512, false) => x86::fold_avx512::<x86::$z, false>(p, n, o),
+                        (Level::Avx512, false) => x86::fold_avx512::<x86::$z, false>(p, n, o, stream),
                         #[cfg(target_arch = "x86_64")]
-                        (Level::Avx2, true) => x86::fold_avx2::<x86::$y, true>(p, n, o),
+                        (Level::Avx2, true) => x86::fold_avx2::<x86::$y, true>(p, n, o, stream),
                         #[cfg(target_arch = "x86_64")]
-                        (Level::Avx2, false) => x86::fold_avx2::<x86::$y, false>(p, n, o),
-                        (_, true) => fold::<Scalar<$t>, true>(p, n, o),
-                        (_, false) => fold::<Scalar<$t>, false>(p, n, o),
+                        (Level::Avx2, false) => x86::fold_avx2::<x86::$y, false>(p, n, o, stream),
+                        (_, true) => fold::<Scalar<$t>, true>(p, n, o, stream),
+                        (_, false) => fold::<Scalar<$t>, false>(p, n, o, stream),
                     }
                 }
             }
@@ -433,28 +457,60 @@ impl<T: Copy + PartialOrd> KeyVec for Scalar<T> {
 const PREFETCH: usize = 512;
 
 /// The fold of one run of `n` outputs over the sources `p` (see [`FoldValue::fold`];
-/// each pointer already at its first value), the last source prefetched ahead.
+/// each pointer already at its first value), the last source prefetched ahead;
+/// `stream`: the output's aligned vectors stored past the caches, its two ends as usual
+/// (first, so that no store follows a streamed one before the fence that ends the run).
 ///
 /// # Safety
 /// The CPU has `V`'s instruction set; `n >= V::L`, each of `p` valid for reading `n`
 /// values, `out` for writing `n`.
 #[inline(always)]
-unsafe fn fold<V: KeyVec, const MIN: bool>(p: &[*const V::T], n: usize, out: *mut V::T) {
+unsafe fn fold<V: KeyVec, const MIN: bool>(p: &[*const V::T], n: usize, out: *mut V::T, stream: bool) {
     let newest = p[p.len() - 1];
-    let mut x = 0;
-    loop {
-        let s = x.min(n - V::L);
+    let at = |s: usize| {
         prefetch::<V>(newest.wrapping_add(s + PREFETCH) as *const u8);
         let mut acc = V::load(p[0].add(s));
         for q in &p[1..] {
             let v = V::load(q.add(s));
             acc = if MIN { acc.lo(v) } else { acc.hi(v) };
         }
-        acc.store(out.add(s));
+        acc
+    };
+    let size = std::mem::size_of::<V::T>();
+    if stream && V::L > 1 && n >= 2 * V::L && (out as usize) % size == 0 {
+        // the two ends stored as usual (they cover the unaligned head and the tail),
+        // then every aligned vector past the caches, then the fence the stores need
+        let align = V::L * size;
+        let head = (align - (out as usize) % align) % align / size;
+        at(0).store(out);
+        at(n - V::L).store(out.add(n - V::L));
+        let mut s = head;
+        while s + V::L <= n {
+            at(s).stream(out.add(s));
+            s += V::L;
+        }
+        fence();
+        return;
+    }
+    let mut x = 0;
+    loop {
+        let s = x.min(n - V::L);
+        at(s).store(out.add(s));
         x += V::L;
         if x >= n {
             break;
         }
+    }
+}
+
+/// Orders the non-temporal stores ([`KeyVec::stream`]) made before it before every
+/// later access to memory.
+#[inline(always)]
+fn fence() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: sfence is part of SSE, which every x86_64 CPU has.
+    unsafe {
+        std::arch::x86_64::_mm_sfence()
     }
 }
 
@@ -663,6 +719,59 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The folds on every path, their outputs stored as usual and past the caches, at
+    /// every alignment of the output within a vector and lengths around the vector's,
+    /// against the scalar rule (`b < a`).
+    fn check_folds<T: FoldValue + Rank + std::fmt::Debug>(conv: impl Fn(u64) -> T) {
+        let mut seed = 5u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed >> 33
+        };
+        for level in crate::cpu::simd::available() {
+            let l = lanes::<T>(level);
+            for n in [l, l + 1, 2 * l - 1, 2 * l, 2 * l + 1, 3 * l + 5, 257.max(l)] {
+                for (k, step) in [(1usize, 0usize), (3, 0), (2, 1), (5, 1)] {
+                    let data: Vec<Vec<T>> = (0..k).map(|_| (0..n + k).map(|_| conv(next())).collect()).collect();
+                    let srcs: Vec<&[T]> = data.iter().map(|d| &d[..]).collect();
+                    for min in [true, false] {
+                        let want: Vec<T> = (0..n)
+                            .map(|x| {
+                                let mut acc = srcs[0][x];
+                                for (i, q) in srcs.iter().enumerate().skip(1) {
+                                    let v = q[x + i * step];
+                                    acc = if (v < acc) == min { v } else { acc };
+                                }
+                                acc
+                            })
+                            .collect();
+                        for offset in 0..l.min(16) {
+                            for stream in [false, true] {
+                                let mut buf = vec![MaybeUninit::<T>::uninit(); n + l];
+                                let out = &mut buf[offset..offset + n];
+                                T::fold(level, min, &srcs, step, out, stream);
+                                // SAFETY: fold writes every output.
+                                let got: Vec<T> = out.iter().map(|v| unsafe { v.assume_init() }).collect();
+                                assert!(got == want, "{level:?} n {n} k {k} step {step} min {min} offset {offset} stream {stream}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn folds_stored_past_the_caches_are_the_plain_folds() {
+        check_folds(|v| (v % 256) as u8);
+        check_folds(|v| (v % 9) as i16 * 4000 - 16000);
+        check_folds(|v| (v % 11) as u32 * 400_000_000);
+        check_folds(|v| ((v % 13) as i64 - 6) * (i64::MAX / 7));
+        let specials = [0.0, f64::INFINITY, f64::NEG_INFINITY, 1e-310, -2.5, 3.0, 1e300, -7.0];
+        check_folds(|v| specials[(v % 8) as usize] as f32);
+        check_folds(|v| specials[(v % 8) as usize]);
     }
 
     /// Every value type on every path the CPU has, against sorting each window's keys

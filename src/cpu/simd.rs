@@ -114,6 +114,36 @@ pub fn set_level(l: Level) -> Result<Level, String> {
     Ok(before)
 }
 
+/// The size in bytes of the largest cache of CPU 0 (Linux: sysfs, read once), or 32 MiB
+/// where it cannot be read: what a kernel checks before it stores past the caches.
+pub fn last_level_cache_bytes() -> usize {
+    static BYTES: OnceLock<usize> = OnceLock::new();
+    *BYTES.get_or_init(|| largest_cache().unwrap_or(32 << 20))
+}
+
+fn largest_cache() -> Option<usize> {
+    let dir = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache").ok()?;
+    dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("size")).ok())
+        .filter_map(|t| parse_cache_size(t.trim()))
+        .max()
+}
+
+/// sysfs's cache size: a number of bytes with an optional K / M / G suffix ("32768K").
+fn parse_cache_size(t: &str) -> Option<usize> {
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, ""),
+    };
+    let scale = match unit {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return None,
+    };
+    digits.parse::<usize>().ok()?.checked_mul(scale).filter(|&b| b > 0)
+}
+
 /// True when the AVX2+FMA path (or better) is taken.
 #[inline]
 pub fn has_avx2_fma() -> bool {
@@ -192,6 +222,17 @@ unsafe fn with_avx2<R, F: FnOnce() -> R>(f: F) -> R {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cache_sizes_parse_as_sysfs_writes_them() {
+        assert_eq!(parse_cache_size("32768K"), Some(32 << 20));
+        assert_eq!(parse_cache_size("2M"), Some(2 << 20));
+        assert_eq!(parse_cache_size("512"), Some(512));
+        assert_eq!(parse_cache_size("0K"), None);
+        assert_eq!(parse_cache_size("12Q"), None);
+        assert_eq!(parse_cache_size(""), None);
+        assert!(last_level_cache_bytes() > 0);
+    }
+
     use super::*;
 
     #[test]
