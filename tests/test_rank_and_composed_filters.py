@@ -97,16 +97,16 @@ def test_large_windows_and_long_rows_take_the_select_path():
 
 
 def test_box_minima_and_maxima_of_arrays_larger_than_the_cache():
-    """An input and output of 32 MiB or more together (the last-level cache of the machines
-    CI runs on, or less) have their output rows stored past the cache: odd row lengths,
-    so each row's vectors start at another alignment; scipy's results to the bit."""
+    """An input and output that together fill the last-level cache (32 MiB or more: the
+    cache of the machines CI runs on) have their output rows stored past the cache; odd
+    row lengths, so each row's vectors start at another alignment; scipy's bits."""
     for shape, dt in [((2049, 2051), np.float32), ((1450, 1453), np.float64)]:
         x = _data(shape, dt)
         x[::97, ::5] = np.inf
         x[3::89, 1::7] = -np.inf
         x[5::13, 2::3] = -0.0
-        # (cval -3: the only +0.0 a window could hold beside the data's -0.0, whose order
-        # against it scipy leaves to its own passes)
+        # (cval -3.0: with the default 0.0, a window holding +0.0 and the data's -0.0 has
+        # two equal minima, and which one scipy returns follows the order of its passes)
         for size, mode in [(3, "reflect"), ((2, 5), "constant")]:
             for cc, sp in [(cn.minimum_filter, nd.minimum_filter), (cn.maximum_filter, nd.maximum_filter)]:
                 got, want = cc(x, size=size, mode=mode, cval=-3.0), sp(x, size=size, mode=mode, cval=-3.0)
