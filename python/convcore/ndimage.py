@@ -1273,11 +1273,10 @@ _BOX_FOOTPRINTS = {}
 def _box_footprint(size, ndim):
     fp = _BOX_FOOTPRINTS.get((size, ndim))
     if fp is None:
-        if size ** ndim > 1 << 20:  # (not cached: a footprint that large is rare and costly)
-            return np.ones((size,) * ndim, dtype=np.uint8)
         fp = np.ones((size,) * ndim, dtype=np.uint8)
-        fp.flags.writeable = False
-        _BOX_FOOTPRINTS[(size, ndim)] = fp
+        if size ** ndim <= 1 << 20:  # (a larger footprint is rare and costly to keep)
+            fp.flags.writeable = False
+            _BOX_FOOTPRINTS[(size, ndim)] = fp
     return fp
 
 

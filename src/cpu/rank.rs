@@ -286,7 +286,9 @@ fn box_min_max<T: Rank>(x: &[T], plan: &RankPlan, cval: T, min: bool) -> Result<
     let nd = plan.shape.len();
     let (last, kw, bl) = (plan.shape[nd - 1], plan.fshape[nd - 1], plan.before[nd - 1]);
     let width = last + kw - 1;
-    let BoxSetup { cols, xs, mut out, cv_row } = BoxSetup::new(plan, cval)?;
+    let BoxSetup { cols, xs, mut out } = BoxSetup::new(plan)?;
+    // a row of `cval`: what the rows beyond a constant boundary read
+    let cv_row = try_filled(last, cval, "the rank filter's constant row")?;
     let (cols, cv_row) = (&cols, &cv_row[..]);
     let level = crate::cpu::simd::level();
     let vector = last >= rank_simd::lanes::<T>(level);
@@ -337,19 +339,16 @@ struct BoxSetup<T> {
     xs: Vec<usize>,
     /// The output, written row by row.
     out: Vec<std::mem::MaybeUninit<T>>,
-    /// A row of `cval`: what the rows beyond a constant boundary read.
-    cv_row: Vec<T>,
 }
 
 impl<T: Rank> BoxSetup<T> {
-    fn new(plan: &RankPlan, cval: T) -> Result<Self> {
+    fn new(plan: &RankPlan) -> Result<Self> {
         let nd = plan.shape.len();
         let (last, kw, bl) = (plan.shape[nd - 1], plan.fshape[nd - 1], plan.before[nd - 1]);
         Ok(BoxSetup {
             cols: (0..last + kw - 1).map(|j| plan.boundary.map(j as isize - bl as isize, last)).collect(),
             xs: strides(&plan.shape),
             out: crate::error::try_uninit::<T>(checked_numel(&plan.shape)?, "the rank filter's output")?,
-            cv_row: try_filled(last, cval, "the rank filter's constant row")?,
         })
     }
 }
@@ -407,7 +406,7 @@ fn box_rows(plan: &RankPlan, xs: &[usize], r: usize, oidx: &mut [usize], rows: &
 fn box_median<T: Rank>(x: &[T], plan: &RankPlan, cval: T, k: usize) -> Result<Vec<T>> {
     let nd = plan.shape.len();
     let (last, bl) = (plan.shape[nd - 1], plan.before[nd - 1]);
-    let BoxSetup { cols, xs, mut out, .. } = BoxSetup::new(plan, cval)?;
+    let BoxSetup { cols, xs, mut out } = BoxSetup::new(plan)?;
     let cols = &cols;
     let level = crate::cpu::simd::level();
     // outputs computed per row: at least one vector's worth (a short row's rest is
