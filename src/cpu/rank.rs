@@ -299,31 +299,58 @@ fn box_min_max<T: Rank>(x: &[T], plan: &RankPlan, cval: T, min: bool) -> Result<
     // in each of 10 pairs (max 3x3 1.39 -> 1.35 ms, min 5x5 2.64 -> 2.48); a 2048x2048
     // uint8 output (8 MiB in all, which the cache holds) streamed was 1.4-2.7x slower.
     let stream = (x.len() + out.len()) * std::mem::size_of::<T>() >= crate::cpu::simd::last_level_cache_bytes();
-    out.par_chunks_mut(last).enumerate().with_min_len(ROWS_PER_TASK).for_each_init(
-        || (Vec::<Option<usize>>::new(), Vec::<T>::new(), vec![0usize; nd]),
-        |(rows, line, oidx), (r, orow)| {
-            box_rows(plan, &xs, r, oidx, rows);
+    // two output rows at a time when the box has two or more rows (their windows share
+    // all rows but their ends: T::fold_pair)
+    let lead_k: usize = plan.fshape[..nd - 1].iter().product();
+    let step = if vector && lead_k >= 2 { 2 } else { 1 };
+    // the edge-extended line's edges resolved from its middle, the line folded along the
+    // last axis into `orow`
+    let along = |line: &mut [T], orow: &mut [std::mem::MaybeUninit<T>]| {
+        for j in (0..bl).chain(bl + last..width) {
+            line[j] = cols[j].map_or(cval, |m| line[bl + m]);
+        }
+        let line = &line[..];
+        with_slices(width + 1 - last, |_| line, |srcs| T::fold(level, min, srcs, 1, orow, stream));
+    };
+    // SAFETY (both): a slice of initialised values viewed as MaybeUninit (same layout);
+    // the folds write only values into it.
+    let mid = |line: &mut [T]| unsafe { &mut *(&mut line[bl..bl + last] as *mut [T] as *mut [std::mem::MaybeUninit<T>]) };
+    let src = |row: Option<usize>| row.map_or(cv_row, |s| &x[s..s + last]);
+    out.par_chunks_mut(step * last).enumerate().with_min_len(ROWS_PER_TASK / step).for_each_init(
+        || (Vec::<Option<usize>>::new(), Vec::<Option<usize>>::new(), Vec::<T>::new(), Vec::<T>::new(),
+            vec![0usize; nd]),
+        |(ra, rb, line, line2, oidx), (c, chunk)| {
+            let r = c * step;
             line.resize(width, cval);
-            if !vector {
-                box_row_simd(x, rows, cols, cval, min, bl, line, orow);
-                return;
+            box_rows(plan, &xs, r, oidx, ra);
+            if chunk.len() == 2 * last {
+                box_rows(plan, &xs, r + 1, oidx, rb);
+                if ra[1..] == rb[..lead_k - 1] {
+                    line2.resize(width, cval);
+                    let (o0, o1) = chunk.split_at_mut(last);
+                    let k = lead_k;
+                    with_slices(k + 1, |i| src(if i < k { ra[i] } else { rb[k - 1] }), |srcs| {
+                        T::fold_pair(level, min, srcs, [mid(line), mid(line2)])
+                    });
+                    along(line, o0);
+                    along(line2, o1);
+                    return;
+                }
             }
-            // rows folded in registers into the line, its edges resolved, the line
-            // folded along the last axis into the output (rank_simd::FoldValue)
-            {
-                let mid = &mut line[bl..bl + last];
-                // SAFETY: a slice of initialised values viewed as MaybeUninit (same
-                // layout); fold writes only values into it.
-                let mid = unsafe { &mut *(mid as *mut [T] as *mut [std::mem::MaybeUninit<T>]) };
-                with_slices(rows.len(), |i| rows[i].map_or(cv_row, |s| &x[s..s + last]), |srcs| {
-                    T::fold(level, min, srcs, 0, mid, false)
-                });
+            // one output row at a time (boxes of one row, the last row, rows whose
+            // windows are not consecutive rows, rows shorter than a vector)
+            for (i, orow) in chunk.chunks_mut(last).enumerate() {
+                if i > 0 {
+                    box_rows(plan, &xs, r + i, oidx, ra);
+                }
+                if !vector {
+                    box_row_simd(x, ra, cols, cval, min, bl, line, orow);
+                    continue;
+                }
+                // rows folded in registers into the line's middle, then along it
+                with_slices(ra.len(), |i| src(ra[i]), |srcs| T::fold(level, min, srcs, 0, mid(line), false));
+                along(line, orow);
             }
-            for j in (0..bl).chain(bl + last..width) {
-                line[j] = cols[j].map_or(cval, |m| line[bl + m]);
-            }
-            let line = &line[..];
-            with_slices(width + 1 - last, |_| line, |srcs| T::fold(level, min, srcs, 1, orow, stream));
         },
     );
     // SAFETY: every row was written whole by `box_row`.

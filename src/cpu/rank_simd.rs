@@ -234,6 +234,18 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    pub(super) unsafe fn fold_pair_avx512<V: KeyVec, const MIN: bool>(rows: &[*const V::T], n: usize,
+                                                                      out: [*mut V::T; 2]) {
+        super::fold_pair::<V, MIN>(rows, n, out)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn fold_pair_avx2<V: KeyVec, const MIN: bool>(rows: &[*const V::T], n: usize,
+                                                                    out: [*mut V::T; 2]) {
+        super::fold_pair::<V, MIN>(rows, n, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
     pub(super) unsafe fn row_avx512<V: KeyVec>(k: usize, lines: &[*const V::T], n: usize, out: *mut V::T,
                                                ahead: *const u8) {
         super::row::<V>(k, lines, n, out, ahead)
@@ -365,6 +377,15 @@ pub trait FoldValue: Copy + Sized {
     /// ([`KeyVec::stream`]; for an output larger than the caches, whose lines would only
     /// be read in to be overwritten).
     fn fold(level: Level, min: bool, srcs: &[&[Self]], step: usize, out: &mut [MaybeUninit<Self>], stream: bool);
+
+    /// The folds of two windows of rows that share all but their ends (`step` 0):
+    /// `outs[0]` = the fold of `rows[..k]`, `outs[1]` = the fold of `rows[1..]` (`k + 1`
+    /// rows, `k >= 2`), the `k - 1` shared rows folded once; the same values, bit for
+    /// bit, as the two folds in the rows' order (the folds' comparisons keep the earlier
+    /// row of a tie for the minimum, the later for the maximum, and a regrouping that
+    /// keeps the rows' order keeps that choice). Each output at least [`lanes`] values,
+    /// each row at least as long as the outputs.
+    fn fold_pair(level: Level, min: bool, rows: &[&[Self]], outs: [&mut [MaybeUninit<Self>]; 2]);
 }
 
 macro_rules! fold_value {
@@ -408,6 +429,37 @@ macro_rules! fold_value {
                         (Level::Avx2, false) => x86::fold_avx2::<x86::$y, false>(p, n, o, stream),
                         (_, true) => fold::<Scalar<$t>, true>(p, n, o, stream),
                         (_, false) => fold::<Scalar<$t>, false>(p, n, o, stream),
+                    }
+                }
+            }
+
+            fn fold_pair(level: Level, min: bool, rows: &[&[$t]], outs: [&mut [MaybeUninit<$t>]; 2]) {
+                let level = level.min(crate::cpu::simd::detected());
+                let n = outs[0].len();
+                assert!(rows.len() >= 3 && rows.len() <= 17 && outs[1].len() == n && n >= lanes::<$t>(level));
+                assert!(rows.iter().all(|l| l.len() >= n));
+                let mut p = [std::ptr::null::<$t>(); 17];
+                for (d, l) in p.iter_mut().zip(rows) {
+                    *d = l.as_ptr();
+                }
+                let p = &p[..rows.len()];
+                let [o0, o1] = outs;
+                let o = [o0.as_mut_ptr() as *mut $t, o1.as_mut_ptr() as *mut $t];
+                // SAFETY (all arms): the level is at most what the CPU has (clamped
+                // above); the sizes were checked (every output written, MaybeUninit<T>
+                // has T's layout; two distinct &mut slices do not overlap).
+                unsafe {
+                    match (level, min) {
+                        #[cfg(target_arch = "x86_64")]
+                        (Level::Avx512, true) => x86::fold_pair_avx512::<x86::$z, true>(p, n, o),
+                        #[cfg(target_arch = "x86_64")]
+                        (Level::Avx512, false) => x86::fold_pair_avx512::<x86::$z, false>(p, n, o),
+                        #[cfg(target_arch = "x86_64")]
+                        (Level::Avx2, true) => x86::fold_pair_avx2::<x86::$y, true>(p, n, o),
+                        #[cfg(target_arch = "x86_64")]
+                        (Level::Avx2, false) => x86::fold_pair_avx2::<x86::$y, false>(p, n, o),
+                        (_, true) => fold_pair::<Scalar<$t>, true>(p, n, o),
+                        (_, false) => fold_pair::<Scalar<$t>, false>(p, n, o),
                     }
                 }
             }
@@ -500,6 +552,39 @@ unsafe fn fold<V: KeyVec, const MIN: bool>(p: &[*const V::T], n: usize, out: *mu
     loop {
         let s = x.min(n - V::L);
         at(s).store(out.add(s));
+        x += V::L;
+        if x >= n {
+            break;
+        }
+    }
+}
+
+/// The two folds of [`FoldValue::fold_pair`] over the rows `p` (`k + 1 >= 3`, each
+/// pointer at its first value), `n` outputs each, `V::L` a step (the last step moved
+/// back to end at the outputs' end); the two newest rows, which no earlier pair read,
+/// prefetched ahead.
+///
+/// # Safety
+/// The CPU has `V`'s instruction set; `n >= V::L`, each of `p` valid for reading `n`
+/// values, each of `out` for writing `n`, the two not overlapping.
+#[inline(always)]
+unsafe fn fold_pair<V: KeyVec, const MIN: bool>(p: &[*const V::T], n: usize, out: [*mut V::T; 2]) {
+    let k = p.len() - 1;
+    let (first, shared, last) = (p[0], &p[1..k], p[k]);
+    let op = |a: V, b: V| if MIN { a.lo(b) } else { a.hi(b) };
+    let mut x = 0;
+    loop {
+        let s = x.min(n - V::L);
+        prefetch::<V>(last.wrapping_add(s + PREFETCH) as *const u8);
+        prefetch::<V>(shared[shared.len() - 1].wrapping_add(s + PREFETCH) as *const u8);
+        // the shared rows in their order, then the first row before them and the last
+        // after them
+        let mut acc = V::load(shared[0].add(s));
+        for q in &shared[1..] {
+            acc = op(acc, V::load(q.add(s)));
+        }
+        op(V::load(first.add(s)), acc).store(out[0].add(s));
+        op(acc, V::load(last.add(s))).store(out[1].add(s));
         x += V::L;
         if x >= n {
             break;
@@ -765,6 +850,58 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The pair folds on every path, bit for bit the two plain folds of their windows
+    /// (the rows' order: which of two equal values, +0.0 or -0.0, each keeps), for 3 to
+    /// 17 rows and lengths around the vector's.
+    fn check_fold_pairs<T: FoldValue + Rank>(conv: impl Fn(u64) -> T)
+    where
+        T::Key: PartialEq + std::fmt::Debug,
+    {
+        let mut seed = 11u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed >> 33
+        };
+        for level in crate::cpu::simd::available() {
+            let l = lanes::<T>(level);
+            for n in [l, l + 1, 2 * l - 1, 3 * l + 5, 257.max(l)] {
+                for rows in [3usize, 4, 6, 17] {
+                    let data: Vec<Vec<T>> = (0..rows).map(|_| (0..n).map(|_| conv(next())).collect()).collect();
+                    let srcs: Vec<&[T]> = data.iter().map(|d| &d[..]).collect();
+                    for min in [true, false] {
+                        let run = |f: &dyn Fn(&mut [MaybeUninit<T>], &mut [MaybeUninit<T>])| {
+                            let (mut a, mut b) = (vec![MaybeUninit::<T>::uninit(); n], vec![MaybeUninit::<T>::uninit(); n]);
+                            f(&mut a, &mut b);
+                            // SAFETY: both folds write every output.
+                            [a, b].map(|v| v.iter().map(|x| unsafe { x.assume_init() }.key()).collect::<Vec<_>>())
+                        };
+                        let want = run(&|a, b| {
+                            T::fold(level, min, &srcs[..rows - 1], 0, a, false);
+                            T::fold(level, min, &srcs[1..], 0, b, false);
+                        });
+                        let got = run(&|a, b| T::fold_pair(level, min, &srcs, [a, b]));
+                        assert_eq!(got, want, "{level:?} n {n} rows {rows} min {min}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pair_folds_are_the_folds_of_their_windows() {
+        check_fold_pairs(|v| (v % 256) as u8);
+        check_fold_pairs(|v| (v % 5) as i8 - 2);
+        check_fold_pairs(|v| (v % 9) as u16 * 7000);
+        check_fold_pairs(|v| (v % 11) as i32 * 200_000_000 - 1_000_000_000);
+        check_fold_pairs(|v| ((v % 13) as i64 - 6) * (i64::MAX / 7));
+        check_fold_pairs(|v| (v % 13) as u64 * (u64::MAX / 13));
+        // ties of +0.0 and -0.0 everywhere (the maximum or minimum of most windows)
+        let specials = [0.0, -0.0, 0.0, -0.0, f64::NEG_INFINITY, f64::INFINITY, -2.5, 1e-310];
+        check_fold_pairs(|v| specials[(v % 8) as usize] as f32);
+        check_fold_pairs(|v| specials[(v % 8) as usize]);
+        check_fold_pairs(|v| specials[(v % 4) as usize] as f32);
     }
 
     #[test]
