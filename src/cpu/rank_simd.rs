@@ -436,13 +436,19 @@ macro_rules! fold_value {
             fn fold_pair(level: Level, min: bool, rows: &[&[$t]], outs: [&mut [MaybeUninit<$t>]; 2]) {
                 let level = level.min(crate::cpu::simd::detected());
                 let n = outs[0].len();
-                assert!(rows.len() >= 3 && rows.len() <= 17 && outs[1].len() == n && n >= lanes::<$t>(level));
+                assert!(rows.len() >= 3 && outs[1].len() == n && n >= lanes::<$t>(level));
                 assert!(rows.iter().all(|l| l.len() >= n));
-                let mut p = [std::ptr::null::<$t>(); 17];
-                for (d, l) in p.iter_mut().zip(rows) {
-                    *d = l.as_ptr();
-                }
-                let p = &p[..rows.len()];
+                let mut few = [std::ptr::null::<$t>(); 17];
+                let many: Vec<*const $t>;
+                let p: &[*const $t] = if rows.len() <= few.len() {
+                    for (d, l) in few.iter_mut().zip(rows) {
+                        *d = l.as_ptr();
+                    }
+                    &few[..rows.len()]
+                } else {
+                    many = rows.iter().map(|l| l.as_ptr()).collect();
+                    &many
+                };
                 let [o0, o1] = outs;
                 let o = [o0.as_mut_ptr() as *mut $t, o1.as_mut_ptr() as *mut $t];
                 // SAFETY (all arms): the level is at most what the CPU has (clamped
@@ -854,7 +860,7 @@ mod tests {
 
     /// The pair folds on every path, bit for bit the two plain folds of their windows
     /// (the rows' order: which of two equal values, +0.0 or -0.0, each keeps), for 3 to
-    /// 17 rows and lengths around the vector's.
+    /// 20 rows and lengths around the vector's.
     fn check_fold_pairs<T: FoldValue + Rank>(conv: impl Fn(u64) -> T)
     where
         T::Key: PartialEq + std::fmt::Debug,
@@ -867,7 +873,7 @@ mod tests {
         for level in crate::cpu::simd::available() {
             let l = lanes::<T>(level);
             for n in [l, l + 1, 2 * l - 1, 3 * l + 5, 257.max(l)] {
-                for rows in [3usize, 4, 6, 17] {
+                for rows in [3usize, 4, 6, 17, 20] {
                     let data: Vec<Vec<T>> = (0..rows).map(|_| (0..n).map(|_| conv(next())).collect()).collect();
                     let srcs: Vec<&[T]> = data.iter().map(|d| &d[..]).collect();
                     for min in [true, false] {
