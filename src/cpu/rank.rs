@@ -305,17 +305,26 @@ fn box_min_max<T: Rank>(x: &[T], plan: &RankPlan, cval: T, min: bool) -> Result<
     let step = if vector && lead_k >= 2 { 2 } else { 1 };
     // the edge-extended line's edges resolved from its middle, the line folded along the
     // last axis into `orow`
-    let along = |line: &mut [T], orow: &mut [std::mem::MaybeUninit<T>]| {
+    let along = |line: &mut [T], orow: &mut [std::mem::MaybeUninit<T>], ahead: &[T]| {
         for j in (0..bl).chain(bl + last..width) {
             line[j] = cols[j].map_or(cval, |m| line[bl + m]);
         }
         let line = &line[..];
-        with_slices(width + 1 - last, |_| line, |srcs| T::fold(level, min, srcs, 1, orow, stream));
+        with_slices(width + 1 - last, |_| line, |srcs| T::fold(level, min, srcs, 1, orow, stream, ahead));
     };
     // SAFETY (both): a slice of initialised values viewed as MaybeUninit (same layout);
     // the folds write only values into it.
     let mid = |line: &mut [T]| unsafe { &mut *(&mut line[bl..bl + last] as *mut [T] as *mut [std::mem::MaybeUninit<T>]) };
     let src = |row: Option<usize>| row.map_or(cv_row, |s| &x[s..s + last]);
+    // the input row `i` rows after the one at `s` (none past the input's end): what a
+    // later output row reads first, fetched while the folds along the last axis work
+    // from the cache (which leaves memory idle otherwise). 2048x2048, 2 threads, both
+    // ways alternating in one process (3 processes): float32 minimum / maximum 3x3 / 5x5
+    // 11-43 % faster, uint8 17-35 %
+    let next = |s: Option<usize>, i: usize| match s.map(|s| s + i * last) {
+        Some(a) if a + last <= x.len() => &x[a..a + last],
+        _ => &x[..0],
+    };
     out.par_chunks_mut(step * last).enumerate().with_min_len(ROWS_PER_TASK / step).for_each_init(
         || (Vec::<Option<usize>>::new(), Vec::<Option<usize>>::new(), Vec::<T>::new(), Vec::<T>::new(),
             vec![0usize; nd]),
@@ -332,8 +341,8 @@ fn box_min_max<T: Rank>(x: &[T], plan: &RankPlan, cval: T, min: bool) -> Result<
                     with_slices(k + 1, |i| src(if i < k { ra[i] } else { rb[k - 1] }), |srcs| {
                         T::fold_pair(level, min, srcs, [mid(line), mid(line2)])
                     });
-                    along(line, o0);
-                    along(line2, o1);
+                    along(line, o0, next(rb[k - 1], 1));
+                    along(line2, o1, next(rb[k - 1], 2));
                     return;
                 }
             }
@@ -348,8 +357,8 @@ fn box_min_max<T: Rank>(x: &[T], plan: &RankPlan, cval: T, min: bool) -> Result<
                     continue;
                 }
                 // rows folded in registers into the line's middle, then along it
-                with_slices(ra.len(), |i| src(ra[i]), |srcs| T::fold(level, min, srcs, 0, mid(line), false));
-                along(line, orow);
+                with_slices(ra.len(), |i| src(ra[i]), |srcs| T::fold(level, min, srcs, 0, mid(line), false, &[]));
+                along(line, orow, next(ra[ra.len() - 1], 1));
             }
         },
     );

@@ -223,14 +223,14 @@ mod x86 {
 
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
     pub(super) unsafe fn fold_avx512<V: KeyVec, const MIN: bool>(rows: &[*const V::T], n: usize, out: *mut V::T,
-                                                                 stream: bool) {
-        super::fold::<V, MIN>(rows, n, out, stream)
+                                                                 stream: bool, ahead: *const u8) {
+        super::fold::<V, MIN>(rows, n, out, stream, ahead)
     }
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn fold_avx2<V: KeyVec, const MIN: bool>(rows: &[*const V::T], n: usize, out: *mut V::T,
-                                                               stream: bool) {
-        super::fold::<V, MIN>(rows, n, out, stream)
+                                                               stream: bool, ahead: *const u8) {
+        super::fold::<V, MIN>(rows, n, out, stream, ahead)
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
@@ -376,7 +376,12 @@ pub trait FoldValue: Copy + Sized {
     /// `stream`: the output's aligned vectors are stored past the caches
     /// ([`KeyVec::stream`]; for an output larger than the caches, whose lines would only
     /// be read in to be overwritten).
-    fn fold(level: Level, min: bool, srcs: &[&[Self]], step: usize, out: &mut [MaybeUninit<Self>], stream: bool);
+    /// `ahead`: values the caller reads next (the input row the next output row reads
+    /// first), fetched into the cache a line per output vector while this fold runs, so
+    /// that memory keeps delivering while the fold works from the cache; empty: the
+    /// newest source is fetched a little ahead of the fold instead.
+    fn fold(level: Level, min: bool, srcs: &[&[Self]], step: usize, out: &mut [MaybeUninit<Self>], stream: bool,
+            ahead: &[Self]);
 
     /// The folds of two windows of rows that share all but their ends (`step` 0):
     /// `outs[0]` = the fold of `rows[..k]`, `outs[1]` = the fold of `rows[1..]` (`k + 1`
@@ -396,7 +401,7 @@ macro_rules! fold_value {
             && <x86::$y as KeyVec>::L * std::mem::size_of::<$t>() == 32);
         impl FoldValue for $t {
             fn fold(level: Level, min: bool, srcs: &[&[$t]], step: usize, out: &mut [MaybeUninit<$t>],
-                    stream: bool) {
+                    stream: bool, ahead: &[$t]) {
                 // (a path the CPU lacks is never entered, whatever the caller asks)
                 let level = level.min(crate::cpu::simd::detected());
                 let n = out.len();
@@ -414,21 +419,22 @@ macro_rules! fold_value {
                     &many
                 };
                 let o = out.as_mut_ptr() as *mut $t;
+                let a = if ahead.is_empty() { std::ptr::null() } else { ahead.as_ptr() as *const u8 };
                 // SAFETY (all arms): the level is at most what the CPU has (clamped
                 // above); the sizes were checked (every output written, MaybeUninit<T>
-                // has T's layout).
+                // has T's layout; a prefetch reads nothing and never faults).
                 unsafe {
                     match (level, min) {
                         #[cfg(target_arch = "x86_64")]
-                        (Level::Avx512, true) => x86::fold_avx512::<x86::$z, true>(p, n, o, stream),
+                        (Level::Avx512, true) => x86::fold_avx512::<x86::$z, true>(p, n, o, stream, a),
                         #[cfg(target_arch = "x86_64")]
-                        (Level::Avx512, false) => x86::fold_avx512::<x86::$z, false>(p, n, o, stream),
+                        (Level::Avx512, false) => x86::fold_avx512::<x86::$z, false>(p, n, o, stream, a),
                         #[cfg(target_arch = "x86_64")]
-                        (Level::Avx2, true) => x86::fold_avx2::<x86::$y, true>(p, n, o, stream),
+                        (Level::Avx2, true) => x86::fold_avx2::<x86::$y, true>(p, n, o, stream, a),
                         #[cfg(target_arch = "x86_64")]
-                        (Level::Avx2, false) => x86::fold_avx2::<x86::$y, false>(p, n, o, stream),
-                        (_, true) => fold::<Scalar<$t>, true>(p, n, o, stream),
-                        (_, false) => fold::<Scalar<$t>, false>(p, n, o, stream),
+                        (Level::Avx2, false) => x86::fold_avx2::<x86::$y, false>(p, n, o, stream, a),
+                        (_, true) => fold::<Scalar<$t>, true>(p, n, o, stream, a),
+                        (_, false) => fold::<Scalar<$t>, false>(p, n, o, stream, a),
                     }
                 }
             }
@@ -515,7 +521,8 @@ impl<T: Copy + PartialOrd> KeyVec for Scalar<T> {
 const PREFETCH: usize = 512;
 
 /// The fold of one run of `n` outputs over the sources `p` (see [`FoldValue::fold`];
-/// each pointer already at its first value), the last source prefetched ahead;
+/// each pointer already at its first value), a line of `ahead` prefetched per output
+/// vector (null: the last source, `PREFETCH` values ahead);
 /// `stream`: the output's aligned vectors stored past the caches, its two ends as usual
 /// (first, so that no store follows a streamed one before the fence that ends the run).
 ///
@@ -523,10 +530,12 @@ const PREFETCH: usize = 512;
 /// The CPU has `V`'s instruction set; `n >= V::L`, each of `p` valid for reading `n`
 /// values, `out` for writing `n`.
 #[inline(always)]
-unsafe fn fold<V: KeyVec, const MIN: bool>(p: &[*const V::T], n: usize, out: *mut V::T, stream: bool) {
-    let newest = p[p.len() - 1];
+unsafe fn fold<V: KeyVec, const MIN: bool>(p: &[*const V::T], n: usize, out: *mut V::T, stream: bool,
+                                           ahead: *const u8) {
+    let size = std::mem::size_of::<V::T>();
+    let fetch = if ahead.is_null() { p[p.len() - 1].wrapping_add(PREFETCH) as *const u8 } else { ahead };
     let at = |s: usize| {
-        prefetch::<V>(newest.wrapping_add(s + PREFETCH) as *const u8);
+        prefetch::<V>(fetch.wrapping_add(s * size));
         let mut acc = V::load(p[0].add(s));
         for q in &p[1..] {
             let v = V::load(q.add(s));
@@ -537,7 +546,6 @@ unsafe fn fold<V: KeyVec, const MIN: bool>(p: &[*const V::T], n: usize, out: *mu
     if stream && V::L > 1 && n >= 2 * V::L {
         // the ends the aligned vectors leave stored as usual (the unaligned head, the
         // tail), then every aligned vector past the caches, then the fence the stores need
-        let size = std::mem::size_of::<V::T>();
         let align = V::L * size;
         let head = (align - (out as usize) % align) % align / size;
         if head > 0 {
@@ -846,7 +854,7 @@ mod tests {
                             for stream in [false, true] {
                                 let mut buf = vec![MaybeUninit::<T>::uninit(); n + l];
                                 let out = &mut buf[offset..offset + n];
-                                T::fold(level, min, &srcs, step, out, stream);
+                                T::fold(level, min, &srcs, step, out, stream, &[]);
                                 // SAFETY: fold writes every output.
                                 let got: Vec<T> = out.iter().map(|v| unsafe { v.assume_init() }).collect();
                                 assert!(got == want, "{level:?} n {n} k {k} step {step} min {min} offset {offset} stream {stream}");
@@ -884,8 +892,8 @@ mod tests {
                             [a, b].map(|v| v.iter().map(|x| unsafe { x.assume_init() }.key()).collect::<Vec<_>>())
                         };
                         let want = run(&|a, b| {
-                            T::fold(level, min, &srcs[..rows - 1], 0, a, false);
-                            T::fold(level, min, &srcs[1..], 0, b, false);
+                            T::fold(level, min, &srcs[..rows - 1], 0, a, false, &[]);
+                            T::fold(level, min, &srcs[1..], 0, b, false, &[]);
                         });
                         let got = run(&|a, b| T::fold_pair(level, min, &srcs, [a, b]));
                         assert_eq!(got, want, "{level:?} n {n} rows {rows} min {min}");
