@@ -321,10 +321,7 @@ fn box_min_max<T: Rank>(x: &[T], plan: &RankPlan, cval: T, min: bool) -> Result<
     // from the cache (which leaves memory idle otherwise). 2048x2048, 2 threads, both
     // ways alternating in one process: float32 minimum / maximum 3x3 / 5x5 / 7x7 7-46 %
     // faster, uint8 0-31 % (the least when the machine is quiet); the AVX2 path 23-52 %
-    let next = |s: Option<usize>, i: usize| match s.map(|s| s + i * last) {
-        Some(a) if a + last <= x.len() => &x[a..a + last],
-        _ => &x[..0],
-    };
+    let next = |s: Option<usize>, i: usize| s.and_then(|s| row_after(x, s, i, last)).unwrap_or(&[]);
     out.par_chunks_mut(step * last).enumerate().with_min_len(ROWS_PER_TASK / step).for_each_init(
         || (Vec::<Option<usize>>::new(), Vec::<Option<usize>>::new(), Vec::<T>::new(), Vec::<T>::new(),
             vec![0usize; nd]),
@@ -364,6 +361,13 @@ fn box_min_max<T: Rank>(x: &[T], plan: &RankPlan, cval: T, min: bool) -> Result<
     );
     // SAFETY: every row was written whole by `box_row`.
     Ok(unsafe { crate::error::assume_init_vec(out) })
+}
+
+/// The input row of `last` values `i` rows after the one starting at `s` (None past the
+/// input's end): what a later output row reads, for the box paths to fetch ahead.
+fn row_after<T>(x: &[T], s: usize, i: usize, last: usize) -> Option<&[T]> {
+    let a = s + i * last;
+    x.get(a..a + last)
 }
 
 /// What both box paths start from.
@@ -469,9 +473,8 @@ fn box_median<T: Rank>(x: &[T], plan: &RankPlan, cval: T, k: usize) -> Result<Ve
                 key_line_simd(&x[s..s + last], cols, cval, bl, line);
                 let mut a = ahead.get();
                 for (i, a) in a.iter_mut().enumerate() {
-                    let next = s + (i + 1) * last;
-                    if next + last <= x.len() {
-                        *a = x[next..].as_ptr() as *const u8;
+                    if let Some(row) = row_after(x, s, i + 1, last) {
+                        *a = row.as_ptr() as *const u8;
                     }
                 }
                 ahead.set(a);
