@@ -351,13 +351,15 @@ def test_batch_normalization_on_every_path_and_every_chunking(level, shape):
 @pytest.mark.parametrize("size", [3, 5])
 def test_box_medians_minima_and_maxima_are_scipys_on_every_path(level, dtype, size):
     # The 3x3 / 5x5 box medians run hand-vectorised networks over lines of keys (the
-    # 3x3 two output rows at a time: even and odd numbers of rows), the box minimum /
+    # 3x3 two output rows at a time: even and odd numbers of rows; the one-byte 3x3,
+    # in rows of three vectors or more, from the rows in place, down strips of rows in
+    # tasks of 32), the box minimum /
     # maximum hand-vectorised folds (src/cpu/rank_simd.rs): rows wider than a vector
     # and narrower (the kernels' outputs beyond the row dropped, or the scalar folds),
     # every mode, origins at both ends; few distinct values so that ties are common,
     # and scipy's result to the bit.
     r = np.random.default_rng(size)
-    for shape in [(9, 203), (6, 70), (5, 17), (7, 3)]:
+    for shape in [(9, 203), (37, 200), (6, 70), (5, 17), (7, 3)]:
         if np.dtype(dtype).kind == "f":
             x = (r.integers(-4, 5, shape) * 0.75).astype(dtype)
         else:
