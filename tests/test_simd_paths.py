@@ -352,8 +352,8 @@ def test_batch_normalization_on_every_path_and_every_chunking(level, shape):
 def test_box_medians_minima_and_maxima_are_scipys_on_every_path(level, dtype, size):
     # The 3x3 / 5x5 box medians run hand-vectorised networks over lines of keys (the
     # 3x3 two output rows at a time: even and odd numbers of rows; the one-byte 3x3,
-    # in rows of three vectors or more, from the rows in place, down strips of rows in
-    # tasks of 32), the box minimum /
+    # in rows of three vectors or more, from the rows in place, down strips of rows),
+    # the box minimum /
     # maximum hand-vectorised folds (src/cpu/rank_simd.rs): rows wider than a vector
     # and narrower (the kernels' outputs beyond the row dropped, or the scalar folds),
     # every mode, origins at both ends; few distinct values so that ties are common,

@@ -6,7 +6,9 @@
 //! rows folded into one scratch line, then along the last axis) and the median of a 3x3
 //! or 5x5 box (each input row a task reads turned once into a line of keys with its
 //! edges resolved, each output row computed from those lines in vector registers by
-//! `rank_simd`; the 3x3 two output rows at a time). Every other footprint, and inputs
+//! `rank_simd`; the 3x3 two output rows at a time; the 3x3 of one-byte values from the
+//! input rows in place, down strips of rows, [`box_median3_in_place`]). Every other
+//! footprint, and inputs
 //! of too few rows to spread, go through a padded copy:
 //!
 //! The input is first padded by the boundary rule (one copy, in parallel), so that the
@@ -457,7 +459,8 @@ fn box_rows(plan: &RankPlan, xs: &[usize], r: usize, oidx: &mut [usize], rows: &
 /// then one run of `rank_simd`'s vector kernel over the `k` lines (the 3x3 median
 /// through sorted columns, two output rows a run over four lines; the 5x5 through the
 /// median-of-25 network), which writes the values into the output row; meanwhile it
-/// fetches the input rows the next output rows will read into the cache.
+/// fetches the input rows the next output rows will read into the cache. The 3x3 of
+/// one-byte values in rows of three vectors or more goes to [`box_median3_in_place`].
 fn box_median<T: Rank>(x: &[T], plan: &RankPlan, cval: T, k: usize) -> Result<Vec<T>> {
     let nd = plan.shape.len();
     let (last, bl) = (plan.shape[nd - 1], plan.before[nd - 1]);
@@ -559,7 +562,9 @@ fn box_median3_in_place<T: Rank>(x: &[T], plan: &RankPlan, cval: T, level: crate
     // the line a row beyond a constant boundary reads
     let cv_line = try_filled(last + 2, cval.key(), "the rank filter's constant row")?;
     let ends = Ends { x, cols, cval, bl: plan.before[nd - 1], lanes, cv_line: &cv_line };
-    let block = rank_simd::ROWS3_MAX;
+    // tasks of up to ROWS3_MAX rows, at least two a thread
+    let rows = out.len() / last;
+    let block = rank_simd::ROWS3_MAX.min(rows / (2 * rayon::current_num_threads())).max(1);
     out.par_chunks_mut(block * last).enumerate().for_each_init(
         || {
             (Vec::<Option<usize>>::new(), Vec::<Option<usize>>::with_capacity(block + 2), vec![0usize; nd],
@@ -1221,6 +1226,12 @@ mod tests {
     /// centre.
     #[test]
     fn in_place_3x3_medians_match_the_reference() {
+        // (two threads, so that every case takes the box path whatever the machine:
+        // it needs two rows a thread)
+        rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap().install(in_place_3x3_cases);
+    }
+
+    fn in_place_3x3_cases() {
         let mut seed = 11u64;
         let cases: [(&[usize], &[usize]); 5] =
             [(&[70, 200], &[3, 3]), (&[33, 192], &[3, 3]), (&[2, 9, 200], &[1, 3, 3]), (&[5, 64], &[3, 3]), (&[40, 24], &[3, 3])];
