@@ -767,12 +767,7 @@ unsafe fn rows3_strip<V: KeyVec>(p: &[*const V::T], n: usize, out: &[*mut V::T])
     let mut x = 0;
     loop {
         let s = x.min(n - V::L);
-        let sorted = |q: *const V::T| {
-            let (a, b, c) = (V::load(q.add(s)), V::load(q.add(s + 1)), V::load(q.add(s + 2)));
-            let (a, b) = (a.lo(b), a.hi(b));
-            let (b, c) = (b.lo(c), b.hi(c));
-            (a.lo(b), a.hi(b), c)
-        };
+        let sorted = |q: *const V::T| sort3(V::load(q.add(s)), V::load(q.add(s + 1)), V::load(q.add(s + 2)));
         let (mut r0, mut r1) = (sorted(p[0]), sorted(p[1]));
         for i in 0..m {
             let r2 = sorted(p[i + 2]);
@@ -824,11 +819,18 @@ unsafe fn median9_at<V: KeyVec>(p: [*const V::T; 3], s: usize) -> V {
 /// The column of three at `s..s + L`, sorted: (minima, medians, maxima).
 #[inline(always)]
 unsafe fn column<V: KeyVec>(p: [*const V::T; 3], s: usize) -> (V, V, V) {
-    let (a, b, c) = (V::load(p[0].add(s)), V::load(p[1].add(s)), V::load(p[2].add(s)));
+    sort3(V::load(p[0].add(s)), V::load(p[1].add(s)), V::load(p[2].add(s)))
+}
+
+/// `(a, b, c)` sorted: (minima, medians, maxima).
+///
+/// # Safety
+/// The CPU has `V`'s instruction set.
+#[inline(always)]
+unsafe fn sort3<V: KeyVec>(a: V, b: V, c: V) -> (V, V, V) {
     let (a, b) = (a.lo(b), a.hi(b));
     let (b, c) = (b.lo(c), b.hi(c));
-    let (a, b) = (a.lo(b), a.hi(b));
-    (a, b, c)
+    (a.lo(b), a.hi(b), c)
 }
 
 #[inline(always)]
